@@ -1,0 +1,126 @@
+//! `Case`: the single value that is generated, stored, replayed, reported and
+//! turned into reproducers: a setup of the calling process and a short
+//! sequence of steps.
+
+pub mod setup;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use setup::{Privilege, Setup};
+
+use crate::flags::RawFlags;
+
+/// Most steps a case may hold.
+pub const MAX_STEPS: usize = 4;
+/// Most extra threads a setup may start.
+pub const MAX_THREADS: u8 = 2;
+
+/// One action of the sequence, run in order by the case's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// `syscall(SYS_unshare, flags)` with the full 64-bit word.
+    Unshare(RawFlags),
+}
+
+/// A setup and 1..=4 steps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// How the calling process is prepared before the first step.
+    #[serde(default)]
+    pub setup: Setup,
+    /// What it then does.
+    pub steps: Vec<Step>,
+}
+
+/// A case that cannot be run as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    /// No steps, or more than [`MAX_STEPS`].
+    #[error("a case needs 1 to {MAX_STEPS} steps, this one has {0}")]
+    StepCount(usize),
+    /// More threads than [`MAX_THREADS`].
+    #[error("setup asks for {0} extra threads; at most {MAX_THREADS} are supported")]
+    Threads(u8),
+}
+
+impl Case {
+    /// A case of plain unshare steps with the default setup.
+    pub fn unshare(flags: &[u64]) -> Case {
+        Case {
+            setup: Setup::default(),
+            steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect(),
+        }
+    }
+
+    /// Checks the limits the executor relies on.
+    ///
+    /// # Errors
+    /// [`CaseError`] naming the limit that is exceeded.
+    pub fn validate(&self) -> Result<(), CaseError> {
+        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+            return Err(CaseError::StepCount(self.steps.len()));
+        }
+        if self.setup.threads > MAX_THREADS {
+            return Err(CaseError::Threads(self.setup.threads));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Unshare(flags) => write!(f, "unshare({flags})"),
+        }
+    }
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]", self.setup)?;
+        for step in &self.steps {
+            write!(f, " {step};")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_is_readable_and_strict() {
+        let case = Case::unshare(&[0x2_0000 | 0x1_0000_0000]);
+        let json = serde_json::to_string(&case).unwrap();
+        assert_eq!(
+            json,
+            r#"{"setup":{"privilege":"root","threads":0},"steps":[{"unshare":"NEWNS|0x100000000"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Case>(&json).unwrap(), case);
+        let unknown = r#"{"setup":{"privilege":"root","threads":0,"colour":1},"steps":[{"unshare":"0"}]}"#;
+        let e = serde_json::from_str::<Case>(unknown).unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn validate_names_the_limit() {
+        assert_eq!(Case::unshare(&[]).validate(), Err(CaseError::StepCount(0)));
+        assert_eq!(Case::unshare(&[0; 5]).validate(), Err(CaseError::StepCount(5)));
+        let mut c = Case::unshare(&[0]);
+        c.setup.threads = 3;
+        assert_eq!(c.validate(), Err(CaseError::Threads(3)));
+    }
+
+    #[test]
+    fn display_is_one_line() {
+        let mut c = Case::unshare(&[0x2000_0000, 0]);
+        c.setup.threads = 1;
+        c.setup.privilege = Privilege::Nobody;
+        assert_eq!(c.to_string(), "[nobody, 1 extra thread] unshare(NEWPID); unshare(0);");
+    }
+}

@@ -1,0 +1,128 @@
+//! Probes the [`Environment`] once, inside the sandbox, before the first case.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::case::Case;
+use crate::env::Environment;
+use crate::ns::NsLink;
+use crate::observe::{Outcome, Snapshot};
+use crate::sys;
+
+use super::child;
+use super::record::RawSnapshot;
+use super::sandbox::SandboxInfo;
+use super::watch;
+
+fn read_text(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+fn read_u64(path: &str) -> Option<u64> {
+    read_text(path)?.parse().ok()
+}
+
+/// True if `id` is inside one of the ranges of an id-map file.
+fn id_mapped(map: &str, id: u64) -> bool {
+    map.lines().any(|line| {
+        let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        f.len() == 3 && id >= f[0] && id < f[0] + f[2]
+    })
+}
+
+fn own_snapshot() -> Snapshot {
+    let mut raw = RawSnapshot::default();
+    child::snapshot(&mut raw);
+    raw.to_snapshot()
+}
+
+/// Builds the environment description.
+pub fn environment(info: &SandboxInfo) -> Environment {
+    let ns_links: Vec<NsLink> = NsLink::ALL
+        .into_iter()
+        .filter(|l| std::path::Path::new(&format!("/proc/self/ns/{}", l.file_name())).exists())
+        .collect();
+    let max_namespaces: BTreeMap<String, u64> = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
+        .iter()
+        .filter_map(|k| read_u64(&format!("/proc/sys/user/max_{k}_namespaces")).map(|v| (k.to_string(), v)))
+        .collect();
+    if !std::path::Path::new("/sys/kernel/security/lsm").exists() {
+        // Our own mount namespace: mounting securityfs here does not reach the host.
+        let _ = sys::mount(c"securityfs", c"/sys/kernel/security", Some(c"securityfs"), 0);
+    }
+    let lsms: Vec<String> = read_text("/sys/kernel/security/lsm")
+        .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    let nobody_mapped = read_text("/proc/self/uid_map").is_some_and(|m| id_mapped(&m, 65534))
+        && read_text("/proc/self/gid_map").is_some_and(|m| id_mapped(&m, 65534));
+    let mut env = Environment {
+        kernel_release: sys::kernel_release(),
+        host_uid: info.host_uid,
+        sandbox: info.description.clone(),
+        sandbox_user_ns: info.user_ns,
+        baseline: own_snapshot(),
+        cap_last_cap: read_u64("/proc/sys/kernel/cap_last_cap").unwrap_or(40) as u32,
+        overflow_uid: read_u64("/proc/sys/kernel/overflowuid").unwrap_or(65534) as u32,
+        overflow_gid: read_u64("/proc/sys/kernel/overflowgid").unwrap_or(65534) as u32,
+        userns_depth: info.host_userns_depth.map(|d| d + u32::from(info.user_ns)),
+        chrooted: info.host_chrooted.unwrap_or(false),
+        nobody_mapped,
+        ns_links,
+        max_namespaces,
+        seccomp_mode: info.seccomp.0,
+        lsms,
+        restrictions: Vec::new(),
+    };
+    env.restrictions = restrictions(&env, info);
+    env
+}
+
+fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
+    let mut notes = Vec::new();
+    if info.seccomp.0 == 2 {
+        notes.push(format!(
+            "a seccomp filter is installed ({} filter(s)): unshare may be filtered, and results describe the kernel as filtered",
+            info.seccomp.1
+        ));
+    } else if info.seccomp.0 == 1 {
+        notes.push("strict seccomp mode is active".into());
+    }
+    if read_u64("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        notes.push("kernel.unprivileged_userns_clone=0: NEWUSER without privilege is refused (a distribution patch)".into());
+    }
+    if read_u64("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+        notes.push("kernel.apparmor_restrict_unprivileged_userns=1: AppArmor may refuse user namespaces".into());
+    }
+    if env.max_namespaces("user") == Some(0) {
+        notes.push("user.max_user_namespaces=0: every NEWUSER fails with ENOSPC".into());
+    }
+    if info.host_chrooted.is_none() {
+        notes.push("could not tell whether the harness runs chrooted; assumed not".into());
+    }
+    if info.host_userns_depth.is_none() {
+        notes.push("the harness already runs inside a user namespace of unknown depth; the depth limit is not modelled".into());
+    }
+    let probe = Case::unshare(&[0]);
+    match watch::run_one(&probe, Duration::from_secs(5)) {
+        Ok(Outcome::Completed { trace }) => {
+            if let Some(step) = trace.steps.first().filter(|s| !s.result.is_success()) {
+                notes.push(format!("unshare(0) fails with {}: unshare itself is filtered here", step.result));
+            }
+        }
+        Ok(other) => notes.push(format!("the unshare(0) probe ended as {}", other.kind())),
+        Err(e) => notes.push(format!("the unshare(0) probe could not run: {e}")),
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_id_maps() {
+        assert!(id_mapped("0 0 4294967295\n", 65534));
+        assert!(!id_mapped("0 1000 1\n", 65534));
+        assert!(id_mapped("0 1000 1\n65534 100000 1\n", 65534));
+    }
+}

@@ -1,0 +1,48 @@
+//! The line-oriented JSON protocol between the harness and its executor.
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::Case;
+use crate::env::Environment;
+use crate::observe::Outcome;
+
+/// One case to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// Echoed in the response.
+    pub id: u64,
+    /// The case.
+    pub case: Case,
+    /// Watchdog timeout.
+    pub timeout_ms: u64,
+}
+
+/// One line from the executor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// First line: the sandbox is up and this is the environment.
+    Hello {
+        /// What was probed.
+        environment: Box<Environment>,
+    },
+    /// First line instead of `Hello`: the sandbox could not be built.
+    Fatal {
+        /// What failed and what to do.
+        message: String,
+    },
+    /// The outcome of one case.
+    Outcome {
+        /// Request id.
+        id: u64,
+        /// What happened.
+        outcome: Outcome,
+    },
+    /// A request could not be served.
+    Error {
+        /// Request id, if it could be read.
+        id: Option<u64>,
+        /// Why.
+        message: String,
+    },
+}

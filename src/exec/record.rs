@@ -1,0 +1,272 @@
+//! The fixed-size messages a case child writes to its pipe, one per event
+//! (setup failed, state before the first step, each step, done). Each is
+//! smaller than `PIPE_BUF`, so a write is atomic, and each is self-contained,
+//! so whatever the child managed to report survives its death.
+
+use crate::errno::{CallResult, Errno};
+use crate::ns::NsLink;
+use crate::observe::{NsValue, Snapshot};
+
+const MAGIC: u32 = 0x5546_5a31; // "UFZ1"
+
+/// Bytes per message.
+pub const MSG_LEN: usize = 4 + 4 + 4 + 4 + 8 + SNAP_LEN;
+const SNAP_LEN: usize = 8 * NsLink::COUNT + 4 * NsLink::COUNT + 4 + 4 * 4 + 8 + 4;
+
+/// What a message reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MsgKind {
+    /// A setup operation failed (`op`, `errno`); nothing follows but `Done`.
+    SetupFailed = 1,
+    /// The state after the setup.
+    Before = 2,
+    /// One step: `rc`, `errno` and the state after it.
+    Step = 3,
+    /// The child reached its end.
+    Done = 4,
+}
+
+/// A setup operation, named in `SetupFailed` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SetupOp {
+    /// `setpgid(0, 0)`
+    Setpgid = 1,
+    /// `prctl(PR_SET_PDEATHSIG)`
+    Pdeathsig = 2,
+    /// `capget`
+    Capget = 3,
+    /// `capset` without CAP_SYS_ADMIN
+    CapsetDropSysAdmin = 4,
+    /// `setgroups(0, NULL)`
+    Setgroups = 5,
+    /// `setresgid(65534)`
+    SetgidNobody = 6,
+    /// `setresuid(65534)`
+    SetuidNobody = 7,
+    /// `prctl(PR_SET_DUMPABLE, 1)`
+    Dumpable = 8,
+    /// `unshare(NEWUSER)` of the user-ns setup
+    UnshareUserNs = 9,
+    /// writing `/proc/self/setgroups`
+    WriteSetgroups = 10,
+    /// writing `/proc/self/uid_map`
+    WriteUidMap = 11,
+    /// writing `/proc/self/gid_map`
+    WriteGidMap = 12,
+    /// `pthread_create`
+    PthreadCreate = 13,
+}
+
+impl SetupOp {
+    /// Human name.
+    pub fn describe(code: u32) -> &'static str {
+        match code {
+            1 => "setpgid(0, 0)",
+            2 => "prctl(PR_SET_PDEATHSIG)",
+            3 => "capget",
+            4 => "capset without CAP_SYS_ADMIN",
+            5 => "setgroups(0, NULL)",
+            6 => "setresgid(65534)",
+            7 => "setresuid(65534)",
+            8 => "prctl(PR_SET_DUMPABLE, 1)",
+            9 => "unshare(NEWUSER) for the user-ns setup",
+            10 => "write /proc/self/setgroups",
+            11 => "write /proc/self/uid_map",
+            12 => "write /proc/self/gid_map",
+            13 => "pthread_create",
+            _ => "unknown setup operation",
+        }
+    }
+}
+
+/// The raw form of a [`Snapshot`], filled without allocating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawSnapshot {
+    /// Inode per link (0 if `ns_err` is set).
+    pub ns_ino: [u64; NsLink::COUNT],
+    /// errno per link (0 if readable).
+    pub ns_err: [i32; NsLink::COUNT],
+    /// getpid().
+    pub pid: i32,
+    /// uid, gid, euid, egid.
+    pub ids: [u32; 4],
+    /// CapEff.
+    pub cap_eff: u64,
+    /// Thread count.
+    pub threads: u32,
+}
+
+impl RawSnapshot {
+    /// The decoded form.
+    pub fn to_snapshot(&self) -> Snapshot {
+        let mut ns = [NsValue::Inode(0); NsLink::COUNT];
+        for i in 0..NsLink::COUNT {
+            ns[i] = if self.ns_err[i] != 0 { NsValue::Error(Errno(self.ns_err[i])) } else { NsValue::Inode(self.ns_ino[i]) };
+        }
+        Snapshot {
+            ns,
+            pid: self.pid,
+            uid: self.ids[0],
+            gid: self.ids[1],
+            euid: self.ids[2],
+            egid: self.ids[3],
+            cap_eff: self.cap_eff,
+            threads: self.threads,
+        }
+    }
+}
+
+/// One message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Msg {
+    /// What it reports.
+    pub kind: MsgKind,
+    /// Setup op code (SetupFailed) or step index (Step).
+    pub op: u32,
+    /// errno (SetupFailed, or a failed Step).
+    pub errno: i32,
+    /// Raw return value (Step).
+    pub rc: i64,
+    /// State (Before, Step).
+    pub snap: RawSnapshot,
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8; MSG_LEN],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8; MSG_LEN],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.buf[self.at..self.at + N]);
+        self.at += N;
+        out
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_le_bytes(self.take())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+    fn i64(&mut self) -> i64 {
+        i64::from_le_bytes(self.take())
+    }
+}
+
+impl Msg {
+    /// A message with an empty snapshot.
+    pub const fn new(kind: MsgKind) -> Msg {
+        Msg {
+            kind,
+            op: 0,
+            errno: 0,
+            rc: 0,
+            snap: RawSnapshot { ns_ino: [0; NsLink::COUNT], ns_err: [0; NsLink::COUNT], pid: 0, ids: [0; 4], cap_eff: 0, threads: 0 },
+        }
+    }
+
+    /// Little-endian wire form.
+    pub fn encode(&self, buf: &mut [u8; MSG_LEN]) {
+        let mut w = Writer { buf, at: 0 };
+        w.put(&MAGIC.to_le_bytes());
+        w.put(&(self.kind as u32).to_le_bytes());
+        w.put(&self.op.to_le_bytes());
+        w.put(&self.errno.to_le_bytes());
+        w.put(&self.rc.to_le_bytes());
+        for v in self.snap.ns_ino {
+            w.put(&v.to_le_bytes());
+        }
+        for v in self.snap.ns_err {
+            w.put(&v.to_le_bytes());
+        }
+        w.put(&self.snap.pid.to_le_bytes());
+        for v in self.snap.ids {
+            w.put(&v.to_le_bytes());
+        }
+        w.put(&self.snap.cap_eff.to_le_bytes());
+        w.put(&self.snap.threads.to_le_bytes());
+    }
+
+    /// Parses the wire form; `None` if the magic or the kind is wrong.
+    pub fn decode(buf: &[u8; MSG_LEN]) -> Option<Msg> {
+        let mut r = Reader { buf, at: 0 };
+        if r.u32() != MAGIC {
+            return None;
+        }
+        let kind = match r.u32() {
+            1 => MsgKind::SetupFailed,
+            2 => MsgKind::Before,
+            3 => MsgKind::Step,
+            4 => MsgKind::Done,
+            _ => return None,
+        };
+        let op = r.u32();
+        let errno = r.i32();
+        let rc = r.i64();
+        let mut snap = RawSnapshot::default();
+        for v in snap.ns_ino.iter_mut() {
+            *v = r.u64();
+        }
+        for v in snap.ns_err.iter_mut() {
+            *v = r.i32();
+        }
+        snap.pid = r.i32();
+        for v in snap.ids.iter_mut() {
+            *v = r.u32();
+        }
+        snap.cap_eff = r.u64();
+        snap.threads = r.u32();
+        Some(Msg { kind, op, errno, rc, snap })
+    }
+
+    /// The call result of a Step message.
+    pub fn call_result(&self) -> CallResult {
+        if self.rc < 0 { CallResult::Failure(Errno(self.errno)) } else { CallResult::Success }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_fit_in_pipe_buf() {
+        const { assert!(MSG_LEN <= 512) };
+        let mut m = Msg::new(MsgKind::Step);
+        m.op = 3;
+        m.rc = -1;
+        m.errno = 22;
+        m.snap.ns_ino[2] = 4_026_531_841;
+        m.snap.ns_err[5] = 2;
+        m.snap.ids = [1, 2, 3, 4];
+        m.snap.cap_eff = 0x1ff_ffff_ffff;
+        m.snap.threads = 3;
+        m.snap.pid = 77;
+        let mut buf = [0u8; MSG_LEN];
+        m.encode(&mut buf);
+        assert_eq!(Msg::decode(&buf), Some(m));
+        buf[0] ^= 1;
+        assert_eq!(Msg::decode(&buf), None);
+        let s = m.snap.to_snapshot();
+        assert_eq!(s.link(NsLink::PidForChildren), NsValue::Error(Errno::ENOENT));
+        assert_eq!(s.link(NsLink::Mnt), NsValue::Inode(4_026_531_841));
+    }
+}

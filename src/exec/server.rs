@@ -1,0 +1,55 @@
+//! The executor process: the harness binary re-executed with a hidden
+//! subcommand. It enters the sandbox, probes the environment, then reads one
+//! JSON request per line on stdin and answers one JSON line per case on
+//! stdout. Single-threaded by construction: it never starts a thread.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use super::protocol::{Request, Response};
+use super::{probe, sandbox, watch};
+
+fn send(out: &mut impl Write, response: &Response) -> bool {
+    match serde_json::to_string(response) {
+        Ok(line) => writeln!(out, "{line}").and_then(|()| out.flush()).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Runs the executor until stdin closes; returns the process exit code.
+pub fn executor_main() -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let info = match sandbox::enter() {
+        Ok(info) => info,
+        Err(message) => {
+            send(&mut out, &Response::Fatal { message });
+            return 2;
+        }
+    };
+    let env = probe::environment(&info);
+    if !send(&mut out, &Response::Hello { environment: Box::new(env) }) {
+        return 2;
+    }
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { return 2 };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let response = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::Error { id: None, message: format!("bad request: {e}") },
+            Ok(req) => match req.case.validate() {
+                Err(e) => Response::Error { id: Some(req.id), message: format!("bad case: {e}") },
+                Ok(()) => match watch::run_one(&req.case, Duration::from_millis(req.timeout_ms)) {
+                    Ok(outcome) => Response::Outcome { id: req.id, outcome },
+                    Err(e) => Response::Error { id: Some(req.id), message: format!("executor failure: {e}") },
+                },
+            },
+        };
+        if !send(&mut out, &response) {
+            return 2;
+        }
+    }
+    0
+}

@@ -1,0 +1,157 @@
+//! Forks one child per case, collects its messages, and enforces the
+//! watchdog: a child (with everything it started) that outlives the timeout
+//! is killed and reported as `timeout`; one that dies by a signal is reported
+//! as `crash`. Runs in the executor, which is single-threaded.
+
+#![allow(unsafe_code)]
+
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::case::Case;
+use crate::errno::Errno;
+use crate::observe::{Outcome, StepObservation, Trace};
+use crate::sys;
+
+use super::child;
+use super::record::{Msg, MsgKind, SetupOp, MSG_LEN};
+
+/// What the parent collected from the pipe.
+#[derive(Default)]
+struct Collected {
+    setup_failed: Option<(u32, i32)>,
+    trace: Option<Trace>,
+    done: bool,
+    garbage: bool,
+}
+
+impl Collected {
+    fn absorb(&mut self, msg: Msg) {
+        match msg.kind {
+            MsgKind::SetupFailed => self.setup_failed = Some((msg.op, msg.errno)),
+            MsgKind::Before => self.trace = Some(Trace { before: msg.snap.to_snapshot(), steps: Vec::new() }),
+            MsgKind::Step => match self.trace.as_mut() {
+                Some(t) => t.steps.push(StepObservation { result: msg.call_result(), after: msg.snap.to_snapshot() }),
+                None => self.garbage = true,
+            },
+            MsgKind::Done => self.done = true,
+        }
+    }
+}
+
+fn drain(fd: i32, pending: &mut Vec<u8>, got: &mut Collected) -> bool {
+    let mut buf = [0u8; 4096];
+    let mut eof = false;
+    loop {
+        match sys::read(fd, &mut buf) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+            Err(_) => break, // EAGAIN: nothing more for now
+        }
+    }
+    while pending.len() >= MSG_LEN {
+        let mut one = [0u8; MSG_LEN];
+        one.copy_from_slice(&pending[..MSG_LEN]);
+        pending.drain(..MSG_LEN);
+        match Msg::decode(&one) {
+            Some(m) => got.absorb(m),
+            None => got.garbage = true,
+        }
+    }
+    eof
+}
+
+fn kill_group(pid: libc::pid_t) {
+    let _ = sys::kill(-pid, libc::SIGKILL);
+    let _ = sys::kill(pid, libc::SIGKILL);
+}
+
+/// Reaps every exited process that was reparented to the executor.
+pub fn reap_orphans() {
+    while let Ok(Some(_)) = sys::waitpid(-1, libc::WNOHANG) {}
+}
+
+/// Runs one case in a fresh child and returns what happened.
+///
+/// # Errors
+/// Only when the executor itself cannot work (pipe, fork or pidfd failed).
+pub fn run_one(case: &Case, timeout: Duration) -> Result<Outcome, Errno> {
+    let (rd, wr) = sys::pipe()?;
+    // SAFETY: the executor is single-threaded; the child ends in child::run_case, which
+    // never returns.
+    let pid = unsafe { sys::fork() }?;
+    if pid == 0 {
+        drop(rd);
+        child::run_case(case, wr.as_raw_fd());
+    }
+    drop(wr);
+    // Also set the group from this side, so a kill before the child's own setpgid still works.
+    let _ = sys::setpgid(pid, pid);
+    let pidfd = sys::pidfd_open(pid)?;
+    sys::set_nonblocking(rd.as_raw_fd())?;
+    let deadline = Instant::now() + timeout;
+    let mut pending = Vec::with_capacity(MSG_LEN * 8);
+    let mut got = Collected::default();
+    let mut pipe_open = true;
+    let mut exited = false;
+    let mut timed_out = false;
+    while !exited {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        let mut fds = [
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if pipe_open { rd.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
+        ];
+        match sys::poll(&mut fds, left.as_millis().clamp(1, i32::MAX as u128) as i32) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        if fds[1].revents != 0 && drain(rd.as_raw_fd(), &mut pending, &mut got) {
+            pipe_open = false;
+        }
+        if fds[0].revents != 0 {
+            exited = true;
+        }
+    }
+    if timed_out {
+        kill_group(pid);
+    }
+    let status = sys::waitpid(pid, 0)?.map_or(0, |(_, s)| s);
+    drain(rd.as_raw_fd(), &mut pending, &mut got);
+    // Anything the case started and left behind goes now.
+    kill_group(pid);
+    reap_orphans();
+    Ok(outcome(got, status, timed_out, timeout))
+}
+
+fn outcome(got: Collected, status: i32, timed_out: bool, timeout: Duration) -> Outcome {
+    if timed_out {
+        return Outcome::Timeout { timeout_ms: timeout.as_millis() as u64, partial: got.trace };
+    }
+    if libc::WIFSIGNALED(status) {
+        return Outcome::Crash { signal: libc::WTERMSIG(status), partial: got.trace };
+    }
+    if got.garbage {
+        return Outcome::Broken { reason: "the child wrote an unreadable message".into() };
+    }
+    if let Some((op, errno)) = got.setup_failed {
+        return Outcome::SetupFailed { op: SetupOp::describe(op).into(), errno: Errno(errno) };
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    match (got.done, got.trace) {
+        (true, Some(trace)) if code == 0 => Outcome::Completed { trace },
+        (_, trace) => Outcome::Broken {
+            reason: format!(
+                "the child exited with status {code} after reporting {} step(s) and {}",
+                trace.map_or(0, |t| t.steps.len()),
+                if got.done { "its end" } else { "no end" }
+            ),
+        },
+    }
+}

@@ -1,0 +1,407 @@
+//! The one table of `CLONE_*` bits, the set of bits unshare(2) accepts, the
+//! implication rules, and symbolic printing/parsing of raw flag words.
+//!
+//! Everything else in the crate (model, generators, reports, reproducers)
+//! reads this table; no other module repeats a flag constant.
+//!
+//! # References
+//! unshare-semantics.md §1 (bits and mask) and §2.1 (implications);
+//! `include/uapi/linux/sched.h`.
+
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ns::NsLink;
+
+/// What a bit means to unshare(2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagKind {
+    /// Creates a namespace (`NEWNS`, `NEWUTS`, ...).
+    Namespace,
+    /// Unshares a resource that may be shared with another process (`FS`, `FILES`, `SYSVSEM`).
+    Sharing,
+    /// Succeeds only when nothing is shared (`THREAD`, `SIGHAND`, `VM`).
+    SharingCheckOnly,
+    /// A clone(2)/clone3(2) flag that unshare(2) rejects.
+    CloneOnly,
+}
+
+/// One named `CLONE_*` bit.
+#[derive(Debug, Clone, Copy)]
+pub struct FlagSpec {
+    /// Name without the `CLONE_` prefix, as printed (`NEWNS`).
+    pub name: &'static str,
+    /// The bit value.
+    pub bit: u64,
+    /// What unshare does with it.
+    pub kind: FlagKind,
+    /// Upstream release (major, minor, patch) since which unshare accepts it; `None` if it never does.
+    pub unshare_since: Option<(u32, u32, u32)>,
+    /// The `/proc/self/ns` link whose inode changes when the call succeeds, if any.
+    pub ns_link: Option<NsLink>,
+    /// Printed by name (true for bits unshare or legacy clone(2) knows); clone3-only
+    /// bits are printed in hex, as in `NEWNS|0x100000000`.
+    pub print_by_name: bool,
+    /// One line on what the bit does in unshare.
+    pub doc: &'static str,
+}
+
+const fn spec(
+    name: &'static str,
+    bit: u64,
+    kind: FlagKind,
+    unshare_since: Option<(u32, u32, u32)>,
+    ns_link: Option<NsLink>,
+    doc: &'static str,
+) -> FlagSpec {
+    FlagSpec {
+        name,
+        bit,
+        kind,
+        unshare_since,
+        ns_link,
+        print_by_name: bit <= 0x8000_0000,
+        doc,
+    }
+}
+
+use FlagKind::{CloneOnly, Namespace, Sharing, SharingCheckOnly};
+
+/// Every named `CLONE_*` bit, in bit order.
+pub const FLAGS: &[FlagSpec] = &[
+    spec("NEWTIME", 0x80, Namespace, Some((5, 6, 0)), Some(NsLink::TimeForChildren), "new time namespace for children; the caller stays in its own"),
+    spec("VM", 0x100, SharingCheckOnly, Some((2, 6, 16)), None, "no-op if the mm is not shared, else EINVAL (never unshares memory)"),
+    spec("FS", 0x200, Sharing, Some((2, 6, 16)), None, "private copy of root, cwd and umask if the fs_struct is shared"),
+    spec("FILES", 0x400, Sharing, Some((2, 6, 16)), None, "private copy of the fd table if it is shared"),
+    spec("SIGHAND", 0x800, SharingCheckOnly, Some((2, 6, 16)), None, "no-op if signal handlers are not shared, else EINVAL"),
+    spec("PIDFD", 0x1000, CloneOnly, None, None, "clone only: return a pidfd"),
+    spec("PTRACE", 0x2000, CloneOnly, None, None, "clone only: continue tracing the child"),
+    spec("VFORK", 0x4000, CloneOnly, None, None, "clone only: parent sleeps until the child releases its mm"),
+    spec("PARENT", 0x8000, CloneOnly, None, None, "clone only: child gets the caller's parent"),
+    spec("THREAD", 0x1_0000, SharingCheckOnly, Some((2, 6, 16)), None, "no-op if the thread group has one thread, else EINVAL"),
+    spec("NEWNS", 0x2_0000, Namespace, Some((2, 6, 16)), Some(NsLink::Mnt), "new mount namespace (implies FS)"),
+    spec("SYSVSEM", 0x4_0000, Sharing, Some((2, 6, 26)), None, "detach from the SysV semaphore undo list"),
+    spec("SETTLS", 0x8_0000, CloneOnly, None, None, "clone only: set the child's TLS"),
+    spec("PARENT_SETTID", 0x10_0000, CloneOnly, None, None, "clone only: store the child's TID in the parent"),
+    spec("CHILD_CLEARTID", 0x20_0000, CloneOnly, None, None, "clone only: clear the TID in the child at exit"),
+    spec("DETACHED", 0x40_0000, CloneOnly, None, None, "clone only: unused, ignored by clone"),
+    spec("UNTRACED", 0x80_0000, CloneOnly, None, None, "clone only: tracer cannot force PTRACE on the child"),
+    spec("CHILD_SETTID", 0x100_0000, CloneOnly, None, None, "clone only: store the TID in the child"),
+    spec("NEWCGROUP", 0x200_0000, Namespace, Some((4, 6, 0)), Some(NsLink::Cgroup), "new cgroup namespace"),
+    spec("NEWUTS", 0x400_0000, Namespace, Some((2, 6, 19)), Some(NsLink::Uts), "new UTS namespace"),
+    spec("NEWIPC", 0x800_0000, Namespace, Some((2, 6, 19)), Some(NsLink::Ipc), "new IPC namespace (also detaches the semaphore undo list)"),
+    spec("NEWUSER", 0x1000_0000, Namespace, Some((3, 8, 0)), Some(NsLink::User), "new user namespace (implies THREAD and FS)"),
+    spec("NEWPID", 0x2000_0000, Namespace, Some((3, 8, 0)), Some(NsLink::PidForChildren), "new pid namespace for children; the caller does not move"),
+    spec("NEWNET", 0x4000_0000, Namespace, Some((2, 6, 24)), Some(NsLink::Net), "new network namespace"),
+    spec("IO", 0x8000_0000, CloneOnly, None, None, "clone only: share the I/O context"),
+    spec("CLEAR_SIGHAND", 0x1_0000_0000, CloneOnly, None, None, "clone3 only: reset signal handlers in the child"),
+    spec("INTO_CGROUP", 0x2_0000_0000, CloneOnly, None, None, "clone3 only: start the child in a given cgroup"),
+];
+
+/// Looks a flag up by name (with or without the `CLONE_` prefix, any case).
+pub fn by_name(name: &str) -> Option<&'static FlagSpec> {
+    let upper = name.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix("CLONE_").unwrap_or(&upper);
+    FLAGS.iter().find(|f| f.name == bare)
+}
+
+/// Looks a flag up by its single-bit value.
+pub fn by_bit(bit: u64) -> Option<&'static FlagSpec> {
+    FLAGS.iter().find(|f| f.bit == bit)
+}
+
+/// Bit values, named for readability in the model and the generators.
+pub mod bits {
+    #![allow(missing_docs)]
+    pub const NEWTIME: u64 = 0x80;
+    pub const VM: u64 = 0x100;
+    pub const FS: u64 = 0x200;
+    pub const FILES: u64 = 0x400;
+    pub const SIGHAND: u64 = 0x800;
+    pub const THREAD: u64 = 0x1_0000;
+    pub const NEWNS: u64 = 0x2_0000;
+    pub const SYSVSEM: u64 = 0x4_0000;
+    pub const NEWCGROUP: u64 = 0x200_0000;
+    pub const NEWUTS: u64 = 0x400_0000;
+    pub const NEWIPC: u64 = 0x800_0000;
+    pub const NEWUSER: u64 = 0x1000_0000;
+    pub const NEWPID: u64 = 0x2000_0000;
+    pub const NEWNET: u64 = 0x4000_0000;
+}
+
+/// The bits unshare(2) accepts on Linux 6.18 (spec §1): `0x7E070F80`.
+pub const UNSHARE_VALID_MASK: u64 = bits::NEWTIME
+    | bits::VM
+    | bits::FS
+    | bits::FILES
+    | bits::SIGHAND
+    | bits::THREAD
+    | bits::NEWNS
+    | bits::SYSVSEM
+    | bits::NEWCGROUP
+    | bits::NEWUTS
+    | bits::NEWIPC
+    | bits::NEWUSER
+    | bits::NEWPID
+    | bits::NEWNET;
+
+/// All namespace-creating bits except NEWUSER (they need CAP_SYS_ADMIN in the target user ns).
+pub const NON_USER_NAMESPACES: u64 = bits::NEWNS
+    | bits::NEWUTS
+    | bits::NEWIPC
+    | bits::NEWPID
+    | bits::NEWCGROUP
+    | bits::NEWNET
+    | bits::NEWTIME;
+
+/// One implication rule: if `when` is set, `adds` is added.
+#[derive(Debug, Clone, Copy)]
+pub struct Implication {
+    /// The triggering bit.
+    pub when: u64,
+    /// The bits it adds.
+    pub adds: u64,
+}
+
+/// The implications of Linux 6.18, applied once each, in this order (spec §2.1).
+pub const IMPLICATIONS_6_18: &[Implication] = &[
+    Implication { when: bits::NEWUSER, adds: bits::THREAD | bits::FS },
+    Implication { when: bits::VM, adds: bits::SIGHAND },
+    Implication { when: bits::SIGHAND, adds: bits::THREAD },
+    Implication { when: bits::NEWNS, adds: bits::FS },
+];
+
+/// Applies `rules` in order, as `ksys_unshare` does before any check.
+pub fn apply_implications(flags: RawFlags, rules: &[Implication]) -> RawFlags {
+    let mut f = flags.0;
+    for rule in rules {
+        if f & rule.when != 0 {
+            f |= rule.adds;
+        }
+    }
+    RawFlags(f)
+}
+
+/// A full-width flag word exactly as passed to `SYS_unshare`.
+///
+/// Printed symbolically (`NEWNS|NEWUSER|0x100000000`): named bits in bit order,
+/// then every remaining bit as one hex number; `0` for no bits. Parsing
+/// accepts names (with or without `CLONE_`), hex (`0x..`) and decimal
+/// numbers joined by `|`. `parse(print(x)) == x` for every `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct RawFlags(pub u64);
+
+impl RawFlags {
+    /// The raw value.
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// True if every bit of `other` is set.
+    pub fn contains(self, other: u64) -> bool {
+        self.0 & other == other
+    }
+
+    /// True if any bit of `other` is set.
+    pub fn intersects(self, other: u64) -> bool {
+        self.0 & other != 0
+    }
+
+    /// Bits outside the 6.18 unshare mask.
+    pub fn unknown_to_unshare(self) -> u64 {
+        self.0 & !UNSHARE_VALID_MASK
+    }
+}
+
+impl fmt::Display for RawFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("0");
+        }
+        let mut rest = self.0;
+        let mut first = true;
+        for spec in FLAGS.iter().filter(|s| s.print_by_name) {
+            if rest & spec.bit != 0 {
+                if !first {
+                    f.write_str("|")?;
+                }
+                f.write_str(spec.name)?;
+                rest &= !spec.bit;
+                first = false;
+            }
+        }
+        if rest != 0 {
+            if !first {
+                f.write_str("|")?;
+            }
+            write!(f, "{rest:#x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a flag expression could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad flag expression {input:?}: {problem} (expected names such as NEWNS or CLONE_NEWNS, hex such as 0x100000000, or decimal, joined by '|')")]
+pub struct ParseFlagsError {
+    /// The whole input.
+    pub input: String,
+    /// What was wrong.
+    pub problem: String,
+}
+
+impl FromStr for RawFlags {
+    type Err = ParseFlagsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |problem: String| ParseFlagsError { input: s.to_string(), problem };
+        if s.trim().is_empty() {
+            return Err(err("empty".into()));
+        }
+        let mut value = 0u64;
+        for token in s.split('|') {
+            let t = token.trim();
+            if t.is_empty() {
+                return Err(err("empty term between '|'".into()));
+            }
+            let v = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                u64::from_str_radix(hex, 16).map_err(|e| err(format!("term {t:?}: {e}")))?
+            } else if t.bytes().all(|b| b.is_ascii_digit()) {
+                t.parse::<u64>().map_err(|e| err(format!("term {t:?}: {e}")))?
+            } else {
+                by_name(t)
+                    .map(|spec| spec.bit)
+                    .ok_or_else(|| err(format!("unknown flag name {t:?}")))?
+            };
+            value |= v;
+        }
+        Ok(RawFlags(value))
+    }
+}
+
+impl Serialize for RawFlags {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawFlags {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawFlags;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a flag expression such as \"NEWNS|NEWUSER|0x100000000\" or an integer")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawFlags, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawFlags, E> {
+                Ok(RawFlags(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn table_matches_libc_constants() {
+        let pairs: &[(&str, u64)] = &[
+            ("NEWTIME", libc::CLONE_NEWTIME as u64),
+            ("VM", libc::CLONE_VM as u64),
+            ("FS", libc::CLONE_FS as u64),
+            ("FILES", libc::CLONE_FILES as u64),
+            ("SIGHAND", libc::CLONE_SIGHAND as u64),
+            ("PIDFD", libc::CLONE_PIDFD as u64),
+            ("PTRACE", libc::CLONE_PTRACE as u64),
+            ("VFORK", libc::CLONE_VFORK as u64),
+            ("PARENT", libc::CLONE_PARENT as u64),
+            ("THREAD", libc::CLONE_THREAD as u64),
+            ("NEWNS", libc::CLONE_NEWNS as u64),
+            ("SYSVSEM", libc::CLONE_SYSVSEM as u64),
+            ("SETTLS", libc::CLONE_SETTLS as u64),
+            ("PARENT_SETTID", libc::CLONE_PARENT_SETTID as u64),
+            ("CHILD_CLEARTID", libc::CLONE_CHILD_CLEARTID as u64),
+            ("DETACHED", libc::CLONE_DETACHED as u64),
+            ("UNTRACED", libc::CLONE_UNTRACED as u64),
+            ("CHILD_SETTID", libc::CLONE_CHILD_SETTID as u64),
+            ("NEWCGROUP", libc::CLONE_NEWCGROUP as u64),
+            ("NEWUTS", libc::CLONE_NEWUTS as u64),
+            ("NEWIPC", libc::CLONE_NEWIPC as u64),
+            ("NEWUSER", libc::CLONE_NEWUSER as u64),
+            ("NEWPID", libc::CLONE_NEWPID as u64),
+            ("NEWNET", libc::CLONE_NEWNET as u64),
+            ("IO", libc::CLONE_IO as u32 as u64),
+            ("CLEAR_SIGHAND", libc::CLONE_CLEAR_SIGHAND as u64),
+            ("INTO_CGROUP", libc::CLONE_INTO_CGROUP as u64),
+        ];
+        assert_eq!(pairs.len(), FLAGS.len());
+        for (name, value) in pairs {
+            assert_eq!(by_name(name).map(|s| s.bit), Some(*value), "{name}");
+        }
+        for w in FLAGS.windows(2) {
+            assert!(w[0].bit < w[1].bit, "table must be in bit order");
+        }
+    }
+
+    #[test]
+    fn valid_mask_is_the_spec_value_and_matches_the_table() {
+        assert_eq!(UNSHARE_VALID_MASK, 0x7E07_0F80);
+        let from_table: u64 = FLAGS
+            .iter()
+            .filter(|f| f.unshare_since.is_some())
+            .map(|f| f.bit)
+            .fold(0, |a, b| a | b);
+        assert_eq!(from_table, UNSHARE_VALID_MASK);
+    }
+
+    #[test]
+    fn implications_close_as_the_spec_says() {
+        let imp = |f: u64| apply_implications(RawFlags(f), IMPLICATIONS_6_18).0;
+        assert_eq!(imp(bits::NEWUSER), bits::NEWUSER | bits::THREAD | bits::FS);
+        assert_eq!(imp(bits::VM), bits::VM | bits::SIGHAND | bits::THREAD);
+        assert_eq!(imp(bits::SIGHAND), bits::SIGHAND | bits::THREAD);
+        assert_eq!(imp(bits::THREAD), bits::THREAD);
+        assert_eq!(imp(bits::NEWNS), bits::NEWNS | bits::FS);
+        assert_eq!(imp(bits::NEWPID), bits::NEWPID);
+        assert_eq!(imp(bits::NEWIPC), bits::NEWIPC);
+    }
+
+    #[test]
+    fn prints_like_the_issue_example() {
+        let f = RawFlags(bits::NEWNS | bits::NEWUSER | 0x1_0000_0000);
+        assert_eq!(f.to_string(), "NEWNS|NEWUSER|0x100000000");
+        assert_eq!(RawFlags(0).to_string(), "0");
+        assert_eq!(RawFlags(0x7f).to_string(), "0x7f");
+        assert_eq!(RawFlags(u64::MAX).to_string().parse::<RawFlags>().unwrap(), RawFlags(u64::MAX));
+    }
+
+    #[test]
+    fn parse_errors_say_what_was_wrong() {
+        let e = "NEWNS|BOGUS".parse::<RawFlags>().unwrap_err();
+        assert!(e.to_string().contains("unknown flag name \"BOGUS\""), "{e}");
+        assert!("".parse::<RawFlags>().is_err());
+        assert!("NEWNS||NEWPID".parse::<RawFlags>().is_err());
+        assert!("0xzz".parse::<RawFlags>().is_err());
+        assert_eq!("clone_newns | 0x1".parse::<RawFlags>().unwrap(), RawFlags(bits::NEWNS | 1));
+    }
+
+    proptest! {
+        #[test]
+        fn symbolic_form_round_trips(x in any::<u64>()) {
+            let text = RawFlags(x).to_string();
+            prop_assert_eq!(text.parse::<RawFlags>().unwrap(), RawFlags(x));
+            let json = serde_json::to_string(&RawFlags(x)).unwrap();
+            prop_assert_eq!(serde_json::from_str::<RawFlags>(&json).unwrap(), RawFlags(x));
+        }
+    }
+}

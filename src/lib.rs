@@ -1,0 +1,22 @@
+//! unshare-fuzz: a property-based fuzzing and conformance harness for Linux unshare(2).
+//!
+//! The pipeline: [`generate`] produces a [`case::Case`] (a setup and a few steps);
+//! [`model::predict`] says what the kernel should do; [`exec`] runs the case in a
+//! fresh forked child inside an outer sandbox of namespaces and returns an
+//! [`observe::Outcome`]; [`check`] compares the two through named invariants;
+//! [`report`] prints the tally. Description ([`flags`], [`model`]) knows nothing
+//! of forking; the executor knows nothing of predictions or proptest.
+
+pub mod case;
+pub mod check;
+pub mod env;
+pub mod errno;
+pub mod exec;
+pub mod flags;
+pub mod generate;
+pub mod model;
+pub mod ns;
+pub mod observe;
+pub mod report;
+pub mod runner;
+pub mod sys;

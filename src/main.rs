@@ -1,0 +1,146 @@
+//! The `unshare-fuzz` command line: a thin layer over the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use unshare_fuzz::exec::{self, Executor};
+use unshare_fuzz::model::profile;
+use unshare_fuzz::report;
+use unshare_fuzz::runner::{self, Progress, RunConfig};
+
+/// Property-based fuzzing and conformance harness for Linux unshare(2).
+#[derive(Parser)]
+#[command(name = "unshare-fuzz", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate random cases, run each in an isolated child, check every invariant.
+    Run(RunArgs),
+    /// Print the probed environment (kernel, sandbox, privileges, restrictions).
+    Env {
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the invariants and what each asserts.
+    Invariants,
+    /// Internal: the executor process (started by the harness itself).
+    #[command(name = "__executor", hide = true)]
+    Executor,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Number of cases to generate.
+    #[arg(long, default_value_t = 1000)]
+    cases: u64,
+    /// Generator seed; the same seed gives the same cases. Random if omitted.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Watchdog timeout per case, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    timeout_ms: u64,
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Kernel profile of the model.
+    #[arg(long, default_value = "linux-6.18")]
+    kernel_profile: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Executor => exec::server::executor_main(),
+        Command::Env { json } => report_errors(env_command(json)),
+        Command::Invariants => {
+            print!("{}", report::human::invariant_list());
+            0
+        }
+        Command::Run(args) => report_errors(run_command(args)),
+    };
+    std::process::exit(code);
+}
+
+fn report_errors(r: anyhow::Result<i32>) -> i32 {
+    r.unwrap_or_else(|e| {
+        eprintln!("unshare-fuzz: error: {e:#}");
+        2
+    })
+}
+
+fn env_command(json: bool) -> anyhow::Result<i32> {
+    let executor = Executor::spawn_self(&[])?;
+    let env = executor.environment();
+    if json {
+        println!("{}", serde_json::to_string_pretty(env)?);
+    } else {
+        print!("{}", report::human::environment(env));
+    }
+    Ok(0)
+}
+
+fn random_seed() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<i32> {
+    let profile = profile::by_name(&args.kernel_profile).with_context(|| {
+        let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
+        format!("unknown kernel profile {:?}; known: {}", args.kernel_profile, names.join(", "))
+    })?;
+    let seed = args.seed.unwrap_or_else(random_seed);
+    println!("seed: {seed}  (repeat this run with --seed {seed})");
+    let config = RunConfig {
+        cases: args.cases,
+        seed,
+        timeout: Duration::from_millis(args.timeout_ms),
+        profile,
+        executor_args: Vec::new(),
+    };
+    let mut printed_env = false;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(args.cases);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cases, {msg} [{elapsed_precise}<{eta_precise}]") {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut last_line = Instant::now();
+    let report = runner::run(&config, |p: Progress| {
+        if !printed_env {
+            printed_env = true;
+        }
+        match &bar {
+            Some(bar) => {
+                bar.set_position(p.done);
+                bar.set_message(format!("{} violations", p.violations));
+            }
+            None if last_line.elapsed() >= Duration::from_secs(10) || p.done == p.total => {
+                eprintln!("progress: {}/{} cases, {} violations", p.done, p.total, p.violations);
+                last_line = Instant::now();
+            }
+            None => {}
+        }
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print!("{}", report::human::environment(&report.environment));
+    print!("{}", report::human::summary(&report));
+    if let Some(path) = args.json {
+        std::fs::write(&path, report::json::render(&report)?)
+            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    Ok(report.tally.exit_code())
+}

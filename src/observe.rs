@@ -1,0 +1,189 @@
+//! What the executor saw: snapshots of the caller's state before and after
+//! each step, and how the case's process ended. Pure data; the executor
+//! fills it, the checker reads it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::errno::{CallResult, Errno};
+use crate::ns::NsLink;
+
+/// The value of one `/proc/self/ns/*` link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NsValue {
+    /// `stat` gave this inode.
+    Inode(u64),
+    /// `stat` failed with this errno (ENOENT for `pid_for_children` right after NEWPID).
+    Error(Errno),
+}
+
+impl NsValue {
+    /// The inode, if there is one.
+    pub fn inode(self) -> Option<u64> {
+        match self {
+            NsValue::Inode(i) => Some(i),
+            NsValue::Error(_) => None,
+        }
+    }
+}
+
+impl Serialize for NsValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NsValue::Inode(i) => s.serialize_u64(*i),
+            NsValue::Error(e) => e.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NsValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Inode(u64),
+            Error(Errno),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Inode(i) => NsValue::Inode(i),
+            Raw::Error(e) => NsValue::Error(e),
+        })
+    }
+}
+
+/// The caller's observable state at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Every `/proc/self/ns/*` link, in [`NsLink::ALL`] order.
+    #[serde(with = "ns_map")]
+    pub ns: [NsValue; NsLink::COUNT],
+    /// `getpid()`.
+    pub pid: i32,
+    /// Real uid as seen in the current user namespace.
+    pub uid: u32,
+    /// Real gid as seen in the current user namespace.
+    pub gid: u32,
+    /// Effective uid.
+    pub euid: u32,
+    /// Effective gid.
+    pub egid: u32,
+    /// Effective capability set (`capget`).
+    pub cap_eff: u64,
+    /// Threads in the thread group (`Threads:` of `/proc/self/status`), 0 if unreadable.
+    pub threads: u32,
+}
+
+impl Snapshot {
+    /// The value of one link.
+    pub fn link(&self, link: NsLink) -> NsValue {
+        self.ns[link.index()]
+    }
+
+    /// The links whose value differs between `self` and `later`.
+    pub fn changed_links(&self, later: &Snapshot) -> Vec<NsLink> {
+        NsLink::ALL
+            .into_iter()
+            .filter(|l| self.link(*l) != later.link(*l))
+            .collect()
+    }
+}
+
+mod ns_map {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(ns: &[NsValue; NsLink::COUNT], s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<NsLink, NsValue> = NsLink::ALL.into_iter().zip(ns.iter().copied()).collect();
+        map.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[NsValue; NsLink::COUNT], D::Error> {
+        let map = BTreeMap::<NsLink, NsValue>::deserialize(d)?;
+        let mut out = [NsValue::Error(Errno::ENOENT); NsLink::COUNT];
+        for link in NsLink::ALL {
+            out[link.index()] = *map
+                .get(&link)
+                .ok_or_else(|| serde::de::Error::custom(format!("snapshot lacks ns link {link}")))?;
+        }
+        Ok(out)
+    }
+}
+
+/// One step as executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepObservation {
+    /// What the call returned.
+    pub result: CallResult,
+    /// The state right after it.
+    pub after: Snapshot,
+}
+
+/// The part of a case that ran: the state after setup and each step executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    /// State after the setup, right before the first step.
+    pub before: Snapshot,
+    /// Steps in order; fewer than the case's steps if the process died midway.
+    pub steps: Vec<StepObservation>,
+}
+
+/// How a case's process ended, with whatever it had reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Outcome {
+    /// All steps ran and were reported.
+    Completed {
+        /// What was seen.
+        trace: Trace,
+    },
+    /// A setup operation failed before the first step.
+    SetupFailed {
+        /// Which operation (`"setuid(65534)"`, `"write uid_map"`, ...).
+        op: String,
+        /// Its errno.
+        errno: Errno,
+    },
+    /// The watchdog killed the process group after the timeout.
+    Timeout {
+        /// The timeout that ran out, in milliseconds.
+        timeout_ms: u64,
+        /// What was reported before that.
+        partial: Option<Trace>,
+    },
+    /// The process died by a signal.
+    Crash {
+        /// The signal number.
+        signal: i32,
+        /// What was reported before that.
+        partial: Option<Trace>,
+    },
+    /// The harness itself failed (bad record, exit without report, ...).
+    Broken {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// True if at least one step reached the system call.
+    pub fn reached_syscall(&self) -> bool {
+        match self {
+            Outcome::Completed { trace } => !trace.steps.is_empty(),
+            Outcome::Timeout { partial, .. } | Outcome::Crash { partial, .. } => {
+                partial.as_ref().is_some_and(|t| !t.steps.is_empty())
+            }
+            Outcome::SetupFailed { .. } | Outcome::Broken { .. } => false,
+        }
+    }
+
+    /// Short name of the outcome kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Completed { .. } => "completed",
+            Outcome::SetupFailed { .. } => "setup-failed",
+            Outcome::Timeout { .. } => "timeout",
+            Outcome::Crash { .. } => "crash",
+            Outcome::Broken { .. } => "broken",
+        }
+    }
+}

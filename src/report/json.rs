@@ -1,0 +1,25 @@
+//! The JSON report: the same figures as the human one, machine-readable.
+
+use serde::Serialize;
+
+use crate::runner::RunReport;
+
+/// The JSON document's schema version.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Document<'a> {
+    format: u32,
+    tool: &'static str,
+    version: &'static str,
+    #[serde(flatten)]
+    report: &'a RunReport,
+}
+
+/// Renders `report` as pretty JSON.
+///
+/// # Errors
+/// Only if serialization fails (it should not).
+pub fn render(report: &RunReport) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(&Document { format: FORMAT_VERSION, tool: "unshare-fuzz", version: env!("CARGO_PKG_VERSION"), report })
+}

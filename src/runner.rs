@@ -1,0 +1,167 @@
+//! The run loop: generate cases from a seed, predict, execute, judge, tally.
+//! Shared by the `run` command and the tests; knows nothing of printing.
+
+use std::time::{Duration, Instant};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde::Serialize;
+
+use crate::case::Case;
+use crate::check::{judge, CaseVerdict, Tally, Violation};
+use crate::env::Environment;
+use crate::exec::{ExecError, Executor};
+use crate::model::{predict, KernelProfile};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Cases to generate.
+    pub cases: u64,
+    /// Seed of the generator.
+    pub seed: u64,
+    /// Watchdog timeout per case.
+    pub timeout: Duration,
+    /// The model's kernel profile.
+    pub profile: &'static KernelProfile,
+    /// Extra arguments for the executor (used by self-tests).
+    pub executor_args: Vec<String>,
+}
+
+/// One case that violated something, in full.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedCase {
+    /// Position in the run (0-based).
+    pub index: u64,
+    /// The case.
+    pub case: Case,
+    /// What did not hold.
+    pub violations: Vec<Violation>,
+}
+
+/// The result of a run: the figures every report prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Generator seed.
+    pub seed: u64,
+    /// Model profile name.
+    pub profile: &'static str,
+    /// Probed environment.
+    pub environment: Environment,
+    /// Counts.
+    pub tally: Tally,
+    /// Every failed case.
+    pub failures: Vec<FailedCase>,
+    /// Wall time.
+    pub elapsed_seconds: f64,
+    /// Cases per second.
+    pub cases_per_second: f64,
+}
+
+/// Progress callback payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Cases done.
+    pub done: u64,
+    /// Cases planned.
+    pub total: u64,
+    /// Violations so far.
+    pub violations: u64,
+}
+
+/// The deterministic stream of cases for `seed`.
+pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
+    let mut bytes = [0u8; 32];
+    let mut x = seed;
+    for chunk in bytes.chunks_mut(8) {
+        // splitmix64, to spread a u64 over the 32-byte ChaCha seed.
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let strategy = crate::generate::strategy::case();
+    std::iter::from_fn(move || strategy.new_tree(&mut runner).ok().map(|t| t.current()))
+}
+
+/// Predicts, runs (unless the prediction is a skip) and judges one case. If the executor
+/// dies, it is restarted and the case is reported as broken.
+pub fn check_case(
+    executor: &mut Executor,
+    config: &RunConfig,
+    case: &Case,
+) -> Result<CaseVerdict, ExecError> {
+    let env = executor.environment().clone();
+    let prediction = predict(config.profile, &env, case);
+    if let crate::model::Prediction::Skip { reason } = &prediction {
+        return Ok(CaseVerdict::skipped(reason.clone()));
+    }
+    match executor.run(case, config.timeout) {
+        Ok(outcome) => Ok(judge(&env, case, &prediction, &outcome)),
+        Err(ExecError::Died(why)) => {
+            *executor = Executor::spawn_self(&config.executor_args)?;
+            Ok(CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted")))
+        }
+        Err(ExecError::Protocol(why)) => Ok(CaseVerdict::broken(format!("executor refused the case: {why}"))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `cases` through a fresh executor.
+///
+/// # Errors
+/// [`ExecError`] when the executor cannot be started at all.
+pub fn run_cases(
+    config: &RunConfig,
+    cases: impl Iterator<Item = Case>,
+    total: u64,
+    mut progress: impl FnMut(Progress),
+) -> Result<RunReport, ExecError> {
+    let mut executor = Executor::spawn_self(&config.executor_args)?;
+    let environment = executor.environment().clone();
+    let start = Instant::now();
+    let mut tally = Tally::new();
+    let mut failures = Vec::new();
+    for (index, case) in cases.enumerate() {
+        let verdict = check_case(&mut executor, config, &case)?;
+        tally.add(&verdict);
+        if verdict.failed() {
+            failures.push(FailedCase { index: index as u64, case, violations: verdict.violations });
+        }
+        progress(Progress { done: index as u64 + 1, total, violations: tally.violations() });
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(RunReport {
+        seed: config.seed,
+        profile: config.profile.name,
+        environment,
+        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
+        tally,
+        failures,
+        elapsed_seconds: elapsed,
+    })
+}
+
+/// Runs `config.cases` generated cases.
+///
+/// # Errors
+/// As [`run_cases`].
+pub fn run(config: &RunConfig, progress: impl FnMut(Progress)) -> Result<RunReport, ExecError> {
+    run_cases(config, cases_for_seed(config.seed).take(config.cases as usize), config.cases, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_cases() {
+        let a: Vec<Case> = cases_for_seed(42).take(50).collect();
+        let b: Vec<Case> = cases_for_seed(42).take(50).collect();
+        let c: Vec<Case> = cases_for_seed(43).take(50).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,333 @@
+//! The thin system-call layer: every raw syscall and every `unsafe` block of
+//! the crate lives here (plus `exec/child.rs`, which calls the `unsafe fn`s).
+//! Each wrapper decodes its result through [`ret`] into an [`Errno`].
+//!
+//! # Safety
+//! Wrappers that only read or write memory they own, or pass plain integers,
+//! are safe functions; their `unsafe` blocks are justified one by one. Calls
+//! that change process-wide state in ways the Rust runtime does not expect
+//! (unshare, fork) are `unsafe fn` with a `# Safety` section: they may only be
+//! called in a single-threaded process that the harness treats as disposable
+//! (a forked case child, or the executor before it serves cases).
+//!
+//! None of these functions allocate, so they may be used after `fork`.
+
+#![allow(unsafe_code)]
+
+pub mod proc;
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::errno::Errno;
+use crate::flags::RawFlags;
+
+/// The calling thread's errno.
+pub fn last_errno() -> Errno {
+    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// Decodes a raw syscall return value: negative means failure with `errno`.
+pub fn ret(rc: libc::c_long) -> Result<libc::c_long, Errno> {
+    if rc < 0 { Err(last_errno()) } else { Ok(rc) }
+}
+
+fn ret_int(rc: libc::c_int) -> Result<libc::c_int, Errno> {
+    if rc < 0 { Err(last_errno()) } else { Ok(rc) }
+}
+
+/// `syscall(SYS_unshare, flags)` with the full 64-bit word; nothing truncates it.
+///
+/// # Safety
+/// Changes namespaces, the fd table and credentials of the calling process.
+/// Call it only in a single-threaded, disposable process (a case child) or in
+/// the executor before it starts serving cases.
+///
+/// # References
+/// unshare(2), <https://man7.org/linux/man-pages/man2/unshare.2.html>
+pub unsafe fn unshare(flags: RawFlags) -> Result<(), Errno> {
+    // SAFETY: SYS_unshare takes one unsigned long and touches no user memory; the
+    // caller upholds the process-state contract above.
+    let rc = unsafe { libc::syscall(libc::SYS_unshare, flags.bits() as libc::c_ulong) };
+    ret(rc).map(|_| ())
+}
+
+/// `fork()`: `Ok(0)` in the child, `Ok(pid)` in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded (so the child inherits no lock held by
+/// another thread), and the child must end with [`exit_now`], never by
+/// returning into the caller's stack frames.
+pub unsafe fn fork() -> Result<libc::pid_t, Errno> {
+    // SAFETY: the caller guarantees the process is single-threaded.
+    let pid = unsafe { libc::fork() };
+    ret_int(pid)
+}
+
+/// `_exit(code)`: ends the process without running destructors or atexit handlers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// `setpgid(pid, pgid)`.
+pub fn setpgid(pid: libc::pid_t, pgid: libc::pid_t) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    ret_int(unsafe { libc::setpgid(pid, pgid) }).map(|_| ())
+}
+
+/// `getpid()`.
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// `prctl(option, arg2)` with integer arguments.
+pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the options used by the harness take integer arguments only.
+    ret_int(unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) }).map(|_| ())
+}
+
+/// The three capability sets of the calling thread (low 64 bits each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapSets {
+    /// Effective.
+    pub effective: u64,
+    /// Permitted.
+    pub permitted: u64,
+    /// Inheritable.
+    pub inheritable: u64,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `capget` for the calling thread.
+pub fn capget() -> Result<CapSets, Errno> {
+    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and data are valid, properly sized (version 3 uses two CapData) and live
+    // for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) };
+    ret(rc)?;
+    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok(CapSets {
+        effective: join(data[0].effective, data[1].effective),
+        permitted: join(data[0].permitted, data[1].permitted),
+        inheritable: join(data[0].inheritable, data[1].inheritable),
+    })
+}
+
+/// `capset` for the calling thread.
+pub fn capset(sets: CapSets) -> Result<(), Errno> {
+    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    let (e0, e1) = split(sets.effective);
+    let (p0, p1) = split(sets.permitted);
+    let (i0, i1) = split(sets.inheritable);
+    let data = [
+        CapData { effective: e0, permitted: p0, inheritable: i0 },
+        CapData { effective: e1, permitted: p1, inheritable: i1 },
+    ];
+    // SAFETY: header and data are valid and sized for version 3; capset only reads data.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
+    ret(rc).map(|_| ())
+}
+
+/// Real and effective ids: (uid, gid, euid, egid).
+pub fn ids() -> (u32, u32, u32, u32) {
+    // SAFETY: these calls take no arguments and cannot fail.
+    unsafe { (libc::getuid(), libc::getgid(), libc::geteuid(), libc::getegid()) }
+}
+
+/// `setgroups(0, NULL)`.
+pub fn clear_groups() -> Result<(), Errno> {
+    // SAFETY: a zero-length list with a null pointer is valid for setgroups.
+    ret_int(unsafe { libc::setgroups(0, std::ptr::null()) }).map(|_| ())
+}
+
+/// `setresgid(g, g, g)`.
+pub fn set_all_gids(gid: u32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    ret_int(unsafe { libc::setresgid(gid, gid, gid) }).map(|_| ())
+}
+
+/// `setresuid(u, u, u)`.
+pub fn set_all_uids(uid: u32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    ret_int(unsafe { libc::setresuid(uid, uid, uid) }).map(|_| ())
+}
+
+/// Opens `path` for writing (no create), writes `data` in one call and closes it.
+pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    let fd = ret_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: fd was just opened and is owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let n = write(fd.as_raw_fd(), data)?;
+    if n != data.len() { Err(Errno(libc::EIO)) } else { Ok(()) }
+}
+
+/// Reads up to `buf.len()` bytes of `path` into `buf`; returns how many.
+pub fn read_file_into(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: path is NUL-terminated.
+    let fd = ret_int(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: fd was just opened and is owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut total = 0;
+    while total < buf.len() {
+        let n = read(fd.as_raw_fd(), &mut buf[total..])?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    Ok(total)
+}
+
+/// `stat(path)` following links: (st_dev, st_ino).
+pub fn stat_dev_ino(path: &CStr) -> Result<(u64, u64), Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: path is NUL-terminated and st points to writable memory of the right size.
+    ret_int(unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) })?;
+    // SAFETY: stat succeeded, so it filled st.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// `write(fd, data)`, retried on EINTR.
+pub fn write(fd: RawFd, data: &[u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: data is a valid readable buffer of data.len() bytes.
+        let rc = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        match ret(rc as libc::c_long) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}
+
+/// `read(fd, buf)`, retried on EINTR.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+        let rc = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match ret(rc as libc::c_long) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(|n| n as usize),
+        }
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: (read end, write end).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors.
+    ret_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded; both descriptors are new and owned here.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets O_NONBLOCK on `fd`.
+pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_GETFL/F_SETFL take integer arguments.
+    let flags = ret_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    ret_int(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(|_| ())
+}
+
+/// `pidfd_open(pid, 0)`.
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, Errno> {
+    // SAFETY: integer arguments; the result is a new descriptor owned here.
+    let fd = ret(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `poll` over `fds` with a timeout in milliseconds; returns the count of ready fds.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    // SAFETY: fds is a valid array of fds.len() pollfd structures.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    ret_int(rc).map(|n| n as usize)
+}
+
+/// `kill(pid, sig)`; a negative pid names a process group.
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    ret_int(unsafe { libc::kill(pid, sig) }).map(|_| ())
+}
+
+/// `waitpid(pid, options)`: `Ok(None)` with WNOHANG when nothing changed, else (pid, status).
+pub fn waitpid(pid: libc::pid_t, options: libc::c_int) -> Result<Option<(libc::pid_t, libc::c_int)>, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, options) };
+        match ret_int(rc) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(0) => return Ok(None),
+            Ok(p) => return Ok(Some((p, status))),
+        }
+    }
+}
+
+/// `mount(source, target, fstype, flags, NULL)`.
+pub fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong) -> Result<(), Errno> {
+    let fstype = fstype.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: all strings are NUL-terminated or null where mount allows it; data is null.
+    ret_int(unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype, flags, std::ptr::null()) }).map(|_| ())
+}
+
+/// `sethostname(name)`.
+pub fn sethostname(name: &[u8]) -> Result<(), Errno> {
+    // SAFETY: name is a valid buffer of name.len() bytes.
+    ret_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(|_| ())
+}
+
+/// The running kernel's release string (`uname -r`).
+pub fn kernel_release() -> String {
+    let mut uts = std::mem::MaybeUninit::<libc::utsname>::uninit();
+    // SAFETY: uts points to writable memory of the right size.
+    if unsafe { libc::uname(uts.as_mut_ptr()) } != 0 {
+        return "unknown".into();
+    }
+    // SAFETY: uname succeeded and filled uts; release is NUL-terminated.
+    let uts = unsafe { uts.assume_init() };
+    // SAFETY: the kernel NUL-terminates the release field.
+    unsafe { CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy().into_owned()
+}
+
+extern "C" fn parked_thread(_arg: *mut libc::c_void) -> *mut libc::c_void {
+    loop {
+        // SAFETY: pause has no arguments; the thread sleeps until the process exits.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Starts a detached thread that sleeps until the process exits.
+pub fn spawn_parked_thread() -> Result<(), Errno> {
+    let mut tid = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
+    // SAFETY: tid is a valid out-pointer, attributes are default (null), and the start routine
+    // never touches its argument.
+    let rc = unsafe { libc::pthread_create(tid.as_mut_ptr(), std::ptr::null(), parked_thread, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    // SAFETY: pthread_create succeeded and set tid.
+    let rc = unsafe { libc::pthread_detach(tid.assume_init()) };
+    if rc != 0 { Err(Errno(rc)) } else { Ok(()) }
+}
