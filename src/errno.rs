@@ -82,7 +82,9 @@ impl<'de> Deserialize<'de> for Errno {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Errno::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("unknown errno {s:?} (expected a name such as EINVAL or a number)"))
+            serde::de::Error::custom(format!(
+                "unknown errno {s:?} (expected a name such as EINVAL or a number)"
+            ))
         })
     }
 }
@@ -125,7 +127,9 @@ impl<'de> Deserialize<'de> for CallResult {
             return Ok(CallResult::Success);
         }
         Errno::parse(&s).map(CallResult::Failure).ok_or_else(|| {
-            serde::de::Error::custom(format!("bad result {s:?} (expected \"success\" or an errno name such as \"EINVAL\")"))
+            serde::de::Error::custom(format!(
+                "bad result {s:?} (expected \"success\" or an errno name such as \"EINVAL\")"
+            ))
         })
     }
 }

@@ -92,18 +92,24 @@ impl Snapshot {
 mod ns_map {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(ns: &[NsValue; NsLink::COUNT], s: S) -> Result<S::Ok, S::Error> {
-        let map: BTreeMap<NsLink, NsValue> = NsLink::ALL.into_iter().zip(ns.iter().copied()).collect();
+    pub fn serialize<S: serde::Serializer>(
+        ns: &[NsValue; NsLink::COUNT],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<NsLink, NsValue> =
+            NsLink::ALL.into_iter().zip(ns.iter().copied()).collect();
         map.serialize(s)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[NsValue; NsLink::COUNT], D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<[NsValue; NsLink::COUNT], D::Error> {
         let map = BTreeMap::<NsLink, NsValue>::deserialize(d)?;
         let mut out = [NsValue::Error(Errno::ENOENT); NsLink::COUNT];
         for link in NsLink::ALL {
-            out[link.index()] = *map
-                .get(&link)
-                .ok_or_else(|| serde::de::Error::custom(format!("snapshot lacks ns link {link}")))?;
+            out[link.index()] = *map.get(&link).ok_or_else(|| {
+                serde::de::Error::custom(format!("snapshot lacks ns link {link}"))
+            })?;
         }
         Ok(out)
     }

@@ -8,10 +8,10 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::Serialize;
 
 use crate::case::Case;
-use crate::check::{judge, CaseVerdict, Tally, Violation};
+use crate::check::{CaseVerdict, Tally, Violation, judge};
 use crate::env::Environment;
 use crate::exec::{ExecError, Executor};
-use crate::model::{predict, KernelProfile};
+use crate::model::{KernelProfile, predict};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -81,7 +81,10 @@ pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
     }
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    );
     let strategy = crate::generate::strategy::case();
     std::iter::from_fn(move || strategy.new_tree(&mut runner).ok().map(|t| t.current()))
 }
@@ -102,9 +105,13 @@ pub fn check_case(
         Ok(outcome) => Ok(judge(&env, case, &prediction, &outcome)),
         Err(ExecError::Died(why)) => {
             *executor = Executor::spawn_self(&config.executor_args)?;
-            Ok(CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted")))
+            Ok(CaseVerdict::broken(format!(
+                "the executor died while running the case ({why}); restarted"
+            )))
         }
-        Err(ExecError::Protocol(why)) => Ok(CaseVerdict::broken(format!("executor refused the case: {why}"))),
+        Err(ExecError::Protocol(why)) => Ok(CaseVerdict::broken(format!(
+            "executor refused the case: {why}"
+        ))),
         Err(e) => Err(e),
     }
 }
@@ -128,16 +135,28 @@ pub fn run_cases(
         let verdict = check_case(&mut executor, config, &case)?;
         tally.add(&verdict);
         if verdict.failed() {
-            failures.push(FailedCase { index: index as u64, case, violations: verdict.violations });
+            failures.push(FailedCase {
+                index: index as u64,
+                case,
+                violations: verdict.violations,
+            });
         }
-        progress(Progress { done: index as u64 + 1, total, violations: tally.violations() });
+        progress(Progress {
+            done: index as u64 + 1,
+            total,
+            violations: tally.violations(),
+        });
     }
     let elapsed = start.elapsed().as_secs_f64();
     Ok(RunReport {
         seed: config.seed,
         profile: config.profile.name,
         environment,
-        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
+        cases_per_second: if elapsed > 0.0 {
+            tally.cases as f64 / elapsed
+        } else {
+            0.0
+        },
         tally,
         failures,
         elapsed_seconds: elapsed,
@@ -149,7 +168,12 @@ pub fn run_cases(
 /// # Errors
 /// As [`run_cases`].
 pub fn run(config: &RunConfig, progress: impl FnMut(Progress)) -> Result<RunReport, ExecError> {
-    run_cases(config, cases_for_seed(config.seed).take(config.cases as usize), config.cases, progress)
+    run_cases(
+        config,
+        cases_for_seed(config.seed).take(config.cases as usize),
+        config.cases,
+        progress,
+    )
 }
 
 #[cfg(test)]

@@ -102,15 +102,21 @@ mod tests {
             r#"{"setup":{"privilege":"root","threads":0},"steps":[{"unshare":"NEWNS|0x100000000"}]}"#
         );
         assert_eq!(serde_json::from_str::<Case>(&json).unwrap(), case);
-        let unknown = r#"{"setup":{"privilege":"root","threads":0,"colour":1},"steps":[{"unshare":"0"}]}"#;
-        let e = serde_json::from_str::<Case>(unknown).unwrap_err().to_string();
+        let unknown =
+            r#"{"setup":{"privilege":"root","threads":0,"colour":1},"steps":[{"unshare":"0"}]}"#;
+        let e = serde_json::from_str::<Case>(unknown)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("colour"), "{e}");
     }
 
     #[test]
     fn validate_names_the_limit() {
         assert_eq!(Case::unshare(&[]).validate(), Err(CaseError::StepCount(0)));
-        assert_eq!(Case::unshare(&[0; 5]).validate(), Err(CaseError::StepCount(5)));
+        assert_eq!(
+            Case::unshare(&[0; 5]).validate(),
+            Err(CaseError::StepCount(5))
+        );
         let mut c = Case::unshare(&[0]);
         c.setup.threads = 3;
         assert_eq!(c.validate(), Err(CaseError::Threads(3)));
@@ -121,6 +127,9 @@ mod tests {
         let mut c = Case::unshare(&[0x2000_0000, 0]);
         c.setup.threads = 1;
         c.setup.privilege = Privilege::Nobody;
-        assert_eq!(c.to_string(), "[nobody, 1 extra thread] unshare(NEWPID); unshare(0);");
+        assert_eq!(
+            c.to_string(),
+            "[nobody, 1 extra thread] unshare(NEWPID); unshare(0);"
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::env::Environment;
 use crate::errno::{CallResult, Errno};
-use crate::flags::{bits, RawFlags};
+use crate::flags::{RawFlags, bits};
 use crate::model::{CredExpect, Expected, LinkExpect};
 use crate::ns::NsLink;
 use crate::observe::{NsValue, Snapshot, StepObservation};
@@ -49,7 +49,8 @@ fn nothing_needed(_: &Environment) -> Option<String> {
 }
 
 fn needs_link(env: &Environment, link: NsLink, what: &str) -> Option<String> {
-    (!env.has_link(link)).then(|| format!("this kernel has no /proc/self/ns/{link} ({what} not available)"))
+    (!env.has_link(link))
+        .then(|| format!("this kernel has no /proc/self/ns/{link} ({what} not available)"))
 }
 
 /// Differences between two snapshots, ignoring nothing.
@@ -61,7 +62,11 @@ pub fn state_diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
         .collect();
     let mut cmp = |name: &str, x: u64, y: u64, hex: bool| {
         if x != y {
-            out.push(if hex { format!("{name} {x:#x} -> {y:#x}") } else { format!("{name} {x} -> {y}") });
+            out.push(if hex {
+                format!("{name} {x:#x} -> {y:#x}")
+            } else {
+                format!("{name} {x} -> {y}")
+            });
         }
     };
     cmp("pid", a.pid as u64, b.pid as u64, false);
@@ -83,7 +88,11 @@ fn show(v: NsValue) -> String {
 
 fn unchanged(ctx: &StepCtx) -> Result<(), String> {
     let diff = state_diff(ctx.before, &ctx.observed.after);
-    if diff.is_empty() { Ok(()) } else { Err(format!("state changed: {}", diff.join(", "))) }
+    if diff.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("state changed: {}", diff.join(", ")))
+    }
 }
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
@@ -104,7 +113,10 @@ fn errno_matches_model(ctx: &StepCtx) -> Option<Result<(), String>> {
     Some(if want == got {
         Ok(())
     } else {
-        Err(format!("model expected {want} (rule {}), kernel returned {got}", ctx.expected.rule))
+        Err(format!(
+            "model expected {want} (rule {}), kernel returned {got}",
+            ctx.expected.rule
+        ))
     })
 }
 
@@ -134,20 +146,31 @@ fn success_changes_exactly_predicted(ctx: &StepCtx) -> Option<Result<(), String>
         let (was, now) = (ctx.before.link(link), after.link(link));
         match ctx.expected.links[link.index()] {
             LinkExpect::Unchanged if was != now => {
-                problems.push(format!("ns/{link} should not change: {} -> {}", show(was), show(now)));
+                problems.push(format!(
+                    "ns/{link} should not change: {} -> {}",
+                    show(was),
+                    show(now)
+                ));
             }
             LinkExpect::Fresh => match now {
                 NsValue::Inode(i) if alive.contains(&i) => {
                     problems.push(format!("ns/{link} should be a new namespace, but inode {i} belongs to one alive before"));
                 }
                 NsValue::Inode(i) if fresh_seen.contains(&i) => {
-                    problems.push(format!("ns/{link} got inode {i}, shared with another new namespace"));
+                    problems.push(format!(
+                        "ns/{link} got inode {i}, shared with another new namespace"
+                    ));
                 }
                 NsValue::Inode(i) => fresh_seen.push(i),
-                NsValue::Error(e) => problems.push(format!("ns/{link} should be a new namespace, but reading it gave {e}")),
+                NsValue::Error(e) => problems.push(format!(
+                    "ns/{link} should be a new namespace, but reading it gave {e}"
+                )),
             },
             LinkExpect::Unreadable(e) if now != NsValue::Error(e) => {
-                problems.push(format!("ns/{link} should be unreadable with {e}, got {}", show(now)));
+                problems.push(format!(
+                    "ns/{link} should be unreadable with {e}, got {}",
+                    show(now)
+                ));
             }
             _ => {}
         }
@@ -157,16 +180,25 @@ fn success_changes_exactly_predicted(ctx: &StepCtx) -> Option<Result<(), String>
         CredExpect::Unchanged => (b.uid, b.gid, b.cap_eff),
         CredExpect::NewUserNs { uid, gid, cap_eff } => (uid, gid, cap_eff),
     };
-    if (after.uid, after.gid, after.euid, after.egid) != (uid, gid, uid, gid) || after.cap_eff != caps {
+    if (after.uid, after.gid, after.euid, after.egid) != (uid, gid, uid, gid)
+        || after.cap_eff != caps
+    {
         problems.push(format!(
             "credentials: expected uid/gid {uid}/{gid} CapEff {caps:#x}, got uid {} gid {} euid {} egid {} CapEff {:#x}",
             after.uid, after.gid, after.euid, after.egid, after.cap_eff
         ));
     }
     if (after.pid, after.threads) != (b.pid, b.threads) {
-        problems.push(format!("pid/threads changed: {}/{} -> {}/{}", b.pid, b.threads, after.pid, after.threads));
+        problems.push(format!(
+            "pid/threads changed: {}/{} -> {}/{}",
+            b.pid, b.threads, after.pid, after.threads
+        ));
     }
-    Some(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
+    Some(if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    })
 }
 
 fn newpid_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
@@ -179,12 +211,19 @@ fn newpid_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
         problems.push("the caller's own ns/pid changed".to_string());
     }
     if after.pid != ctx.before.pid {
-        problems.push(format!("getpid changed {} -> {}", ctx.before.pid, after.pid));
+        problems.push(format!(
+            "getpid changed {} -> {}",
+            ctx.before.pid, after.pid
+        ));
     }
     if after.link(NsLink::PidForChildren) == ctx.before.link(NsLink::PidForChildren) {
         problems.push("ns/pid_for_children did not change".to_string());
     }
-    Some(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
+    Some(if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    })
 }
 
 fn newtime_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
@@ -196,12 +235,23 @@ fn newtime_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
     if after.link(NsLink::Time) != ctx.before.link(NsLink::Time) {
         problems.push("the caller's own ns/time changed".to_string());
     }
-    match (ctx.before.link(NsLink::TimeForChildren), after.link(NsLink::TimeForChildren)) {
-        (was, now) if was == now => problems.push("ns/time_for_children did not change".to_string()),
-        (_, NsValue::Error(e)) => problems.push(format!("ns/time_for_children unreadable after NEWTIME: {e}")),
+    match (
+        ctx.before.link(NsLink::TimeForChildren),
+        after.link(NsLink::TimeForChildren),
+    ) {
+        (was, now) if was == now => {
+            problems.push("ns/time_for_children did not change".to_string())
+        }
+        (_, NsValue::Error(e)) => problems.push(format!(
+            "ns/time_for_children unreadable after NEWTIME: {e}"
+        )),
         _ => {}
     }
-    Some(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
+    Some(if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    })
 }
 
 fn newuser_credentials(ctx: &StepCtx) -> Option<Result<(), String>> {
@@ -209,19 +259,26 @@ fn newuser_credentials(ctx: &StepCtx) -> Option<Result<(), String>> {
         return None;
     }
     let a = &ctx.observed.after;
-    let (ou, og, full) = (ctx.env.overflow_uid, ctx.env.overflow_gid, ctx.env.full_caps());
-    Some(if (a.uid, a.euid, a.gid, a.egid, a.cap_eff) == (ou, ou, og, og, full) {
-        Ok(())
-    } else {
-        Err(format!(
-            "after NEWUSER expected uid/euid {ou}, gid/egid {og} (unmapped overflow ids) and CapEff {full:#x}; got uid {} euid {} gid {} egid {} CapEff {:#x}",
-            a.uid, a.euid, a.gid, a.egid, a.cap_eff
-        ))
-    })
+    let (ou, og, full) = (
+        ctx.env.overflow_uid,
+        ctx.env.overflow_gid,
+        ctx.env.full_caps(),
+    );
+    Some(
+        if (a.uid, a.euid, a.gid, a.egid, a.cap_eff) == (ou, ou, og, og, full) {
+            Ok(())
+        } else {
+            Err(format!(
+                "after NEWUSER expected uid/euid {ou}, gid/egid {og} (unmapped overflow ids) and CapEff {full:#x}; got uid {} euid {} gid {} egid {} CapEff {:#x}",
+                a.uid, a.euid, a.gid, a.egid, a.cap_eff
+            ))
+        },
+    )
 }
 
 /// Flags that never create a namespace or change credentials.
-const NOOP_FLAGS: u64 = bits::THREAD | bits::SIGHAND | bits::VM | bits::FS | bits::FILES | bits::SYSVSEM;
+const NOOP_FLAGS: u64 =
+    bits::THREAD | bits::SIGHAND | bits::VM | bits::FS | bits::FILES | bits::SYSVSEM;
 
 fn noop_flags_change_nothing(ctx: &StepCtx) -> Option<Result<(), String>> {
     if ctx.flags.0 & !NOOP_FLAGS != 0 || !ctx.observed.result.is_success() {

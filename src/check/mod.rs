@@ -15,7 +15,7 @@ use crate::env::Environment;
 use crate::model::{Expected, Prediction};
 use crate::observe::{Outcome, StepObservation, Trace};
 
-use invariants::{StepCtx, CASE_COMPLETES, INVARIANTS};
+use invariants::{CASE_COMPLETES, INVARIANTS, StepCtx};
 
 /// One invariant that did not hold.
 #[derive(Debug, Clone, Serialize)]
@@ -63,12 +63,18 @@ impl CaseVerdict {
 
     /// A case skipped before running.
     pub fn skipped(reason: String) -> CaseVerdict {
-        CaseVerdict { case_skipped: Some(reason), ..CaseVerdict::empty() }
+        CaseVerdict {
+            case_skipped: Some(reason),
+            ..CaseVerdict::empty()
+        }
     }
 
     /// A case the harness failed to run.
     pub fn broken(reason: String) -> CaseVerdict {
-        CaseVerdict { broken: Some(reason), ..CaseVerdict::empty() }
+        CaseVerdict {
+            broken: Some(reason),
+            ..CaseVerdict::empty()
+        }
     }
 
     /// True if some invariant was violated.
@@ -77,16 +83,35 @@ impl CaseVerdict {
     }
 }
 
-fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Trace, v: &mut CaseVerdict) {
+fn judge_trace(
+    env: &Environment,
+    case: &Case,
+    expected: &[Expected],
+    trace: &Trace,
+    v: &mut CaseVerdict,
+) {
     let mut before = &trace.before;
     for (index, observed) in trace.steps.iter().enumerate() {
-        let (Some(exp), Some(Step::Unshare(flags))) = (expected.get(index), case.steps.get(index)) else {
-            v.broken = Some(format!("the executor reported step {index}, which the case does not have"));
+        let (Some(exp), Some(Step::Unshare(flags))) = (expected.get(index), case.steps.get(index))
+        else {
+            v.broken = Some(format!(
+                "the executor reported step {index}, which the case does not have"
+            ));
             return;
         };
-        let ctx = StepCtx { env, index, flags: *flags, expected: exp, before, initial: &trace.before, observed };
+        let ctx = StepCtx {
+            env,
+            index,
+            flags: *flags,
+            expected: exp,
+            before,
+            initial: &trace.before,
+            observed,
+        };
         for inv in INVARIANTS {
-            let Some(result) = (inv.check)(&ctx) else { continue };
+            let Some(result) = (inv.check)(&ctx) else {
+                continue;
+            };
             if let Some(reason) = (inv.needs)(env) {
                 v.skipped.insert(inv.id, reason);
                 continue;
@@ -107,34 +132,56 @@ fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Tr
 }
 
 /// Judges one executed case against its prediction.
-pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &Outcome) -> CaseVerdict {
+pub fn judge(
+    env: &Environment,
+    case: &Case,
+    prediction: &Prediction,
+    outcome: &Outcome,
+) -> CaseVerdict {
     let expected = match prediction {
         Prediction::Skip { reason } => return CaseVerdict::skipped(reason.clone()),
         Prediction::Steps { steps } => steps,
     };
     let mut v = CaseVerdict::empty();
     v.reached_syscall = outcome.reached_syscall();
-    let case_violation = |detail: String| Violation { invariant: CASE_COMPLETES, step: None, detail, expected: None, observed: None };
+    let case_violation = |detail: String| Violation {
+        invariant: CASE_COMPLETES,
+        step: None,
+        detail,
+        expected: None,
+        observed: None,
+    };
     match outcome {
         Outcome::Completed { trace } => {
             judge_trace(env, case, expected, trace, &mut v);
             if trace.steps.len() != case.steps.len() && v.broken.is_none() {
-                v.broken = Some(format!("{} of {} steps reported", trace.steps.len(), case.steps.len()));
+                v.broken = Some(format!(
+                    "{} of {} steps reported",
+                    trace.steps.len(),
+                    case.steps.len()
+                ));
             } else {
                 *v.held.entry(CASE_COMPLETES).or_default() += 1;
             }
         }
-        Outcome::Timeout { timeout_ms, partial } => {
+        Outcome::Timeout {
+            timeout_ms,
+            partial,
+        } => {
             if let Some(t) = partial {
                 judge_trace(env, case, expected, t, &mut v);
             }
-            v.violations.push(case_violation(format!("timeout: still running after {timeout_ms} ms, killed with its process group")));
+            v.violations.push(case_violation(format!(
+                "timeout: still running after {timeout_ms} ms, killed with its process group"
+            )));
         }
         Outcome::Crash { signal, partial } => {
             if let Some(t) = partial {
                 judge_trace(env, case, expected, t, &mut v);
             }
-            v.violations.push(case_violation(format!("crash: the case's process died by signal {signal}")));
+            v.violations.push(case_violation(format!(
+                "crash: the case's process died by signal {signal}"
+            )));
         }
         Outcome::SetupFailed { op, errno } => {
             v.broken = Some(format!("setup failed: {op} gave {errno}"));
@@ -179,7 +226,8 @@ impl Tally {
     pub fn new() -> Tally {
         let mut t = Tally::default();
         for id in INVARIANTS.iter().map(|i| i.id).chain([CASE_COMPLETES]) {
-            t.invariants.insert(id.to_string(), InvariantTally::default());
+            t.invariants
+                .insert(id.to_string(), InvariantTally::default());
         }
         t
     }
@@ -201,12 +249,21 @@ impl Tally {
             t.held += u64::from(*n);
         }
         for viol in &v.violations {
-            let t = self.invariants.entry(viol.invariant.to_string()).or_default();
+            let t = self
+                .invariants
+                .entry(viol.invariant.to_string())
+                .or_default();
             t.checked += 1;
             t.violated += 1;
         }
         for (id, reason) in &v.skipped {
-            *self.invariants.entry(id.to_string()).or_default().skipped.entry(reason.clone()).or_default() += 1;
+            *self
+                .invariants
+                .entry(id.to_string())
+                .or_default()
+                .skipped
+                .entry(reason.clone())
+                .or_default() += 1;
         }
     }
 

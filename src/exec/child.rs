@@ -18,11 +18,11 @@ use std::os::fd::RawFd;
 
 use crate::case::{Case, Privilege, Step};
 use crate::errno::Errno;
-use crate::flags::{bits, RawFlags};
+use crate::flags::{RawFlags, bits};
 use crate::ns::NsLink;
 use crate::sys;
 
-use super::record::{Msg, MsgKind, RawSnapshot, SetupOp, MSG_LEN};
+use super::record::{MSG_LEN, Msg, MsgKind, RawSnapshot, SetupOp};
 
 const CAP_SYS_ADMIN_BIT: u64 = 1 << 21;
 const NOBODY: u32 = 65534;
@@ -96,7 +96,9 @@ fn apply_privilege(fd: RawFd, privilege: Privilege) {
         Privilege::UserNs => {
             let (_, _, euid, egid) = sys::ids();
             // SAFETY: this is the single-threaded case child (threads start after this).
-            check(fd, SetupOp::UnshareUserNs, unsafe { sys::unshare(RawFlags(bits::NEWUSER)) });
+            check(fd, SetupOp::UnshareUserNs, unsafe {
+                sys::unshare(RawFlags(bits::NEWUSER))
+            });
             if let Err((path, e)) = sys::proc::write_id_maps(0, euid, egid) {
                 let op = if path == c"/proc/self/setgroups" {
                     SetupOp::WriteSetgroups
@@ -114,7 +116,11 @@ fn apply_privilege(fd: RawFd, privilege: Privilege) {
 /// Runs `case` in this freshly forked child and reports on `fd`. Never returns.
 pub fn run_case(case: &Case, fd: RawFd) -> ! {
     check(fd, SetupOp::Setpgid, sys::setpgid(0, 0));
-    check(fd, SetupOp::Pdeathsig, sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong));
+    check(
+        fd,
+        SetupOp::Pdeathsig,
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong),
+    );
     apply_privilege(fd, case.setup.privilege);
     for _ in 0..case.setup.threads {
         check(fd, SetupOp::PthreadCreate, sys::spawn_parked_thread());

@@ -102,8 +102,15 @@ impl RawSnapshot {
     /// The decoded form.
     pub fn to_snapshot(&self) -> Snapshot {
         let mut ns = [NsValue::Inode(0); NsLink::COUNT];
-        for i in 0..NsLink::COUNT {
-            ns[i] = if self.ns_err[i] != 0 { NsValue::Error(Errno(self.ns_err[i])) } else { NsValue::Inode(self.ns_ino[i]) };
+        for (slot, (ino, err)) in ns
+            .iter_mut()
+            .zip(self.ns_ino.iter().zip(self.ns_err.iter()))
+        {
+            *slot = if *err != 0 {
+                NsValue::Error(Errno(*err))
+            } else {
+                NsValue::Inode(*ino)
+            };
         }
         Snapshot {
             ns,
@@ -179,7 +186,14 @@ impl Msg {
             op: 0,
             errno: 0,
             rc: 0,
-            snap: RawSnapshot { ns_ino: [0; NsLink::COUNT], ns_err: [0; NsLink::COUNT], pid: 0, ids: [0; 4], cap_eff: 0, threads: 0 },
+            snap: RawSnapshot {
+                ns_ino: [0; NsLink::COUNT],
+                ns_err: [0; NsLink::COUNT],
+                pid: 0,
+                ids: [0; 4],
+                cap_eff: 0,
+                threads: 0,
+            },
         }
     }
 
@@ -234,12 +248,22 @@ impl Msg {
         }
         snap.cap_eff = r.u64();
         snap.threads = r.u32();
-        Some(Msg { kind, op, errno, rc, snap })
+        Some(Msg {
+            kind,
+            op,
+            errno,
+            rc,
+            snap,
+        })
     }
 
     /// The call result of a Step message.
     pub fn call_result(&self) -> CallResult {
-        if self.rc < 0 { CallResult::Failure(Errno(self.errno)) } else { CallResult::Success }
+        if self.rc < 0 {
+            CallResult::Failure(Errno(self.errno))
+        } else {
+            CallResult::Success
+        }
     }
 }
 
@@ -266,7 +290,10 @@ mod tests {
         buf[0] ^= 1;
         assert_eq!(Msg::decode(&buf), None);
         let s = m.snap.to_snapshot();
-        assert_eq!(s.link(NsLink::PidForChildren), NsValue::Error(Errno::ENOENT));
+        assert_eq!(
+            s.link(NsLink::PidForChildren),
+            NsValue::Error(Errno::ENOENT)
+        );
         assert_eq!(s.link(NsLink::Mnt), NsValue::Inode(4_026_531_841));
     }
 }

@@ -5,7 +5,7 @@
 //! a kernel that reports success without unsharing. The process that entered
 //! stays outside as a relay that only waits for pid 1 and exits with its status.
 
-use crate::flags::{bits, RawFlags};
+use crate::flags::{RawFlags, bits};
 use crate::sys;
 
 /// Facts gathered before and while entering the sandbox.
@@ -42,7 +42,11 @@ fn host_chrooted() -> Option<bool> {
     // listed in mountinfo, so with no mount at "/" the root is a subdirectory (chrooted).
     // A chroot into a mount point is not detected this way.
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    Some(!info.lines().any(|l| l.split_whitespace().nth(4) == Some("/")))
+    Some(
+        !info
+            .lines()
+            .any(|l| l.split_whitespace().nth(4) == Some("/")),
+    )
 }
 
 fn seccomp() -> (u32, u32) {
@@ -92,7 +96,10 @@ pub fn enter() -> Result<SandboxInfo, String> {
     })?;
     if user_ns {
         sys::proc::write_id_maps(0, host_uid, host_gid).map_err(|(path, e)| {
-            format!("cannot build the outer sandbox: writing {} failed with {e}", path.to_string_lossy())
+            format!(
+                "cannot build the outer sandbox: writing {} failed with {e}",
+                path.to_string_lossy()
+            )
         })?;
     }
     sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE)
@@ -100,15 +107,23 @@ pub fn enter() -> Result<SandboxInfo, String> {
     let _ = sys::sethostname(b"unshare-fuzz-sandbox");
     // SAFETY: still single-threaded; the parent branch below only waits and exits.
     #[allow(unsafe_code)]
-    let pid = unsafe { sys::fork() }.map_err(|e| format!("cannot fork the sandbox's pid 1: {e}"))?;
+    let pid =
+        unsafe { sys::fork() }.map_err(|e| format!("cannot fork the sandbox's pid 1: {e}"))?;
     if pid != 0 {
         relay(pid);
     }
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     let mut notes = vec![format!("namespaces {}", RawFlags(flags))];
-    match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
+    match sys::mount(
+        c"proc",
+        c"/proc",
+        Some(c"proc"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+    ) {
         Ok(()) => notes.push("own /proc".into()),
-        Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
+        Err(e) => notes.push(format!(
+            "host /proc kept (mounting a new one failed with {e})"
+        )),
     }
     notes.push(format!("executor is pid {} of the sandbox", sys::getpid()));
     info.description = notes.join(", ");

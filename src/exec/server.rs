@@ -28,7 +28,12 @@ pub fn executor_main() -> i32 {
         }
     };
     let env = probe::environment(&info);
-    if !send(&mut out, &Response::Hello { environment: Box::new(env) }) {
+    if !send(
+        &mut out,
+        &Response::Hello {
+            environment: Box::new(env),
+        },
+    ) {
         return 2;
     }
     let stdin = std::io::stdin();
@@ -38,12 +43,24 @@ pub fn executor_main() -> i32 {
             continue;
         }
         let response = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::Error { id: None, message: format!("bad request: {e}") },
+            Err(e) => Response::Error {
+                id: None,
+                message: format!("bad request: {e}"),
+            },
             Ok(req) => match req.case.validate() {
-                Err(e) => Response::Error { id: Some(req.id), message: format!("bad case: {e}") },
+                Err(e) => Response::Error {
+                    id: Some(req.id),
+                    message: format!("bad case: {e}"),
+                },
                 Ok(()) => match watch::run_one(&req.case, Duration::from_millis(req.timeout_ms)) {
-                    Ok(outcome) => Response::Outcome { id: req.id, outcome },
-                    Err(e) => Response::Error { id: Some(req.id), message: format!("executor failure: {e}") },
+                    Ok(outcome) => Response::Outcome {
+                        id: req.id,
+                        outcome,
+                    },
+                    Err(e) => Response::Error {
+                        id: Some(req.id),
+                        message: format!("executor failure: {e}"),
+                    },
                 },
             },
         };

@@ -14,7 +14,7 @@ use crate::observe::{Outcome, StepObservation, Trace};
 use crate::sys;
 
 use super::child;
-use super::record::{Msg, MsgKind, SetupOp, MSG_LEN};
+use super::record::{MSG_LEN, Msg, MsgKind, SetupOp};
 
 /// What the parent collected from the pipe.
 #[derive(Default)]
@@ -29,9 +29,17 @@ impl Collected {
     fn absorb(&mut self, msg: Msg) {
         match msg.kind {
             MsgKind::SetupFailed => self.setup_failed = Some((msg.op, msg.errno)),
-            MsgKind::Before => self.trace = Some(Trace { before: msg.snap.to_snapshot(), steps: Vec::new() }),
+            MsgKind::Before => {
+                self.trace = Some(Trace {
+                    before: msg.snap.to_snapshot(),
+                    steps: Vec::new(),
+                })
+            }
             MsgKind::Step => match self.trace.as_mut() {
-                Some(t) => t.steps.push(StepObservation { result: msg.call_result(), after: msg.snap.to_snapshot() }),
+                Some(t) => t.steps.push(StepObservation {
+                    result: msg.call_result(),
+                    after: msg.snap.to_snapshot(),
+                }),
                 None => self.garbage = true,
             },
             MsgKind::Done => self.done = true,
@@ -105,8 +113,16 @@ pub fn run_one(case: &Case, timeout: Duration) -> Result<Outcome, Errno> {
             break;
         }
         let mut fds = [
-            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if pipe_open { rd.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if pipe_open { rd.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         match sys::poll(&mut fds, left.as_millis().clamp(1, i32::MAX as u128) as i32) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -132,18 +148,33 @@ pub fn run_one(case: &Case, timeout: Duration) -> Result<Outcome, Errno> {
 
 fn outcome(got: Collected, status: i32, timed_out: bool, timeout: Duration) -> Outcome {
     if timed_out {
-        return Outcome::Timeout { timeout_ms: timeout.as_millis() as u64, partial: got.trace };
+        return Outcome::Timeout {
+            timeout_ms: timeout.as_millis() as u64,
+            partial: got.trace,
+        };
     }
     if libc::WIFSIGNALED(status) {
-        return Outcome::Crash { signal: libc::WTERMSIG(status), partial: got.trace };
+        return Outcome::Crash {
+            signal: libc::WTERMSIG(status),
+            partial: got.trace,
+        };
     }
     if got.garbage {
-        return Outcome::Broken { reason: "the child wrote an unreadable message".into() };
+        return Outcome::Broken {
+            reason: "the child wrote an unreadable message".into(),
+        };
     }
     if let Some((op, errno)) = got.setup_failed {
-        return Outcome::SetupFailed { op: SetupOp::describe(op).into(), errno: Errno(errno) };
+        return Outcome::SetupFailed {
+            op: SetupOp::describe(op).into(),
+            errno: Errno(errno),
+        };
     }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
     match (got.done, got.trace) {
         (true, Some(trace)) if code == 0 => Outcome::Completed { trace },
         (_, trace) => Outcome::Broken {

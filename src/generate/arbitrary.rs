@@ -3,7 +3,7 @@
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
-use crate::case::{Case, Privilege, Setup, Step, MAX_STEPS};
+use crate::case::{Case, MAX_STEPS, Privilege, Setup, Step};
 use crate::flags::RawFlags;
 
 use super::weights::{self, FlagClass, INTERESTING_INVALID_BITS};
@@ -72,7 +72,9 @@ mod tests {
         for len in 0..300 {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (seed >> 33) as u8
                 })
                 .collect();

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use crate::case::{Case, Privilege, Setup, Step, MAX_STEPS};
+use crate::case::{Case, MAX_STEPS, Privilege, Setup, Step};
 use crate::flags::RawFlags;
 
 use super::weights::{self, INTERESTING_INVALID_BITS};
@@ -51,11 +51,15 @@ pub fn case() -> impl Strategy<Value = Case> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
     #[test]
     fn distribution_follows_the_weights() {
-        let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        );
         let s = flags();
         let n = 20_000;
         let (mut valid, mut zero, mut high) = (0, 0, 0);
@@ -70,7 +74,10 @@ mod tests {
                 high += 1;
             }
         }
-        assert!(valid > n * 70 / 100 && valid < n * 90 / 100, "valid {valid}");
+        assert!(
+            valid > n * 70 / 100 && valid < n * 90 / 100,
+            "valid {valid}"
+        );
         assert!(zero > n * 3 / 100 && zero < n * 8 / 100, "zero {zero}");
         assert!(high > 0, "no high bits in {n} words");
     }

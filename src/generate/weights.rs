@@ -19,14 +19,19 @@ pub const SUBSET_MAX_DRAWS: usize = 6;
 
 /// Invalid bits worth trying: CSIGNAL bits, neighbours of valid bits, clone3-only bits,
 /// the future UNSHARE_EMPTY_MNTNS bit (20), and the top bit.
-pub const INTERESTING_INVALID_BITS: &[u32] = &[0, 1, 4, 6, 12, 13, 14, 15, 19, 20, 24, 31, 32, 33, 34, 63];
+pub const INTERESTING_INVALID_BITS: &[u32] =
+    &[0, 1, 4, 6, 12, 13, 14, 15, 19, 20, 24, 31, 32, 33, 34, 63];
 
 /// Out of 100 for the number of extra threads 0, 1, 2.
 pub const THREAD_WEIGHTS: [u32; 3] = [70, 20, 10];
 
 /// The single valid bits, in table order.
 pub fn valid_bits() -> Vec<u64> {
-    FLAGS.iter().map(|f| f.bit).filter(|b| b & UNSHARE_VALID_MASK != 0).collect()
+    FLAGS
+        .iter()
+        .map(|f| f.bit)
+        .filter(|b| b & UNSHARE_VALID_MASK != 0)
+        .collect()
 }
 
 /// Which kind of flag word a roll in 0..100 selects.
@@ -72,13 +77,19 @@ mod tests {
 
     #[test]
     fn weights_add_up_and_bits_are_invalid() {
-        assert_eq!(FLAGS_SUBSET + FLAGS_ZERO + FLAGS_NEIGHBOUR + FLAGS_RANDOM, 100);
+        assert_eq!(
+            FLAGS_SUBSET + FLAGS_ZERO + FLAGS_NEIGHBOUR + FLAGS_RANDOM,
+            100
+        );
         assert_eq!(THREAD_WEIGHTS.iter().sum::<u32>(), 100);
         assert_eq!(valid_bits().len(), 14);
         for b in INTERESTING_INVALID_BITS {
             assert_eq!((1u64 << b) & UNSHARE_VALID_MASK, 0, "bit {b}");
         }
         let classes: Vec<FlagClass> = (0..100).map(flag_class).collect();
-        assert_eq!(classes.iter().filter(|c| **c == FlagClass::Random).count(), 1);
+        assert_eq!(
+            classes.iter().filter(|c| **c == FlagClass::Random).count(),
+            1
+        );
     }
 }

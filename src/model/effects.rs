@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::env::Environment;
 use crate::errno::Errno;
-use crate::flags::{by_bit, bits, RawFlags};
+use crate::flags::{RawFlags, bits, by_bit};
 use crate::ns::NsLink;
 
 use super::state::CallerState;
@@ -49,7 +49,11 @@ pub enum CredExpect {
 
 /// Applies a successful call with `f` (after implications) to `state`, and returns the
 /// expectations on links and credentials.
-pub fn apply_success(env: &Environment, state: &mut CallerState, f: RawFlags) -> ([LinkExpect; NsLink::COUNT], CredExpect) {
+pub fn apply_success(
+    env: &Environment,
+    state: &mut CallerState,
+    f: RawFlags,
+) -> ([LinkExpect; NsLink::COUNT], CredExpect) {
     let mut links = [LinkExpect::Unchanged; NsLink::COUNT];
     let mut bit = 1u64;
     while bit != 0 {
@@ -74,7 +78,11 @@ pub fn apply_success(env: &Environment, state: &mut CallerState, f: RawFlags) ->
         state.uid = env.overflow_uid;
         state.gid = env.overflow_gid;
         state.cap_eff = env.full_caps();
-        creds = CredExpect::NewUserNs { uid: state.uid, gid: state.gid, cap_eff: state.cap_eff };
+        creds = CredExpect::NewUserNs {
+            uid: state.uid,
+            gid: state.gid,
+            cap_eff: state.cap_eff,
+        };
     }
     (links, creds)
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::case::{Case, Step};
 use crate::env::Environment;
 use crate::errno::CallResult;
-use crate::flags::{apply_implications, RawFlags};
+use crate::flags::{RawFlags, apply_implications};
 
 pub use effects::{CredExpect, LinkExpect};
 pub use profile::KernelProfile;
@@ -57,9 +57,19 @@ pub enum Prediction {
 }
 
 /// Predicts one unshare call from `state`, and updates `state` as the kernel would.
-pub fn predict_unshare(profile: &KernelProfile, env: &Environment, state: &mut CallerState, flags: RawFlags) -> Expected {
+pub fn predict_unshare(
+    profile: &KernelProfile,
+    env: &Environment,
+    state: &mut CallerState,
+    flags: RawFlags,
+) -> Expected {
     let effective = apply_implications(flags, profile.implications);
-    let ctx = checks::Ctx { f: effective.0, valid_mask: profile.valid_mask, state, env };
+    let ctx = checks::Ctx {
+        f: effective.0,
+        valid_mask: profile.valid_mask,
+        state,
+        env,
+    };
     if let Some(row) = checks::first_failing(profile.checks, &ctx) {
         return Expected {
             effective_flags: effective,
@@ -70,7 +80,13 @@ pub fn predict_unshare(profile: &KernelProfile, env: &Environment, state: &mut C
         };
     }
     let (links, creds) = effects::apply_success(env, state, effective);
-    Expected { effective_flags: effective, result: CallResult::Success, rule: "success", links, creds }
+    Expected {
+        effective_flags: effective,
+        result: CallResult::Success,
+        rule: "success",
+        links,
+        creds,
+    }
 }
 
 /// Predicts every step of `case` on the kernel described by `profile`.

@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use crate::flags::{Implication, IMPLICATIONS_6_18, UNSHARE_VALID_MASK};
+use crate::flags::{IMPLICATIONS_6_18, Implication, UNSHARE_VALID_MASK};
 
-use super::checks::{Check, CHECKS_6_18};
+use super::checks::{CHECKS_6_18, Check};
 
 /// One kernel's unshare rules.
 #[derive(Clone, Copy, Serialize)]
@@ -29,7 +29,9 @@ pub struct KernelProfile {
 
 impl std::fmt::Debug for KernelProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelProfile").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("KernelProfile")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 

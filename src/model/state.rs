@@ -60,12 +60,18 @@ impl CallerState {
         match setup.privilege {
             Privilege::Root => {
                 if base.euid != 0 {
-                    return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
+                    return Err(format!(
+                        "the executor runs as uid {} in its sandbox, not root",
+                        base.euid
+                    ));
                 }
             }
             Privilege::RootWithoutSysAdmin => {
                 if base.euid != 0 {
-                    return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
+                    return Err(format!(
+                        "the executor runs as uid {} in its sandbox, not root",
+                        base.euid
+                    ));
                 }
                 s.cap_sys_admin = false;
                 s.cap_eff &= !(1 << CAP_SYS_ADMIN);
@@ -83,10 +89,15 @@ impl CallerState {
             }
             Privilege::UserNs => {
                 if env.max_namespaces("user") == Some(0) {
-                    return Err("max_user_namespaces is 0 here, so the user-ns setup cannot be built".into());
+                    return Err(
+                        "max_user_namespaces is 0 here, so the user-ns setup cannot be built"
+                            .into(),
+                    );
                 }
                 if env.chrooted {
-                    return Err("the executor is chrooted, so the user-ns setup cannot be built".into());
+                    return Err(
+                        "the executor is chrooted, so the user-ns setup cannot be built".into(),
+                    );
                 }
                 if !env.has_link(NsLink::User) {
                     return Err("user namespaces are not available on this kernel".into());

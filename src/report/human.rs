@@ -11,18 +11,56 @@ pub fn environment(env: &Environment) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "kernel:        {}", env.kernel_release);
     let _ = writeln!(s, "started as:    uid {}", env.host_uid);
-    let _ = writeln!(s, "sandbox:       {}{}", env.sandbox, if env.sandbox_user_ns { " (with its own user namespace)" } else { "" });
+    let _ = writeln!(
+        s,
+        "sandbox:       {}{}",
+        env.sandbox,
+        if env.sandbox_user_ns {
+            " (with its own user namespace)"
+        } else {
+            ""
+        }
+    );
     let b = &env.baseline;
-    let _ = writeln!(s, "executor:      uid {} gid {} CapEff {:#x} (full set {:#x})", b.uid, b.gid, b.cap_eff, env.full_caps());
-    let depth = env.userns_depth.map_or("unknown".to_string(), |d| d.to_string());
-    let _ = writeln!(s, "user-ns depth: {depth}; chrooted: {}; uid 65534 mapped: {}", env.chrooted, env.nobody_mapped);
+    let _ = writeln!(
+        s,
+        "executor:      uid {} gid {} CapEff {:#x} (full set {:#x})",
+        b.uid,
+        b.gid,
+        b.cap_eff,
+        env.full_caps()
+    );
+    let depth = env
+        .userns_depth
+        .map_or("unknown".to_string(), |d| d.to_string());
+    let _ = writeln!(
+        s,
+        "user-ns depth: {depth}; chrooted: {}; uid 65534 mapped: {}",
+        env.chrooted, env.nobody_mapped
+    );
     let links: Vec<&str> = env.ns_links.iter().map(|l| l.file_name()).collect();
     let _ = writeln!(s, "ns links:      {}", links.join(" "));
-    let limits: Vec<String> = env.max_namespaces.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let limits: Vec<String> = env
+        .max_namespaces
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let _ = writeln!(s, "max_*_namespaces: {}", limits.join(" "));
-    let _ = writeln!(s, "seccomp mode:  {}; LSMs: {}", env.seccomp_mode, if env.lsms.is_empty() { "unknown".into() } else { env.lsms.join(",") });
+    let _ = writeln!(
+        s,
+        "seccomp mode:  {}; LSMs: {}",
+        env.seccomp_mode,
+        if env.lsms.is_empty() {
+            "unknown".into()
+        } else {
+            env.lsms.join(",")
+        }
+    );
     if env.restrictions.is_empty() {
-        let _ = writeln!(s, "restrictions:  none found: results describe the unfiltered kernel");
+        let _ = writeln!(
+            s,
+            "restrictions:  none found: results describe the unfiltered kernel"
+        );
     } else {
         let _ = writeln!(s, "RESTRICTIONS (results describe the kernel as filtered):");
         for r in &env.restrictions {
@@ -45,17 +83,29 @@ pub fn summary(report: &RunReport) -> String {
             let step = v.step.map_or("case".to_string(), |i| format!("step {i}"));
             let _ = writeln!(s, "  [{}] {step}: {}", v.invariant, v.detail);
             if let Some(e) = &v.expected {
-                let _ = writeln!(s, "    expected: {} (rule {}, effective flags {})", e.result, e.rule, e.effective_flags);
+                let _ = writeln!(
+                    s,
+                    "    expected: {} (rule {}, effective flags {})",
+                    e.result, e.rule, e.effective_flags
+                );
             }
             if let Some(o) = &v.observed {
                 let _ = writeln!(s, "    observed: {}", o.result);
             }
         }
     }
-    let _ = writeln!(s, "\n{:<36} {:>9} {:>9} {:>9} {:>9}", "invariant", "checked", "held", "violated", "skipped");
+    let _ = writeln!(
+        s,
+        "\n{:<36} {:>9} {:>9} {:>9} {:>9}",
+        "invariant", "checked", "held", "violated", "skipped"
+    );
     for (id, it) in &t.invariants {
         let skipped: u64 = it.skipped.values().sum();
-        let _ = writeln!(s, "{id:<36} {:>9} {:>9} {:>9} {:>9}", it.checked, it.held, it.violated, skipped);
+        let _ = writeln!(
+            s,
+            "{id:<36} {:>9} {:>9} {:>9} {:>9}",
+            it.checked, it.held, it.violated, skipped
+        );
         for (reason, n) in &it.skipped {
             let _ = writeln!(s, "    skipped {n}x: {reason}");
         }
@@ -64,14 +114,26 @@ pub fn summary(report: &RunReport) -> String {
         }
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "cases: {}  reached the syscall: {}  failed: {}  broken: {}  skipped: {}", t.cases, t.reached_syscall, t.failed_cases, t.broken_cases(), t.cases_skipped.values().sum::<u64>());
+    let _ = writeln!(
+        s,
+        "cases: {}  reached the syscall: {}  failed: {}  broken: {}  skipped: {}",
+        t.cases,
+        t.reached_syscall,
+        t.failed_cases,
+        t.broken_cases(),
+        t.cases_skipped.values().sum::<u64>()
+    );
     for (reason, n) in &t.cases_skipped {
         let _ = writeln!(s, "  skipped {n}x: {reason}");
     }
     for (reason, n) in &t.broken {
         let _ = writeln!(s, "  broken {n}x: {reason}");
     }
-    let _ = writeln!(s, "time: {:.1} s, {:.0} cases/s; seed {}; model {}", report.elapsed_seconds, report.cases_per_second, report.seed, report.profile);
+    let _ = writeln!(
+        s,
+        "time: {:.1} s, {:.0} cases/s; seed {}; model {}",
+        report.elapsed_seconds, report.cases_per_second, report.seed, report.profile
+    );
     let verdict = match t.exit_code() {
         0 => "all invariants held",
         1 => "VIOLATIONS found",
@@ -84,5 +146,8 @@ pub fn summary(report: &RunReport) -> String {
 
 /// One line per invariant with its meaning (for `--help`-like listings).
 pub fn invariant_list() -> String {
-    INVARIANTS.iter().map(|i| format!("{:<36} {}\n", i.id, i.doc)).collect()
+    INVARIANTS
+        .iter()
+        .map(|i| format!("{:<36} {}\n", i.id, i.doc))
+        .collect()
 }

@@ -21,5 +21,10 @@ struct Document<'a> {
 /// # Errors
 /// Only if serialization fails (it should not).
 pub fn render(report: &RunReport) -> serde_json::Result<String> {
-    serde_json::to_string_pretty(&Document { format: FORMAT_VERSION, tool: "unshare-fuzz", version: env!("CARGO_PKG_VERSION"), report })
+    serde_json::to_string_pretty(&Document {
+        format: FORMAT_VERSION,
+        tool: "unshare-fuzz",
+        version: env!("CARGO_PKG_VERSION"),
+        report,
+    })
 }

@@ -85,7 +85,16 @@ pub fn getpid() -> libc::pid_t {
 /// `prctl(option, arg2)` with integer arguments.
 pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
     // SAFETY: the options used by the harness take integer arguments only.
-    ret_int(unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) }).map(|_| ())
+    ret_int(unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(|_| ())
 }
 
 /// The three capability sets of the calling thread (low 64 bits each).
@@ -117,11 +126,20 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// `capget` for the calling thread.
 pub fn capget() -> Result<CapSets, Errno> {
-    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and data are valid, properly sized (version 3 uses two CapData) and live
     // for the call.
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
     ret(rc)?;
     let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
     Ok(CapSets {
@@ -133,24 +151,48 @@ pub fn capget() -> Result<CapSets, Errno> {
 
 /// `capset` for the calling thread.
 pub fn capset(sets: CapSets) -> Result<(), Errno> {
-    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
     let split = |v: u64| (v as u32, (v >> 32) as u32);
     let (e0, e1) = split(sets.effective);
     let (p0, p1) = split(sets.permitted);
     let (i0, i1) = split(sets.inheritable);
     let data = [
-        CapData { effective: e0, permitted: p0, inheritable: i0 },
-        CapData { effective: e1, permitted: p1, inheritable: i1 },
+        CapData {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        CapData {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
     ];
     // SAFETY: header and data are valid and sized for version 3; capset only reads data.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
     ret(rc).map(|_| ())
 }
 
 /// Real and effective ids: (uid, gid, euid, egid).
 pub fn ids() -> (u32, u32, u32, u32) {
     // SAFETY: these calls take no arguments and cannot fail.
-    unsafe { (libc::getuid(), libc::getgid(), libc::geteuid(), libc::getegid()) }
+    unsafe {
+        (
+            libc::getuid(),
+            libc::getgid(),
+            libc::geteuid(),
+            libc::getegid(),
+        )
+    }
 }
 
 /// `setgroups(0, NULL)`.
@@ -178,7 +220,11 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {
     // SAFETY: fd was just opened and is owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let n = write(fd.as_raw_fd(), data)?;
-    if n != data.len() { Err(Errno(libc::EIO)) } else { Ok(()) }
+    if n != data.len() {
+        Err(Errno(libc::EIO))
+    } else {
+        Ok(())
+    }
 }
 
 /// Reads up to `buf.len()` bytes of `path` into `buf`; returns how many.
@@ -271,7 +317,10 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> Result<(), Errno> {
 }
 
 /// `waitpid(pid, options)`: `Ok(None)` with WNOHANG when nothing changed, else (pid, status).
-pub fn waitpid(pid: libc::pid_t, options: libc::c_int) -> Result<Option<(libc::pid_t, libc::c_int)>, Errno> {
+pub fn waitpid(
+    pid: libc::pid_t,
+    options: libc::c_int,
+) -> Result<Option<(libc::pid_t, libc::c_int)>, Errno> {
     let mut status = 0;
     loop {
         // SAFETY: status is a valid out-pointer.
@@ -286,10 +335,24 @@ pub fn waitpid(pid: libc::pid_t, options: libc::c_int) -> Result<Option<(libc::p
 }
 
 /// `mount(source, target, fstype, flags, NULL)`.
-pub fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong) -> Result<(), Errno> {
+pub fn mount(
+    source: &CStr,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+) -> Result<(), Errno> {
     let fstype = fstype.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: all strings are NUL-terminated or null where mount allows it; data is null.
-    ret_int(unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype, flags, std::ptr::null()) }).map(|_| ())
+    ret_int(unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype,
+            flags,
+            std::ptr::null(),
+        )
+    })
+    .map(|_| ())
 }
 
 /// `sethostname(name)`.
@@ -308,7 +371,9 @@ pub fn kernel_release() -> String {
     // SAFETY: uname succeeded and filled uts; release is NUL-terminated.
     let uts = unsafe { uts.assume_init() };
     // SAFETY: the kernel NUL-terminates the release field.
-    unsafe { CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(uts.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 extern "C" fn parked_thread(_arg: *mut libc::c_void) -> *mut libc::c_void {
@@ -323,7 +388,14 @@ pub fn spawn_parked_thread() -> Result<(), Errno> {
     let mut tid = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
     // SAFETY: tid is a valid out-pointer, attributes are default (null), and the start routine
     // never touches its argument.
-    let rc = unsafe { libc::pthread_create(tid.as_mut_ptr(), std::ptr::null(), parked_thread, std::ptr::null_mut()) };
+    let rc = unsafe {
+        libc::pthread_create(
+            tid.as_mut_ptr(),
+            std::ptr::null(),
+            parked_thread,
+            std::ptr::null_mut(),
+        )
+    };
     if rc != 0 {
         return Err(Errno(rc));
     }

@@ -10,7 +10,10 @@ use super::{read_file_into, write_file};
 pub fn field_u64(text: &[u8], key: &[u8]) -> Option<u64> {
     let mut start = 0;
     while start < text.len() {
-        let end = text[start..].iter().position(|b| *b == b'\n').map_or(text.len(), |p| start + p);
+        let end = text[start..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(text.len(), |p| start + p);
         let line = &text[start..end];
         if line.starts_with(key) {
             let mut value: u64 = 0;
@@ -36,7 +39,9 @@ pub fn field_u64(text: &[u8], key: &[u8]) -> Option<u64> {
 pub fn thread_count() -> Result<u32, Errno> {
     let mut buf = [0u8; 8192];
     let n = read_file_into(c"/proc/self/status", &mut buf)?;
-    field_u64(&buf[..n], b"Threads:").map(|v| v as u32).ok_or(Errno(libc::EIO))
+    field_u64(&buf[..n], b"Threads:")
+        .map(|v| v as u32)
+        .ok_or(Errno(libc::EIO))
 }
 
 /// Writes the decimal form of `v` into `out`; returns the bytes written.
@@ -73,11 +78,23 @@ pub fn map_line(buf: &mut [u8; 40], inside: u32, outside: u32, count: u32) -> &[
 
 /// Writes `deny` to setgroups and single-id maps `inside -> outside` for uid and gid of the
 /// calling process (just after unshare(NEWUSER)).
-pub fn write_id_maps(inside: u32, uid_outside: u32, gid_outside: u32) -> Result<(), (&'static CStr, Errno)> {
+pub fn write_id_maps(
+    inside: u32,
+    uid_outside: u32,
+    gid_outside: u32,
+) -> Result<(), (&'static CStr, Errno)> {
     let mut buf = [0u8; 40];
     write_file(c"/proc/self/setgroups", b"deny").map_err(|e| (c"/proc/self/setgroups", e))?;
-    write_file(c"/proc/self/uid_map", map_line(&mut buf, inside, uid_outside, 1)).map_err(|e| (c"/proc/self/uid_map", e))?;
-    write_file(c"/proc/self/gid_map", map_line(&mut buf, inside, gid_outside, 1)).map_err(|e| (c"/proc/self/gid_map", e))?;
+    write_file(
+        c"/proc/self/uid_map",
+        map_line(&mut buf, inside, uid_outside, 1),
+    )
+    .map_err(|e| (c"/proc/self/uid_map", e))?;
+    write_file(
+        c"/proc/self/gid_map",
+        map_line(&mut buf, inside, gid_outside, 1),
+    )
+    .map_err(|e| (c"/proc/self/gid_map", e))?;
     Ok(())
 }
 
