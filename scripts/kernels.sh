@@ -210,7 +210,7 @@ resolve_kernel() {
     [ -n "$cands" ] || { echo "no package matches $re" >&2; return 1; }
     # shellcheck disable=SC2086
     apt-cache "${APT_OPTS[@]}" madison $cands | awk -F'|' '{gsub(/ /,"",$1); gsub(/ /,"",$2); print $1, $2}' \
-        | sort -u | {
+        | sort -u -k2,2V | tail -n 40 | {
             local best_p="" best_v="" p v
             while read -r p v; do
                 if [ "$allow_rc" = 0 ] && [[ "$v" == *"~rc"* || "$v" == *"~exp"* ]]; then continue; fi
@@ -228,12 +228,19 @@ fetch_kernel() {
     local pkg=$1 ver=$2 dir deb
     dir="$CACHE/$pkg/$ver"
     if [ -s "$dir/vmlinuz" ]; then echo "$dir/vmlinuz"; return 0; fi
-    deb="$CACHE/debs/${pkg}_${ver//:/%3a}_amd64.deb"
+    # From Linux 7.x on, linux-image-ABI-FLAVOUR is an empty package that
+    # depends on linux-binary-ABI-FLAVOUR, which holds /boot/vmlinuz-*.
+    local binpkg
+    binpkg=$(apt-cache "${APT_OPTS[@]}" show "$pkg=$ver" 2>/dev/null \
+        | sed -n 's/^Depends: //p' | head -n1 | tr ',' '\n' \
+        | sed -n 's/^ *\(linux-binary-[^ ]*\).*/\1/p' | head -n1)
+    [ -n "$binpkg" ] || binpkg=$pkg
+    deb="$CACHE/debs/${binpkg}_${ver//:/%3a}_amd64.deb"
     if [ ! -s "$deb" ]; then
-        log "downloading $pkg=$ver"
-        (cd "$CACHE/debs" && apt-get "${APT_OPTS[@]}" download -q "$pkg=$ver" >&2) || return 1
+        log "downloading $binpkg=$ver"
+        (cd "$CACHE/debs" && apt-get "${APT_OPTS[@]}" download -q "$binpkg=$ver" >&2) || return 1
     fi
-    [ -s "$deb" ] || { echo "download of $pkg=$ver did not produce $deb" >&2; return 1; }
+    [ -s "$deb" ] || { echo "download of $binpkg=$ver did not produce $deb" >&2; return 1; }
     local tmp
     tmp=$(mktemp -d "$CACHE/extract.XXXXXX")
     dpkg-deb -x "$deb" "$tmp"

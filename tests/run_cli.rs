@@ -1,0 +1,84 @@
+//! The `run` and `env` commands end to end, on the real kernel, through the built binary.
+
+mod common;
+
+use serde_json::Value;
+
+const INVARIANTS: &[&str] = &[
+    "case-completes",
+    "errno-matches-model",
+    "failure-changes-nothing",
+    "newpid-affects-children-only",
+    "newtime-affects-children-only",
+    "newuser-credentials",
+    "noop-flags-change-nothing",
+    "success-changes-exactly-predicted",
+    "unknown-bits-einval",
+];
+
+/// Runs `run` with a JSON report and returns (exit code, report, text output).
+pub fn run_json(tag: &str, extra: &[&str]) -> (i32, Value, String) {
+    let dir = common::temp_dir(tag);
+    let path = dir.join("report.json");
+    let mut args = vec!["run", "--json", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = common::run(&args);
+    let text = common::text(&out);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("no report ({e}):\n{text}")))
+        .expect("report is JSON");
+    (out.status.code().unwrap_or(-1), report, text)
+}
+
+#[test]
+fn run_holds_every_invariant_and_checks_each_many_times() {
+    let (code, report, text) = run_json("run", &["--cases", "600", "--seed", "11"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("seed: 11"), "the seed is printed first:\n{text}");
+    assert!(text.contains("kernel:"), "the environment is printed:\n{text}");
+    let tally = &report["tally"];
+    assert_eq!(tally["cases"], 600);
+    assert!(tally["reached_syscall"].as_u64().unwrap() >= 400, "{tally}");
+    for id in INVARIANTS {
+        let t = &tally["invariants"][id];
+        assert_eq!(t["violated"], 0, "{id}: {t}");
+        assert!(t["checked"].as_u64().unwrap() >= 20, "{id} checked too rarely: {t}");
+    }
+    assert!(report["cases_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["environment"]["kernel_release"].as_str().unwrap().is_empty(), false);
+}
+
+#[test]
+fn same_seed_same_report_figures() {
+    let (_, a, _) = run_json("seed-a", &["--cases", "150", "--seed", "99"]);
+    let (_, b, _) = run_json("seed-b", &["--cases", "150", "--seed", "99"]);
+    assert_eq!(a["tally"], b["tally"]);
+}
+
+#[test]
+fn env_prints_the_probed_environment() {
+    let out = common::run(&["env", "--json"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(env["ns_links"].as_array().unwrap().len() >= 8);
+    assert_eq!(env["baseline"]["uid"], 0, "the executor is root in its sandbox");
+    assert!(env["sandbox"].as_str().unwrap().contains("NEWPID"));
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_clear_message() {
+    let out = common::run(&["run", "--kernel-profile", "linux-0.01"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::text(&out).contains("unknown kernel profile"));
+    let out = common::run(&["run", "--cases", "many"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = common::run(&["run", "--timeout-ms", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sandbox_keeps_the_host_hostname() {
+    let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let (code, _, text) = run_json("host", &["--cases", "100", "--seed", "5"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), before);
+}
