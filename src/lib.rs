@@ -4,14 +4,18 @@
 //! [`model::predict`] says what the kernel should do; [`exec`] runs the case in a
 //! fresh forked child inside an outer sandbox of namespaces and returns an
 //! [`observe::Outcome`]; [`check`] compares the two through named invariants;
-//! [`report`] prints the tally. Description ([`flags`], [`model`]) knows nothing
+//! [`report`] prints the tally. [`corpus`] keeps failing and interesting cases
+//! as readable files, replays them through the same pipeline and shrinks new
+//! failures into it. Description ([`flags`], [`model`]) knows nothing
 //! of forking; the executor knows nothing of predictions or proptest.
 
 pub mod case;
 pub mod check;
+pub mod corpus;
 pub mod env;
 pub mod errno;
 pub mod exec;
+pub mod fault;
 pub mod flags;
 pub mod generate;
 pub mod model;

@@ -4,6 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod corpus_cli;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,10 @@ enum Command {
     },
     /// List the invariants and what each asserts.
     Invariants,
+    /// Replay corpus files (default: corpus/) through the executor, model and checker.
+    Replay(corpus_cli::ReplayArgs),
+    /// Shrink a failing corpus case on the kernel and write the minimal one.
+    Minimize(corpus_cli::MinimizeArgs),
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor,
@@ -54,6 +60,8 @@ struct RunArgs {
     /// Kernel profile of the model.
     #[arg(long, default_value = "linux-6.18")]
     kernel_profile: String,
+    #[command(flatten)]
+    corpus: corpus_cli::SaveArgs,
 }
 
 fn main() {
@@ -66,6 +74,8 @@ fn main() {
             0
         }
         Command::Run(args) => report_errors(run_command(args)),
+        Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),
+        Command::Minimize(args) => report_errors(corpus_cli::minimize_command(args)),
     };
     std::process::exit(code);
 }
@@ -112,6 +122,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         timeout: Duration::from_millis(args.timeout_ms),
         profile,
         executor_args: Vec::new(),
+        fault: corpus_cli::fault_for_run(&args.corpus),
     };
     let mut printed_env = false;
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -148,6 +159,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     }
     print!("{}", report::human::environment(&report.environment));
     print!("{}", report::human::summary(&report));
+    corpus_cli::save_failures(&config, &report, &args.corpus)?;
     if let Some(path) = args.json {
         std::fs::write(&path, report::json::render(&report)?)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;

@@ -9,9 +9,12 @@ use serde::Serialize;
 
 use crate::case::Case;
 use crate::check::{CaseVerdict, Tally, Violation, judge};
+use crate::corpus::replay::FileResult;
 use crate::env::Environment;
 use crate::exec::{ExecError, Executor};
-use crate::model::{KernelProfile, predict};
+use crate::fault::Fault;
+use crate::model::{KernelProfile, Prediction, predict};
+use crate::observe::Outcome;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ pub struct RunConfig {
     pub profile: &'static KernelProfile,
     /// Extra arguments for the executor (used by self-tests).
     pub executor_args: Vec<String>,
+    /// Test only: a lie told to the checker about every outcome (`--inject-fault`).
+    pub fault: Option<Fault>,
 }
 
 /// One case that violated something, in full.
@@ -37,6 +42,9 @@ pub struct FailedCase {
     pub case: Case,
     /// What did not hold.
     pub violations: Vec<Violation>,
+    /// The corpus file it came from (replay only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// The result of a run: the figures every report prints.
@@ -56,6 +64,9 @@ pub struct RunReport {
     pub elapsed_seconds: f64,
     /// Cases per second.
     pub cases_per_second: f64,
+    /// One result per corpus file, when the cases came from a corpus (`replay`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corpus_files: Option<Vec<FileResult>>,
 }
 
 /// Progress callback payload.
@@ -96,22 +107,60 @@ pub fn check_case(
     config: &RunConfig,
     case: &Case,
 ) -> Result<CaseVerdict, ExecError> {
+    execute_case(executor, config, case).map(|e| e.verdict)
+}
+
+/// One case predicted, run and judged, with everything seen on the way.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    /// The model's prediction.
+    pub prediction: Prediction,
+    /// What the executor reported (after `config.fault`, if any); `None` if not run.
+    pub outcome: Option<Outcome>,
+    /// The judgement.
+    pub verdict: CaseVerdict,
+}
+
+/// As [`check_case`], also returning the prediction and the outcome.
+///
+/// # Errors
+/// As [`check_case`].
+pub fn execute_case(
+    executor: &mut Executor,
+    config: &RunConfig,
+    case: &Case,
+) -> Result<Executed, ExecError> {
     let env = executor.environment().clone();
     let prediction = predict(config.profile, &env, case);
-    if let crate::model::Prediction::Skip { reason } = &prediction {
-        return Ok(CaseVerdict::skipped(reason.clone()));
+    let done = |outcome, verdict| Executed {
+        prediction: prediction.clone(),
+        outcome,
+        verdict,
+    };
+    if let Prediction::Skip { reason } = &prediction {
+        return Ok(done(None, CaseVerdict::skipped(reason.clone())));
     }
     match executor.run(case, config.timeout) {
-        Ok(outcome) => Ok(judge(&env, case, &prediction, &outcome)),
+        Ok(mut outcome) => {
+            if let Some(fault) = config.fault {
+                fault.apply(case, &mut outcome);
+            }
+            let verdict = judge(&env, case, &prediction, &outcome);
+            Ok(done(Some(outcome), verdict))
+        }
         Err(ExecError::Died(why)) => {
             *executor = Executor::spawn_self(&config.executor_args)?;
-            Ok(CaseVerdict::broken(format!(
-                "the executor died while running the case ({why}); restarted"
-            )))
+            Ok(done(
+                None,
+                CaseVerdict::broken(format!(
+                    "the executor died while running the case ({why}); restarted"
+                )),
+            ))
         }
-        Err(ExecError::Protocol(why)) => Ok(CaseVerdict::broken(format!(
-            "executor refused the case: {why}"
-        ))),
+        Err(ExecError::Protocol(why)) => Ok(done(
+            None,
+            CaseVerdict::broken(format!("executor refused the case: {why}")),
+        )),
         Err(e) => Err(e),
     }
 }
@@ -139,6 +188,7 @@ pub fn run_cases(
                 index: index as u64,
                 case,
                 violations: verdict.violations,
+                file: None,
             });
         }
         progress(Progress {
@@ -160,6 +210,7 @@ pub fn run_cases(
         tally,
         failures,
         elapsed_seconds: elapsed,
+        corpus_files: None,
     })
 }
 

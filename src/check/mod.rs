@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod expected;
 pub mod invariants;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::check::invariants::INVARIANTS;
+use crate::corpus::replay::{FileResult, FileStatus};
 use crate::env::Environment;
 use crate::runner::RunReport;
 
@@ -75,7 +76,10 @@ pub fn summary(report: &RunReport) -> String {
     let mut s = String::new();
     let t = &report.tally;
     for failed in &report.failures {
-        let _ = writeln!(s, "\nVIOLATION in case #{}: {}", failed.index, failed.case);
+        let _ = match &failed.file {
+            Some(file) => writeln!(s, "\nVIOLATION in {file}: {}", failed.case),
+            None => writeln!(s, "\nVIOLATION in case #{}: {}", failed.index, failed.case),
+        };
         if let Ok(json) = serde_json::to_string(&failed.case) {
             let _ = writeln!(s, "  case (JSON): {json}");
         }
@@ -129,10 +133,17 @@ pub fn summary(report: &RunReport) -> String {
     for (reason, n) in &t.broken {
         let _ = writeln!(s, "  broken {n}x: {reason}");
     }
+    if let Some(files) = &report.corpus_files {
+        let _ = writeln!(s, "{}", corpus_counts(files));
+    }
+    let source = match &report.corpus_files {
+        Some(files) => format!("replayed {} corpus files", files.len()),
+        None => format!("seed {}", report.seed),
+    };
     let _ = writeln!(
         s,
-        "time: {:.1} s, {:.0} cases/s; seed {}; model {}",
-        report.elapsed_seconds, report.cases_per_second, report.seed, report.profile
+        "time: {:.1} s, {:.0} cases/s; {source}; model {}",
+        report.elapsed_seconds, report.cases_per_second, report.profile
     );
     let verdict = match t.exit_code() {
         0 => "all invariants held",
@@ -142,6 +153,32 @@ pub fn summary(report: &RunReport) -> String {
     };
     let _ = writeln!(s, "result: {verdict}");
     s
+}
+
+/// One replayed corpus file: `STATUS  file  title`, then its details indented.
+pub fn corpus_file_line(r: &FileResult) -> String {
+    let mut s = format!("{:<6}  {}", r.status.label(), r.file);
+    if let Some(title) = &r.title {
+        let _ = write!(s, "  {title}");
+    }
+    s.push('\n');
+    for d in &r.details {
+        let _ = writeln!(s, "        {d}");
+    }
+    s
+}
+
+/// `files: N  PASS a  FAIL b  SKIP c  BROKEN d`.
+pub fn corpus_counts(files: &[FileResult]) -> String {
+    let count = |st: FileStatus| files.iter().filter(|f| f.status == st).count();
+    format!(
+        "files: {}  PASS {}  FAIL {}  SKIP {}  BROKEN {}",
+        files.len(),
+        count(FileStatus::Pass),
+        count(FileStatus::Fail),
+        count(FileStatus::Skip),
+        count(FileStatus::Broken)
+    )
 }
 
 /// One line per invariant with its meaning (for `--help`-like listings).

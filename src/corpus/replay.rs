@@ -1,0 +1,184 @@
+//! Replay: every corpus file goes through the same executor, model and judge
+//! as a generated case ([`runner::execute_case`]), plus the file-level check
+//! `expected-matches-corpus`. The result is an ordinary [`RunReport`] (so every
+//! report format and exit code of `run` applies) with one [`FileResult`] per file.
+//! A file that cannot be loaded is a broken case; the other files still run.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::check::expected::{EXPECTED_MATCHES_CORPUS, check_expected, record};
+use crate::check::{CaseVerdict, Tally};
+use crate::env::Environment;
+use crate::exec::{ExecError, Executor};
+use crate::model::predict;
+use crate::runner::{self, FailedCase, RunConfig, RunReport};
+
+use super::{CorpusFile, Loaded};
+
+/// The verdict of one file, as printed on its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FileStatus {
+    /// Every applicable check held.
+    Pass,
+    /// Something did not hold.
+    Fail,
+    /// The case cannot be run here (the reason says why); not a pass.
+    Skip,
+    /// The file is invalid, or the harness could not judge the case.
+    Broken,
+}
+
+impl FileStatus {
+    /// `PASS`, `FAIL`, `SKIP` or `BROKEN`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FileStatus::Pass => "PASS",
+            FileStatus::Fail => "FAIL",
+            FileStatus::Skip => "SKIP",
+            FileStatus::Broken => "BROKEN",
+        }
+    }
+}
+
+/// One replayed file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileResult {
+    /// The file.
+    pub file: String,
+    /// Its title, if it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The verdict.
+    pub status: FileStatus,
+    /// Violations, the skip or broken reason, the load error, and notes on skipped
+    /// file-level checks; one line each.
+    pub details: Vec<String>,
+}
+
+fn status_of(v: &CaseVerdict) -> FileStatus {
+    if v.failed() {
+        FileStatus::Fail
+    } else if v.broken.is_some() {
+        FileStatus::Broken
+    } else if v.case_skipped.is_some() {
+        FileStatus::Skip
+    } else {
+        FileStatus::Pass
+    }
+}
+
+fn details_of(v: &CaseVerdict) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .violations
+        .iter()
+        .map(|x| {
+            let step = x.step.map_or("case".to_string(), |i| format!("step {i}"));
+            format!("[{}] {step}: {}", x.invariant, x.detail)
+        })
+        .collect();
+    if let Some(r) = &v.broken {
+        out.push(format!("broken: {r}"));
+    }
+    if let Some(r) = &v.case_skipped {
+        out.push(format!("skipped: {r}"));
+    }
+    if let Some(r) = v.skipped.get(EXPECTED_MATCHES_CORPUS) {
+        out.push(format!("{EXPECTED_MATCHES_CORPUS} skipped: {r}"));
+    }
+    out
+}
+
+/// Runs one loaded file's case and judges it, including `expected-matches-corpus`.
+///
+/// # Errors
+/// [`ExecError`] when the executor cannot be (re)started.
+pub fn replay_file(
+    executor: &mut Executor,
+    config: &RunConfig,
+    file: &CorpusFile,
+) -> Result<CaseVerdict, ExecError> {
+    let case = crate::generate::neutralize(file.case.clone());
+    let mut executed = runner::execute_case(executor, config, &case)?;
+    if let Some(expected) = &file.expected {
+        let reference = predict(config.profile, &Environment::reference(), &case);
+        if let Some(check) = check_expected(
+            expected,
+            &executed.prediction,
+            &reference,
+            executed.outcome.as_ref(),
+        ) {
+            record(check, &mut executed.verdict);
+        }
+    }
+    Ok(executed.verdict)
+}
+
+/// Replays `files` in order, calling `on_file` after each.
+///
+/// # Errors
+/// [`ExecError`] when the executor cannot be started at all.
+pub fn replay(
+    config: &RunConfig,
+    files: Vec<Loaded>,
+    mut on_file: impl FnMut(&FileResult),
+) -> Result<RunReport, ExecError> {
+    let mut executor = Executor::spawn_self(&config.executor_args)?;
+    let environment = executor.environment().clone();
+    let start = Instant::now();
+    let mut tally = Tally::new();
+    tally
+        .invariants
+        .entry(EXPECTED_MATCHES_CORPUS.to_string())
+        .or_default();
+    let mut failures = Vec::new();
+    let mut results = Vec::new();
+    for (index, loaded) in files.into_iter().enumerate() {
+        let (verdict, title, case) = match loaded.file {
+            Err(e) => (
+                CaseVerdict::broken(format!("invalid corpus file: {e}")),
+                None,
+                None,
+            ),
+            Ok(file) => (
+                replay_file(&mut executor, config, &file)?,
+                Some(file.title),
+                Some(file.case),
+            ),
+        };
+        tally.add(&verdict);
+        let result = FileResult {
+            file: loaded.name.clone(),
+            title,
+            status: status_of(&verdict),
+            details: details_of(&verdict),
+        };
+        on_file(&result);
+        results.push(result);
+        if let (true, Some(case)) = (verdict.failed(), case) {
+            failures.push(FailedCase {
+                index: index as u64,
+                case,
+                violations: verdict.violations,
+                file: Some(loaded.name),
+            });
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(RunReport {
+        seed: 0,
+        profile: config.profile.name,
+        environment,
+        cases_per_second: if elapsed > 0.0 {
+            tally.cases as f64 / elapsed
+        } else {
+            0.0
+        },
+        tally,
+        failures,
+        elapsed_seconds: elapsed,
+        corpus_files: Some(results),
+    })
+}

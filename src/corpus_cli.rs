@@ -1,0 +1,227 @@
+//! The corpus side of the CLI: `replay`, `minimize`, and the `--save-failures`
+//! and hidden `--inject-fault` options of `run`. Part of the binary (anyhow is
+//! used here as in `main.rs`); the work is done by `unshare_fuzz::corpus`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use unshare_fuzz::corpus::replay::replay;
+use unshare_fuzz::corpus::save::{self, DEFAULT_BUDGET, Saved};
+use unshare_fuzz::corpus::store::{DirStore, load_file, load_paths};
+use unshare_fuzz::fault::Fault;
+use unshare_fuzz::model::KernelProfile;
+use unshare_fuzz::model::profile;
+use unshare_fuzz::report;
+use unshare_fuzz::runner::{RunConfig, RunReport};
+
+/// Test only: the hidden `--inject-fault NAME` option.
+#[derive(clap::Args, Clone, Debug)]
+pub struct FaultArg {
+    /// TEST ONLY: make the checker see a wrong kernel result (unknown-bits-succeed,
+    /// eperm-as-einval, failure-leaks-uts). See docs/corpus.md.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub inject_fault: Option<Fault>,
+}
+
+/// Options shared by the corpus commands.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Watchdog timeout per case, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub timeout_ms: u64,
+    /// Kernel profile of the model.
+    #[arg(long, default_value = "linux-6.18")]
+    pub kernel_profile: String,
+    #[command(flatten)]
+    pub fault: FaultArg,
+}
+
+/// `unshare-fuzz replay`.
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Corpus files, or directories searched recursively for *.json.
+    #[arg(value_name = "PATH", default_value = "corpus")]
+    pub paths: Vec<PathBuf>,
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `unshare-fuzz minimize`.
+#[derive(clap::Args)]
+pub struct MinimizeArgs {
+    /// The failing corpus file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Where to write the minimal case [default: FILE with the extension .min.json].
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Most kernel runs the shrink may use.
+    #[arg(long, default_value_t = DEFAULT_BUDGET as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub budget: u64,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The corpus options of `run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SaveArgs {
+    /// Shrink each failing case on the kernel and write the minimal one as a corpus
+    /// file into DIR (named <invariant>-<hash>.json).
+    #[arg(long, value_name = "DIR")]
+    pub save_failures: Option<PathBuf>,
+    /// Shrink and save at most this many failures (distinct invariants first).
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "N",
+        requires = "save_failures"
+    )]
+    pub save_limit: usize,
+    /// Most kernel runs one shrink may use.
+    #[arg(long, default_value_t = DEFAULT_BUDGET as u64, value_name = "N", requires = "save_failures",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub shrink_budget: u64,
+    #[command(flatten)]
+    pub fault: FaultArg,
+}
+
+fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
+    profile::by_name(name).with_context(|| {
+        let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
+        format!(
+            "unknown kernel profile {name:?}; known: {}",
+            names.join(", ")
+        )
+    })
+}
+
+fn announce(fault: Option<Fault>) -> Option<Fault> {
+    if let Some(f) = fault {
+        println!(
+            "TEST-ONLY FAULT INJECTION ACTIVE: {f} (the checker is shown wrong kernel results)"
+        );
+    }
+    fault
+}
+
+/// The fault for `run`'s configuration (announced on stdout when set).
+pub fn fault_for_run(args: &SaveArgs) -> Option<Fault> {
+    announce(args.fault.inject_fault)
+}
+
+fn config(common: &CommonArgs, cases: u64) -> anyhow::Result<RunConfig> {
+    Ok(RunConfig {
+        cases,
+        seed: 0,
+        timeout: Duration::from_millis(common.timeout_ms),
+        profile: profile_named(&common.kernel_profile)?,
+        executor_args: Vec::new(),
+        fault: announce(common.fault.inject_fault),
+    })
+}
+
+/// `replay`: exit status as for `run` (0 held, 1 violation, 2 broken or bad file, ORed).
+pub fn replay_command(args: ReplayArgs) -> anyhow::Result<i32> {
+    let files = load_paths(&args.paths);
+    if files.is_empty() {
+        let shown: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        bail!("no corpus files (*.json) found in {}", shown.join(", "));
+    }
+    let config = config(&args.common, files.len() as u64)?;
+    let report = replay(&config, files, |r| {
+        print!("{}", report::human::corpus_file_line(r));
+    })?;
+    print!("\n{}", report::human::environment(&report.environment));
+    print!("{}", report::human::summary(&report));
+    write_json(args.json.as_deref(), &report)?;
+    Ok(report.tally.exit_code())
+}
+
+fn write_json(path: Option<&Path>, report: &RunReport) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, report::json::render(report)?)
+            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+        println!("JSON report: {}", path.display());
+    }
+    Ok(())
+}
+
+fn default_output(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map_or("case".into(), |s| s.to_string_lossy().into_owned());
+    file.with_file_name(format!("{stem}.min.json"))
+}
+
+/// `minimize`: exit 0 when the minimal case was written, 2 otherwise.
+pub fn minimize_command(args: MinimizeArgs) -> anyhow::Result<i32> {
+    let file = load_file(&args.file)?;
+    let config = config(&args.common, 1)?;
+    let name = args.file.display().to_string();
+    let m = save::minimize_file(&config, &name, &file, args.budget as usize)?;
+    let out = args.output.unwrap_or_else(|| default_output(&args.file));
+    let text = m.file.to_text()?;
+    std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "minimized {name}: {} -> {} in {} kernel runs; still violates {}",
+        m.original, m.file.case, m.shrunk.runs, m.invariant
+    );
+    println!("written: {}", out.display());
+    Ok(0)
+}
+
+fn print_saved(s: &Saved) {
+    let m = &s.minimized;
+    println!(
+        "  {} {}: {}",
+        if s.new { "saved" } else { "already saved" },
+        s.path,
+        m.file.title
+    );
+    println!(
+        "      shrunk from {} in {} kernel runs",
+        m.original, m.shrunk.runs
+    );
+}
+
+/// `run --save-failures DIR`: shrink the run's failures and write them (no-op without the option).
+pub fn save_failures(
+    config: &RunConfig,
+    report: &RunReport,
+    args: &SaveArgs,
+) -> anyhow::Result<()> {
+    let Some(dir) = &args.save_failures else {
+        return Ok(());
+    };
+    if report.failures.is_empty() {
+        println!(
+            "save-failures: no failing case to save into {}",
+            dir.display()
+        );
+        return Ok(());
+    }
+    println!(
+        "save-failures: shrinking up to {} of {} failing cases (at most {} kernel runs each) into {}",
+        args.save_limit.min(report.failures.len()),
+        report.failures.len(),
+        args.shrink_budget,
+        dir.display()
+    );
+    let mut store = DirStore::new(dir);
+    let saved = save::save_failures(
+        config,
+        report,
+        &mut store,
+        args.save_limit,
+        args.shrink_budget as usize,
+    )?;
+    for s in &saved {
+        print_saved(s);
+    }
+    Ok(())
+}
