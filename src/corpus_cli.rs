@@ -90,6 +90,29 @@ pub struct SaveArgs {
     pub fault: FaultArg,
 }
 
+/// Writes to stdout; a closed pipe (`replay | head`) stops the output, not the
+/// work (the exit status still reflects every case), and never panics.
+fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if out.write_fmt(args).and_then(|()| out.flush()).is_err() {
+        CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+macro_rules! out {
+    ($($t:tt)*) => { write_stdout(format_args!($($t)*)) };
+}
+
+macro_rules! outln {
+    ($($t:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
     profile::by_name(name).with_context(|| {
         let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
@@ -102,9 +125,7 @@ fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
 
 fn announce(fault: Option<Fault>) -> Option<Fault> {
     if let Some(f) = fault {
-        println!(
-            "TEST-ONLY FAULT INJECTION ACTIVE: {f} (the checker is shown wrong kernel results)"
-        );
+        outln!("TEST-ONLY FAULT INJECTION ACTIVE: {f} (the checker is shown wrong kernel results)");
     }
     fault
 }
@@ -134,10 +155,10 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<i32> {
     }
     let config = config(&args.common, files.len() as u64)?;
     let report = replay(&config, files, |r| {
-        print!("{}", report::human::corpus_file_line(r));
+        out!("{}", report::human::corpus_file_line(r));
     })?;
-    print!("\n{}", report::human::environment(&report.environment));
-    print!("{}", report::human::summary(&report));
+    out!("\n{}", report::human::environment(&report.environment));
+    out!("{}", report::human::summary(&report));
     write_json(args.json.as_deref(), &report)?;
     Ok(report.tally.exit_code())
 }
@@ -146,7 +167,7 @@ fn write_json(path: Option<&Path>, report: &RunReport) -> anyhow::Result<()> {
     if let Some(path) = path {
         std::fs::write(path, report::json::render(report)?)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        println!("JSON report: {}", path.display());
+        outln!("JSON report: {}", path.display());
     }
     Ok(())
 }
@@ -167,25 +188,29 @@ pub fn minimize_command(args: MinimizeArgs) -> anyhow::Result<i32> {
     let out = args.output.unwrap_or_else(|| default_output(&args.file));
     let text = m.file.to_text()?;
     std::fs::write(&out, text).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    outln!(
         "minimized {name}: {} -> {} in {} kernel runs; still violates {}",
-        m.original, m.file.case, m.shrunk.runs, m.invariant
+        m.original,
+        m.file.case,
+        m.shrunk.runs,
+        m.invariant
     );
-    println!("written: {}", out.display());
+    outln!("written: {}", out.display());
     Ok(0)
 }
 
 fn print_saved(s: &Saved) {
     let m = &s.minimized;
-    println!(
+    outln!(
         "  {} {}: {}",
         if s.new { "saved" } else { "already saved" },
         s.path,
         m.file.title
     );
-    println!(
+    outln!(
         "      shrunk from {} in {} kernel runs",
-        m.original, m.shrunk.runs
+        m.original,
+        m.shrunk.runs
     );
 }
 
@@ -199,13 +224,13 @@ pub fn save_failures(
         return Ok(());
     };
     if report.failures.is_empty() {
-        println!(
+        outln!(
             "save-failures: no failing case to save into {}",
             dir.display()
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "save-failures: shrinking up to {} of {} failing cases (at most {} kernel runs each) into {}",
         args.save_limit.min(report.failures.len()),
         report.failures.len(),

@@ -39,6 +39,14 @@ pub enum Problem {
     /// name, unknown errno, ...); serde's message says what was expected.
     #[error("{}", json_message(.0))]
     Json(serde_json::Error),
+    /// The top level is not a JSON object.
+    #[error(
+        "expected a JSON object with the fields format, title, comments, origin, seed, case, expected; found {found}"
+    )]
+    NotObject {
+        /// What was found (`an array`, `a number`, ...).
+        found: &'static str,
+    },
     /// No `format` field.
     #[error("missing field `format` (expected \"format\": {expected} at the top of the file)")]
     MissingFormat {
@@ -167,9 +175,10 @@ impl Invalid {
 
 impl From<serde_json::Error> for Invalid {
     fn from(e: serde_json::Error) -> Invalid {
+        // serde_json gives column 0 at the very start of a line (e.g. an empty file).
         let position = (e.line() > 0).then(|| Position {
             line: e.line(),
-            column: e.column(),
+            column: e.column().max(1),
         });
         Invalid {
             position,

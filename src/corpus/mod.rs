@@ -128,6 +128,21 @@ impl CorpusFile {
 /// [`Invalid`] with the position (or field) and what was expected.
 pub fn parse(text: &str) -> Result<CorpusFile, Invalid> {
     let value: serde_json::Value = serde_json::from_str(text)?;
+    let found = match &value {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+    };
+    if let Some(found) = found {
+        return Err(Invalid {
+            position: Some(Position { line: 1, column: 1 }),
+            field: None,
+            problem: Problem::NotObject { found },
+        });
+    }
     if let Some(obj) = value.as_object() {
         match obj.get("format") {
             None => {
