@@ -157,10 +157,8 @@ fn big_case() -> Case {
         0x4000_0000 | (1 << 40) | (1 << 3),
         0,
     ]);
-    case.setup = Setup {
-        privilege: Privilege::Nobody,
-        threads: 2,
-    };
+    case.setup.privilege = Privilege::Nobody;
+    case.setup.threads = 2;
     case
 }
 

@@ -168,18 +168,15 @@ mod tests {
     }
 
     fn big() -> Case {
-        Case {
-            setup: Setup {
-                privilege: Privilege::Nobody,
-                threads: 2,
-            },
-            steps: vec![
-                Step::Unshare(RawFlags(0x2000_0000 | 0x2_0000)),
-                Step::Unshare(RawFlags(0x200 | (1 << 40) | (1 << 33))),
-                Step::Unshare(RawFlags(u64::MAX)),
-                Step::Unshare(RawFlags(0)),
-            ],
-        }
+        let mut c = Case::unshare(&[
+            0x2000_0000 | 0x2_0000,
+            0x200 | (1 << 40) | (1 << 33),
+            u64::MAX,
+            0,
+        ]);
+        c.setup.privilege = Privilege::Nobody;
+        c.setup.threads = 2;
+        c
     }
 
     #[test]
