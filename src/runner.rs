@@ -81,21 +81,14 @@ pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
     }
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
-    );
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
     let strategy = crate::generate::strategy::case();
     std::iter::from_fn(move || strategy.new_tree(&mut runner).ok().map(|t| t.current()))
 }
 
 /// Predicts, runs (unless the prediction is a skip) and judges one case. If the executor
 /// dies, it is restarted and the case is reported as broken.
-pub fn check_case(
-    executor: &mut Executor,
-    config: &RunConfig,
-    case: &Case,
-) -> Result<CaseVerdict, ExecError> {
+pub fn check_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> Result<CaseVerdict, ExecError> {
     let env = executor.environment().clone();
     let prediction = predict(config.profile, &env, case);
     if let crate::model::Prediction::Skip { reason } = &prediction {
@@ -105,13 +98,9 @@ pub fn check_case(
         Ok(outcome) => Ok(judge(&env, case, &prediction, &outcome)),
         Err(ExecError::Died(why)) => {
             *executor = Executor::spawn_self(&config.executor_args)?;
-            Ok(CaseVerdict::broken(format!(
-                "the executor died while running the case ({why}); restarted"
-            )))
+            Ok(CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted")))
         }
-        Err(ExecError::Protocol(why)) => Ok(CaseVerdict::broken(format!(
-            "executor refused the case: {why}"
-        ))),
+        Err(ExecError::Protocol(why)) => Ok(CaseVerdict::broken(format!("executor refused the case: {why}"))),
         Err(e) => Err(e),
     }
 }
@@ -135,28 +124,16 @@ pub fn run_cases(
         let verdict = check_case(&mut executor, config, &case)?;
         tally.add(&verdict);
         if verdict.failed() {
-            failures.push(FailedCase {
-                index: index as u64,
-                case,
-                violations: verdict.violations,
-            });
+            failures.push(FailedCase { index: index as u64, case, violations: verdict.violations });
         }
-        progress(Progress {
-            done: index as u64 + 1,
-            total,
-            violations: tally.violations(),
-        });
+        progress(Progress { done: index as u64 + 1, total, violations: tally.violations() });
     }
     let elapsed = start.elapsed().as_secs_f64();
     Ok(RunReport {
         seed: config.seed,
         profile: config.profile.name,
         environment,
-        cases_per_second: if elapsed > 0.0 {
-            tally.cases as f64 / elapsed
-        } else {
-            0.0
-        },
+        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
         tally,
         failures,
         elapsed_seconds: elapsed,
@@ -168,12 +145,7 @@ pub fn run_cases(
 /// # Errors
 /// As [`run_cases`].
 pub fn run(config: &RunConfig, progress: impl FnMut(Progress)) -> Result<RunReport, ExecError> {
-    run_cases(
-        config,
-        cases_for_seed(config.seed).take(config.cases as usize),
-        config.cases,
-        progress,
-    )
+    run_cases(config, cases_for_seed(config.seed).take(config.cases as usize), config.cases, progress)
 }
 
 #[cfg(test)]
