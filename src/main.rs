@@ -1,5 +1,7 @@
 //! The `unshare-fuzz` command line: a thin layer over the library.
 
+mod guest;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -57,6 +59,10 @@ struct RunArgs {
 }
 
 fn main() {
+    // Booted as /init of a test VM (scripts/kernels.sh): become the guest's init.
+    if std::process::id() == 1 && std::env::args_os().next().is_some_and(|a| a == "/init") {
+        guest::guest_init_main();
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Executor => exec::server::executor_main(),
