@@ -24,6 +24,11 @@ usage: scripts/kernels.sh [options]
   --cache DIR        kernel cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kernels)
   --append "STR"     extra kernel command line
   --gzip             gzip the initramfs (default: uncompressed, which boots faster)
+  --vmlinuz          boot the compressed vmlinuz (default: the uncompressed ELF
+                     vmlinux extracted from it, booted via PVH; falls back to
+                     vmlinuz when extraction fails)
+  --no-strip         keep debug info in the initramfs copy of the binary
+                     (default: strip --strip-debug; symbols are kept)
   --refresh          refresh the kernel package indexes even if they are recent
   --no-install       do not apt-get install anything; fail if tools are missing
   --list             only resolve and fetch the kernels, print them, and exit
@@ -40,7 +45,7 @@ log() { echo "kernels.sh: $*" >&2; }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 KERNELS="" ARGS="" TIMEOUT="" OUT="" QUICK=0 BINARY="" JOBS="" APPEND="" GZIP=0
-REFRESH=0 INSTALL=1 LIST_ONLY=0
+REFRESH=0 INSTALL=1 LIST_ONLY=0 USE_VMLINUZ=0 STRIP=1
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kernels"
 
 while [ $# -gt 0 ]; do
@@ -55,6 +60,8 @@ while [ $# -gt 0 ]; do
         --cache) CACHE=${2?--cache needs a value}; shift 2 ;;
         --append) APPEND=${2?--append needs a value}; shift 2 ;;
         --gzip) GZIP=1; shift ;;
+        --vmlinuz) USE_VMLINUZ=1; shift ;;
+        --no-strip) STRIP=0; shift ;;
         --refresh) REFRESH=1; shift ;;
         --no-install) INSTALL=0; shift ;;
         --list) LIST_ONLY=1; shift ;;
@@ -99,7 +106,7 @@ EOF
 
 install_tools() {
     local missing=() cmd
-    for cmd in cpio dpkg-deb apt-get python3 timeout gzip; do
+    for cmd in cpio dpkg-deb apt-get python3 timeout gzip zstd lz4 xz; do
         command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
     if ! command -v qemu-system-x86_64 >/dev/null; then missing+=(qemu-system-x86_64); fi
@@ -125,6 +132,10 @@ install_tools() {
     command -v cpio >/dev/null || pkgs+=(cpio)
     command -v python3 >/dev/null || pkgs+=(python3)
     command -v gzip >/dev/null || pkgs+=(gzip)
+    # decompressors for extracting vmlinux from vmlinuz
+    command -v zstd >/dev/null || pkgs+=(zstd)
+    command -v lz4 >/dev/null || pkgs+=(lz4)
+    command -v xz >/dev/null || pkgs+=(xz-utils)
     if [ ${#pkgs[@]} -gt 0 ]; then
         apt_update_once
         apt-get install -y -q --no-remove --no-install-recommends "${pkgs[@]}" >&2
@@ -152,6 +163,7 @@ setup_private_apt() {
     local s keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     {
         for s in "${SUITES[@]}"; do
+            # shellcheck disable=SC2086  # split "DIR SUITE"
             set -- $s
             echo "deb [arch=amd64 signed-by=$keyring] http://deb.debian.org/$1 $2 main"
         done
@@ -165,6 +177,8 @@ setup_private_apt() {
         -o "Dir::State::Lists=$APTDIR/lists"
         -o "Dir::State::status=/dev/null"
         -o "Dir::Cache=$APTDIR/cache"
+        -o "Dir::Cache::pkgcache=pkgcache.bin"
+        -o "Dir::Cache::srcpkgcache="
         -o "APT::Architecture=amd64"
         -o "APT::Architectures::=amd64"
         -o "Acquire::Languages=none"
@@ -223,11 +237,32 @@ resolve_kernel() {
         }
 }
 
-# fetch_kernel PACKAGE VERSION -> prints the path of the extracted vmlinuz
+# extract_vmlinux VMLINUZ OUT: finds the compressed payload in a bzImage (the
+# way the kernel's scripts/extract-vmlinux does) and writes the ELF vmlinux.
+extract_vmlinux() {
+    local in=$1 out=$2 spec magic cmd off
+    for spec in '28b52ffd|zstd -dcq' 'fd377a585a00|xz -dc' '02214c18|lz4 -dc' \
+                '1f8b08|gzip -dc' '425a68|bzip2 -dc' '5d000000|xz -dc --format=lzma'; do
+        magic=${spec%%|*} cmd=${spec#*|}
+        command -v "${cmd%% *}" >/dev/null || continue
+        for off in $(LC_ALL=C grep -obUaP "$(echo "$magic" | sed 's/../\\x&/g')" "$in" \
+                     | cut -d: -f1 | head -n 5); do
+            # shellcheck disable=SC2086
+            tail -c +$((off + 1)) "$in" | $cmd > "$out.tmp" 2>/dev/null || true
+            if [ "$(head -c 4 "$out.tmp" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ]; then
+                mv "$out.tmp" "$out"; return 0
+            fi
+        done
+    done
+    rm -f "$out.tmp"
+    return 1
+}
+
+# fetch_kernel PACKAGE VERSION -> prints the path of the kernel image to boot
 fetch_kernel() {
     local pkg=$1 ver=$2 dir deb
     dir="$CACHE/$pkg/$ver"
-    if [ -s "$dir/vmlinuz" ]; then echo "$dir/vmlinuz"; return 0; fi
+    if [ -s "$dir/vmlinuz" ]; then pick_image "$dir"; return 0; fi
     # From Linux 7.x on, linux-image-ABI-FLAVOUR is an empty package that
     # depends on linux-binary-ABI-FLAVOUR, which holds /boot/vmlinuz-*.
     local binpkg
@@ -245,12 +280,32 @@ fetch_kernel() {
     tmp=$(mktemp -d "$CACHE/extract.XXXXXX")
     dpkg-deb -x "$deb" "$tmp"
     local img
-    img=$(find "$tmp/boot" -maxdepth 1 -name 'vmlinuz-*' | head -n1)
-    [ -n "$img" ] || { rm -rf "$tmp"; echo "no boot/vmlinuz-* in $deb" >&2; return 1; }
+    # boot/vmlinuz-RELEASE up to 6.x; usr/lib/modules/RELEASE/vmlinuz from 7.x
+    img=$( { find "$tmp/boot" -maxdepth 1 -name 'vmlinuz-*'
+             find "$tmp/usr/lib/modules" "$tmp/lib/modules" -mindepth 2 -maxdepth 2 -name vmlinuz
+           } 2>/dev/null | head -n1)
+    [ -n "$img" ] || { rm -rf "$tmp"; echo "no vmlinuz in $deb" >&2; return 1; }
     mkdir -p "$dir"
     cp "$img" "$dir/vmlinuz.tmp" && mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
-    basename "$img" | sed 's/^vmlinuz-//' > "$dir/release"
+    case "$img" in
+        */boot/vmlinuz-*) basename "$img" | sed 's/^vmlinuz-//' ;;
+        *) basename "$(dirname "$img")" ;;
+    esac > "$dir/release"
     rm -rf "$tmp"
+    pick_image "$dir"
+}
+
+# pick_image DIR: vmlinux (extracted once, cached) unless --vmlinuz
+pick_image() {
+    local dir=$1
+    if [ "$USE_VMLINUZ" = 0 ]; then
+        if [ ! -s "$dir/vmlinux" ] && [ ! -e "$dir/vmlinux.failed" ]; then
+            extract_vmlinux "$dir/vmlinuz" "$dir/vmlinux" || {
+                log "could not extract vmlinux from $dir/vmlinuz; booting vmlinuz"
+                touch "$dir/vmlinux.failed"; }
+        fi
+        if [ -s "$dir/vmlinux" ]; then echo "$dir/vmlinux"; return 0; fi
+    fi
     echo "$dir/vmlinuz"
 }
 
@@ -274,7 +329,11 @@ build_initramfs() {
     local bin=$1 out=$2 stage
     stage=$(mktemp -d "${TMPDIR:-/tmp}/uf-initramfs.XXXXXX")
     mkdir -p "$stage"/{proc,sys,dev,tmp}
-    cp "$bin" "$stage/init"
+    if [ "$STRIP" = 1 ] && command -v strip >/dev/null; then
+        strip --strip-debug -o "$stage/init" "$bin"
+    else
+        cp "$bin" "$stage/init"
+    fi
     chmod 0755 "$stage/init"
     if [ -d "$ROOT/corpus" ]; then cp -r "$ROOT/corpus" "$stage/corpus"; else mkdir "$stage/corpus"; fi
     (cd "$stage" && find . -mindepth 1 -print0 | LC_ALL=C sort -z \
@@ -349,7 +408,8 @@ main() {
     : "${OUT:=$ROOT/target/kernels/$(date +%Y%m%d-%H%M%S)}"
     mkdir -p "$OUT"
     OUT=$(cd "$OUT" && pwd)
-    INITRD="$OUT/initramfs.cpio$([ "$GZIP" = 1 ] && echo .gz)"
+    INITRD="$OUT/initramfs.cpio"
+    if [ "$GZIP" = 1 ]; then INITRD+=.gz; fi
     build_initramfs "$BINARY" "$INITRD"
     choose_accel
     echo "accel: $ACCEL_NAME ($( [ "$ACCEL_NAME" = kvm ] && echo 'kvm_intel/kvm_amd loaded' || echo 'no kvm_intel/kvm_amd module: software emulation' ))"
@@ -358,14 +418,14 @@ main() {
     local running=0
     for name in "${NAMES[@]}"; do
         if [ "$running" -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
-        log "booting $name (${KPKG[$name]})"
+        log "booting $name (${KPKG[$name]}, $(basename "${KPATH[$name]}"))"
         boot_one "$name" "${KPATH[$name]}" &
         running=$((running + 1))
     done
     wait || true
 
     local ktaps=() dir st rc secs
-    printf '\n%-12s %-8s %-42s %8s  %s\n' kernel label package seconds result
+    printf '\n%-12s %-8s %-52s %7s  %s\n' kernel label package seconds result
     for name in "${NAMES[@]}"; do
         dir="$OUT/$name"
         rc=$(cat "$dir/qemu.rc" 2>/dev/null || echo '?')
@@ -383,7 +443,7 @@ main() {
         else
             result="ok"
         fi
-        printf '%-12s %-8s %-42s %8s  %s\n' "$name" "${KLABEL[$name]}" "${KPKG[$name]}" "$secs" "$result"
+        printf '%-12s %-8s %-52s %7s  %s\n' "$name" "${KLABEL[$name]}" "${KPKG[$name]}" "$secs" "$result"
     done
     for name in "${NAMES[@]}"; do
         dir="$OUT/$name"

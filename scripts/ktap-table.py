@@ -95,6 +95,8 @@ def parse(path: str) -> Report:
             if not line[0].isspace():
                 rep.version_seen = True
             continue
+        if line.lstrip().startswith("#"):
+            continue  # diagnostic
         if _BAIL.match(line):
             rep.bailed_out = True
             continue

@@ -75,12 +75,7 @@ pub struct SaveArgs {
     #[arg(long, value_name = "DIR")]
     pub save_failures: Option<PathBuf>,
     /// Shrink and save at most this many failures (distinct invariants first).
-    #[arg(
-        long,
-        default_value_t = 10,
-        value_name = "N",
-        requires = "save_failures"
-    )]
+    #[arg(long, default_value_t = 10, value_name = "N", requires = "save_failures")]
     pub save_limit: usize,
     /// Most kernel runs one shrink may use.
     #[arg(long, default_value_t = DEFAULT_BUDGET as u64, value_name = "N", requires = "save_failures",
@@ -116,10 +111,7 @@ macro_rules! outln {
 fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
     profile::by_name(name).with_context(|| {
         let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
-        format!(
-            "unknown kernel profile {name:?}; known: {}",
-            names.join(", ")
-        )
+        format!("unknown kernel profile {name:?}; known: {}", names.join(", "))
     })
 }
 
@@ -173,9 +165,7 @@ fn write_json(path: Option<&Path>, report: &RunReport) -> anyhow::Result<()> {
 }
 
 fn default_output(file: &Path) -> PathBuf {
-    let stem = file
-        .file_stem()
-        .map_or("case".into(), |s| s.to_string_lossy().into_owned());
+    let stem = file.file_stem().map_or("case".into(), |s| s.to_string_lossy().into_owned());
     file.with_file_name(format!("{stem}.min.json"))
 }
 
@@ -201,33 +191,17 @@ pub fn minimize_command(args: MinimizeArgs) -> anyhow::Result<i32> {
 
 fn print_saved(s: &Saved) {
     let m = &s.minimized;
-    outln!(
-        "  {} {}: {}",
-        if s.new { "saved" } else { "already saved" },
-        s.path,
-        m.file.title
-    );
-    outln!(
-        "      shrunk from {} in {} kernel runs",
-        m.original,
-        m.shrunk.runs
-    );
+    outln!("  {} {}: {}", if s.new { "saved" } else { "already saved" }, s.path, m.file.title);
+    outln!("      shrunk from {} in {} kernel runs", m.original, m.shrunk.runs);
 }
 
 /// `run --save-failures DIR`: shrink the run's failures and write them (no-op without the option).
-pub fn save_failures(
-    config: &RunConfig,
-    report: &RunReport,
-    args: &SaveArgs,
-) -> anyhow::Result<()> {
+pub fn save_failures(config: &RunConfig, report: &RunReport, args: &SaveArgs) -> anyhow::Result<()> {
     let Some(dir) = &args.save_failures else {
         return Ok(());
     };
     if report.failures.is_empty() {
-        outln!(
-            "save-failures: no failing case to save into {}",
-            dir.display()
-        );
+        outln!("save-failures: no failing case to save into {}", dir.display());
         return Ok(());
     }
     outln!(
@@ -238,13 +212,7 @@ pub fn save_failures(
         dir.display()
     );
     let mut store = DirStore::new(dir);
-    let saved = save::save_failures(
-        config,
-        report,
-        &mut store,
-        args.save_limit,
-        args.shrink_budget as usize,
-    )?;
+    let saved = save::save_failures(config, report, &mut store, args.save_limit, args.shrink_budget as usize)?;
     for s in &saved {
         print_saved(s);
     }

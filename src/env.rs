@@ -31,10 +31,14 @@ pub struct Environment {
     /// Depth of the executor's user namespace below the initial one, when it can be known
     /// (0 if the uid map is the identity of the initial namespace).
     pub userns_depth: Option<u32>,
+    /// Level of the executor's pid namespace (0 is the initial one), when it can be known.
+    pub pidns_level: Option<u32>,
     /// True if the executor's root is not the root of its mount namespace.
     pub chrooted: bool,
     /// uid and gid 65534 are mapped in the executor's user namespace (the `nobody` setup needs it).
     pub nobody_mapped: bool,
+    /// kcmp(2) works here (probed on the executor itself).
+    pub kcmp: bool,
     /// Namespace links that exist under `/proc/self/ns`.
     pub ns_links: Vec<NsLink>,
     /// `/proc/sys/user/max_*_namespaces` as seen in the sandbox (key: `user`, `mnt`, ...).
@@ -51,11 +55,7 @@ pub struct Environment {
 impl Environment {
     /// Full capability mask for this kernel (bits 0..=cap_last_cap).
     pub fn full_caps(&self) -> u64 {
-        if self.cap_last_cap >= 63 {
-            u64::MAX
-        } else {
-            (1u64 << (self.cap_last_cap + 1)) - 1
-        }
+        if self.cap_last_cap >= 63 { u64::MAX } else { (1u64 << (self.cap_last_cap + 1)) - 1 }
     }
 
     /// True if `/proc/self/ns/<link>` exists here.
@@ -96,13 +96,20 @@ impl Environment {
                 egid: 0,
                 cap_eff: 0x1ff_feff_ffff,
                 threads: 1,
+                cwd: (0, 2),
+                umask: 0o022,
+                semval: None,
+                siblings: Vec::new(),
+                fd_flags: Vec::new(),
             },
             cap_last_cap: 40,
             overflow_uid: 65534,
             overflow_gid: 65534,
             userns_depth: Some(0),
+            pidns_level: Some(0),
             chrooted: false,
             nobody_mapped: true,
+            kcmp: true,
             ns_links: NsLink::ALL.to_vec(),
             max_namespaces: ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
                 .iter()

@@ -82,9 +82,7 @@ impl<'de> Deserialize<'de> for Errno {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Errno::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "unknown errno {s:?} (expected a name such as EINVAL or a number)"
-            ))
+            serde::de::Error::custom(format!("unknown errno {s:?} (expected a name such as EINVAL or a number)"))
         })
     }
 }

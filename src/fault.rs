@@ -28,11 +28,7 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 3] = [
-        Fault::UnknownBitsSucceed,
-        Fault::EpermAsEinval,
-        Fault::FailureLeaksUts,
-    ];
+    pub const ALL: [Fault; 3] = [Fault::UnknownBitsSucceed, Fault::EpermAsEinval, Fault::FailureLeaksUts];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -57,14 +53,9 @@ impl Fault {
     pub fn apply(self, case: &Case, outcome: &mut Outcome) {
         match outcome {
             Outcome::Completed { trace } => self.apply_trace(case, trace),
-            Outcome::Timeout {
-                partial: Some(trace),
-                ..
+            Outcome::Timeout { partial: Some(trace), .. } | Outcome::Crash { partial: Some(trace), .. } => {
+                self.apply_trace(case, trace)
             }
-            | Outcome::Crash {
-                partial: Some(trace),
-                ..
-            } => self.apply_trace(case, trace),
             _ => {}
         }
     }
@@ -100,11 +91,7 @@ fn leak_uts(trace: &mut Trace) {
         return;
     };
     let uts = NsLink::Uts.index();
-    let original = if first == 0 {
-        trace.before.ns[uts]
-    } else {
-        trace.steps[first - 1].after.ns[uts]
-    };
+    let original = if first == 0 { trace.before.ns[uts] } else { trace.steps[first - 1].after.ns[uts] };
     let fake = NsValue::Inode(u64::from(u32::MAX) + 77);
     for obs in &mut trace.steps[first..] {
         if obs.after.ns[uts] == original {
@@ -123,8 +110,7 @@ impl std::str::FromStr for Fault {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Fault, String> {
-        Fault::by_name(s)
-            .ok_or_else(|| format!("unknown fault {s:?} (expected one of: {})", Fault::names()))
+        Fault::by_name(s).ok_or_else(|| format!("unknown fault {s:?} (expected one of: {})", Fault::names()))
     }
 }
 
@@ -139,58 +125,29 @@ mod tests {
     /// An outcome that does what the model predicts for results (links unchanged).
     fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
         let p = predict(&LINUX_6_18, env, case);
-        let Prediction::Steps { steps } = &p else {
-            panic!("skip")
-        };
+        let Prediction::Steps { steps, .. } = &p else { panic!("skip") };
         let before = env.baseline.clone();
-        let steps = steps
-            .iter()
-            .map(|e| StepObservation {
-                result: e.result,
-                after: before.clone(),
-            })
-            .collect();
-        (
-            p,
-            Outcome::Completed {
-                trace: Trace { before, steps },
-            },
-        )
+        let steps = steps.iter().map(|e| StepObservation { result: e.result, after: before.clone() }).collect();
+        (p, Outcome::Completed { trace: Trace { before, steps, probe: None } })
     }
 
     fn violated(fault: Fault, case: &Case) -> Vec<&'static str> {
         let env = Environment::reference();
         let (p, mut o) = honest(&env, case);
-        assert!(
-            judge(&env, case, &p, &o).violations.is_empty(),
-            "the honest outcome of {case} must pass"
-        );
+        assert!(judge(&env, case, &p, &o).violations.is_empty(), "the honest outcome of {case} must pass");
         fault.apply(case, &mut o);
-        judge(&env, case, &p, &o)
-            .violations
-            .iter()
-            .map(|v| v.invariant)
-            .collect()
+        judge(&env, case, &p, &o).violations.iter().map(|v| v.invariant).collect()
     }
 
     #[test]
     fn every_fault_is_caught_by_the_checker() {
         let unknown = Case::unshare(&[1 << 32]);
-        assert_eq!(
-            violated(Fault::UnknownBitsSucceed, &unknown),
-            ["unknown-bits-einval", "errno-matches-model"]
-        );
+        assert_eq!(violated(Fault::UnknownBitsSucceed, &unknown), ["unknown-bits-einval", "errno-matches-model"]);
         let mut eperm = Case::unshare(&[0x400_0000]);
         eperm.setup.privilege = crate::case::Privilege::RootWithoutSysAdmin;
-        assert_eq!(
-            violated(Fault::EpermAsEinval, &eperm),
-            ["errno-matches-model"]
-        );
+        assert_eq!(violated(Fault::EpermAsEinval, &eperm), ["errno-matches-model"]);
         let failing = Case::unshare(&[1, 0]);
-        assert_eq!(
-            violated(Fault::FailureLeaksUts, &failing),
-            ["unknown-bits-einval", "failure-changes-nothing"]
-        );
+        assert_eq!(violated(Fault::FailureLeaksUts, &failing), ["unknown-bits-einval", "failure-changes-nothing"]);
     }
 
     #[test]
@@ -205,11 +162,6 @@ mod tests {
         for f in Fault::ALL {
             assert_eq!(f.name().parse::<Fault>(), Ok(f));
         }
-        assert!(
-            "nope"
-                .parse::<Fault>()
-                .unwrap_err()
-                .contains("unknown-bits-succeed")
-        );
+        assert!("nope".parse::<Fault>().unwrap_err().contains("unknown-bits-succeed"));
     }
 }

@@ -58,15 +58,7 @@ const fn spec(
     ns_link: Option<NsLink>,
     doc: &'static str,
 ) -> FlagSpec {
-    FlagSpec {
-        name,
-        bit,
-        kind,
-        unshare_since,
-        ns_link,
-        print_by_name: bit <= 0x8000_0000,
-        doc,
-    }
+    FlagSpec { name, bit, kind, unshare_since, ns_link, print_by_name: bit <= 0x8000_0000, doc }
 }
 
 use FlagKind::{CloneOnly, Namespace, Sharing, SharingCheckOnly};
@@ -97,14 +89,7 @@ pub const FLAGS: &[FlagSpec] = &[
         None,
         "private copy of root, cwd and umask if the fs_struct is shared",
     ),
-    spec(
-        "FILES",
-        0x400,
-        Sharing,
-        Some((2, 6, 16)),
-        None,
-        "private copy of the fd table if it is shared",
-    ),
+    spec("FILES", 0x400, Sharing, Some((2, 6, 16)), None, "private copy of the fd table if it is shared"),
     spec(
         "SIGHAND",
         0x800,
@@ -113,38 +98,10 @@ pub const FLAGS: &[FlagSpec] = &[
         None,
         "no-op if signal handlers are not shared, else EINVAL",
     ),
-    spec(
-        "PIDFD",
-        0x1000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: return a pidfd",
-    ),
-    spec(
-        "PTRACE",
-        0x2000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: continue tracing the child",
-    ),
-    spec(
-        "VFORK",
-        0x4000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: parent sleeps until the child releases its mm",
-    ),
-    spec(
-        "PARENT",
-        0x8000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: child gets the caller's parent",
-    ),
+    spec("PIDFD", 0x1000, CloneOnly, None, None, "clone only: return a pidfd"),
+    spec("PTRACE", 0x2000, CloneOnly, None, None, "clone only: continue tracing the child"),
+    spec("VFORK", 0x4000, CloneOnly, None, None, "clone only: parent sleeps until the child releases its mm"),
+    spec("PARENT", 0x8000, CloneOnly, None, None, "clone only: child gets the caller's parent"),
     spec(
         "THREAD",
         0x1_0000,
@@ -153,86 +110,16 @@ pub const FLAGS: &[FlagSpec] = &[
         None,
         "no-op if the thread group has one thread, else EINVAL",
     ),
-    spec(
-        "NEWNS",
-        0x2_0000,
-        Namespace,
-        Some((2, 6, 16)),
-        Some(NsLink::Mnt),
-        "new mount namespace (implies FS)",
-    ),
-    spec(
-        "SYSVSEM",
-        0x4_0000,
-        Sharing,
-        Some((2, 6, 26)),
-        None,
-        "detach from the SysV semaphore undo list",
-    ),
-    spec(
-        "SETTLS",
-        0x8_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: set the child's TLS",
-    ),
-    spec(
-        "PARENT_SETTID",
-        0x10_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: store the child's TID in the parent",
-    ),
-    spec(
-        "CHILD_CLEARTID",
-        0x20_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: clear the TID in the child at exit",
-    ),
-    spec(
-        "DETACHED",
-        0x40_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: unused, ignored by clone",
-    ),
-    spec(
-        "UNTRACED",
-        0x80_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: tracer cannot force PTRACE on the child",
-    ),
-    spec(
-        "CHILD_SETTID",
-        0x100_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: store the TID in the child",
-    ),
-    spec(
-        "NEWCGROUP",
-        0x200_0000,
-        Namespace,
-        Some((4, 6, 0)),
-        Some(NsLink::Cgroup),
-        "new cgroup namespace",
-    ),
-    spec(
-        "NEWUTS",
-        0x400_0000,
-        Namespace,
-        Some((2, 6, 19)),
-        Some(NsLink::Uts),
-        "new UTS namespace",
-    ),
+    spec("NEWNS", 0x2_0000, Namespace, Some((2, 6, 16)), Some(NsLink::Mnt), "new mount namespace (implies FS)"),
+    spec("SYSVSEM", 0x4_0000, Sharing, Some((2, 6, 26)), None, "detach from the SysV semaphore undo list"),
+    spec("SETTLS", 0x8_0000, CloneOnly, None, None, "clone only: set the child's TLS"),
+    spec("PARENT_SETTID", 0x10_0000, CloneOnly, None, None, "clone only: store the child's TID in the parent"),
+    spec("CHILD_CLEARTID", 0x20_0000, CloneOnly, None, None, "clone only: clear the TID in the child at exit"),
+    spec("DETACHED", 0x40_0000, CloneOnly, None, None, "clone only: unused, ignored by clone"),
+    spec("UNTRACED", 0x80_0000, CloneOnly, None, None, "clone only: tracer cannot force PTRACE on the child"),
+    spec("CHILD_SETTID", 0x100_0000, CloneOnly, None, None, "clone only: store the TID in the child"),
+    spec("NEWCGROUP", 0x200_0000, Namespace, Some((4, 6, 0)), Some(NsLink::Cgroup), "new cgroup namespace"),
+    spec("NEWUTS", 0x400_0000, Namespace, Some((2, 6, 19)), Some(NsLink::Uts), "new UTS namespace"),
     spec(
         "NEWIPC",
         0x800_0000,
@@ -257,38 +144,10 @@ pub const FLAGS: &[FlagSpec] = &[
         Some(NsLink::PidForChildren),
         "new pid namespace for children; the caller does not move",
     ),
-    spec(
-        "NEWNET",
-        0x4000_0000,
-        Namespace,
-        Some((2, 6, 24)),
-        Some(NsLink::Net),
-        "new network namespace",
-    ),
-    spec(
-        "IO",
-        0x8000_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone only: share the I/O context",
-    ),
-    spec(
-        "CLEAR_SIGHAND",
-        0x1_0000_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone3 only: reset signal handlers in the child",
-    ),
-    spec(
-        "INTO_CGROUP",
-        0x2_0000_0000,
-        CloneOnly,
-        None,
-        None,
-        "clone3 only: start the child in a given cgroup",
-    ),
+    spec("NEWNET", 0x4000_0000, Namespace, Some((2, 6, 24)), Some(NsLink::Net), "new network namespace"),
+    spec("IO", 0x8000_0000, CloneOnly, None, None, "clone only: share the I/O context"),
+    spec("CLEAR_SIGHAND", 0x1_0000_0000, CloneOnly, None, None, "clone3 only: reset signal handlers in the child"),
+    spec("INTO_CGROUP", 0x2_0000_0000, CloneOnly, None, None, "clone3 only: start the child in a given cgroup"),
 ];
 
 /// Looks a flag up by name (with or without the `CLONE_` prefix, any case).
@@ -339,13 +198,8 @@ pub const UNSHARE_VALID_MASK: u64 = bits::NEWTIME
     | bits::NEWNET;
 
 /// All namespace-creating bits except NEWUSER (they need CAP_SYS_ADMIN in the target user ns).
-pub const NON_USER_NAMESPACES: u64 = bits::NEWNS
-    | bits::NEWUTS
-    | bits::NEWIPC
-    | bits::NEWPID
-    | bits::NEWCGROUP
-    | bits::NEWNET
-    | bits::NEWTIME;
+pub const NON_USER_NAMESPACES: u64 =
+    bits::NEWNS | bits::NEWUTS | bits::NEWIPC | bits::NEWPID | bits::NEWCGROUP | bits::NEWNET | bits::NEWTIME;
 
 /// One implication rule: if `when` is set, `adds` is added.
 #[derive(Debug, Clone, Copy)]
@@ -358,22 +212,10 @@ pub struct Implication {
 
 /// The implications of Linux 6.18, applied once each, in this order (spec §2.1).
 pub const IMPLICATIONS_6_18: &[Implication] = &[
-    Implication {
-        when: bits::NEWUSER,
-        adds: bits::THREAD | bits::FS,
-    },
-    Implication {
-        when: bits::VM,
-        adds: bits::SIGHAND,
-    },
-    Implication {
-        when: bits::SIGHAND,
-        adds: bits::THREAD,
-    },
-    Implication {
-        when: bits::NEWNS,
-        adds: bits::FS,
-    },
+    Implication { when: bits::NEWUSER, adds: bits::THREAD | bits::FS },
+    Implication { when: bits::VM, adds: bits::SIGHAND },
+    Implication { when: bits::SIGHAND, adds: bits::THREAD },
+    Implication { when: bits::NEWNS, adds: bits::FS },
 ];
 
 /// Applies `rules` in order, as `ksys_unshare` does before any check.
@@ -461,10 +303,7 @@ impl FromStr for RawFlags {
     type Err = ParseFlagsError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |problem: String| ParseFlagsError {
-            input: s.to_string(),
-            problem,
-        };
+        let err = |problem: String| ParseFlagsError { input: s.to_string(), problem };
         if s.trim().is_empty() {
             return Err(err("empty".into()));
         }
@@ -477,12 +316,9 @@ impl FromStr for RawFlags {
             let v = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
                 u64::from_str_radix(hex, 16).map_err(|e| err(format!("term {t:?}: {e}")))?
             } else if t.bytes().all(|b| b.is_ascii_digit()) {
-                t.parse::<u64>()
-                    .map_err(|e| err(format!("term {t:?}: {e}")))?
+                t.parse::<u64>().map_err(|e| err(format!("term {t:?}: {e}")))?
             } else {
-                by_name(t)
-                    .map(|spec| spec.bit)
-                    .ok_or_else(|| err(format!("unknown flag name {t:?}")))?
+                by_name(t).map(|spec| spec.bit).ok_or_else(|| err(format!("unknown flag name {t:?}")))?
             };
             value |= v;
         }
@@ -565,11 +401,7 @@ mod tests {
     #[test]
     fn valid_mask_is_the_spec_value_and_matches_the_table() {
         assert_eq!(UNSHARE_VALID_MASK, 0x7E07_0F80);
-        let from_table: u64 = FLAGS
-            .iter()
-            .filter(|f| f.unshare_since.is_some())
-            .map(|f| f.bit)
-            .fold(0, |a, b| a | b);
+        let from_table: u64 = FLAGS.iter().filter(|f| f.unshare_since.is_some()).map(|f| f.bit).fold(0, |a, b| a | b);
         assert_eq!(from_table, UNSHARE_VALID_MASK);
     }
 
@@ -591,10 +423,7 @@ mod tests {
         assert_eq!(f.to_string(), "NEWNS|NEWUSER|0x100000000");
         assert_eq!(RawFlags(0).to_string(), "0");
         assert_eq!(RawFlags(0x7f).to_string(), "0x7f");
-        assert_eq!(
-            RawFlags(u64::MAX).to_string().parse::<RawFlags>().unwrap(),
-            RawFlags(u64::MAX)
-        );
+        assert_eq!(RawFlags(u64::MAX).to_string().parse::<RawFlags>().unwrap(), RawFlags(u64::MAX));
     }
 
     #[test]
@@ -604,10 +433,7 @@ mod tests {
         assert!("".parse::<RawFlags>().is_err());
         assert!("NEWNS||NEWPID".parse::<RawFlags>().is_err());
         assert!("0xzz".parse::<RawFlags>().is_err());
-        assert_eq!(
-            "clone_newns | 0x1".parse::<RawFlags>().unwrap(),
-            RawFlags(bits::NEWNS | 1)
-        );
+        assert_eq!("clone_newns | 0x1".parse::<RawFlags>().unwrap(), RawFlags(bits::NEWNS | 1));
     }
 
     proptest! {

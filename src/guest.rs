@@ -114,17 +114,9 @@ pub fn parse_cmdline(cmdline: &str) -> GuestConfig {
             break;
         }
         if let Some(v) = token.strip_prefix(ARGS_PARAM) {
-            cfg.args = v
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            cfg.args = v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
         } else if let Some(v) = token.strip_prefix(TIMEOUT_PARAM) {
-            cfg.timeout = v
-                .parse::<u64>()
-                .ok()
-                .filter(|&s| s > 0)
-                .map(Duration::from_secs);
+            cfg.timeout = v.parse::<u64>().ok().filter(|&s| s > 0).map(Duration::from_secs);
         }
     }
     cfg
@@ -187,10 +179,7 @@ pub fn guest_init_main() -> ! {
             GuestConfig::default()
         }
     };
-    eprintln!(
-        "uf-guest: running {CHILD_ARGV0} {:?} (stdout -> {REPORT_TTY}, timeout {:?})",
-        cfg.args, cfg.timeout
-    );
+    eprintln!("uf-guest: running {CHILD_ARGV0} {:?} (stdout -> {REPORT_TTY}, timeout {:?})", cfg.args, cfg.timeout);
 
     let report = open_report_tty();
     let status = run_child(&cfg, report.as_ref());
@@ -235,20 +224,8 @@ fn mount(src: &str, target: &str, fstype: &str, data: &str) -> io::Result<()> {
     // SAFETY: all four pointers come from CStrings that live until the end of
     // this function, so they are valid NUL-terminated strings for the call;
     // the kernel copies them and keeps no reference.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            data.as_ptr().cast(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 /// If any of fds 0, 1, 2 is closed (no `/dev/console` in the initramfs),
@@ -260,15 +237,11 @@ fn ensure_std_fds() {
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
             continue;
         }
-        let console = match OpenOptions::new()
-            .read(fd == 0)
-            .write(fd != 0)
-            .custom_flags(libc::O_NOCTTY)
-            .open("/dev/console")
-        {
-            Ok(f) => f,
-            Err(_) => continue,
-        };
+        let console =
+            match OpenOptions::new().read(fd == 0).write(fd != 0).custom_flags(libc::O_NOCTTY).open("/dev/console") {
+                Ok(f) => f,
+                Err(_) => continue,
+            };
         // SAFETY: dup2 on two integer fds; `console` stays open across the
         // call and is closed afterwards by its own drop, leaving `fd`.
         unsafe { libc::dup2(console.as_raw_fd(), fd) };
@@ -277,12 +250,7 @@ fn ensure_std_fds() {
 
 /// Opens the report serial port and puts its output side in raw mode.
 fn open_report_tty() -> Option<File> {
-    let tty = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(REPORT_TTY)
-    {
+    let tty = match OpenOptions::new().read(true).write(true).custom_flags(libc::O_NOCTTY).open(REPORT_TTY) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("uf-guest: open {REPORT_TTY} failed: {e}");
@@ -320,11 +288,7 @@ fn run_child(cfg: &GuestConfig, report: Option<&File>) -> GuestExit {
         }
         None => Stdio::inherit(),
     };
-    let exe = if std::path::Path::new("/proc/self/exe").exists() {
-        "/proc/self/exe"
-    } else {
-        "/init"
-    };
+    let exe = if std::path::Path::new("/proc/self/exe").exists() { "/proc/self/exe" } else { "/init" };
     let child = Command::new(exe)
         .arg0(CHILD_ARGV0)
         .args(&cfg.args)
@@ -410,10 +374,7 @@ fn power_off() -> ! {
     // SAFETY: reboot(2) with a constant command; only reached as pid 1 (checked
     // at the top of `guest_init_main`) inside the guest.
     unsafe { libc::reboot(libc::RB_POWER_OFF) };
-    eprintln!(
-        "uf-guest: reboot(RB_POWER_OFF) failed: {}",
-        io::Error::last_os_error()
-    );
+    eprintln!("uf-guest: reboot(RB_POWER_OFF) failed: {}", io::Error::last_os_error());
     // Exiting as pid 1 panics the kernel; with panic=-1 and -no-reboot qemu
     // then exits too.
     std::process::exit(1)
@@ -425,9 +386,7 @@ mod tests {
 
     #[test]
     fn parses_args_and_timeout() {
-        let c = parse_cmdline(
-            "console=ttyS0 panic=-1 uf.args=replay,/corpus,--format,ktap uf.timeout=30\n",
-        );
+        let c = parse_cmdline("console=ttyS0 panic=-1 uf.args=replay,/corpus,--format,ktap uf.timeout=30\n");
         assert_eq!(c.args, ["replay", "/corpus", "--format", "ktap"]);
         assert_eq!(c.timeout, Some(Duration::from_secs(30)));
     }

@@ -1,5 +1,7 @@
 //! The `unshare-fuzz` command line: a thin layer over the library.
 
+mod guest;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -65,6 +67,10 @@ struct RunArgs {
 }
 
 fn main() {
+    // Booted as /init of a test VM (scripts/kernels.sh): become the guest's init.
+    if std::process::id() == 1 && std::env::args_os().next().is_some_and(|a| a == "/init") {
+        guest::guest_init_main();
+    }
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Executor => exec::server::executor_main(),
@@ -99,20 +105,14 @@ fn env_command(json: bool) -> anyhow::Result<i32> {
 }
 
 fn random_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     t ^ (u64::from(std::process::id()) << 32)
 }
 
 fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     let profile = profile::by_name(&args.kernel_profile).with_context(|| {
         let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
-        format!(
-            "unknown kernel profile {:?}; known: {}",
-            args.kernel_profile,
-            names.join(", ")
-        )
+        format!("unknown kernel profile {:?}; known: {}", args.kernel_profile, names.join(", "))
     })?;
     let seed = args.seed.unwrap_or_else(random_seed);
     println!("seed: {seed}  (repeat this run with --seed {seed})");
@@ -145,10 +145,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
                 bar.set_message(format!("{} violations", p.violations));
             }
             None if last_line.elapsed() >= Duration::from_secs(10) || p.done == p.total => {
-                eprintln!(
-                    "progress: {}/{} cases, {} violations",
-                    p.done, p.total, p.violations
-                );
+                eprintln!("progress: {}/{} cases, {} violations", p.done, p.total, p.violations);
                 last_line = Instant::now();
             }
             None => {}

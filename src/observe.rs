@@ -52,6 +52,66 @@ impl<'de> Deserialize<'de> for NsValue {
     }
 }
 
+/// An integer result or an errno (kcmp, F_GETFD, GETVAL, probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntOrErrno {
+    /// The call returned this.
+    Value(i32),
+    /// The call failed with this.
+    Error(Errno),
+}
+
+impl From<Result<i32, Errno>> for IntOrErrno {
+    fn from(r: Result<i32, Errno>) -> Self {
+        match r {
+            Ok(v) => IntOrErrno::Value(v),
+            Err(e) => IntOrErrno::Error(e),
+        }
+    }
+}
+
+impl std::fmt::Display for IntOrErrno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntOrErrno::Value(v) => write!(f, "{v}"),
+            IntOrErrno::Error(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Serialize for IntOrErrno {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            IntOrErrno::Value(v) => s.serialize_i32(*v),
+            IntOrErrno::Error(e) => e.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IntOrErrno {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Value(i32),
+            Error(Errno),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Value(v) => IntOrErrno::Value(v),
+            Raw::Error(e) => IntOrErrno::Error(e),
+        })
+    }
+}
+
+/// kcmp between the caller and one sibling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiblingView {
+    /// For the types files, fs, vm, sighand, sysvsem.
+    pub kcmp: [IntOrErrno; 5],
+    /// KCMP_FILE of each setup fd against the sibling's same fd.
+    pub fds: Vec<IntOrErrno>,
+}
+
 /// The caller's observable state at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -72,6 +132,19 @@ pub struct Snapshot {
     pub cap_eff: u64,
     /// Threads in the thread group (`Threads:` of `/proc/self/status`), 0 if unreadable.
     pub threads: u32,
+    /// (st_dev, st_ino) of the cwd.
+    pub cwd: (u64, u64),
+    /// The umask.
+    pub umask: u32,
+    /// GETVAL of the setup semaphore, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semval: Option<IntOrErrno>,
+    /// kcmp against each sibling.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub siblings: Vec<SiblingView>,
+    /// F_GETFD of each setup fd.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fd_flags: Vec<IntOrErrno>,
 }
 
 impl Snapshot {
@@ -82,34 +155,24 @@ impl Snapshot {
 
     /// The links whose value differs between `self` and `later`.
     pub fn changed_links(&self, later: &Snapshot) -> Vec<NsLink> {
-        NsLink::ALL
-            .into_iter()
-            .filter(|l| self.link(*l) != later.link(*l))
-            .collect()
+        NsLink::ALL.into_iter().filter(|l| self.link(*l) != later.link(*l)).collect()
     }
 }
 
 mod ns_map {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(
-        ns: &[NsValue; NsLink::COUNT],
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        let map: BTreeMap<NsLink, NsValue> =
-            NsLink::ALL.into_iter().zip(ns.iter().copied()).collect();
+    pub fn serialize<S: serde::Serializer>(ns: &[NsValue; NsLink::COUNT], s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<NsLink, NsValue> = NsLink::ALL.into_iter().zip(ns.iter().copied()).collect();
         map.serialize(s)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<[NsValue; NsLink::COUNT], D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[NsValue; NsLink::COUNT], D::Error> {
         let map = BTreeMap::<NsLink, NsValue>::deserialize(d)?;
         let mut out = [NsValue::Error(Errno::ENOENT); NsLink::COUNT];
         for link in NsLink::ALL {
-            out[link.index()] = *map.get(&link).ok_or_else(|| {
-                serde::de::Error::custom(format!("snapshot lacks ns link {link}"))
-            })?;
+            out[link.index()] =
+                *map.get(&link).ok_or_else(|| serde::de::Error::custom(format!("snapshot lacks ns link {link}")))?;
         }
         Ok(out)
     }
@@ -124,6 +187,23 @@ pub struct StepObservation {
     pub after: Snapshot,
 }
 
+/// The behavioural probes made after the last step (each `None` when not applicable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProbeObservation {
+    /// A file the FILES sibling opened afterwards is visible to the caller (1) or not (0).
+    pub sibling_fd_visible: Option<IntOrErrno>,
+    /// A file the caller opened afterwards is visible to the FILES sibling (1) or not (0).
+    pub caller_fd_visible: Option<IntOrErrno>,
+    /// After the caller closed setup fd 0, the FILES sibling's fd 0 is still open (1) or not (0).
+    pub closed_fd_open_in_sibling: Option<IntOrErrno>,
+    /// The FS sibling's chdir moved the caller's cwd (1) or not (0).
+    pub fs_cwd_followed: Option<IntOrErrno>,
+    /// The FS sibling's umask changed the caller's umask (1) or not (0).
+    pub fs_umask_followed: Option<IntOrErrno>,
+    /// The semaphore's value read by a sibling in the setup's IPC namespace.
+    pub sem_value_outside: Option<IntOrErrno>,
+}
+
 /// The part of a case that ran: the state after setup and each step executed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trace {
@@ -131,6 +211,9 @@ pub struct Trace {
     pub before: Snapshot,
     /// Steps in order; fewer than the case's steps if the process died midway.
     pub steps: Vec<StepObservation>,
+    /// The final behavioural probes, if the case got that far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeObservation>,
 }
 
 /// How a case's process ended, with whatever it had reported.

@@ -92,21 +92,14 @@ pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
     }
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
-    );
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
     let strategy = crate::generate::strategy::case();
     std::iter::from_fn(move || strategy.new_tree(&mut runner).ok().map(|t| t.current()))
 }
 
 /// Predicts, runs (unless the prediction is a skip) and judges one case. If the executor
 /// dies, it is restarted and the case is reported as broken.
-pub fn check_case(
-    executor: &mut Executor,
-    config: &RunConfig,
-    case: &Case,
-) -> Result<CaseVerdict, ExecError> {
+pub fn check_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> Result<CaseVerdict, ExecError> {
     execute_case(executor, config, case).map(|e| e.verdict)
 }
 
@@ -125,18 +118,10 @@ pub struct Executed {
 ///
 /// # Errors
 /// As [`check_case`].
-pub fn execute_case(
-    executor: &mut Executor,
-    config: &RunConfig,
-    case: &Case,
-) -> Result<Executed, ExecError> {
+pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> Result<Executed, ExecError> {
     let env = executor.environment().clone();
     let prediction = predict(config.profile, &env, case);
-    let done = |outcome, verdict| Executed {
-        prediction: prediction.clone(),
-        outcome,
-        verdict,
-    };
+    let done = |outcome, verdict| Executed { prediction: prediction.clone(), outcome, verdict };
     if let Prediction::Skip { reason } = &prediction {
         return Ok(done(None, CaseVerdict::skipped(reason.clone())));
     }
@@ -150,17 +135,11 @@ pub fn execute_case(
         }
         Err(ExecError::Died(why)) => {
             *executor = Executor::spawn_self(&config.executor_args)?;
-            Ok(done(
-                None,
-                CaseVerdict::broken(format!(
-                    "the executor died while running the case ({why}); restarted"
-                )),
-            ))
+            Ok(done(None, CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted"))))
         }
-        Err(ExecError::Protocol(why)) => Ok(done(
-            None,
-            CaseVerdict::broken(format!("executor refused the case: {why}")),
-        )),
+        Err(ExecError::Protocol(why)) => {
+            Ok(done(None, CaseVerdict::broken(format!("executor refused the case: {why}"))))
+        }
         Err(e) => Err(e),
     }
 }
@@ -184,29 +163,16 @@ pub fn run_cases(
         let verdict = check_case(&mut executor, config, &case)?;
         tally.add(&verdict);
         if verdict.failed() {
-            failures.push(FailedCase {
-                index: index as u64,
-                case,
-                violations: verdict.violations,
-                file: None,
-            });
+            failures.push(FailedCase { index: index as u64, case, violations: verdict.violations, file: None });
         }
-        progress(Progress {
-            done: index as u64 + 1,
-            total,
-            violations: tally.violations(),
-        });
+        progress(Progress { done: index as u64 + 1, total, violations: tally.violations() });
     }
     let elapsed = start.elapsed().as_secs_f64();
     Ok(RunReport {
         seed: config.seed,
         profile: config.profile.name,
         environment,
-        cases_per_second: if elapsed > 0.0 {
-            tally.cases as f64 / elapsed
-        } else {
-            0.0
-        },
+        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
         tally,
         failures,
         elapsed_seconds: elapsed,
@@ -219,12 +185,7 @@ pub fn run_cases(
 /// # Errors
 /// As [`run_cases`].
 pub fn run(config: &RunConfig, progress: impl FnMut(Progress)) -> Result<RunReport, ExecError> {
-    run_cases(
-        config,
-        cases_for_seed(config.seed).take(config.cases as usize),
-        config.cases,
-        progress,
-    )
+    run_cases(config, cases_for_seed(config.seed).take(config.cases as usize), config.cases, progress)
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ fn mismatches(file: &CorpusFile) -> Vec<String> {
         return vec!["no `expected`".into()];
     };
     let steps = match predict(&LINUX_6_18, &Environment::reference(), &file.case) {
-        Prediction::Steps { steps } => steps,
+        Prediction::Steps { steps, .. } => steps,
         Prediction::Skip { reason } => return vec![format!("the model skips it: {reason}")],
     };
     let mut out = Vec::new();
@@ -52,11 +52,7 @@ fn mismatches(file: &CorpusFile) -> Vec<String> {
         }
     }
     if expected.len() != steps.len() {
-        out.push(format!(
-            "{} expectations for {} predicted steps",
-            expected.len(),
-            steps.len()
-        ));
+        out.push(format!("{} expectations for {} predicted steps", expected.len(), steps.len()));
     }
     out
 }
@@ -70,27 +66,15 @@ fn every_expected_matches_the_model() {
             failing.push(format!("{name}: {}", m.join("; ")));
         }
     }
-    assert!(
-        failing.is_empty(),
-        "model drift in {} corpus files:\n{}",
-        failing.len(),
-        failing.join("\n")
-    );
+    assert!(failing.is_empty(), "model drift in {} corpus files:\n{}", failing.len(), failing.join("\n"));
 }
 
 #[test]
 fn the_model_check_can_fail() {
     let (name, mut file) = corpus().into_iter().next().expect("a corpus file");
     let e = &mut file.expected.as_mut().expect("expected")[0];
-    e.result = if e.result.is_success() {
-        CallResult::Failure(Errno::EPERM)
-    } else {
-        CallResult::Success
-    };
-    assert!(
-        !mismatches(&file).is_empty(),
-        "{name}: a flipped expectation must be caught"
-    );
+    e.result = if e.result.is_success() { CallResult::Failure(Errno::EPERM) } else { CallResult::Success };
+    assert!(!mismatches(&file).is_empty(), "{name}: a flipped expectation must be caught");
     file.expected.as_mut().expect("expected")[0].rule = Some("no-such-rule".into());
     assert!(!mismatches(&file).is_empty());
 }
@@ -117,17 +101,8 @@ fn corpus_files_are_canonical_and_documented() {
 fn the_seed_corpus_covers_the_spec_rows() {
     let all = corpus();
     assert!(all.len() >= 60, "only {} corpus files", all.len());
-    let areas: BTreeSet<&str> = all
-        .iter()
-        .filter_map(|(n, _)| n.strip_prefix("corpus/")?.split('/').next())
-        .collect();
-    for area in [
-        "single-bits",
-        "privilege",
-        "precedence",
-        "atomicity",
-        "article-2006",
-    ] {
+    let areas: BTreeSet<&str> = all.iter().filter_map(|(n, _)| n.strip_prefix("corpus/")?.split('/').next()).collect();
+    for area in ["single-bits", "privilege", "precedence", "atomicity", "article-2006"] {
         assert!(areas.contains(area), "no corpus/{area}/");
     }
     // spec §5.1: every single bit 0..=33 and 63, alone, from the default setup.
@@ -140,14 +115,8 @@ fn the_seed_corpus_covers_the_spec_rows() {
         .collect();
     let want: BTreeSet<u32> = (0..=33).chain([63]).collect();
     let missing: Vec<u32> = want.difference(&singles).copied().collect();
-    assert!(
-        missing.is_empty(),
-        "single-bit cases missing for bits {missing:?}"
-    );
-    let words: BTreeSet<u64> = all
-        .iter()
-        .flat_map(|(_, f)| f.case.steps.iter().filter_map(unshare_word))
-        .collect();
+    assert!(missing.is_empty(), "single-bit cases missing for bits {missing:?}");
+    let words: BTreeSet<u64> = all.iter().flat_map(|(_, f)| f.case.steps.iter().filter_map(unshare_word)).collect();
     for w in [u64::MAX, 0xffff_ffff, 0xffff_ffff_0000_0000, 0, 0x7E07_0F80] {
         assert!(words.contains(&w), "no case with the word {w:#x}");
     }

@@ -22,13 +22,8 @@ fn replay(tag: &str, extra: &[&str]) -> (i32, Value, String) {
     args.extend_from_slice(extra);
     let out = common::run(&args);
     let text = common::text(&out);
-    let json =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("no report ({e}):\n{text}"));
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_str(&json).expect("JSON report"),
-        text,
-    )
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("no report ({e}):\n{text}"));
+    (out.status.code().unwrap_or(-1), serde_json::from_str(&json).expect("JSON report"), text)
 }
 
 fn files_with(report: &Value, status: &str) -> Vec<String> {
@@ -38,26 +33,14 @@ fn files_with(report: &Value, status: &str) -> Vec<String> {
         .iter()
         .filter(|f| f["status"] == status)
         .map(|f| {
-            let details: Vec<&str> = f["details"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            format!(
-                "{}: {}",
-                f["file"].as_str().unwrap_or("?"),
-                details.join(" | ")
-            )
+            let details: Vec<&str> = f["details"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            format!("{}: {}", f["file"].as_str().unwrap_or("?"), details.join(" | "))
         })
         .collect()
 }
 
 fn names_with(report: &Value, status: &str) -> Vec<String> {
-    files_with(report, status)
-        .into_iter()
-        .map(|l| l.split(": ").next().unwrap_or("").to_string())
-        .collect()
+    files_with(report, status).into_iter().map(|l| l.split(": ").next().unwrap_or("").to_string()).collect()
 }
 
 #[test]
@@ -65,56 +48,31 @@ fn the_whole_corpus_replays_clean() {
     let (code, report, text) = replay("corpus", &["corpus"]);
     let mut bad = files_with(&report, "FAIL");
     bad.extend(files_with(&report, "BROKEN"));
-    assert!(
-        bad.is_empty(),
-        "{} corpus files do not pass:\n{}\n\n{text}",
-        bad.len(),
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "{} corpus files do not pass:\n{}\n\n{text}", bad.len(), bad.join("\n"));
     assert_eq!(code, 0, "{text}");
     let files = report["corpus_files"].as_array().expect("files").len();
     assert!(files >= 60, "{files} files");
     let pass = names_with(&report, "PASS").len() as u64;
     let expected = &report["tally"]["invariants"]["expected-matches-corpus"];
     assert_eq!(expected["violated"], 0);
-    let skipped: u64 = expected["skipped"]
-        .as_object()
-        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    let skipped: u64 = expected["skipped"].as_object().map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     assert_eq!(
         expected["held"].as_u64().unwrap_or(0) + skipped,
         pass,
         "every passing file has `expected`, checked or skipped with a reason: {expected}"
     );
     if common::is_root() {
-        assert_eq!(
-            names_with(&report, "SKIP"),
-            Vec::<String>::new(),
-            "as root every setup can be built"
-        );
-        assert_eq!(
-            skipped, 0,
-            "as root this is the reference machine: {expected}"
-        );
+        assert_eq!(names_with(&report, "SKIP"), Vec::<String>::new(), "as root every setup can be built");
+        assert_eq!(skipped, 0, "as root this is the reference machine: {expected}");
     }
-    assert!(
-        text.contains(&format!("files: {files}  PASS {pass}")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("files: {files}  PASS {pass}")), "{text}");
 }
 
 #[test]
 fn each_injected_fault_makes_the_files_pinning_its_rule_fail() {
     let cases = [
-        (
-            "unknown-bits-succeed",
-            "corpus/single-bits/bit-32-clear-sighand.json",
-            "corpus/single-bits/zero.json",
-        ),
-        (
-            "eperm-as-einval",
-            "corpus/privilege/nobody-namespaces-eperm.json",
-            "corpus/single-bits/bit-63.json",
-        ),
+        ("unknown-bits-succeed", "corpus/single-bits/bit-32-clear-sighand.json", "corpus/single-bits/zero.json"),
+        ("eperm-as-einval", "corpus/privilege/nobody-namespaces-eperm.json", "corpus/single-bits/bit-63.json"),
         (
             "failure-leaks-uts",
             "corpus/atomicity/failed-newpid-newuts-keeps-uts.json",
@@ -126,14 +84,8 @@ fn each_injected_fault_makes_the_files_pinning_its_rule_fail() {
         assert_eq!(code, 1, "{fault}: {text}");
         assert!(text.contains("TEST-ONLY FAULT INJECTION ACTIVE"), "{text}");
         let failed = names_with(&report, "FAIL");
-        assert!(
-            failed.iter().any(|f| f == fails),
-            "{fault}: {fails} should fail; failed: {failed:?}"
-        );
-        assert!(
-            !failed.iter().any(|f| f == passes),
-            "{fault}: {passes} should pass"
-        );
+        assert!(failed.iter().any(|f| f == fails), "{fault}: {fails} should fail; failed: {failed:?}");
+        assert!(!failed.iter().any(|f| f == passes), "{fault}: {passes} should pass");
         assert!(names_with(&report, "BROKEN").is_empty(), "{fault}: {text}");
     }
 }
@@ -154,27 +106,14 @@ fn an_unprivileged_replay_skips_root_only_cases_and_fails_nothing() {
     } else {
         Command::new(common::binary())
     };
-    let out = cmd
-        .args(["replay", "corpus"])
-        .current_dir(&dir)
-        .output()
-        .expect("run replay");
+    let out = cmd.args(["replay", "corpus"]).current_dir(&dir).output().expect("run replay");
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("with its own user namespace"), "{text}");
-    assert!(
-        !text.contains("\nFAIL ") && !text.contains("\nBROKEN "),
-        "{text}"
-    );
+    assert!(!text.contains("\nFAIL ") && !text.contains("\nBROKEN "), "{text}");
     let nobody = "SKIP    corpus/privilege/nobody-step-by-step.json";
-    assert!(
-        text.contains(nobody),
-        "nobody cases are skipped, not passed:\n{text}"
-    );
-    assert!(
-        text.contains("65534 are not mapped"),
-        "the skip names its reason:\n{text}"
-    );
+    assert!(text.contains(nobody), "nobody cases are skipped, not passed:\n{text}");
+    assert!(text.contains("65534 are not mapped"), "the skip names its reason:\n{text}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -187,8 +126,7 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
-                .expect("chmod");
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         }
     }
 }

@@ -16,9 +16,8 @@ use unshare_fuzz::corpus::{CorpusFile, Origin};
 const FAULT: &str = "unknown-bits-succeed";
 
 fn saved_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.map(|e| e.expect("entry").path()).collect())
-        .unwrap_or_default();
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.map(|e| e.expect("entry").path()).collect()).unwrap_or_default();
     v.sort();
     v
 }
@@ -29,11 +28,7 @@ fn assert_minimal(file: &CorpusFile, what: &str) {
     assert_eq!(file.case.steps.len(), 1, "{what}");
     let word = unshare_word(&file.case.steps[0]).expect("an unshare step");
     assert_eq!(word.count_ones(), 1, "{what}: {word:#x}");
-    assert_ne!(
-        word & !0x7E07_0F80,
-        0,
-        "{what}: the bit must be unknown to unshare"
-    );
+    assert_ne!(word & !0x7E07_0F80, 0, "{what}: the bit must be unknown to unshare");
     let expected = file.expected.as_ref().expect("expected");
     assert_eq!(expected[0].result.to_string(), "EINVAL", "{what}");
     assert_eq!(expected[0].rule.as_deref(), Some("unknown-bit"), "{what}");
@@ -67,52 +62,29 @@ fn save_failures_writes_minimized_files_that_replay_as_failing_with_the_hook() {
         "4",
     ]);
     let text = common::text(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the fake violations are violations:\n{text}"
-    );
-    assert!(
-        text.starts_with("seed: 7"),
-        "the seed is printed first:\n{text}"
-    );
+    assert_eq!(out.status.code(), Some(1), "the fake violations are violations:\n{text}");
+    assert!(text.starts_with("seed: 7"), "the seed is printed first:\n{text}");
     assert!(text.contains("saved "), "{text}");
     let files = saved_files(&dir);
     assert!(!files.is_empty() && files.len() <= 4, "{files:?}\n{text}");
     for path in &files {
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        assert!(
-            name.starts_with("unknown-bits-einval-") && name.ends_with(".json"),
-            "{name}"
-        );
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        assert!(name.starts_with("unknown-bits-einval-") && name.ends_with(".json"), "{name}");
         let file = load_file(path).unwrap_or_else(|e| panic!("{e}"));
         assert_minimal(&file, &name);
         assert_eq!(file.origin, Some(Origin::SaveFailures));
         assert_eq!(file.seed, Some(7));
         let comments = file.comments.join("\n");
         assert!(comments.contains("unshare-fuzz run --seed 7"), "{comments}");
-        assert!(
-            comments.contains("Violated invariant unknown-bits-einval"),
-            "{comments}"
-        );
-        assert!(
-            comments.contains(FAULT),
-            "the file says it was written under a fault: {comments}"
-        );
+        assert!(comments.contains("Violated invariant unknown-bits-einval"), "{comments}");
+        assert!(comments.contains(FAULT), "the file says it was written under a fault: {comments}");
 
         let (code, text) = replay_one(path, true);
         assert_eq!(code, 1, "{name} with the hook:\n{text}");
         assert!(text.contains("FAIL    "), "{text}");
         assert!(text.contains("[expected-matches-corpus] case: step 0: expected EINVAL (rule unknown-bit); kernel drifted: returned success"), "{text}");
         let (code, text) = replay_one(path, false);
-        assert_eq!(
-            code, 0,
-            "{name} without the hook: the real kernel says EINVAL:\n{text}"
-        );
+        assert_eq!(code, 0, "{name} without the hook: the real kernel says EINVAL:\n{text}");
         assert!(text.contains("PASS    "), "{text}");
     }
 }
@@ -120,15 +92,7 @@ fn save_failures_writes_minimized_files_that_replay_as_failing_with_the_hook() {
 #[test]
 fn save_failures_without_failures_writes_nothing() {
     let dir = common::temp_dir("save-nothing").join("found");
-    let out = common::run(&[
-        "run",
-        "--cases",
-        "50",
-        "--seed",
-        "3",
-        "--save-failures",
-        dir.to_str().expect("utf-8"),
-    ]);
+    let out = common::run(&["run", "--cases", "50", "--seed", "3", "--save-failures", dir.to_str().expect("utf-8")]);
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("no failing case to save"), "{text}");
@@ -151,12 +115,7 @@ fn write_case(dir: &Path, name: &str, case: Case, expected: &str) -> PathBuf {
 }
 
 fn big_case() -> Case {
-    let mut case = Case::unshare(&[
-        0x400 | 0x200,
-        0x0400_0000,
-        0x4000_0000 | (1 << 40) | (1 << 3),
-        0,
-    ]);
+    let mut case = Case::unshare(&[0x400 | 0x200, 0x0400_0000, 0x4000_0000 | (1 << 40) | (1 << 3), 0]);
     case.setup.privilege = Privilege::Nobody;
     case.setup.threads = 2;
     case
@@ -181,21 +140,11 @@ fn minimize_shrinks_a_failing_corpus_file() {
     ]);
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("still violates unknown-bits-einval"),
-        "{text}"
-    );
+    assert!(text.contains("still violates unknown-bits-einval"), "{text}");
     let small = load_file(&out_path).unwrap_or_else(|e| panic!("{e}"));
     assert_minimal(&small, "minimized");
     assert_eq!(small.origin, Some(Origin::Minimize));
-    assert!(
-        small
-            .comments
-            .iter()
-            .any(|c| c.contains("(original) spec §5.1")),
-        "{:?}",
-        small.comments
-    );
+    assert!(small.comments.iter().any(|c| c.contains("(original) spec §5.1")), "{:?}", small.comments);
     let (code, text) = replay_one(&out_path, true);
     assert_eq!(code, 1, "{text}");
     let (code, text) = replay_one(&out_path, false);
@@ -209,20 +158,14 @@ fn minimize_refuses_what_it_cannot_shrink() {
     let out = common::run(&["minimize", path.to_str().expect("utf-8")]);
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains("passes on this kernel: nothing to minimize"),
-        "{text}"
-    );
+    assert!(text.contains("passes on this kernel: nothing to minimize"), "{text}");
     // Only the file's expectation is wrong: nothing a shrink could keep.
     let wrong = r#"[{"result": "success"}, {"result": "success"}, {"result": "EINVAL"}, {"result": "success"}]"#;
     let path = write_case(&dir, "wrong.json", big_case(), wrong);
     let out = common::run(&["minimize", path.to_str().expect("utf-8")]);
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(
-        text.contains("only expected-matches-corpus fails"),
-        "{text}"
-    );
+    assert!(text.contains("only expected-matches-corpus fails"), "{text}");
     assert!(!dir.join("wrong.min.json").exists() && !dir.join("big.min.json").exists());
     let out = common::run(&["minimize", "tests/data/bad-corpus/nine-threads.json"]);
     let text = common::text(&out);

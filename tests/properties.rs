@@ -2,6 +2,8 @@
 //! started from the built binary, never a fork of a test thread) runs them,
 //! and every invariant must hold. `PROPTEST_CASES` scales the run.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
 mod common;
 
 use std::sync::{Mutex, OnceLock};

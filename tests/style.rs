@@ -2,6 +2,8 @@
 //! format, print, panic or exit through Rust's runtime. Each rule carries
 //! sample lines it must catch, so the rules cannot silently rot.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
 struct Rule {
     pattern: &'static str,
     why: &'static str,
@@ -23,7 +25,11 @@ const RULES: &[Rule] = &[
     Rule { pattern: ".expect(", why: "may panic after fork", must_match: &["x.expect(\"y\");"] },
     Rule { pattern: "panic!", why: "panics after fork", must_match: &["panic!(\"x\");"] },
     Rule { pattern: "unreachable!", why: "panics after fork", must_match: &["unreachable!()"] },
-    Rule { pattern: "process::exit", why: "runs atexit handlers; use sys::exit_now", must_match: &["std::process::exit(1);"] },
+    Rule {
+        pattern: "process::exit",
+        why: "runs atexit handlers; use sys::exit_now",
+        must_match: &["std::process::exit(1);"],
+    },
 ];
 
 fn code_lines(src: &str) -> impl Iterator<Item = (usize, &str)> {
@@ -48,13 +54,15 @@ fn rules_catch_their_samples() {
 
 #[test]
 fn post_fork_code_follows_the_rules() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/exec/child.rs");
-    let src = std::fs::read_to_string(path).unwrap();
     let mut problems = Vec::new();
-    for (n, line) in code_lines(&src) {
-        for rule in RULES {
-            if line.contains(rule.pattern) {
-                problems.push(format!("src/exec/child.rs:{n}: `{}` ({}): {}", rule.pattern, rule.why, line.trim()));
+    for file in ["child.rs", "child_setup.rs", "sibling.rs"] {
+        let path = format!("{}/src/exec/{file}", env!("CARGO_MANIFEST_DIR"));
+        let src = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in code_lines(&src) {
+            for rule in RULES {
+                if line.contains(rule.pattern) {
+                    problems.push(format!("src/exec/{file}:{n}: `{}` ({}): {}", rule.pattern, rule.why, line.trim()));
+                }
             }
         }
     }
@@ -74,7 +82,11 @@ fn no_truncating_unshare_path_in_the_crate() {
                 let src = std::fs::read_to_string(&p).unwrap();
                 for (n, line) in code_lines(&src) {
                     for banned in ["libc::unshare(", "nix::sched::unshare", "from_bits_truncate"] {
-                        assert!(!line.contains(banned), "{}:{n} uses {banned}: pass the raw u64 to SYS_unshare", p.display());
+                        assert!(
+                            !line.contains(banned),
+                            "{}:{n} uses {banned}: pass the raw u64 to SYS_unshare",
+                            p.display()
+                        );
                     }
                 }
             }

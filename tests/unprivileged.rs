@@ -3,6 +3,8 @@
 //! it as that user. Either way every invariant must hold and the `nobody`
 //! setup must be skipped with a reason, not passed.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +29,9 @@ fn run_as_an_unprivileged_user_holds_every_invariant() {
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("with its own user namespace"), "an unprivileged run builds a user-ns sandbox:\n{text}");
-    assert!(text.contains("skipped") && text.contains("65534 are not mapped"), "nobody setups are skipped with a reason:\n{text}");
+    assert!(
+        text.contains("skipped") && text.contains("65534 are not mapped"),
+        "nobody setups are skipped with a reason:\n{text}"
+    );
     assert!(text.contains("result: all invariants held"), "{text}");
 }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use setup::{Privilege, Setup};
+pub use setup::{Chroot, NsType, Privilege, Setup, Sibling};
 
 use crate::flags::RawFlags;
 
@@ -17,12 +17,26 @@ pub const MAX_STEPS: usize = 4;
 /// Most extra threads a setup may start.
 pub const MAX_THREADS: u8 = 2;
 
-/// One action of the sequence, run in order by the case's process.
+/// One action of the sequence, run in order by the case's current process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
     /// `syscall(SYS_unshare, flags)` with the full 64-bit word.
     Unshare(RawFlags),
+    /// `fork()`, then continue in the child (the parent waits for it): the child is pid 1
+    /// of a pid namespace made by an earlier NEWPID.
+    Fork,
+    /// `fork()` a child that exits at once, and reap it (after NEWPID: the new namespace's
+    /// init dies).
+    ForkExit,
+    /// Write `deny` to setgroups and the maps `0 <ids before the last NEWUSER> 1`.
+    WriteMaps,
+    /// Remove CAP_SYS_ADMIN from the effective, permitted and inheritable sets.
+    DropSysAdmin,
+    /// `chroot` (and `chdir("/")`).
+    Chroot(Chroot),
+    /// `pthread_create` a thread that blocks until the case ends.
+    SpawnThread,
 }
 
 /// A setup and 1..=4 steps.
@@ -45,15 +59,22 @@ pub enum CaseError {
     /// More threads than [`MAX_THREADS`].
     #[error("setup asks for {0} extra threads; at most {MAX_THREADS} are supported")]
     Threads(u8),
+    /// A setup value out of range.
+    #[error("setup field {field} is {value}; {expected}")]
+    Setup {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
 }
 
 impl Case {
     /// A case of plain unshare steps with the default setup.
     pub fn unshare(flags: &[u64]) -> Case {
-        Case {
-            setup: Setup::default(),
-            steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect(),
-        }
+        Case { setup: Setup::default(), steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect() }
     }
 
     /// Checks the limits the executor relies on.
@@ -64,8 +85,22 @@ impl Case {
         if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
             return Err(CaseError::StepCount(self.steps.len()));
         }
-        if self.setup.threads > MAX_THREADS {
-            return Err(CaseError::Threads(self.setup.threads));
+        let s = &self.setup;
+        if s.threads > MAX_THREADS {
+            return Err(CaseError::Threads(s.threads));
+        }
+        let bad = |field, value: String, expected| Err(CaseError::Setup { field, value, expected });
+        if s.siblings.len() > setup::MAX_SIBLINGS {
+            return bad("siblings", s.siblings.len().to_string(), "at most 3 siblings");
+        }
+        if s.fds > setup::MAX_FDS {
+            return bad("fds", s.fds.to_string(), "at most 3 extra fds");
+        }
+        if let Some(d) = s.userns_depth.filter(|d| *d > setup::MAX_USERNS_DEPTH) {
+            return bad("userns_depth", d.to_string(), "at most 33 (the kernel's limit)");
+        }
+        if let Some(l) = s.pidns_level.filter(|l| *l > setup::MAX_PIDNS_LEVEL) {
+            return bad("pidns_level", l.to_string(), "at most 32 (the kernel's limit)");
         }
         Ok(())
     }
@@ -75,6 +110,13 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Unshare(flags) => write!(f, "unshare({flags})"),
+            Step::Fork => f.write_str("fork, continue in the child"),
+            Step::ForkExit => f.write_str("fork a child that exits"),
+            Step::WriteMaps => f.write_str("write uid/gid maps"),
+            Step::DropSysAdmin => f.write_str("drop CAP_SYS_ADMIN"),
+            Step::Chroot(Chroot::Subdir) => f.write_str("chroot(subdir)"),
+            Step::Chroot(Chroot::Root) => f.write_str("chroot(\"/\")"),
+            Step::SpawnThread => f.write_str("pthread_create"),
         }
     }
 }
@@ -97,26 +139,17 @@ mod tests {
     fn json_form_is_readable_and_strict() {
         let case = Case::unshare(&[0x2_0000 | 0x1_0000_0000]);
         let json = serde_json::to_string(&case).unwrap();
-        assert_eq!(
-            json,
-            r#"{"setup":{"privilege":"root","threads":0},"steps":[{"unshare":"NEWNS|0x100000000"}]}"#
-        );
+        assert_eq!(json, r#"{"setup":{"privilege":"root","threads":0},"steps":[{"unshare":"NEWNS|0x100000000"}]}"#);
         assert_eq!(serde_json::from_str::<Case>(&json).unwrap(), case);
-        let unknown =
-            r#"{"setup":{"privilege":"root","threads":0,"colour":1},"steps":[{"unshare":"0"}]}"#;
-        let e = serde_json::from_str::<Case>(unknown)
-            .unwrap_err()
-            .to_string();
+        let unknown = r#"{"setup":{"privilege":"root","threads":0,"colour":1},"steps":[{"unshare":"0"}]}"#;
+        let e = serde_json::from_str::<Case>(unknown).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
     }
 
     #[test]
     fn validate_names_the_limit() {
         assert_eq!(Case::unshare(&[]).validate(), Err(CaseError::StepCount(0)));
-        assert_eq!(
-            Case::unshare(&[0; 5]).validate(),
-            Err(CaseError::StepCount(5))
-        );
+        assert_eq!(Case::unshare(&[0; 5]).validate(), Err(CaseError::StepCount(5)));
         let mut c = Case::unshare(&[0]);
         c.setup.threads = 3;
         assert_eq!(c.validate(), Err(CaseError::Threads(3)));
@@ -127,9 +160,6 @@ mod tests {
         let mut c = Case::unshare(&[0x2000_0000, 0]);
         c.setup.threads = 1;
         c.setup.privilege = Privilege::Nobody;
-        assert_eq!(
-            c.to_string(),
-            "[nobody, 1 extra thread] unshare(NEWPID); unshare(0);"
-        );
+        assert_eq!(c.to_string(), "[nobody, 1 extra thread] unshare(NEWPID); unshare(0);");
     }
 }

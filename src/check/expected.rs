@@ -61,12 +61,12 @@ pub fn check_expected(
     reference: &Prediction,
     outcome: Option<&Outcome>,
 ) -> Option<ExpectedCheck> {
-    let Prediction::Steps { steps: here } = here else {
+    let Prediction::Steps { steps: here, .. } = here else {
         return None;
     };
     let trace = outcome.and_then(trace_of)?;
     let reference: &[Expected] = match reference {
-        Prediction::Steps { steps } => steps,
+        Prediction::Steps { steps, .. } => steps,
         Prediction::Skip { .. } => &[],
     };
     let mut drift = Vec::new();
@@ -99,11 +99,7 @@ pub fn check_expected(
             None => sides.push("kernel: the step was never reached".into()),
         }
         if !sides.is_empty() {
-            drift.push(format!(
-                "step {i}: expected {}; {}",
-                show_expectation(e),
-                sides.join("; ")
-            ));
+            drift.push(format!("step {i}: expected {}; {}", show_expectation(e), sides.join("; ")));
         }
     }
     Some(if !drift.is_empty() {
@@ -139,15 +135,9 @@ pub fn record(check: ExpectedCheck, verdict: &mut CaseVerdict) {
 /// `None` if the model skips the case.
 pub fn expectations_of(prediction: &Prediction) -> Option<Vec<Expectation>> {
     match prediction {
-        Prediction::Steps { steps } => Some(
-            steps
-                .iter()
-                .map(|e| Expectation {
-                    result: e.result,
-                    rule: Some(e.rule.to_string()),
-                })
-                .collect(),
-        ),
+        Prediction::Steps { steps, .. } => {
+            Some(steps.iter().map(|e| Expectation { result: e.result, rule: Some(e.rule.to_string()) }).collect())
+        }
         Prediction::Skip { .. } => None,
     }
 }
@@ -162,10 +152,7 @@ mod tests {
     use crate::observe::StepObservation;
 
     fn exp(result: CallResult, rule: &str) -> Expectation {
-        Expectation {
-            result,
-            rule: Some(rule.into()),
-        }
+        Expectation { result, rule: Some(rule.into()) }
     }
 
     fn outcome(env: &Environment, results: &[CallResult]) -> Outcome {
@@ -173,13 +160,8 @@ mod tests {
         Outcome::Completed {
             trace: Trace {
                 before: before.clone(),
-                steps: results
-                    .iter()
-                    .map(|r| StepObservation {
-                        result: *r,
-                        after: before.clone(),
-                    })
-                    .collect(),
+                steps: results.iter().map(|r| StepObservation { result: *r, after: before.clone() }).collect(),
+                probe: None,
             },
         }
     }
@@ -191,12 +173,7 @@ mod tests {
         let env = Environment::reference();
         let case = Case::unshare(&[1 << 32]);
         let p = predict(&LINUX_6_18, &env, &case);
-        let got = check_expected(
-            &[exp(EINVAL, "unknown-bit")],
-            &p,
-            &p,
-            Some(&outcome(&env, &[EINVAL])),
-        );
+        let got = check_expected(&[exp(EINVAL, "unknown-bit")], &p, &p, Some(&outcome(&env, &[EINVAL])));
         assert_eq!(got, Some(ExpectedCheck::Held));
     }
 
@@ -206,27 +183,20 @@ mod tests {
         let case = Case::unshare(&[1 << 32]);
         let p = predict(&LINUX_6_18, &env, &case);
         let o = outcome(&env, &[CallResult::Success]);
-        let Some(ExpectedCheck::Violated(d)) =
-            check_expected(&[exp(EINVAL, "unknown-bit")], &p, &p, Some(&o))
-        else {
+        let Some(ExpectedCheck::Violated(d)) = check_expected(&[exp(EINVAL, "unknown-bit")], &p, &p, Some(&o)) else {
             panic!("kernel drift not caught")
         };
         assert!(d.contains("kernel drifted: returned success"), "{d}");
         assert!(!d.contains("model drifted"), "{d}");
         let o = outcome(&env, &[EINVAL]);
-        let Some(ExpectedCheck::Violated(d)) =
-            check_expected(&[exp(CallResult::Success, "success")], &p, &p, Some(&o))
+        let Some(ExpectedCheck::Violated(d)) = check_expected(&[exp(CallResult::Success, "success")], &p, &p, Some(&o))
         else {
             panic!("model drift not caught")
         };
-        assert!(
-            d.contains("model drifted: predicts EINVAL (rule unknown-bit)"),
-            "{d}"
-        );
+        assert!(d.contains("model drifted: predicts EINVAL (rule unknown-bit)"), "{d}");
         assert!(d.contains("kernel drifted: returned EINVAL"), "{d}");
         // A wrong rule alone is model drift only.
-        let Some(ExpectedCheck::Violated(d)) =
-            check_expected(&[exp(EINVAL, "thread-multithreaded")], &p, &p, Some(&o))
+        let Some(ExpectedCheck::Violated(d)) = check_expected(&[exp(EINVAL, "thread-multithreaded")], &p, &p, Some(&o))
         else {
             panic!("rule drift not caught")
         };
@@ -242,16 +212,8 @@ mod tests {
         let p_ref = predict(&LINUX_6_18, &reference, &case);
         let p_here = predict(&LINUX_6_18, &here, &case);
         let o = outcome(&here, &[CallResult::Failure(Errno::ENOSPC)]);
-        let got = check_expected(
-            &[exp(CallResult::Success, "success")],
-            &p_here,
-            &p_ref,
-            Some(&o),
-        );
-        assert!(
-            matches!(&got, Some(ExpectedCheck::Skipped(r)) if r.contains("ENOSPC")),
-            "{got:?}"
-        );
+        let got = check_expected(&[exp(CallResult::Success, "success")], &p_here, &p_ref, Some(&o));
+        assert!(matches!(&got, Some(ExpectedCheck::Skipped(r)) if r.contains("ENOSPC")), "{got:?}");
     }
 
     #[test]
@@ -267,9 +229,6 @@ mod tests {
         assert_eq!(check_expected(&e, &p, &p, Some(&broken)), None);
         let mut v = CaseVerdict::broken("x".into());
         record(ExpectedCheck::Skipped("why".into()), &mut v);
-        assert_eq!(
-            v.skipped.get(EXPECTED_MATCHES_CORPUS).map(String::as_str),
-            Some("why")
-        );
+        assert_eq!(v.skipped.get(EXPECTED_MATCHES_CORPUS).map(String::as_str), Some("why"));
     }
 }

@@ -7,9 +7,9 @@
 use crate::env::Environment;
 use crate::errno::{CallResult, Errno};
 use crate::flags::{RawFlags, bits};
-use crate::model::{CredExpect, Expected, LinkExpect};
+use crate::model::{Expected, KcmpExpect, LinkExpect, PidExpect, SemExpect};
 use crate::ns::NsLink;
-use crate::observe::{NsValue, Snapshot, StepObservation};
+use crate::observe::{IntOrErrno, NsValue, Snapshot, StepObservation};
 
 /// Everything a step-level check may look at.
 pub struct StepCtx<'a> {
@@ -17,8 +17,10 @@ pub struct StepCtx<'a> {
     pub env: &'a Environment,
     /// Index of the step in the case.
     pub index: usize,
-    /// The raw flags passed.
+    /// The raw flags passed (0 for steps other than unshare).
     pub flags: RawFlags,
+    /// True for unshare steps.
+    pub is_unshare: bool,
     /// The model's expectation.
     pub expected: &'a Expected,
     /// State before the step.
@@ -49,24 +51,27 @@ fn nothing_needed(_: &Environment) -> Option<String> {
 }
 
 fn needs_link(env: &Environment, link: NsLink, what: &str) -> Option<String> {
-    (!env.has_link(link))
-        .then(|| format!("this kernel has no /proc/self/ns/{link} ({what} not available)"))
+    (!env.has_link(link)).then(|| format!("this kernel has no /proc/self/ns/{link} ({what} not available)"))
 }
 
-/// Differences between two snapshots, ignoring nothing.
-pub fn state_diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
-    let mut out: Vec<String> = a
-        .changed_links(b)
-        .into_iter()
-        .map(|l| format!("ns/{l} {} -> {}", show(a.link(l)), show(b.link(l))))
-        .collect();
+fn needs_kcmp(env: &Environment) -> Option<String> {
+    (!env.kcmp).then(|| "kcmp(2) is not available here (CONFIG_KCMP off or filtered)".to_string())
+}
+
+fn show(v: NsValue) -> String {
+    match v {
+        NsValue::Inode(i) => i.to_string(),
+        NsValue::Error(e) => e.to_string(),
+    }
+}
+
+/// Differences in identity: namespace links, pid, ids, capabilities, threads.
+pub fn identity_diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
+    let mut out: Vec<String> =
+        a.changed_links(b).into_iter().map(|l| format!("ns/{l} {} -> {}", show(a.link(l)), show(b.link(l)))).collect();
     let mut cmp = |name: &str, x: u64, y: u64, hex: bool| {
         if x != y {
-            out.push(if hex {
-                format!("{name} {x:#x} -> {y:#x}")
-            } else {
-                format!("{name} {x} -> {y}")
-            });
+            out.push(if hex { format!("{name} {x:#x} -> {y:#x}") } else { format!("{name} {x} -> {y}") });
         }
     };
     cmp("pid", a.pid as u64, b.pid as u64, false);
@@ -79,24 +84,78 @@ pub fn state_diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
     out
 }
 
-fn show(v: NsValue) -> String {
-    match v {
-        NsValue::Inode(i) => i.to_string(),
-        NsValue::Error(e) => e.to_string(),
+/// Every difference between two snapshots: identity plus cwd, umask, semaphore, kcmp and fd flags.
+pub fn state_diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
+    let mut out = identity_diff(a, b);
+    if a.cwd != b.cwd {
+        out.push(format!("cwd {:?} -> {:?}", a.cwd, b.cwd));
+    }
+    if a.umask != b.umask {
+        out.push(format!("umask {:o} -> {:o}", a.umask, b.umask));
+    }
+    if a.semval != b.semval {
+        out.push(format!("semaphore {:?} -> {:?}", a.semval, b.semval));
+    }
+    if a.siblings != b.siblings {
+        out.push(format!("kcmp with siblings {:?} -> {:?}", a.siblings, b.siblings));
+    }
+    if a.fd_flags != b.fd_flags {
+        out.push(format!("fd flags {:?} -> {:?}", a.fd_flags, b.fd_flags));
+    }
+    out
+}
+
+fn verdict(problems: Vec<String>) -> Option<Result<(), String>> {
+    Some(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
+}
+
+/// True if an observed kcmp value matches the expectation.
+pub fn kcmp_matches(want: KcmpExpect, got: IntOrErrno) -> bool {
+    match want {
+        KcmpExpect::Unmodelled => true,
+        KcmpExpect::Same => got == IntOrErrno::Value(0),
+        KcmpExpect::Different => matches!(got, IntOrErrno::Value(1 | 2)),
+        KcmpExpect::Error(e) => got == IntOrErrno::Error(e),
     }
 }
 
-fn unchanged(ctx: &StepCtx) -> Result<(), String> {
-    let diff = state_diff(ctx.before, &ctx.observed.after);
-    if diff.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("state changed: {}", diff.join(", ")))
+/// kcmp problems for the given type indexes (0 files .. 4 sysvsem), and KCMP_FILE if `fds`.
+fn kcmp_problems(ctx: &StepCtx, types: &[usize], fds: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let after = &ctx.observed.after;
+    for (k, want) in ctx.expected.siblings.iter().enumerate() {
+        let Some(got) = after.siblings.get(k) else {
+            out.push(format!("no kcmp observed for sibling {k} ({})", want.kind.name()));
+            continue;
+        };
+        for t in types {
+            if !kcmp_matches(want.kcmp[*t], got.kcmp[*t]) {
+                let name = crate::model::expect::KCMP_TYPES[*t].0;
+                out.push(format!(
+                    "kcmp {name} with the {} sibling: expected {:?}, got {}",
+                    want.kind.name(),
+                    want.kcmp[*t],
+                    got.kcmp[*t]
+                ));
+            }
+        }
+        if fds {
+            for (i, v) in got.fds.iter().enumerate() {
+                if !kcmp_matches(want.fds, *v) {
+                    out.push(format!(
+                        "kcmp FILE fd #{i} with the {} sibling: expected {:?}, got {v}",
+                        want.kind.name(),
+                        want.fds
+                    ));
+                }
+            }
+        }
     }
+    out
 }
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if ctx.expected.effective_flags.unknown_to_unshare() == 0 {
+    if !ctx.is_unshare || ctx.expected.effective_flags.unknown_to_unshare() == 0 {
         return None;
     }
     Some(match ctx.observed.result {
@@ -108,14 +167,32 @@ fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     })
 }
 
+fn unchanged(ctx: &StepCtx) -> Result<(), String> {
+    let diff = state_diff(ctx.before, &ctx.observed.after);
+    if diff.is_empty() { Ok(()) } else { Err(format!("state changed: {}", diff.join(", "))) }
+}
+
 fn errno_matches_model(ctx: &StepCtx) -> Option<Result<(), String>> {
     let (want, got) = (ctx.expected.result, ctx.observed.result);
     Some(if want == got {
         Ok(())
     } else {
+        Err(format!("model expected {want} (rule {}), got {got}", ctx.expected.rule))
+    })
+}
+
+fn errno_precedence(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if ctx.expected.also_failing.is_empty() {
+        return None;
+    }
+    let (want, got) = (ctx.expected.result, ctx.observed.result);
+    Some(if want == got {
+        Ok(())
+    } else {
         Err(format!(
-            "model expected {want} (rule {}), kernel returned {got}",
-            ctx.expected.rule
+            "several checks fail ({} first, then {}); expected {want}, got {got}",
+            ctx.expected.rule,
+            ctx.expected.also_failing.join(", ")
         ))
     })
 }
@@ -128,16 +205,10 @@ fn failure_changes_nothing(ctx: &StepCtx) -> Option<Result<(), String>> {
 }
 
 fn alive_inodes(ctx: &StepCtx) -> Vec<u64> {
-    [&ctx.env.baseline, ctx.initial, ctx.before]
-        .iter()
-        .flat_map(|s| s.ns.iter().filter_map(|v| v.inode()))
-        .collect()
+    [&ctx.env.baseline, ctx.initial, ctx.before].iter().flat_map(|s| s.ns.iter().filter_map(|v| v.inode())).collect()
 }
 
-fn success_changes_exactly_predicted(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !(ctx.observed.result.is_success() && ctx.expected.result.is_success()) {
-        return None;
-    }
+fn link_problems(ctx: &StepCtx) -> Vec<String> {
     let after = &ctx.observed.after;
     let alive = alive_inodes(ctx);
     let mut problems = Vec::new();
@@ -146,63 +217,81 @@ fn success_changes_exactly_predicted(ctx: &StepCtx) -> Option<Result<(), String>
         let (was, now) = (ctx.before.link(link), after.link(link));
         match ctx.expected.links[link.index()] {
             LinkExpect::Unchanged if was != now => {
-                problems.push(format!(
-                    "ns/{link} should not change: {} -> {}",
-                    show(was),
-                    show(now)
-                ));
+                problems.push(format!("ns/{link} should not change: {} -> {}", show(was), show(now)));
             }
             LinkExpect::Fresh => match now {
                 NsValue::Inode(i) if alive.contains(&i) => {
-                    problems.push(format!("ns/{link} should be a new namespace, but inode {i} belongs to one alive before"));
+                    problems.push(format!("ns/{link} should be a new namespace, but inode {i} was alive before"));
                 }
                 NsValue::Inode(i) if fresh_seen.contains(&i) => {
-                    problems.push(format!(
-                        "ns/{link} got inode {i}, shared with another new namespace"
-                    ));
+                    problems.push(format!("ns/{link} got inode {i}, shared with another new namespace"));
                 }
                 NsValue::Inode(i) => fresh_seen.push(i),
-                NsValue::Error(e) => problems.push(format!(
-                    "ns/{link} should be a new namespace, but reading it gave {e}"
-                )),
+                NsValue::Error(e) => {
+                    problems.push(format!("ns/{link} should be a new namespace, but reading it gave {e}"))
+                }
             },
             LinkExpect::Unreadable(e) if now != NsValue::Error(e) => {
+                problems.push(format!("ns/{link} should be unreadable with {e}, got {}", show(now)));
+            }
+            LinkExpect::BeforeOf(other) if now != ctx.before.link(other) => {
                 problems.push(format!(
-                    "ns/{link} should be unreadable with {e}, got {}",
+                    "ns/{link} should equal the earlier ns/{other} {}, got {}",
+                    show(ctx.before.link(other)),
+                    show(now)
+                ));
+            }
+            LinkExpect::AfterOf(other) if now != after.link(other) => {
+                problems.push(format!(
+                    "ns/{link} should equal ns/{other} {}, got {}",
+                    show(after.link(other)),
                     show(now)
                 ));
             }
             _ => {}
         }
     }
-    let b = ctx.before;
-    let (uid, gid, caps) = match ctx.expected.creds {
-        CredExpect::Unchanged => (b.uid, b.gid, b.cap_eff),
-        CredExpect::NewUserNs { uid, gid, cap_eff } => (uid, gid, cap_eff),
+    problems
+}
+
+fn success_changes_exactly_predicted(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if !(ctx.observed.result.is_success() && ctx.expected.result.is_success()) {
+        return None;
+    }
+    let (b, a, e) = (ctx.before, &ctx.observed.after, ctx.expected);
+    let mut problems = link_problems(ctx);
+    let c = e.creds;
+    if (a.uid, a.gid, a.euid, a.egid, a.cap_eff) != (c.uid, c.gid, c.uid, c.gid, c.cap_eff) {
+        problems.push(format!(
+            "credentials: expected uid/gid {}/{} CapEff {:#x}, got uid {} gid {} euid {} egid {} CapEff {:#x}",
+            c.uid, c.gid, c.cap_eff, a.uid, a.gid, a.euid, a.egid, a.cap_eff
+        ));
+    }
+    let pid_ok = match e.pid {
+        PidExpect::Unchanged => a.pid == b.pid,
+        PidExpect::Changed => a.pid != b.pid,
+        PidExpect::One => a.pid == 1,
     };
-    if (after.uid, after.gid, after.euid, after.egid) != (uid, gid, uid, gid)
-        || after.cap_eff != caps
-    {
-        problems.push(format!(
-            "credentials: expected uid/gid {uid}/{gid} CapEff {caps:#x}, got uid {} gid {} euid {} egid {} CapEff {:#x}",
-            after.uid, after.gid, after.euid, after.egid, after.cap_eff
-        ));
+    if !pid_ok {
+        problems.push(format!("getpid {} -> {}, expected {:?}", b.pid, a.pid, e.pid));
     }
-    if (after.pid, after.threads) != (b.pid, b.threads) {
-        problems.push(format!(
-            "pid/threads changed: {}/{} -> {}/{}",
-            b.pid, b.threads, after.pid, after.threads
-        ));
+    if a.threads != e.threads {
+        problems.push(format!("threads {} -> {}, expected {}", b.threads, a.threads, e.threads));
     }
-    Some(if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    })
+    if !e.cwd_changes && a.cwd != b.cwd {
+        problems.push(format!("cwd changed {:?} -> {:?}", b.cwd, a.cwd));
+    }
+    if a.umask != b.umask {
+        problems.push(format!("umask changed {:o} -> {:o}", b.umask, a.umask));
+    }
+    if a.fd_flags != b.fd_flags {
+        problems.push(format!("fd flags changed {:?} -> {:?}", b.fd_flags, a.fd_flags));
+    }
+    verdict(problems)
 }
 
 fn newpid_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !(ctx.flags.intersects(bits::NEWPID) && ctx.observed.result.is_success()) {
+    if !(ctx.is_unshare && ctx.flags.intersects(bits::NEWPID) && ctx.observed.result.is_success()) {
         return None;
     }
     let after = &ctx.observed.after;
@@ -211,23 +300,16 @@ fn newpid_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
         problems.push("the caller's own ns/pid changed".to_string());
     }
     if after.pid != ctx.before.pid {
-        problems.push(format!(
-            "getpid changed {} -> {}",
-            ctx.before.pid, after.pid
-        ));
+        problems.push(format!("getpid changed {} -> {}", ctx.before.pid, after.pid));
     }
     if after.link(NsLink::PidForChildren) == ctx.before.link(NsLink::PidForChildren) {
         problems.push("ns/pid_for_children did not change".to_string());
     }
-    Some(if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    })
+    verdict(problems)
 }
 
 fn newtime_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !(ctx.flags.intersects(bits::NEWTIME) && ctx.observed.result.is_success()) {
+    if !(ctx.is_unshare && ctx.flags.intersects(bits::NEWTIME) && ctx.observed.result.is_success()) {
         return None;
     }
     let after = &ctx.observed.after;
@@ -235,56 +317,140 @@ fn newtime_affects_children_only(ctx: &StepCtx) -> Option<Result<(), String>> {
     if after.link(NsLink::Time) != ctx.before.link(NsLink::Time) {
         problems.push("the caller's own ns/time changed".to_string());
     }
-    match (
-        ctx.before.link(NsLink::TimeForChildren),
-        after.link(NsLink::TimeForChildren),
-    ) {
-        (was, now) if was == now => {
-            problems.push("ns/time_for_children did not change".to_string())
-        }
-        (_, NsValue::Error(e)) => problems.push(format!(
-            "ns/time_for_children unreadable after NEWTIME: {e}"
-        )),
+    match (ctx.before.link(NsLink::TimeForChildren), after.link(NsLink::TimeForChildren)) {
+        (was, now) if was == now => problems.push("ns/time_for_children did not change".to_string()),
+        (_, NsValue::Error(e)) => problems.push(format!("ns/time_for_children unreadable after NEWTIME: {e}")),
         _ => {}
     }
-    Some(if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    })
+    verdict(problems)
 }
 
 fn newuser_credentials(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !(ctx.flags.intersects(bits::NEWUSER) && ctx.observed.result.is_success()) {
+    if !(ctx.is_unshare && ctx.flags.intersects(bits::NEWUSER) && ctx.observed.result.is_success()) {
         return None;
     }
     let a = &ctx.observed.after;
-    let (ou, og, full) = (
-        ctx.env.overflow_uid,
-        ctx.env.overflow_gid,
-        ctx.env.full_caps(),
-    );
-    Some(
-        if (a.uid, a.euid, a.gid, a.egid, a.cap_eff) == (ou, ou, og, og, full) {
-            Ok(())
-        } else {
-            Err(format!(
-                "after NEWUSER expected uid/euid {ou}, gid/egid {og} (unmapped overflow ids) and CapEff {full:#x}; got uid {} euid {} gid {} egid {} CapEff {:#x}",
-                a.uid, a.euid, a.gid, a.egid, a.cap_eff
-            ))
-        },
-    )
+    let (ou, og, full) = (ctx.env.overflow_uid, ctx.env.overflow_gid, ctx.env.full_caps());
+    Some(if (a.uid, a.euid, a.gid, a.egid, a.cap_eff) == (ou, ou, og, og, full) {
+        Ok(())
+    } else {
+        Err(format!(
+            "after NEWUSER expected uid/euid {ou}, gid/egid {og} (unmapped overflow ids) and CapEff {full:#x}; got uid {} euid {} gid {} egid {} CapEff {:#x}",
+            a.uid, a.euid, a.gid, a.egid, a.cap_eff
+        ))
+    })
 }
 
 /// Flags that never create a namespace or change credentials.
-const NOOP_FLAGS: u64 =
-    bits::THREAD | bits::SIGHAND | bits::VM | bits::FS | bits::FILES | bits::SYSVSEM;
+const NOOP_FLAGS: u64 = bits::THREAD | bits::SIGHAND | bits::VM | bits::FS | bits::FILES | bits::SYSVSEM;
 
 fn noop_flags_change_nothing(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if ctx.flags.0 & !NOOP_FLAGS != 0 || !ctx.observed.result.is_success() {
+    if !ctx.is_unshare || ctx.flags.0 & !NOOP_FLAGS != 0 || !ctx.observed.result.is_success() {
         return None;
     }
-    Some(unchanged(ctx))
+    let diff = identity_diff(ctx.before, &ctx.observed.after);
+    Some(if diff.is_empty() { Ok(()) } else { Err(format!("changed: {}", diff.join(", "))) })
+}
+
+fn kcmp_matches_model(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if ctx.expected.siblings.is_empty() {
+        return None;
+    }
+    verdict(kcmp_problems(ctx, &[0, 1, 2, 3, 4], true))
+}
+
+fn effective(ctx: &StepCtx, bit: u64) -> bool {
+    ctx.is_unshare && ctx.expected.effective_flags.intersects(bit)
+}
+
+fn files_private_after_unshare(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if !(effective(ctx, bits::FILES) && ctx.observed.result.is_success() && ctx.expected.before.files) {
+        return None;
+    }
+    let mut problems = kcmp_problems(ctx, &[0], true);
+    if ctx.observed.after.fd_flags != ctx.before.fd_flags {
+        problems.push(format!("FD_CLOEXEC not kept: {:?} -> {:?}", ctx.before.fd_flags, ctx.observed.after.fd_flags));
+    }
+    verdict(problems)
+}
+
+fn fs_private_after_unshare(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if !(effective(ctx, bits::FS) && ctx.observed.result.is_success() && ctx.expected.before.fs) {
+        return None;
+    }
+    let mut problems = kcmp_problems(ctx, &[1], false);
+    if ctx.observed.after.cwd != ctx.before.cwd || ctx.observed.after.umask != ctx.before.umask {
+        problems.push("the private copy does not keep cwd and umask".to_string());
+    }
+    verdict(problems)
+}
+
+fn newns_and_newuser_imply_fs(ctx: &StepCtx) -> Option<Result<(), String>> {
+    let implied = ctx.flags.intersects(bits::NEWNS | bits::NEWUSER) && !ctx.flags.intersects(bits::FS);
+    if !(ctx.is_unshare && implied && ctx.observed.result.is_success() && ctx.expected.before.fs) {
+        return None;
+    }
+    verdict(kcmp_problems(ctx, &[1], false))
+}
+
+fn vm_unshare_einval_when_shared(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if !effective(ctx, bits::VM) {
+        return None;
+    }
+    let (want, got) = (ctx.expected.result, ctx.observed.result);
+    let mut problems = Vec::new();
+    if want != got {
+        problems.push(format!(
+            "VM with mm shared={} threads={}: expected {want}, got {got}",
+            ctx.expected.before.mm, ctx.expected.before.threads
+        ));
+    }
+    if got.is_success() {
+        problems.extend(kcmp_problems(ctx, &[2], false));
+    }
+    verdict(problems)
+}
+
+fn sighand_einval_when_shared(ctx: &StepCtx) -> Option<Result<(), String>> {
+    let b = ctx.expected.before;
+    if !(effective(ctx, bits::SIGHAND | bits::VM) && (b.sighand || b.threads > 1)) {
+        return None;
+    }
+    Some(match ctx.observed.result {
+        CallResult::Failure(Errno::EINVAL) => Ok(()),
+        other => Err(format!("SIGHAND with the sighand struct shared: expected EINVAL, got {other}")),
+    })
+}
+
+fn thread_einval_when_multithreaded(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if !(effective(ctx, bits::THREAD | bits::SIGHAND | bits::VM) && ctx.expected.before.threads > 1) {
+        return None;
+    }
+    Some(match ctx.observed.result {
+        CallResult::Failure(Errno::EINVAL) => Ok(()),
+        other => Err(format!("{} threads: expected EINVAL, got {other}", ctx.expected.before.threads)),
+    })
+}
+
+fn sysvsem_undo_detached(ctx: &StepCtx) -> Option<Result<(), String>> {
+    let b = ctx.expected.before;
+    if !(effective(ctx, bits::SYSVSEM | bits::NEWIPC)
+        && ctx.observed.result.is_success()
+        && (b.undo_private || b.undo_shared))
+    {
+        return None;
+    }
+    let mut problems = kcmp_problems(ctx, &[4], false);
+    let got = ctx.observed.after.semval;
+    let ok = match ctx.expected.semval {
+        SemExpect::NoSemaphore => got.is_none(),
+        SemExpect::Value(v) => got == Some(IntOrErrno::Value(v)),
+        SemExpect::Error(e) => got == Some(IntOrErrno::Error(e)),
+    };
+    if !ok {
+        problems.push(format!("semaphore after the call: expected {:?}, got {got:?}", ctx.expected.semval));
+    }
+    verdict(problems)
 }
 
 /// Every step-level invariant, in report order.
@@ -302,14 +468,20 @@ pub const INVARIANTS: &[Invariant] = &[
         check: errno_matches_model,
     },
     Invariant {
+        id: "errno-precedence",
+        doc: "when several checks would fail, the errno is that of the first in the kernel's order (spec §2.2)",
+        needs: nothing_needed,
+        check: errno_precedence,
+    },
+    Invariant {
         id: "failure-changes-nothing",
-        doc: "a failed call leaves every namespace link, id, capability and the thread count as they were",
+        doc: "a failed call changes no namespace, id, capability, thread, cwd, umask, semaphore, sharing or fd flag",
         needs: nothing_needed,
         check: failure_changes_nothing,
     },
     Invariant {
         id: "success-changes-exactly-predicted",
-        doc: "a successful call gives exactly the requested namespaces new inodes (not alive before), and changes nothing else",
+        doc: "a successful call gives exactly the predicted namespaces new inodes (not alive before) and changes ids, pid, threads and cwd only as predicted",
         needs: nothing_needed,
         check: success_changes_exactly_predicted,
     },
@@ -333,11 +505,84 @@ pub const INVARIANTS: &[Invariant] = &[
     },
     Invariant {
         id: "noop-flags-change-nothing",
-        doc: "THREAD, SIGHAND, VM, FS, FILES, SYSVSEM and 0 never change a namespace link or a credential",
+        doc: "THREAD, SIGHAND, VM, FS, FILES, SYSVSEM and 0 never change a namespace link, an id or a capability",
         needs: nothing_needed,
         check: noop_flags_change_nothing,
+    },
+    Invariant {
+        id: "kcmp-matches-model",
+        doc: "after every step, kcmp against each sibling shows exactly the sharing the model predicts",
+        needs: needs_kcmp,
+        check: kcmp_matches_model,
+    },
+    Invariant {
+        id: "files-private-after-unshare",
+        doc: "FILES with a shared fd table makes it private: the same open file descriptions, FD_CLOEXEC kept, later opens invisible to the other side",
+        needs: needs_kcmp,
+        check: files_private_after_unshare,
+    },
+    Invariant {
+        id: "fs-private-after-unshare",
+        doc: "FS with a shared fs_struct makes it private with the same root, cwd and umask; the sibling's chdir/umask no longer reach us",
+        needs: needs_kcmp,
+        check: fs_private_after_unshare,
+    },
+    Invariant {
+        id: "newns-and-newuser-imply-fs",
+        doc: "NEWNS and NEWUSER unshare a shared fs_struct even without FS",
+        needs: needs_kcmp,
+        check: newns_and_newuser_imply_fs,
+    },
+    Invariant {
+        id: "vm-unshare-einval-when-shared",
+        doc: "VM never unshares memory: EINVAL when the mm is shared, a no-op otherwise",
+        needs: nothing_needed,
+        check: vm_unshare_einval_when_shared,
+    },
+    Invariant {
+        id: "sighand-einval-when-shared",
+        doc: "SIGHAND (and VM) fail with EINVAL while the signal handlers are shared",
+        needs: nothing_needed,
+        check: sighand_einval_when_shared,
+    },
+    Invariant {
+        id: "thread-einval-when-multithreaded",
+        doc: "THREAD (and SIGHAND, VM, NEWUSER) fail with EINVAL in a multithreaded process",
+        needs: nothing_needed,
+        check: thread_einval_when_multithreaded,
+    },
+    Invariant {
+        id: "sysvsem-undo-detached",
+        doc: "SYSVSEM and NEWIPC detach the undo list: applied now if we were its last user, later if shared",
+        needs: nothing_needed,
+        check: sysvsem_undo_detached,
     },
 ];
 
 /// Case-level invariant: the case's process ends by itself, within the timeout, without a signal.
 pub const CASE_COMPLETES: &str = "case-completes";
+
+/// The errno conditions of spec §3 that the harness can provoke safely: (rule id, errno, spec reference).
+pub const PROVOKABLE: &[(&str, &str, &str)] = &[
+    ("unknown-bit", "EINVAL", "§3 EINVAL (a)"),
+    ("thread-multithreaded", "EINVAL", "§3 EINVAL (b)"),
+    ("sighand-shared", "EINVAL", "§3 EINVAL (c)"),
+    ("vm-shared", "EINVAL", "§3 EINVAL (d)"),
+    ("pid-already-unshared", "EINVAL", "§3 EINVAL (e)"),
+    ("pid-owner-not-ancestor", "EINVAL", "§3 EINVAL (f)"),
+    ("ns-needs-cap-sys-admin", "EPERM", "§3 EPERM (a)"),
+    ("user-chrooted", "EPERM", "§3 EPERM (b)"),
+    ("user-unmapped", "EPERM", "§3 EPERM (c)"),
+    ("user-depth", "ENOSPC", "§3 ENOSPC (a)"),
+    ("pid-depth", "ENOSPC", "§3 ENOSPC (b)"),
+    ("user-ucount", "ENOSPC", "§3 ENOSPC (c) user"),
+    ("mnt-ucount", "ENOSPC", "§3 ENOSPC (c) mnt"),
+    ("uts-ucount", "ENOSPC", "§3 ENOSPC (c) uts"),
+    ("ipc-ucount", "ENOSPC", "§3 ENOSPC (c) ipc"),
+    ("pid-ucount", "ENOSPC", "§3 ENOSPC (c) pid"),
+    ("cgroup-ucount", "ENOSPC", "§3 ENOSPC (c) cgroup"),
+    ("net-ucount", "ENOSPC", "§3 ENOSPC (c) net"),
+    ("time-ucount", "ENOSPC", "§3 ENOSPC (c) time"),
+    ("thread-after-newpid", "EINVAL", "§3 not unshare's own: pthread_create after NEWPID"),
+    ("fork-after-init-exit", "ENOMEM", "§3 not unshare's own: fork after the new init exited"),
+];

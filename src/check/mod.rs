@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use crate::case::{Case, Step};
 use crate::env::Environment;
-use crate::model::{Expected, Prediction};
-use crate::observe::{Outcome, StepObservation, Trace};
+use crate::errno::{CallResult, Errno};
+use crate::model::{Expected, FinalExpect, Prediction};
+use crate::observe::{IntOrErrno, Outcome, StepObservation, Trace};
 
 use invariants::{CASE_COMPLETES, INVARIANTS, StepCtx};
 
@@ -48,6 +49,8 @@ pub struct CaseVerdict {
     pub broken: Option<String>,
     /// At least one step reached the system call.
     pub reached_syscall: bool,
+    /// Failures observed exactly as predicted: (rule id, errno).
+    pub conditions: Vec<(&'static str, Errno)>,
 }
 
 impl CaseVerdict {
@@ -59,23 +62,18 @@ impl CaseVerdict {
             case_skipped: None,
             broken: None,
             reached_syscall: false,
+            conditions: Vec::new(),
         }
     }
 
     /// A case skipped before running.
     pub fn skipped(reason: String) -> CaseVerdict {
-        CaseVerdict {
-            case_skipped: Some(reason),
-            ..CaseVerdict::empty()
-        }
+        CaseVerdict { case_skipped: Some(reason), ..CaseVerdict::empty() }
     }
 
     /// A case the harness failed to run.
     pub fn broken(reason: String) -> CaseVerdict {
-        CaseVerdict {
-            broken: Some(reason),
-            ..CaseVerdict::empty()
-        }
+        CaseVerdict { broken: Some(reason), ..CaseVerdict::empty() }
     }
 
     /// True if some invariant was violated.
@@ -84,91 +82,124 @@ impl CaseVerdict {
     }
 }
 
-fn judge_trace(
-    env: &Environment,
-    case: &Case,
-    expected: &[Expected],
-    trace: &Trace,
-    v: &mut CaseVerdict,
-) {
+fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Trace, v: &mut CaseVerdict) {
     let mut before = &trace.before;
     for (index, observed) in trace.steps.iter().enumerate() {
-        let (Some(exp), Some(Step::Unshare(flags))) = (expected.get(index), case.steps.get(index))
-        else {
-            v.broken = Some(format!(
-                "the executor reported step {index}, which the case does not have"
-            ));
+        let (Some(exp), Some(step)) = (expected.get(index), case.steps.get(index)) else {
+            v.broken = Some(format!("the executor reported step {index}, which the case does not have"));
             return;
         };
-        let ctx = StepCtx {
-            env,
-            index,
-            flags: *flags,
-            expected: exp,
-            before,
-            initial: &trace.before,
-            observed,
+        let (flags, is_unshare) = match step {
+            Step::Unshare(f) => (*f, true),
+            _ => (crate::flags::RawFlags(0), false),
         };
+        let ctx = StepCtx { env, index, flags, is_unshare, expected: exp, before, initial: &trace.before, observed };
         for inv in INVARIANTS {
-            let Some(result) = (inv.check)(&ctx) else {
-                continue;
-            };
+            let Some(result) = (inv.check)(&ctx) else { continue };
             if let Some(reason) = (inv.needs)(env) {
                 v.skipped.insert(inv.id, reason);
                 continue;
             }
-            match result {
-                Ok(()) => *v.held.entry(inv.id).or_default() += 1,
-                Err(detail) => v.violations.push(Violation {
-                    invariant: inv.id,
-                    step: Some(index),
-                    detail,
-                    expected: Some(exp.clone()),
-                    observed: Some(observed.clone()),
-                }),
-            }
+            record(v, inv.id, Some(index), result, Some(exp), Some(observed));
+        }
+        if let CallResult::Failure(e) = observed.result
+            && observed.result == exp.result
+        {
+            v.conditions.push((exp.rule, e));
         }
         before = &observed.after;
     }
 }
 
+fn record(
+    v: &mut CaseVerdict,
+    id: &'static str,
+    step: Option<usize>,
+    result: Result<(), String>,
+    expected: Option<&Expected>,
+    observed: Option<&StepObservation>,
+) {
+    match result {
+        Ok(()) => *v.held.entry(id).or_default() += 1,
+        Err(detail) => v.violations.push(Violation {
+            invariant: id,
+            step,
+            detail,
+            expected: expected.cloned(),
+            observed: observed.cloned(),
+        }),
+    }
+}
+
+fn probe_is(got: Option<IntOrErrno>, want: bool) -> Result<(), String> {
+    match got {
+        Some(IntOrErrno::Value(v)) if v == i32::from(want) => Ok(()),
+        other => Err(format!("expected {}, observed {other:?}", if want { "yes" } else { "no" })),
+    }
+}
+
+/// The behavioural probes after the last step, against the model's final sharing state.
+fn judge_probe(env: &Environment, want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict) {
+    let Some(got) = trace.probe else { return };
+    let mut check = |id: &'static str, what: &str, r: Result<(), String>| {
+        record(v, id, None, r.map_err(|e| format!("final probe, {what}: {e}")), None, None);
+    };
+    if let Some(shared) = want.files_shared {
+        check(
+            "files-private-after-unshare",
+            "the sibling's new fd is visible to us",
+            probe_is(got.sibling_fd_visible, shared),
+        );
+        check(
+            "files-private-after-unshare",
+            "our new fd is visible to the sibling",
+            probe_is(got.caller_fd_visible, shared),
+        );
+    }
+    if let Some(shared) = want.close_is_shared {
+        check(
+            "files-private-after-unshare",
+            "the sibling's fd 0 stays open after we close ours",
+            probe_is(got.closed_fd_open_in_sibling, !shared),
+        );
+    }
+    if let Some(shared) = want.fs_shared {
+        check("fs-private-after-unshare", "the sibling's chdir moves our cwd", probe_is(got.fs_cwd_followed, shared));
+        check("fs-private-after-unshare", "the sibling's umask changes ours", probe_is(got.fs_umask_followed, shared));
+    }
+    if let Some(value) = want.sem_value_outside {
+        let r = match got.sem_value_outside {
+            Some(IntOrErrno::Value(x)) if x == value => Ok(()),
+            other => Err(format!("expected {value}, observed {other:?}")),
+        };
+        check("sysvsem-undo-detached", "the semaphore's value seen from the setup's IPC namespace", r);
+    }
+    let _ = env;
+}
+
 /// Judges one executed case against its prediction.
-pub fn judge(
-    env: &Environment,
-    case: &Case,
-    prediction: &Prediction,
-    outcome: &Outcome,
-) -> CaseVerdict {
-    let expected = match prediction {
+pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &Outcome) -> CaseVerdict {
+    let (expected, final_probe) = match prediction {
         Prediction::Skip { reason } => return CaseVerdict::skipped(reason.clone()),
-        Prediction::Steps { steps } => steps,
+        Prediction::Steps { steps, final_probe } => (steps, final_probe),
     };
     let mut v = CaseVerdict::empty();
     v.reached_syscall = outcome.reached_syscall();
-    let case_violation = |detail: String| Violation {
-        invariant: CASE_COMPLETES,
-        step: None,
-        detail,
-        expected: None,
-        observed: None,
-    };
+    let case_violation =
+        |detail: String| Violation { invariant: CASE_COMPLETES, step: None, detail, expected: None, observed: None };
     match outcome {
         Outcome::Completed { trace } => {
             judge_trace(env, case, expected, trace, &mut v);
             if trace.steps.len() != case.steps.len() && v.broken.is_none() {
-                v.broken = Some(format!(
-                    "{} of {} steps reported",
-                    trace.steps.len(),
-                    case.steps.len()
-                ));
+                v.broken = Some(format!("{} of {} steps reported", trace.steps.len(), case.steps.len()));
+            } else if trace.probe.is_none() {
+                v.broken = Some("the final probes were not reported".into());
             } else {
+                judge_probe(env, final_probe, trace, &mut v);
                 *v.held.entry(CASE_COMPLETES).or_default() += 1;
             }
         }
-        Outcome::Timeout {
-            timeout_ms,
-            partial,
-        } => {
+        Outcome::Timeout { timeout_ms, partial } => {
             if let Some(t) = partial {
                 judge_trace(env, case, expected, t, &mut v);
             }
@@ -180,9 +211,7 @@ pub fn judge(
             if let Some(t) = partial {
                 judge_trace(env, case, expected, t, &mut v);
             }
-            v.violations.push(case_violation(format!(
-                "crash: the case's process died by signal {signal}"
-            )));
+            v.violations.push(case_violation(format!("crash: the case's process died by signal {signal}")));
         }
         Outcome::SetupFailed { op, errno } => {
             v.broken = Some(format!("setup failed: {op} gave {errno}"));
@@ -220,6 +249,8 @@ pub struct Tally {
     pub failed_cases: u64,
     /// Per invariant, in report order.
     pub invariants: BTreeMap<String, InvariantTally>,
+    /// Failure conditions observed as predicted: "rule errno" -> count.
+    pub conditions: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -227,8 +258,7 @@ impl Tally {
     pub fn new() -> Tally {
         let mut t = Tally::default();
         for id in INVARIANTS.iter().map(|i| i.id).chain([CASE_COMPLETES]) {
-            t.invariants
-                .insert(id.to_string(), InvariantTally::default());
+            t.invariants.insert(id.to_string(), InvariantTally::default());
         }
         t
     }
@@ -250,21 +280,15 @@ impl Tally {
             t.held += u64::from(*n);
         }
         for viol in &v.violations {
-            let t = self
-                .invariants
-                .entry(viol.invariant.to_string())
-                .or_default();
+            let t = self.invariants.entry(viol.invariant.to_string()).or_default();
             t.checked += 1;
             t.violated += 1;
         }
+        for (rule, errno) in &v.conditions {
+            *self.conditions.entry(format!("{rule} {errno}")).or_default() += 1;
+        }
         for (id, reason) in &v.skipped {
-            *self
-                .invariants
-                .entry(id.to_string())
-                .or_default()
-                .skipped
-                .entry(reason.clone())
-                .or_default() += 1;
+            *self.invariants.entry(id.to_string()).or_default().skipped.entry(reason.clone()).or_default() += 1;
         }
     }
 

@@ -14,44 +14,73 @@ fn env() -> Environment {
 
 /// An observation that does exactly what the model says (built from the prediction).
 fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
+    use crate::model::{KcmpExpect, LinkExpect, PidExpect, SemExpect};
+    use crate::observe::{IntOrErrno, SiblingView};
     let prediction = predict(&LINUX_6_18, env, case);
-    let Prediction::Steps { steps } = &prediction else {
-        panic!("skip")
+    let Prediction::Steps { steps, final_probe } = &prediction else { panic!("skip") };
+    let kcmp = |k: KcmpExpect| match k {
+        KcmpExpect::Same => IntOrErrno::Value(0),
+        KcmpExpect::Different | KcmpExpect::Unmodelled => IntOrErrno::Value(1),
+        KcmpExpect::Error(e) => IntOrErrno::Error(e),
     };
-    let before = env.baseline.clone();
+    let mut before = env.baseline.clone();
+    before.siblings =
+        case.setup.siblings.iter().map(|_| SiblingView { kcmp: [IntOrErrno::Value(0); 5], fds: vec![] }).collect();
     let mut cur = before.clone();
     let mut next_ino = 5_000_000_000u64;
     let mut obs = Vec::new();
     for e in steps {
         let mut after = cur.clone();
         for link in NsLink::ALL {
-            match e.links[link.index()] {
-                crate::model::LinkExpect::Unchanged => {}
-                crate::model::LinkExpect::Fresh => {
+            let old = cur.link(link);
+            after.ns[link.index()] = match e.links[link.index()] {
+                LinkExpect::Unchanged => old,
+                LinkExpect::Fresh => {
                     next_ino += 1;
-                    after.ns[link.index()] = NsValue::Inode(next_ino);
+                    NsValue::Inode(next_ino)
                 }
-                crate::model::LinkExpect::Unreadable(err) => {
-                    after.ns[link.index()] = NsValue::Error(err)
-                }
+                LinkExpect::Unreadable(err) => NsValue::Error(err),
+                LinkExpect::BeforeOf(other) => cur.link(other),
+                LinkExpect::AfterOf(_) => old,
+            };
+        }
+        for link in NsLink::ALL {
+            if let LinkExpect::AfterOf(other) = e.links[link.index()] {
+                after.ns[link.index()] = after.link(other);
             }
         }
-        if let crate::model::CredExpect::NewUserNs { uid, gid, cap_eff } = e.creds {
-            (after.uid, after.euid, after.gid, after.egid, after.cap_eff) =
-                (uid, uid, gid, gid, cap_eff);
-        }
-        obs.push(StepObservation {
-            result: e.result,
-            after: after.clone(),
-        });
+        (after.uid, after.euid, after.gid, after.egid, after.cap_eff) =
+            (e.creds.uid, e.creds.uid, e.creds.gid, e.creds.gid, e.creds.cap_eff);
+        after.pid = match e.pid {
+            PidExpect::Unchanged => cur.pid,
+            PidExpect::Changed => cur.pid + 1000,
+            PidExpect::One => 1,
+        };
+        after.threads = e.threads;
+        after.semval = match e.semval {
+            SemExpect::NoSemaphore => None,
+            SemExpect::Value(v) => Some(IntOrErrno::Value(v)),
+            SemExpect::Error(err) => Some(IntOrErrno::Error(err)),
+        };
+        after.siblings = e.siblings.iter().map(|s| SiblingView { kcmp: s.kcmp.map(kcmp), fds: vec![] }).collect();
+        obs.push(StepObservation { result: e.result, after: after.clone() });
         cur = after;
     }
-    (
-        prediction.clone(),
-        Outcome::Completed {
-            trace: Trace { before, steps: obs },
-        },
-    )
+    let flag = |b: bool| Some(IntOrErrno::Value(i32::from(b)));
+    let probe = crate::observe::ProbeObservation {
+        sibling_fd_visible: final_probe.files_shared.and_then(flag),
+        caller_fd_visible: final_probe.files_shared.and_then(flag),
+        closed_fd_open_in_sibling: final_probe.close_is_shared.and_then(|s| flag(!s)),
+        fs_cwd_followed: final_probe.fs_shared.and_then(flag),
+        fs_umask_followed: final_probe.fs_shared.and_then(flag),
+        sem_value_outside: final_probe.sem_value_outside.map(IntOrErrno::Value),
+    };
+    // The "before" of the first step must carry the same sibling shape as the expectations.
+    if let Some(first) = steps.first() {
+        before.siblings =
+            first.siblings.iter().map(|_| SiblingView { kcmp: [IntOrErrno::Value(0); 5], fds: vec![] }).collect();
+    }
+    (prediction.clone(), Outcome::Completed { trace: Trace { before, steps: obs, probe: Some(probe) } })
 }
 
 fn ids(v: &CaseVerdict) -> Vec<&'static str> {
@@ -61,14 +90,7 @@ fn ids(v: &CaseVerdict) -> Vec<&'static str> {
 #[test]
 fn honest_observations_pass() {
     let env = env();
-    for flags in [
-        0u64,
-        0x7E07_0F80,
-        1 << 32,
-        0x2000_0000,
-        0x80,
-        0x1000_0000 | 0x2_0000,
-    ] {
+    for flags in [0u64, 0x7E07_0F80, 1 << 32, 0x2000_0000, 0x80, 0x1000_0000 | 0x2_0000, 0x400, 0x4_0000] {
         let case = Case::unshare(&[flags, flags]);
         let (p, o) = honest(&env, &case);
         let v = judge(&env, &case, &p, &o);
@@ -82,9 +104,7 @@ fn success_for_an_unknown_bit_is_caught() {
     let env = env();
     let case = Case::unshare(&[1 << 32]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     trace.steps[0].result = CallResult::Success;
     let v = judge(&env, &case, &p, &o);
     assert_eq!(ids(&v), vec!["unknown-bits-einval", "errno-matches-model"]);
@@ -95,15 +115,10 @@ fn a_failure_that_changes_state_is_caught() {
     let env = env();
     let case = Case::unshare(&[0x0400_0000 | 1]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     trace.steps[0].after.ns[NsLink::Uts.index()] = NsValue::Inode(1);
     let v = judge(&env, &case, &p, &o);
-    assert_eq!(
-        ids(&v),
-        vec!["unknown-bits-einval", "failure-changes-nothing"]
-    );
+    assert_eq!(ids(&v), vec!["unknown-bits-einval", "failure-changes-nothing"]);
 }
 
 #[test]
@@ -111,9 +126,7 @@ fn a_success_without_a_new_namespace_is_caught() {
     let env = env();
     let case = Case::unshare(&[0x0400_0000]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     trace.steps[0].after = trace.before.clone();
     let v = judge(&env, &case, &p, &o);
     assert_eq!(ids(&v), vec!["success-changes-exactly-predicted"]);
@@ -124,19 +137,11 @@ fn newpid_moving_the_caller_is_caught() {
     let env = env();
     let case = Case::unshare(&[0x2000_0000]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     trace.steps[0].after.pid = 1;
     trace.steps[0].after.ns[NsLink::Pid.index()] = NsValue::Inode(9);
     let v = judge(&env, &case, &p, &o);
-    assert_eq!(
-        ids(&v),
-        vec![
-            "success-changes-exactly-predicted",
-            "newpid-affects-children-only"
-        ]
-    );
+    assert_eq!(ids(&v), vec!["success-changes-exactly-predicted", "newpid-affects-children-only"]);
 }
 
 #[test]
@@ -144,18 +149,10 @@ fn newtime_moving_the_caller_is_caught() {
     let env = env();
     let case = Case::unshare(&[0x80]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     trace.steps[0].after.ns[NsLink::Time.index()] = NsValue::Inode(9);
     let v = judge(&env, &case, &p, &o);
-    assert_eq!(
-        ids(&v),
-        vec![
-            "success-changes-exactly-predicted",
-            "newtime-affects-children-only"
-        ]
-    );
+    assert_eq!(ids(&v), vec!["success-changes-exactly-predicted", "newtime-affects-children-only"]);
 }
 
 #[test]
@@ -163,15 +160,10 @@ fn newuser_with_wrong_credentials_is_caught() {
     let env = env();
     let case = Case::unshare(&[0x1000_0000]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     trace.steps[0].after.uid = 0;
     let v = judge(&env, &case, &p, &o);
-    assert_eq!(
-        ids(&v),
-        vec!["success-changes-exactly-predicted", "newuser-credentials"]
-    );
+    assert_eq!(ids(&v), vec!["success-changes-exactly-predicted", "newuser-credentials"]);
 }
 
 #[test]
@@ -179,18 +171,10 @@ fn noop_flag_changing_a_link_is_caught() {
     let env = env();
     let case = Case::unshare(&[0x400]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     trace.steps[0].after.ns[NsLink::Mnt.index()] = NsValue::Inode(9);
     let v = judge(&env, &case, &p, &o);
-    assert_eq!(
-        ids(&v),
-        vec![
-            "success-changes-exactly-predicted",
-            "noop-flags-change-nothing"
-        ]
-    );
+    assert_eq!(ids(&v), vec!["success-changes-exactly-predicted", "noop-flags-change-nothing"]);
 }
 
 #[test]
@@ -198,9 +182,7 @@ fn reused_inode_is_not_fresh() {
     let env = env();
     let case = Case::unshare(&[0x0400_0000]);
     let (p, mut o) = honest(&env, &case);
-    let Outcome::Completed { trace } = &mut o else {
-        unreachable!()
-    };
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
     let old_net = env.baseline.link(NsLink::Net);
     trace.steps[0].after.ns[NsLink::Uts.index()] = old_net;
     let v = judge(&env, &case, &p, &o);
@@ -212,29 +194,12 @@ fn timeouts_and_crashes_are_violations_not_passes() {
     let env = env();
     let case = Case::unshare(&[0]);
     let p = predict(&LINUX_6_18, &env, &case);
-    for o in [
-        Outcome::Timeout {
-            timeout_ms: 5,
-            partial: None,
-        },
-        Outcome::Crash {
-            signal: 11,
-            partial: None,
-        },
-    ] {
+    for o in [Outcome::Timeout { timeout_ms: 5, partial: None }, Outcome::Crash { signal: 11, partial: None }] {
         let v = judge(&env, &case, &p, &o);
         assert_eq!(ids(&v), vec![CASE_COMPLETES]);
         assert!(!v.reached_syscall);
     }
-    let v = judge(
-        &env,
-        &case,
-        &p,
-        &Outcome::SetupFailed {
-            op: "x".into(),
-            errno: Errno::EPERM,
-        },
-    );
+    let v = judge(&env, &case, &p, &Outcome::SetupFailed { op: "x".into(), errno: Errno::EPERM });
     assert!(v.broken.is_some() && v.violations.is_empty());
     let mut t = Tally::new();
     t.add(&v);
@@ -244,8 +209,7 @@ fn timeouts_and_crashes_are_violations_not_passes() {
 #[test]
 fn skipped_invariants_are_named() {
     let mut env = env();
-    env.ns_links
-        .retain(|l| !matches!(l, NsLink::Time | NsLink::TimeForChildren));
+    env.ns_links.retain(|l| !matches!(l, NsLink::Time | NsLink::TimeForChildren));
     let case = Case::unshare(&[0x80]);
     let p = predict(&LINUX_6_18, &env, &case);
     // Without time namespaces the model predicts EINVAL; a kernel agreeing is judged, and
@@ -253,13 +217,38 @@ fn skipped_invariants_are_named() {
     let before: Snapshot = env.baseline.clone();
     let o = Outcome::Completed {
         trace: Trace {
+            probe: Some(Default::default()),
             before: before.clone(),
-            steps: vec![StepObservation {
-                result: CallResult::Failure(Errno::EINVAL),
-                after: before,
-            }],
+            steps: vec![StepObservation { result: CallResult::Failure(Errno::EINVAL), after: before }],
         },
     };
     let v = judge(&env, &case, &p, &o);
     assert!(v.violations.is_empty(), "{:?}", v.violations);
+}
+
+#[test]
+fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
+    use crate::case::{Setup, Sibling, Step};
+    use crate::flags::RawFlags;
+    let env = env();
+    let case = Case {
+        setup: Setup {
+            siblings: vec![Sibling::Files, Sibling::Fs, Sibling::VmSighand],
+            sem_undo: true,
+            fds: 1,
+            ..Setup::default()
+        },
+        steps: vec![Step::Unshare(RawFlags(0x400 | 0x4_0000)), Step::Unshare(RawFlags(0x800)), Step::Fork],
+    };
+    let (p, o) = honest(&env, &case);
+    let v = judge(&env, &case, &p, &o);
+    assert!(v.violations.is_empty(), "{:?}", v.violations);
+    // The kernel "succeeds" at FILES but leaves the table shared.
+    let (p, mut o) = honest(&env, &case);
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
+    trace.steps[0].after.siblings[0].kcmp[0] = crate::observe::IntOrErrno::Value(0);
+    trace.probe.as_mut().unwrap().sibling_fd_visible = Some(crate::observe::IntOrErrno::Value(1));
+    let v = judge(&env, &case, &p, &o);
+    let got = ids(&v);
+    assert!(got.contains(&"files-private-after-unshare") && got.contains(&"kcmp-matches-model"), "{got:?}");
 }

@@ -70,9 +70,7 @@ pub enum Problem {
     #[error("impossible case: {0}")]
     Case(CaseError),
     /// `expected` does not have one entry per step.
-    #[error(
-        "`expected` has {entries} entries but the case has {steps} steps (expected one entry per step)"
-    )]
+    #[error("`expected` has {entries} entries but the case has {steps} steps (expected one entry per step)")]
     ExpectedCount {
         /// Entries in `expected`.
         entries: usize,
@@ -90,9 +88,7 @@ pub enum Problem {
         known: String,
     },
     /// An `expected` rule whose errno contradicts the `result` next to it.
-    #[error(
-        "step {step}: rule {rule:?} gives {gives}, but `result` says {result} (expected them to agree)"
-    )]
+    #[error("step {step}: rule {rule:?} gives {gives}, but `result` says {result} (expected them to agree)")]
     RuleResult {
         /// Step index.
         step: usize,
@@ -129,9 +125,9 @@ pub struct LoadError {
     /// Where in the file, if known.
     pub position: Option<Position>,
     /// The field concerned, if known (`case.steps`, `expected`, ...).
-    pub field: Option<&'static str>,
-    /// What is wrong.
-    pub problem: Problem,
+    pub field: Option<String>,
+    /// What is wrong (boxed: keeps `Result<_, LoadError>` small).
+    pub problem: Box<Problem>,
 }
 
 impl fmt::Display for LoadError {
@@ -141,7 +137,7 @@ impl fmt::Display for LoadError {
             write!(f, ":{p}")?;
         }
         f.write_str(": ")?;
-        if let Some(field) = self.field {
+        if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
         }
         write!(f, "{}", self.problem)
@@ -156,7 +152,7 @@ pub struct Invalid {
     /// Where, if known.
     pub position: Option<Position>,
     /// The field, if known.
-    pub field: Option<&'static str>,
+    pub field: Option<String>,
     /// What.
     pub problem: Problem,
 }
@@ -164,27 +160,15 @@ pub struct Invalid {
 impl Invalid {
     /// Ties the problem to `path`.
     pub fn in_file(self, path: impl Into<PathBuf>) -> LoadError {
-        LoadError {
-            path: path.into(),
-            position: self.position,
-            field: self.field,
-            problem: self.problem,
-        }
+        LoadError { path: path.into(), position: self.position, field: self.field, problem: Box::new(self.problem) }
     }
 }
 
 impl From<serde_json::Error> for Invalid {
     fn from(e: serde_json::Error) -> Invalid {
         // serde_json gives column 0 at the very start of a line (e.g. an empty file).
-        let position = (e.line() > 0).then(|| Position {
-            line: e.line(),
-            column: e.column().max(1),
-        });
-        Invalid {
-            position,
-            field: None,
-            problem: Problem::Json(e),
-        }
+        let position = (e.line() > 0).then(|| Position { line: e.line(), column: e.column().max(1) });
+        Invalid { position, field: None, problem: Problem::Json(e) }
     }
 }
 

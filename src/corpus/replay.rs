@@ -95,21 +95,12 @@ fn details_of(v: &CaseVerdict) -> Vec<String> {
 ///
 /// # Errors
 /// [`ExecError`] when the executor cannot be (re)started.
-pub fn replay_file(
-    executor: &mut Executor,
-    config: &RunConfig,
-    file: &CorpusFile,
-) -> Result<CaseVerdict, ExecError> {
+pub fn replay_file(executor: &mut Executor, config: &RunConfig, file: &CorpusFile) -> Result<CaseVerdict, ExecError> {
     let case = crate::generate::neutralize(file.case.clone());
     let mut executed = runner::execute_case(executor, config, &case)?;
     if let Some(expected) = &file.expected {
         let reference = predict(config.profile, &Environment::reference(), &case);
-        if let Some(check) = check_expected(
-            expected,
-            &executed.prediction,
-            &reference,
-            executed.outcome.as_ref(),
-        ) {
+        if let Some(check) = check_expected(expected, &executed.prediction, &reference, executed.outcome.as_ref()) {
             record(check, &mut executed.verdict);
         }
     }
@@ -129,32 +120,17 @@ pub fn replay(
     let environment = executor.environment().clone();
     let start = Instant::now();
     let mut tally = Tally::new();
-    tally
-        .invariants
-        .entry(EXPECTED_MATCHES_CORPUS.to_string())
-        .or_default();
+    tally.invariants.entry(EXPECTED_MATCHES_CORPUS.to_string()).or_default();
     let mut failures = Vec::new();
     let mut results = Vec::new();
     for (index, loaded) in files.into_iter().enumerate() {
         let (verdict, title, case) = match loaded.file {
-            Err(e) => (
-                CaseVerdict::broken(format!("invalid corpus file: {e}")),
-                None,
-                None,
-            ),
-            Ok(file) => (
-                replay_file(&mut executor, config, &file)?,
-                Some(file.title),
-                Some(file.case),
-            ),
+            Err(e) => (CaseVerdict::broken(format!("invalid corpus file: {e}")), None, None),
+            Ok(file) => (replay_file(&mut executor, config, &file)?, Some(file.title), Some(file.case)),
         };
         tally.add(&verdict);
-        let result = FileResult {
-            file: loaded.name.clone(),
-            title,
-            status: status_of(&verdict),
-            details: details_of(&verdict),
-        };
+        let result =
+            FileResult { file: loaded.name.clone(), title, status: status_of(&verdict), details: details_of(&verdict) };
         on_file(&result);
         results.push(result);
         if let (true, Some(case)) = (verdict.failed(), case) {
@@ -171,11 +147,7 @@ pub fn replay(
         seed: 0,
         profile: config.profile.name,
         environment,
-        cases_per_second: if elapsed > 0.0 {
-            tally.cases as f64 / elapsed
-        } else {
-            0.0
-        },
+        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
         tally,
         failures,
         elapsed_seconds: elapsed,

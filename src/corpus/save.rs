@@ -65,18 +65,12 @@ pub struct Saved {
 /// The invariant a shrink keeps failing: the first violated one, other than the
 /// file-level `expected-matches-corpus` (which is tied to the exact steps).
 pub fn target_invariant(verdict: &CaseVerdict) -> Option<&'static str> {
-    verdict
-        .violations
-        .iter()
-        .map(|v| v.invariant)
-        .find(|id| *id != EXPECTED_MATCHES_CORPUS)
+    verdict.violations.iter().map(|v| v.invariant).find(|id| *id != EXPECTED_MATCHES_CORPUS)
 }
 
 /// 64-bit FNV-1a: a hash that stays the same across Rust versions (file names depend on it).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// The file name for a minimized case: `<invariant>-<8 hex digits of its hash>.json`.
@@ -85,37 +79,25 @@ pub fn key_for(invariant: &str, case: &Case) -> String {
     format!("{invariant}-{:08x}.json", fnv1a(json.as_bytes()) as u32)
 }
 
-fn fails_with(
-    executor: &mut Executor,
-    config: &RunConfig,
-    case: &Case,
-    target: &str,
-) -> Result<bool, ExecError> {
+fn fails_with(executor: &mut Executor, config: &RunConfig, case: &Case, target: &str) -> Result<bool, ExecError> {
     let e = runner::execute_case(executor, config, case)?;
     Ok(e.verdict.violations.iter().any(|v| v.invariant == target))
 }
 
 fn step_lines(config: &RunConfig, env_release: &str, case: &Case, e: &Executed) -> Vec<String> {
     let observed: Vec<String> = match &e.outcome {
-        Some(Outcome::Completed { trace }) => {
-            trace.steps.iter().map(|s| s.result.to_string()).collect()
-        }
+        Some(Outcome::Completed { trace }) => trace.steps.iter().map(|s| s.result.to_string()).collect(),
         Some(other) => vec![format!("(ended: {})", other.kind())],
         None => vec![],
     };
     let predicted = expectations_of(&e.prediction).unwrap_or_default();
-    let mut out = vec![format!(
-        "Observed on kernel {env_release}, model {}:",
-        config.profile.name
-    )];
+    let mut out = vec![format!("Observed on kernel {env_release}, model {}:", config.profile.name)];
     for (i, step) in case.steps.iter().enumerate() {
         let got = observed.get(i).map_or("(no result)", String::as_str);
-        let want = predicted.get(i).map_or("(none)".to_string(), |p| {
-            format!("{} (rule {})", p.result, p.rule.as_deref().unwrap_or("?"))
-        });
-        out.push(format!(
-            "  step {i}: {step}: kernel returned {got}; the model predicts {want}"
-        ));
+        let want = predicted
+            .get(i)
+            .map_or("(none)".to_string(), |p| format!("{} (rule {})", p.result, p.rule.as_deref().unwrap_or("?")));
+        out.push(format!("  step {i}: {step}: kernel returned {got}; the model predicts {want}"));
     }
     out
 }
@@ -135,12 +117,7 @@ pub fn minimize_case(
 ) -> Result<Minimized, ExecError> {
     let shrunk = shrink(case, budget, |c| fails_with(executor, config, c, target))?;
     let last = runner::execute_case(executor, config, &shrunk.case)?;
-    let detail = last
-        .verdict
-        .violations
-        .iter()
-        .find(|v| v.invariant == target)
-        .map(|v| v.detail.clone());
+    let detail = last.verdict.violations.iter().find(|v| v.invariant == target).map(|v| v.detail.clone());
     let mut comments = intro;
     comments.push(format!(
         "Shrunk from {case} to this case in {} kernel runs ({} reductions kept{}).",
@@ -180,12 +157,7 @@ pub fn minimize_case(
         case: shrunk.case.clone(),
         expected: expectations_of(&last.prediction),
     };
-    Ok(Minimized {
-        file,
-        invariant: target,
-        original: case.clone(),
-        shrunk,
-    })
+    Ok(Minimized { file, invariant: target, original: case.clone(), shrunk })
 }
 
 /// Up to `limit` failures, distinct invariants first, then in run order.
@@ -193,11 +165,7 @@ fn pick(failures: &[FailedCase], limit: usize) -> Vec<(&FailedCase, &'static str
     let targets: Vec<(&FailedCase, &'static str)> = failures
         .iter()
         .filter_map(|f| {
-            f.violations
-                .iter()
-                .map(|v| v.invariant)
-                .find(|id| *id != EXPECTED_MATCHES_CORPUS)
-                .map(|t| (f, t))
+            f.violations.iter().map(|v| v.invariant).find(|id| *id != EXPECTED_MATCHES_CORPUS).map(|t| (f, t))
         })
         .collect();
     let mut out: Vec<(&FailedCase, &'static str)> = Vec::new();
@@ -234,10 +202,8 @@ pub fn save_failures(
     let existing = store.keys()?;
     let mut out: Vec<Saved> = Vec::new();
     for (failure, target) in chosen {
-        let intro = vec![format!(
-            "Found by `unshare-fuzz run --seed {}` (case #{} of that run).",
-            report.seed, failure.index
-        )];
+        let intro =
+            vec![format!("Found by `unshare-fuzz run --seed {}` (case #{} of that run).", report.seed, failure.index)];
         let mut m = minimize_case(&mut executor, config, &failure.case, target, budget, intro)?;
         m.file.origin = Some(Origin::SaveFailures);
         m.file.seed = Some(report.seed);
@@ -246,12 +212,7 @@ pub fn save_failures(
         if new {
             store.save(&key, &m.file)?;
         }
-        out.push(Saved {
-            path: store.display_name(&key).display().to_string(),
-            key,
-            new,
-            minimized: m,
-        });
+        out.push(Saved { path: store.display_name(&key).display().to_string(), key, new, minimized: m });
     }
     Ok(out)
 }
@@ -261,12 +222,7 @@ pub fn save_failures(
 /// # Errors
 /// [`SaveError::NothingToShrink`] if the case passes, is skipped or broken here, or
 /// fails only its `expected`; [`SaveError::Exec`] if the executor fails.
-pub fn minimize_file(
-    config: &RunConfig,
-    name: &str,
-    file: &CorpusFile,
-    budget: usize,
-) -> Result<Minimized, SaveError> {
+pub fn minimize_file(config: &RunConfig, name: &str, file: &CorpusFile, budget: usize) -> Result<Minimized, SaveError> {
     let mut executor = Executor::spawn_self(&config.executor_args)?;
     let verdict = replay_file(&mut executor, config, file)?;
     let nothing = |why: String| SaveError::NothingToShrink(format!("{name}: {why}"));

@@ -2,11 +2,14 @@
 //! fails the same way. Pure: the caller supplies the "still fails" predicate
 //! (for real use it re-runs the case on the kernel, see [`super::save`]).
 //!
-//! Each candidate is strictly smaller than the case it comes from, in this
-//! order: fewer steps, then a simpler setup (privilege earlier in
-//! [`Privilege::ALL`], `root` first; fewer threads), then fewer flag bits.
-//! The first candidate that still fails is taken and the search restarts
-//! from it, so the loop ends; a budget bounds the number of predicate calls.
+//! Each candidate is smaller than the case it comes from in one measure and
+//! no larger in any other: fewer steps; a simpler setup (the default setup
+//! with the same privilege, privilege earlier in [`Privilege::ALL`] with
+//! `root` first, fewer threads, siblings or fds, no vfork, chroot, zero limit,
+//! foreign pid ns, semaphore or cwd/umask, shallower user-ns or pid-ns
+//! nesting); fewer flag bits. The first candidate that still fails is taken
+//! and the search restarts from it, so the loop ends; a budget bounds the
+//! number of predicate calls.
 //!
 //! Why by hand rather than proptest's `ValueTree::simplify`: a corpus case
 //! can come from anywhere (a file, a fuzzer, a generator that changed since),
@@ -15,7 +18,7 @@
 
 use std::collections::HashSet;
 
-use crate::case::{Case, Privilege, Step};
+use crate::case::{Case, Privilege, Setup, Step};
 use crate::flags::RawFlags;
 
 /// The result of a shrink.
@@ -32,27 +35,65 @@ pub struct Shrunk {
 }
 
 fn privilege_rank(p: Privilege) -> usize {
-    Privilege::ALL
-        .iter()
-        .position(|q| *q == p)
-        .unwrap_or(Privilege::ALL.len())
+    Privilege::ALL.iter().position(|q| *q == p).unwrap_or(Privilege::ALL.len())
 }
 
 /// The flag word of an unshare step; `None` for other step kinds.
-#[allow(
-    irrefutable_let_patterns,
-    reason = "Step gets more kinds (fork, write-maps, ...); only unshare words are bit-shrunk"
-)]
 pub fn unshare_word(step: &Step) -> Option<u64> {
-    if let Step::Unshare(RawFlags(word)) = step {
-        Some(*word)
-    } else {
-        None
-    }
+    if let Step::Unshare(RawFlags(word)) = step { Some(*word) } else { None }
 }
 
 fn single_bits(word: u64) -> impl Iterator<Item = u64> {
     (0..64).map(|b| 1u64 << b).filter(move |b| word & b != 0)
+}
+
+/// `None`, then halfway and one less, for a nesting depth.
+fn shallower(d: Option<u8>) -> Vec<Option<u8>> {
+    match d {
+        None => vec![],
+        Some(d) if d > 1 => vec![None, Some(d / 2), Some(d - 1)],
+        Some(_) => vec![None],
+    }
+}
+
+/// Every simpler setup one reduction away from `s`, most aggressive first.
+fn setup_reductions(s: &Setup) -> Vec<Setup> {
+    let mut out = vec![Setup::with_privilege(s.privilege)];
+    let mut with = |f: &dyn Fn(&mut Setup)| {
+        let mut t = s.clone();
+        f(&mut t);
+        out.push(t);
+    };
+    for p in Privilege::ALL.iter().take(privilege_rank(s.privilege)) {
+        with(&|t| t.privilege = *p);
+    }
+    for i in 0..s.siblings.len() {
+        with(&|t| {
+            t.siblings.remove(i);
+        });
+    }
+    if s.threads > 0 {
+        with(&|t| t.threads = 0);
+        with(&|t| t.threads -= 1);
+    }
+    if s.fds > 0 {
+        with(&|t| t.fds = 0);
+        with(&|t| t.fds -= 1);
+    }
+    with(&|t| t.vfork = false);
+    with(&|t| t.chroot = None);
+    with(&|t| t.limit_zero = None);
+    with(&|t| t.foreign_pidns = false);
+    with(&|t| t.sem_undo = false);
+    with(&|t| t.cwd_umask = false);
+    for d in shallower(s.userns_depth) {
+        with(&|t| t.userns_depth = d);
+    }
+    for l in shallower(s.pidns_level) {
+        with(&|t| t.pidns_level = l);
+    }
+    out.retain(|t| t != s);
+    out
 }
 
 /// Every one-step reduction of `case`, most aggressive first. Each is strictly
@@ -74,21 +115,8 @@ pub fn candidates(case: &Case) -> Vec<Case> {
             out.push(c);
         }
     }
-    let rank = privilege_rank(case.setup.privilege);
-    for p in Privilege::ALL.iter().take(rank) {
-        let mut c = case.clone();
-        c.setup.privilege = *p;
-        out.push(c);
-    }
-    if case.setup.threads > 0 {
-        let mut c = case.clone();
-        c.setup.threads = 0;
-        out.push(c);
-        if case.setup.threads > 1 {
-            let mut c = case.clone();
-            c.setup.threads -= 1;
-            out.push(c);
-        }
+    for setup in setup_reductions(&case.setup) {
+        out.push(Case { setup, steps: case.steps.clone() });
     }
     for (i, step) in case.steps.iter().enumerate() {
         let Some(word) = unshare_word(step).filter(|w| *w != 0) else {
@@ -115,22 +143,13 @@ pub fn candidates(case: &Case) -> Vec<Case> {
 ///
 /// # Errors
 /// The predicate's error, as soon as it gives one.
-pub fn shrink<E>(
-    case: &Case,
-    budget: usize,
-    mut fails: impl FnMut(&Case) -> Result<bool, E>,
-) -> Result<Shrunk, E> {
+pub fn shrink<E>(case: &Case, budget: usize, mut fails: impl FnMut(&Case) -> Result<bool, E>) -> Result<Shrunk, E> {
     let mut current = case.clone();
     let (mut runs, mut accepted) = (0, 0);
     'search: loop {
         for candidate in candidates(&current) {
             if runs >= budget {
-                return Ok(Shrunk {
-                    case: current,
-                    runs,
-                    accepted,
-                    budget_exhausted: true,
-                });
+                return Ok(Shrunk { case: current, runs, accepted, budget_exhausted: true });
             }
             runs += 1;
             if fails(&candidate)? {
@@ -139,68 +158,92 @@ pub fn shrink<E>(
                 continue 'search;
             }
         }
-        return Ok(Shrunk {
-            case: current,
-            runs,
-            accepted,
-            budget_exhausted: false,
-        });
+        return Ok(Shrunk { case: current, runs, accepted, budget_exhausted: false });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::Setup;
+    use crate::case::{Chroot, NsType, Sibling};
 
-    fn size(c: &Case) -> (usize, usize, u8, u32) {
-        let bits = c
-            .steps
-            .iter()
-            .map(|s| unshare_word(s).map_or(0, u64::count_ones))
-            .sum();
-        (
+    /// Every measure a reduction may lower.
+    fn measure(c: &Case) -> [usize; 13] {
+        let s = &c.setup;
+        let bits = c.steps.iter().map(|s| unshare_word(s).map_or(0, u64::count_ones) as usize).sum();
+        [
             c.steps.len(),
-            privilege_rank(c.setup.privilege),
-            c.setup.threads,
             bits,
-        )
+            privilege_rank(s.privilege),
+            s.threads.into(),
+            s.siblings.len(),
+            s.fds.into(),
+            s.vfork.into(),
+            s.chroot.is_some().into(),
+            s.limit_zero.is_some().into(),
+            s.foreign_pidns.into(),
+            usize::from(s.sem_undo) + usize::from(s.cwd_umask),
+            s.userns_depth.map_or(0, |d| usize::from(d) + 1),
+            s.pidns_level.map_or(0, |d| usize::from(d) + 1),
+        ]
     }
 
     fn big() -> Case {
-        let mut c = Case::unshare(&[
-            0x2000_0000 | 0x2_0000,
-            0x200 | (1 << 40) | (1 << 33),
-            u64::MAX,
-            0,
-        ]);
+        let mut c = Case::unshare(&[0x2000_0000 | 0x2_0000, 0x200 | (1 << 40) | (1 << 33), u64::MAX, 0]);
         c.setup.privilege = Privilege::Nobody;
         c.setup.threads = 2;
         c
     }
 
+    fn everything() -> Case {
+        let mut c = big();
+        c.steps[3] = Step::Fork;
+        let s = &mut c.setup;
+        s.siblings = vec![Sibling::Files, Sibling::Vm, Sibling::Fs];
+        s.fds = 3;
+        s.vfork = true;
+        s.chroot = Some(Chroot::Subdir);
+        s.limit_zero = Some(NsType::Uts);
+        s.foreign_pidns = true;
+        s.sem_undo = true;
+        s.cwd_umask = true;
+        s.userns_depth = Some(5);
+        s.pidns_level = Some(3);
+        c
+    }
+
     #[test]
     fn every_candidate_is_valid_and_smaller() {
-        let c = big();
-        let cands = candidates(&c);
-        assert!(cands.len() > 20);
-        for cand in cands {
-            assert!(cand.validate().is_ok(), "{cand}");
-            let (a, b) = (size(&cand), size(&c));
-            assert!(
-                a.0 < b.0 || (a.0 == b.0 && (a.1 < b.1 || a.2 < b.2 || a.3 < b.3)),
-                "{cand} is not smaller than {c}"
-            );
-            assert!(a.0 <= b.0 && a.1 <= b.1 && a.2 <= b.2 || a.0 < b.0);
+        for c in [big(), everything()] {
+            assert!(c.validate().is_ok());
+            let cands = candidates(&c);
+            assert!(cands.len() > 20);
+            let b = measure(&c);
+            for cand in cands {
+                assert!(cand.validate().is_ok(), "{cand}");
+                let a = measure(&cand);
+                assert!(a.iter().zip(&b).all(|(x, y)| x <= y), "{cand} is larger than {c} somewhere");
+                assert!(a != b, "{cand} is not smaller than {c}");
+            }
         }
+    }
+
+    #[test]
+    fn setups_shrink_to_what_the_failure_needs() {
+        let needs_files_sibling_and_fds = |c: &Case| -> Result<bool, ()> {
+            Ok(c.setup.siblings.contains(&Sibling::Files) && c.setup.fds > 0 && !c.steps.is_empty())
+        };
+        let got = shrink(&everything(), 10_000, needs_files_sibling_and_fds).unwrap();
+        let mut want = Case::unshare(&[0]);
+        want.setup.siblings = vec![Sibling::Files];
+        want.setup.fds = 1;
+        assert_eq!(got.case, want);
     }
 
     #[test]
     fn shrinks_an_unknown_bit_failure_to_one_bit_one_step_root() {
         let has_high = |c: &Case| -> Result<bool, ()> {
-            Ok(c.steps
-                .iter()
-                .any(|s| unshare_word(s).is_some_and(|w| w >> 32 != 0)))
+            Ok(c.steps.iter().any(|s| unshare_word(s).is_some_and(|w| w >> 32 != 0)))
         };
         let got = shrink(&big(), 10_000, has_high).unwrap();
         assert!(!got.budget_exhausted);
@@ -214,10 +257,7 @@ mod tests {
     #[test]
     fn a_condition_needing_threads_keeps_one_thread() {
         let needs_thread_and_newuser = |c: &Case| -> Result<bool, ()> {
-            Ok(c.setup.threads > 0
-                && c.steps
-                    .iter()
-                    .any(|s| unshare_word(s).is_some_and(|w| w & 0x1000_0000 != 0)))
+            Ok(c.setup.threads > 0 && c.steps.iter().any(|s| unshare_word(s).is_some_and(|w| w & 0x1000_0000 != 0)))
         };
         let mut c = big();
         c.steps[3] = Step::Unshare(RawFlags(0x1000_0000 | 0x400 | 0x800_0000));

@@ -50,7 +50,7 @@ pub trait Store {
             path: name.clone(),
             position: None,
             field: None,
-            problem: Problem::Io(e),
+            problem: Box::new(Problem::Io(e)),
         })?;
         parse(&text).map_err(|e| e.in_file(name))
     }
@@ -72,10 +72,7 @@ pub trait Store {
         Ok(self
             .keys()?
             .into_iter()
-            .map(|k| Loaded {
-                name: self.display_name(&k).display().to_string(),
-                file: self.load(&k),
-            })
+            .map(|k| Loaded { name: self.display_name(&k).display().to_string(), file: self.load(&k) })
             .collect())
     }
 }
@@ -83,14 +80,8 @@ pub trait Store {
 fn check_key(key: &str) -> Result<(), StoreError> {
     let ok = key.ends_with(".json")
         && !key.starts_with('/')
-        && key
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..");
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Key(key.to_string()))
-    }
+        && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+    if ok { Ok(()) } else { Err(StoreError::Key(key.to_string())) }
 }
 
 /// Corpus files under a directory, searched recursively for `*.json`.
@@ -112,10 +103,7 @@ impl DirStore {
 }
 
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), StoreError> {
-    let list = |cause| StoreError::List {
-        path: dir.to_path_buf(),
-        cause,
-    };
+    let list = |cause| StoreError::List { path: dir.to_path_buf(), cause };
     for entry in std::fs::read_dir(dir).map_err(list)? {
         let entry = entry.map_err(list)?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -153,10 +141,7 @@ impl Store for DirStore {
     fn write(&mut self, key: &str, text: &str) -> Result<(), StoreError> {
         check_key(key)?;
         let path = self.root.join(key);
-        let write = |cause| StoreError::Write {
-            path: path.clone(),
-            cause,
-        };
+        let write = |cause| StoreError::Write { path: path.clone(), cause };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(write)?;
         }
@@ -188,10 +173,7 @@ impl Store for MemStore {
     }
 
     fn read(&self, key: &str) -> std::io::Result<String> {
-        self.files
-            .get(key)
-            .cloned()
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        self.files.get(key).cloned().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     }
 
     fn write(&mut self, key: &str, text: &str) -> Result<(), StoreError> {
@@ -217,15 +199,12 @@ pub fn load_paths(paths: &[PathBuf]) -> Vec<Loaded> {
                         path: path.clone(),
                         position: None,
                         field: None,
-                        problem: Problem::List(e),
+                        problem: Box::new(Problem::List(e)),
                     }),
                 }),
             }
         } else {
-            out.push(Loaded {
-                name: path.display().to_string(),
-                file: load_file(path),
-            });
+            out.push(Loaded { name: path.display().to_string(), file: load_file(path) });
         }
     }
     out
@@ -240,7 +219,7 @@ pub fn load_file(path: &Path) -> Result<CorpusFile, LoadError> {
         path: path.to_path_buf(),
         position: None,
         field: None,
-        problem: Problem::Io(e),
+        problem: Box::new(Problem::Io(e)),
     })?;
     parse(&text).map_err(|e| e.in_file(path))
 }

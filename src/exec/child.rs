@@ -1,62 +1,114 @@
 //! Code that runs in the forked case child, and nothing else: build the
-//! setup, run the steps, snapshot the state around each one, write one
-//! fixed-size message per event to the pipe, `_exit`.
+//! setup (`child_setup.rs`), run the steps, snapshot the state around each
+//! one, probe the siblings at the end, write one fixed-size message per event
+//! to the pipe, `_exit`.
 //!
 //! Rules (checked by `tests/style.rs`): no allocation, no formatting, no
-//! printing, no panics, no unwinding out of this module; every failure is
-//! reported as a message and the child ends with `_exit`.
+//! printing, no panics; every failure is reported as a message and every
+//! process ends with `_exit`. The child may share its address space with a
+//! CLONE_VM sibling, so allocating could corrupt the allocator.
 //!
 //! # Safety
-//! The only `unsafe` here is the call to `sys::unshare`, an `unsafe fn` whose
-//! contract (a single-threaded, disposable process, or one whose extra threads
-//! were started by this very setup) holds because this code only runs in a
-//! child forked from the single-threaded executor.
+//! The `unsafe` here calls `sys::unshare`, `sys::fork` and `sys::clone`. This
+//! code runs only in a child forked from the single-threaded executor; extra
+//! threads and siblings exist only when the setup made them, and they never
+//! allocate or touch the caller's data.
 
 #![allow(unsafe_code)]
 
 use std::os::fd::RawFd;
 
-use crate::case::{Case, Privilege, Step};
+use crate::case::{Case, Chroot, Step};
 use crate::errno::Errno;
-use crate::flags::{RawFlags, bits};
+use crate::flags::bits;
 use crate::ns::NsLink;
 use crate::sys;
 
-use super::record::{MSG_LEN, Msg, MsgKind, RawSnapshot, SetupOp};
+use super::child_setup;
+use super::plan::Plan;
+use super::record::{FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp};
+use super::sibling::{self, Sib};
 
-const CAP_SYS_ADMIN_BIT: u64 = 1 << 21;
-const NOBODY: u32 = 65534;
+/// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
+pub const CHROOT_DIR: &std::ffi::CStr = c"/tmp/uf-chroot";
+/// How many nested copies of [`CHROOT_DIR`] the sandbox prepares.
+pub const CHROOT_LEVELS: usize = 6;
+
+/// Everything the child carries, on its own stack.
+pub struct Ctx<'a> {
+    /// The report pipe.
+    pub out: RawFd,
+    /// The case.
+    pub case: &'a Case,
+    /// Nesting counts.
+    pub plan: Plan,
+    /// Siblings made by the setup.
+    pub sibs: [Sib; SIBS],
+    /// How many.
+    pub nsibs: usize,
+    /// Setup fds.
+    pub fds: [RawFd; FDS],
+    /// How many.
+    pub nfds: usize,
+    /// The setup semaphore, or -1.
+    pub sem_id: i32,
+    /// euid/egid before the last unshare (for WriteMaps).
+    pub outer_ids: (u32, u32),
+}
+
+fn neg(e: Errno) -> i32 {
+    -e.0
+}
+
+fn status_fields(snap: &mut RawSnapshot) {
+    let mut buf = [0u8; 8192];
+    let n = sys::read_file_into(c"/proc/self/status", &mut buf).unwrap_or(0);
+    let text = &buf[..n];
+    snap.threads = sys::proc::field_u64(text, b"Threads:").unwrap_or(0) as u32;
+    snap.umask = sys::proc::field_octal(text, b"Umask:").unwrap_or(u32::MAX);
+}
 
 /// Fills `snap` with the calling process's state.
-pub fn snapshot(snap: &mut RawSnapshot) {
+pub fn snapshot(ctx: &Ctx, snap: &mut RawSnapshot) {
     for link in NsLink::ALL {
         let i = link.index();
         match sys::stat_dev_ino(link.c_path()) {
-            Ok((_, ino)) => {
-                snap.ns_ino[i] = ino;
-                snap.ns_err[i] = 0;
-            }
-            Err(e) => {
-                snap.ns_ino[i] = 0;
-                snap.ns_err[i] = e.0;
-            }
+            Ok((_, ino)) => (snap.ns_ino[i], snap.ns_err[i]) = (ino, 0),
+            Err(e) => (snap.ns_ino[i], snap.ns_err[i]) = (0, e.0),
         }
     }
     snap.pid = sys::getpid();
     let (uid, gid, euid, egid) = sys::ids();
     snap.ids = [uid, gid, euid, egid];
     snap.cap_eff = sys::capget().map_or(0, |c| c.effective);
-    snap.threads = sys::proc::thread_count().unwrap_or(0);
+    status_fields(snap);
+    snap.cwd = sys::stat_dev_ino(c".").map_or([0, 0], |(d, i)| [d, i]);
+    snap.semval = if ctx.sem_id >= 0 { sys::sem_value(ctx.sem_id).unwrap_or_else(neg) } else { NONE };
+    for k in 0..ctx.nsibs {
+        let sib = ctx.sibs[k].pid;
+        for (t, (_, kind)) in crate::model::expect::KCMP_TYPES.iter().enumerate() {
+            snap.kcmp[k][t] = sys::kcmp(snap.pid, sib, *kind, 0, 0).unwrap_or_else(neg);
+        }
+        for f in 0..ctx.nfds {
+            let fd = ctx.fds[f] as u64;
+            snap.kcmp_file[k][f] =
+                sys::kcmp(snap.pid, sib, crate::model::expect::KCMP_FILE, fd, fd).unwrap_or_else(neg);
+        }
+    }
+    for f in 0..ctx.nfds {
+        snap.fd_flags[f] = sys::fd_flags(ctx.fds[f]).unwrap_or_else(neg);
+    }
 }
 
-fn send(fd: RawFd, msg: &Msg) {
+/// Writes one message (a failed write means the executor is gone: nobody is left to tell).
+pub fn send(fd: RawFd, msg: &Msg) {
     let mut buf = [0u8; MSG_LEN];
     msg.encode(&mut buf);
-    // A failed write means the executor is gone; there is no one left to tell.
     let _ = sys::write(fd, &buf);
 }
 
-fn fail(fd: RawFd, op: SetupOp, errno: Errno) -> ! {
+/// Reports a setup failure and ends the process.
+pub fn fail(fd: RawFd, op: SetupOp, errno: Errno) -> ! {
     let mut m = Msg::new(MsgKind::SetupFailed);
     m.op = op as u32;
     m.errno = errno.0;
@@ -65,88 +117,184 @@ fn fail(fd: RawFd, op: SetupOp, errno: Errno) -> ! {
     sys::exit_now(0)
 }
 
-fn check(fd: RawFd, op: SetupOp, r: Result<(), Errno>) {
-    if let Err(e) = r {
-        fail(fd, op, e);
-    }
+/// Waits for `pid` and ends this process with an exit status that mirrors it.
+pub fn wait_and_exit(pid: libc::pid_t) -> ! {
+    let code = match sys::waitpid(pid, 0) {
+        Ok(Some((_, st))) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st),
+        Ok(Some((_, st))) if libc::WIFSIGNALED(st) => 128 + libc::WTERMSIG(st),
+        _ => 1,
+    };
+    sys::exit_now(code)
 }
 
-fn apply_privilege(fd: RawFd, privilege: Privilege) {
-    match privilege {
-        Privilege::Root => {}
-        Privilege::RootWithoutSysAdmin => {
-            let caps = match sys::capget() {
-                Ok(c) => c,
-                Err(e) => fail(fd, SetupOp::Capget, e),
-            };
-            let dropped = sys::CapSets {
-                effective: caps.effective & !CAP_SYS_ADMIN_BIT,
-                permitted: caps.permitted & !CAP_SYS_ADMIN_BIT,
-                inheritable: caps.inheritable & !CAP_SYS_ADMIN_BIT,
-            };
-            check(fd, SetupOp::CapsetDropSysAdmin, sys::capset(dropped));
-        }
-        Privilege::Nobody => {
-            check(fd, SetupOp::Setgroups, sys::clear_groups());
-            check(fd, SetupOp::SetgidNobody, sys::set_all_gids(NOBODY));
-            check(fd, SetupOp::SetuidNobody, sys::set_all_uids(NOBODY));
-            // Without this the /proc/self files turn root-owned (spec §5.4 pitfall).
-            check(fd, SetupOp::Dumpable, sys::prctl(libc::PR_SET_DUMPABLE, 1));
-        }
-        Privilege::UserNs => {
+fn capset_without_sys_admin() -> Result<(), Errno> {
+    let caps = sys::capget()?;
+    let bit = 1u64 << 21;
+    sys::capset(sys::CapSets {
+        effective: caps.effective & !bit,
+        permitted: caps.permitted & !bit,
+        inheritable: caps.inheritable & !bit,
+    })
+}
+
+/// Drops CAP_SYS_ADMIN (shared with the setup).
+pub fn drop_sys_admin() -> Result<(), Errno> {
+    capset_without_sys_admin()
+}
+
+fn write_maps(ctx: &Ctx) -> Result<(), Errno> {
+    sys::proc::write_id_maps(0, ctx.outer_ids.0, ctx.outer_ids.1).map_err(|(_, e)| e)
+}
+
+/// chroot into the prepared directory (or "/") and chdir("/").
+pub fn do_chroot(kind: Chroot) -> Result<(), Errno> {
+    match kind {
+        Chroot::Subdir => sys::chroot(CHROOT_DIR)?,
+        Chroot::Root => sys::chroot(c"/")?,
+    }
+    sys::chdir(c"/")
+}
+
+fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
+    match step {
+        Step::Unshare(flags) => {
             let (_, _, euid, egid) = sys::ids();
-            // SAFETY: this is the single-threaded case child (threads start after this).
-            check(fd, SetupOp::UnshareUserNs, unsafe {
-                sys::unshare(RawFlags(bits::NEWUSER))
-            });
-            if let Err((path, e)) = sys::proc::write_id_maps(0, euid, egid) {
-                let op = if path == c"/proc/self/setgroups" {
-                    SetupOp::WriteSetgroups
-                } else if path == c"/proc/self/uid_map" {
-                    SetupOp::WriteUidMap
-                } else {
-                    SetupOp::WriteGidMap
-                };
-                fail(fd, op, e);
+            // SAFETY: see the module's Safety section.
+            let r = unsafe { sys::unshare(*flags) };
+            if r.is_ok() && flags.intersects(bits::NEWUSER) {
+                ctx.outer_ids = (euid, egid);
             }
+            r
         }
+        Step::Fork => {
+            // SAFETY: the parent only waits and exits; the child continues as the caller.
+            let pid = unsafe { sys::fork() }?;
+            if pid != 0 {
+                wait_and_exit(pid);
+            }
+            Ok(())
+        }
+        Step::ForkExit => {
+            // SAFETY: the child exits at once.
+            let pid = unsafe { sys::fork() }?;
+            if pid == 0 {
+                sys::exit_now(0);
+            }
+            sys::waitpid(pid, 0).map(|_| ())
+        }
+        Step::WriteMaps => write_maps(ctx),
+        Step::DropSysAdmin => drop_sys_admin(),
+        Step::Chroot(kind) => do_chroot(*kind),
+        Step::SpawnThread => sys::spawn_parked_thread(),
     }
 }
 
-/// Runs `case` in this freshly forked child and reports on `fd`. Never returns.
-pub fn run_case(case: &Case, fd: RawFd) -> ! {
-    check(fd, SetupOp::Setpgid, sys::setpgid(0, 0));
-    check(
-        fd,
-        SetupOp::Pdeathsig,
-        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong),
-    );
-    apply_privilege(fd, case.setup.privilege);
-    for _ in 0..case.setup.threads {
-        check(fd, SetupOp::PthreadCreate, sys::spawn_parked_thread());
+fn probe(ctx: &Ctx) -> Msg {
+    let mut m = Msg::new(MsgKind::Probe);
+    let sibs = &ctx.sibs[..ctx.nsibs];
+    let case = ctx.case;
+    let find = |kind| case.setup.siblings.iter().position(|s| *s == kind).map(|i| &sibs[i]);
+    let flag = |r: Result<bool, Errno>| r.map_or_else(neg, i32::from);
+    if let Some(sib) = find(crate::case::Sibling::Files) {
+        m.probe[0] = match sibling::open_memfd(sib) {
+            Ok((fd, ino)) if fd >= 0 => i32::from(sys::fstat_dev_ino(fd as RawFd).is_ok_and(|(_, i)| i as i64 == ino)),
+            Ok((fd, _)) => fd as i32,
+            Err(e) => neg(e),
+        };
+        m.probe[1] = match sys::memfd() {
+            Ok(fd) => {
+                let ino = sys::fstat_dev_ino(fd).map_or(0, |(_, i)| i as i64);
+                flag(sibling::has_fd(sib, i64::from(fd), ino))
+            }
+            Err(e) => neg(e),
+        };
+        if ctx.nfds > 0 {
+            let fd0 = ctx.fds[0];
+            let ino = sys::fstat_dev_ino(fd0).map_or(0, |(_, i)| i as i64);
+            m.probe[2] = match sys::close_raw(fd0) {
+                Ok(()) => flag(sibling::has_fd(sib, i64::from(fd0), ino)),
+                Err(e) => neg(e),
+            };
+        }
     }
+    if let Some(sib) = find(crate::case::Sibling::Fs) {
+        let cwd = sys::stat_dev_ino(c".");
+        let at_root = cwd.is_ok() && cwd == sys::stat_dev_ino(c"/");
+        let mut before = RawSnapshot::default();
+        status_fields(&mut before);
+        let new_umask = before.umask ^ 0o022;
+        match sibling::chdir_umask(sib, at_root, new_umask) {
+            Ok(_) => {
+                let mut after = RawSnapshot::default();
+                status_fields(&mut after);
+                m.probe[3] = i32::from(sys::stat_dev_ino(c".") != cwd);
+                m.probe[4] = i32::from(after.umask != before.umask);
+            }
+            Err(e) => (m.probe[3], m.probe[4]) = (neg(e), neg(e)),
+        }
+    }
+    if ctx.sem_id >= 0 && ctx.nsibs > 0 {
+        m.probe[5] = sibling::semval(&sibs[0], ctx.sem_id).map_or_else(neg, |v| v as i32);
+    }
+    m
+}
+
+/// Runs the steps as the caller, reports, and ends the process.
+pub fn run_steps(ctx: &mut Ctx) -> ! {
     let mut msg = Msg::new(MsgKind::Before);
-    snapshot(&mut msg.snap);
-    send(fd, &msg);
+    msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
+    snapshot(ctx, &mut msg.snap);
+    send(ctx.out, &msg);
+    let case = ctx.case;
     for (index, step) in case.steps.iter().enumerate() {
         let mut m = Msg::new(MsgKind::Step);
         m.op = index as u32;
-        match step {
-            Step::Unshare(flags) => {
-                // SAFETY: see the module's Safety section; this process is the disposable
-                // case child and its only extra threads are the parked ones of the setup.
-                match unsafe { sys::unshare(*flags) } {
-                    Ok(()) => m.rc = 0,
-                    Err(e) => {
-                        m.rc = -1;
-                        m.errno = e.0;
-                    }
-                }
-            }
+        match run_step(ctx, step) {
+            Ok(()) => m.rc = 0,
+            Err(e) => (m.rc, m.errno) = (-1, e.0),
         }
-        snapshot(&mut m.snap);
-        send(fd, &m);
+        snapshot(ctx, &mut m.snap);
+        send(ctx.out, &m);
     }
-    send(fd, &Msg::new(MsgKind::Done));
+    let p = probe(ctx);
+    send(ctx.out, &p);
+    send(ctx.out, &Msg::new(MsgKind::Done));
     sys::exit_now(0)
+}
+
+extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: arg is the Ctx of run_case, whose frame stays alive while the parent is
+    // blocked in clone(CLONE_VFORK) until this child exits.
+    let ctx = unsafe { &mut *arg.cast::<Ctx>() };
+    run_steps(ctx)
+}
+
+/// Runs `case` in this freshly forked child and reports on `out`. Never returns.
+pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
+    let mut ctx = Ctx {
+        out,
+        case,
+        plan,
+        sibs: [Sib::default(); SIBS],
+        nsibs: 0,
+        fds: [-1; FDS],
+        nfds: 0,
+        sem_id: -1,
+        outer_ids: (0, 0),
+    };
+    child_setup::build(&mut ctx);
+    if case.setup.vfork {
+        let stack = match sys::stack(1024 * 1024) {
+            Ok(s) => s,
+            Err(e) => fail(out, SetupOp::Vfork, e),
+        };
+        let arg = (&mut ctx as *mut Ctx).cast();
+        // SAFETY: CLONE_VFORK blocks this process until the child exits, so ctx is not used
+        // concurrently; the child ends with _exit.
+        match unsafe { sys::clone(vfork_entry, stack, bits::VM | 0x4000, arg) } {
+            Ok(pid) => wait_and_exit(pid),
+            Err(e) => fail(out, SetupOp::Vfork, e),
+        }
+    }
+    run_steps(&mut ctx)
 }

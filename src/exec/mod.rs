@@ -7,11 +7,14 @@
 //! in, an [`Outcome`] comes out.
 
 pub mod child;
+pub mod child_setup;
+pub mod plan;
 pub mod probe;
 pub mod protocol;
 pub mod record;
 pub mod sandbox;
 pub mod server;
+pub mod sibling;
 pub mod watch;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -73,10 +76,7 @@ impl Executor {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|source| ExecError::Spawn {
-                binary: binary.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| ExecError::Spawn { binary: binary.to_path_buf(), source })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(ExecError::Protocol("no pipes to the executor".into()));
         };
@@ -88,18 +88,10 @@ impl Executor {
                 return Err(ExecError::Sandbox(message));
             }
             other => {
-                return Err(ExecError::Protocol(format!(
-                    "expected hello, got {other:?}"
-                )));
+                return Err(ExecError::Protocol(format!("expected hello, got {other:?}")));
             }
         };
-        Ok(Executor {
-            child,
-            stdin: Some(BufWriter::new(stdin)),
-            stdout,
-            env,
-            next_id: 0,
-        })
+        Ok(Executor { child, stdin: Some(BufWriter::new(stdin)), stdout, env, next_id: 0 })
     }
 
     /// Starts the executor from the currently running binary.
@@ -107,10 +99,8 @@ impl Executor {
     /// # Errors
     /// As [`Executor::spawn`].
     pub fn spawn_self(extra_args: &[String]) -> Result<Executor, ExecError> {
-        let exe = std::env::current_exe().map_err(|source| ExecError::Spawn {
-            binary: "/proc/self/exe".into(),
-            source,
-        })?;
+        let exe =
+            std::env::current_exe().map_err(|source| ExecError::Spawn { binary: "/proc/self/exe".into(), source })?;
         Executor::spawn(&exe, extra_args)
     }
 
@@ -126,25 +116,14 @@ impl Executor {
     pub fn run(&mut self, case: &Case, timeout: Duration) -> Result<Outcome, ExecError> {
         self.next_id += 1;
         let id = self.next_id;
-        let req = Request {
-            id,
-            case: case.clone(),
-            timeout_ms: timeout.as_millis() as u64,
-        };
+        let req = Request { id, case: case.clone(), timeout_ms: timeout.as_millis() as u64 };
         let line = serde_json::to_string(&req).map_err(|e| ExecError::Protocol(e.to_string()))?;
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| ExecError::Died("stdin closed".into()))?;
-        writeln!(stdin, "{line}")
-            .and_then(|()| stdin.flush())
-            .map_err(|e| ExecError::Died(e.to_string()))?;
+        let stdin = self.stdin.as_mut().ok_or_else(|| ExecError::Died("stdin closed".into()))?;
+        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).map_err(|e| ExecError::Died(e.to_string()))?;
         match read_response(&mut self.stdout)? {
-            Response::Outcome { id: got, outcome } if got == id => Ok(outcome),
+            Response::Outcome { id: got, outcome } if got == id => Ok(*outcome),
             Response::Error { message, .. } => Err(ExecError::Protocol(message)),
-            other => Err(ExecError::Protocol(format!(
-                "unexpected response {other:?}"
-            ))),
+            other => Err(ExecError::Protocol(format!("unexpected response {other:?}"))),
         }
     }
 }
@@ -153,9 +132,7 @@ fn read_response(stdout: &mut BufReader<ChildStdout>) -> Result<Response, ExecEr
     let mut line = String::new();
     match stdout.read_line(&mut line) {
         Ok(0) => Err(ExecError::Died("it closed its output".into())),
-        Ok(_) => {
-            serde_json::from_str(&line).map_err(|e| ExecError::Protocol(format!("{e} in {line:?}")))
-        }
+        Ok(_) => serde_json::from_str(&line).map_err(|e| ExecError::Protocol(format!("{e} in {line:?}"))),
         Err(e) => Err(ExecError::Died(e.to_string())),
     }
 }

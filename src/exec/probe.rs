@@ -15,9 +15,7 @@ use super::sandbox::SandboxInfo;
 use super::watch;
 
 fn read_text(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
 fn read_u64(path: &str) -> Option<u64> {
@@ -27,17 +25,26 @@ fn read_u64(path: &str) -> Option<u64> {
 /// True if `id` is inside one of the ranges of an id-map file.
 fn id_mapped(map: &str, id: u64) -> bool {
     map.lines().any(|line| {
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
+        let f: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
         f.len() == 3 && id >= f[0] && id < f[0] + f[2]
     })
 }
 
 fn own_snapshot() -> Snapshot {
+    let case = Case::unshare(&[0]);
+    let ctx = child::Ctx {
+        out: -1,
+        case: &case,
+        plan: super::plan::Plan::default(),
+        sibs: Default::default(),
+        nsibs: 0,
+        fds: [-1; super::record::FDS],
+        nfds: 0,
+        sem_id: -1,
+        outer_ids: (0, 0),
+    };
     let mut raw = RawSnapshot::default();
-    child::snapshot(&mut raw);
+    child::snapshot(&ctx, &mut raw);
     raw.to_snapshot()
 }
 
@@ -47,29 +54,16 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         .into_iter()
         .filter(|l| std::path::Path::new(&format!("/proc/self/ns/{}", l.file_name())).exists())
         .collect();
-    let max_namespaces: BTreeMap<String, u64> =
-        ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
-            .iter()
-            .filter_map(|k| {
-                read_u64(&format!("/proc/sys/user/max_{k}_namespaces")).map(|v| (k.to_string(), v))
-            })
-            .collect();
+    let max_namespaces: BTreeMap<String, u64> = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
+        .iter()
+        .filter_map(|k| read_u64(&format!("/proc/sys/user/max_{k}_namespaces")).map(|v| (k.to_string(), v)))
+        .collect();
     if !std::path::Path::new("/sys/kernel/security/lsm").exists() {
         // Our own mount namespace: mounting securityfs here does not reach the host.
-        let _ = sys::mount(
-            c"securityfs",
-            c"/sys/kernel/security",
-            Some(c"securityfs"),
-            0,
-        );
+        let _ = sys::mount(c"securityfs", c"/sys/kernel/security", Some(c"securityfs"), 0);
     }
     let lsms: Vec<String> = read_text("/sys/kernel/security/lsm")
-        .map(|s| {
-            s.split(',')
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())
         .unwrap_or_default();
     let nobody_mapped = read_text("/proc/self/uid_map").is_some_and(|m| id_mapped(&m, 65534))
         && read_text("/proc/self/gid_map").is_some_and(|m| id_mapped(&m, 65534));
@@ -83,8 +77,10 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         overflow_uid: read_u64("/proc/sys/kernel/overflowuid").unwrap_or(65534) as u32,
         overflow_gid: read_u64("/proc/sys/kernel/overflowgid").unwrap_or(65534) as u32,
         userns_depth: info.host_userns_depth.map(|d| d + u32::from(info.user_ns)),
+        pidns_level: info.host_pidns_level.map(|l| l + 1),
         chrooted: info.host_chrooted.unwrap_or(false),
         nobody_mapped,
+        kcmp: sys::kcmp(sys::getpid(), sys::getpid(), 2, 0, 0).is_ok(),
         ns_links,
         max_namespaces,
         seccomp_mode: info.seccomp.0,
@@ -106,13 +102,12 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
         notes.push("strict seccomp mode is active".into());
     }
     if read_u64("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
-        notes.push("kernel.unprivileged_userns_clone=0: NEWUSER without privilege is refused (a distribution patch)".into());
+        notes.push(
+            "kernel.unprivileged_userns_clone=0: NEWUSER without privilege is refused (a distribution patch)".into(),
+        );
     }
     if read_u64("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
-        notes.push(
-            "kernel.apparmor_restrict_unprivileged_userns=1: AppArmor may refuse user namespaces"
-                .into(),
-        );
+        notes.push("kernel.apparmor_restrict_unprivileged_userns=1: AppArmor may refuse user namespaces".into());
     }
     if env.max_namespaces("user") == Some(0) {
         notes.push("user.max_user_namespaces=0: every NEWUSER fails with ENOSPC".into());
@@ -120,17 +115,19 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
     if info.host_chrooted.is_none() {
         notes.push("could not tell whether the harness runs chrooted; assumed not".into());
     }
+    if info.host_pidns_level.is_none() {
+        notes.push("the pid-namespace level is unknown (no NSpid in /proc/self/status); the pid-ns depth limit is not modelled".into());
+    }
     if info.host_userns_depth.is_none() {
-        notes.push("the harness already runs inside a user namespace of unknown depth; the depth limit is not modelled".into());
+        notes.push(
+            "the harness already runs inside a user namespace of unknown depth; the depth limit is not modelled".into(),
+        );
     }
     let probe = Case::unshare(&[0]);
-    match watch::run_one(&probe, Duration::from_secs(5)) {
+    match watch::run_one(&probe, super::plan::Plan::default(), Duration::from_secs(5)) {
         Ok(Outcome::Completed { trace }) => {
             if let Some(step) = trace.steps.first().filter(|s| !s.result.is_success()) {
-                notes.push(format!(
-                    "unshare(0) fails with {}: unshare itself is filtered here",
-                    step.result
-                ));
+                notes.push(format!("unshare(0) fails with {}: unshare itself is filtered here", step.result));
             }
         }
         Ok(other) => notes.push(format!("the unshare(0) probe ended as {}", other.kind())),

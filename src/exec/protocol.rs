@@ -36,7 +36,7 @@ pub enum Response {
         /// Request id.
         id: u64,
         /// What happened.
-        outcome: Outcome,
+        outcome: Box<Outcome>,
     },
     /// A request could not be served.
     Error {

@@ -9,9 +9,19 @@ use crate::observe::{NsValue, Snapshot};
 
 const MAGIC: u32 = 0x5546_5a31; // "UFZ1"
 
+/// Siblings a snapshot has room for.
+pub const SIBS: usize = 3;
+/// Setup fds a snapshot has room for.
+pub const FDS: usize = 3;
+/// Probe results a message has room for.
+pub const PROBES: usize = 8;
+/// "Not applicable" in kcmp, fd-flag, semaphore and probe slots.
+pub const NONE: i32 = i32::MIN;
+
 /// Bytes per message.
-pub const MSG_LEN: usize = 4 + 4 + 4 + 4 + 8 + SNAP_LEN;
-const SNAP_LEN: usize = 8 * NsLink::COUNT + 4 * NsLink::COUNT + 4 + 4 * 4 + 8 + 4;
+pub const MSG_LEN: usize = 4 + 4 + 4 + 4 + 8 + SNAP_LEN + 4 * PROBES;
+const SNAP_LEN: usize =
+    8 * NsLink::COUNT + 4 * NsLink::COUNT + 4 + 4 * 4 + 8 + 4 + 8 + 8 + 4 + 4 + 4 * SIBS * 5 + 4 * SIBS * FDS + 4 * FDS;
 
 /// What a message reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +35,8 @@ pub enum MsgKind {
     Step = 3,
     /// The child reached its end.
     Done = 4,
+    /// Results of the behavioural probes after the last step.
+    Probe = 5,
 }
 
 /// A setup operation, named in `SetupFailed` messages.
@@ -57,6 +69,28 @@ pub enum SetupOp {
     WriteGidMap = 12,
     /// `pthread_create`
     PthreadCreate = 13,
+    /// unshare(NEWPID) + fork of the pid-ns nesting
+    PidNesting = 14,
+    /// unshare(NEWUSER) + maps of the user-ns nesting
+    UserNesting = 15,
+    /// writing max_*_namespaces
+    WriteLimit = 16,
+    /// building the foreign pid namespace (helper, setns, fork)
+    ForeignPidns = 17,
+    /// chroot + chdir
+    Chroot = 18,
+    /// opening the setup fds
+    OpenFds = 19,
+    /// semget + semop(SEM_UNDO)
+    Semaphore = 20,
+    /// chdir + umask
+    CwdUmask = 21,
+    /// clone of a sibling
+    Sibling = 22,
+    /// clone(CLONE_VM|CLONE_VFORK)
+    Vfork = 23,
+    /// the setup asks for more nesting than possible from the executor's position
+    Plan = 24,
 }
 
 impl SetupOp {
@@ -76,13 +110,24 @@ impl SetupOp {
             11 => "write /proc/self/uid_map",
             12 => "write /proc/self/gid_map",
             13 => "pthread_create",
+            14 => "unshare(NEWPID) + fork (pid-ns nesting)",
+            15 => "unshare(NEWUSER) + id maps (user-ns nesting)",
+            16 => "write /proc/sys/user/max_*_namespaces",
+            17 => "foreign pid namespace (helper, setns, fork)",
+            18 => "chroot",
+            19 => "open the setup fds",
+            20 => "semget + semop(SEM_UNDO)",
+            21 => "chdir(/proc) + umask(077)",
+            22 => "clone of a sibling",
+            23 => "clone(CLONE_VM|CLONE_VFORK)",
+            24 => "plan the nesting from the executor's position",
             _ => "unknown setup operation",
         }
     }
 }
 
 /// The raw form of a [`Snapshot`], filled without allocating.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawSnapshot {
     /// Inode per link (0 if `ns_err` is set).
     pub ns_ino: [u64; NsLink::COUNT],
@@ -96,22 +141,55 @@ pub struct RawSnapshot {
     pub cap_eff: u64,
     /// Thread count.
     pub threads: u32,
+    /// `stat(".")`: device and inode of the cwd.
+    pub cwd: [u64; 2],
+    /// `Umask:` of /proc/self/status.
+    pub umask: u32,
+    /// GETVAL of the setup semaphore, or -errno, or [`NONE`].
+    pub semval: i32,
+    /// kcmp against each sibling for the types of `model::expect::KCMP_TYPES` (-errno on error).
+    pub kcmp: [[i32; 5]; SIBS],
+    /// KCMP_FILE of each setup fd against the same fd of each sibling.
+    pub kcmp_file: [[i32; FDS]; SIBS],
+    /// F_GETFD of each setup fd (-errno once closed).
+    pub fd_flags: [i32; FDS],
+}
+
+impl Default for RawSnapshot {
+    fn default() -> Self {
+        RawSnapshot {
+            ns_ino: [0; NsLink::COUNT],
+            ns_err: [0; NsLink::COUNT],
+            pid: 0,
+            ids: [0; 4],
+            cap_eff: 0,
+            threads: 0,
+            cwd: [0; 2],
+            umask: 0,
+            semval: NONE,
+            kcmp: [[NONE; 5]; SIBS],
+            kcmp_file: [[NONE; FDS]; SIBS],
+            fd_flags: [NONE; FDS],
+        }
+    }
 }
 
 impl RawSnapshot {
     /// The decoded form.
     pub fn to_snapshot(&self) -> Snapshot {
         let mut ns = [NsValue::Inode(0); NsLink::COUNT];
-        for (slot, (ino, err)) in ns
-            .iter_mut()
-            .zip(self.ns_ino.iter().zip(self.ns_err.iter()))
-        {
-            *slot = if *err != 0 {
-                NsValue::Error(Errno(*err))
-            } else {
-                NsValue::Inode(*ino)
-            };
+        for (slot, (ino, err)) in ns.iter_mut().zip(self.ns_ino.iter().zip(self.ns_err.iter())) {
+            *slot = if *err != 0 { NsValue::Error(Errno(*err)) } else { NsValue::Inode(*ino) };
         }
+        let slot = |v: i32| {
+            if v == NONE {
+                None
+            } else if v < 0 {
+                Some(Err(Errno(-v)))
+            } else {
+                Some(Ok(v))
+            }
+        };
         Snapshot {
             ns,
             pid: self.pid,
@@ -121,6 +199,21 @@ impl RawSnapshot {
             egid: self.ids[3],
             cap_eff: self.cap_eff,
             threads: self.threads,
+            cwd: (self.cwd[0], self.cwd[1]),
+            umask: self.umask,
+            semval: slot(self.semval).map(crate::observe::IntOrErrno::from),
+            siblings: (0..SIBS)
+                .take_while(|k| self.kcmp[*k][0] != NONE)
+                .map(|k| crate::observe::SiblingView {
+                    kcmp: self.kcmp[k].map(|v| crate::observe::IntOrErrno::from(slot(v).unwrap_or(Ok(-1)))),
+                    fds: self.kcmp_file[k]
+                        .iter()
+                        .filter_map(|v| slot(*v))
+                        .map(crate::observe::IntOrErrno::from)
+                        .collect(),
+                })
+                .collect(),
+            fd_flags: self.fd_flags.iter().filter_map(|v| slot(*v)).map(crate::observe::IntOrErrno::from).collect(),
         }
     }
 }
@@ -138,6 +231,8 @@ pub struct Msg {
     pub rc: i64,
     /// State (Before, Step).
     pub snap: RawSnapshot,
+    /// Probe results (Probe), [`NONE`] where not applicable.
+    pub probe: [i32; PROBES],
 }
 
 struct Writer<'a> {
@@ -193,7 +288,14 @@ impl Msg {
                 ids: [0; 4],
                 cap_eff: 0,
                 threads: 0,
+                cwd: [0; 2],
+                umask: 0,
+                semval: NONE,
+                kcmp: [[NONE; 5]; SIBS],
+                kcmp_file: [[NONE; FDS]; SIBS],
+                fd_flags: [NONE; FDS],
             },
+            probe: [NONE; PROBES],
         }
     }
 
@@ -217,6 +319,26 @@ impl Msg {
         }
         w.put(&self.snap.cap_eff.to_le_bytes());
         w.put(&self.snap.threads.to_le_bytes());
+        w.put(&self.snap.cwd[0].to_le_bytes());
+        w.put(&self.snap.cwd[1].to_le_bytes());
+        w.put(&self.snap.umask.to_le_bytes());
+        w.put(&self.snap.semval.to_le_bytes());
+        for row in self.snap.kcmp {
+            for v in row {
+                w.put(&v.to_le_bytes());
+            }
+        }
+        for row in self.snap.kcmp_file {
+            for v in row {
+                w.put(&v.to_le_bytes());
+            }
+        }
+        for v in self.snap.fd_flags {
+            w.put(&v.to_le_bytes());
+        }
+        for v in self.probe {
+            w.put(&v.to_le_bytes());
+        }
     }
 
     /// Parses the wire form; `None` if the magic or the kind is wrong.
@@ -230,12 +352,13 @@ impl Msg {
             2 => MsgKind::Before,
             3 => MsgKind::Step,
             4 => MsgKind::Done,
+            5 => MsgKind::Probe,
             _ => return None,
         };
         let op = r.u32();
         let errno = r.i32();
         let rc = r.i64();
-        let mut snap = RawSnapshot::default();
+        let mut snap = Msg::new(MsgKind::Done).snap;
         for v in snap.ns_ino.iter_mut() {
             *v = r.u64();
         }
@@ -248,22 +371,32 @@ impl Msg {
         }
         snap.cap_eff = r.u64();
         snap.threads = r.u32();
-        Some(Msg {
-            kind,
-            op,
-            errno,
-            rc,
-            snap,
-        })
+        snap.cwd = [r.u64(), r.u64()];
+        snap.umask = r.u32();
+        snap.semval = r.i32();
+        for row in snap.kcmp.iter_mut() {
+            for v in row.iter_mut() {
+                *v = r.i32();
+            }
+        }
+        for row in snap.kcmp_file.iter_mut() {
+            for v in row.iter_mut() {
+                *v = r.i32();
+            }
+        }
+        for v in snap.fd_flags.iter_mut() {
+            *v = r.i32();
+        }
+        let mut probe = [NONE; PROBES];
+        for v in probe.iter_mut() {
+            *v = r.i32();
+        }
+        Some(Msg { kind, op, errno, rc, snap, probe })
     }
 
     /// The call result of a Step message.
     pub fn call_result(&self) -> CallResult {
-        if self.rc < 0 {
-            CallResult::Failure(Errno(self.errno))
-        } else {
-            CallResult::Success
-        }
+        if self.rc < 0 { CallResult::Failure(Errno(self.errno)) } else { CallResult::Success }
     }
 }
 
@@ -273,7 +406,7 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_fit_in_pipe_buf() {
-        const { assert!(MSG_LEN <= 512) };
+        const { assert!(MSG_LEN <= 512, "a message must be written atomically (PIPE_BUF)") };
         let mut m = Msg::new(MsgKind::Step);
         m.op = 3;
         m.rc = -1;
@@ -284,16 +417,16 @@ mod tests {
         m.snap.cap_eff = 0x1ff_ffff_ffff;
         m.snap.threads = 3;
         m.snap.pid = 77;
+        m.snap.kcmp[0] = [0, 1, 2, -1, 0];
+        m.snap.fd_flags = [1, 0, NONE];
+        m.probe[2] = 1;
         let mut buf = [0u8; MSG_LEN];
         m.encode(&mut buf);
         assert_eq!(Msg::decode(&buf), Some(m));
         buf[0] ^= 1;
         assert_eq!(Msg::decode(&buf), None);
         let s = m.snap.to_snapshot();
-        assert_eq!(
-            s.link(NsLink::PidForChildren),
-            NsValue::Error(Errno::ENOENT)
-        );
+        assert_eq!(s.link(NsLink::PidForChildren), NsValue::Error(Errno::ENOENT));
         assert_eq!(s.link(NsLink::Mnt), NsValue::Inode(4_026_531_841));
     }
 }

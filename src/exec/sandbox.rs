@@ -19,6 +19,8 @@ pub struct SandboxInfo {
     pub host_uid: u32,
     /// User-namespace depth before entering, if known (0 in the initial namespace).
     pub host_userns_depth: Option<u32>,
+    /// Pid-namespace level before entering (entries of NSpid minus one), if readable.
+    pub host_pidns_level: Option<u32>,
     /// `/` differs from `/proc/1/root` before entering (None if that could not be read).
     pub host_chrooted: Option<bool>,
     /// `Seccomp:` and `Seccomp_filters:` of /proc/self/status before entering.
@@ -42,11 +44,14 @@ fn host_chrooted() -> Option<bool> {
     // listed in mountinfo, so with no mount at "/" the root is a subdirectory (chrooted).
     // A chroot into a mount point is not detected this way.
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    Some(
-        !info
-            .lines()
-            .any(|l| l.split_whitespace().nth(4) == Some("/")),
-    )
+    Some(!info.lines().any(|l| l.split_whitespace().nth(4) == Some("/")))
+}
+
+fn host_pidns_level() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    let n = line.split_whitespace().count().checked_sub(1)?;
+    u32::try_from(n).ok()?.checked_sub(1)
 }
 
 fn seccomp() -> (u32, u32) {
@@ -71,6 +76,7 @@ pub fn enter() -> Result<SandboxInfo, String> {
         user_ns,
         host_uid,
         host_userns_depth: host_userns_depth(),
+        host_pidns_level: host_pidns_level(),
         host_chrooted: host_chrooted(),
         seccomp: seccomp(),
     };
@@ -96,36 +102,31 @@ pub fn enter() -> Result<SandboxInfo, String> {
     })?;
     if user_ns {
         sys::proc::write_id_maps(0, host_uid, host_gid).map_err(|(path, e)| {
-            format!(
-                "cannot build the outer sandbox: writing {} failed with {e}",
-                path.to_string_lossy()
-            )
+            format!("cannot build the outer sandbox: writing {} failed with {e}", path.to_string_lossy())
         })?;
     }
-    sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE)
-        .map_err(|e| format!("cannot build the outer sandbox: making / private (mount MS_REC|MS_PRIVATE) failed with {e}"))?;
+    sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE).map_err(|e| {
+        format!("cannot build the outer sandbox: making / private (mount MS_REC|MS_PRIVATE) failed with {e}")
+    })?;
     let _ = sys::sethostname(b"unshare-fuzz-sandbox");
     // SAFETY: still single-threaded; the parent branch below only waits and exits.
     #[allow(unsafe_code)]
-    let pid =
-        unsafe { sys::fork() }.map_err(|e| format!("cannot fork the sandbox's pid 1: {e}"))?;
+    let pid = unsafe { sys::fork() }.map_err(|e| format!("cannot fork the sandbox's pid 1: {e}"))?;
     if pid != 0 {
         relay(pid);
     }
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     let mut notes = vec![format!("namespaces {}", RawFlags(flags))];
-    match sys::mount(
-        c"proc",
-        c"/proc",
-        Some(c"proc"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-    ) {
+    match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
         Ok(()) => notes.push("own /proc".into()),
-        Err(e) => notes.push(format!(
-            "host /proc kept (mounting a new one failed with {e})"
-        )),
+        Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
     }
     notes.push(format!("executor is pid {} of the sandbox", sys::getpid()));
+    let _ = sys::chdir(c"/");
+    match prepare_chroot_tree() {
+        Ok(()) => notes.push("chroot tree on a private tmpfs at /tmp".into()),
+        Err(e) => notes.push(format!("no chroot tree ({e}): chroot setups will fail as broken")),
+    }
     info.description = notes.join(", ");
     Ok(info)
 }
@@ -138,4 +139,31 @@ fn relay(pid: libc::pid_t) -> ! {
         _ => 2,
     };
     sys::exit_now(code)
+}
+
+/// Mounts a private tmpfs on /tmp (inside the sandbox's mount namespace only) holding
+/// `uf-chroot/`, which contains `proc/` (a bind of /proc) and `tmp/uf-chroot/` again, several
+/// levels deep, so a chroot into it works from inside a chroot too.
+fn prepare_chroot_tree() -> Result<(), String> {
+    use super::child::{CHROOT_DIR, CHROOT_LEVELS};
+    sys::mount(c"tmpfs", c"/tmp", Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV)
+        .map_err(|e| format!("mount tmpfs on /tmp: {e}"))?;
+    let mut dir = String::new();
+    for _ in 0..CHROOT_LEVELS {
+        dir.push_str(&CHROOT_DIR.to_string_lossy());
+        for sub in ["tmp", "tmp/uf-chroot", "proc"] {
+            let _ = sub;
+        }
+        let mk = |p: &str| -> Result<(), String> {
+            let c = std::ffi::CString::new(p).map_err(|e| e.to_string())?;
+            sys::mkdir(&c, 0o755).map_err(|e| format!("mkdir {p}: {e}"))
+        };
+        let parent_tmp = dir.trim_end_matches("/uf-chroot").to_string();
+        mk(&parent_tmp)?;
+        mk(&dir)?;
+        mk(&format!("{dir}/proc"))?;
+        let target = std::ffi::CString::new(format!("{dir}/proc")).map_err(|e| e.to_string())?;
+        sys::mount(c"/proc", &target, None, libc::MS_BIND | libc::MS_REC).map_err(|e| format!("bind /proc: {e}"))?;
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
+use super::plan::Plan;
 use super::protocol::{Request, Response};
 use super::{probe, sandbox, watch};
 
@@ -28,12 +29,7 @@ pub fn executor_main() -> i32 {
         }
     };
     let env = probe::environment(&info);
-    if !send(
-        &mut out,
-        &Response::Hello {
-            environment: Box::new(env),
-        },
-    ) {
+    if !send(&mut out, &Response::Hello { environment: Box::new(env.clone()) }) {
         return 2;
     }
     let stdin = std::io::stdin();
@@ -43,26 +39,16 @@ pub fn executor_main() -> i32 {
             continue;
         }
         let response = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::Error {
-                id: None,
-                message: format!("bad request: {e}"),
-            },
-            Ok(req) => match req.case.validate() {
-                Err(e) => Response::Error {
-                    id: Some(req.id),
-                    message: format!("bad case: {e}"),
-                },
-                Ok(()) => match watch::run_one(&req.case, Duration::from_millis(req.timeout_ms)) {
-                    Ok(outcome) => Response::Outcome {
-                        id: req.id,
-                        outcome,
+            Err(e) => Response::Error { id: None, message: format!("bad request: {e}") },
+            Ok(req) => {
+                match req.case.validate().map_err(|e| e.to_string()).and_then(|()| Plan::new(&req.case.setup, &env)) {
+                    Err(e) => Response::Error { id: Some(req.id), message: format!("bad case: {e}") },
+                    Ok(plan) => match watch::run_one(&req.case, plan, Duration::from_millis(req.timeout_ms)) {
+                        Ok(outcome) => Response::Outcome { id: req.id, outcome: Box::new(outcome) },
+                        Err(e) => Response::Error { id: Some(req.id), message: format!("executor failure: {e}") },
                     },
-                    Err(e) => Response::Error {
-                        id: Some(req.id),
-                        message: format!("executor failure: {e}"),
-                    },
-                },
-            },
+                }
+            }
         };
         if !send(&mut out, &response) {
             return 2;

@@ -14,13 +14,15 @@ use crate::observe::{Outcome, StepObservation, Trace};
 use crate::sys;
 
 use super::child;
-use super::record::{MSG_LEN, Msg, MsgKind, SetupOp};
+use super::plan::Plan;
+use super::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
 
 /// What the parent collected from the pipe.
 #[derive(Default)]
 struct Collected {
     setup_failed: Option<(u32, i32)>,
     trace: Option<Trace>,
+    sem_id: Option<i32>,
     done: bool,
     garbage: bool,
 }
@@ -30,16 +32,28 @@ impl Collected {
         match msg.kind {
             MsgKind::SetupFailed => self.setup_failed = Some((msg.op, msg.errno)),
             MsgKind::Before => {
-                self.trace = Some(Trace {
-                    before: msg.snap.to_snapshot(),
-                    steps: Vec::new(),
-                })
+                self.trace = Some(Trace { before: msg.snap.to_snapshot(), steps: Vec::new(), probe: None });
+                self.sem_id = (msg.op != u32::MAX).then_some(msg.op as i32);
             }
+            MsgKind::Probe => match self.trace.as_mut() {
+                Some(t) => {
+                    let slot = |v: i32| {
+                        (v != NONE)
+                            .then(|| crate::observe::IntOrErrno::from(if v < 0 { Err(Errno(-v)) } else { Ok(v) }))
+                    };
+                    t.probe = Some(crate::observe::ProbeObservation {
+                        sibling_fd_visible: slot(msg.probe[0]),
+                        caller_fd_visible: slot(msg.probe[1]),
+                        closed_fd_open_in_sibling: slot(msg.probe[2]),
+                        fs_cwd_followed: slot(msg.probe[3]),
+                        fs_umask_followed: slot(msg.probe[4]),
+                        sem_value_outside: slot(msg.probe[5]),
+                    });
+                }
+                None => self.garbage = true,
+            },
             MsgKind::Step => match self.trace.as_mut() {
-                Some(t) => t.steps.push(StepObservation {
-                    result: msg.call_result(),
-                    after: msg.snap.to_snapshot(),
-                }),
+                Some(t) => t.steps.push(StepObservation { result: msg.call_result(), after: msg.snap.to_snapshot() }),
                 None => self.garbage = true,
             },
             MsgKind::Done => self.done = true,
@@ -86,14 +100,14 @@ pub fn reap_orphans() {
 ///
 /// # Errors
 /// Only when the executor itself cannot work (pipe, fork or pidfd failed).
-pub fn run_one(case: &Case, timeout: Duration) -> Result<Outcome, Errno> {
+pub fn run_one(case: &Case, plan: Plan, timeout: Duration) -> Result<Outcome, Errno> {
     let (rd, wr) = sys::pipe()?;
     // SAFETY: the executor is single-threaded; the child ends in child::run_case, which
     // never returns.
     let pid = unsafe { sys::fork() }?;
     if pid == 0 {
         drop(rd);
-        child::run_case(case, wr.as_raw_fd());
+        child::run_case(case, plan, wr.as_raw_fd());
     }
     drop(wr);
     // Also set the group from this side, so a kill before the child's own setpgid still works.
@@ -113,16 +127,8 @@ pub fn run_one(case: &Case, timeout: Duration) -> Result<Outcome, Errno> {
             break;
         }
         let mut fds = [
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if pipe_open { rd.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if pipe_open { rd.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
         ];
         match sys::poll(&mut fds, left.as_millis().clamp(1, i32::MAX as u128) as i32) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -143,38 +149,27 @@ pub fn run_one(case: &Case, timeout: Duration) -> Result<Outcome, Errno> {
     // Anything the case started and left behind goes now.
     kill_group(pid);
     reap_orphans();
+    if let Some(id) = got.sem_id {
+        // The semaphore lives in the executor's IPC namespace; do not let it pile up.
+        let _ = sys::sem_remove(id);
+    }
     Ok(outcome(got, status, timed_out, timeout))
 }
 
 fn outcome(got: Collected, status: i32, timed_out: bool, timeout: Duration) -> Outcome {
     if timed_out {
-        return Outcome::Timeout {
-            timeout_ms: timeout.as_millis() as u64,
-            partial: got.trace,
-        };
+        return Outcome::Timeout { timeout_ms: timeout.as_millis() as u64, partial: got.trace };
     }
     if libc::WIFSIGNALED(status) {
-        return Outcome::Crash {
-            signal: libc::WTERMSIG(status),
-            partial: got.trace,
-        };
+        return Outcome::Crash { signal: libc::WTERMSIG(status), partial: got.trace };
     }
     if got.garbage {
-        return Outcome::Broken {
-            reason: "the child wrote an unreadable message".into(),
-        };
+        return Outcome::Broken { reason: "the child wrote an unreadable message".into() };
     }
     if let Some((op, errno)) = got.setup_failed {
-        return Outcome::SetupFailed {
-            op: SetupOp::describe(op).into(),
-            errno: Errno(errno),
-        };
+        return Outcome::SetupFailed { op: SetupOp::describe(op).into(), errno: Errno(errno) };
     }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
     match (got.done, got.trace) {
         (true, Some(trace)) if code == 0 => Outcome::Completed { trace },
         (_, trace) => Outcome::Broken {

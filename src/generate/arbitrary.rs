@@ -3,10 +3,10 @@
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
-use crate::case::{Case, MAX_STEPS, Privilege, Setup, Step};
+use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Sibling, Step};
 use crate::flags::RawFlags;
 
-use super::weights::{self, FlagClass, INTERESTING_INVALID_BITS};
+use super::weights::{self, FlagClass, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
 fn subset(u: &mut Unstructured) -> Result<u64> {
     let bits = weights::valid_bits();
@@ -18,9 +18,28 @@ fn subset(u: &mut Unstructured) -> Result<u64> {
     Ok(f)
 }
 
+fn roll(u: &mut Unstructured) -> Result<u32> {
+    u.int_in_range(0..=99)
+}
+
+fn chance(u: &mut Unstructured, percent: u32) -> Result<bool> {
+    Ok(roll(u)? < percent)
+}
+
+fn pick<T: Copy>(u: &mut Unstructured, weights: &[u32], values: &[T]) -> Result<T> {
+    let mut r = roll(u)?;
+    for (w, v) in weights.iter().zip(values) {
+        if r < *w {
+            return Ok(*v);
+        }
+        r -= w;
+    }
+    Ok(values[values.len() - 1])
+}
+
 impl<'a> Arbitrary<'a> for RawFlags {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
-        let word = match weights::flag_class(u.int_in_range(0..=99)?) {
+        let word = match weights::flag_class(roll(u)?) {
             FlagClass::Subset => subset(u)?,
             FlagClass::Zero => 0,
             FlagClass::Neighbour => subset(u)? | (1u64 << *u.choose(INTERESTING_INVALID_BITS)?),
@@ -39,14 +58,62 @@ impl<'a> Arbitrary<'a> for Privilege {
 impl<'a> Arbitrary<'a> for Setup {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let privilege = Privilege::arbitrary(u)?;
-        let threads = weights::thread_count(u.int_in_range(0..=99)?);
-        Ok(Setup { privilege, threads })
+        let threads = weights::thread_count(roll(u)?);
+        let pidns_level = if chance(u, ws::PIDNS_LEVEL)? { Some(*u.choose(ws::PIDNS_LEVELS)?) } else { None };
+        let userns_depth = if chance(u, ws::USERNS_DEPTH)? { Some(*u.choose(ws::USERNS_DEPTHS)?) } else { None };
+        let limit_zero = if chance(u, ws::LIMIT_ZERO)? { Some(*u.choose(&NsType::ALL)?) } else { None };
+        let foreign_pidns = chance(u, ws::FOREIGN_PIDNS)?;
+        let chroot = pick(
+            u,
+            &[100 - ws::CHROOT_SUBDIR - ws::CHROOT_ROOT, ws::CHROOT_SUBDIR, ws::CHROOT_ROOT],
+            &[None, Some(Chroot::Subdir), Some(Chroot::Root)],
+        )?;
+        let fds = if chance(u, ws::FDS)? { u.int_in_range(1..=3)? } else { 0 };
+        let sem_undo = chance(u, ws::SEM_UNDO)?;
+        let cwd_umask = chance(u, ws::CWD_UMASK)?;
+        let n = pick(u, &ws::SIBLING_COUNTS, &[0usize, 1, 2, 3])?;
+        let mut siblings = Vec::with_capacity(n);
+        for _ in 0..n {
+            siblings.push(*u.choose(&Sibling::ALL)?);
+        }
+        let vfork = chance(u, ws::VFORK)?;
+        Ok(Setup {
+            privilege,
+            threads,
+            pidns_level,
+            userns_depth,
+            limit_zero,
+            foreign_pidns,
+            chroot,
+            fds,
+            sem_undo,
+            cwd_umask,
+            siblings,
+            vfork,
+        })
     }
 }
 
 impl<'a> Arbitrary<'a> for Step {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
-        Ok(Step::Unshare(RawFlags::arbitrary(u)?))
+        let kinds = [
+            wst::UNSHARE,
+            wst::FORK,
+            wst::FORK_EXIT,
+            wst::WRITE_MAPS,
+            wst::DROP_SYS_ADMIN,
+            wst::CHROOT,
+            wst::SPAWN_THREAD,
+        ];
+        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6])? {
+            0 => Step::Unshare(RawFlags::arbitrary(u)?),
+            1 => Step::Fork,
+            2 => Step::ForkExit,
+            3 => Step::WriteMaps,
+            4 => Step::DropSysAdmin,
+            5 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
+            _ => Step::SpawnThread,
+        })
     }
 }
 
@@ -72,9 +139,7 @@ mod tests {
         for len in 0..300 {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     (seed >> 33) as u8
                 })
                 .collect();

@@ -16,9 +16,12 @@ use crate::case::{Case, MAX_STEPS, MAX_THREADS};
 pub fn neutralize(mut case: Case) -> Case {
     case.steps.truncate(MAX_STEPS);
     if case.steps.is_empty() {
-        case.steps
-            .push(crate::case::Step::Unshare(crate::flags::RawFlags(0)));
+        case.steps.push(crate::case::Step::Unshare(crate::flags::RawFlags(0)));
     }
     case.setup.threads = case.setup.threads.min(MAX_THREADS);
+    case.setup.siblings.truncate(crate::case::setup::MAX_SIBLINGS);
+    case.setup.fds = case.setup.fds.min(crate::case::setup::MAX_FDS);
+    case.setup.userns_depth = case.setup.userns_depth.map(|d| d.min(crate::case::setup::MAX_USERNS_DEPTH));
+    case.setup.pidns_level = case.setup.pidns_level.map(|l| l.min(crate::case::setup::MAX_PIDNS_LEVEL));
     case
 }

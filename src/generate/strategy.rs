@@ -2,10 +2,10 @@
 
 use proptest::prelude::*;
 
-use crate::case::{Case, MAX_STEPS, Privilege, Setup, Step};
+use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Sibling, Step};
 use crate::flags::RawFlags;
 
-use super::weights::{self, INTERESTING_INVALID_BITS};
+use super::weights::{self, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
 fn subset() -> impl Strategy<Value = u64> {
     let bits = weights::valid_bits();
@@ -25,21 +25,68 @@ pub fn flags() -> impl Strategy<Value = RawFlags> {
     .prop_map(RawFlags)
 }
 
-/// A privilege, uniformly.
-pub fn privilege() -> impl Strategy<Value = Privilege> {
-    prop::sample::select(Privilege::ALL.to_vec())
+fn chance(percent: u32) -> impl Strategy<Value = bool> {
+    prop::bool::weighted(f64::from(percent) / 100.0)
+}
+
+fn maybe<T: std::fmt::Debug + Clone + 'static>(
+    percent: u32,
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
+    prop::option::weighted(f64::from(percent) / 100.0, s).boxed()
 }
 
 /// A setup.
 pub fn setup() -> impl Strategy<Value = Setup> {
     let [w0, w1, w2] = weights::THREAD_WEIGHTS;
     let threads = prop_oneof![w0 => Just(0u8), w1 => Just(1u8), w2 => Just(2u8)];
-    (privilege(), threads).prop_map(|(privilege, threads)| Setup { privilege, threads })
+    let [s0, s1, s2, s3] = ws::SIBLING_COUNTS;
+    let sibling_count = prop_oneof![s0 => Just(0usize), s1 => Just(1usize), s2 => Just(2usize), s3 => Just(3usize)];
+    let siblings =
+        sibling_count.prop_flat_map(|n| prop::collection::vec(prop::sample::select(Sibling::ALL.to_vec()), n..=n));
+    let chroot = prop_oneof![
+        100 - ws::CHROOT_SUBDIR - ws::CHROOT_ROOT => Just(None),
+        ws::CHROOT_SUBDIR => Just(Some(Chroot::Subdir)),
+        ws::CHROOT_ROOT => Just(Some(Chroot::Root)),
+    ];
+    let fds = prop_oneof![100 - ws::FDS => Just(0u8), ws::FDS => 1u8..=3];
+    let placement = (
+        maybe(ws::PIDNS_LEVEL, prop::sample::select(ws::PIDNS_LEVELS)),
+        maybe(ws::USERNS_DEPTH, prop::sample::select(ws::USERNS_DEPTHS)),
+        maybe(ws::LIMIT_ZERO, prop::sample::select(NsType::ALL.to_vec())),
+        chance(ws::FOREIGN_PIDNS),
+        chroot,
+    );
+    let resources = (fds, chance(ws::SEM_UNDO), chance(ws::CWD_UMASK), siblings, chance(ws::VFORK));
+    (prop::sample::select(Privilege::ALL.to_vec()), threads, placement, resources).prop_map(
+        |(privilege, threads, (pidns_level, userns_depth, limit_zero, foreign_pidns, chroot), r)| Setup {
+            privilege,
+            threads,
+            pidns_level,
+            userns_depth,
+            limit_zero,
+            foreign_pidns,
+            chroot,
+            fds: r.0,
+            sem_undo: r.1,
+            cwd_umask: r.2,
+            siblings: r.3,
+            vfork: r.4,
+        },
+    )
 }
 
 /// A step.
 pub fn step() -> impl Strategy<Value = Step> {
-    flags().prop_map(Step::Unshare)
+    prop_oneof![
+        wst::UNSHARE => flags().prop_map(Step::Unshare),
+        wst::FORK => Just(Step::Fork),
+        wst::FORK_EXIT => Just(Step::ForkExit),
+        wst::WRITE_MAPS => Just(Step::WriteMaps),
+        wst::DROP_SYS_ADMIN => Just(Step::DropSysAdmin),
+        wst::CHROOT => prop_oneof![2 => Just(Step::Chroot(Chroot::Subdir)), 1 => Just(Step::Chroot(Chroot::Root))],
+        wst::SPAWN_THREAD => Just(Step::SpawnThread),
+    ]
 }
 
 /// A whole case: a setup and 1..=4 steps.
@@ -56,10 +103,8 @@ mod tests {
 
     #[test]
     fn distribution_follows_the_weights() {
-        let mut runner = TestRunner::new_with_rng(
-            Config::default(),
-            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
-        );
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
         let s = flags();
         let n = 20_000;
         let (mut valid, mut zero, mut high) = (0, 0, 0);
@@ -74,11 +119,19 @@ mod tests {
                 high += 1;
             }
         }
-        assert!(
-            valid > n * 70 / 100 && valid < n * 90 / 100,
-            "valid {valid}"
-        );
+        assert!(valid > n * 70 / 100 && valid < n * 90 / 100, "valid {valid}");
         assert!(zero > n * 3 / 100 && zero < n * 8 / 100, "zero {zero}");
         assert!(high > 0, "no high bits in {n} words");
+    }
+
+    #[test]
+    fn generated_cases_are_valid() {
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[9; 32]));
+        let s = case();
+        for _ in 0..2000 {
+            let c = s.new_tree(&mut runner).unwrap().current();
+            assert!(c.validate().is_ok(), "{c}");
+        }
     }
 }

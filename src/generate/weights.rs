@@ -19,19 +19,14 @@ pub const SUBSET_MAX_DRAWS: usize = 6;
 
 /// Invalid bits worth trying: CSIGNAL bits, neighbours of valid bits, clone3-only bits,
 /// the future UNSHARE_EMPTY_MNTNS bit (20), and the top bit.
-pub const INTERESTING_INVALID_BITS: &[u32] =
-    &[0, 1, 4, 6, 12, 13, 14, 15, 19, 20, 24, 31, 32, 33, 34, 63];
+pub const INTERESTING_INVALID_BITS: &[u32] = &[0, 1, 4, 6, 12, 13, 14, 15, 19, 20, 24, 31, 32, 33, 34, 63];
 
 /// Out of 100 for the number of extra threads 0, 1, 2.
 pub const THREAD_WEIGHTS: [u32; 3] = [70, 20, 10];
 
 /// The single valid bits, in table order.
 pub fn valid_bits() -> Vec<u64> {
-    FLAGS
-        .iter()
-        .map(|f| f.bit)
-        .filter(|b| b & UNSHARE_VALID_MASK != 0)
-        .collect()
+    FLAGS.iter().map(|f| f.bit).filter(|b| b & UNSHARE_VALID_MASK != 0).collect()
 }
 
 /// Which kind of flag word a roll in 0..100 selects.
@@ -77,19 +72,61 @@ mod tests {
 
     #[test]
     fn weights_add_up_and_bits_are_invalid() {
-        assert_eq!(
-            FLAGS_SUBSET + FLAGS_ZERO + FLAGS_NEIGHBOUR + FLAGS_RANDOM,
-            100
-        );
+        assert_eq!(FLAGS_SUBSET + FLAGS_ZERO + FLAGS_NEIGHBOUR + FLAGS_RANDOM, 100);
         assert_eq!(THREAD_WEIGHTS.iter().sum::<u32>(), 100);
         assert_eq!(valid_bits().len(), 14);
         for b in INTERESTING_INVALID_BITS {
             assert_eq!((1u64 << b) & UNSHARE_VALID_MASK, 0, "bit {b}");
         }
         let classes: Vec<FlagClass> = (0..100).map(flag_class).collect();
-        assert_eq!(
-            classes.iter().filter(|c| **c == FlagClass::Random).count(),
-            1
-        );
+        assert_eq!(classes.iter().filter(|c| **c == FlagClass::Random).count(), 1);
     }
+}
+
+/// Setup weights, each out of 100 unless said otherwise.
+pub mod setup {
+    /// A pid-namespace level is asked for.
+    pub const PIDNS_LEVEL: u32 = 12;
+    /// The absolute levels asked for (the limit is 32; the sandbox is level 1).
+    pub const PIDNS_LEVELS: &[u8] = &[2, 3, 31, 32];
+    /// A user-namespace depth is asked for.
+    pub const USERNS_DEPTH: u32 = 12;
+    /// The absolute depths asked for (the limit is 33).
+    pub const USERNS_DEPTHS: &[u8] = &[1, 2, 32, 33];
+    /// A zero limit in a private user namespace.
+    pub const LIMIT_ZERO: u32 = 10;
+    /// The foreign pid namespace.
+    pub const FOREIGN_PIDNS: u32 = 5;
+    /// chroot into the subdirectory.
+    pub const CHROOT_SUBDIR: u32 = 10;
+    /// chroot("/").
+    pub const CHROOT_ROOT: u32 = 5;
+    /// Extra fds (1..=3).
+    pub const FDS: u32 = 40;
+    /// A semaphore with SEM_UNDO.
+    pub const SEM_UNDO: u32 = 25;
+    /// cwd /proc and umask 077.
+    pub const CWD_UMASK: u32 = 25;
+    /// Number of siblings 0, 1, 2, 3.
+    pub const SIBLING_COUNTS: [u32; 4] = [45, 30, 17, 8];
+    /// Run as a vfork child.
+    pub const VFORK: u32 = 8;
+}
+
+/// Step weights (out of 100).
+pub mod steps {
+    /// unshare.
+    pub const UNSHARE: u32 = 74;
+    /// fork, continue in the child.
+    pub const FORK: u32 = 7;
+    /// fork a child that exits.
+    pub const FORK_EXIT: u32 = 5;
+    /// write uid/gid maps.
+    pub const WRITE_MAPS: u32 = 5;
+    /// drop CAP_SYS_ADMIN.
+    pub const DROP_SYS_ADMIN: u32 = 3;
+    /// chroot (subdir twice as often as "/").
+    pub const CHROOT: u32 = 3;
+    /// pthread_create.
+    pub const SPAWN_THREAD: u32 = 3;
 }

@@ -1,59 +1,24 @@
 //! What a successful unshare changes (unshare-semantics.md §4), as
-//! expectations on each observed link and on the credentials, and the
-//! matching update of the model's state.
+//! expectations on each observed link, and the matching update of the
+//! model's state (namespaces, credentials, sharing, the undo list).
 
 #![deny(missing_docs)]
 
-use serde::Serialize;
-
 use crate::env::Environment;
-use crate::errno::Errno;
 use crate::flags::{RawFlags, bits, by_bit};
 use crate::ns::NsLink;
 
-use super::state::CallerState;
+use super::expect::LinkExpect;
+use super::profile::KernelProfile;
+use super::state::{CAP_SYS_ADMIN, CallerState, PidChildren, Undo};
 
-/// What one `/proc/self/ns` link does across a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkExpect {
-    /// Same value as before.
-    Unchanged,
-    /// A namespace that did not exist before: an inode different from every
-    /// namespace alive at the time of the call.
-    Fresh,
-    /// The link cannot be read, with this errno (pid_for_children after NEWPID).
-    Unreadable(#[serde(serialize_with = "ser_errno")] Errno),
-}
-
-fn ser_errno<S: serde::Serializer>(e: &Errno, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(e)
-}
-
-/// What happens to uid, gid and CapEff across a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredExpect {
-    /// uid, gid, euid, egid and CapEff as before.
-    Unchanged,
-    /// After NEWUSER: uid and gid read as the overflow ids, CapEff is the full set.
-    NewUserNs {
-        /// Expected uid/euid.
-        uid: u32,
-        /// Expected gid/egid.
-        gid: u32,
-        /// Expected CapEff.
-        cap_eff: u64,
-    },
-}
-
-/// Applies a successful call with `f` (after implications) to `state`, and returns the
-/// expectations on links and credentials.
-pub fn apply_success(
+/// Applies a successful call with `f` (after implications) to `state`; returns the link expectations.
+pub fn apply_unshare_success(
+    profile: &KernelProfile,
     env: &Environment,
     state: &mut CallerState,
     f: RawFlags,
-) -> ([LinkExpect; NsLink::COUNT], CredExpect) {
+) -> [LinkExpect; NsLink::COUNT] {
     let mut links = [LinkExpect::Unchanged; NsLink::COUNT];
     let mut bit = 1u64;
     while bit != 0 {
@@ -67,22 +32,46 @@ pub fn apply_success(
     }
     if f.intersects(bits::NEWPID) && env.has_link(NsLink::PidForChildren) {
         // The new pid ns has no init yet: the link is hidden until the first fork (spec §5.9 item 7).
-        links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(Errno::ENOENT);
-        state.pid_for_children_is_active = false;
+        links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+        state.pid_children = PidChildren::Pending;
     }
-    let mut creds = CredExpect::Unchanged;
+    if f.intersects(bits::NEWTIME) {
+        state.time_pending = true;
+    }
+    // Step 5: FS copies root/cwd/umask if shared, and (with the 2026 fix) always for NEWNS.
+    if f.intersects(bits::FS) && (state.fs_shared() || (f.intersects(bits::NEWNS) && profile.newns_always_new_fs)) {
+        state.siblings.iter_mut().for_each(|s| s.fs = false);
+    }
+    if f.intersects(bits::FILES) {
+        state.siblings.iter_mut().for_each(|s| s.files = false);
+    }
+    // Step 10: NEWIPC or SYSVSEM detach the undo list; the last holder applies it. Threads
+    // share the list (pthread_create passes CLONE_SYSVSEM), so with threads it stays pending.
+    if f.intersects(bits::SYSVSEM | bits::NEWIPC) {
+        state.siblings.iter_mut().for_each(|s| s.undo = false);
+        let threads = state.threads;
+        if let Some(sem) = state.sem.as_mut() {
+            if sem.undo == Undo::Private && threads == 1 {
+                sem.value -= 1;
+            }
+            sem.undo = Undo::None;
+        }
+    }
+    if f.intersects(bits::NEWIPC)
+        && let Some(sem) = state.sem.as_mut()
+    {
+        sem.caller_in_ns = false;
+    }
     if f.intersects(bits::NEWUSER) {
         state.cap_sys_admin = true;
         state.ids_mapped = false;
+        state.maps_writable = true;
         state.userns_depth = state.userns_depth.map(|d| d + 1);
         state.uid = env.overflow_uid;
         state.gid = env.overflow_gid;
         state.cap_eff = env.full_caps();
-        creds = CredExpect::NewUserNs {
-            uid: state.uid,
-            gid: state.gid,
-            cap_eff: state.cap_eff,
-        };
+        state.siblings.iter_mut().for_each(|s| s.kcmp_allowed = false);
     }
-    (links, creds)
+    debug_assert!(!f.intersects(bits::NEWUSER) || state.cap_eff & (1 << CAP_SYS_ADMIN) != 0);
+    links
 }

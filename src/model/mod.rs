@@ -1,44 +1,37 @@
 //! The oracle: a pure model of unshare(2) that predicts, for every step of a
-//! case, the result (success or which errno), which check decided it, and
+//! case, the result (success or which errno), which rule decided it, and
 //! every change to the caller's observable state. No I/O, no `unsafe`.
 //!
 //! `predict(profile, env, case)` starts from the environment and the setup
 //! ([`state::CallerState::after_setup`]), then for each step applies the
 //! implications, walks the ordered check table ([`checks`]) and, on success,
-//! the effects ([`effects`]), carrying the state to the next step.
+//! the effects ([`effects`]); other steps follow [`steps`]. The state carries
+//! from step to step.
 
 #![deny(missing_docs)]
 
 pub mod checks;
 pub mod effects;
+pub mod expect;
 pub mod profile;
 pub mod state;
+pub mod steps;
 
 use serde::Serialize;
 
-use crate::case::{Case, Step};
+use crate::case::{Case, Sibling, Step};
 use crate::env::Environment;
-use crate::errno::CallResult;
+use crate::errno::{CallResult, Errno};
 use crate::flags::{RawFlags, apply_implications};
+use crate::ns::NsLink;
 
-pub use effects::{CredExpect, LinkExpect};
+pub use expect::{
+    Creds, Expected, FinalExpect, KcmpExpect, LinkExpect, PidExpect, SemExpect, SharingBefore, SiblingExpect,
+};
 pub use profile::KernelProfile;
 pub use state::CallerState;
 
-/// What the model expects of one step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Expected {
-    /// The flags after implications.
-    pub effective_flags: RawFlags,
-    /// Success or the errno.
-    pub result: CallResult,
-    /// Id of the check row that decided a failure, or `"success"`.
-    pub rule: &'static str,
-    /// What happens to each `/proc/self/ns` link (all `Unchanged` on failure).
-    pub links: [LinkExpect; crate::ns::NsLink::COUNT],
-    /// What happens to uid, gid and CapEff.
-    pub creds: CredExpect,
-}
+use state::Undo;
 
 /// The model's answer for a whole case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,43 +42,167 @@ pub enum Prediction {
         /// Why.
         reason: String,
     },
-    /// One expectation per step.
+    /// One expectation per step, and the final probes.
     Steps {
         /// In order.
         steps: Vec<Expected>,
+        /// The behavioural probes after the last step.
+        final_probe: FinalExpect,
     },
 }
 
-/// Predicts one unshare call from `state`, and updates `state` as the kernel would.
+fn sharing_before(state: &CallerState) -> SharingBefore {
+    SharingBefore {
+        files: state.files_shared(),
+        fs: state.fs_shared(),
+        mm: state.mm_shared(),
+        sighand: state.sighand_shared_with_process(),
+        threads: state.threads,
+        undo_private: state.sem.is_some_and(|s| s.undo == Undo::Private) && state.threads == 1,
+        undo_shared: state
+            .sem
+            .is_some_and(|s| s.undo == Undo::Shared || (s.undo == Undo::Private && state.threads > 1)),
+    }
+}
+
+fn sibling_expectations(state: &CallerState) -> Vec<SiblingExpect> {
+    state
+        .siblings
+        .iter()
+        .map(|sib| {
+            if !sib.pid_visible {
+                // kcmp looks the pid up before it checks permissions.
+                let e = KcmpExpect::Error(Errno(libc::ESRCH));
+                return SiblingExpect { kind: sib.kind, kcmp: [e; 5], fds: e };
+            }
+            if !sib.kcmp_allowed {
+                let e = KcmpExpect::Error(Errno::EPERM);
+                return SiblingExpect { kind: sib.kind, kcmp: [e; 5], fds: e };
+            }
+            let same = |b: bool| if b { KcmpExpect::Same } else { KcmpExpect::Different };
+            let mut kcmp = [KcmpExpect::Unmodelled; 5];
+            let mut fds = KcmpExpect::Unmodelled;
+            match sib.kind {
+                Sibling::Files => {
+                    kcmp[0] = same(sib.files);
+                    // Private or not, every fd that existed before names the same open file description.
+                    fds = KcmpExpect::Same;
+                }
+                Sibling::Fs => kcmp[1] = same(sib.fs),
+                Sibling::Vm => kcmp[2] = same(sib.mm),
+                Sibling::VmSighand => {
+                    kcmp[2] = same(sib.mm);
+                    kcmp[3] = same(sib.sighand);
+                }
+                Sibling::Sysvsem => kcmp[4] = same(sib.undo),
+            }
+            SiblingExpect { kind: sib.kind, kcmp, fds }
+        })
+        .collect()
+}
+
+struct Decided {
+    effective: RawFlags,
+    result: CallResult,
+    rule: &'static str,
+    also_failing: Vec<&'static str>,
+    links: [LinkExpect; NsLink::COUNT],
+    pid: PidExpect,
+    cwd_changes: bool,
+}
+
+fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut CallerState, flags: RawFlags) -> Decided {
+    let effective = apply_implications(flags, profile.implications);
+    let ctx = checks::Ctx { f: effective.0, valid_mask: profile.valid_mask, state, env };
+    let failing = checks::all_failing(profile.checks, &ctx);
+    if let Some((first, rest)) = failing.split_first() {
+        return Decided {
+            effective,
+            result: CallResult::Failure(first.errno),
+            rule: first.id,
+            also_failing: rest.iter().map(|r| r.id).collect(),
+            links: [LinkExpect::Unchanged; NsLink::COUNT],
+            pid: PidExpect::Unchanged,
+            cwd_changes: false,
+        };
+    }
+    let links = effects::apply_unshare_success(profile, env, state, effective);
+    Decided {
+        effective,
+        result: CallResult::Success,
+        rule: "success",
+        also_failing: Vec::new(),
+        links,
+        pid: PidExpect::Unchanged,
+        cwd_changes: false,
+    }
+}
+
+/// Predicts one step from `state`, and updates `state` as the kernel would.
+pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut CallerState, step: &Step) -> Expected {
+    let before = sharing_before(state);
+    let d = match step {
+        Step::Unshare(flags) => decide_unshare(profile, env, state, *flags),
+        other => {
+            let e = match other {
+                Step::Fork => steps::fork(state),
+                Step::ForkExit => steps::fork_exit(state),
+                Step::WriteMaps => steps::write_maps(state),
+                Step::DropSysAdmin => steps::drop_sys_admin(state),
+                Step::Chroot(kind) => steps::chroot(state, *kind),
+                Step::SpawnThread => steps::spawn_thread(state),
+                Step::Unshare(_) => unreachable!("handled above"),
+            };
+            Decided {
+                effective: RawFlags(0),
+                result: e.result,
+                rule: e.rule,
+                also_failing: Vec::new(),
+                links: e.links,
+                pid: e.pid,
+                cwd_changes: e.cwd_changes,
+            }
+        }
+    };
+    let semval = match state.sem {
+        None => SemExpect::NoSemaphore,
+        Some(s) if s.caller_in_ns => SemExpect::Value(s.value),
+        Some(_) => SemExpect::Error(Errno::EINVAL),
+    };
+    Expected {
+        effective_flags: d.effective,
+        result: d.result,
+        rule: d.rule,
+        also_failing: d.also_failing,
+        links: d.links,
+        creds: Creds { uid: state.uid, gid: state.gid, cap_eff: state.cap_eff },
+        pid: d.pid,
+        threads: state.threads,
+        cwd_changes: d.cwd_changes,
+        semval,
+        siblings: sibling_expectations(state),
+        before,
+    }
+}
+
+/// Predicts one unshare call (a convenience for tests and tools).
 pub fn predict_unshare(
     profile: &KernelProfile,
     env: &Environment,
     state: &mut CallerState,
     flags: RawFlags,
 ) -> Expected {
-    let effective = apply_implications(flags, profile.implications);
-    let ctx = checks::Ctx {
-        f: effective.0,
-        valid_mask: profile.valid_mask,
-        state,
-        env,
-    };
-    if let Some(row) = checks::first_failing(profile.checks, &ctx) {
-        return Expected {
-            effective_flags: effective,
-            result: CallResult::Failure(row.errno),
-            rule: row.id,
-            links: [LinkExpect::Unchanged; crate::ns::NsLink::COUNT],
-            creds: CredExpect::Unchanged,
-        };
-    }
-    let (links, creds) = effects::apply_success(env, state, effective);
-    Expected {
-        effective_flags: effective,
-        result: CallResult::Success,
-        rule: "success",
-        links,
-        creds,
+    predict_step(profile, env, state, &Step::Unshare(flags))
+}
+
+fn final_expect(state: &CallerState, case: &Case) -> FinalExpect {
+    let files = state.siblings.iter().find(|s| s.kind == Sibling::Files);
+    let fs = state.siblings.iter().find(|s| s.kind == Sibling::Fs);
+    FinalExpect {
+        files_shared: files.map(|s| s.files),
+        close_is_shared: files.filter(|_| state.fds > 0).map(|s| s.files),
+        fs_shared: fs.map(|s| s.fs),
+        sem_value_outside: state.sem.filter(|_| !case.setup.siblings.is_empty()).map(|s| s.value),
     }
 }
 
@@ -95,14 +212,8 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
         Ok(s) => s,
         Err(reason) => return Prediction::Skip { reason },
     };
-    let steps = case
-        .steps
-        .iter()
-        .map(|step| match step {
-            Step::Unshare(flags) => predict_unshare(profile, env, &mut state, *flags),
-        })
-        .collect();
-    Prediction::Steps { steps }
+    let steps = case.steps.iter().map(|step| predict_step(profile, env, &mut state, step)).collect();
+    Prediction::Steps { steps, final_probe: final_expect(&state, case) }
 }
 
 #[cfg(test)]

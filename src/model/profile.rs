@@ -29,9 +29,7 @@ pub struct KernelProfile {
 
 impl std::fmt::Debug for KernelProfile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelProfile")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("KernelProfile").field("name", &self.name).finish_non_exhaustive()
     }
 }
 

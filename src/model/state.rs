@@ -2,41 +2,143 @@
 //! (unshare-semantics.md Appendix A, "state P"), built from the environment
 //! and the setup, and carried from step to step.
 
-use crate::case::{Privilege, Setup};
+#![deny(missing_docs)]
+
+use crate::case::{Chroot, NsType, Privilege, Setup, Sibling};
 use crate::env::Environment;
 use crate::ns::NsLink;
 
 /// `CAP_SYS_ADMIN`.
 pub const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_SYS_CHROOT`.
+pub const CAP_SYS_CHROOT: u32 = 18;
+/// Deepest user namespace (levels below the initial one) the kernel allows.
+pub const USERNS_MAX_DEPTH: u32 = 33;
+/// Deepest pid namespace level the kernel allows.
+pub const PIDNS_MAX_LEVEL: u32 = 32;
+
+/// What the caller shares with one sibling right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiblingState {
+    /// How it was created.
+    pub kind: Sibling,
+    /// Same fd table.
+    pub files: bool,
+    /// Same fs_struct.
+    pub fs: bool,
+    /// Same mm.
+    pub mm: bool,
+    /// Same sighand struct.
+    pub sighand: bool,
+    /// Same (non-null) SysV undo list.
+    pub undo: bool,
+    /// kcmp against it is allowed (the caller is still in the sibling's user namespace).
+    pub kcmp_allowed: bool,
+    /// Its pid means something in the caller's active pid namespace (not after a fork into a
+    /// new one, whose processes cannot see their ancestors' namespace).
+    pub pid_visible: bool,
+}
+
+/// Where `pid_for_children` stands relative to the active pid namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidChildren {
+    /// Same as the active pid namespace.
+    Active,
+    /// A new namespace from NEWPID whose init has not been forked yet.
+    Pending,
+    /// A new namespace whose init has already exited: fork fails with ENOMEM.
+    Dead,
+}
+
+/// The caller's undo list for the setup's semaphore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    /// No adjustment pending in the caller's list (or no list).
+    None,
+    /// A +1 adjustment pending in a list only the caller holds.
+    Private,
+    /// A +1 adjustment pending in a list shared with a CLONE_SYSVSEM sibling (or a blocked parent).
+    Shared,
+}
+
+/// The setup's semaphore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sem {
+    /// The caller is still in the IPC namespace that holds it.
+    pub caller_in_ns: bool,
+    /// Its value as seen from that namespace.
+    pub value: i32,
+    /// The caller's undo state.
+    pub undo: Undo,
+}
 
 /// What the model knows about the caller before a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerState {
     /// Threads in the thread group.
     pub threads: u32,
-    /// The sighand struct is shared with another process (a CLONE_SIGHAND sibling).
-    pub sighand_shared_with_process: bool,
-    /// The mm is used by another process (a CLONE_VM sibling or a blocked vfork parent).
-    pub mm_shared_with_process: bool,
+    /// The caller is a vfork child whose parent is blocked (the mm is shared with it).
+    pub vfork_parent: bool,
     /// CAP_SYS_ADMIN in the caller's current user namespace.
     pub cap_sys_admin: bool,
-    /// euid and egid have mappings in the current user namespace.
-    pub ids_mapped: bool,
-    /// Root is not the root of the mount namespace.
-    pub chrooted: bool,
-    /// Depth of the current user namespace below the initial one, if known.
-    pub userns_depth: Option<u32>,
-    /// `pid_for_children` is still the active pid namespace (no NEWPID or setns(pid) so far).
-    pub pid_for_children_is_active: bool,
-    /// uid/gid as they read now, and the effective capability set.
+    /// uid as it reads now.
     pub uid: u32,
     /// gid as it reads now.
     pub gid: u32,
     /// Effective capabilities as they read now.
     pub cap_eff: u64,
+    /// euid and egid have mappings in the current user namespace.
+    pub ids_mapped: bool,
+    /// The current user namespace was made by a NEWUSER step and its maps are still unwritten.
+    pub maps_writable: bool,
+    /// Root is not the root of the mount namespace.
+    pub chrooted: bool,
+    /// Depth of the current user namespace below the initial one, if known.
+    pub userns_depth: Option<u32>,
+    /// Level of the active pid namespace, if known.
+    pub pid_level: Option<u32>,
+    /// pid_for_children relative to the active pid namespace.
+    pub pid_children: PidChildren,
+    /// The active pid namespace is owned by a user namespace that is not an ancestor of ours.
+    pub pid_owner_foreign: bool,
+    /// time_for_children differs from the active time namespace.
+    pub time_pending: bool,
+    /// Namespace types whose limit is 0 in the current user namespace or an ancestor.
+    pub limits_zero: Vec<NsType>,
+    /// Siblings, in setup order.
+    pub siblings: Vec<SiblingState>,
+    /// The setup's semaphore, if any.
+    pub sem: Option<Sem>,
+    /// Number of setup fds still open.
+    pub fds: u8,
 }
 
 impl CallerState {
+    /// True if the fd table is shared with another process.
+    pub fn files_shared(&self) -> bool {
+        self.siblings.iter().any(|s| s.files)
+    }
+    /// True if the fs_struct is shared with another process.
+    pub fn fs_shared(&self) -> bool {
+        self.siblings.iter().any(|s| s.fs)
+    }
+    /// True if the mm is used by another process.
+    pub fn mm_shared(&self) -> bool {
+        self.vfork_parent || self.siblings.iter().any(|s| s.mm)
+    }
+    /// True if the sighand struct is shared with another process.
+    pub fn sighand_shared_with_process(&self) -> bool {
+        self.siblings.iter().any(|s| s.sighand)
+    }
+    /// True if the limit for `t` is 0 here (in this user namespace or an ancestor).
+    pub fn limit_zero(&self, env: &Environment, t: NsType) -> bool {
+        self.limits_zero.contains(&t) || env.max_namespaces(t.name()) == Some(0)
+    }
+    /// True if the caller has capability `cap` in its current user namespace.
+    pub fn has_cap(&self, cap: u32) -> bool {
+        self.cap_eff & (1u64 << cap) != 0
+    }
+
     /// The state right after `setup`, starting from the executor's state in `env`.
     ///
     /// # Errors
@@ -45,70 +147,162 @@ impl CallerState {
     pub fn after_setup(env: &Environment, setup: &Setup) -> Result<CallerState, String> {
         let base = &env.baseline;
         let mut s = CallerState {
-            threads: 1 + u32::from(setup.threads),
-            sighand_shared_with_process: false,
-            mm_shared_with_process: false,
+            threads: 1,
+            vfork_parent: false,
             cap_sys_admin: base.cap_eff & (1 << CAP_SYS_ADMIN) != 0,
-            ids_mapped: true,
-            chrooted: env.chrooted,
-            userns_depth: env.userns_depth,
-            pid_for_children_is_active: true,
             uid: base.uid,
             gid: base.gid,
             cap_eff: base.cap_eff,
+            ids_mapped: true,
+            maps_writable: false,
+            chrooted: env.chrooted,
+            userns_depth: env.userns_depth,
+            pid_level: env.pidns_level,
+            pid_children: PidChildren::Active,
+            pid_owner_foreign: false,
+            time_pending: false,
+            limits_zero: Vec::new(),
+            siblings: Vec::new(),
+            sem: None,
+            fds: 0,
         };
-        match setup.privilege {
-            Privilege::Root => {
-                if base.euid != 0 {
-                    return Err(format!(
-                        "the executor runs as uid {} in its sandbox, not root",
-                        base.euid
-                    ));
-                }
+        if base.euid != 0 {
+            return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
+        }
+        s.placement(env, setup)?;
+        if setup.chroot == Some(Chroot::Subdir) {
+            s.chrooted = true;
+        }
+        s.fds = setup.fds;
+        if setup.sem_undo {
+            s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
+        }
+        s.privilege(env, setup.privilege)?;
+        for kind in &setup.siblings {
+            let flags = kind.clone_flags();
+            use crate::flags::bits;
+            let undo = flags & bits::SYSVSEM != 0;
+            if undo && let Some(sem) = s.sem.as_mut() {
+                sem.undo = Undo::Shared;
             }
-            Privilege::RootWithoutSysAdmin => {
-                if base.euid != 0 {
-                    return Err(format!(
-                        "the executor runs as uid {} in its sandbox, not root",
-                        base.euid
-                    ));
-                }
-                s.cap_sys_admin = false;
-                s.cap_eff &= !(1 << CAP_SYS_ADMIN);
+            s.siblings.push(SiblingState {
+                kind: *kind,
+                files: flags & bits::FILES != 0,
+                fs: flags & bits::FS != 0,
+                mm: flags & bits::VM != 0,
+                sighand: flags & bits::SIGHAND != 0,
+                undo,
+                kcmp_allowed: true,
+                pid_visible: true,
+            });
+        }
+        s.threads += u32::from(setup.threads);
+        if setup.vfork {
+            // The steps run in clone(CLONE_VM|CLONE_VFORK): one thread, the parent's mm
+            // (and so any CLONE_VM sibling's), but copies of everything else and no undo list.
+            s.threads = 1;
+            s.vfork_parent = true;
+            for sib in &mut s.siblings {
+                sib.files = false;
+                sib.fs = false;
+                sib.sighand = false;
+                sib.undo = false;
             }
-            Privilege::Nobody => {
-                if !env.nobody_mapped {
-                    return Err("uid/gid 65534 are not mapped in the executor's user namespace \
-                                (the sandbox of an unprivileged run maps only uid 0); run as root to cover it"
-                        .into());
-                }
-                s.cap_sys_admin = false;
-                s.cap_eff = 0;
-                s.uid = 65534;
-                s.gid = 65534;
-            }
-            Privilege::UserNs => {
-                if env.max_namespaces("user") == Some(0) {
-                    return Err(
-                        "max_user_namespaces is 0 here, so the user-ns setup cannot be built"
-                            .into(),
-                    );
-                }
-                if env.chrooted {
-                    return Err(
-                        "the executor is chrooted, so the user-ns setup cannot be built".into(),
-                    );
-                }
-                if !env.has_link(NsLink::User) {
-                    return Err("user namespaces are not available on this kernel".into());
-                }
-                s.cap_sys_admin = true;
-                s.cap_eff = env.full_caps();
-                s.uid = 0;
-                s.gid = 0;
-                s.userns_depth = s.userns_depth.map(|d| d + 1);
+            if let Some(sem) = s.sem.as_mut() {
+                sem.undo = Undo::None;
             }
         }
         Ok(s)
+    }
+
+    /// Nesting, zero limit and the foreign pid namespace.
+    fn placement(&mut self, env: &Environment, setup: &Setup) -> Result<(), String> {
+        if let Some(target) = setup.pidns_level {
+            let Some(level) = self.pid_level else {
+                return Err("the executor's pid-namespace level is unknown, so a pid-ns level cannot be set up".into());
+            };
+            if u32::from(target) < level {
+                return Err(format!("the executor is already at pid-namespace level {level}, above {target}"));
+            }
+            if !env.has_link(NsLink::PidForChildren) {
+                return Err("this kernel has no pid namespaces".into());
+            }
+            self.pid_level = Some(u32::from(target));
+        }
+        if let Some(target) = setup.userns_depth {
+            let Some(depth) = self.userns_depth else {
+                return Err("the executor's user-namespace depth is unknown, so a depth cannot be set up".into());
+            };
+            if u32::from(target) < depth {
+                return Err(format!("the executor is already at user-namespace depth {depth}, below {target}"));
+            }
+            if u32::from(target) > depth {
+                self.enter_mapped_userns(env, u32::from(target) - depth)?;
+            }
+        }
+        if let Some(t) = setup.limit_zero {
+            self.enter_mapped_userns(env, 1)?;
+            self.limits_zero.push(t);
+        }
+        if setup.foreign_pidns {
+            if self.userns_depth.is_some_and(|d| d >= USERNS_MAX_DEPTH) || self.limit_zero(env, NsType::User) {
+                return Err("no room for the child user namespace that owns the foreign pid namespace".into());
+            }
+            if self.pid_level.is_none_or(|l| l >= PIDNS_MAX_LEVEL) || self.limit_zero(env, NsType::Pid) {
+                return Err("no room (or unknown level) for the foreign pid namespace".into());
+            }
+            self.pid_level = self.pid_level.map(|l| l + 1);
+            self.pid_owner_foreign = true;
+        }
+        Ok(())
+    }
+
+    fn enter_mapped_userns(&mut self, env: &Environment, levels: u32) -> Result<(), String> {
+        if !env.has_link(NsLink::User) {
+            return Err("this kernel has no user namespaces".into());
+        }
+        if self.limit_zero(env, NsType::User) {
+            return Err("max_user_namespaces is 0 here, so the setup's user namespaces cannot be made".into());
+        }
+        let depth = self.userns_depth.map(|d| d + levels);
+        if depth.is_none_or(|d| d > USERNS_MAX_DEPTH) {
+            return Err(format!(
+                "the setup would need user-namespace depth {depth:?}, over the limit of 33 (or unknown)"
+            ));
+        }
+        self.userns_depth = depth;
+        self.uid = 0;
+        self.gid = 0;
+        self.cap_eff = env.full_caps();
+        self.cap_sys_admin = true;
+        Ok(())
+    }
+
+    fn privilege(&mut self, env: &Environment, privilege: Privilege) -> Result<(), String> {
+        match privilege {
+            Privilege::Root => {}
+            Privilege::RootWithoutSysAdmin => {
+                self.cap_sys_admin = false;
+                self.cap_eff &= !(1 << CAP_SYS_ADMIN);
+            }
+            Privilege::Nobody => {
+                if !env.nobody_mapped || self.userns_depth != env.userns_depth {
+                    return Err("uid/gid 65534 are not mapped in the current user namespace (an unprivileged run's \
+                                sandbox, or a nested user namespace, maps only uid 0); run as root without nesting to cover it"
+                        .into());
+                }
+                self.cap_sys_admin = false;
+                self.cap_eff = 0;
+                self.uid = 65534;
+                self.gid = 65534;
+            }
+            Privilege::UserNs => {
+                if self.chrooted {
+                    return Err("the user-ns privilege cannot be set up while chrooted (NEWUSER gives EPERM)".into());
+                }
+                self.enter_mapped_userns(env, 1)?;
+            }
+        }
+        Ok(())
     }
 }

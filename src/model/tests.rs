@@ -9,12 +9,9 @@ use crate::ns::NsLink;
 const P: &KernelProfile = &profile::LINUX_6_18;
 
 fn results(env: &Environment, setup: Setup, flags: &[u64]) -> Vec<CallResult> {
-    let case = Case {
-        setup,
-        steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect(),
-    };
+    let case = Case { setup, steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect() };
     match predict(P, env, &case) {
-        Prediction::Steps { steps } => steps.iter().map(|e| e.result).collect(),
+        Prediction::Steps { steps, .. } => steps.iter().map(|e| e.result).collect(),
         Prediction::Skip { reason } => panic!("unexpected skip: {reason}"),
     }
 }
@@ -24,7 +21,7 @@ fn one(setup: Setup, flags: u64) -> CallResult {
 }
 
 fn setup(privilege: Privilege, threads: u8) -> Setup {
-    Setup { privilege, threads }
+    Setup { privilege, threads, ..Setup::default() }
 }
 
 const OK: CallResult = CallResult::Success;
@@ -41,15 +38,7 @@ fn single_bits_match_spec_5_1() {
     }
     assert_eq!(one(Setup::default(), 0), OK);
     assert_eq!(one(Setup::default(), 0x7E07_0F80), OK);
-    for bad in [
-        u64::MAX,
-        0xffff_ffff,
-        0xffff_ffff_0000_0000,
-        0x11,
-        0xff,
-        0x0010_0000,
-        NEWIPC | 0x8000_0000,
-    ] {
+    for bad in [u64::MAX, 0xffff_ffff, 0xffff_ffff_0000_0000, 0x11, 0xff, 0x0010_0000, NEWIPC | 0x8000_0000] {
         assert_eq!(one(Setup::default(), bad), EINVAL, "{bad:#x}");
     }
     assert_eq!(one(Setup::default(), NEWIPC | SYSVSEM), OK);
@@ -59,28 +48,22 @@ fn single_bits_match_spec_5_1() {
 fn second_thread_row_of_spec_5_2() {
     let s = setup(Privilege::Root, 1);
     for f in [THREAD, SIGHAND, VM, NEWUSER] {
-        assert_eq!(one(s, f), EINVAL, "{}", RawFlags(f));
+        assert_eq!(one(s.clone(), f), EINVAL, "{}", RawFlags(f));
     }
     for f in [FS, FILES, NEWNS, NEWPID, NEWTIME, SYSVSEM, NEWNET] {
-        assert_eq!(one(s, f), OK, "{}", RawFlags(f));
+        assert_eq!(one(s.clone(), f), OK, "{}", RawFlags(f));
     }
 }
 
 #[test]
 fn no_cap_sys_admin_matches_spec_5_4() {
     for privilege in [Privilege::RootWithoutSysAdmin, Privilege::Nobody] {
-        let s = setup(privilege, 0);
+        let s = &setup(privilege, 0);
         for f in [NEWNS, NEWUTS, NEWIPC, NEWPID, NEWCGROUP, NEWNET, NEWTIME] {
-            assert_eq!(one(s, f), EPERM, "{privilege:?} {}", RawFlags(f));
+            assert_eq!(one(s.clone(), f), EPERM, "{privilege:?} {}", RawFlags(f));
         }
-        for f in [
-            NEWUSER,
-            NEWUSER | NEWNS,
-            NEWUSER | 0x7E07_0F80,
-            FILES | FS | SYSVSEM,
-            THREAD | SIGHAND | VM,
-        ] {
-            assert_eq!(one(s, f), OK, "{privilege:?} {}", RawFlags(f));
+        for f in [NEWUSER, NEWUSER | NEWNS, NEWUSER | 0x7E07_0F80, FILES | FS | SYSVSEM, THREAD | SIGHAND | VM] {
+            assert_eq!(one(s.clone(), f), OK, "{privilege:?} {}", RawFlags(f));
         }
     }
 }
@@ -88,62 +71,42 @@ fn no_cap_sys_admin_matches_spec_5_4() {
 #[test]
 fn nobody_step_by_step_matches_spec_5_4() {
     let env = Environment::reference();
-    let got = results(
-        &env,
-        setup(Privilege::Nobody, 0),
-        &[NEWUSER, NEWNS, NEWUSER, NEWUSER | (1 << 32)],
-    );
+    let got = results(&env, setup(Privilege::Nobody, 0), &[NEWUSER, NEWNS, NEWUSER, NEWUSER | (1 << 32)]);
     assert_eq!(got, vec![OK, OK, EPERM, EINVAL]);
 }
 
 #[test]
 fn newpid_twice_and_newtime_twice() {
     let env = Environment::reference();
-    assert_eq!(
-        results(&env, Setup::default(), &[NEWPID, NEWPID]),
-        vec![OK, EINVAL]
-    );
-    assert_eq!(
-        results(&env, Setup::default(), &[NEWPID, NEWPID | NEWUTS]),
-        vec![OK, EINVAL]
-    );
-    assert_eq!(
-        results(&env, Setup::default(), &[NEWTIME, NEWTIME]),
-        vec![OK, OK]
-    );
+    assert_eq!(results(&env, Setup::default(), &[NEWPID, NEWPID]), vec![OK, EINVAL]);
+    assert_eq!(results(&env, Setup::default(), &[NEWPID, NEWPID | NEWUTS]), vec![OK, EINVAL]);
+    assert_eq!(results(&env, Setup::default(), &[NEWTIME, NEWTIME]), vec![OK, OK]);
 }
 
 #[test]
 fn precedence_rows_of_spec_5_5() {
     let no_cap = setup(Privilege::RootWithoutSysAdmin, 0);
-    assert_eq!(one(no_cap, NEWNS | (1 << 32)), EINVAL);
+    assert_eq!(one(no_cap.clone(), NEWNS | (1 << 32)), EINVAL);
     assert_eq!(one(no_cap, NEWNS | 0x8000_0000), EINVAL);
     let no_cap_threaded = setup(Privilege::RootWithoutSysAdmin, 1);
-    assert_eq!(one(no_cap_threaded, NEWNS | VM), EINVAL);
+    assert_eq!(one(no_cap_threaded.clone(), NEWNS | VM), EINVAL);
     assert_eq!(one(no_cap_threaded, NEWNS), EPERM);
     // NEWPID, drop CAP_SYS_ADMIN, NEWPID again: EPERM wins over "already unshared".
     let env = Environment::reference();
     let mut state = CallerState::after_setup(&env, &Setup::default()).unwrap();
-    assert_eq!(
-        predict_unshare(P, &env, &mut state, RawFlags(NEWPID)).result,
-        OK
-    );
+    assert_eq!(predict_unshare(P, &env, &mut state, RawFlags(NEWPID)).result, OK);
     state.cap_sys_admin = false;
+    state.cap_eff &= !(1 << 21);
     let e = predict_unshare(P, &env, &mut state, RawFlags(NEWPID));
     assert_eq!((e.result, e.rule), (EPERM, "ns-needs-cap-sys-admin"));
     // chrooted + NEWUSER|NEWPID after a first NEWPID: the user-ns step comes first.
     state.cap_sys_admin = true;
+    state.cap_eff |= 1 << 21;
     state.chrooted = true;
-    assert_eq!(
-        predict_unshare(P, &env, &mut state, RawFlags(NEWUSER | NEWPID)).result,
-        EPERM
-    );
+    assert_eq!(predict_unshare(P, &env, &mut state, RawFlags(NEWUSER | NEWPID)).result, EPERM);
     // Depth limit beats chroot.
     state.userns_depth = Some(33);
-    assert_eq!(
-        predict_unshare(P, &env, &mut state, RawFlags(NEWUSER)).result,
-        ENOSPC
-    );
+    assert_eq!(predict_unshare(P, &env, &mut state, RawFlags(NEWUSER)).result, ENOSPC);
 }
 
 #[test]
@@ -160,48 +123,29 @@ fn per_user_ns_limits_of_spec_5_5() {
     ] {
         let mut env = Environment::reference();
         env.max_namespaces.insert(kind.into(), 0);
-        assert_eq!(
-            results(&env, Setup::default(), &[flag]),
-            vec![ENOSPC],
-            "{kind}"
-        );
+        assert_eq!(results(&env, Setup::default(), &[flag]), vec![ENOSPC], "{kind}");
     }
     let mut env = Environment::reference();
     env.max_namespaces.insert("uts".into(), 0);
-    assert_eq!(
-        results(&env, Setup::default(), &[NEWNS | NEWUTS]),
-        vec![ENOSPC]
-    );
+    assert_eq!(results(&env, Setup::default(), &[NEWNS | NEWUTS]), vec![ENOSPC]);
     env.max_namespaces.insert("uts".into(), 10);
     env.max_namespaces.insert("mnt".into(), 0);
-    assert_eq!(
-        results(&env, Setup::default(), &[NEWPID, NEWNS | NEWPID]),
-        vec![OK, ENOSPC]
-    );
+    assert_eq!(results(&env, Setup::default(), &[NEWPID, NEWNS | NEWPID]), vec![OK, ENOSPC]);
     env.max_namespaces.insert("mnt".into(), 10);
     env.max_namespaces.insert("pid".into(), 0);
     assert_eq!(results(&env, Setup::default(), &[NEWPID]), vec![ENOSPC]);
     env.max_namespaces.insert("pid".into(), 10);
     env.max_namespaces.insert("net".into(), 0);
-    assert_eq!(
-        results(&env, Setup::default(), &[NEWUTS | NEWNET | NEWTIME]),
-        vec![ENOSPC]
-    );
+    assert_eq!(results(&env, Setup::default(), &[NEWUTS | NEWNET | NEWTIME]), vec![ENOSPC]);
 }
 
 #[test]
 fn max_pid_zero_after_newpid_is_einval() {
     let mut env = Environment::reference();
     let mut state = CallerState::after_setup(&env, &Setup::default()).unwrap();
-    assert_eq!(
-        predict_unshare(P, &env, &mut state, RawFlags(NEWPID)).result,
-        OK
-    );
+    assert_eq!(predict_unshare(P, &env, &mut state, RawFlags(NEWPID)).result, OK);
     env.max_namespaces.insert("pid".into(), 0);
-    assert_eq!(
-        predict_unshare(P, &env, &mut state, RawFlags(NEWPID)).result,
-        EINVAL
-    );
+    assert_eq!(predict_unshare(P, &env, &mut state, RawFlags(NEWPID)).result, EINVAL);
 }
 
 #[test]
@@ -218,18 +162,11 @@ fn success_effects_follow_spec_4() {
         };
         assert_eq!(e.links[link.index()], want, "{link}");
     }
-    assert_eq!(
-        e.creds,
-        CredExpect::NewUserNs {
-            uid: 65534,
-            gid: 65534,
-            cap_eff: (1 << 41) - 1
-        }
-    );
+    assert_eq!(e.creds, Creds { uid: 65534, gid: 65534, cap_eff: (1 << 41) - 1 });
     let e = predict_unshare(P, &env, &mut state, RawFlags(FILES | FS | SYSVSEM | THREAD));
     assert_eq!(e.result, OK);
     assert!(e.links.iter().all(|l| *l == LinkExpect::Unchanged));
-    assert_eq!(e.creds, CredExpect::Unchanged);
+    assert_eq!(e.creds, Creds { uid: 65534, gid: 65534, cap_eff: (1 << 41) - 1 });
 }
 
 #[test]
@@ -237,18 +174,13 @@ fn failures_predict_no_change() {
     let env = Environment::reference();
     let case = Case {
         setup: setup(Privilege::Nobody, 2),
-        steps: vec![
-            Step::Unshare(RawFlags(u64::MAX)),
-            Step::Unshare(RawFlags(NEWNS)),
-        ],
+        steps: vec![Step::Unshare(RawFlags(u64::MAX)), Step::Unshare(RawFlags(NEWNS))],
     };
-    let Prediction::Steps { steps } = predict(P, &env, &case) else {
-        panic!()
-    };
+    let Prediction::Steps { steps, .. } = predict(P, &env, &case) else { panic!() };
     for e in steps {
         assert!(!e.result.is_success());
         assert!(e.links.iter().all(|l| *l == LinkExpect::Unchanged));
-        assert_eq!(e.creds, CredExpect::Unchanged);
+        assert_eq!(e.creds, Creds { uid: 65534, gid: 65534, cap_eff: 0 });
     }
 }
 
@@ -256,9 +188,6 @@ fn failures_predict_no_change() {
 fn nobody_is_skipped_where_65534_is_unmapped() {
     let mut env = Environment::reference();
     env.nobody_mapped = false;
-    let case = Case {
-        setup: setup(Privilege::Nobody, 0),
-        steps: vec![Step::Unshare(RawFlags(0))],
-    };
+    let case = Case { setup: setup(Privilege::Nobody, 0), steps: vec![Step::Unshare(RawFlags(0))] };
     assert!(matches!(predict(P, &env, &case), Prediction::Skip { .. }));
 }

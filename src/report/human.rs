@@ -16,11 +16,7 @@ pub fn environment(env: &Environment) -> String {
         s,
         "sandbox:       {}{}",
         env.sandbox,
-        if env.sandbox_user_ns {
-            " (with its own user namespace)"
-        } else {
-            ""
-        }
+        if env.sandbox_user_ns { " (with its own user namespace)" } else { "" }
     );
     let b = &env.baseline;
     let _ = writeln!(
@@ -31,37 +27,20 @@ pub fn environment(env: &Environment) -> String {
         b.cap_eff,
         env.full_caps()
     );
-    let depth = env
-        .userns_depth
-        .map_or("unknown".to_string(), |d| d.to_string());
-    let _ = writeln!(
-        s,
-        "user-ns depth: {depth}; chrooted: {}; uid 65534 mapped: {}",
-        env.chrooted, env.nobody_mapped
-    );
+    let depth = env.userns_depth.map_or("unknown".to_string(), |d| d.to_string());
+    let _ = writeln!(s, "user-ns depth: {depth}; chrooted: {}; uid 65534 mapped: {}", env.chrooted, env.nobody_mapped);
     let links: Vec<&str> = env.ns_links.iter().map(|l| l.file_name()).collect();
     let _ = writeln!(s, "ns links:      {}", links.join(" "));
-    let limits: Vec<String> = env
-        .max_namespaces
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
+    let limits: Vec<String> = env.max_namespaces.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(s, "max_*_namespaces: {}", limits.join(" "));
     let _ = writeln!(
         s,
         "seccomp mode:  {}; LSMs: {}",
         env.seccomp_mode,
-        if env.lsms.is_empty() {
-            "unknown".into()
-        } else {
-            env.lsms.join(",")
-        }
+        if env.lsms.is_empty() { "unknown".into() } else { env.lsms.join(",") }
     );
     if env.restrictions.is_empty() {
-        let _ = writeln!(
-            s,
-            "restrictions:  none found: results describe the unfiltered kernel"
-        );
+        let _ = writeln!(s, "restrictions:  none found: results describe the unfiltered kernel");
     } else {
         let _ = writeln!(s, "RESTRICTIONS (results describe the kernel as filtered):");
         for r in &env.restrictions {
@@ -87,35 +66,31 @@ pub fn summary(report: &RunReport) -> String {
             let step = v.step.map_or("case".to_string(), |i| format!("step {i}"));
             let _ = writeln!(s, "  [{}] {step}: {}", v.invariant, v.detail);
             if let Some(e) = &v.expected {
-                let _ = writeln!(
-                    s,
-                    "    expected: {} (rule {}, effective flags {})",
-                    e.result, e.rule, e.effective_flags
-                );
+                let _ =
+                    writeln!(s, "    expected: {} (rule {}, effective flags {})", e.result, e.rule, e.effective_flags);
             }
             if let Some(o) = &v.observed {
                 let _ = writeln!(s, "    observed: {}", o.result);
             }
         }
     }
-    let _ = writeln!(
-        s,
-        "\n{:<36} {:>9} {:>9} {:>9} {:>9}",
-        "invariant", "checked", "held", "violated", "skipped"
-    );
+    let _ = writeln!(s, "\n{:<36} {:>9} {:>9} {:>9} {:>9}", "invariant", "checked", "held", "violated", "skipped");
     for (id, it) in &t.invariants {
         let skipped: u64 = it.skipped.values().sum();
-        let _ = writeln!(
-            s,
-            "{id:<36} {:>9} {:>9} {:>9} {:>9}",
-            it.checked, it.held, it.violated, skipped
-        );
+        let _ = writeln!(s, "{id:<36} {:>9} {:>9} {:>9} {:>9}", it.checked, it.held, it.violated, skipped);
         for (reason, n) in &it.skipped {
             let _ = writeln!(s, "    skipped {n}x: {reason}");
         }
         if it.checked == 0 && it.skipped.is_empty() {
             let _ = writeln!(s, "    (never applicable in this run)");
         }
+    }
+    let _ = writeln!(s, "\nerrno conditions of spec §3 that can be provoked safely (observed as predicted):");
+    let _ = writeln!(s, "{:<26} {:<7} {:>8}  spec", "condition (rule)", "errno", "observed");
+    for (rule, errno, spec) in crate::check::invariants::PROVOKABLE {
+        let n = t.conditions.get(&format!("{rule} {errno}")).copied().unwrap_or(0);
+        let mark = if n == 0 { "  <- not provoked in this run" } else { "" };
+        let _ = writeln!(s, "{rule:<26} {errno:<7} {n:>8}  {spec}{mark}");
     }
     let _ = writeln!(s);
     let _ = writeln!(
@@ -183,8 +158,5 @@ pub fn corpus_counts(files: &[FileResult]) -> String {
 
 /// One line per invariant with its meaning (for `--help`-like listings).
 pub fn invariant_list() -> String {
-    INVARIANTS
-        .iter()
-        .map(|i| format!("{:<36} {}\n", i.id, i.doc))
-        .collect()
+    INVARIANTS.iter().map(|i| format!("{:<36} {}\n", i.id, i.doc)).collect()
 }

@@ -85,16 +85,8 @@ pub fn getpid() -> libc::pid_t {
 /// `prctl(option, arg2)` with integer arguments.
 pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
     // SAFETY: the options used by the harness take integer arguments only.
-    ret_int(unsafe {
-        libc::prctl(
-            option,
-            arg2,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    })
-    .map(|_| ())
+    ret_int(unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+        .map(|_| ())
 }
 
 /// The three capability sets of the calling thread (low 64 bits each).
@@ -126,20 +118,11 @@ const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// `capget` for the calling thread.
 pub fn capget() -> Result<CapSets, Errno> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
+    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and data are valid, properly sized (version 3 uses two CapData) and live
     // for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) };
     ret(rc)?;
     let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
     Ok(CapSets {
@@ -151,48 +134,24 @@ pub fn capget() -> Result<CapSets, Errno> {
 
 /// `capset` for the calling thread.
 pub fn capset(sets: CapSets) -> Result<(), Errno> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
+    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
     let split = |v: u64| (v as u32, (v >> 32) as u32);
     let (e0, e1) = split(sets.effective);
     let (p0, p1) = split(sets.permitted);
     let (i0, i1) = split(sets.inheritable);
     let data = [
-        CapData {
-            effective: e0,
-            permitted: p0,
-            inheritable: i0,
-        },
-        CapData {
-            effective: e1,
-            permitted: p1,
-            inheritable: i1,
-        },
+        CapData { effective: e0, permitted: p0, inheritable: i0 },
+        CapData { effective: e1, permitted: p1, inheritable: i1 },
     ];
     // SAFETY: header and data are valid and sized for version 3; capset only reads data.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
     ret(rc).map(|_| ())
 }
 
 /// Real and effective ids: (uid, gid, euid, egid).
 pub fn ids() -> (u32, u32, u32, u32) {
     // SAFETY: these calls take no arguments and cannot fail.
-    unsafe {
-        (
-            libc::getuid(),
-            libc::getgid(),
-            libc::geteuid(),
-            libc::getegid(),
-        )
-    }
+    unsafe { (libc::getuid(), libc::getgid(), libc::geteuid(), libc::getegid()) }
 }
 
 /// `setgroups(0, NULL)`.
@@ -220,11 +179,7 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {
     // SAFETY: fd was just opened and is owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let n = write(fd.as_raw_fd(), data)?;
-    if n != data.len() {
-        Err(Errno(libc::EIO))
-    } else {
-        Ok(())
-    }
+    if n != data.len() { Err(Errno(libc::EIO)) } else { Ok(()) }
 }
 
 /// Reads up to `buf.len()` bytes of `path` into `buf`; returns how many.
@@ -317,10 +272,7 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> Result<(), Errno> {
 }
 
 /// `waitpid(pid, options)`: `Ok(None)` with WNOHANG when nothing changed, else (pid, status).
-pub fn waitpid(
-    pid: libc::pid_t,
-    options: libc::c_int,
-) -> Result<Option<(libc::pid_t, libc::c_int)>, Errno> {
+pub fn waitpid(pid: libc::pid_t, options: libc::c_int) -> Result<Option<(libc::pid_t, libc::c_int)>, Errno> {
     let mut status = 0;
     loop {
         // SAFETY: status is a valid out-pointer.
@@ -335,24 +287,10 @@ pub fn waitpid(
 }
 
 /// `mount(source, target, fstype, flags, NULL)`.
-pub fn mount(
-    source: &CStr,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: libc::c_ulong,
-) -> Result<(), Errno> {
+pub fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong) -> Result<(), Errno> {
     let fstype = fstype.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: all strings are NUL-terminated or null where mount allows it; data is null.
-    ret_int(unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype,
-            flags,
-            std::ptr::null(),
-        )
-    })
-    .map(|_| ())
+    ret_int(unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype, flags, std::ptr::null()) }).map(|_| ())
 }
 
 /// `sethostname(name)`.
@@ -371,9 +309,7 @@ pub fn kernel_release() -> String {
     // SAFETY: uname succeeded and filled uts; release is NUL-terminated.
     let uts = unsafe { uts.assume_init() };
     // SAFETY: the kernel NUL-terminates the release field.
-    unsafe { CStr::from_ptr(uts.release.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy().into_owned()
 }
 
 extern "C" fn parked_thread(_arg: *mut libc::c_void) -> *mut libc::c_void {
@@ -388,18 +324,155 @@ pub fn spawn_parked_thread() -> Result<(), Errno> {
     let mut tid = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
     // SAFETY: tid is a valid out-pointer, attributes are default (null), and the start routine
     // never touches its argument.
-    let rc = unsafe {
-        libc::pthread_create(
-            tid.as_mut_ptr(),
-            std::ptr::null(),
-            parked_thread,
-            std::ptr::null_mut(),
-        )
-    };
+    let rc = unsafe { libc::pthread_create(tid.as_mut_ptr(), std::ptr::null(), parked_thread, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(Errno(rc));
     }
     // SAFETY: pthread_create succeeded and set tid.
     let rc = unsafe { libc::pthread_detach(tid.assume_init()) };
     if rc != 0 { Err(Errno(rc)) } else { Ok(()) }
+}
+
+/// `kcmp(pid1, pid2, type, idx1, idx2)`: 0 same, 1/2 ordered different, or the errno.
+pub fn kcmp(pid1: libc::pid_t, pid2: libc::pid_t, kind: i32, idx1: u64, idx2: u64) -> Result<i32, Errno> {
+    // SAFETY: integer arguments only; no memory is passed for the types used here.
+    let rc = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, kind, idx1 as libc::c_ulong, idx2 as libc::c_ulong) };
+    ret(rc).map(|v| v as i32)
+}
+
+/// `chroot(path)`.
+pub fn chroot(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    ret_int(unsafe { libc::chroot(path.as_ptr()) }).map(|_| ())
+}
+
+/// `chdir(path)`.
+pub fn chdir(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    ret_int(unsafe { libc::chdir(path.as_ptr()) }).map(|_| ())
+}
+
+/// `umask(mask)`: returns the previous mask.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: integer argument; cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) }
+}
+
+/// `mkdir(path, mode)`; EEXIST counts as success.
+pub fn mkdir(path: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    match ret_int(unsafe { libc::mkdir(path.as_ptr(), mode as libc::mode_t) }) {
+        Ok(_) | Err(Errno(libc::EEXIST)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `open(path, flags)` returning the raw fd (the caller owns it).
+pub fn open_raw(path: &CStr, flags: libc::c_int) -> Result<RawFd, Errno> {
+    // SAFETY: path is NUL-terminated; mode is unused without O_CREAT.
+    ret_int(unsafe { libc::open(path.as_ptr(), flags) })
+}
+
+/// `close(fd)`.
+pub fn close_raw(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: closing an integer fd the caller owns.
+    ret_int(unsafe { libc::close(fd) }).map(|_| ())
+}
+
+/// `fcntl(fd, F_GETFD)`.
+pub fn fd_flags(fd: RawFd) -> Result<i32, Errno> {
+    // SAFETY: F_GETFD takes no argument.
+    ret_int(unsafe { libc::fcntl(fd, libc::F_GETFD) })
+}
+
+/// `fstat(fd)`: (st_dev, st_ino).
+pub fn fstat_dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st points to writable memory of the right size.
+    ret_int(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded and filled st.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// `memfd_create("uf", 0)`: a new file with its own inode (the caller owns the fd).
+pub fn memfd() -> Result<RawFd, Errno> {
+    // SAFETY: the name is NUL-terminated; flags 0.
+    ret(unsafe { libc::syscall(libc::SYS_memfd_create, c"uf".as_ptr(), 0) }).map(|v| v as RawFd)
+}
+
+/// `pipe2(0)` returning raw fds (read, write) that the caller owns; used after fork.
+pub fn pipe_raw() -> Result<(RawFd, RawFd), Errno> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    ret_int(unsafe { libc::pipe2(fds.as_mut_ptr(), 0) })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// `setns(fd, nstype)`.
+pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: integer arguments.
+    ret_int(unsafe { libc::setns(fd, nstype) }).map(|_| ())
+}
+
+/// A SysV semaphore set of one, mode 0666, private key.
+pub fn sem_create() -> Result<i32, Errno> {
+    // SAFETY: integer arguments.
+    ret_int(unsafe { libc::semget(libc::IPC_PRIVATE, 1, 0o666 | libc::IPC_CREAT) })
+}
+
+/// `semop` adding `delta` to semaphore 0 with SEM_UNDO.
+pub fn sem_add_undo(id: i32, delta: i16) -> Result<(), Errno> {
+    let mut op = libc::sembuf { sem_num: 0, sem_op: delta, sem_flg: libc::SEM_UNDO as libc::c_short };
+    // SAFETY: op is one valid sembuf.
+    ret_int(unsafe { libc::semop(id, &mut op, 1) }).map(|_| ())
+}
+
+/// `semctl(id, 0, GETVAL)`.
+pub fn sem_value(id: i32) -> Result<i32, Errno> {
+    // SAFETY: GETVAL takes no fourth argument.
+    ret_int(unsafe { libc::semctl(id, 0, libc::GETVAL) })
+}
+
+/// `semctl(id, 0, IPC_RMID)`.
+pub fn sem_remove(id: i32) -> Result<(), Errno> {
+    // SAFETY: IPC_RMID takes no fourth argument.
+    ret_int(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(|_| ())
+}
+
+/// A private anonymous mapping of `len` bytes for a clone stack; returns its top.
+pub fn stack(len: usize) -> Result<*mut libc::c_void, Errno> {
+    // SAFETY: an anonymous private mapping at a kernel-chosen address; never unmapped (the
+    // process that uses it ends with _exit).
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(last_errno());
+    }
+    // SAFETY: p..p+len is the mapping just made; its end is the stack top.
+    Ok(unsafe { p.cast::<u8>().add(len) }.cast())
+}
+
+/// `clone(entry, stack_top, flags | SIGCHLD, arg)` through glibc's wrapper.
+///
+/// # Safety
+/// `entry` runs in the new process on `stack_top`, with `arg`. With CLONE_VM it shares this
+/// address space: it must not allocate, unwind or touch state this process is using, and must
+/// end with `_exit`. `arg` must stay valid as long as the child uses it.
+pub unsafe fn clone(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    stack_top: *mut libc::c_void,
+    flags: u64,
+    arg: *mut libc::c_void,
+) -> Result<libc::pid_t, Errno> {
+    // SAFETY: the caller upholds the contract above; flags fit in an int (clone's legacy ABI).
+    ret_int(unsafe { libc::clone(entry, stack_top, (flags as libc::c_int) | libc::SIGCHLD, arg) })
 }

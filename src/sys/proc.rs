@@ -10,10 +10,7 @@ use super::{read_file_into, write_file};
 pub fn field_u64(text: &[u8], key: &[u8]) -> Option<u64> {
     let mut start = 0;
     while start < text.len() {
-        let end = text[start..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(text.len(), |p| start + p);
+        let end = text[start..].iter().position(|b| *b == b'\n').map_or(text.len(), |p| start + p);
         let line = &text[start..end];
         if line.starts_with(key) {
             let mut value: u64 = 0;
@@ -35,13 +32,32 @@ pub fn field_u64(text: &[u8], key: &[u8]) -> Option<u64> {
     None
 }
 
+/// Finds `key` at the start of a line of `text` and parses the octal number after it.
+pub fn field_octal(text: &[u8], key: &[u8]) -> Option<u32> {
+    let pos = text.windows(key.len()).position(|w| w == key)?;
+    if pos != 0 && text[pos - 1] != b'\n' {
+        return None;
+    }
+    let mut value: u32 = 0;
+    let mut seen = false;
+    for b in &text[pos + key.len()..] {
+        match b {
+            b' ' | b'\t' if !seen => {}
+            b'0'..=b'7' => {
+                value = value.checked_mul(8)?.checked_add(u32::from(b - b'0'))?;
+                seen = true;
+            }
+            _ => break,
+        }
+    }
+    seen.then_some(value)
+}
+
 /// `Threads:` of `/proc/self/status`.
 pub fn thread_count() -> Result<u32, Errno> {
     let mut buf = [0u8; 8192];
     let n = read_file_into(c"/proc/self/status", &mut buf)?;
-    field_u64(&buf[..n], b"Threads:")
-        .map(|v| v as u32)
-        .ok_or(Errno(libc::EIO))
+    field_u64(&buf[..n], b"Threads:").map(|v| v as u32).ok_or(Errno(libc::EIO))
 }
 
 /// Writes the decimal form of `v` into `out`; returns the bytes written.
@@ -78,23 +94,13 @@ pub fn map_line(buf: &mut [u8; 40], inside: u32, outside: u32, count: u32) -> &[
 
 /// Writes `deny` to setgroups and single-id maps `inside -> outside` for uid and gid of the
 /// calling process (just after unshare(NEWUSER)).
-pub fn write_id_maps(
-    inside: u32,
-    uid_outside: u32,
-    gid_outside: u32,
-) -> Result<(), (&'static CStr, Errno)> {
+pub fn write_id_maps(inside: u32, uid_outside: u32, gid_outside: u32) -> Result<(), (&'static CStr, Errno)> {
     let mut buf = [0u8; 40];
     write_file(c"/proc/self/setgroups", b"deny").map_err(|e| (c"/proc/self/setgroups", e))?;
-    write_file(
-        c"/proc/self/uid_map",
-        map_line(&mut buf, inside, uid_outside, 1),
-    )
-    .map_err(|e| (c"/proc/self/uid_map", e))?;
-    write_file(
-        c"/proc/self/gid_map",
-        map_line(&mut buf, inside, gid_outside, 1),
-    )
-    .map_err(|e| (c"/proc/self/gid_map", e))?;
+    write_file(c"/proc/self/uid_map", map_line(&mut buf, inside, uid_outside, 1))
+        .map_err(|e| (c"/proc/self/uid_map", e))?;
+    write_file(c"/proc/self/gid_map", map_line(&mut buf, inside, gid_outside, 1))
+        .map_err(|e| (c"/proc/self/gid_map", e))?;
     Ok(())
 }
 
@@ -108,6 +114,7 @@ mod tests {
         assert_eq!(field_u64(text, b"Threads:"), Some(3));
         assert_eq!(field_u64(text, b"Seccomp:"), Some(2));
         assert_eq!(field_u64(text, b"Missing:"), None);
+        assert_eq!(field_octal(b"Name:\tx\nUmask:\t0022\n", b"Umask:"), Some(0o22));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: the built binary, and running it.
 
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

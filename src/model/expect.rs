@@ -1,0 +1,158 @@
+//! The shapes of the model's expectations: per step and for the final
+//! behavioural probes. Pure data, serialisable for reports.
+
+#![deny(missing_docs)]
+
+use serde::Serialize;
+
+use crate::case::Sibling;
+use crate::errno::{CallResult, Errno};
+use crate::flags::RawFlags;
+use crate::ns::NsLink;
+
+/// kcmp types observed per sibling, in this order.
+pub const KCMP_TYPES: [(&str, i32); 5] = [("files", 2), ("fs", 3), ("vm", 1), ("sighand", 4), ("sysvsem", 6)];
+/// `KCMP_FILE`.
+pub const KCMP_FILE: i32 = 0;
+
+/// What one `/proc/self/ns` link does across a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkExpect {
+    /// Same value as before.
+    Unchanged,
+    /// A namespace that did not exist before: an inode not alive before the step.
+    Fresh,
+    /// The link cannot be read, with this errno (pid_for_children after NEWPID).
+    Unreadable(#[serde(serialize_with = "ser_display")] Errno),
+    /// Equal to the value another link had before the step (time after fork is time_for_children).
+    BeforeOf(NsLink),
+    /// Equal to the value another link has after the step (pid_for_children of a new init is its pid ns).
+    AfterOf(NsLink),
+}
+
+fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Credentials after a step, exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Creds {
+    /// uid, euid.
+    pub uid: u32,
+    /// gid, egid.
+    pub gid: u32,
+    /// CapEff.
+    pub cap_eff: u64,
+}
+
+/// getpid() across a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PidExpect {
+    /// Same process.
+    Unchanged,
+    /// A new process (fork), not init of a new namespace.
+    Changed,
+    /// A new process that is pid 1 of a new pid namespace.
+    One,
+}
+
+/// One kcmp result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KcmpExpect {
+    /// The model says nothing about it.
+    Unmodelled,
+    /// 0: the same object.
+    Same,
+    /// 1 or 2: different objects.
+    Different,
+    /// kcmp fails with this errno (EPERM across user namespaces).
+    Error(#[serde(serialize_with = "ser_display")] Errno),
+}
+
+/// The setup semaphore's value as read by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SemExpect {
+    /// The setup made no semaphore.
+    NoSemaphore,
+    /// GETVAL returns this.
+    Value(i32),
+    /// GETVAL fails (EINVAL once the caller is in a new IPC namespace).
+    Error(#[serde(serialize_with = "ser_display")] Errno),
+}
+
+/// What kcmp against one sibling should show after a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiblingExpect {
+    /// Its kind.
+    pub kind: Sibling,
+    /// Per type of [`KCMP_TYPES`].
+    pub kcmp: [KcmpExpect; 5],
+    /// `KCMP_FILE` of each setup fd against the sibling's same fd.
+    pub fds: KcmpExpect,
+}
+
+/// Sharing facts before a step, for the invariants that only apply in some situations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct SharingBefore {
+    /// fd table shared.
+    pub files: bool,
+    /// fs_struct shared.
+    pub fs: bool,
+    /// mm shared with another process.
+    pub mm: bool,
+    /// sighand shared with another process.
+    pub sighand: bool,
+    /// Threads in the group.
+    pub threads: u32,
+    /// A semaphore adjustment pending in a private undo list.
+    pub undo_private: bool,
+    /// A semaphore adjustment pending in a shared undo list.
+    pub undo_shared: bool,
+}
+
+/// What the model expects of one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expected {
+    /// For unshare steps, the flags after implications; 0 for other steps.
+    pub effective_flags: RawFlags,
+    /// Success or the errno.
+    pub result: CallResult,
+    /// Id of the rule that decided a failure, or `"success"`.
+    pub rule: &'static str,
+    /// Other failing rules that lost on precedence.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_failing: Vec<&'static str>,
+    /// What happens to each `/proc/self/ns` link.
+    pub links: [LinkExpect; NsLink::COUNT],
+    /// Credentials after the step.
+    pub creds: Creds,
+    /// getpid() across the step.
+    pub pid: PidExpect,
+    /// Thread count after the step.
+    pub threads: u32,
+    /// cwd may change (chroot steps); otherwise it must not.
+    pub cwd_changes: bool,
+    /// The semaphore's value as read by the caller after the step.
+    pub semval: SemExpect,
+    /// kcmp against each sibling after the step.
+    pub siblings: Vec<SiblingExpect>,
+    /// Sharing before the step.
+    pub before: SharingBefore,
+}
+
+/// What the behavioural probes at the end of a case should show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct FinalExpect {
+    /// With a FILES sibling: whether the fd table is still shared at the end.
+    pub files_shared: Option<bool>,
+    /// With a FILES sibling and a setup fd: whether closing our fd 0 closes the sibling's too.
+    pub close_is_shared: Option<bool>,
+    /// With an FS sibling: whether root/cwd/umask are still shared at the end.
+    pub fs_shared: Option<bool>,
+    /// With a semaphore and a sibling: its value as seen from the setup's IPC namespace.
+    pub sem_value_outside: Option<i32>,
+}
