@@ -102,7 +102,18 @@ fn the_seed_corpus_covers_the_spec_rows() {
     let all = corpus();
     assert!(all.len() >= 60, "only {} corpus files", all.len());
     let areas: BTreeSet<&str> = all.iter().filter_map(|(n, _)| n.strip_prefix("corpus/")?.split('/').next()).collect();
-    for area in ["single-bits", "privilege", "precedence", "atomicity", "article-2006"] {
+    for area in [
+        "single-bits",
+        "privilege",
+        "precedence",
+        "atomicity",
+        "article-2006",
+        "sharing",
+        "chroot",
+        "nesting",
+        "limits",
+        "sequences",
+    ] {
         assert!(areas.contains(area), "no corpus/{area}/");
     }
     // spec §5.1: every single bit 0..=33 and 63, alone, from the default setup.
