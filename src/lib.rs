@@ -7,6 +7,7 @@
 //! [`report`] prints the tally. Description ([`flags`], [`model`]) knows nothing
 //! of forking; the executor knows nothing of predictions or proptest.
 
+pub mod bench;
 pub mod case;
 pub mod check;
 pub mod env;

@@ -1,6 +1,7 @@
 //! The run loop: generate cases from a seed, predict, execute, judge, tally.
 //! Shared by the `run` command and the tests; knows nothing of printing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proptest::strategy::{Strategy, ValueTree};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::case::Case;
 use crate::check::{CaseVerdict, Tally, Violation, judge};
 use crate::env::Environment;
+use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::{KernelProfile, predict};
 
@@ -26,6 +28,8 @@ pub struct RunConfig {
     pub profile: &'static KernelProfile,
     /// Extra arguments for the executor (used by self-tests).
     pub executor_args: Vec<String>,
+    /// Executors run in parallel.
+    pub jobs: usize,
 }
 
 /// One case that violated something, in full.
@@ -46,6 +50,8 @@ pub struct RunReport {
     pub seed: u64,
     /// Model profile name.
     pub profile: &'static str,
+    /// Executors that ran in parallel.
+    pub jobs: usize,
     /// Probed environment.
     pub environment: Environment,
     /// Counts.
@@ -56,6 +62,8 @@ pub struct RunReport {
     pub elapsed_seconds: f64,
     /// Cases per second.
     pub cases_per_second: f64,
+    /// Each executor's resources at the end (leak check: fds, mounts, leftover processes, RSS).
+    pub executor_stats: Vec<ExecutorStats>,
 }
 
 /// Progress callback payload.
@@ -88,14 +96,16 @@ pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
 
 /// Predicts, runs (unless the prediction is a skip) and judges one case. If the executor
 /// dies, it is restarted and the case is reported as broken.
+///
+/// # Errors
+/// [`ExecError`] when a dead executor cannot be restarted.
 pub fn check_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> Result<CaseVerdict, ExecError> {
-    let env = executor.environment().clone();
-    let prediction = predict(config.profile, &env, case);
+    let prediction = predict(config.profile, executor.environment(), case);
     if let crate::model::Prediction::Skip { reason } = &prediction {
         return Ok(CaseVerdict::skipped(reason.clone()));
     }
     match executor.run(case, config.timeout) {
-        Ok(outcome) => Ok(judge(&env, case, &prediction, &outcome)),
+        Ok(outcome) => Ok(judge(executor.environment(), case, &prediction, &outcome)),
         Err(ExecError::Died(why)) => {
             *executor = Executor::spawn_self(&config.executor_args)?;
             Ok(CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted")))
@@ -105,38 +115,72 @@ pub fn check_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> R
     }
 }
 
-/// Runs `cases` through a fresh executor.
+/// Runs `cases` on `config.jobs` executors in parallel (case `i` goes to executor `i % jobs`,
+/// so the assignment depends only on the seed), and merges the verdicts in case order.
 ///
 /// # Errors
-/// [`ExecError`] when the executor cannot be started at all.
-pub fn run_cases(
-    config: &RunConfig,
-    cases: impl Iterator<Item = Case>,
-    total: u64,
-    mut progress: impl FnMut(Progress),
-) -> Result<RunReport, ExecError> {
-    let mut executor = Executor::spawn_self(&config.executor_args)?;
-    let environment = executor.environment().clone();
+/// [`ExecError`] when an executor cannot be started at all.
+pub fn run_cases(config: &RunConfig, cases: &[Case], progress: impl Fn(Progress) + Sync) -> Result<RunReport, ExecError> {
+    let jobs = config.jobs.clamp(1, 64);
+    let total = cases.len() as u64;
+    let done = AtomicU64::new(0);
+    let violations = AtomicU64::new(0);
+    let mut executors = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        executors.push(Executor::spawn_self(&config.executor_args)?);
+    }
+    let environment = executors[0].environment().clone();
     let start = Instant::now();
+    let per_job: Vec<Result<(Vec<(usize, CaseVerdict)>, ExecutorStats), ExecError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = executors
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut executor)| {
+                let (done, violations, progress) = (&done, &violations, &progress);
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(cases.len() / jobs + 1);
+                    for i in (k..cases.len()).step_by(jobs) {
+                        let verdict = check_case(&mut executor, config, &cases[i])?;
+                        let v = violations.fetch_add(verdict.violations.len() as u64, Ordering::Relaxed)
+                            + verdict.violations.len() as u64;
+                        out.push((i, verdict));
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        progress(Progress { done: d, total, violations: v });
+                    }
+                    let (_, stats) = executor.bare_loop(&[])?;
+                    Ok((out, stats))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Died("a worker panicked".into())))).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut verdicts = Vec::with_capacity(cases.len());
+    let mut executor_stats = Vec::with_capacity(jobs);
+    for r in per_job {
+        let (v, stats) = r?;
+        verdicts.extend(v);
+        executor_stats.push(stats);
+    }
+    verdicts.sort_by_key(|(i, _)| *i);
     let mut tally = Tally::new();
     let mut failures = Vec::new();
-    for (index, case) in cases.enumerate() {
-        let verdict = check_case(&mut executor, config, &case)?;
+    for (i, verdict) in verdicts {
         tally.add(&verdict);
         if verdict.failed() {
-            failures.push(FailedCase { index: index as u64, case, violations: verdict.violations });
+            failures.push(FailedCase { index: i as u64, case: cases[i].clone(), violations: verdict.violations });
         }
-        progress(Progress { done: index as u64 + 1, total, violations: tally.violations() });
     }
-    let elapsed = start.elapsed().as_secs_f64();
     Ok(RunReport {
         seed: config.seed,
         profile: config.profile.name,
+        jobs,
         environment,
         cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
         tally,
         failures,
         elapsed_seconds: elapsed,
+        executor_stats,
     })
 }
 
@@ -144,8 +188,9 @@ pub fn run_cases(
 ///
 /// # Errors
 /// As [`run_cases`].
-pub fn run(config: &RunConfig, progress: impl FnMut(Progress)) -> Result<RunReport, ExecError> {
-    run_cases(config, cases_for_seed(config.seed).take(config.cases as usize), config.cases, progress)
+pub fn run(config: &RunConfig, progress: impl Fn(Progress) + Sync) -> Result<RunReport, ExecError> {
+    let cases: Vec<Case> = cases_for_seed(config.seed).take(config.cases as usize).collect();
+    run_cases(config, &cases, progress)
 }
 
 #[cfg(test)]
