@@ -134,6 +134,7 @@ fn config(common: &CommonArgs, cases: u64) -> anyhow::Result<RunConfig> {
         timeout: Duration::from_millis(common.timeout_ms),
         profile: profile_named(&common.kernel_profile)?,
         executor_args: Vec::new(),
+        jobs: 1,
         fault: announce(common.fault.inject_fault),
     })
 }

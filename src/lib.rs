@@ -9,6 +9,7 @@
 //! failures into it. Description ([`flags`], [`model`]) knows nothing
 //! of forking; the executor knows nothing of predictions or proptest.
 
+pub mod bench;
 pub mod case;
 pub mod check;
 pub mod corpus;

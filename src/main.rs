@@ -40,6 +40,21 @@ enum Command {
     Replay(corpus_cli::ReplayArgs),
     /// Shrink a failing corpus case on the kernel and write the minimal one.
     Minimize(corpus_cli::MinimizeArgs),
+    /// Measure cases per second against a bare fork+unshare+wait loop, per flag mix.
+    Bench {
+        /// Cases per mix.
+        #[arg(long, default_value_t = 2000)]
+        cases: usize,
+        /// Executors for the scaling row.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Seed of the random mix.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the table as JSON.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor,
@@ -64,6 +79,9 @@ struct RunArgs {
     kernel_profile: String,
     #[command(flatten)]
     corpus: corpus_cli::SaveArgs,
+    /// Executors run in parallel (cases are assigned by index, so results do not depend on it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    jobs: u64,
 }
 
 fn main() {
@@ -82,6 +100,7 @@ fn main() {
         Command::Run(args) => report_errors(run_command(args)),
         Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),
         Command::Minimize(args) => report_errors(corpus_cli::minimize_command(args)),
+        Command::Bench { cases, jobs, seed, json } => report_errors(bench_command(cases, jobs, seed, json)),
     };
     std::process::exit(code);
 }
@@ -123,34 +142,18 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         profile,
         executor_args: Vec::new(),
         fault: corpus_cli::fault_for_run(&args.corpus),
+        jobs: args.jobs as usize,
     };
-    let mut printed_env = false;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(args.cases);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} cases, {msg} [{elapsed_precise}<{eta_precise}]",
-        ) {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cases, {msg} [{elapsed_precise}<{eta_precise}]")
+        {
             bar.set_style(style);
         }
         bar
     });
-    let mut last_line = Instant::now();
-    let report = runner::run(&config, |p: Progress| {
-        if !printed_env {
-            printed_env = true;
-        }
-        match &bar {
-            Some(bar) => {
-                bar.set_position(p.done);
-                bar.set_message(format!("{} violations", p.violations));
-            }
-            None if last_line.elapsed() >= Duration::from_secs(10) || p.done == p.total => {
-                eprintln!("progress: {}/{} cases, {} violations", p.done, p.total, p.violations);
-                last_line = Instant::now();
-            }
-            None => {}
-        }
-    })?;
+    let report = runner::run(&config, progress_printer(bar.as_ref()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -163,4 +166,53 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         println!("JSON report: {}", path.display());
     }
     Ok(report.tally.exit_code())
+}
+
+/// A progress callback: the bar on a terminal, else a plain line every 10 s and at the end.
+fn progress_printer(bar: Option<&indicatif::ProgressBar>) -> impl Fn(Progress) + Sync + '_ {
+    let last_line = std::sync::Mutex::new(Instant::now());
+    move |p: Progress| match bar {
+        Some(bar) => {
+            bar.set_position(p.done);
+            bar.set_message(format!("{} violations", p.violations));
+        }
+        None => {
+            let Ok(mut last) = last_line.lock() else { return };
+            if last.elapsed() >= Duration::from_secs(10) || p.done == p.total {
+                eprintln!("progress: {}/{} cases, {} violations", p.done, p.total, p.violations);
+                *last = Instant::now();
+            }
+        }
+    }
+}
+
+fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>) -> anyhow::Result<i32> {
+    let config = RunConfig {
+        cases: cases as u64,
+        seed,
+        timeout: Duration::from_secs(5),
+        profile: &profile::LINUX_6_18,
+        executor_args: Vec::new(),
+        jobs,
+        fault: None,
+    };
+    println!("{:<28} {:>7} {:>12} {:>12} {:>7} {:>5}", "mix", "cases", "harness/s", "bare/s", "ratio", "viol");
+    let report = unshare_fuzz::bench::run(&config, cases, |r| {
+        println!(
+            "{:<28} {:>7} {:>12.0} {:>12.0} {:>7.2} {:>5}",
+            r.mix, r.cases, r.harness_per_s, r.bare_per_s, r.ratio, r.violations
+        );
+    })?;
+    println!("--jobs {jobs} speed-up on the random mix: {:.2}x", report.jobs2_speedup);
+    for (i, s) in report.executor_stats.iter().enumerate() {
+        println!(
+            "executor {i} after the last mix: RSS {} KiB, {} fds, {} mounts, {} leftover processes",
+            s.rss_kib, s.fds, s.mounts, s.other_processes
+        );
+    }
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(0)
 }

@@ -80,6 +80,22 @@ impl NsLink {
         }
     }
 
+    /// NUL-terminated file name, for `fstatat` under an open `/proc/self/ns`.
+    pub fn c_name(self) -> &'static std::ffi::CStr {
+        match self {
+            NsLink::Cgroup => c"cgroup",
+            NsLink::Ipc => c"ipc",
+            NsLink::Mnt => c"mnt",
+            NsLink::Net => c"net",
+            NsLink::Pid => c"pid",
+            NsLink::PidForChildren => c"pid_for_children",
+            NsLink::Time => c"time",
+            NsLink::TimeForChildren => c"time_for_children",
+            NsLink::User => c"user",
+            NsLink::Uts => c"uts",
+        }
+    }
+
     /// Position in [`NsLink::ALL`].
     pub fn index(self) -> usize {
         self as usize
@@ -102,6 +118,7 @@ mod tests {
             assert_eq!(link.index(), i);
             let p = link.c_path().to_str().unwrap();
             assert_eq!(p, format!("/proc/self/ns/{}", link.file_name()));
+            assert_eq!(link.c_name().to_str().unwrap(), link.file_name());
         }
     }
 }

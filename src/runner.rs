@@ -1,6 +1,7 @@
 //! The run loop: generate cases from a seed, predict, execute, judge, tally.
 //! Shared by the `run` command and the tests; knows nothing of printing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proptest::strategy::{Strategy, ValueTree};
@@ -11,6 +12,7 @@ use crate::case::Case;
 use crate::check::{CaseVerdict, Tally, Violation, judge};
 use crate::corpus::replay::FileResult;
 use crate::env::Environment;
+use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::fault::Fault;
 use crate::model::{KernelProfile, Prediction, predict};
@@ -29,6 +31,8 @@ pub struct RunConfig {
     pub profile: &'static KernelProfile,
     /// Extra arguments for the executor (used by self-tests).
     pub executor_args: Vec<String>,
+    /// Executors run in parallel.
+    pub jobs: usize,
     /// Test only: a lie told to the checker about every outcome (`--inject-fault`).
     pub fault: Option<Fault>,
 }
@@ -54,6 +58,8 @@ pub struct RunReport {
     pub seed: u64,
     /// Model profile name.
     pub profile: &'static str,
+    /// Executors that ran in parallel.
+    pub jobs: usize,
     /// Probed environment.
     pub environment: Environment,
     /// Counts.
@@ -64,6 +70,8 @@ pub struct RunReport {
     pub elapsed_seconds: f64,
     /// Cases per second.
     pub cases_per_second: f64,
+    /// Each executor's resources at the end (leak check: fds, mounts, leftover processes, RSS).
+    pub executor_stats: Vec<ExecutorStats>,
     /// One result per corpus file, when the cases came from a corpus (`replay`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corpus_files: Option<Vec<FileResult>>,
@@ -99,6 +107,9 @@ pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
 
 /// Predicts, runs (unless the prediction is a skip) and judges one case. If the executor
 /// dies, it is restarted and the case is reported as broken.
+///
+/// # Errors
+/// [`ExecError`] when a dead executor cannot be restarted.
 pub fn check_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> Result<CaseVerdict, ExecError> {
     execute_case(executor, config, case).map(|e| e.verdict)
 }
@@ -119,8 +130,7 @@ pub struct Executed {
 /// # Errors
 /// As [`check_case`].
 pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> Result<Executed, ExecError> {
-    let env = executor.environment().clone();
-    let prediction = predict(config.profile, &env, case);
+    let prediction = predict(config.profile, executor.environment(), case);
     let done = |outcome, verdict| Executed { prediction: prediction.clone(), outcome, verdict };
     if let Prediction::Skip { reason } = &prediction {
         return Ok(done(None, CaseVerdict::skipped(reason.clone())));
@@ -130,7 +140,7 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
             if let Some(fault) = config.fault {
                 fault.apply(case, &mut outcome);
             }
-            let verdict = judge(&env, case, &prediction, &outcome);
+            let verdict = judge(executor.environment(), case, &prediction, &outcome);
             Ok(done(Some(outcome), verdict))
         }
         Err(ExecError::Died(why)) => {
@@ -144,38 +154,77 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
     }
 }
 
-/// Runs `cases` through a fresh executor.
+/// Runs `cases` on `config.jobs` executors in parallel (case `i` goes to executor `i % jobs`,
+/// so the assignment depends only on the seed), and merges the verdicts in case order.
 ///
 /// # Errors
-/// [`ExecError`] when the executor cannot be started at all.
-pub fn run_cases(
-    config: &RunConfig,
-    cases: impl Iterator<Item = Case>,
-    total: u64,
-    mut progress: impl FnMut(Progress),
-) -> Result<RunReport, ExecError> {
-    let mut executor = Executor::spawn_self(&config.executor_args)?;
-    let environment = executor.environment().clone();
+/// [`ExecError`] when an executor cannot be started at all.
+pub fn run_cases(config: &RunConfig, cases: &[Case], progress: impl Fn(Progress) + Sync) -> Result<RunReport, ExecError> {
+    let jobs = config.jobs.clamp(1, 64);
+    let total = cases.len() as u64;
+    let done = AtomicU64::new(0);
+    let violations = AtomicU64::new(0);
+    let mut executors = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        executors.push(Executor::spawn_self(&config.executor_args)?);
+    }
+    let environment = executors[0].environment().clone();
     let start = Instant::now();
+    let per_job: Vec<Result<(Vec<(usize, CaseVerdict)>, ExecutorStats), ExecError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = executors
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut executor)| {
+                let (done, violations, progress) = (&done, &violations, &progress);
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(cases.len() / jobs + 1);
+                    for i in (k..cases.len()).step_by(jobs) {
+                        let verdict = check_case(&mut executor, config, &cases[i])?;
+                        let v = violations.fetch_add(verdict.violations.len() as u64, Ordering::Relaxed)
+                            + verdict.violations.len() as u64;
+                        out.push((i, verdict));
+                        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        progress(Progress { done: d, total, violations: v });
+                    }
+                    let (_, stats) = executor.bare_loop(&[])?;
+                    Ok((out, stats))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Died("a worker panicked".into())))).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut verdicts = Vec::with_capacity(cases.len());
+    let mut executor_stats = Vec::with_capacity(jobs);
+    for r in per_job {
+        let (v, stats) = r?;
+        verdicts.extend(v);
+        executor_stats.push(stats);
+    }
+    verdicts.sort_by_key(|(i, _)| *i);
     let mut tally = Tally::new();
     let mut failures = Vec::new();
-    for (index, case) in cases.enumerate() {
-        let verdict = check_case(&mut executor, config, &case)?;
+    for (i, verdict) in verdicts {
         tally.add(&verdict);
         if verdict.failed() {
-            failures.push(FailedCase { index: index as u64, case, violations: verdict.violations, file: None });
+            failures.push(FailedCase {
+                index: i as u64,
+                case: cases[i].clone(),
+                violations: verdict.violations,
+                file: None,
+            });
         }
-        progress(Progress { done: index as u64 + 1, total, violations: tally.violations() });
     }
-    let elapsed = start.elapsed().as_secs_f64();
     Ok(RunReport {
         seed: config.seed,
         profile: config.profile.name,
+        jobs,
         environment,
         cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
         tally,
         failures,
         elapsed_seconds: elapsed,
+        executor_stats,
         corpus_files: None,
     })
 }
@@ -184,8 +233,9 @@ pub fn run_cases(
 ///
 /// # Errors
 /// As [`run_cases`].
-pub fn run(config: &RunConfig, progress: impl FnMut(Progress)) -> Result<RunReport, ExecError> {
-    run_cases(config, cases_for_seed(config.seed).take(config.cases as usize), config.cases, progress)
+pub fn run(config: &RunConfig, progress: impl Fn(Progress) + Sync) -> Result<RunReport, ExecError> {
+    let cases: Vec<Case> = cases_for_seed(config.seed).take(config.cases as usize).collect();
+    run_cases(config, &cases, progress)
 }
 
 #[cfg(test)]

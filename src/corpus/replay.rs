@@ -143,14 +143,18 @@ pub fn replay(
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    // The executor's resources at the end, as `run` reports them (leak check).
+    let (_, stats) = executor.bare_loop(&[])?;
     Ok(RunReport {
         seed: 0,
         profile: config.profile.name,
+        jobs: 1,
         environment,
         cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
         tally,
         failures,
         elapsed_seconds: elapsed,
+        executor_stats: vec![stats],
         corpus_files: Some(results),
     })
 }

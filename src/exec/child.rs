@@ -70,12 +70,21 @@ fn status_fields(snap: &mut RawSnapshot) {
 
 /// Fills `snap` with the calling process's state.
 pub fn snapshot(ctx: &Ctx, snap: &mut RawSnapshot) {
+    // One lookup of /proc/self/ns, then one fstatat per link.
+    let dir = sys::open_raw(c"/proc/self/ns", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
     for link in NsLink::ALL {
         let i = link.index();
-        match sys::stat_dev_ino(link.c_path()) {
-            Ok((_, ino)) => (snap.ns_ino[i], snap.ns_err[i]) = (ino, 0),
+        let r = match dir {
+            Ok(fd) => sys::fstatat_ino(fd, link.c_name()),
+            Err(_) => sys::stat_dev_ino(link.c_path()).map(|(_, ino)| ino),
+        };
+        match r {
+            Ok(ino) => (snap.ns_ino[i], snap.ns_err[i]) = (ino, 0),
             Err(e) => (snap.ns_ino[i], snap.ns_err[i]) = (0, e.0),
         }
+    }
+    if let Ok(fd) = dir {
+        let _ = sys::close_raw(fd);
     }
     snap.pid = sys::getpid();
     let (uid, gid, euid, egid) = sys::ids();

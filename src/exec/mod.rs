@@ -116,13 +116,34 @@ impl Executor {
     pub fn run(&mut self, case: &Case, timeout: Duration) -> Result<Outcome, ExecError> {
         self.next_id += 1;
         let id = self.next_id;
-        let req = Request { id, case: case.clone(), timeout_ms: timeout.as_millis() as u64 };
+        let req = Request { id, case: case.clone(), timeout_ms: timeout.as_millis() as u64, bare_loop: None };
         let line = serde_json::to_string(&req).map_err(|e| ExecError::Protocol(e.to_string()))?;
         let stdin = self.stdin.as_mut().ok_or_else(|| ExecError::Died("stdin closed".into()))?;
         writeln!(stdin, "{line}").and_then(|()| stdin.flush()).map_err(|e| ExecError::Died(e.to_string()))?;
         match read_response(&mut self.stdout)? {
             Response::Outcome { id: got, outcome } if got == id => Ok(*outcome),
             Response::Error { message, .. } => Err(ExecError::Protocol(message)),
+            other => Err(ExecError::Protocol(format!("unexpected response {other:?}"))),
+        }
+    }
+}
+
+impl Executor {
+    /// Runs the bare reference loop (fork + unshare + wait per word) inside the executor;
+    /// returns the nanoseconds and the executor's resources afterwards (an empty list only
+    /// reports the resources).
+    ///
+    /// # Errors
+    /// [`ExecError`] if the executor fails.
+    pub fn bare_loop(&mut self, flags: &[u64]) -> Result<(u64, protocol::ExecutorStats), ExecError> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let req = Request { id, case: Case::unshare(&[0]), timeout_ms: 0, bare_loop: Some(flags.to_vec()) };
+        let line = serde_json::to_string(&req).map_err(|e| ExecError::Protocol(e.to_string()))?;
+        let stdin = self.stdin.as_mut().ok_or_else(|| ExecError::Died("stdin closed".into()))?;
+        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).map_err(|e| ExecError::Died(e.to_string()))?;
+        match read_response(&mut self.stdout)? {
+            Response::Bare { id: got, nanos, stats } if got == id => Ok((nanos, stats)),
             other => Err(ExecError::Protocol(format!("unexpected response {other:?}"))),
         }
     }

@@ -15,6 +15,22 @@ pub struct Request {
     pub case: Case,
     /// Watchdog timeout.
     pub timeout_ms: u64,
+    /// Benchmark instead of running the case: one bare fork + unshare(flags) + wait per entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bare_loop: Option<Vec<u64>>,
+}
+
+/// What the executor holds, to show that cases leak nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecutorStats {
+    /// Resident set size in KiB.
+    pub rss_kib: u64,
+    /// Open file descriptors.
+    pub fds: u64,
+    /// Lines of its mountinfo.
+    pub mounts: u64,
+    /// Processes in its pid namespace other than itself (leftover children, zombies).
+    pub other_processes: u64,
 }
 
 /// One line from the executor.
@@ -37,6 +53,15 @@ pub enum Response {
         id: u64,
         /// What happened.
         outcome: Box<Outcome>,
+    },
+    /// The time a bare loop took.
+    Bare {
+        /// Request id.
+        id: u64,
+        /// Nanoseconds for the whole loop.
+        nanos: u64,
+        /// The executor's resources afterwards.
+        stats: ExecutorStats,
     },
     /// A request could not be served.
     Error {

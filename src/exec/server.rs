@@ -40,6 +40,10 @@ pub fn executor_main() -> i32 {
         }
         let response = match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::Error { id: None, message: format!("bad request: {e}") },
+            Ok(Request { id, bare_loop: Some(flags), .. }) => match watch::bare_loop(&flags) {
+                Ok(nanos) => Response::Bare { id, nanos, stats: own_stats() },
+                Err(e) => Response::Error { id: Some(id), message: format!("bare loop failed: {e}") },
+            },
             Ok(req) => {
                 match req.case.validate().map_err(|e| e.to_string()).and_then(|()| Plan::new(&req.case.setup, &env)) {
                     Err(e) => Response::Error { id: Some(req.id), message: format!("bad case: {e}") },
@@ -55,4 +59,21 @@ pub fn executor_main() -> i32 {
         }
     }
     0
+}
+
+/// The executor's own resources (it is pid 1 of the sandbox, so every other pid in its /proc
+/// is something a case left behind).
+fn own_stats() -> super::protocol::ExecutorStats {
+    let mut buf = [0u8; 8192];
+    let n = crate::sys::read_file_into(c"/proc/self/status", &mut buf).unwrap_or(0);
+    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
+    let pids = std::fs::read_dir("/proc").map_or(0, |d| {
+        d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count() as u64
+    });
+    super::protocol::ExecutorStats {
+        rss_kib: crate::sys::proc::field_u64(&buf[..n], b"VmRSS:").unwrap_or(0),
+        fds: count("/proc/self/fd").saturating_sub(1),
+        mounts: std::fs::read_to_string("/proc/self/mountinfo").map_or(0, |m| m.lines().count() as u64),
+        other_processes: pids.saturating_sub(1),
+    }
 }

@@ -181,3 +181,23 @@ fn outcome(got: Collected, status: i32, timed_out: bool, timeout: Duration) -> O
         },
     }
 }
+
+/// The reference loop for benchmarks: for each word, fork; the child calls
+/// `unshare(word)` and exits; the parent waits. Returns the total nanoseconds.
+///
+/// # Errors
+/// If fork or wait fail.
+pub fn bare_loop(flags: &[u64]) -> Result<u64, Errno> {
+    let start = Instant::now();
+    for f in flags {
+        // SAFETY: the executor is single-threaded; the child only unshares and exits.
+        let pid = unsafe { sys::fork() }?;
+        if pid == 0 {
+            // SAFETY: disposable child.
+            let _ = unsafe { sys::unshare(crate::flags::RawFlags(*f)) };
+            sys::exit_now(0);
+        }
+        sys::waitpid(pid, 0)?;
+    }
+    Ok(start.elapsed().as_nanos() as u64)
+}

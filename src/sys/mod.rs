@@ -209,6 +209,15 @@ pub fn stat_dev_ino(path: &CStr) -> Result<(u64, u64), Errno> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// `fstatat(dirfd, name, 0)` following links: st_ino.
+pub fn fstatat_ino(dirfd: RawFd, name: &CStr) -> Result<u64, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: name is NUL-terminated and st points to writable memory of the right size.
+    ret_int(unsafe { libc::fstatat(dirfd, name.as_ptr(), st.as_mut_ptr(), 0) })?;
+    // SAFETY: fstatat succeeded, so it filled st.
+    Ok(unsafe { st.assume_init() }.st_ino)
+}
+
 /// `write(fd, data)`, retried on EINTR.
 pub fn write(fd: RawFd, data: &[u8]) -> Result<usize, Errno> {
     loop {

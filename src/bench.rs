@@ -1,0 +1,116 @@
+//! Throughput measurement: the harness's cases per second with every invariant
+//! checked, next to a bare loop doing the same fork + unshare + wait inside
+//! the same sandbox, for fixed flag mixes. Reports ratios, never asserts them.
+
+use serde::Serialize;
+
+use crate::case::{Case, Step};
+use crate::exec::protocol::ExecutorStats;
+use crate::exec::{ExecError, Executor};
+use crate::flags::{bits, FLAGS, UNSHARE_VALID_MASK};
+use crate::runner::{cases_for_seed, run_cases, RunConfig};
+
+/// Rounds each mix is split into (harness and bare loop alternate).
+const ROUNDS: usize = 5;
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    /// Mix name.
+    pub mix: String,
+    /// Cases in the mix.
+    pub cases: usize,
+    /// Harness cases per second (full pipeline, `jobs` executors).
+    pub harness_per_s: f64,
+    /// Bare fork+unshare+wait per second (one process).
+    pub bare_per_s: f64,
+    /// harness / bare.
+    pub ratio: f64,
+    /// Executors used for the harness figure.
+    pub jobs: usize,
+    /// Violations seen (should be 0).
+    pub violations: u64,
+}
+
+/// The whole benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Rows.
+    pub rows: Vec<BenchRow>,
+    /// Random mix with 2 jobs over 1 job.
+    pub jobs2_speedup: f64,
+    /// Executor resources at the end of the longest harness run.
+    pub executor_stats: Vec<ExecutorStats>,
+}
+
+/// The fixed mixes: each valid single flag, all namespaces, and a random mix with setups.
+pub fn mixes(per_mix: usize, seed: u64) -> Vec<(String, Vec<Case>)> {
+    let mut out: Vec<(String, Vec<Case>)> = FLAGS
+        .iter()
+        .filter(|f| f.bit & UNSHARE_VALID_MASK != 0)
+        .map(|f| (f.name.to_string(), vec![Case::unshare(&[f.bit]); per_mix]))
+        .collect();
+    let all = crate::flags::NON_USER_NAMESPACES | bits::NEWUSER;
+    out.push(("all namespaces".into(), vec![Case::unshare(&[all]); per_mix]));
+    out.push(("random mix with setups".into(), cases_for_seed(seed).take(per_mix).collect()));
+    out
+}
+
+fn first_unshare(case: &Case) -> u64 {
+    case.steps.iter().find_map(|s| if let Step::Unshare(f) = s { Some(f.0) } else { None }).unwrap_or(0)
+}
+
+/// Runs every mix through the harness (one job) and the bare loop, then the random mix with
+/// two jobs.
+///
+/// # Errors
+/// [`ExecError`] if an executor cannot run.
+pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)) -> Result<BenchReport, ExecError> {
+    let mut rows = Vec::new();
+    let mut bare = Executor::spawn_self(&config.executor_args)?;
+    let one = RunConfig { jobs: 1, ..config.clone() };
+    let mut last_stats = Vec::new();
+    let mut random_one_job = 0.0;
+    let mixes = mixes(per_mix, config.seed);
+    for (name, cases) in &mixes {
+        // Interleave harness and bare rounds, so that a busy moment of the machine hits both.
+        let (mut harness_secs, mut bare_secs, mut violations) = (0.0, 0.0, 0);
+        for chunk in cases.chunks(cases.len().div_ceil(ROUNDS).max(1)) {
+            let report = run_cases(&one, chunk, |_| {})?;
+            harness_secs += report.elapsed_seconds;
+            violations += report.tally.violations();
+            last_stats = report.executor_stats;
+            let flags: Vec<u64> = chunk.iter().map(first_unshare).collect();
+            bare_secs += bare.bare_loop(&flags)?.0 as f64 / 1e9;
+        }
+        let (harness_per_s, bare_per_s) = (cases.len() as f64 / harness_secs, cases.len() as f64 / bare_secs);
+        let row = BenchRow {
+            mix: name.clone(),
+            cases: cases.len(),
+            harness_per_s,
+            bare_per_s,
+            ratio: harness_per_s / bare_per_s,
+            jobs: 1,
+            violations,
+        };
+        on_row(&row);
+        rows.push(row);
+        random_one_job = harness_per_s;
+    }
+    let jobs = config.jobs.max(2);
+    let (name, cases) = &mixes[mixes.len() - 1];
+    let report = run_cases(&RunConfig { jobs, ..config.clone() }, cases, |_| {})?;
+    let row = BenchRow {
+        mix: format!("{name}, --jobs {jobs}"),
+        cases: cases.len(),
+        harness_per_s: report.cases_per_second,
+        bare_per_s: rows.last().map_or(0.0, |r| r.bare_per_s),
+        ratio: report.cases_per_second / rows.last().map_or(1.0, |r| r.bare_per_s),
+        jobs,
+        violations: report.tally.violations(),
+    };
+    on_row(&row);
+    let jobs2_speedup = report.cases_per_second / random_one_job;
+    rows.push(row);
+    Ok(BenchReport { rows, jobs2_speedup, executor_stats: last_stats })
+}
