@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::case::{Case, Step};
 use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
-use crate::flags::{bits, FLAGS, UNSHARE_VALID_MASK};
-use crate::runner::{cases_for_seed, run_cases, RunConfig};
+use crate::flags::{FLAGS, UNSHARE_VALID_MASK, bits};
+use crate::runner::{RunConfig, cases_for_seed, run_cases};
 
 /// Rounds each mix is split into (harness and bare loop alternate).
 const ROUNDS: usize = 5;

@@ -89,6 +89,7 @@ fn main() {
     if std::process::id() == 1 && std::env::args_os().next().is_some_and(|a| a == "/init") {
         guest::guest_init_main();
     }
+    unshare_fuzz::sys::default_sigpipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Executor => exec::server::executor_main(),
@@ -146,9 +147,9 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(args.cases);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cases, {msg} [{elapsed_precise}<{eta_precise}]")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} cases, {msg} [{elapsed_precise}<{eta_precise}]",
+        ) {
             bar.set_style(style);
         }
         bar

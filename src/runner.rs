@@ -154,12 +154,19 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
     }
 }
 
+/// What one parallel job returns: its verdicts by case index, and its executor's resources.
+type JobResult = (Vec<(usize, CaseVerdict)>, ExecutorStats);
+
 /// Runs `cases` on `config.jobs` executors in parallel (case `i` goes to executor `i % jobs`,
 /// so the assignment depends only on the seed), and merges the verdicts in case order.
 ///
 /// # Errors
 /// [`ExecError`] when an executor cannot be started at all.
-pub fn run_cases(config: &RunConfig, cases: &[Case], progress: impl Fn(Progress) + Sync) -> Result<RunReport, ExecError> {
+pub fn run_cases(
+    config: &RunConfig,
+    cases: &[Case],
+    progress: impl Fn(Progress) + Sync,
+) -> Result<RunReport, ExecError> {
     let jobs = config.jobs.clamp(1, 64);
     let total = cases.len() as u64;
     let done = AtomicU64::new(0);
@@ -170,7 +177,7 @@ pub fn run_cases(config: &RunConfig, cases: &[Case], progress: impl Fn(Progress)
     }
     let environment = executors[0].environment().clone();
     let start = Instant::now();
-    let per_job: Vec<Result<(Vec<(usize, CaseVerdict)>, ExecutorStats), ExecError>> = std::thread::scope(|scope| {
+    let per_job: Vec<Result<JobResult, ExecError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = executors
             .into_iter()
             .enumerate()
@@ -191,7 +198,10 @@ pub fn run_cases(config: &RunConfig, cases: &[Case], progress: impl Fn(Progress)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Died("a worker panicked".into())))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Died("a worker panicked".into()))))
+            .collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
     let mut verdicts = Vec::with_capacity(cases.len());

@@ -68,7 +68,8 @@ fn own_stats() -> super::protocol::ExecutorStats {
     let n = crate::sys::read_file_into(c"/proc/self/status", &mut buf).unwrap_or(0);
     let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
     let pids = std::fs::read_dir("/proc").map_or(0, |d| {
-        d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count() as u64
+        d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count()
+            as u64
     });
     super::protocol::ExecutorStats {
         rss_kib: crate::sys::proc::field_u64(&buf[..n], b"VmRSS:").unwrap_or(0),

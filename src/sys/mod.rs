@@ -485,3 +485,10 @@ pub unsafe fn clone(
     // SAFETY: the caller upholds the contract above; flags fit in an int (clone's legacy ABI).
     ret_int(unsafe { libc::clone(entry, stack_top, (flags as libc::c_int) | libc::SIGCHLD, arg) })
 }
+
+/// Restores the default SIGPIPE action, so that `unshare-fuzz run | head` ends quietly
+/// instead of panicking on a closed stdout (Rust ignores SIGPIPE by default).
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL for SIGPIPE has no memory-safety requirements.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
