@@ -51,6 +51,16 @@ struct RunArgs {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Report format on stdout: human, json, ktap (KTAP version 1) or junit (JUnit XML).
+    /// With any format but human, stdout holds only the report (the seed goes to stderr).
+    #[arg(long, default_value = "human", value_parser = clap::value_parser!(report::Format))]
+    format: report::Format,
+    /// Also write the KTAP report to this file.
+    #[arg(long, value_name = "PATH")]
+    ktap: Option<PathBuf>,
+    /// Also write the JUnit XML report to this file.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
     /// Kernel profile of the model.
     #[arg(long, default_value = "linux-6.18")]
     kernel_profile: String,
@@ -105,7 +115,12 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         )
     })?;
     let seed = args.seed.unwrap_or_else(random_seed);
-    println!("seed: {seed}  (repeat this run with --seed {seed})");
+    let seed_line = format!("seed: {seed}  (repeat this run with --seed {seed})");
+    if args.format == report::Format::Human {
+        println!("{seed_line}");
+    } else {
+        eprintln!("{seed_line}");
+    }
     let config = RunConfig {
         cases: args.cases,
         seed,
@@ -146,12 +161,33 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print!("{}", report::human::environment(&report.environment));
-    print!("{}", report::human::summary(&report));
-    if let Some(path) = args.json {
-        std::fs::write(&path, report::json::render(&report)?)
-            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        println!("JSON report: {}", path.display());
+    print!("{}", report::render(args.format, &report)?);
+    let files = [
+        (args.json, report::Format::Json),
+        (args.ktap, report::Format::Ktap),
+        (args.junit, report::Format::Junit),
+    ];
+    for (path, format) in files {
+        if let Some(path) = path {
+            write_report(&path, format, &report, args.format)?;
+        }
     }
     Ok(report.tally.exit_code())
+}
+
+/// Writes one report file, and says so where it does not spoil a machine-readable stdout.
+fn write_report(
+    path: &std::path::Path,
+    format: report::Format,
+    run: &runner::RunReport,
+    stdout_format: report::Format,
+) -> anyhow::Result<()> {
+    std::fs::write(path, report::render(format, run)?)
+        .with_context(|| format!("cannot write the {format} report to {}", path.display()))?;
+    if stdout_format == report::Format::Human {
+        println!("{} report: {}", format.name().to_uppercase(), path.display());
+    } else {
+        eprintln!("{} report: {}", format.name().to_uppercase(), path.display());
+    }
+    Ok(())
 }
