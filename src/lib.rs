@@ -18,5 +18,6 @@ pub mod model;
 pub mod ns;
 pub mod observe;
 pub mod report;
+pub mod repro;
 pub mod runner;
 pub mod sys;

@@ -32,6 +32,8 @@ enum Command {
     },
     /// List the invariants and what each asserts.
     Invariants,
+    /// Print a standalone C reproducer (libc only, `gcc repro.c`) for a JSON case file.
+    Repro(ReproArgs),
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor,
@@ -66,6 +68,19 @@ struct RunArgs {
     kernel_profile: String,
 }
 
+#[derive(clap::Args)]
+struct ReproArgs {
+    /// A JSON case (`{"setup": ..., "steps": [...]}`) or a corpus file with a `case` key.
+    file: PathBuf,
+    /// Environment the expectations are computed for: `probe` (start the executor and
+    /// probe this machine) or `reference` (the model's reference machine: root, 6.18).
+    #[arg(long, default_value = "probe", value_parser = ["probe", "reference"])]
+    env: String,
+    /// Kernel profile of the model.
+    #[arg(long, default_value = "linux-6.18")]
+    kernel_profile: String,
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
@@ -76,6 +91,7 @@ fn main() {
             0
         }
         Command::Run(args) => report_errors(run_command(args)),
+        Command::Repro(args) => report_errors(repro_command(args)),
     };
     std::process::exit(code);
 }
@@ -95,6 +111,28 @@ fn env_command(json: bool) -> anyhow::Result<i32> {
     } else {
         print!("{}", report::human::environment(env));
     }
+    Ok(0)
+}
+
+fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
+    profile::by_name(name).with_context(|| {
+        let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
+        format!("unknown kernel profile {name:?}; known: {}", names.join(", "))
+    })
+}
+
+fn repro_command(args: ReproArgs) -> anyhow::Result<i32> {
+    let profile = find_profile(&args.kernel_profile)?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let case = unshare_fuzz::repro::case_from_json(&text)
+        .with_context(|| format!("{}", args.file.display()))?;
+    let env = if args.env == "reference" {
+        unshare_fuzz::env::Environment::reference()
+    } else {
+        Executor::spawn_self(&[])?.environment().clone()
+    };
+    print!("{}", unshare_fuzz::repro::c_source(&case, profile, &env)?);
     Ok(0)
 }
 
