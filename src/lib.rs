@@ -13,6 +13,7 @@ pub mod env;
 pub mod errno;
 pub mod exec;
 pub mod flags;
+pub mod fuzzing;
 pub mod generate;
 pub mod model;
 pub mod ns;

@@ -34,6 +34,8 @@ enum Command {
     Invariants,
     /// Print a standalone C reproducer (libc only, `gcc repro.c`) for a JSON case file.
     Repro(ReproArgs),
+    /// Print the case a libFuzzer input or artifact stands for, as JSON.
+    Decode(DecodeArgs),
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor,
@@ -81,6 +83,23 @@ struct ReproArgs {
     kernel_profile: String,
 }
 
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Fuzz inputs or artifacts (`fuzz/artifacts/exec/crash-*`, corpus entries).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print each case as one compact JSON line instead of pretty JSON.
+    #[arg(long)]
+    lines: bool,
+    /// Print only each case's raw flag words, hex, one case per line (for bench loops).
+    #[arg(long, conflicts_with = "lines")]
+    raw_flags: bool,
+    /// Also save each case as a candidate regression file `DIR/<artifact name>.json`
+    /// (`{"title", "origin": "fuzz", "artifact", "case"}`; `repro` reads it).
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
@@ -92,6 +111,7 @@ fn main() {
         }
         Command::Run(args) => report_errors(run_command(args)),
         Command::Repro(args) => report_errors(repro_command(args)),
+        Command::Decode(args) => report_errors(decode_command(args)),
     };
     std::process::exit(code);
 }
@@ -132,7 +152,60 @@ fn repro_command(args: ReproArgs) -> anyhow::Result<i32> {
     } else {
         Executor::spawn_self(&[])?.environment().clone()
     };
-    print!("{}", unshare_fuzz::repro::c_source(&case, profile, &env)?);
+    emit(&unshare_fuzz::repro::c_source(&case, profile, &env)?)?;
+    Ok(0)
+}
+
+/// Writes to stdout; `Ok(false)` when the reader has gone (a closed pipe is not an error).
+fn emit(text: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}
+
+fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for file in &args.files {
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let case = unshare_fuzz::fuzzing::case_from_bytes(&bytes).with_context(|| {
+            format!("{}: these bytes do not decode to a case", file.display())
+        })?;
+        let json = if args.raw_flags {
+            let words: Vec<String> = case
+                .steps
+                .iter()
+                .map(|unshare_fuzz::case::Step::Unshare(f)| format!("{:#x}", f.0))
+                .collect();
+            words.join(" ")
+        } else if args.lines {
+            serde_json::to_string(&case)?
+        } else {
+            serde_json::to_string_pretty(&case)?
+        };
+        if !emit(&(json + "\n"))? {
+            return Ok(0);
+        }
+        if let Some(dir) = &args.save {
+            let name = file.file_name().map_or("input".into(), |n| n.to_string_lossy());
+            let path = dir.join(format!("{name}.json"));
+            let doc = serde_json::json!({
+                "title": format!("fuzz finding: {case}"),
+                "origin": "fuzz",
+                "artifact": file.display().to_string(),
+                "case": case,
+            });
+            std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("saved {}", path.display());
+        }
+    }
     Ok(0)
 }
 

@@ -403,3 +403,11 @@ pub fn spawn_parked_thread() -> Result<(), Errno> {
     let rc = unsafe { libc::pthread_detach(tid.assume_init()) };
     if rc != 0 { Err(Errno(rc)) } else { Ok(()) }
 }
+
+/// Ignores SIGPIPE for the whole process, as a Rust `main` does at startup (a
+/// fuzz binary's `main` is libFuzzer's, which does not): writing to a pipe whose
+/// reader died then fails with EPIPE instead of killing the process.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; no handler code runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
