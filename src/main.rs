@@ -36,6 +36,16 @@ enum Command {
     Repro(ReproArgs),
     /// Print the case a libFuzzer input or artifact stands for, as JSON.
     Decode(DecodeArgs),
+    /// Internal: run a fuzz target's library half on input files, without libFuzzer.
+    #[command(name = "__target", hide = true)]
+    Target {
+        /// `exec` or `model`.
+        #[arg(value_parser = ["exec", "model"])]
+        target: String,
+        /// Fuzz inputs.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor,
@@ -112,6 +122,7 @@ fn main() {
         Command::Run(args) => report_errors(run_command(args)),
         Command::Repro(args) => report_errors(repro_command(args)),
         Command::Decode(args) => report_errors(decode_command(args)),
+        Command::Target { target, files } => report_errors(target_command(&target, &files)),
     };
     std::process::exit(code);
 }
@@ -206,6 +217,19 @@ fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
             eprintln!("saved {}", path.display());
         }
     }
+    Ok(0)
+}
+
+fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        if target == "exec" {
+            unshare_fuzz::fuzzing::exec_case(&bytes);
+        } else {
+            unshare_fuzz::fuzzing::model_laws(&bytes);
+        }
+    }
+    println!("{} input(s) passed the {target} target", files.len());
     Ok(0)
 }
 
