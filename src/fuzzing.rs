@@ -102,7 +102,9 @@ pub fn exec_case(data: &[u8]) {
     let Some(case) = case_from_bytes(data) else {
         return;
     };
-    let mut guard = RUNNER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = RUNNER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let runner = guard.get_or_insert_with(start);
     let Runner::Ready(executor) = runner else {
         return;
@@ -207,24 +209,38 @@ pub fn laws(
         return Ok(());
     };
     if steps.len() != case.steps.len() {
-        return Err(format!("{} expectations for {} steps", steps.len(), case.steps.len()));
+        return Err(format!(
+            "{} expectations for {} steps",
+            steps.len(),
+            case.steps.len()
+        ));
     }
     for (step, exp) in case.steps.iter().zip(steps) {
         let crate::case::Step::Unshare(raw) = step;
         let eff = exp.effective_flags;
         if apply_implications(eff, profile.implications) != eff {
-            return Err(format!("effective flags {eff} of {raw} are not closed under the implications"));
+            return Err(format!(
+                "effective flags {eff} of {raw} are not closed under the implications"
+            ));
         }
         if eff.0 & raw.0 != raw.0 {
-            return Err(format!("effective flags {eff} drop requested bits of {raw}"));
+            return Err(format!(
+                "effective flags {eff} drop requested bits of {raw}"
+            ));
         }
         if eff.0 & !profile.valid_mask != 0 && exp.result != CallResult::Failure(Errno::EINVAL) {
-            return Err(format!("{raw} has a bit outside the mask but is predicted {}", exp.result));
+            return Err(format!(
+                "{raw} has a bit outside the mask but is predicted {}",
+                exp.result
+            ));
         }
         let unchanged = exp.links.iter().all(|l| *l == LinkExpect::Unchanged)
             && exp.creds == CredExpect::Unchanged;
         if !exp.result.is_success() && !unchanged {
-            return Err(format!("{raw} is predicted to fail ({}) but lists changes", exp.result));
+            return Err(format!(
+                "{raw} is predicted to fail ({}) but lists changes",
+                exp.result
+            ));
         }
     }
     Ok(())
@@ -267,7 +283,12 @@ mod tests {
         };
         let e = laws(p, &case, &good, &Prediction::Skip { reason: "x".into() }).unwrap_err();
         assert!(e.contains("deterministic"), "{e}");
-        assert!(broken(&|s| { s.pop(); }).contains("expectations for 2 steps"));
+        assert!(
+            broken(&|s| {
+                s.pop();
+            })
+            .contains("expectations for 2 steps")
+        );
         assert!(broken(&|s| s[1].effective_flags.0 = 0x2_0000).contains("not closed"));
         assert!(broken(&|s| s[1].effective_flags.0 = 0x200).contains("drop requested"));
         assert!(broken(&|s| s[0].result = CallResult::Success).contains("outside the mask"));
@@ -279,6 +300,9 @@ mod tests {
         assert!(case_from_bytes(&[]).is_some_and(|c| c.validate().is_ok()));
         let c = case_from_bytes(&[3, 200, 1, 7, 9, 250, 0, 0, 0, 12]).unwrap();
         assert!(c.validate().is_ok());
-        assert_eq!(case_from_bytes(&[3, 200, 1, 7, 9, 250, 0, 0, 0, 12]), Some(c));
+        assert_eq!(
+            case_from_bytes(&[3, 200, 1, 7, 9, 250, 0, 0, 0, 12]),
+            Some(c)
+        );
     }
 }

@@ -148,7 +148,10 @@ fn env_command(json: bool) -> anyhow::Result<i32> {
 fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
     profile::by_name(name).with_context(|| {
         let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
-        format!("unknown kernel profile {name:?}; known: {}", names.join(", "))
+        format!(
+            "unknown kernel profile {name:?}; known: {}",
+            names.join(", ")
+        )
     })
 }
 
@@ -180,14 +183,13 @@ fn emit(text: &str) -> anyhow::Result<bool> {
 
 fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &args.save {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     for file in &args.files {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let case = unshare_fuzz::fuzzing::case_from_bytes(&bytes).with_context(|| {
-            format!("{}: these bytes do not decode to a case", file.display())
-        })?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let case = unshare_fuzz::fuzzing::case_from_bytes(&bytes)
+            .with_context(|| format!("{}: these bytes do not decode to a case", file.display()))?;
         let json = if args.raw_flags {
             let words: Vec<String> = case
                 .steps
@@ -204,7 +206,9 @@ fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         if let Some(dir) = &args.save {
-            let name = file.file_name().map_or("input".into(), |n| n.to_string_lossy());
+            let name = file
+                .file_name()
+                .map_or("input".into(), |n| n.to_string_lossy());
             let path = dir.join(format!("{name}.json"));
             let doc = serde_json::json!({
                 "title": format!("fuzz finding: {case}"),
@@ -222,7 +226,8 @@ fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
 
 fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
     for file in files {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         if target == "exec" {
             unshare_fuzz::fuzzing::exec_case(&bytes);
         } else {
@@ -320,9 +325,17 @@ fn write_report(
     std::fs::write(path, report::render(format, run)?)
         .with_context(|| format!("cannot write the {format} report to {}", path.display()))?;
     if stdout_format == report::Format::Human {
-        println!("{} report: {}", format.name().to_uppercase(), path.display());
+        println!(
+            "{} report: {}",
+            format.name().to_uppercase(),
+            path.display()
+        );
     } else {
-        eprintln!("{} report: {}", format.name().to_uppercase(), path.display());
+        eprintln!(
+            "{} report: {}",
+            format.name().to_uppercase(),
+            path.display()
+        );
     }
     Ok(())
 }

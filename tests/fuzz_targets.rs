@@ -82,7 +82,11 @@ fn exec_and_model_targets_pass_on_this_kernel() {
         args.extend(files.iter().map(PathBuf::as_path));
         let out = target(&args, false, None);
         assert_eq!(out.status.code(), Some(0), "{t}: {}", common::text(&out));
-        assert!(common::text(&out).contains("300 input(s) passed"), "{}", common::text(&out));
+        assert!(
+            common::text(&out).contains("300 input(s) passed"),
+            "{}",
+            common::text(&out)
+        );
     }
 }
 
@@ -94,14 +98,20 @@ fn a_violation_aborts_the_exec_target_with_the_case() {
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(101), "a panic: {text}");
     assert!(text.contains("unshare invariant violated"), "{text}");
-    assert!(text.contains("[errno-matches-model]") && text.contains("case (JSON)"), "{text}");
+    assert!(
+        text.contains("[errno-matches-model]") && text.contains("case (JSON)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn under_a_seccomp_filter_the_exec_target_refuses_to_judge_and_says_why() {
     let dir = common::temp_dir("targets-seccomp");
     let launcher = dir.join("with-seccomp-filter");
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/with-seccomp-filter.c");
+    let src = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/with-seccomp-filter.c"
+    );
     let gcc = Command::new("gcc")
         .args(["-O2", "-Wall", "-Werror", "-o"])
         .arg(&launcher)
@@ -118,6 +128,9 @@ fn under_a_seccomp_filter_the_exec_target_refuses_to_judge_and_says_why() {
         text.contains("NOT judging any input: the environment restricts unshare"),
         "{text}"
     );
-    assert!(text.contains("seccomp filter"), "says which restriction: {text}");
+    assert!(
+        text.contains("seccomp filter"),
+        "says which restriction: {text}"
+    );
     assert_eq!(text.matches("NOT judging").count(), 1, "said once: {text}");
 }
