@@ -34,7 +34,7 @@ fn write_inputs(dir: &Path, inputs: &[Vec<u8>]) -> Vec<PathBuf> {
         .enumerate()
         .map(|(i, bytes)| {
             let p = dir.join(format!("input-{i}"));
-            std::fs::write(&p, bytes).unwrap();
+            std::fs::write(&p, bytes).expect("write a fuzz input");
             p
         })
         .collect()

@@ -26,7 +26,7 @@ const PER_SETUP: usize = 3;
 fn build_and_run(dir: &Path, name: &str, src: &str) -> (i32, String) {
     let c = dir.join(format!("{name}.c"));
     let bin = dir.join(name);
-    std::fs::write(&c, src).unwrap();
+    std::fs::write(&c, src).expect("write the C file");
     let gcc = Command::new("gcc")
         .args([
             "-O2",
@@ -77,7 +77,7 @@ fn sample() -> Vec<Case> {
         let p = Privilege::ALL
             .iter()
             .position(|p| *p == case.setup.privilege)
-            .unwrap();
+            .expect("every privilege is in Privilege::ALL");
         let bucket = by_setup.entry((p, case.setup.threads)).or_default();
         if bucket.len() < PER_SETUP {
             bucket.push(case);

@@ -1,6 +1,6 @@
 //! Reports: the human summary and the JSON document of a run. Every format
 //! starts with the environment, including any restriction on unshare.
-//! [`render`] is the one entry point for `run`, `replay` and anything else
+//! [`render()`] is the one entry point for `run`, `replay` and anything else
 //! that prints a [`crate::runner::RunReport`].
 
 pub mod human;
