@@ -135,20 +135,46 @@ for t in $TARGETS; do
     mkdir -p "$CORPUS_ROOT/$t" && cp -r "$dir/corpus/." "$CORPUS_ROOT/$t/" 2> /dev/null
 done
 
+# ---------------------------------------------------------------- artifacts -> candidates
+# candidate TARGET ARTIFACT DEST: minimizes the artifact with libFuzzer's minimizer (which
+# keeps the failure while shrinking the bytes), decodes it into DEST/<name>.bin.json (a
+# readable case; `minimize` shrinks it further when that command exists) and writes a C
+# reproducer DEST/<name>.c next to it.
+candidate() {
+    local t=$1 art=$2 dest=$3 base min
+    base=$t-$(basename "$art")
+    mkdir -p "$dest"
+    in_fuzz cargo "${FUZZ_TOOLCHAIN[@]}" fuzz tmin "$t" -s "$SANITIZER" -r 500 "$art" \
+        -- -artifact_prefix="$dest/minimized-" > "$dest/$base.tmin.log" 2>&1
+    # shellcheck disable=SC2012 # libFuzzer's artifact names are hex digests
+    min=$(ls -t "$dest"/minimized-* 2> /dev/null | head -1)
+    [ -n "$min" ] || min=$art
+    mv "$min" "$dest/$base.bin" 2> /dev/null || cp "$art" "$dest/$base.bin"
+    "$BIN" decode --save "$dest" "$dest/$base.bin" || return 1
+    if "$BIN" minimize --help > /dev/null 2>&1; then
+        "$BIN" minimize "$dest/$base.bin.json" || true
+    fi
+    "$BIN" repro "$dest/$base.bin.json" > "$dest/$base.c" || return 1
+    echo "candidate: $dest/$base.bin.json and $dest/$base.c"
+}
+
 # ---------------------------------------------------------------- canary
-# A violation must abort the exec target and leave an artifact that decodes: the model is
-# told, through the self-test switch, that the executor lacks CAP_SYS_ADMIN.
-canary() {
-    local dir=$OUT/canary
+# A violation must abort the exec target and leave an artifact that decodes, minimizes and
+# becomes a C reproducer that compiles: the model is told, through the self-test switch,
+# that the executor lacks CAP_SYS_ADMIN.
+canary() ( # a subshell: the self-test switch must not leak
+    local dir=$OUT/canary art
     rm -rf "$dir" && mkdir -p "$dir/corpus" "$dir/artifacts"
-    (cd fuzz && UNSHARE_FUZZ_SELFTEST_WRONG_MODEL=1 cargo "${FUZZ_TOOLCHAIN[@]}" fuzz run exec \
-        -s "$SANITIZER" "$dir/corpus" -- -runs=20000 -artifact_prefix="$dir/artifacts/")
-    local art
+    export UNSHARE_FUZZ_SELFTEST_WRONG_MODEL=1
+    in_fuzz cargo "${FUZZ_TOOLCHAIN[@]}" fuzz run exec -s "$SANITIZER" "$dir/corpus" -- \
+        -runs=20000 -artifact_prefix="$dir/artifacts/" > "$dir/fuzz.log" 2>&1
     art=$(find "$dir/artifacts" -name 'crash-*' | head -1)
     [ -n "$art" ] || { echo "canary: the exec target did not abort on an injected violation"; return 1; }
-    grep -q "unshare invariant violated" "$OUT/canary.log" || return 1
-    "$BIN" decode "$art"
-}
+    grep -q "unshare invariant violated" "$dir/fuzz.log" || { echo "canary: no violation message"; return 1; }
+    candidate exec "$art" "$dir/candidates" || return 1
+    cat "$dir"/candidates/*.bin.json
+    gcc -O2 -Wall -o "$dir/candidates/repro" "$dir"/candidates/*.c || return 1
+)
 if echo "$TARGETS" | grep -qx exec; then
     step canary "$OUT/canary.log" canary
 fi
@@ -164,30 +190,15 @@ else
     record replay skip 0 "this build has no replay command"
 fi
 
-# ---------------------------------------------------------------- artifacts -> candidates
 candidates() {
-    local n=0 art t base min
-    mkdir -p "$OUT/candidates"
-    local arts=()
-    mapfile -t arts < <(find "$OUT/fuzz" -path '*/artifacts/*' -type f ! -name 'minimized-*' 2> /dev/null)
+    local n=0 art t arts=()
+    mapfile -t arts < <(find "$OUT/fuzz" -path '*/artifacts/*' -type f 2> /dev/null)
     for art in "${arts[@]}"; do
         t=$(basename "$(dirname "$(dirname "$art")")")
-        base=$(basename "$art")
-        # libFuzzer's minimizer keeps the failure while shrinking the bytes.
-        (cd fuzz && cargo "${FUZZ_TOOLCHAIN[@]}" fuzz tmin "$t" -s "$SANITIZER" -r 500 "$art" \
-            -- -artifact_prefix="$(dirname "$art")/minimized-") > "$OUT/candidates/$t-$base.tmin.log" 2>&1
-        # shellcheck disable=SC2012 # libFuzzer's artifact names are hex digests
-        min=$(ls -t "$(dirname "$art")"/minimized-* 2> /dev/null | head -1)
-        [ -n "$min" ] || min=$art
-        cp "$min" "$OUT/candidates/$t-$base.bin"
-        "$BIN" decode --save "$OUT/candidates" "$OUT/candidates/$t-$base.bin" || return 1
-        if "$BIN" minimize --help > /dev/null 2>&1; then
-            "$BIN" minimize "$OUT/candidates/$t-$base.bin.json" || true
-        fi
-        "$BIN" repro "$OUT/candidates/$t-$base.bin.json" > "$OUT/candidates/$t-$base.c" || true
+        candidate "$t" "$art" "$OUT/candidates" || return 1
         n=$((n + 1))
     done
-    echo "$n candidate(s) in candidates/"
+    echo "$n candidate(s) from new artifacts"
 }
 step candidates "$OUT/candidates.log" candidates
 
