@@ -55,6 +55,20 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
     },
+    /// Print a standalone C reproducer (libc only, `gcc repro.c`) for a JSON case file.
+    Repro(ReproArgs),
+    /// Print the case a libFuzzer input or artifact stands for, as JSON.
+    Decode(DecodeArgs),
+    /// Internal: run a fuzz target's library half on input files, without libFuzzer.
+    #[command(name = "__target", hide = true)]
+    Target {
+        /// `exec` or `model`.
+        #[arg(value_parser = ["exec", "model"])]
+        target: String,
+        /// Fuzz inputs.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor,
@@ -74,6 +88,16 @@ struct RunArgs {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Report format on stdout: human, json, ktap (KTAP version 1) or junit (JUnit XML).
+    /// With any format but human, stdout holds only the report (the seed goes to stderr).
+    #[arg(long, default_value = "human", value_parser = clap::value_parser!(report::Format))]
+    format: report::Format,
+    /// Also write the KTAP report to this file.
+    #[arg(long, value_name = "PATH")]
+    ktap: Option<PathBuf>,
+    /// Also write the JUnit XML report to this file.
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
     /// Kernel profile of the model.
     #[arg(long, default_value = "linux-6.18")]
     kernel_profile: String,
@@ -84,12 +108,41 @@ struct RunArgs {
     jobs: u64,
 }
 
+#[derive(clap::Args)]
+struct ReproArgs {
+    /// A JSON case (`{"setup": ..., "steps": [...]}`) or a corpus file with a `case` key.
+    file: PathBuf,
+    /// Environment the expectations are computed for: `probe` (start the executor and
+    /// probe this machine) or `reference` (the model's reference machine: root, 6.18).
+    #[arg(long, default_value = "probe", value_parser = ["probe", "reference"])]
+    env: String,
+    /// Kernel profile of the model.
+    #[arg(long, default_value = "linux-6.18")]
+    kernel_profile: String,
+}
+
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Fuzz inputs or artifacts (`fuzz/artifacts/exec/crash-*`, corpus entries).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print each case as one compact JSON line instead of pretty JSON.
+    #[arg(long)]
+    lines: bool,
+    /// Print only each case's raw flag words, hex, one case per line (for bench loops).
+    #[arg(long, conflicts_with = "lines")]
+    raw_flags: bool,
+    /// Also save each case as a candidate regression file `DIR/<artifact name>.json`
+    /// (`{"title", "origin": "fuzz", "artifact", "case"}`; `repro` reads it).
+    #[arg(long, value_name = "DIR")]
+    save: Option<PathBuf>,
+}
+
 fn main() {
     // Booted as /init of a test VM (scripts/kernels.sh): become the guest's init.
     if std::process::id() == 1 && std::env::args_os().next().is_some_and(|a| a == "/init") {
         guest::guest_init_main();
     }
-    unshare_fuzz::sys::default_sigpipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Executor => exec::server::executor_main(),
@@ -102,6 +155,9 @@ fn main() {
         Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),
         Command::Minimize(args) => report_errors(corpus_cli::minimize_command(args)),
         Command::Bench { cases, jobs, seed, json } => report_errors(bench_command(cases, jobs, seed, json)),
+        Command::Repro(args) => report_errors(repro_command(args)),
+        Command::Decode(args) => report_errors(decode_command(args)),
+        Command::Target { target, files } => report_errors(target_command(&target, &files)),
     };
     std::process::exit(code);
 }
@@ -124,6 +180,93 @@ fn env_command(json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
+    profile::by_name(name).with_context(|| {
+        let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
+        format!("unknown kernel profile {name:?}; known: {}", names.join(", "))
+    })
+}
+
+fn repro_command(args: ReproArgs) -> anyhow::Result<i32> {
+    let profile = find_profile(&args.kernel_profile)?;
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let case = unshare_fuzz::repro::case_from_json(&text).with_context(|| format!("{}", args.file.display()))?;
+    let env = if args.env == "reference" {
+        unshare_fuzz::env::Environment::reference()
+    } else {
+        Executor::spawn_self(&[])?.environment().clone()
+    };
+    emit(&unshare_fuzz::repro::c_source(&case, profile, &env)?)?;
+    Ok(0)
+}
+
+/// Writes to stdout; `Ok(false)` when the reader has gone (a closed pipe is not an error).
+fn emit(text: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}
+
+fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for file in &args.files {
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let case = unshare_fuzz::fuzzing::case_from_bytes(&bytes)
+            .with_context(|| format!("{}: these bytes do not decode to a case", file.display()))?;
+        let json = if args.raw_flags {
+            let words: Vec<String> = case
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    unshare_fuzz::case::Step::Unshare(f) => Some(format!("{:#x}", f.0)),
+                    _ => None,
+                })
+                .collect();
+            words.join(" ")
+        } else if args.lines {
+            serde_json::to_string(&case)?
+        } else {
+            serde_json::to_string_pretty(&case)?
+        };
+        if !emit(&(json + "\n"))? {
+            return Ok(0);
+        }
+        if let Some(dir) = &args.save {
+            let name = file.file_name().map_or("input".into(), |n| n.to_string_lossy());
+            let path = dir.join(format!("{name}.json"));
+            let doc = serde_json::json!({
+                "title": format!("fuzz finding: {case}"),
+                "origin": "fuzz",
+                "artifact": file.display().to_string(),
+                "case": case,
+            });
+            std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("saved {}", path.display());
+        }
+    }
+    Ok(0)
+}
+
+fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        if target == "exec" {
+            unshare_fuzz::fuzzing::exec_case(&bytes);
+        } else {
+            unshare_fuzz::fuzzing::model_laws(&bytes);
+        }
+    }
+    println!("{} input(s) passed the {target} target", files.len());
+    Ok(0)
+}
+
 fn random_seed() -> u64 {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     t ^ (u64::from(std::process::id()) << 32)
@@ -135,7 +278,12 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         format!("unknown kernel profile {:?}; known: {}", args.kernel_profile, names.join(", "))
     })?;
     let seed = args.seed.unwrap_or_else(random_seed);
-    println!("seed: {seed}  (repeat this run with --seed {seed})");
+    let seed_line = format!("seed: {seed}  (repeat this run with --seed {seed})");
+    if args.format == report::Format::Human {
+        println!("{seed_line}");
+    } else {
+        eprintln!("{seed_line}");
+    }
     let config = RunConfig {
         cases: args.cases,
         seed,
@@ -158,13 +306,14 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print!("{}", report::human::environment(&report.environment));
-    print!("{}", report::human::summary(&report));
+    print!("{}", report::render(args.format, &report)?);
     corpus_cli::save_failures(&config, &report, &args.corpus)?;
-    if let Some(path) = args.json {
-        std::fs::write(&path, report::json::render(&report)?)
-            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        println!("JSON report: {}", path.display());
+    let files =
+        [(args.json, report::Format::Json), (args.ktap, report::Format::Ktap), (args.junit, report::Format::Junit)];
+    for (path, format) in files {
+        if let Some(path) = path {
+            write_report(&path, format, &report, args.format)?;
+        }
     }
     Ok(report.tally.exit_code())
 }
@@ -216,4 +365,21 @@ fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>) ->
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(0)
+}
+
+/// Writes one report file, and says so where it does not spoil a machine-readable stdout.
+fn write_report(
+    path: &std::path::Path,
+    format: report::Format,
+    run: &runner::RunReport,
+    stdout_format: report::Format,
+) -> anyhow::Result<()> {
+    std::fs::write(path, report::render(format, run)?)
+        .with_context(|| format!("cannot write the {format} report to {}", path.display()))?;
+    if stdout_format == report::Format::Human {
+        println!("{} report: {}", format.name().to_uppercase(), path.display());
+    } else {
+        eprintln!("{} report: {}", format.name().to_uppercase(), path.display());
+    }
+    Ok(())
 }

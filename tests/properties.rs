@@ -21,7 +21,11 @@ fn executor() -> &'static Mutex<Executor> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    // 300 by default; PROPTEST_CASES (as scripts/nightly.sh sets it) overrides.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_invariant_holds_on_this_kernel(case in strategy::case()) {

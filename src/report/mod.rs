@@ -1,5 +1,12 @@
 //! Reports: the human summary and the JSON document of a run. Every format
 //! starts with the environment, including any restriction on unshare.
+//! [`render()`] is the one entry point for `run`, `replay` and anything else
+//! that prints a [`crate::runner::RunReport`].
 
 pub mod human;
 pub mod json;
+pub mod junit;
+pub mod ktap;
+pub mod render;
+
+pub use render::{Format, RenderError, UnknownFormat, render};

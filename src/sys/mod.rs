@@ -492,3 +492,11 @@ pub fn default_sigpipe() {
     // SAFETY: installing SIG_DFL for SIGPIPE has no memory-safety requirements.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
+
+/// Ignores SIGPIPE for the whole process, as a Rust `main` does at startup (a
+/// fuzz binary's `main` is libFuzzer's, which does not): writing to a pipe whose
+/// reader died then fails with EPIPE instead of killing the process.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; no handler code runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}

@@ -1,0 +1,202 @@
+//! One entry point for every report format: `render(format, &report)`, shared by
+//! `run` and `replay`, plus the per-invariant view that the KTAP and JUnit
+//! writers both read.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::check::Violation;
+use crate::check::invariants::CASE_COMPLETES;
+use crate::runner::{FailedCase, RunReport};
+
+/// An output format of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Plain text for a terminal: environment, violations, per-invariant table.
+    #[default]
+    Human,
+    /// The JSON document of [`super::json`].
+    Json,
+    /// KTAP version 1, the kernel selftest format ([`super::ktap`]).
+    Ktap,
+    /// JUnit XML for CI dashboards ([`super::junit`]).
+    Junit,
+}
+
+impl Format {
+    /// Every format, in the order of `--help`.
+    pub const ALL: [Format; 4] = [Format::Human, Format::Json, Format::Ktap, Format::Junit];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Human => "human",
+            Format::Json => "json",
+            Format::Ktap => "ktap",
+            Format::Junit => "junit",
+        }
+    }
+
+    /// The usual file extension of a saved report.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Human => "txt",
+            Format::Json => "json",
+            Format::Ktap => "ktap",
+            Format::Junit => "xml",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A format name that is not one of [`Format::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown report format {0:?}; known: human, json, ktap, junit")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Format, UnknownFormat> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownFormat(s.to_string()))
+    }
+}
+
+/// A report that could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// JSON serialisation failed (it should not).
+    #[error("cannot render the JSON report")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Renders `report` in `format`. Human output is the environment block followed
+/// by the summary, exactly as `run` prints it after the run.
+///
+/// # Errors
+/// [`RenderError`] only if JSON serialisation fails.
+pub fn render(format: Format, report: &RunReport) -> Result<String, RenderError> {
+    Ok(match format {
+        Format::Human => {
+            let mut s = super::human::environment(&report.environment);
+            s.push_str(&super::human::summary(report));
+            s
+        }
+        Format::Json => super::json::render(report)?,
+        Format::Ktap => super::ktap::render(report),
+        Format::Junit => super::junit::render(report),
+    })
+}
+
+/// How one invariant fared over a report: the figures plus its violations.
+pub(crate) struct InvariantView<'a> {
+    /// Stable id.
+    pub id: &'a str,
+    /// Checks made.
+    pub checked: u64,
+    /// Checks that held.
+    pub held: u64,
+    /// Checks violated.
+    pub violated: u64,
+    /// Skipped checks, by reason.
+    pub skipped: Vec<(&'a str, u64)>,
+    /// Every recorded violation of this invariant, with its case.
+    pub violations: Vec<(&'a FailedCase, &'a Violation)>,
+}
+
+impl InvariantView<'_> {
+    /// Total skipped checks.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().map(|(_, n)| n).sum()
+    }
+
+    /// True when every recorded violation is a watchdog timeout.
+    pub fn only_timeouts(&self) -> bool {
+        !self.violations.is_empty() && self.violations.iter().all(|(_, v)| is_timeout(v))
+    }
+}
+
+/// True for the case-level violation the judge records when the watchdog fired.
+pub(crate) fn is_timeout(v: &Violation) -> bool {
+    v.invariant == CASE_COMPLETES && v.detail.starts_with("timeout")
+}
+
+/// One view per invariant of the tally, in report order.
+pub(crate) fn invariant_views(report: &RunReport) -> Vec<InvariantView<'_>> {
+    report
+        .tally
+        .invariants
+        .iter()
+        .map(|(id, t)| InvariantView {
+            id,
+            checked: t.checked,
+            held: t.held,
+            violated: t.violated,
+            skipped: t.skipped.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+            violations: report
+                .failures
+                .iter()
+                .flat_map(|f| f.violations.iter().map(move |v| (f, v)))
+                .filter(|(_, v)| v.invariant == id.as_str())
+                .collect(),
+        })
+        .collect()
+}
+
+/// A short name for one violation: `case_12_step_0` (no spaces, no `#`).
+pub(crate) fn violation_name(failed: &FailedCase, v: &Violation) -> String {
+    match v.step {
+        Some(step) => format!("case_{}_step_{step}", failed.index),
+        None => format!("case_{}", failed.index),
+    }
+}
+
+/// The lines that explain one violation: the case, what differed, expected vs observed.
+pub(crate) fn violation_lines(failed: &FailedCase, v: &Violation) -> Vec<String> {
+    let mut lines = vec![format!("case {}: {}", failed.index, failed.case)];
+    if let Ok(json) = serde_json::to_string(&failed.case) {
+        lines.push(format!("case (JSON): {json}"));
+    }
+    let at = v.step.map_or("case".to_string(), |i| format!("step {i}"));
+    lines.push(format!("{at}: {}", v.detail));
+    if let Some(e) = &v.expected {
+        lines.push(format!("expected: {} (rule {}, effective flags {})", e.result, e.rule, e.effective_flags));
+    }
+    if let Some(o) = &v.observed {
+        lines.push(format!("observed: {}", o.result));
+    }
+    lines
+}
+
+/// Turns any text into one line without control characters.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_round_trip_and_unknown_is_clear() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>(), Ok(f));
+        }
+        assert_eq!("KTAP".parse::<Format>(), Ok(Format::Ktap));
+        let e = "tap13".parse::<Format>().unwrap_err().to_string();
+        assert!(e.contains("tap13") && e.contains("junit"), "{e}");
+    }
+
+    #[test]
+    fn one_line_removes_control_characters() {
+        assert_eq!(one_line("a\nb\r\tc\u{7}"), "a b  c ");
+    }
+}

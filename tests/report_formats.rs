@@ -1,0 +1,576 @@
+//! The KTAP and JUnit reports, read back by strict parsers written from their
+//! specifications: KTAP version 1 (Documentation/dev-tools/ktap.rst: version
+//! and plan lines, numbered results, two-space nested blocks, directives) and
+//! XML 1.0 well-formedness plus the JUnit shape. Checked on a synthetic report
+//! with every kind of outcome (violations, timeouts, skips, broken cases,
+//! hostile characters) and on real `run` output.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use unshare_fuzz::case::{Case, Privilege};
+use unshare_fuzz::check::{InvariantTally, Tally, Violation};
+use unshare_fuzz::env::Environment;
+use unshare_fuzz::model::{Prediction, predict, profile};
+use unshare_fuzz::report::{self, Format};
+use unshare_fuzz::runner::{FailedCase, RunReport};
+
+// ---------------------------------------------------------------- KTAP parser
+
+#[derive(Debug)]
+struct KtapTest {
+    ok: bool,
+    name: String,
+    directive: Option<String>,
+    data: String,
+    subtests: Vec<KtapTest>,
+    diagnostics: Vec<String>,
+}
+
+const DIRECTIVES: &[&str] = &["SKIP", "TODO", "XFAIL", "TIMEOUT", "ERROR"];
+
+fn indent_of(line: &str, n: usize) -> Result<usize, String> {
+    let spaces = line.len() - line.trim_start_matches(' ').len();
+    if line.trim_start_matches(' ').starts_with('\t') || !spaces.is_multiple_of(2) {
+        return Err(format!("line {n}: indentation must be pairs of spaces: {line:?}"));
+    }
+    Ok(spaces / 2)
+}
+
+fn parse_result(body: &str, n: usize) -> Result<Option<(bool, usize, KtapTest)>, String> {
+    let (ok, rest) = if let Some(r) = body.strip_prefix("not ok ") {
+        (false, r)
+    } else if let Some(r) = body.strip_prefix("ok ") {
+        (true, r)
+    } else {
+        return Ok(None);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let number: usize = digits.parse().map_err(|_| format!("line {n}: result without a number"))?;
+    let rest = &rest[digits.len()..];
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return Err(format!("line {n}: number not followed by a space"));
+    }
+    let (desc, tail) = match rest.find('#') {
+        Some(i) => (&rest[..i], Some(rest[i + 1..].trim())),
+        None => (rest, None),
+    };
+    let name = desc.trim().to_string();
+    let (mut directive, mut data) = (None, String::new());
+    if let Some(tail) = tail {
+        let (word, after) = tail.split_once(' ').unwrap_or((tail, ""));
+        if DIRECTIVES.contains(&word) {
+            directive = Some(word.to_string());
+            data = after.trim().to_string();
+        } else {
+            data = tail.to_string();
+        }
+    }
+    match directive.as_deref() {
+        Some("TIMEOUT" | "ERROR") if ok => {
+            return Err(format!("line {n}: {directive:?} must be on a `not ok` result"));
+        }
+        Some("TODO") => return Err(format!("line {n}: TODO is not recognised by KTAP")),
+        _ => {}
+    }
+    Ok(Some((ok, number, KtapTest { ok, name, directive, data, subtests: vec![], diagnostics: vec![] })))
+}
+
+/// Parses one block (version, plan, results) at `depth`; returns its tests.
+fn parse_block(lines: &[&str], pos: &mut usize, depth: usize) -> Result<Vec<KtapTest>, String> {
+    let pad = "  ".repeat(depth);
+    let version = lines.get(*pos).ok_or("missing version line")?;
+    if *version != format!("{pad}KTAP version 1") {
+        return Err(format!("line {}: expected `{pad}KTAP version 1`, got {version:?}", *pos + 1));
+    }
+    *pos += 1;
+    let plan_line = lines.get(*pos).ok_or("missing plan line")?;
+    let plan: usize = plan_line
+        .strip_prefix(&format!("{pad}1.."))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("line {}: expected a plan `{pad}1..N`, got {plan_line:?}", *pos + 1))?;
+    *pos += 1;
+    let mut tests = Vec::new();
+    let mut diags = Vec::new();
+    let mut children: Option<Vec<KtapTest>> = None;
+    while *pos < lines.len() {
+        let n = *pos + 1;
+        let line = lines[*pos];
+        let d = indent_of(line, n)?;
+        if d < depth {
+            break;
+        }
+        if d > depth {
+            if d != depth + 1 || children.is_some() {
+                return Err(format!("line {n}: unexpected nesting: {line:?}"));
+            }
+            children = Some(parse_block(lines, pos, depth + 1)?);
+            continue;
+        }
+        let body = &line[pad.len()..];
+        *pos += 1;
+        if let Some(text) = body.strip_prefix("# ") {
+            diags.push(text.to_string());
+            continue;
+        }
+        let Some((ok, number, mut test)) = parse_result(body, n)? else {
+            return Err(format!("line {n}: not a KTAP line: {line:?}"));
+        };
+        if number != tests.len() + 1 {
+            return Err(format!("line {n}: test number {number}, expected {}", tests.len() + 1));
+        }
+        test.subtests = children.take().unwrap_or_default();
+        let child_failed = test.subtests.iter().any(|t| !t.ok && t.directive.as_deref() != Some("SKIP"));
+        if child_failed && ok {
+            return Err(format!("line {n}: `ok` although a subtest failed"));
+        }
+        test.diagnostics = std::mem::take(&mut diags);
+        tests.push(test);
+    }
+    if children.is_some() {
+        return Err("a nested block is not followed by its parent's result".into());
+    }
+    if tests.len() != plan {
+        return Err(format!("plan 1..{plan} at depth {depth}, but {} results", tests.len()));
+    }
+    Ok(tests)
+}
+
+fn parse_ktap(text: &str) -> Result<Vec<KtapTest>, String> {
+    if !text.ends_with('\n') {
+        return Err("output does not end with a newline".into());
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut pos = 0;
+    let tests = parse_block(&lines, &mut pos, 0)?;
+    if pos != lines.len() {
+        return Err(format!("line {}: not part of the top-level block", pos + 1));
+    }
+    Ok(tests)
+}
+
+fn by_name<'a>(tests: &'a [KtapTest], name: &str) -> &'a KtapTest {
+    tests.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no test {name}"))
+}
+
+// ---------------------------------------------------------------- XML checker
+
+#[derive(Debug, Default)]
+struct Element {
+    name: String,
+    attrs: BTreeMap<String, String>,
+    children: Vec<Element>,
+    text: String,
+}
+
+impl Element {
+    fn attr(&self, k: &str) -> &str {
+        self.attrs.get(k).map_or_else(|| panic!("<{}> lacks {k}", self.name), String::as_str)
+    }
+    fn all(&self, name: &str) -> Vec<&Element> {
+        self.children.iter().filter(|c| c.name == name).collect()
+    }
+}
+
+fn xml_char_ok(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
+fn unescape(s: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(['&', '<']) {
+        out.push_str(&rest[..i]);
+        if rest[i..].starts_with('<') {
+            return Err(format!("raw `<` in {s:?}"));
+        }
+        let end = rest[i..].find(';').ok_or_else(|| format!("unterminated entity in {s:?}"))? + i;
+        let ent = &rest[i + 1..end];
+        out.push(match ent {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = if let Some(h) = ent.strip_prefix("#x") {
+                    u32::from_str_radix(h, 16).ok()
+                } else {
+                    ent.strip_prefix('#').and_then(|d| d.parse().ok())
+                };
+                code.and_then(char::from_u32)
+                    .filter(|c| xml_char_ok(*c))
+                    .ok_or_else(|| format!("bad entity &{ent};"))?
+            }
+        });
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    if let Some(c) = out.chars().find(|c| !xml_char_ok(*c)) {
+        return Err(format!("character {c:?} is not allowed in XML"));
+    }
+    Ok(out)
+}
+
+fn is_name(s: &str) -> bool {
+    let mut cs = s.chars();
+    cs.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+fn parse_tag(tag: &str) -> Result<(Element, bool), String> {
+    let (tag, empty) = match tag.strip_suffix('/') {
+        Some(t) => (t, true),
+        None => (tag, false),
+    };
+    let name_end = tag.find(char::is_whitespace).unwrap_or(tag.len());
+    let mut el = Element { name: tag[..name_end].to_string(), ..Element::default() };
+    if !is_name(&el.name) {
+        return Err(format!("bad element name {:?}", el.name));
+    }
+    let mut rest = tag[name_end..].trim_start();
+    while !rest.is_empty() {
+        let eq = rest.find('=').ok_or_else(|| format!("attribute without value in <{tag}>"))?;
+        let key = rest[..eq].trim();
+        if !is_name(key) {
+            return Err(format!("bad attribute name {key:?}"));
+        }
+        let after = rest[eq + 1..].trim_start();
+        let q = after.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or("unquoted attribute")?;
+        let close = after[1..].find(q).ok_or("unterminated attribute")? + 1;
+        let value = unescape(&after[1..close])?;
+        if el.attrs.insert(key.to_string(), value).is_some() {
+            return Err(format!("duplicate attribute {key}"));
+        }
+        let next = &after[close + 1..];
+        if !next.is_empty() && !next.starts_with(char::is_whitespace) {
+            return Err(format!("attributes not separated in <{tag}>"));
+        }
+        rest = next.trim_start();
+    }
+    Ok((el, empty))
+}
+
+/// Checks XML 1.0 well-formedness (the subset a report uses: prolog, elements,
+/// attributes, text, entity and character references, comments) and returns the root.
+fn parse_xml(doc: &str) -> Result<Element, String> {
+    let rest = doc.strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>").ok_or("missing XML declaration")?;
+    let mut stack: Vec<Element> = Vec::new();
+    let mut root = None;
+    let mut i = 0;
+    let b = rest;
+    while i < b.len() {
+        let lt = b[i..].find('<').map_or(b.len(), |p| p + i);
+        let text = unescape(&b[i..lt])?;
+        if text.contains("]]>") {
+            return Err("`]]>` in text".into());
+        }
+        match stack.last_mut() {
+            Some(top) => top.text.push_str(&text),
+            None if !text.trim().is_empty() => {
+                return Err(format!("text outside the root: {text:?}"));
+            }
+            None => {}
+        }
+        if lt == b.len() {
+            break;
+        }
+        if b[lt..].starts_with("<!--") {
+            let end = b[lt..].find("-->").ok_or("unterminated comment")? + lt;
+            i = end + 3;
+            continue;
+        }
+        let gt = b[lt..].find('>').ok_or("unterminated tag")? + lt;
+        let tag = &b[lt + 1..gt];
+        i = gt + 1;
+        if let Some(name) = tag.strip_prefix('/') {
+            let el = stack.pop().ok_or_else(|| format!("stray </{name}>"))?;
+            if el.name != name.trim() {
+                return Err(format!("</{name}> closes <{}>", el.name));
+            }
+            match stack.last_mut() {
+                Some(parent) => parent.children.push(el),
+                None if root.is_none() => root = Some(el),
+                None => return Err("two root elements".into()),
+            }
+            continue;
+        }
+        let (el, empty) = parse_tag(tag)?;
+        if stack.is_empty() && root.is_some() {
+            return Err("two root elements".into());
+        }
+        if empty {
+            match stack.last_mut() {
+                Some(parent) => parent.children.push(el),
+                None => root = Some(el),
+            }
+        } else {
+            stack.push(el);
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(format!("<{}> is never closed", open.name));
+    }
+    root.ok_or_else(|| "no root element".into())
+}
+
+/// Checks the JUnit shape: one suite whose counts match its test cases.
+fn check_junit(root: &Element) -> &Element {
+    assert_eq!(root.name, "testsuites");
+    let suites = root.all("testsuite");
+    assert_eq!(suites.len(), 1, "exactly one testsuite");
+    let suite = suites[0];
+    let cases = suite.all("testcase");
+    let count = |child: &str| cases.iter().filter(|c| !c.all(child).is_empty()).count().to_string();
+    for el in [root, suite] {
+        assert_eq!(el.attr("tests"), cases.len().to_string());
+        assert_eq!(el.attr("failures"), count("failure"));
+        assert_eq!(el.attr("errors"), count("error"));
+        assert_eq!(el.attr("skipped"), count("skipped"));
+    }
+    for c in &cases {
+        let outcomes = c.all("failure").len() + c.all("error").len() + c.all("skipped").len();
+        assert!(outcomes <= 1, "{} has {outcomes} outcomes", c.attr("name"));
+        assert!(c.attr("time").parse::<f64>().is_ok());
+    }
+    suite
+}
+
+#[test]
+fn the_checkers_reject_what_the_specifications_forbid() {
+    for bad in [
+        "KTAP version 1\n1..2\nok 1 a\n",
+        "KTAP version 1\n1..1\nok 2 a\n",
+        "KTAP version 1\n1..1\nok 1 a # TIMEOUT 5 s\n",
+        "KTAP version 1\n1..1\n  KTAP version 1\n  1..1\n  not ok 1 b\nok 1 a\n",
+        "KTAP version 1\n1..1\n KTAP version 1\n 1..1\n ok 1 b\nok 1 a\n",
+        "KTAP version 1\n1..1\nwhatever\nok 1 a\n",
+        "TAP version 13\n1..1\nok 1 a\n",
+    ] {
+        assert!(parse_ktap(bad).is_err(), "accepted:\n{bad}");
+    }
+    let good = "KTAP version 1\n1..2\n  KTAP version 1\n  1..2\n  # why\n  not ok 1 b # TIMEOUT 5 s\n  ok 2 c # SKIP no\nnot ok 1 a\nok 2 d # SKIP none\n# Totals: x\n";
+    let t = parse_ktap(good).unwrap();
+    assert_eq!(t[0].subtests[0].directive.as_deref(), Some("TIMEOUT"));
+    assert_eq!(t[0].subtests[0].diagnostics, ["why"]);
+    for bad in [
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a><b></a></b>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a x=\"1\" x=\"2\"/>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a>&nope;</a>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a>x & y</a>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a x=\"<\"/>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a>\u{1}</a>",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a/><b/>",
+        "<a/>",
+    ] {
+        assert!(parse_xml(bad).is_err(), "accepted: {bad}");
+    }
+    let el = parse_xml("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a k='&lt;&#x41;'>t&amp;<b/></a>\n").unwrap();
+    assert_eq!((el.attr("k"), el.text.as_str(), el.children.len()), ("<A", "t&", 1));
+}
+
+// ---------------------------------------------------------------- a synthetic report
+
+const HOSTILE: &str = "model <expected> EINVAL & got \"success\" # 'odd'\nsecond line\u{1}";
+
+fn violation(invariant: &'static str, case: &Case, step: Option<usize>, detail: &str) -> Violation {
+    let env = Environment::reference();
+    let expected = match predict(&profile::LINUX_6_18, &env, case) {
+        Prediction::Steps { steps, .. } => step.and_then(|i| steps.get(i).cloned()),
+        Prediction::Skip { .. } => None,
+    };
+    Violation { invariant, step, detail: detail.to_string(), expected, observed: None }
+}
+
+/// A report with one of everything: violations (more than the listing cap),
+/// a timeout, partly and wholly skipped invariants, broken and skipped cases.
+fn synthetic() -> RunReport {
+    let mut environment = Environment::reference();
+    environment.restrictions.push("a seccomp filter <is> installed & \"may\" filter unshare".into());
+    let mut tally = Tally::new();
+    let set = |t: &mut Tally, id: &str, checked, violated, skipped: &[(&str, u64)]| {
+        t.invariants.insert(
+            id.to_string(),
+            InvariantTally {
+                checked,
+                held: checked - violated,
+                violated,
+                skipped: skipped.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            },
+        );
+    };
+    let mut failures = Vec::new();
+    let mut errno_case = Case::unshare(&[0x2_0000 | 0x1_0000_0000, 0]);
+    errno_case.setup.privilege = Privilege::Nobody;
+    for index in 0..25 {
+        failures.push(FailedCase {
+            file: None,
+            index,
+            case: errno_case.clone(),
+            violations: vec![violation("errno-matches-model", &errno_case, Some(0), HOSTILE)],
+        });
+    }
+    let timeout_case = Case::unshare(&[0x2000_0000]);
+    failures.push(FailedCase {
+        file: None,
+        index: 40,
+        case: timeout_case.clone(),
+        violations: vec![violation(
+            "case-completes",
+            &timeout_case,
+            None,
+            "timeout: still running after 5000 ms, killed with its process group",
+        )],
+    });
+    set(&mut tally, "errno-matches-model", 300, 25, &[]);
+    set(&mut tally, "case-completes", 100, 1, &[]);
+    set(
+        &mut tally,
+        "newtime-affects-children-only",
+        0,
+        0,
+        &[("this kernel has no /proc/self/ns/time_for_children", 7)],
+    );
+    set(&mut tally, "newuser-credentials", 10, 0, &[("user namespaces # unavailable", 2)]);
+    set(&mut tally, "noop-flags-change-nothing", 0, 0, &[]);
+    tally.cases = 100;
+    tally.reached_syscall = 90;
+    tally.failed_cases = 26;
+    tally.broken.insert("setup failed: capset gave EPERM".into(), 3);
+    tally.cases_skipped.insert("uid/gid 65534 are not mapped".into(), 7);
+    RunReport {
+        seed: 7,
+        profile: "linux-6.18",
+        environment,
+        tally,
+        failures,
+        elapsed_seconds: 1.5,
+        cases_per_second: 66.7,
+        jobs: 1,
+        executor_stats: Vec::new(),
+        corpus_files: None,
+    }
+}
+
+/// One test per invariant of the tally (all known ones), plus `every-case-judged`.
+fn expected_tests() -> usize {
+    unshare_fuzz::check::Tally::new().invariants.len() + 1
+}
+
+#[test]
+fn ktap_of_every_outcome_parses_and_says_what_happened() {
+    let text = report::render(Format::Ktap, &synthetic()).unwrap();
+    let tests = parse_ktap(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let header: Vec<&str> = text.lines().skip(2).take_while(|l| l.starts_with("# ")).collect();
+    assert!(header.iter().any(|l| l.contains("kernel:")), "{text}");
+    assert!(header.iter().any(|l| l.contains("seccomp filter <is> installed")), "restrictions lead: {text}");
+    assert_eq!(tests.len(), expected_tests(), "every invariant + every-case-judged");
+
+    let errno = by_name(&tests, "errno-matches-model");
+    assert!(!errno.ok && errno.directive.is_none());
+    assert_eq!(errno.data, "25 of 300 checks violated");
+    assert_eq!(errno.subtests.len(), 21, "20 listed + one line for the rest");
+    assert_eq!(errno.subtests[0].name, "case_0_step_0");
+    assert!(errno.subtests[0].diagnostics.iter().any(|d| d.contains("expected: EINVAL (rule unknown-bit")));
+    assert!(errno.subtests[0].diagnostics.iter().any(|d| d.contains("second line")), "newlines folded into the line");
+    assert_eq!(errno.subtests[20].name, "more_violations");
+
+    let completes = by_name(&tests, "case-completes");
+    assert_eq!((completes.ok, completes.directive.as_deref()), (false, Some("TIMEOUT")));
+    assert_eq!(completes.subtests[0].directive.as_deref(), Some("TIMEOUT"));
+    assert_eq!(completes.subtests[0].data, "still running after 5000 ms, killed with its process group");
+
+    let time = by_name(&tests, "newtime-affects-children-only");
+    assert_eq!((time.ok, time.directive.as_deref()), (true, Some("SKIP")));
+    assert!(time.data.contains("time_for_children (7 checks)"), "{}", time.data);
+    let never = by_name(&tests, "noop-flags-change-nothing");
+    assert_eq!(never.directive.as_deref(), Some("SKIP"), "never checked is a skip, not a pass");
+
+    let user = by_name(&tests, "newuser-credentials");
+    assert!(user.ok && user.directive.is_none());
+    assert_eq!(user.subtests.len(), 1);
+    assert_eq!(user.subtests[0].directive.as_deref(), Some("SKIP"));
+
+    let judged = by_name(&tests, "every-case-judged");
+    assert_eq!((judged.ok, judged.directive.as_deref()), (false, Some("ERROR")));
+    let kinds: Vec<_> = judged.subtests.iter().map(|t| t.directive.as_deref()).collect();
+    assert_eq!(kinds, [Some("ERROR"), Some("SKIP")]);
+    // Every invariant the synthetic tally leaves unchecked is a skip: all but the 4 set above.
+    let skips = expected_tests() - 4;
+    let totals = format!("# Totals: pass:1 fail:2 xfail:0 xpass:0 skip:{skips} error:1");
+    assert_eq!(text.lines().last(), Some(totals.as_str()));
+}
+
+#[test]
+fn junit_of_every_outcome_is_well_formed_and_counts_agree() {
+    let xml = report::render(Format::Junit, &synthetic()).unwrap();
+    let root = parse_xml(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let suite = check_junit(&root);
+    let cases = suite.all("testcase");
+    assert_eq!(cases.len(), expected_tests());
+    let case = |n: &str| *cases.iter().find(|c| c.attr("name") == n).unwrap();
+    let failure = case("errno-matches-model").all("failure")[0];
+    assert_eq!(failure.attr("message"), "25 of 300 checks violated");
+    assert!(failure.text.contains(HOSTILE.trim_end_matches('\u{1}')), "escaped and read back intact");
+    assert!(failure.text.contains("... 5 more"));
+    assert!(!case("newtime-affects-children-only").all("skipped").is_empty());
+    assert!(!case("noop-flags-change-nothing").all("skipped").is_empty());
+    assert!(case("newuser-credentials").all("skipped").is_empty(), "partly skipped but checked: a pass");
+    assert_eq!(case("every-case-judged").all("error")[0].attr("message"), "3 of 100 cases broken");
+    let props = suite.all("properties")[0].all("property");
+    let restriction = props.iter().find(|p| p.attr("name") == "restriction").unwrap();
+    assert_eq!(restriction.attr("value"), "a seccomp filter <is> installed & \"may\" filter unshare");
+}
+
+#[test]
+fn human_and_json_render_through_the_same_entry_point() {
+    let r = synthetic();
+    let human = report::render(Format::Human, &r).unwrap();
+    assert!(human.starts_with("kernel:") && human.contains("VIOLATION in case #40"), "{human}");
+    let json: serde_json::Value = serde_json::from_str(&report::render(Format::Json, &r).unwrap()).unwrap();
+    assert_eq!(json["tally"]["failed_cases"], 26);
+}
+
+// ---------------------------------------------------------------- real runs
+
+#[test]
+fn run_writes_ktap_on_stdout_and_junit_json_files_that_parse() {
+    let dir = common::temp_dir("formats");
+    let (junit, json) = (dir.join("r.xml"), dir.join("r.json"));
+    let out = common::run(&[
+        "run",
+        "--cases",
+        "300",
+        "--seed",
+        "21",
+        "--format",
+        "ktap",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let tests = parse_ktap(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(tests.len(), expected_tests());
+    assert!(tests.iter().all(|t| t.ok || t.directive.is_some()), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed: 21"), "the seed goes to stderr");
+    let root = parse_xml(&std::fs::read_to_string(&junit).unwrap()).unwrap();
+    let suite = check_junit(&root);
+    assert_eq!(suite.attr("failures"), "0");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["tally"]["cases"], 300);
+
+    let out = common::run(&["run", "--cases", "20", "--seed", "21", "--format", "junit"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    check_junit(&parse_xml(&String::from_utf8(out.stdout).unwrap()).unwrap());
+}
+
+#[test]
+fn an_unknown_format_is_a_usage_error() {
+    let out = common::run(&["run", "--format", "tap13"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::text(&out).contains("unknown report format"), "{}", common::text(&out));
+}
