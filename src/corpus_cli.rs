@@ -32,7 +32,7 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
     /// Kernel profile of the model.
-    #[arg(long, default_value = "linux-6.18")]
+    #[arg(long, default_value = "auto")]
     pub kernel_profile: String,
     #[command(flatten)]
     pub fault: FaultArg,
@@ -109,10 +109,13 @@ macro_rules! outln {
 }
 
 fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
-    profile::by_name(name).with_context(|| {
-        let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
-        format!("unknown kernel profile {name:?}; known: {}", names.join(", "))
-    })
+    let release = unshare_fuzz::sys::kernel_release();
+    let (profile, note) = profile::resolve(name, &release).map_err(anyhow::Error::msg)?;
+    eprintln!("model: {} for kernel {release}{}", profile.name, if name == "auto" { " (auto)" } else { "" });
+    if let Some(note) = note {
+        eprintln!("model: NOTE: {note}");
+    }
+    Ok(profile)
 }
 
 fn announce(fault: Option<Fault>) -> Option<Fault> {

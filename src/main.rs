@@ -98,8 +98,8 @@ struct RunArgs {
     /// Also write the JUnit XML report to this file.
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
-    /// Kernel profile of the model.
-    #[arg(long, default_value = "linux-6.18")]
+    /// Kernel profile of the model: `auto` (chosen from the running kernel's release) or a name.
+    #[arg(long, default_value = "auto")]
     kernel_profile: String,
     #[command(flatten)]
     corpus: corpus_cli::SaveArgs,
@@ -116,8 +116,8 @@ struct ReproArgs {
     /// probe this machine) or `reference` (the model's reference machine: root, 6.18).
     #[arg(long, default_value = "probe", value_parser = ["probe", "reference"])]
     env: String,
-    /// Kernel profile of the model.
-    #[arg(long, default_value = "linux-6.18")]
+    /// Kernel profile of the model: `auto` (chosen from the running kernel's release) or a name.
+    #[arg(long, default_value = "auto")]
     kernel_profile: String,
 }
 
@@ -181,10 +181,13 @@ fn env_command(json: bool) -> anyhow::Result<i32> {
 }
 
 fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
-    profile::by_name(name).with_context(|| {
-        let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
-        format!("unknown kernel profile {name:?}; known: {}", names.join(", "))
-    })
+    let release = unshare_fuzz::sys::kernel_release();
+    let (profile, note) = profile::resolve(name, &release).map_err(anyhow::Error::msg)?;
+    eprintln!("model: {} for kernel {release}{}", profile.name, if name == "auto" { " (auto)" } else { "" });
+    if let Some(note) = note {
+        eprintln!("model: NOTE: {note}");
+    }
+    Ok(profile)
 }
 
 fn repro_command(args: ReproArgs) -> anyhow::Result<i32> {
@@ -273,10 +276,7 @@ fn random_seed() -> u64 {
 }
 
 fn run_command(args: RunArgs) -> anyhow::Result<i32> {
-    let profile = profile::by_name(&args.kernel_profile).with_context(|| {
-        let names: Vec<&str> = profile::PROFILES.iter().map(|p| p.name).collect();
-        format!("unknown kernel profile {:?}; known: {}", args.kernel_profile, names.join(", "))
-    })?;
+    let profile = find_profile(&args.kernel_profile)?;
     let seed = args.seed.unwrap_or_else(random_seed);
     let seed_line = format!("seed: {seed}  (repeat this run with --seed {seed})");
     if args.format == report::Format::Human {

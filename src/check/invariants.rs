@@ -559,6 +559,18 @@ pub const INVARIANTS: &[Invariant] = &[
     },
 ];
 
+/// Invariants that read /proc (namespace links, thread count, umask), skipped after the
+/// caller lost /proc (UNSHARE_EMPTY_MNTNS).
+pub const NEEDS_PROC: &[&str] = &[
+    "success-changes-exactly-predicted",
+    "newpid-affects-children-only",
+    "newtime-affects-children-only",
+    "noop-flags-change-nothing",
+    "fs-private-after-unshare",
+    "failure-changes-nothing",
+    "unknown-bits-einval",
+];
+
 /// Case-level invariant: the case's process ends by itself, within the timeout, without a signal.
 pub const CASE_COMPLETES: &str = "case-completes";
 

@@ -96,6 +96,10 @@ fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Tr
         let ctx = StepCtx { env, index, flags, is_unshare, expected: exp, before, initial: &trace.before, observed };
         for inv in INVARIANTS {
             let Some(result) = (inv.check)(&ctx) else { continue };
+            if !exp.proc_visible && invariants::NEEDS_PROC.contains(&inv.id) {
+                v.skipped.insert(inv.id, "the caller no longer reaches /proc (new empty mount namespace)".into());
+                continue;
+            }
             if let Some(reason) = (inv.needs)(env) {
                 v.skipped.insert(inv.id, reason);
                 continue;
@@ -141,6 +145,9 @@ fn probe_is(got: Option<IntOrErrno>, want: bool) -> Result<(), String> {
 /// The behavioural probes after the last step, against the model's final sharing state.
 fn judge_probe(env: &Environment, want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict) {
     let Some(got) = trace.probe else { return };
+    if !want.proc_visible {
+        return;
+    }
     let mut check = |id: &'static str, what: &str, r: Result<(), String>| {
         record(v, id, None, r.map_err(|e| format!("final probe, {what}: {e}")), None, None);
     };

@@ -31,9 +31,16 @@ pub fn apply_unshare_success(
         bit <<= 1;
     }
     if f.intersects(bits::NEWPID) && env.has_link(NsLink::PidForChildren) {
-        // The new pid ns has no init yet: the link is hidden until the first fork (spec §5.9 item 7).
-        links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+        // The new pid ns has no init yet: up to 6.18 the link is hidden until the first fork
+        // (spec §5.9 item 7); 7.x shows it at once.
+        if !profile.pid_for_children_visible_at_once {
+            links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+        }
         state.pid_children = PidChildren::Pending;
+    }
+    if profile.empty_mntns_bit.is_some_and(|b| f.intersects(b)) {
+        // A new, empty mount namespace: root and cwd no longer lead to /proc.
+        state.proc_visible = false;
     }
     if f.intersects(bits::NEWTIME) {
         state.time_pending = true;

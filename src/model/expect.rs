@@ -142,6 +142,9 @@ pub struct Expected {
     pub siblings: Vec<SiblingExpect>,
     /// Sharing before the step.
     pub before: SharingBefore,
+    /// The caller still reaches /proc after the step, so its namespace links, thread count and
+    /// umask can be observed (false after UNSHARE_EMPTY_MNTNS).
+    pub proc_visible: bool,
 }
 
 /// What the behavioural probes at the end of a case should show.
@@ -155,4 +158,7 @@ pub struct FinalExpect {
     pub fs_shared: Option<bool>,
     /// With a semaphore and a sibling: its value as seen from the setup's IPC namespace.
     pub sem_value_outside: Option<i32>,
+    /// The probes can run (the caller still reaches /proc); set by the checker.
+    #[serde(skip)]
+    pub proc_visible: bool,
 }

@@ -145,12 +145,12 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
         Step::Unshare(flags) => decide_unshare(profile, env, state, *flags),
         other => {
             let e = match other {
-                Step::Fork => steps::fork(state),
-                Step::ForkExit => steps::fork_exit(state),
+                Step::Fork => steps::fork(profile, state),
+                Step::ForkExit => steps::fork_exit(profile, state),
                 Step::WriteMaps => steps::write_maps(state),
                 Step::DropSysAdmin => steps::drop_sys_admin(state),
                 Step::Chroot(kind) => steps::chroot(state, *kind),
-                Step::SpawnThread => steps::spawn_thread(state),
+                Step::SpawnThread => steps::spawn_thread(profile, state),
                 Step::Unshare(_) => unreachable!("handled above"),
             };
             Decided {
@@ -182,6 +182,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
         semval,
         siblings: sibling_expectations(state),
         before,
+        proc_visible: state.proc_visible,
     }
 }
 
@@ -203,6 +204,7 @@ fn final_expect(state: &CallerState, case: &Case) -> FinalExpect {
         close_is_shared: files.filter(|_| state.fds > 0).map(|s| s.files),
         fs_shared: fs.map(|s| s.fs),
         sem_value_outside: state.sem.filter(|_| !case.setup.siblings.is_empty()).map(|s| s.value),
+        proc_visible: state.proc_visible,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::flags::{IMPLICATIONS_6_18, Implication, UNSHARE_VALID_MASK};
+use crate::flags::{IMPLICATIONS_6_18, Implication, UNSHARE_VALID_MASK, bits};
 
 use super::checks::{CHECKS_6_18, Check};
 
@@ -25,6 +25,17 @@ pub struct KernelProfile {
     pub checks: &'static [Check],
     /// NEWNS always gets a new fs_struct (upstream 6c4b2243cb6c, 2026 stable backports).
     pub newns_always_new_fs: bool,
+    /// After NEWTIME (time_for_children differs from time), threads and CLONE_VM children are
+    /// refused with EINVAL (5.6 to 6.1; removed in 6.2 by 2b5f9dad32ed; spec §6 M8).
+    pub newtime_blocks_threads: bool,
+    /// pid_for_children names the new pid namespace right after NEWPID (measured on 7.3.4);
+    /// older kernels hide it (ENOENT) until the first child exists (spec §5.9 item 7).
+    pub pid_for_children_visible_at_once: bool,
+    /// A bit unshare accepts as "new, empty mount namespace" (UNSHARE_EMPTY_MNTNS, bit 20,
+    /// measured on 7.3.4): it implies NEWNS, and the caller then no longer reaches /proc.
+    pub empty_mntns_bit: Option<u64>,
+    /// Releases (major, minor) this profile was measured on or describes, oldest first.
+    pub kernels: ((u32, u32), (u32, u32)),
 }
 
 impl std::fmt::Debug for KernelProfile {
@@ -41,12 +52,115 @@ pub const LINUX_6_18: KernelProfile = KernelProfile {
     implications: IMPLICATIONS_6_18,
     checks: CHECKS_6_18,
     newns_always_new_fs: true,
+    newtime_blocks_threads: false,
+    pid_for_children_visible_at_once: false,
+    empty_mntns_bit: None,
+    kernels: ((6, 2), (6, 18)),
 };
 
-/// Every profile, newest first.
-pub const PROFILES: &[KernelProfile] = &[LINUX_6_18];
+/// Linux 5.6 to 6.1 (Debian 5.10.262 and 6.1.192 measured under qemu): as 6.18, but threads
+/// and CLONE_VM children are refused after NEWTIME (spec §6 M8).
+pub const LINUX_5_10: KernelProfile = KernelProfile {
+    name: "linux-5.10",
+    describes: "Linux 5.6 to 6.1: time namespaces refuse threads until exec (5.10.262, 6.1.192 measured)",
+    newtime_blocks_threads: true,
+    kernels: ((5, 6), (6, 1)),
+    ..LINUX_6_18
+};
+
+/// The 6.18 implications plus UNSHARE_EMPTY_MNTNS => NEWNS (then NEWNS => FS).
+const IMPLICATIONS_7_3: &[Implication] = &[
+    Implication { when: bits::NEWUSER, adds: bits::THREAD | bits::FS },
+    Implication { when: bits::VM, adds: bits::SIGHAND },
+    Implication { when: bits::SIGHAND, adds: bits::THREAD },
+    Implication { when: EMPTY_MNTNS, adds: bits::NEWNS },
+    Implication { when: bits::NEWNS, adds: bits::FS },
+];
+
+/// Bit 20: CLONE_PARENT_SETTID for clone, UNSHARE_EMPTY_MNTNS for unshare from 7.x.
+pub const EMPTY_MNTNS: u64 = 0x10_0000;
+
+/// Linux 7.x (Debian 7.3.4 measured under qemu): bit 20 is UNSHARE_EMPTY_MNTNS, and
+/// pid_for_children is readable right after NEWPID.
+pub const LINUX_7_3: KernelProfile = KernelProfile {
+    name: "linux-7.3",
+    describes: "Linux 7.x: UNSHARE_EMPTY_MNTNS (bit 20) accepted, pid_for_children visible at once (7.3.4 measured)",
+    valid_mask: UNSHARE_VALID_MASK | EMPTY_MNTNS,
+    implications: IMPLICATIONS_7_3,
+    pid_for_children_visible_at_once: true,
+    empty_mntns_bit: Some(EMPTY_MNTNS),
+    kernels: ((7, 3), (7, 3)),
+    ..LINUX_6_18
+};
+
+/// Every profile for a kernel release, newest first.
+pub const PROFILES: &[KernelProfile] = &[LINUX_7_3, LINUX_6_18, LINUX_5_10];
+
+/// Parses "6.18.44-fc-v657" into (6, 18).
+pub fn parse_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The profile for a running kernel, and a note when it is a fallback rather than a match.
+pub fn for_release(release: &str) -> (&'static KernelProfile, Option<String>) {
+    let Some(v) = parse_release(release) else {
+        return (&LINUX_6_18, Some(format!("cannot read a version from {release:?}; using {}", LINUX_6_18.name)));
+    };
+    if let Some(p) = PROFILES.iter().find(|p| p.kernels.0 <= v && v <= p.kernels.1) {
+        return (p, None);
+    }
+    // Nearest: the newest profile that starts at or before this release, else the oldest.
+    let nearest = PROFILES.iter().find(|p| p.kernels.0 <= v).unwrap_or(&PROFILES[PROFILES.len() - 1]);
+    let note = format!(
+        "no profile describes Linux {}.{}; falling back to the nearest, {} ({}); differences may be kernel changes \
+         the model does not know yet",
+        v.0, v.1, nearest.name, nearest.describes
+    );
+    (nearest, Some(note))
+}
+
+/// Resolves a `--kernel-profile` value: a profile name, or `auto` for the profile of
+/// `release` (with a note when that is a fallback).
+///
+/// # Errors
+/// A message listing the known names when `name` is unknown.
+pub fn resolve(name: &str, release: &str) -> Result<(&'static KernelProfile, Option<String>), String> {
+    if name == "auto" {
+        return Ok(for_release(release));
+    }
+    by_name(name).map(|p| (p, None)).ok_or_else(|| {
+        let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
+        format!("unknown kernel profile {name:?}; known: auto, {}", names.join(", "))
+    })
+}
 
 /// Looks a profile up by name.
 pub fn by_name(name: &str) -> Option<&'static KernelProfile> {
     PROFILES.iter().find(|p| p.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_pick_their_profile_or_say_it_is_a_fallback() {
+        assert_eq!(for_release("6.18.44-fc-v657").0.name, "linux-6.18");
+        assert!(for_release("6.18.44-fc-v657").1.is_none());
+        assert_eq!(for_release("6.12.118+deb13-cloud-amd64").0.name, "linux-6.18");
+        assert_eq!(for_release("5.10.0-46-cloud-amd64").0.name, "linux-5.10");
+        assert_eq!(for_release("6.1.0-56-cloud-amd64").0.name, "linux-5.10");
+        assert_eq!(for_release("7.3.4+deb13-cloud-amd64").0.name, "linux-7.3");
+        let (p, note) = for_release("7.1.2");
+        assert_eq!(p.name, "linux-6.18");
+        assert!(note.unwrap().contains("falling back"));
+        let (p, note) = for_release("8.0.0");
+        assert_eq!(p.name, "linux-7.3");
+        assert!(note.is_some());
+        assert!(for_release("4.19.0").1.is_some());
+        assert!(for_release("garbage").1.is_some());
+    }
 }

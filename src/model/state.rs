@@ -111,6 +111,8 @@ pub struct CallerState {
     pub sem: Option<Sem>,
     /// Number of setup fds still open.
     pub fds: u8,
+    /// The caller reaches /proc (false after a new, empty mount namespace).
+    pub proc_visible: bool,
 }
 
 impl CallerState {
@@ -165,6 +167,7 @@ impl CallerState {
             siblings: Vec::new(),
             sem: None,
             fds: 0,
+            proc_visible: true,
         };
         if base.euid != 0 {
             return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));

@@ -10,6 +10,7 @@ use crate::errno::{CallResult, Errno};
 use crate::ns::NsLink;
 
 use super::expect::{LinkExpect, PidExpect};
+use super::profile::KernelProfile;
 use super::state::{CAP_SYS_ADMIN, CAP_SYS_CHROOT, CallerState, PidChildren};
 
 /// The outcome of one non-unshare step.
@@ -43,14 +44,18 @@ fn fail(errno: Errno, rule: &'static str) -> StepEffect {
 const UNCHANGED: [LinkExpect; NsLink::COUNT] = [LinkExpect::Unchanged; NsLink::COUNT];
 
 /// `fork()` and continue in the child.
-pub fn fork(state: &mut CallerState) -> StepEffect {
+pub fn fork(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
     if state.pid_children == PidChildren::Dead {
         return fail(Errno::ENOMEM, "fork-after-init-exit");
     }
     let mut links = UNCHANGED;
     let mut pid = PidExpect::Changed;
     if state.pid_children == PidChildren::Pending {
-        links[NsLink::Pid.index()] = LinkExpect::Fresh;
+        links[NsLink::Pid.index()] = if profile.pid_for_children_visible_at_once {
+            LinkExpect::BeforeOf(NsLink::PidForChildren)
+        } else {
+            LinkExpect::Fresh
+        };
         links[NsLink::PidForChildren.index()] = LinkExpect::AfterOf(NsLink::Pid);
         pid = PidExpect::One;
         state.pid_children = PidChildren::Active;
@@ -77,15 +82,17 @@ pub fn fork(state: &mut CallerState) -> StepEffect {
 }
 
 /// `fork()` a child that exits at once; the caller continues.
-pub fn fork_exit(state: &mut CallerState) -> StepEffect {
+pub fn fork_exit(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
     if state.pid_children == PidChildren::Dead {
         return fail(Errno::ENOMEM, "fork-after-init-exit");
     }
     let mut links = UNCHANGED;
     if state.pid_children == PidChildren::Pending {
         // The child was the new namespace's init; once it is gone, the namespace is dead,
-        // but pid_for_children still names it.
-        links[NsLink::PidForChildren.index()] = LinkExpect::Fresh;
+        // but pid_for_children still names it (it appears now, unless it was visible already).
+        if !profile.pid_for_children_visible_at_once {
+            links[NsLink::PidForChildren.index()] = LinkExpect::Fresh;
+        }
         state.pid_children = PidChildren::Dead;
     }
     ok(links, PidExpect::Unchanged)
@@ -130,9 +137,12 @@ pub fn chroot(state: &mut CallerState, kind: Chroot) -> StepEffect {
 }
 
 /// `pthread_create`.
-pub fn spawn_thread(state: &mut CallerState) -> StepEffect {
+pub fn spawn_thread(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
     if state.pid_children != PidChildren::Active {
         return fail(Errno::EINVAL, "thread-after-newpid");
+    }
+    if profile.newtime_blocks_threads && state.time_pending {
+        return fail(Errno::EINVAL, "thread-after-newtime");
     }
     state.threads += 1;
     ok(UNCHANGED, PidExpect::Unchanged)
