@@ -155,14 +155,14 @@ fn kcmp_problems(ctx: &StepCtx, types: &[usize], fds: bool) -> Vec<String> {
 }
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !ctx.is_unshare || ctx.expected.effective_flags.unknown_to_unshare() == 0 {
+    if !ctx.is_unshare || ctx.expected.unknown_bits == 0 {
         return None;
     }
     Some(match ctx.observed.result {
         CallResult::Failure(Errno::EINVAL) => unchanged(ctx),
         other => Err(format!(
             "bits {:#x} are unknown to unshare, expected EINVAL, got {other}",
-            ctx.expected.effective_flags.unknown_to_unshare()
+            ctx.expected.unknown_bits
         )),
     })
 }

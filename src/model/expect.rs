@@ -119,6 +119,8 @@ pub struct SharingBefore {
 pub struct Expected {
     /// For unshare steps, the flags after implications; 0 for other steps.
     pub effective_flags: RawFlags,
+    /// Bits of `effective_flags` this kernel's unshare does not know (the profile's mask).
+    pub unknown_bits: u64,
     /// Success or the errno.
     pub result: CallResult,
     /// Id of the rule that decided a failure, or `"success"`.

@@ -171,6 +171,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
     };
     Expected {
         effective_flags: d.effective,
+        unknown_bits: d.effective.0 & !profile.valid_mask,
         result: d.result,
         rule: d.rule,
         also_failing: d.also_failing,
