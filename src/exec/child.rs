@@ -186,6 +186,7 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::DropSysAdmin => drop_sys_admin(),
         Step::Chroot(kind) => do_chroot(*kind),
         Step::SpawnThread => sys::spawn_parked_thread(),
+        Step::Clone3(flags) => super::clone3::run(ctx.out, *flags),
     }
 }
 

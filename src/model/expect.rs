@@ -142,6 +142,9 @@ pub struct Expected {
     pub siblings: Vec<SiblingExpect>,
     /// Sharing before the step.
     pub before: SharingBefore,
+    /// For clone3 steps: the flags passed and what the child should show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone3: Option<super::clone3::Clone3Expect>,
 }
 
 /// What the behavioural probes at the end of a case should show.
