@@ -12,6 +12,7 @@ pub mod check;
 pub mod env;
 pub mod errno;
 pub mod exec;
+pub mod flag_table;
 pub mod flags;
 pub mod generate;
 pub mod model;
