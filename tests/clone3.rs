@@ -211,6 +211,18 @@ fn sequences() -> Vec<Row> {
             &["success", "success", "success", "success"],
         ),
         row(
+            "a CLONE_SIGHAND child that is a pid-ns init leaves the caller's SIGCHLD ignored",
+            Setup::default(),
+            vec![c("NEWPID|VM|SIGHAND"), c("0"), Step::ForkExit, Step::Fork],
+            &["success", "success", "success", "success"],
+        ),
+        row(
+            "the same with a vfork child; fork keeps it; the pending pid ns then dies as usual",
+            Setup::default(),
+            vec![c("NEWPID|VM|SIGHAND|VFORK"), Step::Fork, u("NEWPID"), c("VM|SIGHAND")],
+            &["success", "success", "success", "success"],
+        ),
+        row(
             "semaphore, siblings and threads around clone3",
             with(|s| {
                 s.sem_undo = true;

@@ -143,7 +143,13 @@ fn undo_list_problems(ctx: &StepCtx, made: bool) -> Vec<String> {
     let mut p = Vec::new();
     for (k, (was, now)) in ctx.before.siblings.iter().zip(&ctx.observed.after.siblings).enumerate() {
         let (was, now) = (was.kcmp[4], now.kcmp[4]);
-        let ok = if made && was == IntOrErrno::Value(0) { matches!(now, IntOrErrno::Value(1 | 2)) } else { now == was };
+        // A new list differs from the sibling's whatever the sibling had: 0 (both had none)
+        // and the pointer order of two different lists (1 or 2) both become 1 or 2.
+        let ok = if made && matches!(was, IntOrErrno::Value(0..=2)) {
+            matches!(now, IntOrErrno::Value(1 | 2))
+        } else {
+            now == was
+        };
         if !ok {
             let why =
                 if made { "the call gave the caller an undo list" } else { "the caller's undo list did not change" };

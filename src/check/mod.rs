@@ -212,7 +212,9 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
                 judge_trace(env, case, expected, t, &mut v);
             }
             v.violations.push(case_violation(format!(
-                "timeout: still running after {timeout_ms} ms, killed with its process group"
+                "timeout: still running after {timeout_ms} ms, killed with its process group ({} of {} steps reported)",
+                partial.as_ref().map_or(0, |t| t.steps.len()),
+                case.steps.len()
             )));
         }
         Outcome::Crash { signal, partial } => {

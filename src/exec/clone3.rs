@@ -3,7 +3,7 @@
 //! sure the child is gone, and send one [`MsgKind::Child`] message. The caller (the parent)
 //! then continues the case.
 //!
-//! The child runs [`child_main`] on a stack of its own: it reads its `/proc/thread-self/ns`
+//! The child runs `child_main` on a stack of its own: it reads its `/proc/thread-self/ns`
 //! links, ids and capabilities, writes one message to a pipe, waits until the parent has run
 //! kcmp (unless it is a CLONE_VFORK child: the parent is blocked until it exits, so it runs
 //! kcmp itself when it can still name the parent), then ends: `_exit` for a process,

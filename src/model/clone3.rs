@@ -227,15 +227,31 @@ fn child_links(f: RawFlags, env: &Environment) -> [ChildLink; NsLink::COUNT] {
     l
 }
 
+/// The child is the init of a pid namespace: a new one (NEWPID), or the pending one an
+/// unshare(NEWPID) left for the caller's first child.
+fn child_is_init(f: RawFlags, state: &CallerState) -> bool {
+    f.intersects(bits::NEWPID) || state.pid_children == PidChildren::Pending
+}
+
+/// The child's exit sets SIGCHLD to SIG_IGN in the caller's handlers: a pid-ns init that
+/// shares them (zap_pid_ns_processes, kernel/pid_namespace.c).
+fn ignores_sigchld_at_exit(f: RawFlags, state: &CallerState) -> bool {
+    child_is_init(f, state) && f.intersects(bits::SIGHAND)
+}
+
 fn child_expect(f: RawFlags, env: &Environment, state: &CallerState) -> ChildExpect {
     let same = |bit: u64| if f.intersects(bit) { KcmpExpect::Same } else { KcmpExpect::Different };
     // KCMP_SYSVSEM compares undo-list pointers: without CLONE_SYSVSEM the child has none, which
     // equals the caller's only if the caller has none either.
     let sysvsem =
         if f.intersects(bits::SYSVSEM) || !state.undo_list { KcmpExpect::Same } else { KcmpExpect::Different };
-    let other_pid_ns = f.intersects(bits::NEWPID) || state.pid_children == PidChildren::Pending;
+    let other_pid_ns = child_is_init(f, state);
     let kcmp_blind = f.intersects(bits::VFORK) && (other_pid_ns || f.intersects(bits::NEWUSER));
-    let reaped = !f.intersects(bits::THREAD | bits::PARENT);
+    // A thread is never reaped by its creator, a CLONE_PARENT child is its parent's; any other
+    // child is auto-reaped (no SIGCHLD, waitpid ECHILD) once SIGCHLD is ignored, which its own
+    // exit does when it is a pid-ns init sharing our handlers.
+    let ignored_at_exit = state.sigchld_ignored || ignores_sigchld_at_exit(f, state);
+    let reaped = !f.intersects(bits::THREAD | bits::PARENT) && !ignored_at_exit;
     let creds = if f.intersects(bits::NEWUSER) {
         Creds { uid: env.overflow_uid, gid: env.overflow_gid, cap_eff: env.full_caps() }
     } else {
@@ -289,6 +305,7 @@ pub(super) fn decide(
         }
         None => {
             expect.child = Some(child_expect(flags, env, state));
+            state.sigchld_ignored |= ignores_sigchld_at_exit(flags, state);
             if state.pid_children == PidChildren::Pending {
                 // The child was the new namespace's init; it has exited, the namespace is dead
                 // and pid_for_children becomes readable (as after fork + exit).

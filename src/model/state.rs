@@ -116,6 +116,10 @@ pub struct CallerState {
     pub undo_list: bool,
     /// The caller is the init of its pid namespace (CLONE_PARENT is refused from an init).
     pub is_init: bool,
+    /// SIGCHLD is SIG_IGN in the caller's handler table: a CLONE_SIGHAND child that was the init
+    /// of a pid namespace set it when it exited (zap_pid_ns_processes writes the shared table),
+    /// so the caller's later children are reaped by the kernel. Kept across fork.
+    pub sigchld_ignored: bool,
 }
 
 impl CallerState {
@@ -172,6 +176,7 @@ impl CallerState {
             fds: 0,
             undo_list: false,
             is_init: false,
+            sigchld_ignored: false,
         };
         if base.euid != 0 {
             return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));

@@ -126,3 +126,22 @@ fn child_expectations_follow_the_flags() {
     assert!(exp.undo_list_made);
     assert!(!exp.child.unwrap().reaped_by_caller);
 }
+
+#[test]
+fn a_sighand_pid_ns_init_child_leaves_sigchld_ignored() {
+    let env = Environment::reference();
+    let mut state = CallerState::after_setup(&env, &Setup::default()).unwrap();
+    let first = decide(&LINUX_6_18, &env, &mut state, RawFlags(bits::NEWPID | bits::VM | bits::SIGHAND));
+    let child = first.clone3.unwrap().child.unwrap();
+    // Its own exit already finds SIGCHLD ignored: auto-reaped, no signal.
+    assert!(!child.reaped_by_caller);
+    assert_eq!(child.sigchld, Some(false));
+    assert!(state.sigchld_ignored);
+    let later = decide(&LINUX_6_18, &env, &mut state, RawFlags(0)).clone3.unwrap().child.unwrap();
+    assert!(!later.reaped_by_caller);
+    // Without SIGHAND, or without a pid-ns init, nothing changes.
+    let mut state = CallerState::after_setup(&env, &Setup::default()).unwrap();
+    let _ = decide(&LINUX_6_18, &env, &mut state, RawFlags(bits::NEWPID | bits::VM));
+    let _ = decide(&LINUX_6_18, &env, &mut state, RawFlags(bits::VM | bits::SIGHAND));
+    assert!(!state.sigchld_ignored);
+}
