@@ -35,8 +35,9 @@ use super::record::{MSG_LEN, Msg, MsgKind, RawSnapshot, SetupOp, child_probe};
 
 /// The child's stack.
 const STACK_LEN: usize = 256 * 1024;
-/// How long either side waits for the other.
-const WAIT_MS: i32 = 3000;
+/// How long either side waits for the other: longer than any watchdog timeout, so that under
+/// load the watchdog (a `timeout` outcome) decides, not a premature "the child did not report".
+const WAIT_MS: i32 = 60_000;
 
 /// What the child reads (in the caller's frame; a copy of it without CLONE_VM).
 pub struct ChildArgs {
