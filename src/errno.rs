@@ -45,6 +45,8 @@ impl Errno {
     pub const EMFILE: Errno = Errno(libc::EMFILE);
     pub const ENOSPC: Errno = Errno(libc::ENOSPC);
     pub const ENOSYS: Errno = Errno(libc::ENOSYS);
+    pub const EBADF: Errno = Errno(libc::EBADF);
+    pub const ECHILD: Errno = Errno(libc::ECHILD);
     pub const EUSERS: Errno = Errno(libc::EUSERS);
 
     /// The symbolic name, if known.

@@ -48,6 +48,29 @@ pub struct FlagSpec {
     pub print_by_name: bool,
     /// One line on what the bit does in unshare.
     pub doc: &'static str,
+    /// What clone(2) and clone3(2) do with it (see [`CloneMeaning`]).
+    pub clone: CloneMeaning,
+}
+
+/// A kernel release (major, minor, patch).
+pub type KernelVersion = (u32, u32, u32);
+
+/// What a bit means to legacy clone(2) and to clone3(2), next to its unshare meaning.
+///
+/// # References
+/// clone(2) of man-pages 6.03 for `clone_since` (its "since Linux x.y" headings);
+/// torvalds/linux kernel/fork.c `clone3_args_valid` and `copy_process` for `clone3_since`
+/// (see docs/clone3.md for the commits read).
+#[derive(Debug, Clone, Copy)]
+pub struct CloneMeaning {
+    /// Upstream release since which legacy clone(2) honours the bit; `None` if clone never
+    /// does (it reads the bit as something else, or the bit is clone3-only).
+    pub clone_since: Option<KernelVersion>,
+    /// Upstream release since which clone3(2) accepts the bit; `None` if clone3 rejects it
+    /// with EINVAL before doing anything.
+    pub clone3_since: Option<KernelVersion>,
+    /// One line on what the bit does in clone3 (and in clone, where they differ).
+    pub doc: &'static str,
 }
 
 const fn spec(
@@ -58,97 +81,230 @@ const fn spec(
     ns_link: Option<NsLink>,
     doc: &'static str,
 ) -> FlagSpec {
-    FlagSpec { name, bit, kind, unshare_since, ns_link, print_by_name: bit <= 0x8000_0000, doc }
+    FlagSpec {
+        name,
+        bit,
+        kind,
+        unshare_since,
+        ns_link,
+        print_by_name: bit <= 0x8000_0000,
+        doc,
+        clone: CloneMeaning { clone_since: None, clone3_since: None, doc: "" },
+    }
 }
+
+impl FlagSpec {
+    /// The same entry with its clone(2)/clone3(2) meaning filled in.
+    const fn cloned(
+        mut self,
+        clone_since: Option<KernelVersion>,
+        clone3_since: Option<KernelVersion>,
+        doc: &'static str,
+    ) -> FlagSpec {
+        self.clone = CloneMeaning { clone_since, clone3_since, doc };
+        self
+    }
+}
+
+/// clone3 itself (upstream 7f192e3cd316 "fork: add clone3", Linux 5.3).
+const C3: Option<KernelVersion> = Some((5, 3, 0));
 
 use FlagKind::{CloneOnly, Namespace, Sharing, SharingCheckOnly};
 
 /// Every named `CLONE_*` bit, in bit order.
-pub const FLAGS: &[FlagSpec] = &[
-    spec(
-        "NEWTIME",
-        0x80,
-        Namespace,
-        Some((5, 6, 0)),
-        Some(NsLink::TimeForChildren),
-        "new time namespace for children; the caller stays in its own",
-    ),
-    spec(
-        "VM",
-        0x100,
-        SharingCheckOnly,
-        Some((2, 6, 16)),
-        None,
-        "no-op if the mm is not shared, else EINVAL (never unshares memory)",
-    ),
-    spec(
-        "FS",
-        0x200,
-        Sharing,
-        Some((2, 6, 16)),
-        None,
-        "private copy of root, cwd and umask if the fs_struct is shared",
-    ),
-    spec("FILES", 0x400, Sharing, Some((2, 6, 16)), None, "private copy of the fd table if it is shared"),
-    spec(
-        "SIGHAND",
-        0x800,
-        SharingCheckOnly,
-        Some((2, 6, 16)),
-        None,
-        "no-op if signal handlers are not shared, else EINVAL",
-    ),
-    spec("PIDFD", 0x1000, CloneOnly, None, None, "clone only: return a pidfd"),
-    spec("PTRACE", 0x2000, CloneOnly, None, None, "clone only: continue tracing the child"),
-    spec("VFORK", 0x4000, CloneOnly, None, None, "clone only: parent sleeps until the child releases its mm"),
-    spec("PARENT", 0x8000, CloneOnly, None, None, "clone only: child gets the caller's parent"),
-    spec(
-        "THREAD",
-        0x1_0000,
-        SharingCheckOnly,
-        Some((2, 6, 16)),
-        None,
-        "no-op if the thread group has one thread, else EINVAL",
-    ),
-    spec("NEWNS", 0x2_0000, Namespace, Some((2, 6, 16)), Some(NsLink::Mnt), "new mount namespace (implies FS)"),
-    spec("SYSVSEM", 0x4_0000, Sharing, Some((2, 6, 26)), None, "detach from the SysV semaphore undo list"),
-    spec("SETTLS", 0x8_0000, CloneOnly, None, None, "clone only: set the child's TLS"),
-    spec("PARENT_SETTID", 0x10_0000, CloneOnly, None, None, "clone only: store the child's TID in the parent"),
-    spec("CHILD_CLEARTID", 0x20_0000, CloneOnly, None, None, "clone only: clear the TID in the child at exit"),
-    spec("DETACHED", 0x40_0000, CloneOnly, None, None, "clone only: unused, ignored by clone"),
-    spec("UNTRACED", 0x80_0000, CloneOnly, None, None, "clone only: tracer cannot force PTRACE on the child"),
-    spec("CHILD_SETTID", 0x100_0000, CloneOnly, None, None, "clone only: store the TID in the child"),
-    spec("NEWCGROUP", 0x200_0000, Namespace, Some((4, 6, 0)), Some(NsLink::Cgroup), "new cgroup namespace"),
-    spec("NEWUTS", 0x400_0000, Namespace, Some((2, 6, 19)), Some(NsLink::Uts), "new UTS namespace"),
-    spec(
-        "NEWIPC",
-        0x800_0000,
-        Namespace,
-        Some((2, 6, 19)),
-        Some(NsLink::Ipc),
-        "new IPC namespace (also detaches the semaphore undo list)",
-    ),
-    spec(
-        "NEWUSER",
-        0x1000_0000,
-        Namespace,
-        Some((3, 8, 0)),
-        Some(NsLink::User),
-        "new user namespace (implies THREAD and FS)",
-    ),
-    spec(
-        "NEWPID",
-        0x2000_0000,
-        Namespace,
-        Some((3, 8, 0)),
-        Some(NsLink::PidForChildren),
-        "new pid namespace for children; the caller does not move",
-    ),
-    spec("NEWNET", 0x4000_0000, Namespace, Some((2, 6, 24)), Some(NsLink::Net), "new network namespace"),
-    spec("IO", 0x8000_0000, CloneOnly, None, None, "clone only: share the I/O context"),
-    spec("CLEAR_SIGHAND", 0x1_0000_0000, CloneOnly, None, None, "clone3 only: reset signal handlers in the child"),
-    spec("INTO_CGROUP", 0x2_0000_0000, CloneOnly, None, None, "clone3 only: start the child in a given cgroup"),
-];
+pub const FLAGS: &[FlagSpec] =
+    &[
+        spec(
+            "NEWTIME",
+            0x80,
+            Namespace,
+            Some((5, 6, 0)),
+            Some(NsLink::TimeForChildren),
+            "new time namespace for children; the caller stays in its own",
+        )
+        .cloned(
+            None,
+            Some((6, 3, 0)),
+            "the child starts in a new time namespace (unless VM: then only its time_for_children is new); \
+         clone3 only since a402f1e35313 (6.3, backported to 5.10+), before EINVAL; legacy clone reads \
+         0x80 as part of the exit signal",
+        ),
+        spec(
+            "VM",
+            0x100,
+            SharingCheckOnly,
+            Some((2, 6, 16)),
+            None,
+            "no-op if the mm is not shared, else EINVAL (never unshares memory)",
+        )
+        .cloned(Some((2, 0, 0)), C3, "the child shares the address space"),
+        spec(
+            "FS",
+            0x200,
+            Sharing,
+            Some((2, 6, 16)),
+            None,
+            "private copy of root, cwd and umask if the fs_struct is shared",
+        )
+        .cloned(Some((2, 0, 0)), C3, "the child shares root, cwd and umask (EINVAL with NEWNS or NEWUSER)"),
+        spec("FILES", 0x400, Sharing, Some((2, 6, 16)), None, "private copy of the fd table if it is shared").cloned(
+            Some((2, 0, 0)),
+            C3,
+            "the child shares the fd table",
+        ),
+        spec(
+            "SIGHAND",
+            0x800,
+            SharingCheckOnly,
+            Some((2, 6, 16)),
+            None,
+            "no-op if signal handlers are not shared, else EINVAL",
+        )
+        .cloned(
+            Some((2, 0, 0)),
+            C3,
+            "the child shares the signal handlers (needs VM; EINVAL with CLEAR_SIGHAND)",
+        ),
+        spec("PIDFD", 0x1000, CloneOnly, None, None, "clone only: return a pidfd").cloned(
+            Some((5, 2, 0)),
+            C3,
+            "a pidfd for the child is stored at clone_args.pidfd (with THREAD since 83b290c9e3b5, 6.9)",
+        ),
+        spec("PTRACE", 0x2000, CloneOnly, None, None, "clone only: continue tracing the child").cloned(
+            Some((2, 2, 0)),
+            C3,
+            "if the caller is traced, the child is traced too",
+        ),
+        spec("VFORK", 0x4000, CloneOnly, None, None, "clone only: parent sleeps until the child releases its mm")
+            .cloned(Some((2, 2, 0)), C3, "the caller sleeps until the child exits or execs"),
+        spec("PARENT", 0x8000, CloneOnly, None, None, "clone only: child gets the caller's parent").cloned(
+            Some((2, 3, 12)),
+            C3,
+            "the child is a sibling of the caller (EINVAL from an init; exit_signal must be 0 in clone3)",
+        ),
+        spec(
+            "THREAD",
+            0x1_0000,
+            SharingCheckOnly,
+            Some((2, 6, 16)),
+            None,
+            "no-op if the thread group has one thread, else EINVAL",
+        )
+        .cloned(
+            Some((2, 4, 0)),
+            C3,
+            "the child is a thread of the caller (needs SIGHAND; EINVAL with NEWUSER, NEWPID or after unshare(NEWPID))",
+        ),
+        spec("NEWNS", 0x2_0000, Namespace, Some((2, 6, 16)), Some(NsLink::Mnt), "new mount namespace (implies FS)")
+            .cloned(Some((2, 4, 19)), C3, "the child starts in a new mount namespace (EINVAL with FS)"),
+        spec("SYSVSEM", 0x4_0000, Sharing, Some((2, 6, 26)), None, "detach from the SysV semaphore undo list").cloned(
+            Some((2, 5, 10)),
+            C3,
+            "the child shares the caller's undo list, made for the caller if it had none (EINVAL with NEWIPC)",
+        ),
+        spec("SETTLS", 0x8_0000, CloneOnly, None, None, "clone only: set the child's TLS").cloned(
+            Some((2, 5, 32)),
+            C3,
+            "the child's TLS base is clone_args.tls",
+        ),
+        spec("PARENT_SETTID", 0x10_0000, CloneOnly, None, None, "clone only: store the child's TID in the parent")
+            .cloned(Some((2, 5, 49)), C3, "the child's TID is stored at clone_args.parent_tid in the caller"),
+        spec("CHILD_CLEARTID", 0x20_0000, CloneOnly, None, None, "clone only: clear the TID in the child at exit")
+            .cloned(
+                Some((2, 5, 49)),
+                C3,
+                "clone_args.child_tid is zeroed (and futex-woken) in the child's memory when it exits",
+            ),
+        spec("DETACHED", 0x40_0000, CloneOnly, None, None, "clone only: unused, ignored by clone").cloned(
+            None,
+            None,
+            "ignored by legacy clone; EINVAL in clone3 (kept free for reuse)",
+        ),
+        spec("UNTRACED", 0x80_0000, CloneOnly, None, None, "clone only: tracer cannot force PTRACE on the child")
+            .cloned(Some((2, 5, 46)), C3, "a tracer cannot force CLONE_PTRACE on the child"),
+        spec("CHILD_SETTID", 0x100_0000, CloneOnly, None, None, "clone only: store the TID in the child").cloned(
+            Some((2, 5, 49)),
+            C3,
+            "the child's TID is stored at clone_args.child_tid in the child's memory",
+        ),
+        spec("NEWCGROUP", 0x200_0000, Namespace, Some((4, 6, 0)), Some(NsLink::Cgroup), "new cgroup namespace").cloned(
+            Some((4, 6, 0)),
+            C3,
+            "the child starts in a new cgroup namespace",
+        ),
+        spec("NEWUTS", 0x400_0000, Namespace, Some((2, 6, 19)), Some(NsLink::Uts), "new UTS namespace").cloned(
+            Some((2, 6, 19)),
+            C3,
+            "the child starts in a new UTS namespace",
+        ),
+        spec(
+            "NEWIPC",
+            0x800_0000,
+            Namespace,
+            Some((2, 6, 19)),
+            Some(NsLink::Ipc),
+            "new IPC namespace (also detaches the semaphore undo list)",
+        )
+        .cloned(Some((2, 6, 19)), C3, "the child starts in a new IPC namespace (EINVAL with SYSVSEM)"),
+        spec(
+            "NEWUSER",
+            0x1000_0000,
+            Namespace,
+            Some((3, 8, 0)),
+            Some(NsLink::User),
+            "new user namespace (implies THREAD and FS)",
+        )
+        .cloned(Some((3, 8, 0)), C3, "the child starts in a new user namespace (EINVAL with FS or THREAD)"),
+        spec(
+            "NEWPID",
+            0x2000_0000,
+            Namespace,
+            Some((3, 8, 0)),
+            Some(NsLink::PidForChildren),
+            "new pid namespace for children; the caller does not move",
+        )
+        .cloned(Some((2, 6, 24)), C3, "the child is pid 1 of a new pid namespace (EINVAL with THREAD)"),
+        spec("NEWNET", 0x4000_0000, Namespace, Some((2, 6, 24)), Some(NsLink::Net), "new network namespace").cloned(
+            Some((2, 6, 24)),
+            C3,
+            "the child starts in a new network namespace",
+        ),
+        spec("IO", 0x8000_0000, CloneOnly, None, None, "clone only: share the I/O context").cloned(
+            Some((2, 6, 25)),
+            C3,
+            "the child shares the I/O context",
+        ),
+        spec("CLEAR_SIGHAND", 0x1_0000_0000, CloneOnly, None, None, "clone3 only: reset signal handlers in the child")
+            .cloned(
+                None,
+                Some((5, 5, 0)),
+                "handlers not set to SIG_IGN are reset to SIG_DFL in the child (b612e5df4587; EINVAL with SIGHAND)",
+            ),
+        spec("INTO_CGROUP", 0x2_0000_0000, CloneOnly, None, None, "clone3 only: start the child in a given cgroup")
+            .cloned(
+                None,
+                Some((5, 7, 0)),
+                "the child starts in the cgroup v2 directory open at clone_args.cgroup (ef2c41cf38a7)",
+            ),
+    ];
+
+/// `CSIGNAL`: the low byte that legacy clone(2) reads as the child's exit signal.
+pub const CSIGNAL: u64 = 0xff;
+
+/// The bits clone3(2) accepts on Linux 6.18, derived from the table: `0x3FFBFFF80`
+/// (`clone3_args_valid`: the 32 legacy bits and CLEAR_SIGHAND|INTO_CGROUP, minus DETACHED
+/// and CSIGNAL except NEWTIME).
+pub const CLONE3_VALID_MASK: u64 = {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < FLAGS.len() {
+        if FLAGS[i].clone.clone3_since.is_some() {
+            mask |= FLAGS[i].bit;
+        }
+        i += 1;
+    }
+    mask
+};
 
 /// Looks a flag up by name (with or without the `CLONE_` prefix, any case).
 pub fn by_name(name: &str) -> Option<&'static FlagSpec> {
@@ -179,6 +335,20 @@ pub mod bits {
     pub const NEWUSER: u64 = 0x1000_0000;
     pub const NEWPID: u64 = 0x2000_0000;
     pub const NEWNET: u64 = 0x4000_0000;
+    // The clone-only bits (clone3.rs and the generators name them).
+    pub const PIDFD: u64 = 0x1000;
+    pub const PTRACE: u64 = 0x2000;
+    pub const VFORK: u64 = 0x4000;
+    pub const PARENT: u64 = 0x8000;
+    pub const SETTLS: u64 = 0x8_0000;
+    pub const PARENT_SETTID: u64 = 0x10_0000;
+    pub const CHILD_CLEARTID: u64 = 0x20_0000;
+    pub const DETACHED: u64 = 0x40_0000;
+    pub const UNTRACED: u64 = 0x80_0000;
+    pub const CHILD_SETTID: u64 = 0x100_0000;
+    pub const IO: u64 = 0x8000_0000;
+    pub const CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+    pub const INTO_CGROUP: u64 = 0x2_0000_0000;
 }
 
 /// The bits unshare(2) accepts on Linux 6.18 (spec §1): `0x7E070F80`.
@@ -257,6 +427,11 @@ impl RawFlags {
     /// Bits outside the 6.18 unshare mask.
     pub fn unknown_to_unshare(self) -> u64 {
         self.0 & !UNSHARE_VALID_MASK
+    }
+
+    /// Bits clone3 rejects outright on 6.18 (outside [`CLONE3_VALID_MASK`]).
+    pub fn unknown_to_clone3(self) -> u64 {
+        self.0 & !CLONE3_VALID_MASK
     }
 }
 
@@ -403,6 +578,46 @@ mod tests {
         assert_eq!(UNSHARE_VALID_MASK, 0x7E07_0F80);
         let from_table: u64 = FLAGS.iter().filter(|f| f.unshare_since.is_some()).map(|f| f.bit).fold(0, |a, b| a | b);
         assert_eq!(from_table, UNSHARE_VALID_MASK);
+    }
+
+    #[test]
+    fn clone3_mask_is_clone3_args_valid() {
+        // clone3_args_valid (6.18): CLONE_LEGACY_FLAGS | CLEAR_SIGHAND | INTO_CGROUP, minus
+        // DETACHED and (CSIGNAL & ~NEWTIME).
+        let from_source =
+            (0xffff_ffff | bits::CLEAR_SIGHAND | bits::INTO_CGROUP) & !(bits::DETACHED | (CSIGNAL & !0x80));
+        assert_eq!(CLONE3_VALID_MASK, from_source);
+        assert_eq!(CLONE3_VALID_MASK, 0x3_FFBF_FF80);
+        for (name, bit) in [
+            ("PIDFD", bits::PIDFD),
+            ("PTRACE", bits::PTRACE),
+            ("VFORK", bits::VFORK),
+            ("PARENT", bits::PARENT),
+            ("SETTLS", bits::SETTLS),
+            ("PARENT_SETTID", bits::PARENT_SETTID),
+            ("CHILD_CLEARTID", bits::CHILD_CLEARTID),
+            ("DETACHED", bits::DETACHED),
+            ("UNTRACED", bits::UNTRACED),
+            ("CHILD_SETTID", bits::CHILD_SETTID),
+            ("IO", bits::IO),
+            ("CLEAR_SIGHAND", bits::CLEAR_SIGHAND),
+            ("INTO_CGROUP", bits::INTO_CGROUP),
+        ] {
+            assert_eq!(by_name(name).map(|s| s.bit), Some(bit), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_entry_says_what_it_means_to_clone() {
+        for f in FLAGS {
+            assert!(!f.clone.doc.is_empty(), "{} has no clone meaning", f.name);
+            assert!(!f.doc.is_empty(), "{} has no unshare meaning", f.name);
+            // clone3 arrived in 5.3: no bit can be accepted by it earlier.
+            assert!(f.clone.clone3_since.is_none_or(|v| v >= (5, 3, 0)), "{}", f.name);
+        }
+        // Only DETACHED (among named bits) is refused by clone3.
+        let refused: Vec<&str> = FLAGS.iter().filter(|f| f.clone.clone3_since.is_none()).map(|f| f.name).collect();
+        assert_eq!(refused, ["DETACHED"]);
     }
 
     #[test]

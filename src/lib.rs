@@ -17,6 +17,7 @@ pub mod env;
 pub mod errno;
 pub mod exec;
 pub mod fault;
+pub mod flag_table;
 pub mod flags;
 pub mod fuzzing;
 pub mod generate;

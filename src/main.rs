@@ -69,6 +69,14 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print every bit 0..63: accepted by unshare / clone3, meaning in each, the kernel that
+    /// introduced it, and what this kernel does with it alone (exit 1 if that is not what the
+    /// model predicts).
+    Flags {
+        /// Print the table as markdown (docs/flags.md).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor,
@@ -152,6 +160,7 @@ fn main() {
             0
         }
         Command::Run(args) => report_errors(run_command(args)),
+        Command::Flags { markdown } => report_errors(flags_command(markdown)),
         Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),
         Command::Minimize(args) => report_errors(corpus_cli::minimize_command(args)),
         Command::Bench { cases, jobs, seed, json } => report_errors(bench_command(cases, jobs, seed, json)),
@@ -267,6 +276,25 @@ fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
         }
     }
     println!("{} input(s) passed the {target} target", files.len());
+    Ok(0)
+}
+
+fn flags_command(markdown: bool) -> anyhow::Result<i32> {
+    use unshare_fuzz::flag_table;
+    let mut executor = Executor::spawn_self(&[])?;
+    let kernel = executor.environment().kernel_release.clone();
+    let rows = flag_table::rows();
+    let observed = flag_table::observe(&mut executor, &profile::LINUX_6_18, &rows)?;
+    if markdown {
+        print!("{}", flag_table::render_markdown(&rows, &observed, &kernel));
+    } else {
+        print!("{}", flag_table::render_text(&rows, &observed, &kernel));
+    }
+    let wrong = observed.iter().filter(|o| !(o.unshare_ok && o.clone3_ok)).count();
+    if wrong > 0 {
+        eprintln!("unshare-fuzz: {wrong} bit(s) behaved otherwise than the model predicts (marked (!))");
+        return Ok(1);
+    }
     Ok(0)
 }
 

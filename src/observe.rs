@@ -178,6 +178,43 @@ mod ns_map {
     }
 }
 
+/// Who compared the clone3 child with its parent through kcmp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KcmpSide {
+    /// The parent, while the child waited (every child but a CLONE_VFORK one).
+    Parent,
+    /// The CLONE_VFORK child itself, against the blocked parent.
+    Child,
+    /// Nobody: a CLONE_VFORK child in another pid or user namespace cannot name its parent.
+    Nobody,
+}
+
+/// What a clone3 step saw of its child, from both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildObservation {
+    /// clone3's return value in the caller: the child's pid (its TID with CLONE_THREAD).
+    pub returned: i32,
+    /// The child reported itself before exiting.
+    pub reported: bool,
+    /// The child's own view: `/proc/thread-self/ns/*`, `pid` = its gettid(), ids and CapEff
+    /// (threads, cwd, umask and the rest are not read and stay zero).
+    pub state: Snapshot,
+    /// kcmp between parent and child for files, fs, vm, sighand, sysvsem, and who made it.
+    pub kcmp: Option<[IntOrErrno; 5]>,
+    /// Who compared.
+    pub kcmp_side: KcmpSide,
+    /// `waitpid(pid, 0)` by the caller: the child's exit code, or the errno (ECHILD when the
+    /// child is not the caller's to reap: a thread, or a CLONE_PARENT sibling).
+    pub wait: IntOrErrno,
+    /// A SIGCHLD (blocked around the call) was pending for the caller afterwards.
+    pub sigchld: bool,
+    /// The kernel stored a pidfd at `clone_args.pidfd`.
+    pub pidfd: bool,
+    /// The kernel stored the child's TID at `clone_args.parent_tid`.
+    pub parent_tid: bool,
+}
+
 /// One step as executed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepObservation {
@@ -185,6 +222,9 @@ pub struct StepObservation {
     pub result: CallResult,
     /// The state right after it.
     pub after: Snapshot,
+    /// For a successful clone3 step: what was seen of the child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<ChildObservation>,
 }
 
 /// The behavioural probes made after the last step (each `None` when not applicable).

@@ -37,6 +37,10 @@ pub enum Step {
     Chroot(Chroot),
     /// `pthread_create` a thread that blocks until the case ends.
     SpawnThread,
+    /// `syscall(SYS_clone3, &clone_args, 88)` with these flags; the child observes itself,
+    /// reports and exits, and the caller (the parent) continues the case. exit_signal is
+    /// SIGCHLD, or 0 with THREAD or PARENT (as clone3 requires); see docs/clone3.md.
+    Clone3(RawFlags),
 }
 
 /// A setup and 1..=4 steps.
@@ -106,6 +110,19 @@ impl Case {
     }
 }
 
+/// The `exit_signal` a clone3 step passes: 0 with THREAD or PARENT (clone3_args_valid refuses
+/// anything else with them; the kernel then uses -1 for a thread and the caller's own exit
+/// signal for a sibling), else SIGCHLD.
+pub fn clone3_exit_signal(flags: RawFlags) -> u64 {
+    use crate::flags::bits;
+    if flags.intersects(bits::THREAD | bits::PARENT) { 0 } else { libc::SIGCHLD as u64 }
+}
+
+/// The `clone_args.cgroup` a clone3 step passes: a number that is never an open fd, so
+/// CLONE_INTO_CGROUP reaches `cgroup_can_fork` and fails there with EBADF (the harness never
+/// moves processes between cgroups).
+pub const CLONE3_CGROUP_FD: u64 = i32::MAX as u64;
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -117,6 +134,7 @@ impl fmt::Display for Step {
             Step::Chroot(Chroot::Subdir) => f.write_str("chroot(subdir)"),
             Step::Chroot(Chroot::Root) => f.write_str("chroot(\"/\")"),
             Step::SpawnThread => f.write_str("pthread_create"),
+            Step::Clone3(flags) => write!(f, "clone3({flags})"),
         }
     }
 }
@@ -144,6 +162,16 @@ mod tests {
         let unknown = r#"{"setup":{"privilege":"root","threads":0,"colour":1},"steps":[{"unshare":"0"}]}"#;
         let e = serde_json::from_str::<Case>(unknown).unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn clone3_steps_read_and_print_like_unshare_steps() {
+        let json = r#"{"steps":[{"clone3":"NEWNS|FILES"},{"unshare":"NEWNS"}]}"#;
+        let case: Case = serde_json::from_str(json).unwrap();
+        assert_eq!(case.steps[0], Step::Clone3(RawFlags(0x2_0400)));
+        assert_eq!(case.to_string(), "[root] clone3(FILES|NEWNS); unshare(NEWNS);");
+        let back = serde_json::to_string(&case).unwrap();
+        assert!(back.contains(r#"{"clone3":"FILES|NEWNS"}"#), "{back}");
     }
 
     #[test]

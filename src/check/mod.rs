@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod clone3;
 pub mod expected;
 pub mod invariants;
 
@@ -115,6 +116,13 @@ fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Tr
     }
 }
 
+/// The case-level differential invariant over whatever steps ran.
+fn judge_pairs(case: &Case, expected: &[Expected], trace: &Trace, v: &mut CaseVerdict) {
+    for (index, result) in clone3::agree_on_namespaces(case, expected, trace) {
+        record(v, clone3::AGREE_ON_NAMESPACES, Some(index), result, expected.get(index), trace.steps.get(index));
+    }
+}
+
 fn record(
     v: &mut CaseVerdict,
     id: &'static str,
@@ -197,6 +205,7 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
     match outcome {
         Outcome::Completed { trace } => {
             judge_trace(env, case, expected, trace, &mut v);
+            judge_pairs(case, expected, trace, &mut v);
             if trace.steps.len() != case.steps.len() && v.broken.is_none() {
                 v.broken = Some(format!("{} of {} steps reported", trace.steps.len(), case.steps.len()));
             } else if trace.probe.is_none() {
@@ -211,7 +220,9 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
                 judge_trace(env, case, expected, t, &mut v);
             }
             v.violations.push(case_violation(format!(
-                "timeout: still running after {timeout_ms} ms, killed with its process group"
+                "timeout: still running after {timeout_ms} ms, killed with its process group ({} of {} steps reported)",
+                partial.as_ref().map_or(0, |t| t.steps.len()),
+                case.steps.len()
             )));
         }
         Outcome::Crash { signal, partial } => {
@@ -264,7 +275,7 @@ impl Tally {
     /// A tally with every known invariant present (so zero counts show).
     pub fn new() -> Tally {
         let mut t = Tally::default();
-        for id in INVARIANTS.iter().map(|i| i.id).chain([CASE_COMPLETES]) {
+        for id in INVARIANTS.iter().map(|i| i.id).chain([CASE_COMPLETES, clone3::AGREE_ON_NAMESPACES]) {
             t.invariants.insert(id.to_string(), InvariantTally::default());
         }
         t

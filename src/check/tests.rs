@@ -63,7 +63,7 @@ fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
             SemExpect::Error(err) => Some(IntOrErrno::Error(err)),
         };
         after.siblings = e.siblings.iter().map(|s| SiblingView { kcmp: s.kcmp.map(kcmp), fds: vec![] }).collect();
-        obs.push(StepObservation { result: e.result, after: after.clone() });
+        obs.push(StepObservation { result: e.result, after: after.clone(), child: None });
         cur = after;
     }
     let flag = |b: bool| Some(IntOrErrno::Value(i32::from(b)));
@@ -219,7 +219,7 @@ fn skipped_invariants_are_named() {
         trace: Trace {
             probe: Some(Default::default()),
             before: before.clone(),
-            steps: vec![StepObservation { result: CallResult::Failure(Errno::EINVAL), after: before }],
+            steps: vec![StepObservation { result: CallResult::Failure(Errno::EINVAL), after: before, child: None }],
         },
     };
     let v = judge(&env, &case, &p, &o);

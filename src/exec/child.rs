@@ -131,6 +131,9 @@ pub fn wait_and_exit(pid: libc::pid_t) -> ! {
     let code = match sys::waitpid(pid, 0) {
         Ok(Some((_, st))) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st),
         Ok(Some((_, st))) if libc::WIFSIGNALED(st) => 128 + libc::WTERMSIG(st),
+        // SIGCHLD is ignored (a clone3 step's CLONE_SIGHAND child that was a pid-ns init set it
+        // when it exited): the kernel reaped the child itself; its Done message says how it ended.
+        Err(Errno(libc::ECHILD)) => 0,
         _ => 1,
     };
     sys::exit_now(code)
@@ -189,12 +192,17 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
             if pid == 0 {
                 sys::exit_now(0);
             }
-            sys::waitpid(pid, 0).map(|_| ())
+            match sys::waitpid(pid, 0) {
+                // Reaped by the kernel because SIGCHLD is ignored (see wait_and_exit): gone all the same.
+                Ok(_) | Err(Errno(libc::ECHILD)) => Ok(()),
+                Err(e) => Err(e),
+            }
         }
         Step::WriteMaps => write_maps(ctx),
         Step::DropSysAdmin => drop_sys_admin(),
         Step::Chroot(kind) => do_chroot(*kind),
         Step::SpawnThread => sys::spawn_parked_thread(),
+        Step::Clone3(flags) => super::clone3::run(ctx.out, *flags),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod child;
 pub mod child_setup;
+pub mod clone3;
 pub mod plan;
 pub mod probe;
 pub mod protocol;

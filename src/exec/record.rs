@@ -37,6 +37,26 @@ pub enum MsgKind {
     Done = 4,
     /// Results of the behavioural probes after the last step.
     Probe = 5,
+    /// What a clone3 step saw of its child (sent right before that step's `Step` message):
+    /// `rc` the returned pid, `snap` the child's own view, `snap.kcmp[0]` parent-vs-child kcmp,
+    /// `probe` the [`child_probe`] slots.
+    Child = 6,
+}
+
+/// Slots of `probe` in a [`MsgKind::Child`] message.
+pub mod child_probe {
+    /// `waitpid(pid, 0)`: exit code (>= 0) or -errno.
+    pub const WAIT: usize = 0;
+    /// SIGCHLD pending afterwards (1/0).
+    pub const SIGCHLD: usize = 1;
+    /// A pidfd was stored (1/0).
+    pub const PIDFD: usize = 2;
+    /// The child's TID was stored at parent_tid (1/0).
+    pub const PARENT_TID: usize = 3;
+    /// The child's report arrived (1/0).
+    pub const REPORTED: usize = 4;
+    /// Who made the kcmp comparisons: 1 parent, 2 child, 0 nobody.
+    pub const KCMP_SIDE: usize = 5;
 }
 
 /// A setup operation, named in `SetupFailed` messages.
@@ -91,6 +111,8 @@ pub enum SetupOp {
     Vfork = 23,
     /// the setup asks for more nesting than possible from the executor's position
     Plan = 24,
+    /// pipes and stack for a clone3 step
+    Clone3Prep = 25,
 }
 
 impl SetupOp {
@@ -121,6 +143,7 @@ impl SetupOp {
             22 => "clone of a sibling",
             23 => "clone(CLONE_VM|CLONE_VFORK)",
             24 => "plan the nesting from the executor's position",
+            25 => "pipes and stack for a clone3 step",
             _ => "unknown setup operation",
         }
     }
@@ -353,6 +376,7 @@ impl Msg {
             3 => MsgKind::Step,
             4 => MsgKind::Done,
             5 => MsgKind::Probe,
+            6 => MsgKind::Child,
             _ => return None,
         };
         let op = r.u32();
@@ -392,6 +416,33 @@ impl Msg {
             *v = r.i32();
         }
         Some(Msg { kind, op, errno, rc, snap, probe })
+    }
+
+    /// The decoded form of a [`MsgKind::Child`] message.
+    pub fn child_observation(&self) -> crate::observe::ChildObservation {
+        use crate::observe::{ChildObservation, IntOrErrno, KcmpSide};
+        let p = |slot: usize| self.probe[slot];
+        let int = |v: i32| if v < 0 { IntOrErrno::Error(Errno(-v)) } else { IntOrErrno::Value(v) };
+        let kcmp_side = match p(child_probe::KCMP_SIDE) {
+            1 => KcmpSide::Parent,
+            2 => KcmpSide::Child,
+            _ => KcmpSide::Nobody,
+        };
+        let row = self.snap.kcmp[0];
+        let kcmp = (kcmp_side != KcmpSide::Nobody).then(|| row.map(int));
+        let mut own = self.snap;
+        own.kcmp = [[NONE; 5]; SIBS];
+        ChildObservation {
+            returned: self.rc as i32,
+            reported: p(child_probe::REPORTED) == 1,
+            state: own.to_snapshot(),
+            kcmp,
+            kcmp_side,
+            wait: int(p(child_probe::WAIT)),
+            sigchld: p(child_probe::SIGCHLD) == 1,
+            pidfd: p(child_probe::PIDFD) == 1,
+            parent_tid: p(child_probe::PARENT_TID) == 1,
+        }
     }
 
     /// The call result of a Step message.

@@ -25,6 +25,8 @@ struct Collected {
     sem_id: Option<i32>,
     done: bool,
     garbage: bool,
+    /// A clone3 step's child report, waiting for that step's message.
+    child: Option<crate::observe::ChildObservation>,
 }
 
 impl Collected {
@@ -53,9 +55,14 @@ impl Collected {
                 None => self.garbage = true,
             },
             MsgKind::Step => match self.trace.as_mut() {
-                Some(t) => t.steps.push(StepObservation { result: msg.call_result(), after: msg.snap.to_snapshot() }),
+                Some(t) => t.steps.push(StepObservation {
+                    result: msg.call_result(),
+                    after: msg.snap.to_snapshot(),
+                    child: self.child.take(),
+                }),
                 None => self.garbage = true,
             },
+            MsgKind::Child => self.child = Some(msg.child_observation()),
             MsgKind::Done => self.done = true,
         }
     }

@@ -18,6 +18,38 @@ fn subset(u: &mut Unstructured) -> Result<u64> {
     Ok(f)
 }
 
+fn draw(u: &mut Unstructured, pool: &[u64], min: usize, max: usize) -> Result<u64> {
+    let draws = u.int_in_range(min..=max)?;
+    let mut f = 0;
+    for _ in 0..draws {
+        f |= *u.choose(pool)?;
+    }
+    Ok(f)
+}
+
+/// A clone3 flag word with the weights of [`weights::clone3`].
+fn clone3_flags(u: &mut Unstructured) -> Result<RawFlags> {
+    use weights::clone3 as w;
+    let valid = weights::clone3_valid_bits();
+    let ns = weights::namespace_bits();
+    let word = match pick(u, &[w::SUBSET, w::SHAPED, w::ZERO, w::NEIGHBOUR, w::RANDOM], &[0u8, 1, 2, 3, 4])? {
+        0 => draw(u, &valid, 1, weights::SUBSET_MAX_DRAWS)?,
+        1 => *u.choose(w::SHAPES)? | draw(u, &ns, 0, w::SHAPE_MAX_NS_DRAWS)?,
+        2 => 0,
+        3 => draw(u, &valid, 1, weights::SUBSET_MAX_DRAWS)? | (1u64 << *u.choose(w::INVALID_BITS)?),
+        _ => u64::arbitrary(u)?,
+    };
+    Ok(RawFlags(word))
+}
+
+/// A differential pair with the weights of [`weights::DIFFERENTIAL_PAIR`] and friends.
+fn differential_pair(u: &mut Unstructured) -> Result<Vec<Step>> {
+    let ns = draw(u, &weights::namespace_bits(), 1, weights::PAIR_MAX_DRAWS)?;
+    let extra = if chance(u, weights::PAIR_EXTRA)? { *u.choose(weights::PAIR_EXTRAS)? } else { 0 };
+    let (c, un) = (Step::Clone3(RawFlags(ns | extra)), Step::Unshare(RawFlags(ns)));
+    Ok(if chance(u, weights::PAIR_CLONE3_FIRST)? { vec![c, un] } else { vec![un, c] })
+}
+
 fn roll(u: &mut Unstructured) -> Result<u32> {
     u.int_in_range(0..=99)
 }
@@ -98,6 +130,7 @@ impl<'a> Arbitrary<'a> for Step {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let kinds = [
             wst::UNSHARE,
+            wst::CLONE3,
             wst::FORK,
             wst::FORK_EXIT,
             wst::WRITE_MAPS,
@@ -105,13 +138,14 @@ impl<'a> Arbitrary<'a> for Step {
             wst::CHROOT,
             wst::SPAWN_THREAD,
         ];
-        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6])? {
+        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7])? {
             0 => Step::Unshare(RawFlags::arbitrary(u)?),
-            1 => Step::Fork,
-            2 => Step::ForkExit,
-            3 => Step::WriteMaps,
-            4 => Step::DropSysAdmin,
-            5 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
+            1 => Step::Clone3(clone3_flags(u)?),
+            2 => Step::Fork,
+            3 => Step::ForkExit,
+            4 => Step::WriteMaps,
+            5 => Step::DropSysAdmin,
+            6 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
             _ => Step::SpawnThread,
         })
     }
@@ -120,6 +154,9 @@ impl<'a> Arbitrary<'a> for Step {
 impl<'a> Arbitrary<'a> for Case {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let setup = Setup::arbitrary(u)?;
+        if chance(u, weights::DIFFERENTIAL_PAIR)? {
+            return Ok(super::neutralize(Case { setup, steps: differential_pair(u)? }));
+        }
         let n = u.int_in_range(1..=MAX_STEPS)?;
         let mut steps = Vec::with_capacity(n);
         for _ in 0..n {

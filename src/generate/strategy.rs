@@ -76,10 +76,49 @@ pub fn setup() -> impl Strategy<Value = Setup> {
     )
 }
 
+fn bits_from(pool: Vec<u64>, draws: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = u64> {
+    prop::collection::vec(prop::sample::select(pool), draws).prop_map(|v| v.into_iter().fold(0, |a, b| a | b))
+}
+
+/// A clone3 flag word: mostly subsets of clone3's valid bits or shapes that succeed, sometimes
+/// 0, sometimes with a bit clone3 refuses, 1% random.
+pub fn clone3_flags() -> impl Strategy<Value = RawFlags> {
+    use weights::clone3 as w;
+    let subset = bits_from(weights::clone3_valid_bits(), 1..=weights::SUBSET_MAX_DRAWS);
+    let shaped = (prop::sample::select(w::SHAPES), bits_from(weights::namespace_bits(), 0..=w::SHAPE_MAX_NS_DRAWS))
+        .prop_map(|(s, ns)| s | ns);
+    let neighbour =
+        (bits_from(weights::clone3_valid_bits(), 1..=weights::SUBSET_MAX_DRAWS), prop::sample::select(w::INVALID_BITS))
+            .prop_map(|(s, b)| s | (1u64 << b));
+    prop_oneof![
+        w::SUBSET => subset,
+        w::SHAPED => shaped,
+        w::ZERO => Just(0u64),
+        w::NEIGHBOUR => neighbour,
+        w::RANDOM => any::<u64>(),
+    ]
+    .prop_map(RawFlags)
+}
+
+/// A differential pair: `clone3(F | extra)` and `unshare(F)` for one non-empty set F of
+/// namespace bits, clone3 first in [`weights::PAIR_CLONE3_FIRST`] percent of pairs.
+pub fn differential_pair() -> impl Strategy<Value = Vec<Step>> {
+    let extra = prop_oneof![
+        100 - weights::PAIR_EXTRA => Just(0u64),
+        weights::PAIR_EXTRA => prop::sample::select(weights::PAIR_EXTRAS),
+    ];
+    (bits_from(weights::namespace_bits(), 1..=weights::PAIR_MAX_DRAWS), extra, chance(weights::PAIR_CLONE3_FIRST))
+        .prop_map(|(ns, extra, clone3_first)| {
+            let (c, u) = (Step::Clone3(RawFlags(ns | extra)), Step::Unshare(RawFlags(ns)));
+            if clone3_first { vec![c, u] } else { vec![u, c] }
+        })
+}
+
 /// A step.
 pub fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         wst::UNSHARE => flags().prop_map(Step::Unshare),
+        wst::CLONE3 => clone3_flags().prop_map(Step::Clone3),
         wst::FORK => Just(Step::Fork),
         wst::FORK_EXIT => Just(Step::ForkExit),
         wst::WRITE_MAPS => Just(Step::WriteMaps),
@@ -89,10 +128,14 @@ pub fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// A whole case: a setup and 1..=4 steps.
+/// A whole case: a setup and 1..=4 steps, or (in [`weights::DIFFERENTIAL_PAIR`] percent) a
+/// setup and a differential pair.
 pub fn case() -> impl Strategy<Value = Case> {
-    (setup(), prop::collection::vec(step(), 1..=MAX_STEPS))
-        .prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
+    let steps = prop_oneof![
+        100 - weights::DIFFERENTIAL_PAIR => prop::collection::vec(step(), 1..=MAX_STEPS),
+        weights::DIFFERENTIAL_PAIR => differential_pair(),
+    ];
+    (setup(), steps).prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
 }
 
 #[cfg(test)]
@@ -122,6 +165,37 @@ mod tests {
         assert!(valid > n * 70 / 100 && valid < n * 90 / 100, "valid {valid}");
         assert!(zero > n * 3 / 100 && zero < n * 8 / 100, "zero {zero}");
         assert!(high > 0, "no high bits in {n} words");
+    }
+
+    #[test]
+    fn both_actions_and_pairs_are_generated() {
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]));
+        let s = case();
+        let n = 4000;
+        let (mut clone3, mut unshare, mut pairs, mut threads) = (0, 0, 0, 0);
+        for _ in 0..n {
+            let c = s.new_tree(&mut runner).unwrap().current();
+            let kinds = |f: fn(&Step) -> bool| c.steps.iter().filter(|s| f(s)).count();
+            clone3 += kinds(|s| matches!(s, Step::Clone3(_)));
+            unshare += kinds(|s| matches!(s, Step::Unshare(_)));
+            threads += kinds(|s| matches!(s, Step::Clone3(f) if f.contains(0x1_0900)));
+            if let [a, b] = c.steps.as_slice() {
+                let ns = crate::check::clone3::ALL_NAMESPACES;
+                match (a, b) {
+                    (Step::Clone3(x), Step::Unshare(y)) | (Step::Unshare(y), Step::Clone3(x))
+                        if x.0 & ns == y.0 && y.0 != 0 =>
+                    {
+                        pairs += 1
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert!(pairs > n * 20 / 100 && pairs < n * 32 / 100, "pairs {pairs} of {n}");
+        assert!(clone3 > n * 40 / 100, "clone3 steps {clone3}");
+        assert!(unshare > clone3, "unshare steps {unshare}, clone3 steps {clone3}");
+        assert!(threads > n / 100, "successful-thread shapes {threads}");
     }
 
     #[test]

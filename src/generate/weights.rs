@@ -3,7 +3,7 @@
 //! bits, sometimes 0, sometimes a neighbouring (invalid) bit added, about 1
 //! in 100 a fully random u64.
 
-use crate::flags::{FLAGS, UNSHARE_VALID_MASK};
+use crate::flags::{CLONE3_VALID_MASK, FLAGS, UNSHARE_VALID_MASK};
 
 /// Out of 100: a subset of the valid bits.
 pub const FLAGS_SUBSET: u32 = 80;
@@ -27,6 +27,73 @@ pub const THREAD_WEIGHTS: [u32; 3] = [70, 20, 10];
 /// The single valid bits, in table order.
 pub fn valid_bits() -> Vec<u64> {
     FLAGS.iter().map(|f| f.bit).filter(|b| b & UNSHARE_VALID_MASK != 0).collect()
+}
+
+/// The single bits clone3 accepts, in table order.
+pub fn clone3_valid_bits() -> Vec<u64> {
+    FLAGS.iter().map(|f| f.bit).filter(|b| b & CLONE3_VALID_MASK != 0).collect()
+}
+
+/// The namespace bits, in table order (what a differential pair asks both calls for).
+pub fn namespace_bits() -> Vec<u64> {
+    FLAGS.iter().filter(|f| f.kind == crate::flags::FlagKind::Namespace).map(|f| f.bit).collect()
+}
+
+/// Out of 100 cases: a differential pair, `clone3(F | extra)` and `unshare(F)` with the same
+/// non-empty set F of namespace bits (clone3-and-unshare-agree-on-namespaces needs both).
+pub const DIFFERENTIAL_PAIR: u32 = 25;
+/// Out of 100 pairs: the clone3 step comes first (the caller is then unchanged when it
+/// unshares, so both calls start from the same state).
+pub const PAIR_CLONE3_FIRST: u32 = 70;
+/// How many namespace bits a pair draws (with repetition): 1..=this.
+pub const PAIR_MAX_DRAWS: usize = 3;
+/// Out of 100 pairs: one of [`PAIR_EXTRAS`] is added to the clone3 side.
+pub const PAIR_EXTRA: u32 = 35;
+/// Sharing bits a pair may add to its clone3 side (never FS: with NEWNS or NEWUSER that is
+/// EINVAL, which would only lose the pair).
+pub const PAIR_EXTRAS: &[u64] = &[
+    crate::flags::bits::FILES,
+    crate::flags::bits::SYSVSEM,
+    crate::flags::bits::VM,
+    crate::flags::bits::VFORK | crate::flags::bits::VM,
+    crate::flags::bits::PIDFD,
+    crate::flags::bits::PARENT,
+    crate::flags::bits::IO,
+];
+
+/// clone3 flag words, out of 100, in the same spirit as unshare's but over clone3's own
+/// valid bits, plus shapes that make THREAD, VFORK and the pointer flags succeed.
+pub mod clone3 {
+    use crate::flags::bits::*;
+
+    /// A subset of clone3's valid bits.
+    pub const SUBSET: u32 = 55;
+    /// One of [`SHAPES`] with some namespace bits.
+    pub const SHAPED: u32 = 25;
+    /// The word 0.
+    pub const ZERO: u32 = 5;
+    /// A subset plus one bit clone3 refuses.
+    pub const NEIGHBOUR: u32 = 14;
+    /// Any u64.
+    pub const RANDOM: u32 = 1;
+    /// Bits clone3 refuses: CSIGNAL bits, DETACHED, unassigned bits, the top bit.
+    pub const INVALID_BITS: &[u32] = &[0, 1, 4, 6, 22, 34, 35, 40, 63];
+    /// Words that succeed on their own (a thread, a vfork, siblings, the pointer flags).
+    pub const SHAPES: &[u64] = &[
+        THREAD | SIGHAND | VM,
+        THREAD | SIGHAND | VM | SETTLS | CHILD_SETTID | CHILD_CLEARTID | PARENT_SETTID,
+        THREAD | SIGHAND | VM | PIDFD | FILES | FS,
+        VFORK | VM,
+        VFORK,
+        VM | SIGHAND,
+        VM | SIGHAND | CLEAR_SIGHAND,
+        PARENT,
+        PIDFD | PARENT_SETTID | CHILD_SETTID,
+        FILES | FS | SYSVSEM | IO,
+        PTRACE | UNTRACED,
+    ];
+    /// How many namespace bits a shape draws (with repetition): 0..=this.
+    pub const SHAPE_MAX_NS_DRAWS: usize = 2;
 }
 
 /// Which kind of flag word a roll in 0..100 selects.
@@ -78,6 +145,15 @@ mod tests {
         for b in INTERESTING_INVALID_BITS {
             assert_eq!((1u64 << b) & UNSHARE_VALID_MASK, 0, "bit {b}");
         }
+        use steps::*;
+        assert_eq!(UNSHARE + CLONE3 + FORK + FORK_EXIT + WRITE_MAPS + DROP_SYS_ADMIN + CHROOT + SPAWN_THREAD, 100);
+        use clone3::*;
+        assert_eq!(SUBSET + SHAPED + ZERO + NEIGHBOUR + RANDOM, 100);
+        for b in clone3::INVALID_BITS {
+            assert_eq!((1u64 << b) & CLONE3_VALID_MASK, 0, "bit {b}");
+        }
+        assert_eq!(clone3_valid_bits().len(), 26);
+        assert_eq!(namespace_bits().len(), 8);
         let classes: Vec<FlagClass> = (0..100).map(flag_class).collect();
         assert_eq!(classes.iter().filter(|c| **c == FlagClass::Random).count(), 1);
     }
@@ -116,7 +192,9 @@ pub mod setup {
 /// Step weights (out of 100).
 pub mod steps {
     /// unshare.
-    pub const UNSHARE: u32 = 74;
+    pub const UNSHARE: u32 = 58;
+    /// clone3.
+    pub const CLONE3: u32 = 16;
     /// fork, continue in the child.
     pub const FORK: u32 = 7;
     /// fork a child that exits.

@@ -25,20 +25,23 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn has(&self, bit: u64) -> bool {
+    /// True if any bit of `bit` is in the flag word.
+    pub(crate) fn has(&self, bit: u64) -> bool {
         self.f & bit != 0
     }
 
     /// CAP_SYS_ADMIN in the user ns that will own the new namespaces.
-    fn target_has_sys_admin(&self) -> bool {
+    pub(crate) fn target_has_sys_admin(&self) -> bool {
         self.has(bits::NEWUSER) || self.state.cap_sys_admin
     }
 
-    fn ucount_full(&self, kind: NsType) -> bool {
+    /// The per-user-namespace limit for `kind` is 0 here.
+    pub(crate) fn ucount_full(&self, kind: NsType) -> bool {
         self.state.limit_zero(self.env, kind)
     }
 
-    fn missing(&self, bit: u64, link: NsLink) -> bool {
+    /// `bit` asks for a namespace type this kernel does not have.
+    pub(crate) fn missing(&self, bit: u64, link: NsLink) -> bool {
         self.has(bit) && !self.env.has_link(link)
     }
 }

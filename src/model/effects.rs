@@ -56,6 +56,7 @@ pub fn apply_unshare_success(
     // share the list (pthread_create passes CLONE_SYSVSEM), so with threads it stays pending.
     if f.intersects(bits::SYSVSEM | bits::NEWIPC) {
         state.siblings.iter_mut().for_each(|s| s.undo = false);
+        state.undo_list = false;
         let threads = state.threads;
         if let Some(sem) = state.sem.as_mut() {
             if sem.undo == Undo::Private && threads == 1 {

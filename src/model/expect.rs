@@ -147,6 +147,9 @@ pub struct Expected {
     /// The caller still reaches /proc after the step, so its namespace links, thread count and
     /// umask can be observed (false after UNSHARE_EMPTY_MNTNS).
     pub proc_visible: bool,
+    /// For clone3 steps: the flags passed and what the child should show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone3: Option<super::clone3::Clone3Expect>,
 }
 
 /// What the behavioural probes at the end of a case should show.

@@ -113,6 +113,15 @@ pub struct CallerState {
     pub fds: u8,
     /// The caller reaches /proc (false after a new, empty mount namespace).
     pub proc_visible: bool,
+    /// The calling thread has a SysV semaphore undo list (kcmp KCMP_SYSVSEM compares these
+    /// pointers; a clone3 child without CLONE_SYSVSEM has none).
+    pub undo_list: bool,
+    /// The caller is the init of its pid namespace (CLONE_PARENT is refused from an init).
+    pub is_init: bool,
+    /// SIGCHLD is SIG_IGN in the caller's handler table: a CLONE_SIGHAND child that was the init
+    /// of a pid namespace set it when it exited (zap_pid_ns_processes writes the shared table),
+    /// so the caller's later children are reaped by the kernel. Kept across fork.
+    pub sigchld_ignored: bool,
 }
 
 impl CallerState {
@@ -168,6 +177,9 @@ impl CallerState {
             sem: None,
             fds: 0,
             proc_visible: true,
+            undo_list: false,
+            is_init: false,
+            sigchld_ignored: false,
         };
         if base.euid != 0 {
             return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
@@ -179,6 +191,7 @@ impl CallerState {
         s.fds = setup.fds;
         if setup.sem_undo {
             s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
+            s.undo_list = true;
         }
         s.privilege(env, setup.privilege)?;
         for kind in &setup.siblings {
@@ -188,6 +201,8 @@ impl CallerState {
             if undo && let Some(sem) = s.sem.as_mut() {
                 sem.undo = Undo::Shared;
             }
+            // clone(CLONE_SYSVSEM) gives the caller an undo list if it had none.
+            s.undo_list |= undo;
             s.siblings.push(SiblingState {
                 kind: *kind,
                 files: flags & bits::FILES != 0,
@@ -200,11 +215,15 @@ impl CallerState {
             });
         }
         s.threads += u32::from(setup.threads);
+        // pthread_create passes CLONE_SYSVSEM.
+        s.undo_list |= setup.threads > 0;
         if setup.vfork {
             // The steps run in clone(CLONE_VM|CLONE_VFORK): one thread, the parent's mm
             // (and so any CLONE_VM sibling's), but copies of everything else and no undo list.
             s.threads = 1;
             s.vfork_parent = true;
+            s.undo_list = false;
+            s.is_init = false;
             for sib in &mut s.siblings {
                 sib.files = false;
                 sib.fs = false;
@@ -231,6 +250,8 @@ impl CallerState {
                 return Err("this kernel has no pid namespaces".into());
             }
             self.pid_level = Some(u32::from(target));
+            // Each nesting round forks the new namespace's init and continues in it.
+            self.is_init = u32::from(target) > level;
         }
         if let Some(target) = setup.userns_depth {
             let Some(depth) = self.userns_depth else {
@@ -256,6 +277,8 @@ impl CallerState {
             }
             self.pid_level = self.pid_level.map(|l| l + 1);
             self.pid_owner_foreign = true;
+            // The helper forked that namespace's init; we continue as a later process.
+            self.is_init = false;
         }
         Ok(())
     }

@@ -70,8 +70,11 @@ pub fn fork(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
     }
     // A plain fork copies the fd table and fs_struct, gets its own mm and sighand, and
     // starts with no undo list.
+    // The first child of a new pid namespace is its init.
+    state.is_init = pid == PidExpect::One;
     state.threads = 1;
     state.vfork_parent = false;
+    state.undo_list = false;
     for sib in &mut state.siblings {
         (sib.files, sib.fs, sib.mm, sib.sighand, sib.undo) = (false, false, false, false, false);
     }
@@ -145,5 +148,7 @@ pub fn spawn_thread(profile: &KernelProfile, state: &mut CallerState) -> StepEff
         return fail(Errno::EINVAL, "thread-after-newtime");
     }
     state.threads += 1;
+    // pthread_create passes CLONE_SYSVSEM, which gives the caller an undo list.
+    state.undo_list = true;
     ok(UNCHANGED, PidExpect::Unchanged)
 }

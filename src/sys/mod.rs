@@ -14,6 +14,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod clone3;
 pub mod proc;
 
 use std::ffi::CStr;
