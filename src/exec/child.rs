@@ -60,23 +60,43 @@ fn neg(e: Errno) -> i32 {
     -e.0
 }
 
+/// Thread count (entries of /proc/self/task) and umask (read by setting it and back), both
+/// far cheaper than formatting /proc/self/status.
 fn status_fields(snap: &mut RawSnapshot) {
-    let mut buf = [0u8; 8192];
-    let n = sys::read_file_into(c"/proc/self/status", &mut buf).unwrap_or(0);
-    let text = &buf[..n];
-    snap.threads = sys::proc::field_u64(text, b"Threads:").unwrap_or(0) as u32;
-    snap.umask = sys::proc::field_octal(text, b"Umask:").unwrap_or(u32::MAX);
+    snap.threads = sys::count_dir_entries(c"/proc/self/task").unwrap_or(0);
+    let old = sys::umask(0);
+    sys::umask(old);
+    snap.umask = old;
+}
+
+/// The inode number in a namespace link's target, `type:[4026531840]`.
+fn link_inode(text: &[u8]) -> Option<u64> {
+    let start = text.iter().position(|b| *b == b'[')? + 1;
+    let mut v: u64 = 0;
+    for b in &text[start..] {
+        match b {
+            b'0'..=b'9' => v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?,
+            b']' => return Some(v),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Fills `snap` with the calling process's state.
 pub fn snapshot(ctx: &Ctx, snap: &mut RawSnapshot) {
-    // One lookup of /proc/self/ns, then one fstatat per link.
+    // One lookup of /proc/self/ns, then one readlinkat per link: reading the link names
+    // the namespace without instantiating an nsfs inode, as stat would.
     let dir = sys::open_raw(c"/proc/self/ns", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
     for link in NsLink::ALL {
         let i = link.index();
         let r = match dir {
-            Ok(fd) => sys::fstatat_ino(fd, link.c_name()),
-            Err(_) => sys::stat_dev_ino(link.c_path()).map(|(_, ino)| ino),
+            Ok(fd) => {
+                let mut buf = [0u8; 64];
+                sys::readlinkat(fd, link.c_name(), &mut buf)
+                    .and_then(|n| link_inode(&buf[..n]).ok_or(Errno(libc::EIO)))
+            }
+            Err(e) => Err(e),
         };
         match r {
             Ok(ino) => (snap.ns_ino[i], snap.ns_err[i]) = (ino, 0),

@@ -501,3 +501,43 @@ pub fn ignore_sigpipe() {
     // SAFETY: SIG_IGN is a valid disposition for SIGPIPE; no handler code runs.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
+
+/// `readlinkat(dirfd, name)` into `buf`; returns the length.
+pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: name is NUL-terminated and buf is a writable buffer of buf.len() bytes.
+    let rc = unsafe { libc::readlinkat(dirfd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    ret(rc as libc::c_long).map(|n| n as usize)
+}
+
+/// Entries of a directory other than `.` and `..` (one getdents64 pass, no allocation).
+pub fn count_dir_entries(path: &CStr) -> Result<u32, Errno> {
+    let fd = open_raw(path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
+    let mut buf = [0u8; 4096];
+    let mut count = 0u32;
+    let result = loop {
+        // SAFETY: buf is a writable buffer of buf.len() bytes; fd is an open directory.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        match ret(n) {
+            Err(e) => break Err(e),
+            Ok(0) => break Ok(count),
+            Ok(n) => {
+                let mut off = 0usize;
+                while off + 19 < n as usize {
+                    // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name[].
+                    let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                    let name = &buf[off + 19..];
+                    let dot = name.first() == Some(&b'.') && (name.get(1) == Some(&0) || (name.get(1) == Some(&b'.') && name.get(2) == Some(&0)));
+                    if !dot {
+                        count += 1;
+                    }
+                    if reclen == 0 {
+                        break;
+                    }
+                    off += reclen;
+                }
+            }
+        }
+    };
+    let _ = close_raw(fd);
+    result
+}
