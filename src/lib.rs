@@ -19,4 +19,5 @@ pub mod ns;
 pub mod observe;
 pub mod report;
 pub mod runner;
+pub mod selftest;
 pub mod sys;

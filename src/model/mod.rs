@@ -109,10 +109,11 @@ struct Decided {
     links: [LinkExpect; NsLink::COUNT],
     pid: PidExpect,
     cwd_changes: bool,
+    fs_struct_kept: bool,
 }
 
 fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut CallerState, flags: RawFlags) -> Decided {
-    let effective = apply_implications(flags, profile.implications);
+    let effective = profile.unknown_bits.apply(apply_implications(flags, profile.implications), profile.valid_mask);
     let ctx = checks::Ctx { f: effective.0, valid_mask: profile.valid_mask, state, env };
     let failing = checks::all_failing(profile.checks, &ctx);
     if let Some((first, rest)) = failing.split_first() {
@@ -124,8 +125,10 @@ fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut Caller
             links: [LinkExpect::Unchanged; NsLink::COUNT],
             pid: PidExpect::Unchanged,
             cwd_changes: false,
+            fs_struct_kept: true,
         };
     }
+    let fs_struct_kept = !effects::fs_struct_replaced(profile, state, effective);
     let links = effects::apply_unshare_success(profile, env, state, effective);
     Decided {
         effective,
@@ -135,6 +138,7 @@ fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut Caller
         links,
         pid: PidExpect::Unchanged,
         cwd_changes: false,
+        fs_struct_kept,
     }
 }
 
@@ -161,6 +165,8 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                 links: e.links,
                 pid: e.pid,
                 cwd_changes: e.cwd_changes,
+                // A forked process has its own copy; no other step replaces the fs_struct.
+                fs_struct_kept: !matches!(step, Step::Fork),
             }
         }
     };
@@ -179,6 +185,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
         pid: d.pid,
         threads: state.threads,
         cwd_changes: d.cwd_changes,
+        fs_struct_kept: d.fs_struct_kept,
         semval,
         siblings: sibling_expectations(state),
         before,

@@ -15,6 +15,7 @@
 #![allow(unsafe_code)]
 
 pub mod proc;
+pub mod seccomp;
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
