@@ -192,6 +192,14 @@ pub const MUTANTS: &[Mutant] = &[
         "NEWUSER plus any other namespace gives EPERM",
         "the CAP_SYS_ADMIN check made against the caller's user ns instead of the new one (§2.2 step 8a)",
         [Rule { all: bits::NEWUSER, any: NON_USER_NAMESPACES, none: 0, action: fail(Errno::EPERM) }]),
+    mutant!("lone-unknown-bits-succeed",
+        "a word of unknown bits only (no valid flag at all) returns 0 and does nothing",
+        "a 'nothing to unshare' fast path placed before the mask check; spec §5.1 tests single bits",
+        [Rule { all: 0, any: UNKNOWN, none: UNSHARE_VALID_MASK, action: OK }]),
+    mutant!("all-namespaces-enomem",
+        "all seven non-user namespace flags together give ENOMEM",
+        "a failure only when every namespace is asked for at once (spec §5.1 tests the full mask)",
+        [all(NON_USER_NAMESPACES, fail(Errno::ENOMEM))]),
 ];
 
 /// Looks a mutant up by name.
