@@ -42,7 +42,17 @@ impl<'a> Arbitrary<'a> for RawFlags {
         let word = match weights::flag_class(roll(u)?) {
             FlagClass::Subset => subset(u)?,
             FlagClass::Zero => 0,
-            FlagClass::Neighbour => subset(u)? | (1u64 << *u.choose(INTERESTING_INVALID_BITS)?),
+            FlagClass::Wide => {
+                let mut f = crate::flags::UNSHARE_VALID_MASK;
+                for _ in 0..u.int_in_range(0..=weights::WIDE_MAX_DROPPED)? {
+                    f &= !*u.choose(&weights::valid_bits())?;
+                }
+                f
+            }
+            FlagClass::Neighbour => {
+                let base = if chance(u, weights::NEIGHBOUR_ALONE)? { 0 } else { subset(u)? };
+                base | (1u64 << *u.choose(INTERESTING_INVALID_BITS)?)
+            }
             FlagClass::Random => u64::arbitrary(u)?,
         };
         Ok(RawFlags(word))
