@@ -10,7 +10,7 @@ use super::weights::{self, FlagClass, INTERESTING_INVALID_BITS, setup as ws, ste
 
 fn subset(u: &mut Unstructured) -> Result<u64> {
     let bits = weights::valid_bits();
-    let draws = u.int_in_range(1..=weights::SUBSET_MAX_DRAWS)?;
+    let draws = weights::subset_draws(roll(u)?);
     let mut f = 0;
     for _ in 0..draws {
         f |= *u.choose(&bits)?;

@@ -9,7 +9,9 @@ use super::weights::{self, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
 fn subset() -> impl Strategy<Value = u64> {
     let bits = weights::valid_bits();
-    prop::collection::vec(prop::sample::select(bits), 1..=weights::SUBSET_MAX_DRAWS)
+    (0..100u32)
+        .prop_map(weights::subset_draws)
+        .prop_flat_map(move |n| prop::collection::vec(prop::sample::select(bits.clone()), n..=n))
         .prop_map(|v| v.into_iter().fold(0, |a, b| a | b))
 }
 

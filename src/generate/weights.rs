@@ -26,6 +26,24 @@ pub const FLAGS_RANDOM: u32 = 1;
 /// How many valid bits a subset draws (with repetition): 1..=this.
 pub const SUBSET_MAX_DRAWS: usize = 6;
 
+/// Out of 100: how many draws a subset makes, 1..=[`SUBSET_MAX_DRAWS`]. One draw in three
+/// gives a single flag, the words of the spec's sharing matrix (§5.2); with uniform counts
+/// they were 1% of all words and `unshare-fuzz selftest`'s `fs-noop` (a lie about exactly
+/// FS) needed up to 1656 cases.
+pub const SUBSET_DRAW_WEIGHTS: [u32; SUBSET_MAX_DRAWS] = [34, 18, 12, 12, 12, 12];
+
+/// Maps a roll in 0..100 to a number of draws with [`SUBSET_DRAW_WEIGHTS`].
+pub fn subset_draws(roll: u32) -> usize {
+    let mut r = roll;
+    for (i, w) in SUBSET_DRAW_WEIGHTS.iter().enumerate() {
+        if r < *w {
+            return i + 1;
+        }
+        r -= w;
+    }
+    SUBSET_MAX_DRAWS
+}
+
 /// Invalid bits worth trying: CSIGNAL bits, neighbours of valid bits, clone3-only bits,
 /// the future UNSHARE_EMPTY_MNTNS bit (20), and the top bit.
 pub const INTERESTING_INVALID_BITS: &[u32] = &[0, 1, 4, 6, 12, 13, 14, 15, 19, 20, 24, 31, 32, 33, 34, 63];
@@ -88,6 +106,11 @@ mod tests {
         assert_eq!(FLAGS_SUBSET + FLAGS_WIDE + FLAGS_ZERO + FLAGS_NEIGHBOUR + FLAGS_RANDOM, 100);
         const { assert!(NEIGHBOUR_ALONE <= 100) };
         assert_eq!(THREAD_WEIGHTS.iter().sum::<u32>(), 100);
+        assert_eq!(SUBSET_DRAW_WEIGHTS.iter().sum::<u32>(), 100);
+        let draws: Vec<usize> = (0..100).map(subset_draws).collect();
+        for (i, w) in SUBSET_DRAW_WEIGHTS.iter().enumerate() {
+            assert_eq!(draws.iter().filter(|d| **d == i + 1).count(), *w as usize, "{} draws", i + 1);
+        }
         assert_eq!(valid_bits().len(), 14);
         for b in INTERESTING_INVALID_BITS {
             assert_eq!((1u64 << b) & UNSHARE_VALID_MASK, 0, "bit {b}");
