@@ -199,7 +199,9 @@ fn attribute(
             });
         }
     }
-    if pe.fs_struct_kept != re.fs_struct_kept && base.newns_always_new_fs && !p.newns_always_new_fs {
+    // Only when both succeed: a failure keeps the fs_struct as a consequence, not a cause.
+    let both_succeed = pe.result.is_success() && re.result.is_success();
+    if both_succeed && pe.fs_struct_kept != re.fs_struct_kept && base.newns_always_new_fs && !p.newns_always_new_fs {
         out.push(Difference::NewnsKeepsFs);
     }
     // Causal order (implications, mask, rows, effects); each difference once.
@@ -231,6 +233,16 @@ pub struct Example {
     pub invariants: Vec<&'static str>,
 }
 
+fn unique(ids: impl Iterator<Item = &'static str>) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
 /// One profile judged over the honest observations.
 #[derive(Debug, Clone, Serialize)]
 pub struct OracleResult {
@@ -257,25 +269,49 @@ pub struct OracleResult {
     pub example: Option<Example>,
 }
 
-/// The first step on which `p` and `base` expect different things: its index, both
-/// expectations, and the caller's state before it (as `base` evolves it; the two agree up to there).
+/// Both profiles' expectations of every step, with the caller's state before each step
+/// as `base` evolves it (None if the setup cannot be built).
+fn both_along(
+    p: &KernelProfile,
+    base: &KernelProfile,
+    env: &Environment,
+    case: &Case,
+) -> Option<Vec<(Expected, Expected, CallerState)>> {
+    let mut sp = CallerState::after_setup(env, &case.setup).ok()?;
+    let mut sb = sp.clone();
+    let mut out = Vec::new();
+    for step in &case.steps {
+        let before = sb.clone();
+        let pe = predict_step(p, env, &mut sp, step);
+        let re = predict_step(base, env, &mut sb, step);
+        out.push((pe, re, before));
+    }
+    Some(out)
+}
+
+/// The step to explain: the first violated step if the two profiles expect different things
+/// of it, else the first step they differ on at all (an earlier difference that changed the
+/// state); with its index.
+fn step_to_explain(
+    along: Vec<(Expected, Expected, CallerState)>,
+    violated: Option<usize>,
+) -> Option<(usize, Expected, Expected, CallerState)> {
+    let differs = |(_, (pe, re, _)): &(usize, &(Expected, Expected, CallerState))| expectations_differ(pe, re);
+    let pick = violated
+        .filter(|v| along.get(*v).is_some_and(|(pe, re, _)| expectations_differ(pe, re)))
+        .or_else(|| along.iter().enumerate().find(differs).map(|(i, _)| i))?;
+    along.into_iter().nth(pick).map(|(pe, re, state)| (pick, pe, re, state))
+}
+
+/// The first step on which `p` and `base` expect different observable things (for tests).
+#[cfg(test)]
 fn first_difference(
     p: &KernelProfile,
     base: &KernelProfile,
     env: &Environment,
     case: &Case,
 ) -> Option<(usize, Expected, Expected, CallerState)> {
-    let mut sp = CallerState::after_setup(env, &case.setup).ok()?;
-    let mut sb = sp.clone();
-    for (i, step) in case.steps.iter().enumerate() {
-        let before = sb.clone();
-        let pe = predict_step(p, env, &mut sp, step);
-        let re = predict_step(base, env, &mut sb, step);
-        if expectations_differ(&pe, &re) {
-            return Some((i, pe, re, before));
-        }
-    }
-    None
+    step_to_explain(both_along(p, base, env, case)?, None)
 }
 
 /// Judges every case of `judged` with `p` and explains the disagreements against 6.18.
@@ -301,7 +337,9 @@ pub fn evaluate(
         for v in &verdict.violations {
             *invariants.entry(v.invariant).or_default() += 1;
         }
-        let labels = match first_difference(p, base, env, &j.case) {
+        let violated = verdict.violations.iter().filter_map(|v| v.step).min();
+        let explained = both_along(p, base, env, &j.case).and_then(|along| step_to_explain(along, violated));
+        let labels = match explained {
             Some((step, pe, re, state)) => {
                 let flags = match j.case.steps.get(step) {
                     Some(Step::Unshare(f)) => *f,
@@ -316,7 +354,7 @@ pub fn evaluate(
                         profile_says: format!("{} (rule {})", pe.result, pe.rule),
                         kernel_did: format!("{} (rule {})", re.result, re.rule),
                         rules: why.iter().map(ToString::to_string).collect(),
-                        invariants: verdict.violations.iter().map(|v| v.invariant).collect(),
+                        invariants: unique(verdict.violations.iter().map(|v| v.invariant)),
                     });
                 }
                 let labels: Vec<String> = if why.is_empty() {

@@ -143,10 +143,11 @@ fn details(s: &mut String, r: &SelftestReport) {
         let _ = writeln!(s, "  {} (case {}): {}", o.label, e.number, e.case);
         let _ = writeln!(
             s,
-            "    step {}: profile expects {}, the kernel did {} [{}]",
+            "    step {}: profile expects {}, the kernel did {}; rules: {} [{}]",
             e.step,
             e.profile_says,
             e.kernel_did,
+            e.rules.join(" + "),
             e.invariants.join(", ")
         );
     }
