@@ -258,6 +258,9 @@ pub struct OracleResult {
     pub cases_judged: u64,
     /// Cases whose verdict under this profile failed.
     pub disagreeing_cases: u64,
+    /// Cases on which the profile expects something observable that 6.18 does not (a
+    /// disagreement needs one; 0 means the profile is equivalent to 6.18 on these cases).
+    pub differing_predictions: u64,
     /// The rules behind the disagreements (first differing step of each case), each with the
     /// number of disagreeing cases it was named for (a case may name several), most frequent first.
     pub rules: Vec<(String, u64)>,
@@ -328,7 +331,12 @@ pub fn evaluate(
     let mut exercised: Vec<Difference> = Vec::new();
     let mut example = None;
     let mut disagreeing = 0;
+    let mut differing = 0;
     for j in judged {
+        let along = both_along(p, base, env, &j.case);
+        if along.as_ref().is_some_and(|a| a.iter().any(|(pe, re, _)| expectations_differ(pe, re))) {
+            differing += 1;
+        }
         let verdict = judge(env, &j.case, &predict(p, env, &j.case), &j.outcome);
         if !verdict.failed() {
             continue;
@@ -338,7 +346,7 @@ pub fn evaluate(
             *invariants.entry(v.invariant).or_default() += 1;
         }
         let violated = verdict.violations.iter().filter_map(|v| v.step).min();
-        let explained = both_along(p, base, env, &j.case).and_then(|along| step_to_explain(along, violated));
+        let explained = along.and_then(|along| step_to_explain(along, violated));
         let labels = match explained {
             Some((step, pe, re, state)) => {
                 let flags = match j.case.steps.get(step) {
@@ -380,6 +388,7 @@ pub fn evaluate(
         disagrees: disagreeing > 0,
         cases_judged: judged.len() as u64,
         disagreeing_cases: disagreeing,
+        differing_predictions: differing,
         rules,
         invariants,
         unexercised: differences.iter().filter(|d| !exercised.contains(d)).map(ToString::to_string).collect(),

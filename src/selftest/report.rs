@@ -115,7 +115,10 @@ fn ablation_table(s: &mut String, r: &SelftestReport) {
             None if o.label.ends_with("-missing") => {
                 "needs a kernel without that namespace type (not exercisable here)".to_string()
             }
-            None => "not exercised by these cases".to_string(),
+            None if o.differing_predictions == 0 => {
+                "never changes a prediction on these cases (equivalent here)".to_string()
+            }
+            None => format!("changes {} predictions, none of them observably", o.differing_predictions),
         };
         let _ = writeln!(
             s,
