@@ -127,7 +127,8 @@ mod tests {
         let p = predict(&LINUX_6_18, env, case);
         let Prediction::Steps { steps, .. } = &p else { panic!("skip") };
         let before = env.baseline.clone();
-        let steps = steps.iter().map(|e| StepObservation { result: e.result, after: before.clone(), child: None }).collect();
+        let steps =
+            steps.iter().map(|e| StepObservation { result: e.result, after: before.clone(), child: None }).collect();
         (p, Outcome::Completed { trace: Trace { before, steps, probe: None } })
     }
 

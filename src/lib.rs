@@ -27,4 +27,5 @@ pub mod observe;
 pub mod report;
 pub mod repro;
 pub mod runner;
+pub mod selftest;
 pub mod sys;

@@ -77,9 +77,45 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Show that the harness catches lying kernels and old kernel models, with no false alarm.
+    Selftest(SelftestArgs),
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
-    Executor,
+    Executor(ExecutorArgs),
+}
+#[derive(clap::Args)]
+struct ExecutorArgs {
+    /// Install this selftest mutant (a seccomp filter that makes unshare lie) before probing.
+    #[arg(long)]
+    mutant: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SelftestFormat {
+    Human,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct SelftestArgs {
+    /// Cases of the honest run, and the most cases per mutant before it counts as undetected.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    cases_per_mutant: u64,
+    /// Generator seed (the same case stream for every run). Random if omitted.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    format: SelftestFormat,
+    /// Only these mutants (repeatable; default: all).
+    #[arg(long = "mutant", value_name = "NAME")]
+    mutants: Vec<String>,
+    /// Watchdog timeout per case, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    timeout_ms: u64,
+    /// List the mutants and their filter rules, and exit.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(clap::Args)]
@@ -153,7 +189,8 @@ fn main() {
     }
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Executor => exec::server::executor_main(),
+        Command::Executor(args) => exec::server::executor_main_with(args.mutant.as_deref()),
+        Command::Selftest(args) => report_errors(selftest_command(args)),
         Command::Env { json } => report_errors(env_command(json)),
         Command::Invariants => {
             print!("{}", report::human::invariant_list());
@@ -296,6 +333,40 @@ fn flags_command(markdown: bool) -> anyhow::Result<i32> {
         return Ok(1);
     }
     Ok(0)
+}
+
+fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
+    use unshare_fuzz::selftest::{self, mutants};
+    if args.list {
+        print!("{}", selftest::report::mutant_list());
+        return Ok(0);
+    }
+    let chosen = if args.mutants.is_empty() {
+        mutants::MUTANTS.iter().collect()
+    } else {
+        args.mutants
+            .iter()
+            .map(|name| {
+                mutants::by_name(name)
+                    .with_context(|| format!("unknown selftest mutant {name:?}; known: {}", mutants::names()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let seed = args.seed.unwrap_or_else(random_seed);
+    eprintln!("selftest: seed {seed} (repeat with --seed {seed}), up to {} cases per run", args.cases_per_mutant);
+    let config = selftest::SelftestConfig {
+        cases_per_mutant: args.cases_per_mutant,
+        seed,
+        timeout: Duration::from_millis(args.timeout_ms),
+        mutants: chosen,
+    };
+    let report = selftest::run(&config, |line| eprintln!("selftest: {line}"))
+        .context("the selftest could not run its honest executor")?;
+    match args.format {
+        SelftestFormat::Human => print!("{}", selftest::report::human(&report)),
+        SelftestFormat::Json => println!("{}", selftest::report::json(&report)?),
+    }
+    Ok(report.exit_code())
 }
 
 fn random_seed() -> u64 {

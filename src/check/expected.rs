@@ -160,7 +160,10 @@ mod tests {
         Outcome::Completed {
             trace: Trace {
                 before: before.clone(),
-                steps: results.iter().map(|r| StepObservation { result: *r, after: before.clone(), child: None }).collect(),
+                steps: results
+                    .iter()
+                    .map(|r| StepObservation { result: *r, after: before.clone(), child: None })
+                    .collect(),
                 probe: None,
             },
         }

@@ -454,6 +454,36 @@ fn sysvsem_undo_detached(ctx: &StepCtx) -> Option<Result<(), String>> {
     verdict(problems)
 }
 
+fn fs_struct_kept_unless_copied(ctx: &StepCtx) -> Option<Result<(), String>> {
+    let e = ctx.expected;
+    if !(ctx.is_unshare && ctx.observed.result.is_success() && e.result.is_success() && e.fs_struct_kept) {
+        return None;
+    }
+    // kcmp orders two objects by their (obfuscated) addresses: the value against a sibling
+    // whose fs_struct stays put changes only if ours was replaced. Errors (a new user ns) say nothing.
+    let pairs =
+        ctx.before.siblings.iter().zip(&ctx.observed.after.siblings).enumerate().filter_map(|(k, (b, a))| {
+            match (b.kcmp[1], a.kcmp[1]) {
+                (IntOrErrno::Value(x), IntOrErrno::Value(y)) => Some((k, x, y)),
+                _ => None,
+            }
+        });
+    let mut compared = false;
+    let mut problems = Vec::new();
+    for (k, x, y) in pairs {
+        compared = true;
+        if x != y {
+            let kind = e.siblings.get(k).map_or("?", |s| s.kind.name());
+            problems.push(format!(
+                "kcmp FS with the {kind} sibling changed {x} -> {y}: the fs_struct was replaced, but the model keeps it \
+                 (effective flags {})",
+                e.effective_flags
+            ));
+        }
+    }
+    if compared { verdict(problems) } else { None }
+}
+
 /// Every step-level invariant, in report order.
 pub const INVARIANTS: &[Invariant] = &[
     Invariant {
@@ -533,6 +563,12 @@ pub const INVARIANTS: &[Invariant] = &[
         doc: "NEWNS and NEWUSER unshare a shared fs_struct even without FS",
         needs: needs_kcmp,
         check: newns_and_newuser_imply_fs,
+    },
+    Invariant {
+        id: "fs-struct-kept-unless-copied",
+        doc: "a successful call replaces the caller's fs_struct (kcmp FS against a sibling changes) only when the model copies it: FS while shared, NEWNS since the 2026 unshare_fs fix",
+        needs: needs_kcmp,
+        check: fs_struct_kept_unless_copied,
     },
     Invariant {
         id: "vm-unshare-einval-when-shared",

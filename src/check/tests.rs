@@ -62,7 +62,23 @@ fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
             SemExpect::Value(v) => Some(IntOrErrno::Value(v)),
             SemExpect::Error(err) => Some(IntOrErrno::Error(err)),
         };
-        after.siblings = e.siblings.iter().map(|s| SiblingView { kcmp: s.kcmp.map(kcmp), fds: vec![] }).collect();
+        // An unmodelled kcmp keeps the value it had (the kernel's objects stay where they are).
+        after.siblings = e
+            .siblings
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let mut values = s.kcmp.map(kcmp);
+                for (t, want) in s.kcmp.iter().enumerate() {
+                    if *want == KcmpExpect::Unmodelled
+                        && let Some(old) = cur.siblings.get(k)
+                    {
+                        values[t] = old.kcmp[t];
+                    }
+                }
+                SiblingView { kcmp: values, fds: vec![] }
+            })
+            .collect();
         obs.push(StepObservation { result: e.result, after: after.clone(), child: None });
         cur = after;
     }
@@ -251,4 +267,32 @@ fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
     let v = judge(&env, &case, &p, &o);
     let got = ids(&v);
     assert!(got.contains(&"files-private-after-unshare") && got.contains(&"kcmp-matches-model"), "{got:?}");
+}
+
+#[test]
+fn a_replaced_fs_struct_is_caught_only_where_the_model_keeps_it() {
+    use crate::case::{Setup, Sibling, Step};
+    use crate::flags::RawFlags;
+    use crate::model::profile::LINUX_6_18_WITHOUT_UNSHARE_FS_FIX;
+    use crate::observe::IntOrErrno;
+    let env = env();
+    let case = Case { setup: Setup { siblings: vec![Sibling::Files], ..Setup::default() }, steps: vec![] };
+    let with = |flags: u64| Case { steps: vec![Step::Unshare(RawFlags(flags))], ..case.clone() };
+    // The kernel hands the caller a new fs_struct: kcmp FS against the files sibling flips.
+    let flip = |c: &Case, p: &Prediction| {
+        let (_, mut o) = honest(&env, c);
+        let Outcome::Completed { trace } = &mut o else { unreachable!() };
+        trace.before.siblings[0].kcmp[1] = IntOrErrno::Value(1);
+        trace.steps[0].after.siblings[0].kcmp[1] = IntOrErrno::Value(2);
+        judge(&env, c, p, &o)
+    };
+    // NEWUTS keeps the fs_struct: a flip is a violation.
+    let c = with(0x0400_0000);
+    let v = flip(&c, &predict(&LINUX_6_18, &env, &c));
+    assert_eq!(ids(&v), vec!["fs-struct-kept-unless-copied"]);
+    // NEWNS copies it on 6.18 (the 2026 fix): no violation; the pre-fix model keeps it.
+    let c = with(0x2_0000);
+    assert!(flip(&c, &predict(&LINUX_6_18, &env, &c)).violations.is_empty());
+    let v = flip(&c, &predict(&LINUX_6_18_WITHOUT_UNSHARE_FS_FIX, &env, &c));
+    assert_eq!(ids(&v), vec!["fs-struct-kept-unless-copied"]);
 }

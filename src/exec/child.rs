@@ -93,8 +93,7 @@ pub fn snapshot(ctx: &Ctx, snap: &mut RawSnapshot) {
         let r = match dir {
             Ok(fd) => {
                 let mut buf = [0u8; 64];
-                sys::readlinkat(fd, link.c_name(), &mut buf)
-                    .and_then(|n| link_inode(&buf[..n]).ok_or(Errno(libc::EIO)))
+                sys::readlinkat(fd, link.c_name(), &mut buf).and_then(|n| link_inode(&buf[..n]).ok_or(Errno(libc::EIO)))
             }
             Err(e) => Err(e),
         };

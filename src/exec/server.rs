@@ -19,6 +19,13 @@ fn send(out: &mut impl Write, response: &Response) -> bool {
 
 /// Runs the executor until stdin closes; returns the process exit code.
 pub fn executor_main() -> i32 {
+    executor_main_with(None)
+}
+
+/// As [`executor_main`], with a selftest mutant (a seccomp filter that makes unshare lie)
+/// installed after the sandbox is built and before the environment probe, so the probe and
+/// every case see the lying kernel; the mutant is named first in the environment's restrictions.
+pub fn executor_main_with(mutant: Option<&str>) -> i32 {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let info = match sandbox::enter() {
@@ -28,7 +35,16 @@ pub fn executor_main() -> i32 {
             return 2;
         }
     };
-    let env = probe::environment(&info);
+    let lie = match mutant.map(crate::selftest::mutants::install) {
+        None => None,
+        Some(Ok(note)) => Some(note),
+        Some(Err(message)) => {
+            send(&mut out, &Response::Fatal { message });
+            return 2;
+        }
+    };
+    let mut env = probe::environment(&info);
+    env.restrictions.splice(0..0, lie);
     if !send(&mut out, &Response::Hello { environment: Box::new(env.clone()) }) {
         return 2;
     }

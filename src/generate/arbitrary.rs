@@ -10,7 +10,7 @@ use super::weights::{self, FlagClass, INTERESTING_INVALID_BITS, setup as ws, ste
 
 fn subset(u: &mut Unstructured) -> Result<u64> {
     let bits = weights::valid_bits();
-    let draws = u.int_in_range(1..=weights::SUBSET_MAX_DRAWS)?;
+    let draws = weights::subset_draws(roll(u)?);
     let mut f = 0;
     for _ in 0..draws {
         f |= *u.choose(&bits)?;
@@ -74,7 +74,17 @@ impl<'a> Arbitrary<'a> for RawFlags {
         let word = match weights::flag_class(roll(u)?) {
             FlagClass::Subset => subset(u)?,
             FlagClass::Zero => 0,
-            FlagClass::Neighbour => subset(u)? | (1u64 << *u.choose(INTERESTING_INVALID_BITS)?),
+            FlagClass::Wide => {
+                let mut f = crate::flags::UNSHARE_VALID_MASK;
+                for _ in 0..u.int_in_range(0..=weights::WIDE_MAX_DROPPED)? {
+                    f &= !*u.choose(&weights::valid_bits())?;
+                }
+                f
+            }
+            FlagClass::Neighbour => {
+                let base = if chance(u, weights::NEIGHBOUR_ALONE)? { 0 } else { subset(u)? };
+                base | (1u64 << *u.choose(INTERESTING_INVALID_BITS)?)
+            }
             FlagClass::Random => u64::arbitrary(u)?,
         };
         Ok(RawFlags(word))

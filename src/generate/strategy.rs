@@ -9,18 +9,30 @@ use super::weights::{self, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
 fn subset() -> impl Strategy<Value = u64> {
     let bits = weights::valid_bits();
-    prop::collection::vec(prop::sample::select(bits), 1..=weights::SUBSET_MAX_DRAWS)
+    (0..100u32)
+        .prop_map(weights::subset_draws)
+        .prop_flat_map(move |n| prop::collection::vec(prop::sample::select(bits.clone()), n..=n))
         .prop_map(|v| v.into_iter().fold(0, |a, b| a | b))
 }
 
-/// A flag word: mostly valid subsets, sometimes 0, sometimes a neighbouring invalid bit, 1% random.
+/// The valid mask minus up to [`weights::WIDE_MAX_DROPPED`] valid bits.
+fn wide() -> impl Strategy<Value = u64> {
+    prop::collection::vec(prop::sample::select(weights::valid_bits()), 0..=weights::WIDE_MAX_DROPPED)
+        .prop_map(|v| v.into_iter().fold(crate::flags::UNSHARE_VALID_MASK, |a, b| a & !b))
+}
+
+/// A flag word: mostly valid subsets, a few wide words, sometimes 0, sometimes a neighbouring
+/// invalid bit (alone, or added to a subset), 1% random.
 pub fn flags() -> impl Strategy<Value = RawFlags> {
+    let alone = weights::NEIGHBOUR_ALONE;
+    let base = prop_oneof![alone => Just(0u64), 100 - alone => subset()];
     prop_oneof![
-        weights::FLAGS_SUBSET => subset(),
-        weights::FLAGS_ZERO => Just(0u64),
-        weights::FLAGS_NEIGHBOUR => (subset(), prop::sample::select(INTERESTING_INVALID_BITS))
-            .prop_map(|(s, b)| s | (1u64 << b)),
-        weights::FLAGS_RANDOM => any::<u64>(),
+        weights::FLAGS_SUBSET => subset().boxed(),
+        weights::FLAGS_WIDE => wide().boxed(),
+        weights::FLAGS_ZERO => Just(0u64).boxed(),
+        weights::FLAGS_NEIGHBOUR => (base, prop::sample::select(INTERESTING_INVALID_BITS))
+            .prop_map(|(s, b)| s | (1u64 << b)).boxed(),
+        weights::FLAGS_RANDOM => any::<u64>().boxed(),
     ]
     .prop_map(RawFlags)
 }

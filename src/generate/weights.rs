@@ -6,16 +6,43 @@
 use crate::flags::{CLONE3_VALID_MASK, FLAGS, UNSHARE_VALID_MASK};
 
 /// Out of 100: a subset of the valid bits.
-pub const FLAGS_SUBSET: u32 = 80;
+pub const FLAGS_SUBSET: u32 = 78;
+/// Out of 100: a wide word, the full valid mask minus up to [`WIDE_MAX_DROPPED`] bits. Subsets
+/// of at most [`SUBSET_MAX_DRAWS`] draws never reach 7 or more valid bits (all namespaces,
+/// all flags: spec §5.1); `unshare-fuzz selftest`'s `all-namespaces-enomem` showed the gap.
+pub const FLAGS_WIDE: u32 = 2;
+/// Most valid bits a wide word leaves out.
+pub const WIDE_MAX_DROPPED: usize = 3;
 /// Out of 100: the word 0.
 pub const FLAGS_ZERO: u32 = 5;
 /// Out of 100: a subset plus one invalid bit next to a valid one (or a known clone-only bit).
 pub const FLAGS_NEIGHBOUR: u32 = 14;
+/// Out of 100 neighbour words: the invalid bit alone, with no valid bit (spec §5.1 single
+/// bits; `unshare-fuzz selftest`'s `lone-unknown-bits-succeed` showed the gap).
+pub const NEIGHBOUR_ALONE: u32 = 25;
 /// Out of 100: any u64, bits 32..63 included.
 pub const FLAGS_RANDOM: u32 = 1;
 
 /// How many valid bits a subset draws (with repetition): 1..=this.
 pub const SUBSET_MAX_DRAWS: usize = 6;
+
+/// Out of 100: how many draws a subset makes, 1..=[`SUBSET_MAX_DRAWS`]. One draw in three
+/// gives a single flag, the words of the spec's sharing matrix (§5.2); with uniform counts
+/// they were 1% of all words and `unshare-fuzz selftest`'s `fs-noop` (a lie about exactly
+/// FS) needed up to 1656 cases.
+pub const SUBSET_DRAW_WEIGHTS: [u32; SUBSET_MAX_DRAWS] = [34, 18, 12, 12, 12, 12];
+
+/// Maps a roll in 0..100 to a number of draws with [`SUBSET_DRAW_WEIGHTS`].
+pub fn subset_draws(roll: u32) -> usize {
+    let mut r = roll;
+    for (i, w) in SUBSET_DRAW_WEIGHTS.iter().enumerate() {
+        if r < *w {
+            return i + 1;
+        }
+        r -= w;
+    }
+    SUBSET_MAX_DRAWS
+}
 
 /// Invalid bits worth trying: CSIGNAL bits, neighbours of valid bits, clone3-only bits,
 /// the future UNSHARE_EMPTY_MNTNS bit (20), and the top bit.
@@ -101,6 +128,8 @@ pub mod clone3 {
 pub enum FlagClass {
     /// A subset of valid bits.
     Subset,
+    /// The valid mask minus a few bits.
+    Wide,
     /// Zero.
     Zero,
     /// Subset plus an interesting invalid bit.
@@ -113,9 +142,11 @@ pub enum FlagClass {
 pub fn flag_class(roll: u32) -> FlagClass {
     if roll < FLAGS_SUBSET {
         FlagClass::Subset
-    } else if roll < FLAGS_SUBSET + FLAGS_ZERO {
+    } else if roll < FLAGS_SUBSET + FLAGS_WIDE {
+        FlagClass::Wide
+    } else if roll < FLAGS_SUBSET + FLAGS_WIDE + FLAGS_ZERO {
         FlagClass::Zero
-    } else if roll < FLAGS_SUBSET + FLAGS_ZERO + FLAGS_NEIGHBOUR {
+    } else if roll < FLAGS_SUBSET + FLAGS_WIDE + FLAGS_ZERO + FLAGS_NEIGHBOUR {
         FlagClass::Neighbour
     } else {
         FlagClass::Random
@@ -139,8 +170,14 @@ mod tests {
 
     #[test]
     fn weights_add_up_and_bits_are_invalid() {
-        assert_eq!(FLAGS_SUBSET + FLAGS_ZERO + FLAGS_NEIGHBOUR + FLAGS_RANDOM, 100);
+        assert_eq!(FLAGS_SUBSET + FLAGS_WIDE + FLAGS_ZERO + FLAGS_NEIGHBOUR + FLAGS_RANDOM, 100);
+        const { assert!(NEIGHBOUR_ALONE <= 100) };
         assert_eq!(THREAD_WEIGHTS.iter().sum::<u32>(), 100);
+        assert_eq!(SUBSET_DRAW_WEIGHTS.iter().sum::<u32>(), 100);
+        let draws: Vec<usize> = (0..100).map(subset_draws).collect();
+        for (i, w) in SUBSET_DRAW_WEIGHTS.iter().enumerate() {
+            assert_eq!(draws.iter().filter(|d| **d == i + 1).count(), *w as usize, "{} draws", i + 1);
+        }
         assert_eq!(valid_bits().len(), 14);
         for b in INTERESTING_INVALID_BITS {
             assert_eq!((1u64 << b) & UNSHARE_VALID_MASK, 0, "bit {b}");
@@ -156,6 +193,7 @@ mod tests {
         assert_eq!(namespace_bits().len(), 8);
         let classes: Vec<FlagClass> = (0..100).map(flag_class).collect();
         assert_eq!(classes.iter().filter(|c| **c == FlagClass::Random).count(), 1);
+        assert_eq!(classes.iter().filter(|c| **c == FlagClass::Wide).count(), FLAGS_WIDE as usize);
     }
 }
 

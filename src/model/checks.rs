@@ -123,6 +123,59 @@ pub const CHECKS_6_18: &[Check] = &[
         |c| c.has(bits::NEWTIME) && c.ucount_full(NsType::Time)),
 ];
 
+/// Linux 3.9 to 3.11 (spec §6): rows that differ from 6.18 have their own ids; the rest
+/// are 6.18's rows (§6 names no change to them). No ucount rows (M6: none before 4.9), no
+/// cgroup or time rows (not in the mask).
+#[rustfmt::skip]
+pub const CHECKS_3_11: &[Check] = &[
+    row!("unknown-bit", "1", EINVAL, "a bit outside the valid mask (after implications)",
+        |c| c.f & !c.valid_mask != 0),
+    row!("mm-users", "M3", EINVAL, "THREAD|SIGHAND|VM while the mm has other users (threads, a CLONE_VM sibling, a vfork parent)",
+        |c| c.has(bits::THREAD | bits::SIGHAND | bits::VM) && (c.state.threads > 1 || c.state.mm_shared())),
+    row!("user-missing", "7", EINVAL, "NEWUSER on a kernel without user namespaces",
+        |c| c.missing(bits::NEWUSER, NsLink::User)),
+    row!("user-depth-eusers", "M6", EUSERS, "NEWUSER when the caller is already 33 levels deep (EUSERS in 3.11-4.8)",
+        |c| c.has(bits::NEWUSER) && c.state.userns_depth.is_some_and(|d| d >= USERNS_MAX_DEPTH)),
+    row!("user-chrooted", "7d", EPERM, "NEWUSER while chrooted",
+        |c| c.has(bits::NEWUSER) && c.state.chrooted),
+    row!("user-unmapped", "7e", EPERM, "NEWUSER with euid or egid unmapped in the current user ns",
+        |c| c.has(bits::NEWUSER) && !c.state.ids_mapped),
+    row!("ns-needs-cap-sys-admin", "8a", EPERM, "a non-user namespace without CAP_SYS_ADMIN in the target user ns",
+        |c| c.has(NON_USER_NAMESPACES) && !c.target_has_sys_admin()),
+    row!("mnt-missing", "8c", EINVAL, "NEWNS on a kernel without mount namespaces",
+        |c| c.missing(bits::NEWNS, NsLink::Mnt)),
+    row!("uts-missing", "8d", EINVAL, "NEWUTS without CONFIG_UTS_NS",
+        |c| c.missing(bits::NEWUTS, NsLink::Uts)),
+    row!("ipc-missing", "8e", EINVAL, "NEWIPC without CONFIG_IPC_NS",
+        |c| c.missing(bits::NEWIPC, NsLink::Ipc)),
+    row!("pid-missing", "8f", EINVAL, "NEWPID without CONFIG_PID_NS",
+        |c| c.missing(bits::NEWPID, NsLink::PidForChildren)),
+    row!("pid-already-unshared", "8f", EINVAL, "NEWPID when pid_for_children is not the active pid ns",
+        |c| c.has(bits::NEWPID) && c.state.pid_children != PidChildren::Active),
+    row!("pid-owner-not-ancestor", "8f", EINVAL, "NEWPID where the target user ns does not descend from the owner of the pid ns being extended",
+        |c| c.has(bits::NEWPID) && c.state.pid_owner_foreign),
+    row!("pid-depth-einval", "M7", EINVAL, "NEWPID when the new pid namespace would be deeper than level 32 (EINVAL before 4.9)",
+        |c| c.has(bits::NEWPID) && c.state.pid_level.is_some_and(|l| l >= PIDNS_MAX_LEVEL)),
+    row!("net-missing", "8h", EINVAL, "NEWNET without CONFIG_NET_NS",
+        |c| c.missing(bits::NEWNET, NsLink::Net)),
+];
+
+/// Linux 2.6.16 (spec §6 M1), in its order: thread, fs, mount ns, sighand, vm, files,
+/// semundo. Unknown bits never reach the table (the profile ignores them).
+#[rustfmt::skip]
+pub const CHECKS_2_6_16: &[Check] = &[
+    row!("thread-always-einval", "M1", EINVAL, "THREAD, even single-threaded (2.6.16 to about 2.6.37)",
+        |c| c.has(bits::THREAD)),
+    row!("ns-needs-cap-sys-admin", "8a", EPERM, "NEWNS without CAP_SYS_ADMIN",
+        |c| c.has(NON_USER_NAMESPACES) && !c.target_has_sys_admin()),
+    row!("sighand-shared", "3", EINVAL, "SIGHAND|VM while the sighand struct is shared (SIGHAND implies THREAD when threads share it)",
+        |c| c.has(bits::SIGHAND | bits::VM) && (c.state.sighand_shared_with_process() || c.state.threads > 1)),
+    row!("vm-shared", "4", EINVAL, "VM while another process uses the mm",
+        |c| c.has(bits::VM) && c.state.mm_shared()),
+    row!("sysvsem-always-einval", "M1", EINVAL, "SYSVSEM (it only worked from 2.6.26)",
+        |c| c.has(bits::SYSVSEM)),
+];
+
 /// The first row that fires, if any.
 pub fn first_failing<'t>(table: &'t [Check], ctx: &Ctx) -> Option<&'t Check> {
     table.iter().find(|row| (row.cond)(ctx))

@@ -277,7 +277,7 @@ fn child_expect(f: RawFlags, env: &Environment, state: &CallerState) -> ChildExp
 
 /// Predicts one clone3 call and updates `state` (the caller's) as the kernel would.
 pub(super) fn decide(
-    _profile: &KernelProfile,
+    profile: &KernelProfile,
     env: &Environment,
     state: &mut CallerState,
     flags: RawFlags,
@@ -308,8 +308,11 @@ pub(super) fn decide(
             state.sigchld_ignored |= ignores_sigchld_at_exit(flags, state);
             if state.pid_children == PidChildren::Pending {
                 // The child was the new namespace's init; it has exited, the namespace is dead
-                // and pid_for_children becomes readable (as after fork + exit).
-                links[NsLink::PidForChildren.index()] = LinkExpect::Fresh;
+                // and pid_for_children becomes readable (as after fork + exit), unless this
+                // kernel showed it at once.
+                if !profile.pid_for_children_visible_at_once {
+                    links[NsLink::PidForChildren.index()] = LinkExpect::Fresh;
+                }
                 state.pid_children = PidChildren::Dead;
             }
             (CallResult::Success, "success", Vec::new())
@@ -324,6 +327,8 @@ pub(super) fn decide(
         pid: PidExpect::Unchanged,
         cwd_changes: false,
         clone3: Some(expect),
+        // The caller's fs_struct is never replaced by clone3 (its child gets a copy or shares it).
+        fs_struct_kept: true,
     }
 }
 

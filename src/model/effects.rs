@@ -12,6 +12,14 @@ use super::expect::LinkExpect;
 use super::profile::KernelProfile;
 use super::state::{CAP_SYS_ADMIN, CallerState, PidChildren, Undo};
 
+/// True if a successful call with `f` (after implications) gives the caller a new fs_struct
+/// (spec §2.2 step 5): FS while the fs_struct is shared, with a sibling or with the caller's
+/// own threads (pthread_create passes CLONE_FS), and NEWNS always on kernels with the fix.
+pub fn fs_struct_replaced(profile: &KernelProfile, state: &CallerState, f: RawFlags) -> bool {
+    f.intersects(bits::FS)
+        && (state.fs_shared() || state.threads > 1 || (f.intersects(bits::NEWNS) && profile.newns_always_new_fs))
+}
+
 /// Applies a successful call with `f` (after implications) to `state`; returns the link expectations.
 pub fn apply_unshare_success(
     profile: &KernelProfile,

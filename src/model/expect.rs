@@ -138,6 +138,10 @@ pub struct Expected {
     pub threads: u32,
     /// cwd may change (chroot steps); otherwise it must not.
     pub cwd_changes: bool,
+    /// The caller keeps the same fs_struct object across the step, so kcmp(KCMP_FS) against
+    /// every sibling keeps its value; false when it is copied (FS while shared; NEWNS since
+    /// the 2026 unshare_fs fix) or the step forks.
+    pub fs_struct_kept: bool,
     /// The semaphore's value as read by the caller after the step.
     pub semval: SemExpect,
     /// kcmp against each sibling after the step.

@@ -72,10 +72,9 @@ fn sibling_expectations(state: &CallerState) -> Vec<SiblingExpect> {
         .iter()
         .map(|sib| {
             if !sib.pid_visible {
-                // The sibling's pid number means nothing in our pid namespace now: kcmp gives
-                // ESRCH, unless the number happens to name a process of the new namespace
-                // (pid 1 or 2 after two forks there: seen with a sibling that was pid 2), so
-                // the model cannot say which.
+                // The sibling's pid number means nothing in the new pid namespace: usually no
+                // process has it there (ESRCH), but it may be the caller itself or one of its
+                // threads or children (kcmp then compares with that process), so nothing is modelled.
                 let e = KcmpExpect::Unmodelled;
                 return SiblingExpect { kind: sib.kind, kcmp: [e; 5], fds: e };
             }
@@ -114,10 +113,11 @@ struct Decided {
     pid: PidExpect,
     cwd_changes: bool,
     clone3: Option<clone3::Clone3Expect>,
+    fs_struct_kept: bool,
 }
 
 fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut CallerState, flags: RawFlags) -> Decided {
-    let effective = apply_implications(flags, profile.implications);
+    let effective = profile.unknown_bits.apply(apply_implications(flags, profile.implications), profile.valid_mask);
     let ctx = checks::Ctx { f: effective.0, valid_mask: profile.valid_mask, state, env };
     let failing = checks::all_failing(profile.checks, &ctx);
     if let Some((first, rest)) = failing.split_first() {
@@ -130,8 +130,10 @@ fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut Caller
             pid: PidExpect::Unchanged,
             cwd_changes: false,
             clone3: None,
+            fs_struct_kept: true,
         };
     }
+    let fs_struct_kept = !effects::fs_struct_replaced(profile, state, effective);
     let links = effects::apply_unshare_success(profile, env, state, effective);
     Decided {
         effective,
@@ -142,6 +144,7 @@ fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut Caller
         pid: PidExpect::Unchanged,
         cwd_changes: false,
         clone3: None,
+        fs_struct_kept,
     }
 }
 
@@ -170,6 +173,8 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                 pid: e.pid,
                 cwd_changes: e.cwd_changes,
                 clone3: None,
+                // A forked process has its own copy; no other step replaces the fs_struct.
+                fs_struct_kept: !matches!(step, Step::Fork),
             }
         }
     };
@@ -189,6 +194,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
         pid: d.pid,
         threads: state.threads,
         cwd_changes: d.cwd_changes,
+        fs_struct_kept: d.fs_struct_kept,
         semval,
         siblings: sibling_expectations(state),
         before,

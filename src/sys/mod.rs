@@ -16,6 +16,7 @@
 
 pub mod clone3;
 pub mod proc;
+pub mod seccomp;
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -526,7 +527,8 @@ pub fn count_dir_entries(path: &CStr) -> Result<u32, Errno> {
                     // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name[].
                     let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
                     let name = &buf[off + 19..];
-                    let dot = name.first() == Some(&b'.') && (name.get(1) == Some(&0) || (name.get(1) == Some(&b'.') && name.get(2) == Some(&0)));
+                    let dot = name.first() == Some(&b'.')
+                        && (name.get(1) == Some(&0) || (name.get(1) == Some(&b'.') && name.get(2) == Some(&0)));
                     if !dot {
                         count += 1;
                     }

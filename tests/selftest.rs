@@ -1,0 +1,121 @@
+//! `unshare-fuzz selftest` end to end through the built binary: every lying kernel is
+//! detected, the honest kernel shows no violation, and every historical profile disagrees
+//! with this kernel for a named rule. The test only spawns the binary; each executor forks
+//! in its own sandbox, never the test thread.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
+
+mod common;
+
+use serde_json::Value;
+
+fn selftest_json(args: &[&str]) -> (i32, Value, String) {
+    let mut all = vec!["selftest", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = common::run(&all);
+    let text = common::text(&out);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("selftest printed no JSON report ({e}):\n{text}"));
+    (out.status.code().unwrap_or(-1), report, text)
+}
+
+/// The CI-sized run. The budget is the default 2000 cases because the exact-word mutants
+/// (`files-noop`, `fs-noop`, `sysvsem-noop`) need up to about 1100 cases (docs/selftest.md);
+/// every other mutant falls within the first hundred. The whole run takes about 10 s.
+#[test]
+fn every_mutant_is_detected_and_the_honest_kernel_is_clean() {
+    let (code, r, text) = selftest_json(&["--cases-per-mutant", "2000", "--seed", "42"]);
+    let problems = &r["verdict"]["problems"];
+    assert_eq!(code, 0, "selftest failed: {problems}\n{text}");
+    assert_eq!(r["verdict"]["passed"], true);
+
+    let honest = &r["honest"];
+    assert_eq!(honest["cases"], 2000, "{honest}");
+    assert_eq!(honest["tally"]["failed_cases"], 0, "{}", honest["failures"]);
+    assert_eq!(honest["restrictions"].as_array().unwrap().len(), 0, "{}", honest["restrictions"]);
+    assert!(honest["tally"]["reached_syscall"].as_u64().unwrap() >= 1500, "{}", honest["tally"]);
+
+    let mutants = r["mutants"].as_array().unwrap();
+    assert!(mutants.len() >= 10, "only {} mutants", mutants.len());
+    for m in mutants {
+        let name = m["name"].as_str().unwrap();
+        assert_eq!(m["detected"], true, "{name} not detected: {m}");
+        assert!(m["error"].is_null(), "{name}: {}", m["error"]);
+        let note = m["restriction_note"].as_str().unwrap_or_default();
+        assert!(
+            note.starts_with(&format!("SELFTEST MUTANT {name}:")),
+            "{name}: the executor did not report its filter"
+        );
+        let failure = &m["first_failure"];
+        assert!(!failure["violations"].as_array().unwrap().is_empty(), "{name}: {failure}");
+        assert!(m["cases_run"].as_u64().unwrap() <= 2000);
+    }
+
+    let profiles = r["model_mutants"].as_array().unwrap();
+    let names: Vec<&str> = profiles.iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert_eq!(names, ["linux-6.18-without-unshare-fs-fix", "linux-3.11", "linux-2.6.16"]);
+    for p in profiles {
+        assert_eq!(p["disagrees"], true, "{p}");
+        let rules = p["rules"].as_array().unwrap();
+        assert!(!rules.is_empty() && !p["example"]["rules"].as_array().unwrap().is_empty(), "no rule named: {p}");
+    }
+    let rules_of = |label: &str| -> Vec<String> {
+        let p = profiles.iter().find(|p| p["label"] == label).unwrap();
+        p["rules"].as_array().unwrap().iter().map(|x| x[0].as_str().unwrap().to_string()).collect()
+    };
+    for (label, rule) in [
+        ("linux-6.18-without-unshare-fs-fix", "NEWNS keeps an unshared fs_struct"),
+        ("linux-3.11", "NEWPID => THREAD"),
+        ("linux-3.11", "row mm-users"),
+        ("linux-2.6.16", "row thread-always-einval"),
+        ("linux-2.6.16", "unknown bits ignored"),
+    ] {
+        assert!(rules_of(label).iter().any(|r| r == rule), "{label}: {rule} never named: {:?}", rules_of(label));
+    }
+}
+
+#[test]
+fn a_single_mutant_can_be_chosen_and_the_human_report_has_both_tables() {
+    let out =
+        common::run(&["selftest", "--cases-per-mutant", "600", "--seed", "3", "--mutant", "thread-always-einval"]);
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("thread-always-einval"), "{text}");
+    assert!(!text.contains("newpid-noop"), "only the chosen mutant runs:\n{text}");
+    for heading in ["Lying kernels", "Model mutants", "Model rule ablation", "result: PASS"] {
+        assert!(text.contains(heading), "{heading} missing:\n{text}");
+    }
+}
+
+#[test]
+fn an_undetected_mutant_fails_the_selftest() {
+    // 1 case cannot show a FILES-only lie: the verdict must say so and exit 1, never pass.
+    let (code, r, text) = selftest_json(&["--cases-per-mutant", "1", "--seed", "5", "--mutant", "files-noop"]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(r["verdict"]["passed"], false);
+    let problems = r["verdict"]["problems"].to_string();
+    assert!(problems.contains("files-noop was not detected in 1 cases"), "{problems}");
+}
+
+#[test]
+fn bad_usage_exits_2_and_names_the_problem() {
+    let out = common::run(&["selftest", "--mutant", "no-such-mutant"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = common::text(&out);
+    assert!(text.contains("unknown selftest mutant \"no-such-mutant\"") && text.contains("files-noop"), "{text}");
+    let out = common::run(&["selftest", "--cases-per-mutant", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    let out = common::run(&["selftest", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+}
+
+#[test]
+fn list_shows_every_mutant_with_its_filter_rules() {
+    let out = common::run(&["selftest", "--list"]);
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    for name in ["unknown-bits-succeed", "files-noop", "newuser-eperm", "newtime-enosys"] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    assert!(text.contains("rule: if exactly") || text.contains("rule: if all of FILES, none of"), "{text}");
+}
