@@ -80,6 +80,8 @@ pub fn executor_main_with(mutant: Option<&str>) -> i32 {
 /// The executor's own resources (it is pid 1 of the sandbox, so every other pid in its /proc
 /// is something a case left behind).
 fn own_stats() -> super::protocol::ExecutorStats {
+    // A process killed at the end of the last case may only now have died: reap it first.
+    watch::reap_orphans();
     let mut buf = [0u8; 8192];
     let n = crate::sys::read_file_into(c"/proc/self/status", &mut buf).unwrap_or(0);
     let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
