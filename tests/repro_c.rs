@@ -1,40 +1,179 @@
 //! C reproducers end to end: generate them for a sample of generated cases
-//! covering every setup, compile each with gcc (warnings are errors, and
-//! glibc's int `unshare()` is not even declared), run them, and check that
-//! they agree with the model and with the harness's own run of the same case
-//! on this kernel. Only processes are spawned here; the test never forks.
+//! that covers every kind of setup and every kind of step, compile each with
+//! gcc (warnings are errors, and glibc's `unshare` identifier is poisoned), run
+//! them, and check that they agree with the model and with the harness's own
+//! run of the same case on this kernel. Also: each kind of wrong expectation
+//! (result, link, pid, kcmp, final probe) makes a reproducer exit 1 and say
+//! what differs. Only processes are spawned here; the test never forks.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use unshare_fuzz::case::{Case, Privilege};
+use unshare_fuzz::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
 use unshare_fuzz::check::judge;
 use unshare_fuzz::env::Environment;
 use unshare_fuzz::exec::Executor;
-use unshare_fuzz::model::{predict, profile::LINUX_6_18};
+use unshare_fuzz::model::{KcmpExpect, PidExpect, Prediction, predict, profile::LINUX_6_18};
 use unshare_fuzz::observe::Outcome;
-use unshare_fuzz::repro::c_source;
+use unshare_fuzz::repro::{ReproError, c_source, c_source_with};
 use unshare_fuzz::runner::cases_for_seed;
 
-const PER_SETUP: usize = 3;
+/// Sampled cases per feature (at least).
+const PER_FEATURE: usize = 2;
+/// gcc processes at once.
+const PARALLEL_GCC: usize = 4;
 
-/// Compiles `src` and runs it; returns (exit code, stdout).
+const GCC_FLAGS: &[&str] = &["-O1", "-Wall", "-Wextra", "-Werror", "-Werror=implicit-function-declaration", "-o"];
+
+/// Every setup kind and step kind the sample must cover.
+fn all_features() -> Vec<String> {
+    let mut f: Vec<String> = Privilege::ALL.iter().map(|p| format!("privilege {}", p.name())).collect();
+    f.extend(
+        [
+            "threads",
+            "pidns_level",
+            "userns_depth",
+            "limit_zero",
+            "foreign_pidns",
+            "chroot subdir",
+            "chroot /",
+            "fds",
+            "sem_undo",
+            "cwd_umask",
+            "vfork",
+        ]
+        .map(String::from),
+    );
+    f.extend(Sibling::ALL.iter().map(|s| format!("sibling {}", s.name())));
+    f.extend(
+        [
+            "step unshare",
+            "step fork",
+            "step fork_exit",
+            "step write_maps",
+            "step drop_sys_admin",
+            "step chroot subdir",
+            "step chroot /",
+            "step spawn_thread",
+        ]
+        .map(String::from),
+    );
+    f
+}
+
+fn features(case: &Case) -> Vec<String> {
+    let s = &case.setup;
+    let mut f = vec![format!("privilege {}", s.privilege.name())];
+    let flags = [
+        ("threads", s.threads > 0),
+        ("pidns_level", s.pidns_level.is_some()),
+        ("userns_depth", s.userns_depth.is_some()),
+        ("limit_zero", s.limit_zero.is_some()),
+        ("foreign_pidns", s.foreign_pidns),
+        ("chroot subdir", s.chroot == Some(Chroot::Subdir)),
+        ("chroot /", s.chroot == Some(Chroot::Root)),
+        ("fds", s.fds > 0),
+        ("sem_undo", s.sem_undo),
+        ("cwd_umask", s.cwd_umask),
+        ("vfork", s.vfork),
+    ];
+    f.extend(flags.iter().filter(|(_, on)| *on).map(|(n, _)| n.to_string()));
+    f.extend(s.siblings.iter().map(|k| format!("sibling {}", k.name())));
+    for step in &case.steps {
+        f.push(
+            match step {
+                Step::Unshare(_) => "step unshare",
+                Step::Fork => "step fork",
+                Step::ForkExit => "step fork_exit",
+                Step::WriteMaps => "step write_maps",
+                Step::DropSysAdmin => "step drop_sys_admin",
+                Step::Chroot(Chroot::Subdir) => "step chroot subdir",
+                Step::Chroot(Chroot::Root) => "step chroot /",
+                Step::SpawnThread => "step spawn_thread",
+                #[allow(unreachable_patterns, reason = "step kinds added on other branches are not sampled here")]
+                _ => continue,
+            }
+            .to_string(),
+        );
+    }
+    f.sort();
+    f.dedup();
+    f
+}
+
+/// Cases from the seeded stream, taken greedily until every feature is covered
+/// PER_FEATURE times; only cases the model predicts here (a skipped case has no
+/// reproducer) and that a reproducer supports. Returns (case, C source) pairs.
+fn sample(env: &Environment) -> Vec<(Case, String)> {
+    let want = all_features();
+    let mut seen: BTreeMap<String, usize> = want.iter().map(|f| (f.clone(), 0)).collect();
+    let mut out = Vec::new();
+    for case in cases_for_seed(20_261_129).take(50_000) {
+        let fs = features(&case);
+        if fs.iter().all(|f| seen.get(f).is_none_or(|n| *n >= PER_FEATURE)) {
+            continue;
+        }
+        let src = match c_source(&case, &LINUX_6_18, env) {
+            Ok(src) => src,
+            Err(ReproError::Skipped(_)) => continue,
+            Err(e) => panic!("{case}: the reproducer refuses a generated case: {e}"),
+        };
+        for f in &fs {
+            *seen.entry(f.clone()).or_default() += 1;
+        }
+        out.push((case, src));
+        if seen.values().all(|n| *n >= PER_FEATURE) {
+            break;
+        }
+    }
+    let missing: Vec<&String> = seen.iter().filter(|(_, n)| **n < PER_FEATURE).map(|(f, _)| f).collect();
+    assert!(missing.is_empty(), "the sample does not cover {missing:?} {PER_FEATURE} times");
+    out
+}
+
+/// Compiles every source (PARALLEL_GCC gcc processes at once); returns the binaries.
+fn compile_all(dir: &Path, sources: &[String]) -> Vec<PathBuf> {
+    let mut bins = Vec::new();
+    let mut running: Vec<(Child, PathBuf)> = Vec::new();
+    let finish = |(child, c): (Child, PathBuf)| {
+        let out = child.wait_with_output().expect("wait for gcc");
+        assert!(out.status.success(), "{} does not compile:\n{}", c.display(), common::text(&out));
+    };
+    for (i, src) in sources.iter().enumerate() {
+        let c = dir.join(format!("case{i}.c"));
+        let bin = dir.join(format!("case{i}"));
+        std::fs::write(&c, src).expect("write the C file");
+        let child = Command::new("gcc")
+            .args(GCC_FLAGS)
+            .arg(&bin)
+            .arg(&c)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gcc must be installed to test the C reproducers (apt-get install gcc)");
+        running.push((child, c));
+        if running.len() >= PARALLEL_GCC {
+            finish(running.remove(0));
+        }
+        bins.push(bin);
+    }
+    running.into_iter().for_each(finish);
+    bins
+}
+
 fn build_and_run(dir: &Path, name: &str, src: &str) -> (i32, String) {
-    let c = dir.join(format!("{name}.c"));
-    let bin = dir.join(name);
-    std::fs::write(&c, src).expect("write the C file");
-    let gcc = Command::new("gcc")
-        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-Werror=implicit-function-declaration", "-o"])
-        .arg(&bin)
-        .arg(&c)
-        .output()
-        .expect("gcc must be installed to test the C reproducers (apt-get install gcc)");
-    assert!(gcc.status.success(), "{name}.c does not compile:\n{}", common::text(&gcc));
-    let out = Command::new(&bin).output().expect("run the reproducer");
+    let bin = compile_all(dir, &[src.to_string()]).remove(0);
+    let renamed = dir.join(name);
+    std::fs::rename(&bin, &renamed).expect("rename the binary");
+    run(&renamed)
+}
+
+fn run(bin: &Path) -> (i32, String) {
+    let out = Command::new(bin).output().expect("run the reproducer");
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -53,58 +192,44 @@ fn probed_environment() -> Environment {
     serde_json::from_slice(&out.stdout).expect("env --json is an Environment")
 }
 
-/// Up to PER_SETUP cases for every (privilege, threads) pair, from the seeded stream.
-fn sample() -> Vec<Case> {
-    let mut by_setup: BTreeMap<(usize, u8), Vec<Case>> = BTreeMap::new();
-    for case in cases_for_seed(20_261_129).take(40_000) {
-        // The C prelude builds the privilege and thread setups and runs unshare steps.
-        let plain = unshare_fuzz::case::Setup {
-            privilege: case.setup.privilege,
-            threads: case.setup.threads,
-            ..Default::default()
-        };
-        if case.setup != plain || !case.steps.iter().all(|s| matches!(s, unshare_fuzz::case::Step::Unshare(_))) {
-            continue;
-        }
-        let p = Privilege::ALL
-            .iter()
-            .position(|p| *p == case.setup.privilege)
-            .expect("every privilege is in Privilege::ALL");
-        let bucket = by_setup.entry((p, case.setup.threads)).or_default();
-        if bucket.len() < PER_SETUP {
-            bucket.push(case);
-        }
-    }
-    assert_eq!(by_setup.len(), Privilege::ALL.len() * 3, "every setup is sampled");
-    by_setup.into_values().flatten().collect()
-}
-
 #[test]
-fn reproducers_compile_run_and_agree_with_the_harness() {
+fn reproducers_of_every_setup_and_step_kind_agree_with_the_harness() {
     let dir = common::temp_dir("repro-c");
     let mut executor = Executor::spawn(common::binary(), &[]).expect("start the executor");
     // The executor's own environment: its baseline inodes are the ones alive during its cases.
     let env = executor.environment().clone();
-    let cases = sample();
-    let mut successes = 0;
-    for (i, case) in cases.iter().enumerate() {
-        let src = c_source(case, &LINUX_6_18, &env).unwrap_or_else(|e| panic!("{case}: {e}"));
-        let (code, stdout) = build_and_run(&dir, &format!("case{i}"), &src);
-        assert_eq!(code, 0, "reproducer of {case} disagrees with the model:\n{stdout}");
+    let sample = sample(&env);
+    let sources: Vec<String> = sample.iter().map(|(_, s)| s.clone()).collect();
+    let bins = compile_all(&dir, &sources);
+    let (mut successes, mut other_steps_ok, mut failures) = (0, 0, 0);
+    for ((case, _), bin) in sample.iter().zip(&bins) {
+        let (code, stdout) = run(bin);
+        let json = serde_json::to_string(case).unwrap_or_default();
+        assert_eq!(code, 0, "reproducer {} of {json} disagrees with the model:\n{stdout}", bin.display());
         assert!(stdout.contains("RESULT: the kernel agrees with the model"), "{stdout}");
         let from_c = observed(&stdout);
 
         let outcome = executor.run(case, Duration::from_secs(5)).expect("harness runs the case");
         let prediction = predict(&LINUX_6_18, &env, case);
         let verdict = judge(&env, case, &prediction, &outcome);
-        assert!(verdict.violations.is_empty() && verdict.broken.is_none(), "{case}: {verdict:?}");
-        let Outcome::Completed { trace } = outcome else { panic!("{case}: {outcome:?}") };
+        assert!(verdict.violations.is_empty() && verdict.broken.is_none(), "{json}: {verdict:?}");
+        let Outcome::Completed { trace } = outcome else { panic!("{json}: {outcome:?}") };
         let from_harness: Vec<String> = trace.steps.iter().map(|s| s.result.to_string()).collect();
-        assert_eq!(from_c, from_harness, "C and harness differ on {case}:\n{stdout}");
-        successes += from_c.iter().filter(|r| *r == "success").count();
+        assert_eq!(from_c, from_harness, "C and harness differ on {json}:\n{stdout}");
+        for (step, r) in case.steps.iter().zip(&from_c) {
+            match (step, r.as_str()) {
+                (Step::Unshare(_), "success") => successes += 1,
+                (_, "success") => other_steps_ok += 1,
+                _ => failures += 1,
+            }
+        }
     }
-    assert!(cases.len() >= 30, "{} cases", cases.len());
-    assert!(successes >= 10, "the sample should reach successful calls too ({successes})");
+    eprintln!(
+        "{} reproducers agree with the harness: {successes} unshare successes, {other_steps_ok} other steps, \
+         {failures} failures",
+        sample.len()
+    );
+    assert!(successes >= 10 && other_steps_ok >= 5 && failures >= 5, "{successes} {other_steps_ok} {failures}");
 }
 
 #[test]
@@ -142,4 +267,62 @@ fn a_wrong_expectation_makes_the_reproducer_exit_1_and_say_what_differs() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("MISMATCH (step 0): the model expected EPERM, the kernel returned success"), "{stdout}");
     assert!(stdout.contains("RESULT: MISMATCH, 1 difference(s)"), "{stdout}");
+}
+
+#[test]
+fn each_kind_of_tampered_expectation_is_caught() {
+    let env = probed_environment();
+    let dir = common::temp_dir("repro-tampered");
+    // FILES and FS siblings, fds, a semaphore: unshare(FILES|FS), then fork into a new pid ns.
+    let case = Case {
+        setup: Setup { fds: 1, sem_undo: true, siblings: vec![Sibling::Files, Sibling::Fs], ..Setup::default() },
+        steps: vec![
+            Step::Unshare(unshare_fuzz::flags::RawFlags(0x600 | 0x2000_0000)),
+            Step::Fork,
+            Step::Chroot(Chroot::Subdir),
+        ],
+    };
+    let Prediction::Steps { steps, final_probe } = predict(&LINUX_6_18, &env, &case) else {
+        panic!("the model skips {case} here")
+    };
+    let honest = c_source_with(&case, &steps, &final_probe, "honest", &env).unwrap();
+    let (code, stdout) = build_and_run(&dir, "honest", &honest);
+    assert_eq!(code, 0, "the untampered expectations must hold:\n{stdout}");
+
+    type Tamper = fn(&mut Vec<unshare_fuzz::model::Expected>, &mut unshare_fuzz::model::FinalExpect);
+    let tampers: [(&str, Tamper, &str); 5] = [
+        (
+            "result",
+            |s, _| s[2].result = unshare_fuzz::errno::CallResult::Failure(unshare_fuzz::errno::Errno::EPERM),
+            "the model expected EPERM, the kernel returned success",
+        ),
+        (
+            "link",
+            |s, _| {
+                s[0].links[unshare_fuzz::ns::NsLink::PidForChildren.index()] =
+                    unshare_fuzz::model::LinkExpect::Unchanged
+            },
+            "ns/pid_for_children should not change",
+        ),
+        ("pid", |s, _| s[1].pid = PidExpect::Unchanged, "expected unchanged"),
+        (
+            "kcmp",
+            |s, _| s[0].siblings[0].kcmp[0] = KcmpExpect::Same,
+            "kcmp files with sibling 0 (files): expected Same",
+        ),
+        ("probe", |_, f| f.files_shared = Some(true), "MISMATCH (final probe): the sibling's new fd is visible to us"),
+    ];
+    let mut sources = Vec::new();
+    for (_, tamper, _) in &tampers {
+        let (mut s, mut f) = (steps.clone(), final_probe);
+        tamper(&mut s, &mut f);
+        sources.push(c_source_with(&case, &s, &f, "tampered", &env).unwrap());
+    }
+    let bins = compile_all(&dir, &sources);
+    for ((what, _, needle), bin) in tampers.iter().zip(&bins) {
+        let (code, stdout) = run(bin);
+        assert_eq!(code, 1, "tampered {what}: expected exit 1:\n{stdout}");
+        assert!(stdout.contains(needle), "tampered {what}: no {needle:?} in:\n{stdout}");
+        assert!(stdout.contains("RESULT: MISMATCH"), "{stdout}");
+    }
 }

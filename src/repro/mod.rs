@@ -3,16 +3,23 @@
 //! run without Rust. The flag and link tables come from [`crate::flags::FLAGS`]
 //! and [`NsLink::ALL`], the expectations from [`crate::model::predict`], and
 //! the sandbox, setup and comparison code from `prelude.c` (pulled in with
-//! `include_str!`), which follows `exec/sandbox.rs`, `exec/child.rs` and the
-//! invariants step by step.
+//! `include_str!`), which follows `exec/sandbox.rs`, `exec/child_setup.rs`,
+//! `exec/child.rs`, `exec/sibling.rs` and the invariants step by step: every
+//! setup field and every step kind is built and run as the executor does, and
+//! the setup-operation names, `CHROOT_DIR` and the `CLONE_*` bits are generated
+//! from the harness's own constants.
 
 use std::fmt::Write;
 
-use crate::case::{Case, CaseError, Privilege, Setup, Step};
+use crate::case::{Case, CaseError, Chroot, Privilege, Setup, Sibling, Step};
 use crate::env::Environment;
 use crate::errno::{CallResult, Errno};
-use crate::flags::FLAGS;
-use crate::model::{KernelProfile, LinkExpect, Prediction, predict};
+use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
+use crate::exec::record::SetupOp;
+use crate::flags::{FLAGS, bits};
+use crate::model::{
+    Expected, FinalExpect, KcmpExpect, KernelProfile, LinkExpect, PidExpect, Prediction, SemExpect, predict,
+};
 use crate::ns::NsLink;
 
 /// The C helpers shared by every reproducer.
@@ -79,28 +86,88 @@ fn privilege_enum(p: Privilege) -> &'static str {
     }
 }
 
+/// Refuses a setup with fields the prelude does not build (a field added to [`Setup`] later
+/// makes this comparison differ until the prelude learns it).
 fn check_supported(setup: &Setup) -> Result<(), ReproError> {
     #[allow(
         clippy::needless_update,
         reason = "fields added to Setup later must make this comparison refuse, not compile away"
     )]
-    let plain = Setup { privilege: setup.privilege, threads: setup.threads, ..Setup::default() };
-    if plain == *setup { Ok(()) } else { Err(ReproError::Unsupported(format!("{setup:?}"))) }
+    let known = Setup {
+        privilege: setup.privilege,
+        threads: setup.threads,
+        pidns_level: setup.pidns_level,
+        userns_depth: setup.userns_depth,
+        limit_zero: setup.limit_zero,
+        foreign_pidns: setup.foreign_pidns,
+        chroot: setup.chroot,
+        fds: setup.fds,
+        sem_undo: setup.sem_undo,
+        cwd_umask: setup.cwd_umask,
+        siblings: setup.siblings.clone(),
+        vfork: setup.vfork,
+        ..Setup::default()
+    };
+    if known == *setup { Ok(()) } else { Err(ReproError::Unsupported(format!("{setup:?}"))) }
 }
 
-fn check_steps_supported(case: &Case) -> Result<(), ReproError> {
-    match case.steps.iter().find(|s| !matches!(s, Step::Unshare(_))) {
-        None => Ok(()),
-        Some(step) => Err(ReproError::Unsupported(format!("step {step} (the C reproducer runs unshare steps only)"))),
-    }
+/// The prelude's `enum step_kind` name of a step.
+fn step_kind(step: &Step) -> Result<&'static str, ReproError> {
+    #[allow(
+        unreachable_patterns,
+        reason = "a step kind added later (on another branch) is refused until the prelude runs it"
+    )]
+    Ok(match step {
+        Step::Unshare(_) => "STEP_UNSHARE",
+        Step::Fork => "STEP_FORK",
+        Step::ForkExit => "STEP_FORK_EXIT",
+        Step::WriteMaps => "STEP_WRITE_MAPS",
+        Step::DropSysAdmin => "STEP_DROP_SYS_ADMIN",
+        Step::Chroot(Chroot::Subdir) => "STEP_CHROOT_SUBDIR",
+        Step::Chroot(Chroot::Root) => "STEP_CHROOT_ROOT",
+        Step::SpawnThread => "STEP_SPAWN_THREAD",
+        other => return Err(ReproError::Unsupported(format!("step {other}"))),
+    })
 }
+
+/// The setup operations the prelude names in its BROKEN lines, from [`SetupOp::describe`].
+const SETUP_OPS: [(&str, SetupOp); 23] = [
+    ("SETPGID", SetupOp::Setpgid),
+    ("PDEATHSIG", SetupOp::Pdeathsig),
+    ("CAPSET_DROP_SYS_ADMIN", SetupOp::CapsetDropSysAdmin),
+    ("SETGROUPS", SetupOp::Setgroups),
+    ("SETGID_NOBODY", SetupOp::SetgidNobody),
+    ("SETUID_NOBODY", SetupOp::SetuidNobody),
+    ("DUMPABLE", SetupOp::Dumpable),
+    ("UNSHARE_USER_NS", SetupOp::UnshareUserNs),
+    ("WRITE_SETGROUPS", SetupOp::WriteSetgroups),
+    ("WRITE_UID_MAP", SetupOp::WriteUidMap),
+    ("WRITE_GID_MAP", SetupOp::WriteGidMap),
+    ("PTHREAD_CREATE", SetupOp::PthreadCreate),
+    ("PID_NESTING", SetupOp::PidNesting),
+    ("USER_NESTING", SetupOp::UserNesting),
+    ("WRITE_LIMIT", SetupOp::WriteLimit),
+    ("FOREIGN_PIDNS", SetupOp::ForeignPidns),
+    ("CHROOT", SetupOp::Chroot),
+    ("OPEN_FDS", SetupOp::OpenFds),
+    ("SEMAPHORE", SetupOp::Semaphore),
+    ("CWD_UMASK", SetupOp::CwdUmask),
+    ("SIBLING", SetupOp::Sibling),
+    ("VFORK", SetupOp::Vfork),
+    ("PLAN", SetupOp::Plan),
+];
 
 /// The tables the prelude reads, generated from the harness's own.
 fn tables(out: &mut String) {
     let _ = writeln!(out, "#define NLINKS {}", NsLink::COUNT);
     let _ = writeln!(out, "#define MAX_STEPS {}", crate::case::MAX_STEPS);
+    let _ = writeln!(out, "#define SIBS {}", crate::exec::record::SIBS);
+    let _ = writeln!(out, "#define FDS {}", crate::exec::record::FDS);
     let links: Vec<String> = NsLink::ALL.iter().map(|l| c_str(l.file_name())).collect();
     let _ = writeln!(out, "static const char *const LINK_NAMES[NLINKS] = {{ {} }};", links.join(", "));
+    for f in FLAGS {
+        let _ = writeln!(out, "#define U_CLONE_{} {:#x}ULL", f.name, f.bit);
+    }
     let named: Vec<_> = FLAGS.iter().filter(|f| f.print_by_name).collect();
     let _ = writeln!(out, "#define NFLAGS {}", named.len());
     let names: Vec<String> = named.iter().map(|f| c_str(f.name)).collect();
@@ -113,6 +180,155 @@ fn tables(out: &mut String) {
     let strs: Vec<String> = errnos.iter().map(|(_, n)| c_str(n)).collect();
     let _ = writeln!(out, "static const int ERRNO_VALUES[NERRNOS] = {{ {} }};", values.join(", "));
     let _ = writeln!(out, "static const char *const ERRNO_STRS[NERRNOS] = {{ {} }};", strs.join(", "));
+    for (name, op) in SETUP_OPS {
+        let _ = writeln!(out, "#define OP_{name} {}", c_str(SetupOp::describe(op as u32)));
+    }
+    let _ = writeln!(out, "#define CHROOT_DIR {}", c_str(&CHROOT_DIR.to_string_lossy()));
+    let _ = writeln!(out, "#define CHROOT_LEVELS {CHROOT_LEVELS}");
+}
+
+fn link_expect(e: LinkExpect) -> String {
+    match e {
+        LinkExpect::Unchanged => "LINK_UNCHANGED".into(),
+        LinkExpect::Fresh => "LINK_FRESH".into(),
+        LinkExpect::Unreadable(e) => format!("-{} /* {e} */", e.0),
+        LinkExpect::BeforeOf(l) => format!("LINK_BEFORE_OF({}) /* {l} */", l.index()),
+        LinkExpect::AfterOf(l) => format!("LINK_AFTER_OF({}) /* {l} */", l.index()),
+    }
+}
+
+fn kcmp_expect(e: KcmpExpect) -> String {
+    match e {
+        KcmpExpect::Unmodelled => "KC_UNMODELLED".into(),
+        KcmpExpect::Same => "KC_SAME".into(),
+        KcmpExpect::Different => "KC_DIFFERENT".into(),
+        KcmpExpect::Error(e) => format!("-{} /* {e} */", e.0),
+    }
+}
+
+fn errno_of(r: CallResult) -> i32 {
+    match r {
+        CallResult::Success => 0,
+        CallResult::Failure(e) => e.0,
+    }
+}
+
+/// One `struct expect_step` initializer.
+fn expect_step(step: &Step, exp: &Expected) -> Result<String, ReproError> {
+    let kind = step_kind(step)?;
+    let flags = match step {
+        Step::Unshare(f) => f.0,
+        _ => 0,
+    };
+    if exp.siblings.len() > crate::exec::record::SIBS {
+        return Err(ReproError::Unsupported(format!("{} siblings", exp.siblings.len())));
+    }
+    let links: Vec<String> = NsLink::ALL.iter().map(|l| link_expect(exp.links[l.index()])).collect();
+    let pid = match exp.pid {
+        PidExpect::Unchanged => "PID_UNCHANGED",
+        PidExpect::Changed => "PID_CHANGED",
+        PidExpect::One => "PID_ONE",
+    };
+    let (sem_kind, sem_value) = match exp.semval {
+        SemExpect::NoSemaphore => ("SEM_NONE", 0),
+        SemExpect::Value(v) => ("SEM_VALUE", v),
+        SemExpect::Error(e) => ("SEM_ERROR", e.0),
+    };
+    let b = exp.before;
+    let check_sem = matches!(step, Step::Unshare(_))
+        && exp.effective_flags.intersects(bits::SYSVSEM | bits::NEWIPC)
+        && (b.undo_private || b.undo_shared);
+    let kcmp: Vec<String> = exp
+        .siblings
+        .iter()
+        .map(|s| format!("{{ {} }}", s.kcmp.iter().map(|k| kcmp_expect(*k)).collect::<Vec<_>>().join(", ")))
+        .collect();
+    let kcmp_fds: Vec<String> = exp.siblings.iter().map(|s| kcmp_expect(s.fds)).collect();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "\t{{ .kind = {kind}, .what = {}, .flags = {flags:#x}ULL, .effective = {:#x}ULL,\n\t  \
+         .expect_errno = {} /* {} */, .rule = {},\n\t  .link = {{ {} }},\n\t  \
+         .uid = {}, .gid = {}, .cap_eff = {:#x}ULL, .pid = {pid}, .threads = {}, .cwd_changes = {},\n\t  \
+         .check_sem = {}, .sem_kind = {sem_kind}, .sem_value = {sem_value}, .nsibs = {}",
+        c_str(&step.to_string()),
+        exp.effective_flags.0,
+        errno_of(exp.result),
+        exp.result,
+        c_str(exp.rule),
+        links.join(", "),
+        exp.creds.uid,
+        exp.creds.gid,
+        exp.creds.cap_eff,
+        exp.threads,
+        i32::from(exp.cwd_changes),
+        i32::from(check_sem),
+        exp.siblings.len(),
+    );
+    if !exp.siblings.is_empty() {
+        let _ = write!(s, ",\n\t  .kcmp = {{ {} }},\n\t  .kcmp_fds = {{ {} }}", kcmp.join(", "), kcmp_fds.join(", "));
+    }
+    s.push_str(" },\n");
+    Ok(s)
+}
+
+fn opt_bool(v: Option<bool>) -> i32 {
+    v.map_or(-1, i32::from)
+}
+
+/// The `struct repro_case` initializer.
+fn case_struct(case: &Case, model: &str, env: &Environment, fin: &FinalExpect) -> Result<String, ReproError> {
+    let s = &case.setup;
+    let json = serde_json::to_string(case).map_err(ReproError::Parse)?;
+    if s.siblings.len() > crate::exec::record::SIBS {
+        return Err(ReproError::Unsupported(format!("{} siblings", s.siblings.len())));
+    }
+    let first = |kind: Sibling| s.siblings.iter().position(|k| *k == kind).map_or(-1, |i| i as i32);
+    let flags: Vec<String> = s.siblings.iter().map(|k| format!("{:#x}UL", k.clone_flags())).collect();
+    let names: Vec<String> = s.siblings.iter().map(|k| c_str(k.name())).collect();
+    let chroot = match s.chroot {
+        None => "CHROOT_NONE",
+        Some(Chroot::Subdir) => "CHROOT_SUBDIR",
+        Some(Chroot::Root) => "CHROOT_ROOT",
+    };
+    let limit =
+        s.limit_zero.map_or("NULL".to_string(), |t| c_str(&format!("/proc/sys/user/max_{}_namespaces", t.name())));
+    let mut out = String::new();
+    let mut field = |name: &str, value: String| {
+        let _ = writeln!(out, "\t.{name} = {value},");
+    };
+    field("title", c_str(&case.to_string()));
+    field("json", c_str(&json));
+    field("model", c_str(model));
+    field("gen_kernel", c_str(&env.kernel_release));
+    field("gen_sandbox", c_str(&env.sandbox));
+    field("privilege", privilege_enum(s.privilege).into());
+    field("threads", s.threads.to_string());
+    field("pidns_level", s.pidns_level.map_or(-1, i32::from).to_string());
+    field("userns_depth", s.userns_depth.map_or(-1, i32::from).to_string());
+    field("limit_zero", limit);
+    field("foreign_pidns", i32::from(s.foreign_pidns).to_string());
+    field("chroot", chroot.into());
+    field("fds", s.fds.to_string());
+    field("sem_undo", i32::from(s.sem_undo).to_string());
+    field("cwd_umask", i32::from(s.cwd_umask).to_string());
+    field("nsiblings", s.siblings.len().to_string());
+    if !s.siblings.is_empty() {
+        field("sibling_flags", format!("{{ {} }}", flags.join(", ")));
+        field("sibling_names", format!("{{ {} }}", names.join(", ")));
+    }
+    field("files_sibling", first(Sibling::Files).to_string());
+    field("fs_sibling", first(Sibling::Fs).to_string());
+    field("vfork", i32::from(s.vfork).to_string());
+    field("kcmp_available", i32::from(env.kcmp).to_string());
+    field("nsteps", case.steps.len().to_string());
+    field("steps", "STEPS".into());
+    field("final_files_shared", opt_bool(fin.files_shared).to_string());
+    field("final_close_is_shared", opt_bool(fin.close_is_shared).to_string());
+    field("final_fs_shared", opt_bool(fin.fs_shared).to_string());
+    field("final_sem_outside_set", i32::from(fin.sem_value_outside.is_some()).to_string());
+    field("final_sem_outside", fin.sem_value_outside.unwrap_or(0).to_string());
+    Ok(out)
 }
 
 /// Renders `case` as a standalone C program that checks the kernel against the
@@ -120,16 +336,37 @@ fn tables(out: &mut String) {
 ///
 /// # Errors
 /// [`ReproError`] if the case is invalid, skipped by the model here, or uses a
-/// setup the prelude cannot build.
+/// setup or step the prelude cannot build.
 pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Result<String, ReproError> {
     case.validate()?;
     check_supported(&case.setup)?;
-    check_steps_supported(case)?;
-    let steps = match predict(profile, env, case) {
-        Prediction::Skip { reason } => return Err(ReproError::Skipped(reason)),
-        Prediction::Steps { steps, .. } => steps,
-    };
-    let json = serde_json::to_string(case).map_err(ReproError::Parse)?;
+    for step in &case.steps {
+        step_kind(step)?;
+    }
+    match predict(profile, env, case) {
+        Prediction::Skip { reason } => Err(ReproError::Skipped(reason)),
+        Prediction::Steps { steps, final_probe } => c_source_with(case, &steps, &final_probe, profile.name, env),
+    }
+}
+
+/// Renders `case` with the given expectations (one per step) and final probes, as
+/// [`c_source`] does with the model's; tests use it to show that every kind of
+/// difference makes the program exit 1.
+///
+/// # Errors
+/// As [`c_source`], and when `steps` does not have one expectation per step.
+pub fn c_source_with(
+    case: &Case,
+    steps: &[Expected],
+    final_probe: &FinalExpect,
+    model: &str,
+    env: &Environment,
+) -> Result<String, ReproError> {
+    case.validate()?;
+    check_supported(&case.setup)?;
+    if steps.len() != case.steps.len() {
+        return Err(ReproError::Unsupported(format!("{} expectations for {} steps", steps.len(), case.steps.len())));
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -142,46 +379,12 @@ pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Resu
     tables(&mut out);
     out.push_str(PRELUDE);
     out.push_str("\nstatic const struct expect_step STEPS[] = {\n");
-    for (step, exp) in case.steps.iter().zip(&steps) {
-        let Step::Unshare(flags) = step else {
-            return Err(ReproError::Unsupported(format!("step {step}")));
-        };
-        let mut links = Vec::with_capacity(NsLink::COUNT);
-        for l in NsLink::ALL {
-            links.push(match exp.links[l.index()] {
-                LinkExpect::Unchanged => "LINK_UNCHANGED".to_string(),
-                LinkExpect::Fresh => "LINK_FRESH".to_string(),
-                LinkExpect::Unreadable(e) => format!("-{}", e.0),
-                other => return Err(ReproError::Unsupported(format!("link expectation {other:?}"))),
-            });
-        }
-        let errno = match exp.result {
-            CallResult::Success => 0,
-            CallResult::Failure(e) => e.0,
-        };
-        let new_userns = exp.result.is_success() && exp.effective_flags.intersects(crate::flags::bits::NEWUSER);
-        let (creds_new, uid, gid, cap) =
-            if new_userns { (1, exp.creds.uid, exp.creds.gid, exp.creds.cap_eff) } else { (0, 0, 0, 0) };
-        let _ = writeln!(
-            out,
-            "\t{{ {:#x}ULL, {:#x}ULL, {errno} /* {} */, {}, {{ {} }}, {creds_new}, {uid}, {gid}, {cap:#x}ULL }},",
-            flags.0,
-            exp.effective_flags.0,
-            exp.result,
-            c_str(exp.rule),
-            links.join(", ")
-        );
+    for (step, exp) in case.steps.iter().zip(steps) {
+        out.push_str(&expect_step(step, exp)?);
     }
     out.push_str("};\n\nstatic const struct repro_case CASE = {\n");
-    let _ = writeln!(out, "\t.title = {},", c_str(&case.to_string()));
-    let _ = writeln!(out, "\t.json = {},", c_str(&json));
-    let _ = writeln!(out, "\t.model = {},", c_str(profile.name));
-    let _ = writeln!(out, "\t.gen_kernel = {},", c_str(&env.kernel_release));
-    let _ = writeln!(out, "\t.gen_sandbox = {},", c_str(&env.sandbox));
-    let _ = writeln!(out, "\t.privilege = {},", privilege_enum(case.setup.privilege));
-    let _ = writeln!(out, "\t.threads = {},", case.setup.threads);
-    let _ = writeln!(out, "\t.nsteps = {},", case.steps.len());
-    out.push_str("\t.steps = STEPS,\n};\n\nint main(void)\n{\n\treturn repro_main(&CASE);\n}\n");
+    out.push_str(&case_struct(case, model, env, final_probe)?);
+    out.push_str("};\n\nint main(void)\n{\n\treturn repro_main(&CASE);\n}\n");
     Ok(out)
 }
 
@@ -214,13 +417,76 @@ mod tests {
     fn source_embeds_the_raw_flags_and_the_prediction() {
         let case = Case::unshare(&[0x2_0000 | 0x1_0000_0000, 0x4000_0000]);
         let src = c_source(&case, &LINUX_6_18, &Environment::reference()).unwrap();
-        assert!(src.contains("0x100020000ULL, 0x100020200ULL, 22 /* EINVAL */, \"unknown-bit\""));
-        assert!(src.contains("0x40000000ULL, 0x40000000ULL, 0 /* success */, \"success\""));
+        assert!(src.contains(".flags = 0x100020000ULL, .effective = 0x100020200ULL"), "{src}");
+        assert!(src.contains(".expect_errno = 22 /* EINVAL */, .rule = \"unknown-bit\""));
+        assert!(src.contains(".flags = 0x40000000ULL, .effective = 0x40000000ULL"));
+        assert!(src.contains(".expect_errno = 0 /* success */, .rule = \"success\""));
         assert!(src.contains("syscall(SYS_unshare, (unsigned long)flags)"));
-        // glibc declares its int unshare() in <sched.h>; without it, a call would not compile
-        // (the gcc test builds with -Werror=implicit-function-declaration).
-        assert!(!src.contains("<sched.h>"), "never glibc's int unshare()");
+        // pthread.h brings in <sched.h> and its int unshare(); the identifier is poisoned after
+        // the includes, so a call to it does not compile.
+        assert!(src.contains("#pragma GCC poison unshare"));
+        assert!(!src.contains("<sched.h>"));
         assert!(src.contains("\"NEWTIME\"") && src.contains("0x20000ULL"));
+        assert!(src.contains("#define CHROOT_DIR \"/tmp/uf-chroot\""));
+        assert!(src.contains("#define OP_PID_NESTING \"unshare(NEWPID) + fork (pid-ns nesting)\""));
+    }
+
+    #[test]
+    fn every_setup_field_and_step_kind_is_rendered() {
+        use crate::case::NsType;
+        let case = Case {
+            setup: Setup {
+                privilege: Privilege::RootWithoutSysAdmin,
+                threads: 1,
+                pidns_level: Some(3),
+                userns_depth: Some(2),
+                limit_zero: Some(NsType::Ipc),
+                foreign_pidns: true,
+                chroot: Some(Chroot::Root),
+                fds: 2,
+                sem_undo: true,
+                cwd_umask: true,
+                siblings: vec![Sibling::Fs, Sibling::Files, Sibling::VmSighand],
+                vfork: true,
+            },
+            steps: vec![Step::Fork, Step::ForkExit, Step::WriteMaps, Step::SpawnThread],
+        };
+        let src = c_source(&case, &LINUX_6_18, &Environment::reference()).unwrap();
+        for needle in [
+            ".pidns_level = 3,",
+            ".userns_depth = 2,",
+            ".limit_zero = \"/proc/sys/user/max_ipc_namespaces\",",
+            ".foreign_pidns = 1,",
+            ".chroot = CHROOT_ROOT,",
+            ".fds = 2,",
+            ".sem_undo = 1,",
+            ".cwd_umask = 1,",
+            ".sibling_flags = { 0x200UL, 0x400UL, 0x900UL },",
+            ".files_sibling = 1,",
+            ".fs_sibling = 0,",
+            ".vfork = 1,",
+            ".privilege = PRIV_ROOT_WITHOUT_SYS_ADMIN,",
+            ".kind = STEP_FORK,",
+            ".kind = STEP_FORK_EXIT,",
+            ".kind = STEP_WRITE_MAPS,",
+            ".kind = STEP_SPAWN_THREAD,",
+            ".nsibs = 3",
+        ] {
+            assert!(src.contains(needle), "no {needle:?} in the source");
+        }
+        let chroot = Case { steps: vec![Step::Chroot(Chroot::Subdir), Step::DropSysAdmin], ..Case::unshare(&[0]) };
+        let src = c_source(&chroot, &LINUX_6_18, &Environment::reference()).unwrap();
+        assert!(src.contains(".kind = STEP_CHROOT_SUBDIR,") && src.contains(".kind = STEP_DROP_SYS_ADMIN,"));
+    }
+
+    #[test]
+    fn wrong_expectation_counts_are_refused() {
+        let case = Case::unshare(&[0, 0]);
+        let Prediction::Steps { steps, final_probe } = predict(&LINUX_6_18, &Environment::reference(), &case) else {
+            panic!("the reference machine runs a root case")
+        };
+        let e = c_source_with(&case, &steps[..1], &final_probe, "m", &Environment::reference()).unwrap_err();
+        assert!(e.to_string().contains("1 expectations for 2 steps"), "{e}");
     }
 
     #[test]
