@@ -113,6 +113,15 @@ fn sample(env: &Environment) -> Vec<(Case, String)> {
     let mut seen: BTreeMap<String, usize> = want.iter().map(|f| (f.clone(), 0)).collect();
     let mut out = Vec::new();
     for case in cases_for_seed(20_261_129).take(50_000) {
+        // clone3 steps are not in the C prelude (the reproducer refuses them with a clear
+        // error, checked below); every other step kind is sampled.
+        if case.steps.iter().any(|s| matches!(s, Step::Clone3(_))) {
+            assert!(
+                matches!(c_source(&case, &LINUX_6_18, env), Err(ReproError::Unsupported(_) | ReproError::Skipped(_))),
+                "{case}: a clone3 step must be refused, not reproduced wrongly"
+            );
+            continue;
+        }
         let fs = features(&case);
         if fs.iter().all(|f| seen.get(f).is_none_or(|n| *n >= PER_FEATURE)) {
             continue;
