@@ -108,7 +108,8 @@ macro_rules! outln {
     ($($t:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($t)*))) };
 }
 
-fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
+/// Resolves `--kernel-profile` (a name or `auto`) and says on stderr which model runs.
+pub fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
     let release = unshare_fuzz::sys::kernel_release();
     let (profile, note) = profile::resolve(name, &release).map_err(anyhow::Error::msg)?;
     eprintln!("model: {} for kernel {release}{}", profile.name, if name == "auto" { " (auto)" } else { "" });

@@ -227,13 +227,7 @@ fn env_command(json: bool) -> anyhow::Result<i32> {
 }
 
 fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
-    let release = unshare_fuzz::sys::kernel_release();
-    let (profile, note) = profile::resolve(name, &release).map_err(anyhow::Error::msg)?;
-    eprintln!("model: {} for kernel {release}{}", profile.name, if name == "auto" { " (auto)" } else { "" });
-    if let Some(note) = note {
-        eprintln!("model: NOTE: {note}");
-    }
-    Ok(profile)
+    corpus_cli::profile_named(name)
 }
 
 fn repro_command(args: ReproArgs) -> anyhow::Result<i32> {
