@@ -26,10 +26,23 @@ cargo "${toolchain[@]}" fuzz build -O --debug-assertions -s "$san"
 mkdir -p "$OUT"
 for target in $(cargo fuzz list); do
     cp "target/x86_64-unknown-linux-gnu/release/$target" "$OUT/"
-    # Seed corpora, when a corpus for the target exists (e.g. restored from a cache).
-    if [ -d "corpus/$target" ] && [ -n "$(ls -A "corpus/$target")" ] && command -v zip > /dev/null; then
-        (cd "corpus/$target" && zip -q -r "$OUT/${target}_seed_corpus.zip" .)
+    # Seed corpus: the readable corpus/ files, which every target takes verbatim (exec and
+    # model read the case of a corpus file, fuzzing::case_from_bytes), the bad corpus files
+    # for corpus_format, and fuzz/corpus/<target> when it exists (e.g. restored from a cache).
+    seeds=$(mktemp -d)
+    while IFS= read -r -d '' f; do
+        rel=${f#"$repo"/}
+        cp "$f" "$seeds/${rel//\//_}"
+    done < <(find "$repo/corpus" -name '*.json' -print0)
+    if [ "$target" = corpus_format ]; then cp "$repo"/tests/data/bad-corpus/* "$seeds/"; fi
+    if [ -d "corpus/$target" ]; then cp -r "corpus/$target/." "$seeds/"; fi
+    rm -f "$OUT/${target}_seed_corpus.zip"
+    if ! command -v zip > /dev/null; then
+        echo "build.sh: zip is not installed: no seed corpus for $target"
+    elif [ -n "$(ls -A "$seeds")" ]; then
+        (cd "$seeds" && zip -q -r "$OUT/${target}_seed_corpus.zip" .)
     fi
+    rm -rf "$seeds"
 done
 # One case takes milliseconds; a slow one is a hang worth reporting.
 printf '[libfuzzer]\ntimeout = 25\n' > "$OUT/exec.options"

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # functions run indirectly through `step`
 # Nightly run of unshare-fuzz: build, property tests with many cases, a long `run`
-# (KTAP, JUnit and JSON reports), every cargo-fuzz target for BUDGET_SECONDS each in
-# libFuzzer fork mode (one job per core), a canary proving that a violation does abort
-# the exec target, corpus replay (when the `replay` command exists), and every new fuzz
-# artifact turned into a minimized, readable candidate case plus a C reproducer.
+# (KTAP, JUnit and JSON reports), every cargo-fuzz target (exec, model, corpus_format),
+# seeded from corpus/, for BUDGET_SECONDS each in libFuzzer fork mode (one job per core),
+# a canary proving that a violation does abort the exec target, corpus replay (KTAP,
+# JUnit, JSON), and every new fuzz artifact turned into a minimized corpus file plus a C
+# reproducer.
 #
 # usage: scripts/nightly.sh BUDGET_SECONDS [OUT_DIR]
 #   OUT_DIR defaults to target/nightly/<UTC timestamp>. Everything lands there:
 #   summary.txt, nightly.xml (JUnit, one test case per step), run.{txt,json,ktap,xml},
-#   tests.log, fuzz/<target>/{fuzz.log,corpus/,artifacts/}, candidates/*.{json,c}, replay.*.
+#   tests.log, seeds.log, fuzz/<target>/{fuzz.log,corpus/,artifacts/}, candidates/*.{json,c},
+#   replay.{ktap,xml,json}.
 # Knobs (environment): NIGHTLY_PROPTEST_CASES (default 3000), NIGHTLY_RUN_CASES (20000),
 #   NIGHTLY_SEED (default: the date, YYYYMMDD), NIGHTLY_JOBS (default nproc),
 #   NIGHTLY_SANITIZER (none | address; address needs the nightly toolchain),
@@ -19,7 +21,7 @@
 # artifact, 2 on usage errors. Runs unattended; installs gcc and cargo-fuzz if missing.
 set -uo pipefail
 
-usage() { sed -n "3,20p" "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n "3,21p" "$0" | sed 's/^# \{0,1\}//'; }
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
     usage >&2
     exit 2
@@ -105,12 +107,28 @@ step "run ($RUN_CASES cases, seed $SEED)" "$OUT/run.txt" \
     "$BIN" run --cases "$RUN_CASES" --seed "$SEED" \
     --json "$OUT/run.json" --ktap "$OUT/run.ktap" --junit "$OUT/run.xml"
 
-# ---------------------------------------------------------------- fuzz
+# ---------------------------------------------------------------- seeds
+# Every target starts from the readable corpus (`unshare-fuzz seeds`: compact JSON cases for
+# exec and model, which read them verbatim; the files themselves, bad ones too, for
+# corpus_format) plus the corpus grown on earlier nights.
 TARGETS=$(cd fuzz && cargo fuzz list 2> /dev/null)
+seeds() {
+    local t dir sources
+    for t in $TARGETS; do
+        dir=$OUT/fuzz/$t
+        mkdir -p "$dir/corpus" "$dir/artifacts"
+        if [ -d "$CORPUS_ROOT/$t" ]; then cp -r "$CORPUS_ROOT/$t/." "$dir/corpus/" 2> /dev/null; fi
+        sources=("$ROOT/corpus")
+        [ "$t" = corpus_format ] && sources+=("$ROOT/tests/data/bad-corpus")
+        "$BIN" seeds --target "$t" "${sources[@]}" "$dir/corpus" || return 1
+    done
+}
+step seeds "$OUT/seeds.log" seeds
+
+# ---------------------------------------------------------------- fuzz
 for t in $TARGETS; do
     dir=$OUT/fuzz/$t
     mkdir -p "$dir/corpus" "$dir/artifacts"
-    if [ -d "$CORPUS_ROOT/$t" ]; then cp -r "$CORPUS_ROOT/$t/." "$dir/corpus/" 2> /dev/null; fi
     start=$(date +%s)
     (cd fuzz && cargo "${FUZZ_TOOLCHAIN[@]}" fuzz run "$t" -s "$SANITIZER" "$dir/corpus" -- \
         -fork="$JOBS" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
@@ -138,8 +156,9 @@ done
 # ---------------------------------------------------------------- artifacts -> candidates
 # candidate TARGET ARTIFACT DEST: minimizes the artifact with libFuzzer's minimizer (which
 # keeps the failure while shrinking the bytes), decodes it into DEST/<name>.bin.json (a
-# readable case; `minimize` shrinks it further when that command exists) and writes a C
-# reproducer DEST/<name>.c next to it.
+# corpus file, origin "fuzz"; `minimize` shrinks it further when that command exists) and
+# writes a C reproducer DEST/<name>.c next to it. A corpus_format artifact is a text that
+# breaks the corpus parser, not a case: it is kept as DEST/<name>.bin (and .txt) only.
 candidate() {
     local t=$1 art=$2 dest=$3 base min
     base=$t-$(basename "$art")
@@ -150,6 +169,11 @@ candidate() {
     min=$(ls -t "$dest"/minimized-* 2> /dev/null | head -1)
     [ -n "$min" ] || min=$art
     mv "$min" "$dest/$base.bin" 2> /dev/null || cp "$art" "$dest/$base.bin"
+    if [ "$t" = corpus_format ]; then
+        "$BIN" __target corpus_format "$dest/$base.bin" > "$dest/$base.txt" 2>&1
+        echo "candidate: $dest/$base.bin (a corpus-parser input; see $dest/$base.txt)"
+        return 0
+    fi
     "$BIN" decode --save "$dest" "$dest/$base.bin" || return 1
     if "$BIN" minimize --help > /dev/null 2>&1; then
         "$BIN" minimize "$dest/$base.bin.json" || true
@@ -180,15 +204,8 @@ if echo "$TARGETS" | grep -qx exec; then
 fi
 
 # ---------------------------------------------------------------- replay
-if "$BIN" replay --help > /dev/null 2>&1; then
-    if "$BIN" replay --help 2>&1 | grep -q -- '--format'; then
-        step replay "$OUT/replay.ktap" "$BIN" replay --format ktap
-    else
-        step replay "$OUT/replay.txt" "$BIN" replay
-    fi
-else
-    record replay skip 0 "this build has no replay command"
-fi
+replay() { "$BIN" replay --format ktap --junit "$OUT/replay.xml" --json "$OUT/replay.json" > "$OUT/replay.ktap"; }
+step replay "$OUT/replay.log" replay
 
 candidates() {
     local n=0 art t arts=()

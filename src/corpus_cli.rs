@@ -47,6 +47,16 @@ pub struct ReplayArgs {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Report format on stdout: human, json, ktap (KTAP version 1) or junit (JUnit XML).
+    /// With any format but human, stdout holds only the report (the per-file lines go to stderr).
+    #[arg(long, default_value = "human", value_parser = clap::value_parser!(report::Format))]
+    pub format: report::Format,
+    /// Also write the KTAP report to this file.
+    #[arg(long, value_name = "PATH")]
+    pub ktap: Option<PathBuf>,
+    /// Also write the JUnit XML report to this file.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -119,19 +129,30 @@ pub fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
     Ok(profile)
 }
 
-fn announce(fault: Option<Fault>) -> Option<Fault> {
+/// Announces an active fault on stdout, or on stderr when stdout holds a machine-readable report.
+fn announce(fault: Option<Fault>, on_stderr: bool) -> Option<Fault> {
     if let Some(f) = fault {
-        outln!("TEST-ONLY FAULT INJECTION ACTIVE: {f} (the checker is shown wrong kernel results)");
+        let line = format!("TEST-ONLY FAULT INJECTION ACTIVE: {f} (the checker is shown wrong kernel results)");
+        if on_stderr {
+            eprintln!("{line}");
+        } else {
+            outln!("{line}");
+        }
     }
     fault
 }
 
-/// The fault for `run`'s configuration (announced on stdout when set).
-pub fn fault_for_run(args: &SaveArgs) -> Option<Fault> {
-    announce(args.fault.inject_fault)
+/// The fault for `run`'s configuration (announced when set: on stdout, or on stderr when
+/// stdout holds a machine-readable report).
+pub fn fault_for_run(args: &SaveArgs, machine_readable: bool) -> Option<Fault> {
+    announce(args.fault.inject_fault, machine_readable)
 }
 
 fn config(common: &CommonArgs, cases: u64) -> anyhow::Result<RunConfig> {
+    config_for(common, cases, false)
+}
+
+fn config_for(common: &CommonArgs, cases: u64, machine_readable: bool) -> anyhow::Result<RunConfig> {
     Ok(RunConfig {
         cases,
         seed: 0,
@@ -139,7 +160,7 @@ fn config(common: &CommonArgs, cases: u64) -> anyhow::Result<RunConfig> {
         profile: profile_named(&common.kernel_profile)?,
         executor_args: Vec::new(),
         jobs: 1,
-        fault: announce(common.fault.inject_fault),
+        fault: announce(common.fault.inject_fault, machine_readable),
     })
 }
 
@@ -150,23 +171,27 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<i32> {
         let shown: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         bail!("no corpus files (*.json) found in {}", shown.join(", "));
     }
-    let config = config(&args.common, files.len() as u64)?;
+    let human = args.format == report::Format::Human;
+    let config = config_for(&args.common, files.len() as u64, !human)?;
     let report = replay(&config, files, |r| {
-        out!("{}", report::human::corpus_file_line(r));
+        if human {
+            out!("{}", report::human::corpus_file_line(r));
+        } else {
+            eprint!("{}", report::human::corpus_file_line(r));
+        }
     })?;
-    out!("\n{}", report::human::environment(&report.environment));
-    out!("{}", report::human::summary(&report));
-    write_json(args.json.as_deref(), &report)?;
-    Ok(report.tally.exit_code())
-}
-
-fn write_json(path: Option<&Path>, report: &RunReport) -> anyhow::Result<()> {
-    if let Some(path) = path {
-        std::fs::write(path, report::json::render(report)?)
-            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        outln!("JSON report: {}", path.display());
+    if human {
+        out!("\n");
     }
-    Ok(())
+    out!("{}", report::render(args.format, &report)?);
+    let files =
+        [(args.json, report::Format::Json), (args.ktap, report::Format::Ktap), (args.junit, report::Format::Junit)];
+    for (path, format) in files {
+        if let Some(path) = path {
+            crate::write_report(&path, format, &report, args.format)?;
+        }
+    }
+    Ok(report.tally.exit_code())
 }
 
 fn default_output(file: &Path) -> PathBuf {

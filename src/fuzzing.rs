@@ -11,6 +11,9 @@
 //!   filter, not the kernel.
 //! * [`model_laws`]: bytes -> [`Case`] -> [`predict`] only: never panics on
 //!   its own, and checks the model's laws.
+//! * [`corpus_file`]: bytes -> [`crate::corpus::parse`]: never panics, and
+//!   its errors are clean (a message, a position inside the text); a file it
+//!   accepts is valid and survives its canonical text unchanged.
 //! * [`init`]: lets the fuzz binary double as its own executor
 //!   (`<fuzz binary> __executor`), so the binaries in `$OUT` are self-contained.
 
@@ -41,10 +44,103 @@ pub const WRONG_MODEL_VAR: &str = "UNSHARE_FUZZ_SELFTEST_WRONG_MODEL";
 /// Watchdog per case in the `exec` target.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The case a fuzz input stands for, exactly as the targets see it (`None` if
-/// the bytes run out before a whole case is read).
+/// The fuzz targets, as `cargo fuzz list` names them.
+pub const TARGETS: [&str; 3] = ["exec", "model", "corpus_format"];
+
+/// The case a fuzz input stands for, exactly as the `exec` and `model` targets
+/// see it (`None` if the bytes run out before a whole case is read):
+///
+/// * bytes that are a readable case are taken verbatim: UTF-8 JSON holding a
+///   bare case (`{"setup": ..., "steps": [...]}`) or any object with a `case`
+///   key (a corpus file), whose case is valid. This is how the fuzz corpora
+///   are seeded from `corpus/` ([`case_seed`], `unshare-fuzz seeds`);
+/// * any other bytes go through `arbitrary` (libFuzzer's mutations of a JSON
+///   seed that break the JSON land here, and still make a case).
 pub fn case_from_bytes(data: &[u8]) -> Option<Case> {
-    Case::arbitrary_take_rest(Unstructured::new(data)).ok()
+    readable_case(data).or_else(|| Case::arbitrary_take_rest(Unstructured::new(data)).ok())
+}
+
+/// The case of a readable (JSON) input, if these bytes are one.
+pub fn readable_case(data: &[u8]) -> Option<Case> {
+    let text = std::str::from_utf8(data).ok()?;
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    crate::repro::case_from_json(text).ok()
+}
+
+/// The fuzz input that stands for `case` in the `exec` and `model` targets: its
+/// compact JSON, which [`case_from_bytes`] reads back verbatim.
+///
+/// # Errors
+/// Only if serialisation fails (it should not).
+pub fn case_seed(case: &Case) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(case)
+}
+
+/// A stable file name for a seed: `seed-<16 hex digits of FNV-1a>`.
+pub fn seed_name(bytes: &[u8]) -> String {
+    let h =
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("seed-{h:016x}")
+}
+
+/// An error's laws: a message that says something, and a position (if any) inside the text.
+fn error_is_clean(text: &str, position: Option<crate::corpus::Position>, problem: &str) -> Result<(), String> {
+    if problem.trim().is_empty() {
+        return Err("an error without a message".into());
+    }
+    if let Some(p) = position {
+        let lines: Vec<&str> = text.split('\n').collect();
+        let Some(line) = lines.get(p.line.wrapping_sub(1)) else {
+            return Err(format!("error at line {} of a text of {} lines: {problem}", p.line, lines.len()));
+        };
+        if p.column == 0 || p.column > line.len() + 1 {
+            return Err(format!("error at column {} of a line of {} bytes: {problem}", p.column, line.len()));
+        }
+    }
+    Ok(())
+}
+
+/// The `corpus_format` target: parses the bytes as a corpus file's text (not
+/// UTF-8: lossily, so the parser still sees the JSON around it).
+///
+/// # Panics
+/// When the parser breaks a law of [`corpus_laws`], with the law and the input.
+pub fn corpus_file(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err(law) = corpus_laws(&text) {
+        panic!("corpus parser law broken: {law}\ninput: {text:?}");
+    }
+}
+
+/// The corpus parser's laws on one text: it returns (it never panics); an error
+/// has a non-empty message and, when it has a position, one inside the text; a
+/// file it accepts has a valid case, one expectation per step if any, and its
+/// canonical text parses back to the same file and the same text.
+///
+/// # Errors
+/// The first law broken, in words.
+pub fn corpus_laws(text: &str) -> Result<(), String> {
+    match crate::corpus::parse(text) {
+        Err(e) => error_is_clean(text, e.position, &e.problem.to_string()),
+        Ok(file) => {
+            file.case.validate().map_err(|e| format!("accepted an invalid case: {e}"))?;
+            if file.expected.as_ref().is_some_and(|x| x.len() != file.case.steps.len()) {
+                return Err("accepted an `expected` without one entry per step".into());
+            }
+            let canonical = file.to_text().map_err(|e| format!("cannot write the accepted file: {e}"))?;
+            let again =
+                crate::corpus::parse(&canonical).map_err(|e| format!("its canonical text is refused: {e:?}"))?;
+            if again != file {
+                return Err(format!("the canonical text reads back differently: {again:?} != {file:?}"));
+            }
+            match again.to_text() {
+                Ok(t) if t == canonical => Ok(()),
+                _ => Err("the canonical text is not stable".into()),
+            }
+        }
+    }
 }
 
 /// Called first by every fuzz binary: when started as `<binary> __executor`, it
@@ -166,15 +262,20 @@ fn environments(choice: u8) -> Environment {
 }
 
 /// Checks the model's laws on the case these bytes stand for, in an environment
-/// chosen by the last byte. Never panics unless a law is broken.
+/// chosen by the last byte (for a readable JSON input, whose last byte is nearly
+/// always `}`, by the sum of its bytes). Never panics unless a law is broken.
 ///
 /// # Panics
 /// When a law of [`laws`] is broken, with the law and the case in the message.
 pub fn model_laws(data: &[u8]) {
-    let Some(case) = case_from_bytes(data) else {
-        return;
+    let (case, choice) = match readable_case(data) {
+        Some(case) => (case, data.iter().fold(0u8, |a, b| a.wrapping_add(*b))),
+        None => match Case::arbitrary_take_rest(Unstructured::new(data)) {
+            Ok(case) => (case, data.last().copied().unwrap_or(0)),
+            Err(_) => return,
+        },
     };
-    let env = environments(data.last().copied().unwrap_or(0));
+    let env = environments(choice);
     let first = predict(&LINUX_6_18, &env, &case);
     let second = predict(&LINUX_6_18, &env, &case);
     if let Err(law) = laws(&LINUX_6_18, &case, &first, &second) {
@@ -279,6 +380,56 @@ mod tests {
         assert!(broken(&|s| s[1].effective_flags.0 = 0x200).contains("drop requested"));
         assert!(broken(&|s| s[0].result = CallResult::Success).contains("outside the mask"));
         assert!(broken(&|s| s[0].links[2] = LinkExpect::Fresh).contains("lists changes"));
+    }
+
+    #[test]
+    fn readable_cases_and_corpus_files_are_taken_verbatim() {
+        let case = Case::unshare(&[0x2_0000 | 0x1_0000_0000, 0]);
+        let seed = case_seed(&case).unwrap();
+        assert_eq!(case_from_bytes(&seed), Some(case.clone()));
+        let file = crate::corpus::CorpusFile {
+            format: 1,
+            title: "t".into(),
+            comments: vec![],
+            origin: None,
+            seed: None,
+            case: case.clone(),
+            expected: None,
+        };
+        assert_eq!(case_from_bytes(file.to_text().unwrap().as_bytes()), Some(case.clone()));
+        // Not a valid case (5 steps): arbitrary decodes the bytes instead.
+        let bad = br#"{"steps":[{"unshare":"0"},{"unshare":"0"},{"unshare":"0"},{"unshare":"0"},{"unshare":"0"}]}"#;
+        assert!(readable_case(bad).is_none());
+        assert!(case_from_bytes(bad).is_some_and(|c| c.validate().is_ok()));
+        assert!(seed_name(&seed).starts_with("seed-") && seed_name(&seed) != seed_name(b"x"));
+    }
+
+    #[test]
+    fn corpus_laws_hold_on_good_and_bad_files_and_catch_a_breach() {
+        for dir in ["corpus", "tests/data/bad-corpus"] {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            let store = crate::corpus::DirStore::new(&root);
+            let keys = crate::corpus::Store::keys(&store).unwrap();
+            assert!(!keys.is_empty(), "{dir}");
+            for key in keys {
+                let bytes = std::fs::read(root.join(&key)).unwrap();
+                corpus_file(&bytes);
+                // Every prefix too: truncated files must fail cleanly.
+                for cut in (0..bytes.len()).step_by(97) {
+                    corpus_file(&bytes[..cut]);
+                }
+            }
+        }
+        for odd in ["", "{", "[]", "\u{0}", "{\"format\":1,\"title\":\"a\",\"case\":{\"steps\":[\"fork\"]}}\n\n"] {
+            assert_eq!(corpus_laws(odd), Ok(()), "{odd:?}");
+        }
+        // Each error law catches its breach.
+        let at = |line, column| Some(crate::corpus::Position { line, column });
+        assert_eq!(error_is_clean("{\n}", at(2, 2), "x"), Ok(()));
+        assert!(error_is_clean("{", at(9, 1), "x").unwrap_err().contains("line 9 of a text of 1 lines"));
+        assert!(error_is_clean("{", at(1, 0), "x").unwrap_err().contains("column 0"));
+        assert!(error_is_clean("{", at(1, 3), "x").unwrap_err().contains("column 3"));
+        assert!(error_is_clean("{", None, " ").unwrap_err().contains("without a message"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod corpus_cli;
+mod fuzz_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -59,11 +60,13 @@ enum Command {
     Repro(ReproArgs),
     /// Print the case a libFuzzer input or artifact stands for, as JSON.
     Decode(DecodeArgs),
+    /// Turn corpus files into fuzz inputs (seeds) for one cargo-fuzz target.
+    Seeds(fuzz_cli::SeedsArgs),
     /// Internal: run a fuzz target's library half on input files, without libFuzzer.
     #[command(name = "__target", hide = true)]
     Target {
-        /// `exec` or `model`.
-        #[arg(value_parser = ["exec", "model"])]
+        /// `exec`, `model` or `corpus_format`.
+        #[arg(value_parser = unshare_fuzz::fuzzing::TARGETS)]
         target: String,
         /// Fuzz inputs.
         #[arg(required = true)]
@@ -176,8 +179,9 @@ struct DecodeArgs {
     /// Print only each case's raw flag words, hex, one case per line (for bench loops).
     #[arg(long, conflicts_with = "lines")]
     raw_flags: bool,
-    /// Also save each case as a candidate regression file `DIR/<artifact name>.json`
-    /// (`{"title", "origin": "fuzz", "artifact", "case"}`; `repro` reads it).
+    /// Also save each case as a corpus file `DIR/<artifact name>.json` (format 1,
+    /// origin "fuzz", comments naming the artifact, `expected` from the model), which
+    /// `replay`, `minimize` and `repro` read.
     #[arg(long, value_name = "DIR")]
     save: Option<PathBuf>,
 }
@@ -203,6 +207,7 @@ fn main() {
         Command::Bench { cases, jobs, seed, json } => report_errors(bench_command(cases, jobs, seed, json)),
         Command::Repro(args) => report_errors(repro_command(args)),
         Command::Decode(args) => report_errors(decode_command(args)),
+        Command::Seeds(args) => report_errors(fuzz_cli::seeds_command(args)),
         Command::Target { target, files } => report_errors(target_command(&target, &files)),
     };
     std::process::exit(code);
@@ -281,16 +286,7 @@ fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         if let Some(dir) = &args.save {
-            let name = file.file_name().map_or("input".into(), |n| n.to_string_lossy());
-            let path = dir.join(format!("{name}.json"));
-            let doc = serde_json::json!({
-                "title": format!("fuzz finding: {case}"),
-                "origin": "fuzz",
-                "artifact": file.display().to_string(),
-                "case": case,
-            });
-            std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let path = fuzz_cli::save_decoded(dir, file, &bytes, &case)?;
             eprintln!("saved {}", path.display());
         }
     }
@@ -300,10 +296,10 @@ fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
 fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        if target == "exec" {
-            unshare_fuzz::fuzzing::exec_case(&bytes);
-        } else {
-            unshare_fuzz::fuzzing::model_laws(&bytes);
+        match target {
+            "exec" => unshare_fuzz::fuzzing::exec_case(&bytes),
+            "model" => unshare_fuzz::fuzzing::model_laws(&bytes),
+            _ => unshare_fuzz::fuzzing::corpus_file(&bytes),
         }
     }
     println!("{} input(s) passed the {target} target", files.len());
@@ -383,7 +379,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         timeout: Duration::from_millis(args.timeout_ms),
         profile,
         executor_args: Vec::new(),
-        fault: corpus_cli::fault_for_run(&args.corpus),
+        fault: corpus_cli::fault_for_run(&args.corpus, args.format != report::Format::Human),
         jobs: args.jobs as usize,
     };
     let bar = std::io::stderr().is_terminal().then(|| {

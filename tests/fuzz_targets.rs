@@ -117,3 +117,19 @@ fn under_a_seccomp_filter_the_exec_target_refuses_to_judge_and_says_why() {
     assert!(text.contains("seccomp filter"), "says which restriction: {text}");
     assert_eq!(text.matches("NOT judging").count(), 1, "said once: {text}");
 }
+
+#[test]
+fn the_corpus_format_target_passes_good_bad_and_random_files() {
+    let dir = common::temp_dir("targets-corpus-format");
+    let mut files = write_inputs(&dir, &pseudo_random_inputs(200));
+    for src in ["corpus/single-bits", "tests/data/bad-corpus"] {
+        for entry in std::fs::read_dir(src).expect("list a corpus directory") {
+            files.push(entry.expect("a directory entry").path());
+        }
+    }
+    let mut args: Vec<&Path> = vec![Path::new("corpus_format")];
+    args.extend(files.iter().map(PathBuf::as_path));
+    let out = target(&args, false, None);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    assert!(common::text(&out).contains(&format!("{} input(s) passed", files.len())), "{}", common::text(&out));
+}

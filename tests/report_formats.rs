@@ -574,3 +574,44 @@ fn an_unknown_format_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(common::text(&out).contains("unknown report format"), "{}", common::text(&out));
 }
+
+#[test]
+fn replay_writes_ktap_junit_and_json_reports_that_name_the_files() {
+    let dir = common::temp_dir("replay-formats");
+    let (junit, json) = (dir.join("r.xml"), dir.join("r.json"));
+    // The fault makes the files pinning unknown bits fail, so the reports have violations.
+    let out = common::run(&[
+        "replay",
+        "corpus/single-bits",
+        "--inject-fault",
+        "unknown-bits-succeed",
+        "--format",
+        "ktap",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let tests = parse_ktap(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let failing = by_name(&tests, "expected-matches-corpus");
+    assert!(!failing.ok && !failing.subtests.is_empty(), "{text}");
+    assert!(text.contains("  # file: corpus/single-bits/"), "violations name their file:\n{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PASS    corpus/single-bits/zero.json"), "per-file lines go to stderr: {stderr}");
+    assert!(stderr.contains("TEST-ONLY FAULT INJECTION ACTIVE"), "{stderr}");
+    let root = parse_xml(&std::fs::read_to_string(&junit).unwrap()).unwrap();
+    assert_ne!(check_junit(&root).attr("failures"), "0");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let files = std::fs::read_dir("corpus/single-bits").unwrap().count();
+    assert_eq!(report["corpus_files"].as_array().map(Vec::len), Some(files));
+
+    let out = common::run(&["replay", "corpus/single-bits/zero.json", "--format", "junit"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let suite_xml = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(check_junit(&parse_xml(&suite_xml).unwrap()).attr("failures"), "0");
+    let out = common::run(&["replay", "corpus/single-bits/zero.json", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON report alone");
+    assert_eq!(report["corpus_files"][0]["status"], "PASS");
+}

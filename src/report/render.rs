@@ -162,6 +162,9 @@ pub(crate) fn violation_name(failed: &FailedCase, v: &Violation) -> String {
 /// The lines that explain one violation: the case, what differed, expected vs observed.
 pub(crate) fn violation_lines(failed: &FailedCase, v: &Violation) -> Vec<String> {
     let mut lines = vec![format!("case {}: {}", failed.index, failed.case)];
+    if let Some(file) = &failed.file {
+        lines.push(format!("file: {file}"));
+    }
     if let Ok(json) = serde_json::to_string(&failed.case) {
         lines.push(format!("case (JSON): {json}"));
     }
