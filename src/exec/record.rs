@@ -178,22 +178,27 @@ pub struct RawSnapshot {
     pub fd_flags: [i32; FDS],
 }
 
+impl RawSnapshot {
+    /// Nothing observed yet: zeros, and [`NONE`] in the optional slots.
+    pub const EMPTY: RawSnapshot = RawSnapshot {
+        ns_ino: [0; NsLink::COUNT],
+        ns_err: [0; NsLink::COUNT],
+        pid: 0,
+        ids: [0; 4],
+        cap_eff: 0,
+        threads: 0,
+        cwd: [0; 2],
+        umask: 0,
+        semval: NONE,
+        kcmp: [[NONE; 5]; SIBS],
+        kcmp_file: [[NONE; FDS]; SIBS],
+        fd_flags: [NONE; FDS],
+    };
+}
+
 impl Default for RawSnapshot {
     fn default() -> Self {
-        RawSnapshot {
-            ns_ino: [0; NsLink::COUNT],
-            ns_err: [0; NsLink::COUNT],
-            pid: 0,
-            ids: [0; 4],
-            cap_eff: 0,
-            threads: 0,
-            cwd: [0; 2],
-            umask: 0,
-            semval: NONE,
-            kcmp: [[NONE; 5]; SIBS],
-            kcmp_file: [[NONE; FDS]; SIBS],
-            fd_flags: [NONE; FDS],
-        }
+        RawSnapshot::EMPTY
     }
 }
 
@@ -299,27 +304,7 @@ impl Reader<'_> {
 impl Msg {
     /// A message with an empty snapshot.
     pub const fn new(kind: MsgKind) -> Msg {
-        Msg {
-            kind,
-            op: 0,
-            errno: 0,
-            rc: 0,
-            snap: RawSnapshot {
-                ns_ino: [0; NsLink::COUNT],
-                ns_err: [0; NsLink::COUNT],
-                pid: 0,
-                ids: [0; 4],
-                cap_eff: 0,
-                threads: 0,
-                cwd: [0; 2],
-                umask: 0,
-                semval: NONE,
-                kcmp: [[NONE; 5]; SIBS],
-                kcmp_file: [[NONE; FDS]; SIBS],
-                fd_flags: [NONE; FDS],
-            },
-            probe: [NONE; PROBES],
-        }
+        Msg { kind, op: 0, errno: 0, rc: 0, snap: RawSnapshot::EMPTY, probe: [NONE; PROBES] }
     }
 
     /// Little-endian wire form.
