@@ -451,25 +451,11 @@ pub fn sem_remove(id: i32) -> Result<(), Errno> {
     ret_int(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(|_| ())
 }
 
-/// A private anonymous mapping of `len` bytes for a clone stack; returns its top.
+/// A private anonymous mapping of `len` bytes for a clone stack; returns its top
+/// (the mapping is made by [`clone3::map_stack`], which returns its bottom).
 pub fn stack(len: usize) -> Result<*mut libc::c_void, Errno> {
-    // SAFETY: an anonymous private mapping at a kernel-chosen address; never unmapped (the
-    // process that uses it ends with _exit).
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(last_errno());
-    }
-    // SAFETY: p..p+len is the mapping just made; its end is the stack top.
-    Ok(unsafe { p.cast::<u8>().add(len) }.cast())
+    let bottom = clone3::map_stack(len)?;
+    Ok((bottom + len as u64) as *mut libc::c_void)
 }
 
 /// `clone(entry, stack_top, flags | SIGCHLD, arg)` through glibc's wrapper.
