@@ -157,6 +157,88 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
 /// What one parallel job returns: its verdicts by case index, and its executor's resources.
 type JobResult = (Vec<(usize, CaseVerdict)>, ExecutorStats);
 
+/// Cases kept in flight per executor: one running and one queued behind it, so that the
+/// executor forks the next case while the harness judges the last report.
+pub const PIPELINE_DEPTH: usize = 2;
+
+/// One executor's share of a run, pipelined: predictions and judgements overlap the
+/// executor's work. A dead executor is restarted; the case it was running is reported as
+/// broken and the cases queued behind it are submitted again (they never started).
+struct Job<'a, F: FnMut(usize, CaseVerdict)> {
+    executor: Executor,
+    config: &'a RunConfig,
+    cases: &'a [Case],
+    queued: std::collections::VecDeque<(usize, Prediction)>,
+    restarts: u64,
+    emit: F,
+}
+
+impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
+    fn restart(&mut self) -> Result<(), ExecError> {
+        self.executor = Executor::spawn_self(&self.config.executor_args)?;
+        self.restarts += 1;
+        Ok(())
+    }
+
+    fn push(&mut self, i: usize) -> Result<(), ExecError> {
+        let prediction = predict(self.config.profile, self.executor.environment(), &self.cases[i]);
+        if let Prediction::Skip { reason } = &prediction {
+            (self.emit)(i, CaseVerdict::skipped(reason.clone()));
+            return Ok(());
+        }
+        match self.executor.submit(&self.cases[i], self.config.timeout) {
+            Ok(()) => self.queued.push_back((i, prediction)),
+            Err(ExecError::Died(_)) => {
+                // Gone between two cases: take what it answered before, then use a fresh one.
+                let before = self.restarts;
+                while !self.queued.is_empty() {
+                    self.finish_one()?;
+                }
+                if self.restarts == before {
+                    self.restart()?;
+                }
+                self.executor.submit(&self.cases[i], self.config.timeout)?;
+                self.queued.push_back((i, prediction));
+            }
+            Err(e) => return Err(e),
+        }
+        while self.queued.len() >= PIPELINE_DEPTH {
+            self.finish_one()?;
+        }
+        Ok(())
+    }
+
+    fn finish_one(&mut self) -> Result<(), ExecError> {
+        let Some((i, prediction)) = self.queued.pop_front() else { return Ok(()) };
+        let case = &self.cases[i];
+        match self.executor.receive() {
+            Ok(mut outcome) => {
+                if let Some(fault) = self.config.fault {
+                    fault.apply(case, &mut outcome);
+                }
+                (self.emit)(i, judge(self.executor.environment(), case, &prediction, &outcome));
+            }
+            Err(ExecError::Protocol(why)) => {
+                (self.emit)(i, CaseVerdict::broken(format!("executor refused the case: {why}")))
+            }
+            Err(ExecError::Died(why)) => {
+                (self.emit)(
+                    i,
+                    CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted")),
+                );
+                self.restart()?;
+                let rest: Vec<(usize, Prediction)> = self.queued.drain(..).collect();
+                for (j, p) in rest {
+                    self.executor.submit(&self.cases[j], self.config.timeout)?;
+                    self.queued.push_back((j, p));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
 /// Runs `cases` on `config.jobs` executors in parallel (case `i` goes to executor `i % jobs`,
 /// so the assignment depends only on the seed), and merges the verdicts in case order.
 ///
@@ -181,19 +263,27 @@ pub fn run_cases(
         let handles: Vec<_> = executors
             .into_iter()
             .enumerate()
-            .map(|(k, mut executor)| {
+            .map(|(k, executor)| {
                 let (done, violations, progress) = (&done, &violations, &progress);
                 scope.spawn(move || {
                     let mut out = Vec::with_capacity(cases.len() / jobs + 1);
-                    for i in (k..cases.len()).step_by(jobs) {
-                        let verdict = check_case(&mut executor, config, &cases[i])?;
-                        let v = violations.fetch_add(verdict.violations.len() as u64, Ordering::Relaxed)
-                            + verdict.violations.len() as u64;
+                    let emit = |i: usize, verdict: CaseVerdict| {
+                        let found = verdict.violations.len() as u64;
+                        let v = violations.fetch_add(found, Ordering::Relaxed) + found;
                         out.push((i, verdict));
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                         progress(Progress { done: d, total, violations: v });
+                    };
+                    let mut job =
+                        Job { executor, config, cases, queued: std::collections::VecDeque::new(), restarts: 0, emit };
+                    for i in (k..cases.len()).step_by(jobs) {
+                        job.push(i)?;
                     }
-                    let (_, stats) = executor.bare_loop(&[])?;
+                    while !job.queued.is_empty() {
+                        job.finish_one()?;
+                    }
+                    let (_, stats) = job.executor.bare_loop(&[])?;
+                    drop(job);
                     Ok((out, stats))
                 })
             })

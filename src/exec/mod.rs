@@ -6,9 +6,11 @@
 //! This module knows nothing of predictions or generators: a [`Case`] goes
 //! in, an [`Outcome`] comes out.
 
+pub mod case_codec;
 pub mod child;
 pub mod child_setup;
 pub mod clone3;
+pub mod collect;
 pub mod plan;
 pub mod probe;
 pub mod protocol;
@@ -18,7 +20,8 @@ pub mod server;
 pub mod sibling;
 pub mod watch;
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::collections::VecDeque;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -27,7 +30,10 @@ use crate::case::Case;
 use crate::env::Environment;
 use crate::observe::Outcome;
 
-use protocol::{Request, Response};
+use protocol::{
+    ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
+    RESP_REPORT, begin_frame, finish_frame, read_i32, read_u64,
+};
 
 /// The hidden subcommand that turns the binary into an executor.
 pub const EXECUTOR_SUBCOMMAND: &str = "__executor";
@@ -55,13 +61,19 @@ pub enum ExecError {
     Died(String),
 }
 
-/// A running executor.
+/// A running executor. Cases may be pipelined: [`Executor::submit`] queues a case (the
+/// executor reads the next request while the harness judges the previous report), and
+/// [`Executor::receive`] takes the reports back in order.
 pub struct Executor {
     child: Child,
     stdin: Option<BufWriter<ChildStdin>>,
     stdout: BufReader<ChildStdout>,
     env: Environment,
     next_id: u64,
+    /// Ids and timeouts of submitted cases whose reports have not been received.
+    in_flight: VecDeque<(u64, Duration)>,
+    frame: Vec<u8>,
+    request: Vec<u8>,
 }
 
 impl Executor {
@@ -81,18 +93,28 @@ impl Executor {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(ExecError::Protocol("no pipes to the executor".into()));
         };
-        let mut stdout = BufReader::new(stdout);
-        let env = match read_response(&mut stdout)? {
-            Response::Hello { environment } => *environment,
-            Response::Fatal { message } => {
+        let mut stdout = BufReader::with_capacity(64 << 10, stdout);
+        let mut frame = Vec::new();
+        read_frame(&mut stdout, &mut frame)?;
+        let env = match frame[0] {
+            RESP_HELLO => serde_json::from_slice(&frame[1..])
+                .map_err(|e| ExecError::Protocol(format!("unreadable environment report: {e}")))?,
+            RESP_FATAL => {
                 let _ = child.wait();
-                return Err(ExecError::Sandbox(message));
+                return Err(ExecError::Sandbox(String::from_utf8_lossy(&frame[1..]).into_owned()));
             }
-            other => {
-                return Err(ExecError::Protocol(format!("expected hello, got {other:?}")));
-            }
+            tag => return Err(ExecError::Protocol(format!("expected the hello frame, got tag {tag}"))),
         };
-        Ok(Executor { child, stdin: Some(BufWriter::new(stdin)), stdout, env, next_id: 0 })
+        Ok(Executor {
+            child,
+            stdin: Some(BufWriter::new(stdin)),
+            stdout,
+            env,
+            next_id: 0,
+            in_flight: VecDeque::new(),
+            frame,
+            request: Vec::new(),
+        })
     }
 
     /// Starts the executor from the currently running binary.
@@ -110,53 +132,118 @@ impl Executor {
         &self.env
     }
 
-    /// Runs one case.
+    /// Cases submitted and not yet received.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    fn send_request(&mut self) -> Result<(), ExecError> {
+        finish_frame(&mut self.request);
+        let stdin = self.stdin.as_mut().ok_or_else(|| ExecError::Died("stdin closed".into()))?;
+        stdin.write_all(&self.request).and_then(|()| stdin.flush()).map_err(|e| ExecError::Died(e.to_string()))
+    }
+
+    /// Queues one case; its report comes back from [`Executor::receive`], in submission order.
+    ///
+    /// # Errors
+    /// [`ExecError::Died`] if the executor is gone.
+    pub fn submit(&mut self, case: &Case, timeout: Duration) -> Result<(), ExecError> {
+        self.next_id += 1;
+        let id = self.next_id;
+        begin_frame(&mut self.request, REQ_CASE);
+        self.request.extend_from_slice(&id.to_le_bytes());
+        self.request.extend_from_slice(&(timeout.as_millis() as u64).to_le_bytes());
+        case_codec::encode(case, &mut self.request);
+        self.send_request()?;
+        self.in_flight.push_back((id, timeout));
+        Ok(())
+    }
+
+    /// The outcome of the oldest submitted case.
+    ///
+    /// # Errors
+    /// [`ExecError::Protocol`] if the executor refused that case (the others stay queued),
+    /// [`ExecError::Died`] if it is gone (every queued case is lost).
+    pub fn receive(&mut self) -> Result<Outcome, ExecError> {
+        let Some((id, timeout)) = self.in_flight.pop_front() else {
+            return Err(ExecError::Protocol("receive without a submitted case".into()));
+        };
+        if let Err(e) = read_frame(&mut self.stdout, &mut self.frame) {
+            self.in_flight.clear();
+            return Err(e);
+        }
+        let f = &self.frame;
+        let got = read_u64(f, 1);
+        match f[0] {
+            RESP_REPORT if got == Some(id) && f.len() >= REPORT_HEADER => {
+                let status = read_i32(f, 9).unwrap_or(0);
+                Ok(collect::outcome(&f[REPORT_HEADER..], status, f[13] != 0, timeout))
+            }
+            RESP_ERROR if got == Some(id) => Err(ExecError::Protocol(String::from_utf8_lossy(&f[9..]).into_owned())),
+            tag => {
+                self.in_flight.clear();
+                Err(ExecError::Died(format!("it answered case {id} with tag {tag} for request {got:?}")))
+            }
+        }
+    }
+
+    /// Runs one case (nothing else may be in flight).
     ///
     /// # Errors
     /// [`ExecError`] if the executor fails or dies; the case is then not run or its result lost.
     pub fn run(&mut self, case: &Case, timeout: Duration) -> Result<Outcome, ExecError> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let req = Request { id, case: case.clone(), timeout_ms: timeout.as_millis() as u64, bare_loop: None };
-        let line = serde_json::to_string(&req).map_err(|e| ExecError::Protocol(e.to_string()))?;
-        let stdin = self.stdin.as_mut().ok_or_else(|| ExecError::Died("stdin closed".into()))?;
-        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).map_err(|e| ExecError::Died(e.to_string()))?;
-        match read_response(&mut self.stdout)? {
-            Response::Outcome { id: got, outcome } if got == id => Ok(*outcome),
-            Response::Error { message, .. } => Err(ExecError::Protocol(message)),
-            other => Err(ExecError::Protocol(format!("unexpected response {other:?}"))),
+        if !self.in_flight.is_empty() {
+            return Err(ExecError::Protocol("run() with pipelined cases still in flight".into()));
         }
+        self.submit(case, timeout)?;
+        self.receive()
     }
-}
 
-impl Executor {
     /// Runs the bare reference loop (fork + unshare + wait per word) inside the executor;
     /// returns the nanoseconds and the executor's resources afterwards (an empty list only
-    /// reports the resources).
+    /// reports the resources). Nothing may be in flight.
     ///
     /// # Errors
     /// [`ExecError`] if the executor fails.
-    pub fn bare_loop(&mut self, flags: &[u64]) -> Result<(u64, protocol::ExecutorStats), ExecError> {
+    pub fn bare_loop(&mut self, flags: &[u64]) -> Result<(u64, ExecutorStats), ExecError> {
+        if !self.in_flight.is_empty() {
+            return Err(ExecError::Protocol("bare_loop() with pipelined cases still in flight".into()));
+        }
         self.next_id += 1;
         let id = self.next_id;
-        let req = Request { id, case: Case::unshare(&[0]), timeout_ms: 0, bare_loop: Some(flags.to_vec()) };
-        let line = serde_json::to_string(&req).map_err(|e| ExecError::Protocol(e.to_string()))?;
-        let stdin = self.stdin.as_mut().ok_or_else(|| ExecError::Died("stdin closed".into()))?;
-        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).map_err(|e| ExecError::Died(e.to_string()))?;
-        match read_response(&mut self.stdout)? {
-            Response::Bare { id: got, nanos, stats } if got == id => Ok((nanos, stats)),
-            other => Err(ExecError::Protocol(format!("unexpected response {other:?}"))),
+        begin_frame(&mut self.request, REQ_BARE);
+        self.request.extend_from_slice(&id.to_le_bytes());
+        for f in flags {
+            self.request.extend_from_slice(&f.to_le_bytes());
+        }
+        self.send_request()?;
+        read_frame(&mut self.stdout, &mut self.frame)?;
+        let f = &self.frame;
+        match (f[0], read_u64(f, 1)) {
+            (RESP_BARE, Some(got)) if got == id => {
+                let nanos = read_u64(f, 9).unwrap_or(0);
+                let stats = ExecutorStats::decode(&f[17..])
+                    .ok_or_else(|| ExecError::Protocol("short bare-loop report".into()))?;
+                Ok((nanos, stats))
+            }
+            (RESP_ERROR, _) => Err(ExecError::Protocol(String::from_utf8_lossy(&f[9..]).into_owned())),
+            (tag, got) => {
+                Err(ExecError::Protocol(format!("expected the bare-loop report {id}, got tag {tag} for {got:?}")))
+            }
         }
     }
 }
 
-fn read_response(stdout: &mut BufReader<ChildStdout>) -> Result<Response, ExecError> {
-    let mut line = String::new();
-    match stdout.read_line(&mut line) {
-        Ok(0) => Err(ExecError::Died("it closed its output".into())),
-        Ok(_) => serde_json::from_str(&line).map_err(|e| ExecError::Protocol(format!("{e} in {line:?}"))),
-        Err(e) => Err(ExecError::Died(e.to_string())),
+/// Reads one frame's body into `frame`.
+fn read_frame(stdout: &mut BufReader<ChildStdout>, frame: &mut Vec<u8>) -> Result<(), ExecError> {
+    let mut len = [0u8; 4];
+    stdout.read_exact(&mut len).map_err(|e| ExecError::Died(format!("reading its output: {e}")))?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len == 0 || len > MAX_FRAME {
+        return Err(ExecError::Died(format!("it sent a frame of {len} bytes")));
     }
+    frame.resize(len, 0);
+    stdout.read_exact(frame).map_err(|e| ExecError::Died(format!("reading a frame of {len} bytes: {e}")))
 }
 
 impl Drop for Executor {

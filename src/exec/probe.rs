@@ -124,7 +124,10 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
         );
     }
     let probe = Case::unshare(&[0]);
-    match watch::run_one(&probe, super::plan::Plan::default(), Duration::from_secs(5)) {
+    let (mut raw, timeout) = (Vec::new(), Duration::from_secs(5));
+    let ran = watch::run_one(&probe, super::plan::Plan::default(), timeout, &mut raw)
+        .map(|run| super::collect::outcome(&raw, run.status, run.timed_out, timeout));
+    match ran {
         Ok(Outcome::Completed { trace }) => {
             if let Some(step) = trace.steps.first().filter(|s| !s.result.is_success()) {
                 notes.push(format!("unshare(0) fails with {}: unshare itself is filtered here", step.result));

@@ -1,24 +1,39 @@
-//! The line-oriented JSON protocol between the harness and its executor.
+//! The binary protocol between the harness and its executor: length-prefixed
+//! frames on the executor's stdin and stdout.
+//!
+//! A frame is a little-endian `u32` body length, then the body, whose first
+//! byte is a tag. Requests carry a case in [`super::case_codec`] form;
+//! a case's report carries the child's raw fixed-size messages
+//! ([`super::record`]) untouched, so the executor neither decodes nor formats
+//! anything per case, and the harness turns them into an `Outcome`
+//! ([`super::collect`]). Rare frames (hello, fatal, errors) hold JSON or text.
 
 use serde::{Deserialize, Serialize};
 
-use crate::case::Case;
-use crate::env::Environment;
-use crate::observe::Outcome;
+/// Largest body accepted in either direction (a bare loop of 100,000 words is 800 KB).
+pub const MAX_FRAME: usize = 16 << 20;
 
-/// One case to run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Request {
-    /// Echoed in the response.
-    pub id: u64,
-    /// The case.
-    pub case: Case,
-    /// Watchdog timeout.
-    pub timeout_ms: u64,
-    /// Benchmark instead of running the case: one bare fork + unshare(flags) + wait per entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bare_loop: Option<Vec<u64>>,
-}
+/// Request: run one case. Body: tag, id `u64`, timeout in ms `u64`, the encoded case.
+pub const REQ_CASE: u8 = 1;
+/// Request: the bare reference loop. Body: tag, id `u64`, then one `u64` flags word per
+/// iteration (none: only report the executor's resources).
+pub const REQ_BARE: u8 = 2;
+
+/// Response: the sandbox is up. Body: tag, JSON `Environment`.
+pub const RESP_HELLO: u8 = 1;
+/// Response instead of hello: the sandbox could not be built. Body: tag, UTF-8 text.
+pub const RESP_FATAL: u8 = 2;
+/// Response: a case ran. Body: tag, id `u64`, wait status `i32`, timed out `u8`, the child's
+/// raw messages.
+pub const RESP_REPORT: u8 = 3;
+/// Response: a bare loop ran. Body: tag, id `u64`, nanoseconds `u64`, then the four
+/// [`ExecutorStats`] fields as `u64`.
+pub const RESP_BARE: u8 = 4;
+/// Response: a request could not be served. Body: tag, id `u64` (0 if unreadable), text.
+pub const RESP_ERROR: u8 = 5;
+
+/// Bytes before a report's raw messages.
+pub const REPORT_HEADER: usize = 1 + 8 + 4 + 1;
 
 /// What the executor holds, to show that cases leak nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -33,41 +48,67 @@ pub struct ExecutorStats {
     pub other_processes: u64,
 }
 
-/// One line from the executor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Response {
-    /// First line: the sandbox is up and this is the environment.
-    Hello {
-        /// What was probed.
-        environment: Box<Environment>,
-    },
-    /// First line instead of `Hello`: the sandbox could not be built.
-    Fatal {
-        /// What failed and what to do.
-        message: String,
-    },
-    /// The outcome of one case.
-    Outcome {
-        /// Request id.
-        id: u64,
-        /// What happened.
-        outcome: Box<Outcome>,
-    },
-    /// The time a bare loop took.
-    Bare {
-        /// Request id.
-        id: u64,
-        /// Nanoseconds for the whole loop.
-        nanos: u64,
-        /// The executor's resources afterwards.
-        stats: ExecutorStats,
-    },
-    /// A request could not be served.
-    Error {
-        /// Request id, if it could be read.
-        id: Option<u64>,
-        /// Why.
-        message: String,
-    },
+impl ExecutorStats {
+    /// The wire form (four `u64`).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for v in [self.rss_kib, self.fds, self.mounts, self.other_processes] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Parses the wire form.
+    pub fn decode(bytes: &[u8]) -> Option<ExecutorStats> {
+        let v = |i: usize| read_u64(bytes, i * 8);
+        Some(ExecutorStats { rss_kib: v(0)?, fds: v(1)?, mounts: v(2)?, other_processes: v(3)? })
+    }
+}
+
+/// The `u64` at `at`, if the buffer holds it.
+pub fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at + 8)?;
+    let mut le = [0u8; 8];
+    le.copy_from_slice(b);
+    Some(u64::from_le_bytes(le))
+}
+
+/// The `i32` at `at`, if the buffer holds it.
+pub fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
+    let b = bytes.get(at..at + 4)?;
+    let mut le = [0u8; 4];
+    le.copy_from_slice(b);
+    Some(i32::from_le_bytes(le))
+}
+
+/// Starts a frame in `out` (cleared): a length placeholder and the tag. Finish with
+/// [`finish_frame`].
+pub fn begin_frame(out: &mut Vec<u8>, tag: u8) {
+    out.clear();
+    out.extend_from_slice(&[0, 0, 0, 0, tag]);
+}
+
+/// Writes the body length into a frame begun with [`begin_frame`].
+pub fn finish_frame(out: &mut [u8]) {
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_stats_round_trip() {
+        let mut out = Vec::new();
+        begin_frame(&mut out, RESP_BARE);
+        out.extend_from_slice(&7u64.to_le_bytes());
+        let stats = ExecutorStats { rss_kib: 2600, fds: 5, mounts: 29, other_processes: 0 };
+        stats.encode(&mut out);
+        finish_frame(&mut out);
+        assert_eq!(u32::from_le_bytes([out[0], out[1], out[2], out[3]]) as usize, out.len() - 4);
+        assert_eq!(out[4], RESP_BARE);
+        assert_eq!(read_u64(&out, 5), Some(7));
+        assert_eq!(ExecutorStats::decode(&out[13..]), Some(stats));
+        assert_eq!(ExecutorStats::decode(&out[14..]), None);
+        assert_eq!(read_i32(&out, out.len() - 3), None);
+    }
 }

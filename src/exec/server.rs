@@ -1,19 +1,101 @@
 //! The executor process: the harness binary re-executed with a hidden
-//! subcommand. It enters the sandbox, probes the environment, then reads one
-//! JSON request per line on stdin and answers one JSON line per case on
-//! stdout. Single-threaded by construction: it never starts a thread.
+//! subcommand. It enters the sandbox, probes the environment, then serves
+//! binary frames ([`super::protocol`]) on stdin and stdout: one request per
+//! case, one report per case. Single-threaded by construction: it never starts
+//! a thread. Per case it allocates nothing and formats nothing: the request
+//! is decoded into a reused `Case`, and the child's raw messages are forwarded
+//! as they are, so that the executor writes as few pages as possible between
+//! two forks (each written page is a copy-on-write fault).
 
-use std::io::{BufRead, Write};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::plan::Plan;
-use super::protocol::{Request, Response};
-use super::{probe, sandbox, watch};
+use crate::case::Case;
 
-fn send(out: &mut impl Write, response: &Response) -> bool {
-    match serde_json::to_string(response) {
-        Ok(line) => writeln!(out, "{line}").and_then(|()| out.flush()).is_ok(),
-        Err(_) => false,
+use super::plan::Plan;
+use super::protocol::{
+    ExecutorStats, MAX_FRAME, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO, RESP_REPORT,
+    begin_frame, finish_frame, read_u64,
+};
+use super::{case_codec, probe, sandbox, watch};
+use crate::sys;
+
+const STDIN: RawFd = 0;
+const STDOUT: RawFd = 1;
+
+/// Writes all of `bytes` to `fd`; false if the reader is gone.
+fn write_all(fd: RawFd, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        match sys::write(fd, bytes) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => bytes = &bytes[n..],
+        }
+    }
+    true
+}
+
+/// Sends a rare frame: a tag and a body.
+fn send(tag: u8, body: &[u8]) -> bool {
+    let mut out = Vec::with_capacity(5 + body.len());
+    begin_frame(&mut out, tag);
+    out.extend_from_slice(body);
+    finish_frame(&mut out);
+    write_all(STDOUT, &out)
+}
+
+fn send_error(id: u64, message: &str) -> bool {
+    let mut body = id.to_le_bytes().to_vec();
+    body.extend_from_slice(message.as_bytes());
+    send(RESP_ERROR, &body)
+}
+
+/// Frames read from a descriptor into one buffer that is reused (and grows only for a
+/// larger frame than any before).
+struct Frames {
+    fd: RawFd,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Frames {
+    fn new(fd: RawFd) -> Frames {
+        Frames { fd, buf: vec![0; 64 << 10], start: 0, end: 0 }
+    }
+
+    /// The byte range of the next frame's body in `buf`; `Ok(None)` at a clean end of input.
+    fn next(&mut self) -> Result<Option<(usize, usize)>, String> {
+        loop {
+            let have = self.end - self.start;
+            let mut need = 4;
+            if have >= 4 {
+                let mut le = [0u8; 4];
+                le.copy_from_slice(&self.buf[self.start..self.start + 4]);
+                let len = u32::from_le_bytes(le) as usize;
+                if len == 0 || len > MAX_FRAME {
+                    return Err(format!("a request frame of {len} bytes (expected 1 to {MAX_FRAME})"));
+                }
+                if have >= 4 + len {
+                    let body = (self.start + 4, self.start + 4 + len);
+                    self.start += 4 + len;
+                    return Ok(Some(body));
+                }
+                need = 4 + len;
+            }
+            if self.start + need > self.buf.len() {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, have);
+                if need > self.buf.len() {
+                    self.buf.resize(need, 0);
+                }
+            }
+            match sys::read(self.fd, &mut self.buf[self.end..]) {
+                Ok(0) if have == 0 => return Ok(None),
+                Ok(0) => return Err(format!("the input ended inside a frame ({have} of {need} bytes)")),
+                Ok(n) => self.end += n,
+                Err(e) => return Err(format!("reading requests: {e}")),
+            }
+        }
     }
 }
 
@@ -26,12 +108,10 @@ pub fn executor_main() -> i32 {
 /// installed after the sandbox is built and before the environment probe, so the probe and
 /// every case see the lying kernel; the mutant is named first in the environment's restrictions.
 pub fn executor_main_with(mutant: Option<&str>) -> i32 {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let info = match sandbox::enter() {
         Ok(info) => info,
         Err(message) => {
-            send(&mut out, &Response::Fatal { message });
+            send(RESP_FATAL, message.as_bytes());
             return 2;
         }
     };
@@ -39,60 +119,113 @@ pub fn executor_main_with(mutant: Option<&str>) -> i32 {
         None => None,
         Some(Ok(note)) => Some(note),
         Some(Err(message)) => {
-            send(&mut out, &Response::Fatal { message });
+            send(RESP_FATAL, message.as_bytes());
             return 2;
         }
     };
     let mut env = probe::environment(&info);
     env.restrictions.splice(0..0, lie);
-    if !send(&mut out, &Response::Hello { environment: Box::new(env.clone()) }) {
-        return 2;
+    match serde_json::to_vec(&env) {
+        Ok(json) if send(RESP_HELLO, &json) => {}
+        _ => return 2,
     }
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { return 2 };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let response = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::Error { id: None, message: format!("bad request: {e}") },
-            Ok(Request { id, bare_loop: Some(flags), .. }) => match watch::bare_loop(&flags) {
-                Ok(nanos) => Response::Bare { id, nanos, stats: own_stats() },
-                Err(e) => Response::Error { id: Some(id), message: format!("bare loop failed: {e}") },
-            },
-            Ok(req) => {
-                match req.case.validate().map_err(|e| e.to_string()).and_then(|()| Plan::new(&req.case.setup, &env)) {
-                    Err(e) => Response::Error { id: Some(req.id), message: format!("bad case: {e}") },
-                    Ok(plan) => match watch::run_one(&req.case, plan, Duration::from_millis(req.timeout_ms)) {
-                        Ok(outcome) => Response::Outcome { id: req.id, outcome: Box::new(outcome) },
-                        Err(e) => Response::Error { id: Some(req.id), message: format!("executor failure: {e}") },
-                    },
-                }
+    let mut frames = Frames::new(STDIN);
+    let mut case = Case::unshare(&[0]);
+    let mut out = Vec::with_capacity(64 + watch::MAX_REPORT);
+    loop {
+        let (a, b) = match frames.next() {
+            Ok(Some(range)) => range,
+            Ok(None) => return 0,
+            Err(message) => {
+                send_error(0, &message);
+                return 2;
             }
         };
-        if !send(&mut out, &response) {
+        let body = &frames.buf[a..b];
+        let id = read_u64(body, 1).unwrap_or(0);
+        let served = match body[0] {
+            REQ_CASE if body.len() >= 17 => {
+                let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
+                match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out) {
+                    Ok(()) => write_all(STDOUT, &out),
+                    Err(message) => send_error(id, &message),
+                }
+            }
+            REQ_BARE if body.len() >= 9 && (body.len() - 9).is_multiple_of(8) => {
+                let flags: Vec<u64> = body[9..].chunks_exact(8).filter_map(|w| read_u64(w, 0)).collect();
+                match watch::bare_loop(&flags) {
+                    Ok(nanos) => {
+                        let mut reply = id.to_le_bytes().to_vec();
+                        reply.extend_from_slice(&nanos.to_le_bytes());
+                        own_stats().encode(&mut reply);
+                        send(RESP_BARE, &reply)
+                    }
+                    Err(e) => send_error(id, &format!("bare loop failed: {e}")),
+                }
+            }
+            tag => send_error(id, &format!("unknown or short request (tag {tag}, {} bytes)", body.len())),
+        };
+        if !served {
             return 2;
         }
     }
-    0
+}
+
+/// Decodes, plans and runs one case, leaving its report frame in `out`.
+fn serve_case(
+    bytes: &[u8],
+    timeout: Duration,
+    case: &mut Case,
+    env: &crate::env::Environment,
+    id: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
+    case.validate().map_err(|e| format!("bad case: {e}"))?;
+    let plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
+    begin_frame(out, RESP_REPORT);
+    out.extend_from_slice(&id.to_le_bytes());
+    let status_at = out.len();
+    out.extend_from_slice(&[0; 5]);
+    let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
+    out[status_at..status_at + 4].copy_from_slice(&run.status.to_le_bytes());
+    out[status_at + 4] = u8::from(run.timed_out);
+    finish_frame(out);
+    Ok(())
+}
+
+/// Processes in the executor's /proc other than itself.
+fn other_processes() -> u64 {
+    std::fs::read_dir("/proc")
+        .map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                .count() as u64
+        })
+        .saturating_sub(1)
 }
 
 /// The executor's own resources (it is pid 1 of the sandbox, so every other pid in its /proc
 /// is something a case left behind).
-fn own_stats() -> super::protocol::ExecutorStats {
-    // A process killed at the end of the last case may only now have died: reap it first.
-    watch::reap_orphans();
+fn own_stats() -> ExecutorStats {
+    // The last case's group was killed, but a process may take a moment to die (a sibling
+    // with threads, a nested pid-ns init): reap for up to a second before counting.
+    let mut others = 0;
+    for _ in 0..200 {
+        watch::reap_orphans();
+        others = other_processes();
+        if others == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut buf = [0u8; 8192];
-    let n = crate::sys::read_file_into(c"/proc/self/status", &mut buf).unwrap_or(0);
+    let n = sys::read_file_into(c"/proc/self/status", &mut buf).unwrap_or(0);
     let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
-    let pids = std::fs::read_dir("/proc").map_or(0, |d| {
-        d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count()
-            as u64
-    });
-    super::protocol::ExecutorStats {
-        rss_kib: crate::sys::proc::field_u64(&buf[..n], b"VmRSS:").unwrap_or(0),
+    ExecutorStats {
+        rss_kib: sys::proc::field_u64(&buf[..n], b"VmRSS:").unwrap_or(0),
         fds: count("/proc/self/fd").saturating_sub(1),
         mounts: std::fs::read_to_string("/proc/self/mountinfo").map_or(0, |m| m.lines().count() as u64),
-        other_processes: pids.saturating_sub(1),
+        other_processes: others,
     }
 }

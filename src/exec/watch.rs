@@ -10,87 +10,36 @@ use std::time::{Duration, Instant};
 
 use crate::case::Case;
 use crate::errno::Errno;
-use crate::observe::{Outcome, StepObservation, Trace};
 use crate::sys;
 
 use super::child;
 use super::plan::Plan;
-use super::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
+use super::record::MSG_LEN;
 
-/// What the parent collected from the pipe.
-#[derive(Default)]
-struct Collected {
-    setup_failed: Option<(u32, i32)>,
-    trace: Option<Trace>,
-    sem_id: Option<i32>,
-    done: bool,
-    garbage: bool,
-    /// A clone3 step's child report, waiting for that step's message.
-    child: Option<crate::observe::ChildObservation>,
-}
+/// Most bytes of messages kept from one case (far more than any case writes: a dozen
+/// messages); the rest is dropped and the report then misses its end.
+pub const MAX_REPORT: usize = 64 * MSG_LEN;
 
-impl Collected {
-    fn absorb(&mut self, msg: Msg) {
-        match msg.kind {
-            MsgKind::SetupFailed => self.setup_failed = Some((msg.op, msg.errno)),
-            MsgKind::Before => {
-                self.trace = Some(Trace { before: msg.snap.to_snapshot(), steps: Vec::new(), probe: None });
-                self.sem_id = (msg.op != u32::MAX).then_some(msg.op as i32);
-            }
-            MsgKind::Probe => match self.trace.as_mut() {
-                Some(t) => {
-                    let slot = |v: i32| {
-                        (v != NONE)
-                            .then(|| crate::observe::IntOrErrno::from(if v < 0 { Err(Errno(-v)) } else { Ok(v) }))
-                    };
-                    t.probe = Some(crate::observe::ProbeObservation {
-                        sibling_fd_visible: slot(msg.probe[0]),
-                        caller_fd_visible: slot(msg.probe[1]),
-                        closed_fd_open_in_sibling: slot(msg.probe[2]),
-                        fs_cwd_followed: slot(msg.probe[3]),
-                        fs_umask_followed: slot(msg.probe[4]),
-                        sem_value_outside: slot(msg.probe[5]),
-                    });
-                }
-                None => self.garbage = true,
-            },
-            MsgKind::Step => match self.trace.as_mut() {
-                Some(t) => t.steps.push(StepObservation {
-                    result: msg.call_result(),
-                    after: msg.snap.to_snapshot(),
-                    child: self.child.take(),
-                }),
-                None => self.garbage = true,
-            },
-            MsgKind::Child => self.child = Some(msg.child_observation()),
-            MsgKind::Done => self.done = true,
-        }
-    }
-}
-
-fn drain(fd: i32, pending: &mut Vec<u8>, got: &mut Collected) -> bool {
+/// Appends what the pipe holds to `out`, up to [`MAX_REPORT`] bytes (a non-blocking read
+/// end: stops at EAGAIN or end of file).
+fn drain(fd: i32, out: &mut Vec<u8>, start: usize) {
     let mut buf = [0u8; 4096];
-    let mut eof = false;
-    loop {
-        match sys::read(fd, &mut buf) {
-            Ok(0) => {
-                eof = true;
-                break;
-            }
-            Ok(n) => pending.extend_from_slice(&buf[..n]),
-            Err(_) => break, // EAGAIN: nothing more for now
+    while let Ok(n) = sys::read(fd, &mut buf) {
+        if n == 0 {
+            break;
         }
+        let room = (start + MAX_REPORT).saturating_sub(out.len());
+        out.extend_from_slice(&buf[..n.min(room)]);
     }
-    while pending.len() >= MSG_LEN {
-        let mut one = [0u8; MSG_LEN];
-        one.copy_from_slice(&pending[..MSG_LEN]);
-        pending.drain(..MSG_LEN);
-        match Msg::decode(&one) {
-            Some(m) => got.absorb(m),
-            None => got.garbage = true,
-        }
-    }
-    eof
+}
+
+/// How a case child ended; its messages are in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRun {
+    /// The wait status.
+    pub status: i32,
+    /// The watchdog killed it.
+    pub timed_out: bool,
 }
 
 fn kill_group(pid: libc::pid_t) {
@@ -103,11 +52,13 @@ pub fn reap_orphans() {
     while let Ok(Some(_)) = sys::waitpid(-1, libc::WNOHANG) {}
 }
 
-/// Runs one case in a fresh child and returns what happened.
+/// Runs one case in a fresh child and appends its raw messages to `out` (see
+/// [`super::collect`] to turn them into an outcome). Allocates nothing once `out` has
+/// grown: every heap page written after the fork costs a copy-on-write fault.
 ///
 /// # Errors
 /// Only when the executor itself cannot work (pipe, fork or pidfd failed).
-pub fn run_one(case: &Case, plan: Plan, timeout: Duration) -> Result<Outcome, Errno> {
+pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut Vec<u8>) -> Result<RawRun, Errno> {
     let (rd, wr) = sys::pipe()?;
     // SAFETY: the executor is single-threaded; the child ends in child::run_case, which
     // never returns.
@@ -122,8 +73,6 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration) -> Result<Outcome, Er
     let pidfd = sys::pidfd_open(pid)?;
     sys::set_nonblocking(rd.as_raw_fd())?;
     let deadline = Instant::now() + timeout;
-    let mut pending = Vec::with_capacity(MSG_LEN * 8);
-    let mut got = Collected::default();
     // Wait for the child's exit only: its records stay in the pipe (a few KiB, far below
     // the pipe's capacity) and are read once, afterwards, so the child's run is not
     // interrupted by a wake-up of this process per record.
@@ -147,41 +96,16 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration) -> Result<Outcome, Er
         kill_group(pid);
     }
     let status = sys::waitpid(pid, 0)?.map_or(0, |(_, s)| s);
-    drain(rd.as_raw_fd(), &mut pending, &mut got);
+    let start = out.len();
+    drain(rd.as_raw_fd(), out, start);
     // Anything the case started and left behind goes now.
     kill_group(pid);
     reap_orphans();
-    if let Some(id) = got.sem_id {
+    if let Some(id) = super::collect::semaphore(&out[start..]) {
         // The semaphore lives in the executor's IPC namespace; do not let it pile up.
         let _ = sys::sem_remove(id);
     }
-    Ok(outcome(got, status, timed_out, timeout))
-}
-
-fn outcome(got: Collected, status: i32, timed_out: bool, timeout: Duration) -> Outcome {
-    if timed_out {
-        return Outcome::Timeout { timeout_ms: timeout.as_millis() as u64, partial: got.trace };
-    }
-    if libc::WIFSIGNALED(status) {
-        return Outcome::Crash { signal: libc::WTERMSIG(status), partial: got.trace };
-    }
-    if got.garbage {
-        return Outcome::Broken { reason: "the child wrote an unreadable message".into() };
-    }
-    if let Some((op, errno)) = got.setup_failed {
-        return Outcome::SetupFailed { op: SetupOp::describe(op).into(), errno: Errno(errno) };
-    }
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    match (got.done, got.trace) {
-        (true, Some(trace)) if code == 0 => Outcome::Completed { trace },
-        (_, trace) => Outcome::Broken {
-            reason: format!(
-                "the child exited with status {code} after reporting {} step(s) and {}",
-                trace.map_or(0, |t| t.steps.len()),
-                if got.done { "its end" } else { "no end" }
-            ),
-        },
-    }
+    Ok(RawRun { status, timed_out })
 }
 
 /// The reference loop for benchmarks: for each word, fork; the child calls

@@ -1,0 +1,165 @@
+//! Turns a case child's raw messages (as the executor forwards them, with the
+//! wait status) into an [`Outcome`]: runs on the harness side, so the
+//! executor does no decoding or allocation per case.
+
+use std::time::Duration;
+
+use crate::errno::Errno;
+use crate::observe::{Outcome, StepObservation, Trace};
+
+use super::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
+
+/// What the parent collected from the pipe.
+#[derive(Default)]
+struct Collected {
+    setup_failed: Option<(u32, i32)>,
+    trace: Option<Trace>,
+    done: bool,
+    garbage: bool,
+    /// A clone3 step's child report, waiting for that step's message.
+    child: Option<crate::observe::ChildObservation>,
+}
+
+impl Collected {
+    fn absorb(&mut self, msg: Msg) {
+        match msg.kind {
+            MsgKind::SetupFailed => self.setup_failed = Some((msg.op, msg.errno)),
+            MsgKind::Before => {
+                self.trace = Some(Trace { before: msg.snap.to_snapshot(), steps: Vec::new(), probe: None });
+            }
+            MsgKind::Probe => match self.trace.as_mut() {
+                Some(t) => {
+                    let slot = |v: i32| {
+                        (v != NONE)
+                            .then(|| crate::observe::IntOrErrno::from(if v < 0 { Err(Errno(-v)) } else { Ok(v) }))
+                    };
+                    t.probe = Some(crate::observe::ProbeObservation {
+                        sibling_fd_visible: slot(msg.probe[0]),
+                        caller_fd_visible: slot(msg.probe[1]),
+                        closed_fd_open_in_sibling: slot(msg.probe[2]),
+                        fs_cwd_followed: slot(msg.probe[3]),
+                        fs_umask_followed: slot(msg.probe[4]),
+                        sem_value_outside: slot(msg.probe[5]),
+                    });
+                }
+                None => self.garbage = true,
+            },
+            MsgKind::Step => match self.trace.as_mut() {
+                Some(t) => t.steps.push(StepObservation {
+                    result: msg.call_result(),
+                    after: msg.snap.to_snapshot(),
+                    child: self.child.take(),
+                }),
+                None => self.garbage = true,
+            },
+            MsgKind::Child => self.child = Some(msg.child_observation()),
+            MsgKind::Done => self.done = true,
+        }
+    }
+}
+
+/// The outcome of a case from the child's raw messages, its wait status, and whether the
+/// watchdog killed it after `timeout`.
+pub fn outcome(raw: &[u8], status: i32, timed_out: bool, timeout: Duration) -> Outcome {
+    let mut got = Collected::default();
+    let mut chunks = raw.chunks_exact(MSG_LEN);
+    for chunk in &mut chunks {
+        let mut one = [0u8; MSG_LEN];
+        one.copy_from_slice(chunk);
+        match Msg::decode(&one) {
+            Some(m) => got.absorb(m),
+            None => got.garbage = true,
+        }
+    }
+    if !chunks.remainder().is_empty() {
+        got.garbage = true;
+    }
+    judge_end(got, status, timed_out, timeout)
+}
+
+/// The setup semaphore a child reported in its `Before` message, if any (the executor
+/// removes it after the case).
+pub fn semaphore(raw: &[u8]) -> Option<i32> {
+    raw.chunks_exact(MSG_LEN).find_map(|chunk| {
+        let mut one = [0u8; MSG_LEN];
+        one.copy_from_slice(chunk);
+        Msg::decode(&one).filter(|m| m.kind == MsgKind::Before && m.op != u32::MAX).map(|m| m.op as i32)
+    })
+}
+
+fn judge_end(got: Collected, status: i32, timed_out: bool, timeout: Duration) -> Outcome {
+    if timed_out {
+        return Outcome::Timeout { timeout_ms: timeout.as_millis() as u64, partial: got.trace };
+    }
+    if libc::WIFSIGNALED(status) {
+        return Outcome::Crash { signal: libc::WTERMSIG(status), partial: got.trace };
+    }
+    if got.garbage {
+        return Outcome::Broken { reason: "the child wrote an unreadable message".into() };
+    }
+    if let Some((op, errno)) = got.setup_failed {
+        return Outcome::SetupFailed { op: SetupOp::describe(op).into(), errno: Errno(errno) };
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    match (got.done, got.trace) {
+        (true, Some(trace)) if code == 0 => Outcome::Completed { trace },
+        (_, trace) => Outcome::Broken {
+            reason: format!(
+                "the child exited with status {code} after reporting {} step(s) and {}",
+                trace.map_or(0, |t| t.steps.len()),
+                if got.done { "its end" } else { "no end" }
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::NsValue;
+
+    fn raw(msgs: &[Msg]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in msgs {
+            let mut buf = [0u8; MSG_LEN];
+            m.encode(&mut buf);
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+
+    #[test]
+    fn a_full_report_is_a_completed_trace() {
+        let mut before = Msg::new(MsgKind::Before);
+        before.op = 7;
+        before.snap.ns_ino[0] = 11;
+        let mut step = Msg::new(MsgKind::Step);
+        step.rc = -1;
+        step.errno = libc::EINVAL;
+        let bytes = raw(&[before, step, Msg::new(MsgKind::Probe), Msg::new(MsgKind::Done)]);
+        assert_eq!(semaphore(&bytes), Some(7));
+        match outcome(&bytes, 0, false, Duration::from_secs(1)) {
+            Outcome::Completed { trace } => {
+                assert_eq!(trace.before.ns[0], NsValue::Inode(11));
+                assert_eq!(trace.steps.len(), 1);
+                assert!(!trace.steps[0].result.is_success());
+                assert!(trace.probe.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn torn_or_missing_messages_are_broken_and_signals_are_crashes() {
+        let mut before = Msg::new(MsgKind::Before);
+        before.op = u32::MAX; // no semaphore
+        let bytes = raw(&[before, Msg::new(MsgKind::Done)]);
+        assert!(matches!(outcome(&bytes[..MSG_LEN + 3], 0, false, Duration::ZERO), Outcome::Broken { .. }));
+        assert!(matches!(outcome(&bytes[..MSG_LEN], 0, false, Duration::ZERO), Outcome::Broken { .. }));
+        assert!(
+            matches!(outcome(&bytes, libc::SIGSEGV, false, Duration::ZERO), Outcome::Crash { signal, .. } if signal == libc::SIGSEGV)
+        );
+        assert!(matches!(outcome(&[], 0, true, Duration::from_millis(5)), Outcome::Timeout { timeout_ms: 5, .. }));
+        assert_eq!(semaphore(&bytes), None);
+    }
+}
