@@ -104,7 +104,7 @@ fi
 
 # ---------------------------------------------------------------- run
 step "run ($RUN_CASES cases, seed $SEED)" "$OUT/run.txt" \
-    "$BIN" run --cases "$RUN_CASES" --seed "$SEED" \
+    "$BIN" run --cases "$RUN_CASES" --seed "$SEED" --jobs "$JOBS" \
     --json "$OUT/run.json" --ktap "$OUT/run.ktap" --junit "$OUT/run.xml"
 
 # ---------------------------------------------------------------- seeds
@@ -216,7 +216,7 @@ if echo "$TARGETS" | grep -qx exec; then
 fi
 
 # ---------------------------------------------------------------- replay
-replay() { "$BIN" replay --format ktap --junit "$OUT/replay.xml" --json "$OUT/replay.json" > "$OUT/replay.ktap"; }
+replay() { "$BIN" replay --jobs "$JOBS" --format ktap --junit "$OUT/replay.xml" --json "$OUT/replay.json" > "$OUT/replay.ktap"; }
 step replay "$OUT/replay.log" replay
 
 candidates() {

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::case::{Case, Step};
+use crate::exec::phases::{NAMES, PHASES, PhaseSummary};
 use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::flags::{FLAGS, UNSHARE_VALID_MASK, bits};
@@ -30,6 +31,8 @@ pub struct BenchRow {
     pub jobs: usize,
     /// Violations seen (should be 0).
     pub violations: u64,
+    /// Where a harness case's time went (means over its cases).
+    pub phases: PhaseSummary,
 }
 
 /// The whole benchmark.
@@ -75,10 +78,12 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
     for (name, cases) in &mixes {
         // Interleave harness and bare rounds, so that a busy moment of the machine hits both.
         let (mut harness_secs, mut bare_secs, mut violations) = (0.0, 0.0, 0);
+        let mut phases = PhaseSummary::default();
         for chunk in cases.chunks(cases.len().div_ceil(ROUNDS).max(1)) {
             let report = run_cases(&one, chunk, |_| {})?;
             harness_secs += report.elapsed_seconds;
             violations += report.tally.violations();
+            phases.merge(&report.phases);
             last_stats = report.executor_stats;
             let flags: Vec<u64> = chunk.iter().map(first_unshare).collect();
             bare_secs += bare.bare_loop(&flags)?.0 as f64 / 1e9;
@@ -92,6 +97,7 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
             ratio: harness_per_s / bare_per_s,
             jobs: 1,
             violations,
+            phases,
         };
         on_row(&row);
         rows.push(row);
@@ -108,9 +114,54 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
         ratio: report.cases_per_second / rows.last().map_or(1.0, |r| r.bare_per_s),
         jobs,
         violations: report.tally.violations(),
+        phases: report.phases,
     };
     on_row(&row);
     let jobs2_speedup = report.cases_per_second / random_one_job;
     rows.push(row);
     Ok(BenchReport { rows, jobs2_speedup, executor_stats: last_stats })
+}
+
+/// The header of the ratio table.
+pub fn header() -> String {
+    format!("{:<34} {:>7} {:>10} {:>10} {:>6} {:>5}", "mix", "cases", "harness/s", "bare/s", "ratio", "viol")
+}
+
+/// One line of the ratio table.
+pub fn row_line(r: &BenchRow) -> String {
+    format!(
+        "{:<34} {:>7} {:>10.0} {:>10.0} {:>6.2} {:>5}",
+        r.mix, r.cases, r.harness_per_s, r.bare_per_s, r.ratio, r.violations
+    )
+}
+
+/// Short column names of the phase table, in the order of [`NAMES`].
+const SHORT: [&str; PHASES] = ["fork", "setup", "obs1", "steps", "exit", "exec"];
+
+/// The phase table: per single-job mix, microseconds per case of the harness and of the bare
+/// loop, the harness's phases, and `rest` (the harness's time not in any phase: request and
+/// report frames; judging overlaps the next case).
+pub fn phase_lines(report: &BenchReport) -> Vec<String> {
+    let mut out = vec![
+        "microseconds per case (means; phases measured by the case child and the executor):".to_string(),
+        SHORT.iter().zip(NAMES).map(|(s, n)| format!("{s} = {n}")).collect::<Vec<_>>().join(", "),
+    ];
+    let mut head = format!("{:<34} {:>7} {:>7}", "mix", "harness", "bare");
+    for s in SHORT {
+        head.push_str(&format!(" {s:>6}"));
+    }
+    head.push_str(&format!(" {:>6}", "rest"));
+    out.push(head);
+    for r in report.rows.iter().filter(|r| r.jobs == 1 && r.phases.cases > 0) {
+        let harness_us = 1e6 / r.harness_per_s;
+        let mut line = format!("{:<34} {:>7.0} {:>7.0}", r.mix, harness_us, 1e6 / r.bare_per_s);
+        for v in r.phases.mean_us {
+            line.push_str(&format!(" {v:>6.0}"));
+        }
+        // Skipped cases (never run) make the mean case cheaper than its phases: no rest then.
+        let rest = harness_us - r.phases.total_us();
+        line.push_str(&if rest >= 0.0 { format!(" {rest:>6.0}") } else { format!(" {:>6}", "-") });
+        out.push(line);
+    }
+    out
 }

@@ -57,6 +57,10 @@ pub struct ReplayArgs {
     /// Also write the JUnit XML report to this file.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Executors run in parallel (file i goes to executor i mod N; lines and reports stay in
+    /// file order).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -172,7 +176,7 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<i32> {
         bail!("no corpus files (*.json) found in {}", shown.join(", "));
     }
     let human = args.format == report::Format::Human;
-    let config = config_for(&args.common, files.len() as u64, !human)?;
+    let config = RunConfig { jobs: args.jobs as usize, ..config_for(&args.common, files.len() as u64, !human)? };
     let report = replay(&config, files, |r| {
         if human {
             out!("{}", report::human::corpus_file_line(r));

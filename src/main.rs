@@ -435,14 +435,14 @@ fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>) ->
         jobs,
         fault: None,
     };
-    println!("{:<28} {:>7} {:>12} {:>12} {:>7} {:>5}", "mix", "cases", "harness/s", "bare/s", "ratio", "viol");
-    let report = unshare_fuzz::bench::run(&config, cases, |r| {
-        println!(
-            "{:<28} {:>7} {:>12.0} {:>12.0} {:>7.2} {:>5}",
-            r.mix, r.cases, r.harness_per_s, r.bare_per_s, r.ratio, r.violations
-        );
-    })?;
+    println!("{}", unshare_fuzz::bench::header());
+    let report = unshare_fuzz::bench::run(&config, cases, |r| println!("{}", unshare_fuzz::bench::row_line(r)))?;
     println!("--jobs {jobs} speed-up on the random mix: {:.2}x", report.jobs2_speedup);
+    println!();
+    for line in unshare_fuzz::bench::phase_lines(&report) {
+        println!("{line}");
+    }
+    println!();
     for (i, s) in report.executor_stats.iter().enumerate() {
         println!(
             "executor {i} after the last mix: RSS {} KiB, {} fds, {} mounts, {} leftover processes",

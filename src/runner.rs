@@ -12,6 +12,7 @@ use crate::case::Case;
 use crate::check::{CaseVerdict, Tally, Violation, judge};
 use crate::corpus::replay::FileResult;
 use crate::env::Environment;
+use crate::exec::phases::PhaseSummary;
 use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::fault::Fault;
@@ -72,6 +73,8 @@ pub struct RunReport {
     pub cases_per_second: f64,
     /// Each executor's resources at the end (leak check: fds, mounts, leftover processes, RSS).
     pub executor_stats: Vec<ExecutorStats>,
+    /// Where a case's time went (means over the cases whose child reached its end).
+    pub phases: PhaseSummary,
     /// One result per corpus file, when the cases came from a corpus (`replay`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub corpus_files: Option<Vec<FileResult>>,
@@ -155,7 +158,7 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
 }
 
 /// What one parallel job returns: its verdicts by case index, and its executor's resources.
-type JobResult = (Vec<(usize, CaseVerdict)>, ExecutorStats);
+type JobResult = (Vec<(usize, CaseVerdict)>, ExecutorStats, PhaseSummary);
 
 /// Cases kept in flight per executor: one running and one queued behind it, so that the
 /// executor forks the next case while the harness judges the last report.
@@ -170,6 +173,7 @@ struct Job<'a, F: FnMut(usize, CaseVerdict)> {
     cases: &'a [Case],
     queued: std::collections::VecDeque<(usize, Prediction)>,
     restarts: u64,
+    phases: PhaseSummary,
     emit: F,
 }
 
@@ -213,6 +217,9 @@ impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
         let case = &self.cases[i];
         match self.executor.receive() {
             Ok(mut outcome) => {
+                if let Some(p) = self.executor.last_phases() {
+                    self.phases.add(&p);
+                }
                 if let Some(fault) = self.config.fault {
                     fault.apply(case, &mut outcome);
                 }
@@ -274,8 +281,15 @@ pub fn run_cases(
                         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                         progress(Progress { done: d, total, violations: v });
                     };
-                    let mut job =
-                        Job { executor, config, cases, queued: std::collections::VecDeque::new(), restarts: 0, emit };
+                    let mut job = Job {
+                        executor,
+                        config,
+                        cases,
+                        queued: std::collections::VecDeque::new(),
+                        restarts: 0,
+                        phases: PhaseSummary::default(),
+                        emit,
+                    };
                     for i in (k..cases.len()).step_by(jobs) {
                         job.push(i)?;
                     }
@@ -283,8 +297,9 @@ pub fn run_cases(
                         job.finish_one()?;
                     }
                     let (_, stats) = job.executor.bare_loop(&[])?;
+                    let phases = job.phases;
                     drop(job);
-                    Ok((out, stats))
+                    Ok((out, stats, phases))
                 })
             })
             .collect();
@@ -296,10 +311,12 @@ pub fn run_cases(
     let elapsed = start.elapsed().as_secs_f64();
     let mut verdicts = Vec::with_capacity(cases.len());
     let mut executor_stats = Vec::with_capacity(jobs);
+    let mut phases = PhaseSummary::default();
     for r in per_job {
-        let (v, stats) = r?;
+        let (v, stats, p) = r?;
         verdicts.extend(v);
         executor_stats.push(stats);
+        phases.merge(&p);
     }
     verdicts.sort_by_key(|(i, _)| *i);
     let mut tally = Tally::new();
@@ -325,6 +342,7 @@ pub fn run_cases(
         failures,
         elapsed_seconds: elapsed,
         executor_stats,
+        phases,
         corpus_files: None,
     })
 }

@@ -4,13 +4,18 @@
 //! report format and exit code of `run` applies) with one [`FileResult`] per file.
 //! A file that cannot be loaded is a broken case; the other files still run.
 
+use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::case::Case;
 use crate::check::expected::{EXPECTED_MATCHES_CORPUS, check_expected, record};
 use crate::check::{CaseVerdict, Tally};
 use crate::env::Environment;
+use crate::exec::phases::PhaseSummary;
+use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::predict;
 use crate::runner::{self, FailedCase, RunConfig, RunReport};
@@ -109,54 +114,127 @@ pub fn replay_file(executor: &mut Executor, config: &RunConfig, file: &CorpusFil
     Ok(executed.verdict)
 }
 
-/// Replays `files` in order, calling `on_file` after each.
+/// What a replay worker sends for one file.
+struct Replayed {
+    index: usize,
+    name: String,
+    verdict: CaseVerdict,
+    title: Option<String>,
+    case: Option<Case>,
+}
+
+/// What a replay worker returns when its files are done.
+type WorkerEnd = Result<(ExecutorStats, PhaseSummary), ExecError>;
+
+/// One worker: its own executor, the files `k, k + jobs, ...`.
+fn worker(config: &RunConfig, files: Vec<(usize, Loaded)>, tx: &mpsc::Sender<Replayed>) -> WorkerEnd {
+    let mut executor = Executor::spawn_self(&config.executor_args)?;
+    let mut phases = PhaseSummary::default();
+    for (index, loaded) in files {
+        let (verdict, title, case) = match loaded.file {
+            Err(e) => (CaseVerdict::broken(format!("invalid corpus file: {e}")), None, None),
+            Ok(file) => {
+                let verdict = replay_file(&mut executor, config, &file)?;
+                if let Some(p) = executor.last_phases() {
+                    phases.add(&p);
+                }
+                (verdict, Some(file.title), Some(file.case))
+            }
+        };
+        if tx.send(Replayed { index, name: loaded.name, verdict, title, case }).is_err() {
+            break;
+        }
+    }
+    // The executor's resources at the end, as `run` reports them (leak check).
+    let (_, stats) = executor.bare_loop(&[])?;
+    Ok((stats, phases))
+}
+
+/// Replays `files` on `config.jobs` executors (file `i` goes to executor `i % jobs`), calling
+/// `on_file` after each, in file order.
 ///
 /// # Errors
-/// [`ExecError`] when the executor cannot be started at all.
+/// [`ExecError`] when an executor cannot be started at all.
 pub fn replay(
     config: &RunConfig,
     files: Vec<Loaded>,
     mut on_file: impl FnMut(&FileResult),
 ) -> Result<RunReport, ExecError> {
-    let mut executor = Executor::spawn_self(&config.executor_args)?;
-    let environment = executor.environment().clone();
+    let jobs = config.jobs.clamp(1, 64);
+    let environment = Executor::spawn_self(&config.executor_args)?.environment().clone();
     let start = Instant::now();
     let mut tally = Tally::new();
     tally.invariants.entry(EXPECTED_MATCHES_CORPUS.to_string()).or_default();
     let mut failures = Vec::new();
     let mut results = Vec::new();
+    let total = files.len();
+    let mut shares: Vec<Vec<(usize, Loaded)>> = (0..jobs).map(|_| Vec::new()).collect();
     for (index, loaded) in files.into_iter().enumerate() {
-        let (verdict, title, case) = match loaded.file {
-            Err(e) => (CaseVerdict::broken(format!("invalid corpus file: {e}")), None, None),
-            Ok(file) => (replay_file(&mut executor, config, &file)?, Some(file.title), Some(file.case)),
-        };
-        tally.add(&verdict);
-        let result =
-            FileResult { file: loaded.name.clone(), title, status: status_of(&verdict), details: details_of(&verdict) };
-        on_file(&result);
-        results.push(result);
-        if let (true, Some(case)) = (verdict.failed(), case) {
-            failures.push(FailedCase {
-                index: index as u64,
-                case,
-                violations: verdict.violations,
-                file: Some(loaded.name),
-            });
+        shares[index % jobs].push((index, loaded));
+    }
+    let (tx, rx) = mpsc::channel::<Replayed>();
+    let ends: Vec<WorkerEnd> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                let tx = tx.clone();
+                scope.spawn(move || worker(config, share, &tx))
+            })
+            .collect();
+        drop(tx);
+        // Files finish out of order across workers; report them in file order.
+        let mut waiting: BTreeMap<usize, Replayed> = BTreeMap::new();
+        let mut next = 0;
+        for r in rx {
+            waiting.insert(r.index, r);
+            while let Some(r) = waiting.remove(&next) {
+                next += 1;
+                tally.add(&r.verdict);
+                let result = FileResult {
+                    file: r.name.clone(),
+                    title: r.title,
+                    status: status_of(&r.verdict),
+                    details: details_of(&r.verdict),
+                };
+                on_file(&result);
+                results.push(result);
+                if let (true, Some(case)) = (r.verdict.failed(), r.case) {
+                    failures.push(FailedCase {
+                        index: r.index as u64,
+                        case,
+                        violations: r.verdict.violations,
+                        file: Some(r.name),
+                    });
+                }
+            }
         }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Died("a worker panicked".into()))))
+            .collect()
+    });
+    let mut executor_stats = Vec::with_capacity(jobs);
+    let mut phases = PhaseSummary::default();
+    for end in ends {
+        let (stats, p) = end?;
+        executor_stats.push(stats);
+        phases.merge(&p);
+    }
+    if results.len() != total {
+        return Err(ExecError::Died(format!("only {} of {total} files were replayed", results.len())));
     }
     let elapsed = start.elapsed().as_secs_f64();
-    // The executor's resources at the end, as `run` reports them (leak check).
-    let (_, stats) = executor.bare_loop(&[])?;
     Ok(RunReport {
         seed: 0,
         profile: config.profile.name,
-        jobs: 1,
+        jobs,
         environment,
         cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
         tally,
         failures,
         elapsed_seconds: elapsed,
-        executor_stats: vec![stats],
+        executor_stats,
+        phases,
         corpus_files: Some(results),
     })
 }

@@ -26,7 +26,7 @@ use crate::sys;
 
 use super::child_setup;
 use super::plan::Plan;
-use super::record::{FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp};
+use super::record::{CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, clock};
 use super::sibling::{self, Sib};
 
 /// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
@@ -54,6 +54,8 @@ pub struct Ctx<'a> {
     pub sem_id: i32,
     /// euid/egid before the last unshare (for WriteMaps).
     pub outer_ids: (u32, u32),
+    /// Timestamps for the phase timeline, sent with `Done` (see `record::clock`).
+    pub clock: [u64; CLOCKS],
 }
 
 fn neg(e: Errno) -> i32 {
@@ -281,6 +283,7 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
     send(ctx.out, &msg);
+    ctx.clock[clock::BEFORE] = sys::monotonic_ns();
     let case = ctx.case;
     for (index, step) in case.steps.iter().enumerate() {
         let mut m = Msg::new(MsgKind::Step);
@@ -294,7 +297,10 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
     }
     let p = probe(ctx);
     send(ctx.out, &p);
-    send(ctx.out, &Msg::new(MsgKind::Done));
+    let mut done = Msg::new(MsgKind::Done);
+    ctx.clock[clock::END] = sys::monotonic_ns();
+    done.clock = ctx.clock;
+    send(ctx.out, &done);
     sys::exit_now(0)
 }
 
@@ -307,6 +313,7 @@ extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
 
 /// Runs `case` in this freshly forked child and reports on `out`. Never returns.
 pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
+    let start = sys::monotonic_ns();
     let mut ctx = Ctx {
         out,
         case,
@@ -317,8 +324,10 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         nfds: 0,
         sem_id: -1,
         outer_ids: (0, 0),
+        clock: [start, 0, 0, 0],
     };
     child_setup::build(&mut ctx);
+    ctx.clock[clock::SETUP] = sys::monotonic_ns();
     if case.setup.vfork {
         let stack = match sys::stack(1024 * 1024) {
             Ok(s) => s,

@@ -11,6 +11,7 @@ pub mod child;
 pub mod child_setup;
 pub mod clone3;
 pub mod collect;
+pub mod phases;
 pub mod plan;
 pub mod probe;
 pub mod protocol;
@@ -74,6 +75,7 @@ pub struct Executor {
     in_flight: VecDeque<(u64, Duration)>,
     frame: Vec<u8>,
     request: Vec<u8>,
+    last_phases: Option<phases::Phases>,
 }
 
 impl Executor {
@@ -114,6 +116,7 @@ impl Executor {
             in_flight: VecDeque::new(),
             frame,
             request: Vec::new(),
+            last_phases: None,
         })
     }
 
@@ -156,6 +159,7 @@ impl Executor {
         case_codec::encode(case, &mut self.request);
         self.send_request()?;
         self.in_flight.push_back((id, timeout));
+        self.last_phases = None;
         Ok(())
     }
 
@@ -177,7 +181,10 @@ impl Executor {
         match f[0] {
             RESP_REPORT if got == Some(id) && f.len() >= REPORT_HEADER => {
                 let status = read_i32(f, 9).unwrap_or(0);
-                Ok(collect::outcome(&f[REPORT_HEADER..], status, f[13] != 0, timeout))
+                let stamp = |k: usize| read_u64(f, 14 + 8 * k).unwrap_or(0);
+                let raw = &f[REPORT_HEADER..];
+                self.last_phases = phases::Phases::from_records(raw, [stamp(0), stamp(1), stamp(2)]);
+                Ok(collect::outcome(raw, status, f[13] != 0, timeout))
             }
             RESP_ERROR if got == Some(id) => Err(ExecError::Protocol(String::from_utf8_lossy(&f[9..]).into_owned())),
             tag => {
@@ -185,6 +192,11 @@ impl Executor {
                 Err(ExecError::Died(format!("it answered case {id} with tag {tag} for request {got:?}")))
             }
         }
+    }
+
+    /// The phase timeline of the case last received, if its child reached its end.
+    pub fn last_phases(&self) -> Option<phases::Phases> {
+        self.last_phases
     }
 
     /// Runs one case (nothing else may be in flight).

@@ -42,6 +42,7 @@ fn own_snapshot() -> Snapshot {
         nfds: 0,
         sem_id: -1,
         outer_ids: (0, 0),
+        clock: [0; super::record::CLOCKS],
     };
     let mut raw = RawSnapshot::default();
     child::snapshot(&ctx, &mut raw);
@@ -124,9 +125,11 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
         );
     }
     let probe = Case::unshare(&[0]);
-    let (mut raw, timeout) = (Vec::new(), Duration::from_secs(5));
-    let ran = watch::run_one(&probe, super::plan::Plan::default(), timeout, &mut raw)
-        .map(|run| super::collect::outcome(&raw, run.status, run.timed_out, timeout));
+    let timeout = Duration::from_secs(5);
+    let ran = crate::sys::ParentOnlyBuf::new(watch::MAX_REPORT).and_then(|mut raw| {
+        watch::run_one(&probe, super::plan::Plan::default(), timeout, &mut raw)
+            .map(|run| super::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
+    });
     match ran {
         Ok(Outcome::Completed { trace }) => {
             if let Some(step) = trace.steps.first().filter(|s| !s.result.is_success()) {

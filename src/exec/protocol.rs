@@ -23,8 +23,8 @@ pub const REQ_BARE: u8 = 2;
 pub const RESP_HELLO: u8 = 1;
 /// Response instead of hello: the sandbox could not be built. Body: tag, UTF-8 text.
 pub const RESP_FATAL: u8 = 2;
-/// Response: a case ran. Body: tag, id `u64`, wait status `i32`, timed out `u8`, the child's
-/// raw messages.
+/// Response: a case ran. Body: tag, id `u64`, wait status `i32`, timed out `u8`, the
+/// executor's three timestamps (`watch::exec_clock`) as `u64`, the child's raw messages.
 pub const RESP_REPORT: u8 = 3;
 /// Response: a bare loop ran. Body: tag, id `u64`, nanoseconds `u64`, then the four
 /// [`ExecutorStats`] fields as `u64`.
@@ -33,7 +33,7 @@ pub const RESP_BARE: u8 = 4;
 pub const RESP_ERROR: u8 = 5;
 
 /// Bytes before a report's raw messages.
-pub const REPORT_HEADER: usize = 1 + 8 + 4 + 1;
+pub const REPORT_HEADER: usize = 1 + 8 + 4 + 1 + 3 * 8;
 
 /// What the executor holds, to show that cases leak nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -18,8 +18,24 @@ pub const PROBES: usize = 8;
 /// "Not applicable" in kcmp, fd-flag, semaphore and probe slots.
 pub const NONE: i32 = i32::MIN;
 
+/// Timestamps a `Done` message carries (see [`clock`]).
+pub const CLOCKS: usize = 4;
+
+/// Slots of `clock` in a [`MsgKind::Done`] message: CLOCK_MONOTONIC nanoseconds taken by
+/// the case child, for the phase timeline of `bench`.
+pub mod clock {
+    /// First instruction of the child after fork.
+    pub const START: usize = 0;
+    /// Setup built.
+    pub const SETUP: usize = 1;
+    /// The state before the first step observed and sent.
+    pub const BEFORE: usize = 2;
+    /// Steps, their observations and the probes done; about to exit.
+    pub const END: usize = 3;
+}
+
 /// Bytes per message.
-pub const MSG_LEN: usize = 4 + 4 + 4 + 4 + 8 + SNAP_LEN + 4 * PROBES;
+pub const MSG_LEN: usize = 4 + 4 + 4 + 4 + 8 + SNAP_LEN + 4 * PROBES + 8 * CLOCKS;
 const SNAP_LEN: usize =
     8 * NsLink::COUNT + 4 * NsLink::COUNT + 4 + 4 * 4 + 8 + 4 + 8 + 8 + 4 + 4 + 4 * SIBS * 5 + 4 * SIBS * FDS + 4 * FDS;
 
@@ -261,6 +277,8 @@ pub struct Msg {
     pub snap: RawSnapshot,
     /// Probe results (Probe), [`NONE`] where not applicable.
     pub probe: [i32; PROBES],
+    /// Timestamps (Done), see [`clock`]; 0 where not taken.
+    pub clock: [u64; CLOCKS],
 }
 
 struct Writer<'a> {
@@ -304,7 +322,7 @@ impl Reader<'_> {
 impl Msg {
     /// A message with an empty snapshot.
     pub const fn new(kind: MsgKind) -> Msg {
-        Msg { kind, op: 0, errno: 0, rc: 0, snap: RawSnapshot::EMPTY, probe: [NONE; PROBES] }
+        Msg { kind, op: 0, errno: 0, rc: 0, snap: RawSnapshot::EMPTY, probe: [NONE; PROBES], clock: [0; CLOCKS] }
     }
 
     /// Little-endian wire form.
@@ -345,6 +363,9 @@ impl Msg {
             w.put(&v.to_le_bytes());
         }
         for v in self.probe {
+            w.put(&v.to_le_bytes());
+        }
+        for v in self.clock {
             w.put(&v.to_le_bytes());
         }
     }
@@ -400,7 +421,11 @@ impl Msg {
         for v in probe.iter_mut() {
             *v = r.i32();
         }
-        Some(Msg { kind, op, errno, rc, snap, probe })
+        let mut clock = [0u64; CLOCKS];
+        for v in clock.iter_mut() {
+            *v = r.u64();
+        }
+        Some(Msg { kind, op, errno, rc, snap, probe, clock })
     }
 
     /// The decoded form of a [`MsgKind::Child`] message.
@@ -456,6 +481,7 @@ mod tests {
         m.snap.kcmp[0] = [0, 1, 2, -1, 0];
         m.snap.fd_flags = [1, 0, NONE];
         m.probe[2] = 1;
+        m.clock = [1, 2, 3, u64::MAX];
         let mut buf = [0u8; MSG_LEN];
         m.encode(&mut buf);
         assert_eq!(Msg::decode(&buf), Some(m));

@@ -14,11 +14,11 @@ use crate::case::Case;
 
 use super::plan::Plan;
 use super::protocol::{
-    ExecutorStats, MAX_FRAME, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO, RESP_REPORT,
-    begin_frame, finish_frame, read_u64,
+    ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
+    RESP_REPORT, begin_frame, finish_frame, read_u64,
 };
 use super::{case_codec, probe, sandbox, watch};
-use crate::sys;
+use crate::sys::{self, ParentOnlyBuf};
 
 const STDIN: RawFd = 0;
 const STDOUT: RawFd = 1;
@@ -49,28 +49,27 @@ fn send_error(id: u64, message: &str) -> bool {
     send(RESP_ERROR, &body)
 }
 
-/// Frames read from a descriptor into one buffer that is reused (and grows only for a
-/// larger frame than any before).
+/// Frames read from a descriptor into one buffer that no fork copies.
 struct Frames {
     fd: RawFd,
-    buf: Vec<u8>,
+    buf: ParentOnlyBuf,
     start: usize,
-    end: usize,
 }
 
 impl Frames {
-    fn new(fd: RawFd) -> Frames {
-        Frames { fd, buf: vec![0; 64 << 10], start: 0, end: 0 }
+    fn new(fd: RawFd) -> Result<Frames, String> {
+        let buf = ParentOnlyBuf::new(4 + MAX_FRAME).map_err(|e| format!("cannot map the request buffer: {e}"))?;
+        Ok(Frames { fd, buf, start: 0 })
     }
 
     /// The byte range of the next frame's body in `buf`; `Ok(None)` at a clean end of input.
     fn next(&mut self) -> Result<Option<(usize, usize)>, String> {
         loop {
-            let have = self.end - self.start;
+            let have = self.buf.len() - self.start;
             let mut need = 4;
             if have >= 4 {
                 let mut le = [0u8; 4];
-                le.copy_from_slice(&self.buf[self.start..self.start + 4]);
+                le.copy_from_slice(&self.buf.as_slice()[self.start..self.start + 4]);
                 let len = u32::from_le_bytes(le) as usize;
                 if len == 0 || len > MAX_FRAME {
                     return Err(format!("a request frame of {len} bytes (expected 1 to {MAX_FRAME})"));
@@ -82,21 +81,27 @@ impl Frames {
                 }
                 need = 4 + len;
             }
-            if self.start + need > self.buf.len() {
-                self.buf.copy_within(self.start..self.end, 0);
-                (self.start, self.end) = (0, have);
-                if need > self.buf.len() {
-                    self.buf.resize(need, 0);
-                }
+            if self.start + need > self.buf.capacity() || have == 0 {
+                self.buf.consume(self.start);
+                self.start = 0;
             }
-            match sys::read(self.fd, &mut self.buf[self.end..]) {
+            match sys::read(self.fd, self.buf.spare()) {
                 Ok(0) if have == 0 => return Ok(None),
                 Ok(0) => return Err(format!("the input ended inside a frame ({have} of {need} bytes)")),
-                Ok(n) => self.end += n,
+                Ok(n) => self.buf.commit(n),
                 Err(e) => return Err(format!("reading requests: {e}")),
             }
         }
     }
+}
+
+/// Starts a report frame in `out`: length placeholder, tag, id, then zeroed room for the wait
+/// status, the timeout byte and the executor's stamps.
+fn begin_report(out: &mut ParentOnlyBuf, id: u64) {
+    out.clear();
+    out.extend_from_slice(&[0, 0, 0, 0, RESP_REPORT]);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&[0; 5 + 3 * 8]);
 }
 
 /// Runs the executor until stdin closes; returns the process exit code.
@@ -129,9 +134,19 @@ pub fn executor_main_with(mutant: Option<&str>) -> i32 {
         Ok(json) if send(RESP_HELLO, &json) => {}
         _ => return 2,
     }
-    let mut frames = Frames::new(STDIN);
+    let buffers = Frames::new(STDIN).and_then(|f| {
+        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT)
+            .map_err(|e| format!("cannot map the report buffer: {e}"))?;
+        Ok((f, out))
+    });
+    let (mut frames, mut out) = match buffers {
+        Ok(b) => b,
+        Err(message) => {
+            send_error(0, &message);
+            return 2;
+        }
+    };
     let mut case = Case::unshare(&[0]);
-    let mut out = Vec::with_capacity(64 + watch::MAX_REPORT);
     loop {
         let (a, b) = match frames.next() {
             Ok(Some(range)) => range,
@@ -141,13 +156,13 @@ pub fn executor_main_with(mutant: Option<&str>) -> i32 {
                 return 2;
             }
         };
-        let body = &frames.buf[a..b];
+        let body = &frames.buf.as_slice()[a..b];
         let id = read_u64(body, 1).unwrap_or(0);
         let served = match body[0] {
             REQ_CASE if body.len() >= 17 => {
                 let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
                 match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out) {
-                    Ok(()) => write_all(STDOUT, &out),
+                    Ok(()) => write_all(STDOUT, out.as_slice()),
                     Err(message) => send_error(id, &message),
                 }
             }
@@ -178,19 +193,21 @@ fn serve_case(
     case: &mut Case,
     env: &crate::env::Environment,
     id: u64,
-    out: &mut Vec<u8>,
+    out: &mut ParentOnlyBuf,
 ) -> Result<(), String> {
     case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
     case.validate().map_err(|e| format!("bad case: {e}"))?;
     let plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
-    begin_frame(out, RESP_REPORT);
-    out.extend_from_slice(&id.to_le_bytes());
-    let status_at = out.len();
-    out.extend_from_slice(&[0; 5]);
+    begin_report(out, id);
     let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
-    out[status_at..status_at + 4].copy_from_slice(&run.status.to_le_bytes());
-    out[status_at + 4] = u8::from(run.timed_out);
-    finish_frame(out);
+    let len = (out.len() - 4) as u32;
+    let frame = out.as_mut_slice();
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    frame[13..17].copy_from_slice(&run.status.to_le_bytes());
+    frame[17] = u8::from(run.timed_out);
+    for (k, t) in run.clock.iter().enumerate() {
+        frame[18 + 8 * k..26 + 8 * k].copy_from_slice(&t.to_le_bytes());
+    }
     Ok(())
 }
 

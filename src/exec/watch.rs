@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::case::Case;
 use crate::errno::Errno;
-use crate::sys;
+use crate::sys::{self, ParentOnlyBuf};
 
 use super::child;
 use super::plan::Plan;
@@ -20,16 +20,25 @@ use super::record::MSG_LEN;
 /// messages); the rest is dropped and the report then misses its end.
 pub const MAX_REPORT: usize = 64 * MSG_LEN;
 
-/// Appends what the pipe holds to `out`, up to [`MAX_REPORT`] bytes (a non-blocking read
-/// end: stops at EAGAIN or end of file).
-fn drain(fd: i32, out: &mut Vec<u8>, start: usize) {
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = sys::read(fd, &mut buf) {
-        if n == 0 {
-            break;
-        }
+/// Appends what the pipe holds to `out`, up to [`MAX_REPORT`] bytes past `start` (a
+/// non-blocking read end: stops at EAGAIN or end of file; the rest is dropped).
+fn drain(fd: i32, out: &mut ParentOnlyBuf, start: usize) {
+    loop {
         let room = (start + MAX_REPORT).saturating_sub(out.len());
-        out.extend_from_slice(&buf[..n.min(room)]);
+        let spare = out.spare();
+        let n = spare.len().min(room);
+        if n == 0 {
+            // Full: read and drop the rest, so nothing blocks on a full pipe.
+            let mut sink = [0u8; 512];
+            if !matches!(sys::read(fd, &mut sink), Ok(k) if k > 0) {
+                return;
+            }
+            continue;
+        }
+        match sys::read(fd, &mut spare[..n]) {
+            Ok(0) | Err(_) => return,
+            Ok(k) => out.commit(k),
+        }
     }
 }
 
@@ -40,6 +49,18 @@ pub struct RawRun {
     pub status: i32,
     /// The watchdog killed it.
     pub timed_out: bool,
+    /// CLOCK_MONOTONIC nanoseconds (see [`exec_clock`]).
+    pub clock: [u64; 3],
+}
+
+/// Slots of [`RawRun::clock`]: the executor's side of the phase timeline.
+pub mod exec_clock {
+    /// Before the pipe and the fork.
+    pub const FORK: usize = 0;
+    /// The child's exit seen (poll on the pidfd returned).
+    pub const WOKE: usize = 1;
+    /// Status, records, leftovers and semaphore dealt with.
+    pub const DONE: usize = 2;
 }
 
 fn kill_group(pid: libc::pid_t) {
@@ -53,12 +74,14 @@ pub fn reap_orphans() {
 }
 
 /// Runs one case in a fresh child and appends its raw messages to `out` (see
-/// [`super::collect`] to turn them into an outcome). Allocates nothing once `out` has
-/// grown: every heap page written after the fork costs a copy-on-write fault.
+/// [`super::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
+/// part of the child: every page the executor writes after the fork would otherwise cost
+/// a copy-on-write fault.
 ///
 /// # Errors
 /// Only when the executor itself cannot work (pipe, fork or pidfd failed).
-pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut Vec<u8>) -> Result<RawRun, Errno> {
+pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyBuf) -> Result<RawRun, Errno> {
+    let forked = sys::monotonic_ns();
     let (rd, wr) = sys::pipe()?;
     // SAFETY: the executor is single-threaded; the child ends in child::run_case, which
     // never returns.
@@ -92,6 +115,7 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut Vec<u8>) ->
             break;
         }
     }
+    let woke = sys::monotonic_ns();
     if timed_out {
         kill_group(pid);
     }
@@ -101,11 +125,11 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut Vec<u8>) ->
     // Anything the case started and left behind goes now.
     kill_group(pid);
     reap_orphans();
-    if let Some(id) = super::collect::semaphore(&out[start..]) {
+    if let Some(id) = super::collect::semaphore(&out.as_slice()[start..]) {
         // The semaphore lives in the executor's IPC namespace; do not let it pile up.
         let _ = sys::sem_remove(id);
     }
-    Ok(RawRun { status, timed_out })
+    Ok(RawRun { status, timed_out, clock: [forked, woke, sys::monotonic_ns()] })
 }
 
 /// The reference loop for benchmarks: for each word, fork; the child calls

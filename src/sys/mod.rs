@@ -78,6 +78,15 @@ pub fn setpgid(pid: libc::pid_t, pgid: libc::pid_t) -> Result<(), Errno> {
     ret_int(unsafe { libc::setpgid(pid, pgid) }).map(|_| ())
 }
 
+/// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds (a vDSO call: no system call, no
+/// allocation; the same clock in every process of the machine).
+pub fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: t is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+}
+
 /// `getpid()`.
 pub fn getpid() -> libc::pid_t {
     // SAFETY: no arguments, cannot fail.
@@ -499,7 +508,8 @@ pub fn readlinkat(dirfd: RawFd, name: &CStr, buf: &mut [u8]) -> Result<usize, Er
 /// Entries of a directory other than `.` and `..` (one getdents64 pass, no allocation).
 pub fn count_dir_entries(path: &CStr) -> Result<u32, Errno> {
     let fd = open_raw(path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
-    let mut buf = [0u8; 4096];
+    // Small: the case child calls this, and every stack page it touches is a fault.
+    let mut buf = [0u8; 512];
     let mut count = 0u32;
     let result = loop {
         // SAFETY: buf is a writable buffer of buf.len() bytes; fd is an open directory.
@@ -528,4 +538,112 @@ pub fn count_dir_entries(path: &CStr) -> Result<u32, Errno> {
     };
     let _ = close_raw(fd);
     result
+}
+
+/// A fixed-capacity byte buffer in a mapping of its own that no fork copies
+/// (`MADV_DONTFORK`): the executor's request and report buffers. A child has no such
+/// mapping, so writing to the buffer after a fork costs the parent no copy-on-write fault,
+/// and a child that touched it would die at once instead of corrupting anything.
+pub struct ParentOnlyBuf {
+    ptr: *mut u8,
+    cap: usize,
+    len: usize,
+}
+
+impl ParentOnlyBuf {
+    /// Maps `cap` bytes (rounded up to whole pages; untouched pages cost nothing).
+    ///
+    /// # Errors
+    /// The errno of mmap or madvise.
+    pub fn new(cap: usize) -> Result<ParentOnlyBuf, Errno> {
+        let cap = cap.max(1).next_multiple_of(4096);
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                cap,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(last_errno());
+        }
+        // SAFETY: ptr..ptr+cap is the mapping just made and owned here.
+        if unsafe { libc::madvise(ptr, cap, libc::MADV_DONTFORK) } != 0 {
+            let e = last_errno();
+            // SAFETY: as above; the mapping is not used after this.
+            unsafe { libc::munmap(ptr, cap) };
+            return Err(e);
+        }
+        Ok(ParentOnlyBuf { ptr: ptr.cast(), cap, len: 0 })
+    }
+
+    /// Bytes it can hold.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Bytes it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets the content.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Appends as much of `bytes` as fits; false if some did not.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
+        let n = bytes.len().min(self.cap - self.len);
+        self.spare()[..n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        n == bytes.len()
+    }
+
+    /// The content.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the first len bytes of the mapping are initialized (written through
+        // extend_from_slice or spare/commit; a fresh mapping is zero-filled anyway).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The content, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in as_slice; &mut self guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// The room after the content, to read into (then [`ParentOnlyBuf::commit`]).
+    pub fn spare(&mut self) -> &mut [u8] {
+        // SAFETY: len <= cap; the mapping is zero-filled memory owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(self.len), self.cap - self.len) }
+    }
+
+    /// Counts `n` more bytes of the spare room as content.
+    pub fn commit(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.cap);
+    }
+
+    /// Drops the first `n` bytes, moving the rest to the front.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.as_mut_slice().copy_within(n.., 0);
+        self.len -= n;
+    }
+}
+
+impl Drop for ParentOnlyBuf {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in new() and nothing refers to it any more.
+        unsafe { libc::munmap(self.ptr.cast(), self.cap) };
+    }
 }
