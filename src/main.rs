@@ -445,8 +445,8 @@ fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>) ->
     println!();
     for (i, s) in report.executor_stats.iter().enumerate() {
         println!(
-            "executor {i} after the last mix: RSS {} KiB, {} fds, {} mounts, {} leftover processes",
-            s.rss_kib, s.fds, s.mounts, s.other_processes
+            "executor {i} after the last mix: RSS {} KiB, {} fds, {} mounts, {} leftover processes, {} semaphores",
+            s.rss_kib, s.fds, s.mounts, s.other_processes, s.semaphores
         );
     }
     if let Some(path) = json {

@@ -26,7 +26,7 @@ pub const RESP_FATAL: u8 = 2;
 /// Response: a case ran. Body: tag, id `u64`, wait status `i32`, timed out `u8`, the
 /// executor's three timestamps (`watch::exec_clock`) as `u64`, the child's raw messages.
 pub const RESP_REPORT: u8 = 3;
-/// Response: a bare loop ran. Body: tag, id `u64`, nanoseconds `u64`, then the four
+/// Response: a bare loop ran. Body: tag, id `u64`, nanoseconds `u64`, then the five
 /// [`ExecutorStats`] fields as `u64`.
 pub const RESP_BARE: u8 = 4;
 /// Response: a request could not be served. Body: tag, id `u64` (0 if unreadable), text.
@@ -46,12 +46,14 @@ pub struct ExecutorStats {
     pub mounts: u64,
     /// Processes in its pid namespace other than itself (leftover children, zombies).
     pub other_processes: u64,
+    /// SysV semaphore sets in its IPC namespace (a setup's semaphore is removed after its case).
+    pub semaphores: u64,
 }
 
 impl ExecutorStats {
-    /// The wire form (four `u64`).
+    /// The wire form (five `u64`).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        for v in [self.rss_kib, self.fds, self.mounts, self.other_processes] {
+        for v in [self.rss_kib, self.fds, self.mounts, self.other_processes, self.semaphores] {
             out.extend_from_slice(&v.to_le_bytes());
         }
     }
@@ -59,7 +61,7 @@ impl ExecutorStats {
     /// Parses the wire form.
     pub fn decode(bytes: &[u8]) -> Option<ExecutorStats> {
         let v = |i: usize| read_u64(bytes, i * 8);
-        Some(ExecutorStats { rss_kib: v(0)?, fds: v(1)?, mounts: v(2)?, other_processes: v(3)? })
+        Some(ExecutorStats { rss_kib: v(0)?, fds: v(1)?, mounts: v(2)?, other_processes: v(3)?, semaphores: v(4)? })
     }
 }
 
@@ -101,7 +103,7 @@ mod tests {
         let mut out = Vec::new();
         begin_frame(&mut out, RESP_BARE);
         out.extend_from_slice(&7u64.to_le_bytes());
-        let stats = ExecutorStats { rss_kib: 2600, fds: 5, mounts: 29, other_processes: 0 };
+        let stats = ExecutorStats { rss_kib: 2600, fds: 5, mounts: 29, other_processes: 0, semaphores: 1 };
         stats.encode(&mut out);
         finish_frame(&mut out);
         assert_eq!(u32::from_le_bytes([out[0], out[1], out[2], out[3]]) as usize, out.len() - 4);
@@ -109,6 +111,7 @@ mod tests {
         assert_eq!(read_u64(&out, 5), Some(7));
         assert_eq!(ExecutorStats::decode(&out[13..]), Some(stats));
         assert_eq!(ExecutorStats::decode(&out[14..]), None);
+        assert_eq!(out.len(), 5 + 8 + 5 * 8);
         assert_eq!(read_i32(&out, out.len() - 3), None);
     }
 }

@@ -244,5 +244,8 @@ fn own_stats() -> ExecutorStats {
         fds: count("/proc/self/fd").saturating_sub(1),
         mounts: std::fs::read_to_string("/proc/self/mountinfo").map_or(0, |m| m.lines().count() as u64),
         other_processes: others,
+        // One line per set after the header line.
+        semaphores: std::fs::read_to_string("/proc/sysvipc/sem")
+            .map_or(0, |t| t.lines().count().saturating_sub(1) as u64),
     }
 }
