@@ -37,6 +37,9 @@ fn drain(fd: i32, out: &mut ParentOnlyBuf, start: usize) {
         }
         match sys::read(fd, &mut spare[..n]) {
             Ok(0) | Err(_) => return,
+            // A short read took all the pipe held (the child is gone; leftovers are killed
+            // right after), so no second call just to see EAGAIN.
+            Ok(k) if k < n => return out.commit(k),
             Ok(k) => out.commit(k),
         }
     }
@@ -68,6 +71,11 @@ fn kill_group(pid: libc::pid_t) {
     let _ = sys::kill(pid, libc::SIGKILL);
 }
 
+/// Kills what is left of a reaped child's process group.
+fn kill_leftovers(pid: libc::pid_t) {
+    let _ = sys::kill(-pid, libc::SIGKILL);
+}
+
 /// Reaps every exited process that was reparented to the executor.
 pub fn reap_orphans() {
     while let Ok(Some(_)) = sys::waitpid(-1, libc::WNOHANG) {}
@@ -94,7 +102,7 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
     // Also set the group from this side, so a kill before the child's own setpgid still works.
     let _ = sys::setpgid(pid, pid);
     let pidfd = sys::pidfd_open(pid)?;
-    sys::set_nonblocking(rd.as_raw_fd())?;
+    sys::set_nonblocking_fresh(rd.as_raw_fd())?;
     let deadline = Instant::now() + timeout;
     // Wait for the child's exit only: its records stay in the pipe (a few KiB, far below
     // the pipe's capacity) and are read once, afterwards, so the child's run is not
@@ -123,7 +131,7 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
     let start = out.len();
     drain(rd.as_raw_fd(), out, start);
     // Anything the case started and left behind goes now.
-    kill_group(pid);
+    kill_leftovers(pid);
     reap_orphans();
     if let Some(id) = super::collect::semaphore(&out.as_slice()[start..]) {
         // The semaphore lives in the executor's IPC namespace; do not let it pile up.

@@ -262,12 +262,11 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Sets O_NONBLOCK on `fd`.
-pub fn set_nonblocking(fd: RawFd) -> Result<(), Errno> {
-    // SAFETY: F_GETFL/F_SETFL take integer arguments.
-    let flags = ret_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    // SAFETY: as above.
-    ret_int(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(|_| ())
+/// Sets O_NONBLOCK on `fd`, clearing its other status flags (for a fresh pipe end).
+pub fn set_nonblocking_fresh(fd: RawFd) -> Result<(), Errno> {
+    // One call, no F_GETFL: F_SETFL replaces the status flags, and a fresh pipe end has none.
+    // SAFETY: F_SETFL takes an integer argument.
+    ret_int(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) }).map(|_| ())
 }
 
 /// `pidfd_open(pid, 0)`.
