@@ -22,6 +22,8 @@ pub struct Ctx<'a> {
     pub state: &'a CallerState,
     /// The machine.
     pub env: &'a Environment,
+    /// The kernel profile (for rows that exist only on some kernels).
+    pub profile: &'a super::profile::KernelProfile,
 }
 
 impl Ctx<'_> {

@@ -44,16 +44,18 @@ pub const FIRST_ROW_AFTER_COPY_SEMUNDO: &str = "ns-needs-cap-sys-admin";
 /// of a pending pid namespace, leaves that namespace unable to take any process).
 pub const FIRST_ROW_AFTER_ALLOC_PID: &str = "clone3-into-cgroup-bad-fd";
 
-/// clone3's sequence on Linux 6.18, in order. `step` names the kernel function. Rows with the
-/// ids of unshare's table ([`super::checks::CHECKS_6_18`]) are the same kernel code
-/// (create_user_ns, copy_namespaces' helpers) reached from copy_process.
+/// clone3's sequence, in order, as on Linux 6.18; two rows exist only on older kernels and
+/// read the profile (`newtime_blocks_threads`: 5.6 to 6.1; `clone3_pidfd_refuses_thread`:
+/// before 6.9). `step` names the kernel function. Rows with the ids of unshare's table
+/// ([`super::checks::CHECKS_6_18`]) are the same kernel code (create_user_ns,
+/// copy_namespaces' helpers) reached from copy_process.
 ///
 /// Not in the table, because the executor never provokes them: `exit_signal` with
 /// THREAD|PARENT (it passes 0 then), a bad stack or a bad `set_tid`, PIDFD and PARENT_SETTID
 /// sharing one pointer, EFAULT from the pointers (all valid), RLIMIT_NPROC/max_threads EAGAIN,
 /// ENOMEM. See docs/clone3.md.
 #[rustfmt::skip]
-pub const CLONE3_CHECKS_6_18: &[Check] = &[
+pub const CLONE3_CHECKS: &[Check] = &[
     row!("clone3-unknown-bit", "clone3_args_valid", EINVAL, "a bit outside the 32 legacy bits, CLEAR_SIGHAND and INTO_CGROUP",
         |c| c.f & !CLONE3_KNOWN != 0),
     row!("clone3-csignal-or-detached", "clone3_args_valid", EINVAL, "a CSIGNAL bit other than NEWTIME (exit_signal is its own field), or DETACHED",
@@ -74,6 +76,10 @@ pub const CLONE3_CHECKS_6_18: &[Check] = &[
         |c| c.has(bits::THREAD) && c.has(bits::NEWUSER | bits::NEWPID)),
     row!("clone-thread-after-newpid", "copy_process", EINVAL, "THREAD while pid_for_children is not the active pid namespace",
         |c| c.has(bits::THREAD) && c.state.pid_children != PidChildren::Active),
+    row!("clone-vm-or-thread-after-newtime", "copy_process", EINVAL, "VM or THREAD while time_for_children differs from time (5.6 to 6.1; removed by 2b5f9dad32ed)",
+        |c| c.profile.newtime_blocks_threads && c.has(bits::VM | bits::THREAD) && c.state.time_pending),
+    row!("clone-pidfd-with-thread", "copy_process", EINVAL, "PIDFD together with THREAD (refused before 6.9; allowed by 83b290c9e3b5)",
+        |c| c.profile.clone3_pidfd_refuses_thread && c.has(bits::PIDFD) && c.has(bits::THREAD)),
     row!("user-missing", "copy_creds", EINVAL, "NEWUSER on a kernel without user namespaces",
         |c| c.missing(bits::NEWUSER, NsLink::User)),
     row!("user-depth", "copy_creds", ENOSPC, "NEWUSER when the caller is already 33 levels deep",
@@ -190,10 +196,10 @@ pub struct Clone3Expect {
 
 /// The position of `id` in the clone3 table.
 fn position(id: &str) -> usize {
-    CLONE3_CHECKS_6_18.iter().position(|r| r.id == id).unwrap_or(CLONE3_CHECKS_6_18.len())
+    CLONE3_CHECKS.iter().position(|r| r.id == id).unwrap_or(CLONE3_CHECKS.len())
 }
 
-fn child_links(f: RawFlags, env: &Environment) -> [ChildLink; NsLink::COUNT] {
+fn child_links(profile: &KernelProfile, f: RawFlags, env: &Environment) -> [ChildLink; NsLink::COUNT] {
     let new = |bit: u64, link: NsLink| {
         if f.intersects(bit) && env.has_link(link) { ChildLink::Fresh } else { ChildLink::ParentBefore(link) }
     };
@@ -211,9 +217,11 @@ fn child_links(f: RawFlags, env: &Environment) -> [ChildLink; NsLink::COUNT] {
     l[NsLink::PidForChildren.index()] =
         if newpid { ChildLink::Child(NsLink::Pid) } else { ChildLink::ParentAfter(NsLink::PidForChildren) };
     // copy_namespaces: a CLONE_VM child keeps the caller's time namespace (timens_on_fork is
-    // skipped); any other child enters time_for_children, new with NEWTIME.
+    // skipped); any other child enters time_for_children, new with NEWTIME. Before 6.2
+    // (2b5f9dad32ed, the profiles with `newtime_blocks_threads`) every child entered it, VM or
+    // not (measured on 5.10.262 and 6.1.192).
     let newtime = f.intersects(bits::NEWTIME) && env.has_link(NsLink::TimeForChildren);
-    let vm = f.intersects(bits::VM);
+    let vm = f.intersects(bits::VM) && !profile.newtime_blocks_threads;
     l[NsLink::TimeForChildren.index()] = match (newtime, vm) {
         (true, true) => ChildLink::Fresh,
         (true, false) => ChildLink::Child(NsLink::Time),
@@ -239,7 +247,7 @@ fn ignores_sigchld_at_exit(f: RawFlags, state: &CallerState) -> bool {
     child_is_init(f, state) && f.intersects(bits::SIGHAND)
 }
 
-fn child_expect(f: RawFlags, env: &Environment, state: &CallerState) -> ChildExpect {
+fn child_expect(profile: &KernelProfile, f: RawFlags, env: &Environment, state: &CallerState) -> ChildExpect {
     let same = |bit: u64| if f.intersects(bit) { KcmpExpect::Same } else { KcmpExpect::Different };
     // KCMP_SYSVSEM compares undo-list pointers: without CLONE_SYSVSEM the child has none, which
     // equals the caller's only if the caller has none either.
@@ -258,7 +266,7 @@ fn child_expect(f: RawFlags, env: &Environment, state: &CallerState) -> ChildExp
         Creds { uid: state.uid, gid: state.gid, cap_eff: state.cap_eff }
     };
     ChildExpect {
-        links: child_links(f, env),
+        links: child_links(profile, f, env),
         tid: if other_pid_ns { ChildTid::One } else { ChildTid::Returned },
         creds,
         kcmp: (!kcmp_blind).then_some([
@@ -282,9 +290,9 @@ pub(super) fn decide(
     state: &mut CallerState,
     flags: RawFlags,
 ) -> super::Decided {
-    let ctx = Ctx { f: flags.0, valid_mask: crate::flags::CLONE3_VALID_MASK, state, env };
-    let failing = super::checks::all_failing(CLONE3_CHECKS_6_18, &ctx);
-    let reached = failing.first().map_or(CLONE3_CHECKS_6_18.len(), |r| position(r.id));
+    let ctx = Ctx { f: flags.0, valid_mask: crate::flags::CLONE3_VALID_MASK, state, env, profile };
+    let failing = super::checks::all_failing(CLONE3_CHECKS, &ctx);
+    let reached = failing.first().map_or(CLONE3_CHECKS.len(), |r| position(r.id));
     let undo_list_made =
         flags.intersects(bits::SYSVSEM) && !state.undo_list && reached >= position(FIRST_ROW_AFTER_COPY_SEMUNDO);
     if flags.intersects(bits::SYSVSEM) && reached >= position(FIRST_ROW_AFTER_COPY_SEMUNDO) {
@@ -304,7 +312,7 @@ pub(super) fn decide(
             (CallResult::Failure(first.errno), first.id, rest.iter().map(|r| r.id).collect())
         }
         None => {
-            expect.child = Some(child_expect(flags, env, state));
+            expect.child = Some(child_expect(profile, flags, env, state));
             state.sigchld_ignored |= ignores_sigchld_at_exit(flags, state);
             if state.pid_children == PidChildren::Pending {
                 // The child was the new namespace's init; it has exited, the namespace is dead

@@ -118,7 +118,7 @@ struct Decided {
 
 fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut CallerState, flags: RawFlags) -> Decided {
     let effective = profile.unknown_bits.apply(apply_implications(flags, profile.implications), profile.valid_mask);
-    let ctx = checks::Ctx { f: effective.0, valid_mask: profile.valid_mask, state, env };
+    let ctx = checks::Ctx { f: effective.0, valid_mask: profile.valid_mask, state, env, profile };
     let failing = checks::all_failing(profile.checks, &ctx);
     if let Some((first, rest)) = failing.split_first() {
         return Decided {

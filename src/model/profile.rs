@@ -60,7 +60,9 @@ pub struct KernelProfile {
     /// NEWNS always gets a new fs_struct (upstream 6c4b2243cb6c, 2026 stable backports).
     pub newns_always_new_fs: bool,
     /// After NEWTIME (time_for_children differs from time), threads and CLONE_VM children are
-    /// refused with EINVAL (5.6 to 6.1; removed in 6.2 by 2b5f9dad32ed; spec §6 M8).
+    /// refused with EINVAL (5.6 to 6.1; removed in 6.2 by 2b5f9dad32ed; spec §6 M8). Before
+    /// the same commit every child, CLONE_VM ones included, entered time_for_children at
+    /// fork (so clone3(NEWTIME|VM) gives a child in the new time namespace).
     pub newtime_blocks_threads: bool,
     /// pid_for_children names the new pid namespace right after NEWPID (measured on 7.3.4);
     /// older kernels hide it (ENOENT) until the first child exists (spec §5.9 item 7).
@@ -68,6 +70,10 @@ pub struct KernelProfile {
     /// A bit unshare accepts as "new, empty mount namespace" (UNSHARE_EMPTY_MNTNS, bit 20,
     /// measured on 7.3.4): it implies NEWNS, and the caller then no longer reaches /proc.
     pub empty_mntns_bit: Option<u64>,
+    /// clone3 refuses PIDFD together with THREAD with EINVAL (before 6.9; allowed by
+    /// 83b290c9e3b5). The linux-6.18 profile also describes 6.2 to 6.8, where this is still
+    /// true; only 6.12 and 6.18 were measured.
+    pub clone3_pidfd_refuses_thread: bool,
     /// Releases (major, minor) this profile was measured on or describes, oldest first.
     pub kernels: ((u32, u32), (u32, u32)),
 }
@@ -91,16 +97,19 @@ pub const LINUX_6_18: KernelProfile = KernelProfile {
     newtime_blocks_threads: false,
     pid_for_children_visible_at_once: false,
     empty_mntns_bit: None,
+    clone3_pidfd_refuses_thread: false,
     kernels: ((6, 2), (6, 18)),
 };
 
 /// Linux 5.6 to 6.1 (Debian 5.10.262 and 6.1.192 measured under qemu): as 6.18, but threads
-/// and CLONE_VM children are refused after NEWTIME (spec §6 M8).
+/// and CLONE_VM children are refused after NEWTIME (spec §6 M8), and clone3 refuses PIDFD
+/// with THREAD.
 pub const LINUX_5_10: KernelProfile = KernelProfile {
     name: "linux-5.10",
-    describes: "Linux 5.6 to 6.1: time namespaces refuse threads until exec (5.10.262, 6.1.192 measured)",
-    sources: "§6 M8; measured under qemu (docs/multi-kernel.md)",
+    describes: "Linux 5.6 to 6.1: time namespaces refuse threads until exec, clone3 refuses PIDFD|THREAD (5.10.262, 6.1.192 measured)",
+    sources: "§6 M8; copy_process before 6.2 and 6.9; measured under qemu (docs/multi-kernel.md)",
     newtime_blocks_threads: true,
+    clone3_pidfd_refuses_thread: true,
     kernels: ((5, 6), (6, 1)),
     ..LINUX_6_18
 };
@@ -210,6 +219,7 @@ pub const LINUX_3_11: KernelProfile = KernelProfile {
     newtime_blocks_threads: false,
     pid_for_children_visible_at_once: false,
     empty_mntns_bit: None,
+    clone3_pidfd_refuses_thread: true,
     kernels: ((3, 9), (3, 11)),
 };
 
@@ -235,6 +245,7 @@ pub const LINUX_2_6_16: KernelProfile = KernelProfile {
     newtime_blocks_threads: false,
     pid_for_children_visible_at_once: false,
     empty_mntns_bit: None,
+    clone3_pidfd_refuses_thread: true,
     kernels: ((2, 6), (2, 6)),
 };
 

@@ -127,16 +127,10 @@ fn expectations_differ(a: &Expected, b: &Expected) -> bool {
         || a.siblings != b.siblings
 }
 
-/// The rule of `table` that decides `f` in `state` ("success" if none fires).
-fn decide(
-    table: &'static [Check],
-    valid_mask: u64,
-    f: RawFlags,
-    state: &CallerState,
-    env: &Environment,
-) -> &'static str {
-    let ctx = Ctx { f: f.0, valid_mask, state, env };
-    first_failing(table, &ctx).map_or("success", |row| row.id)
+/// The rule of `profile`'s unshare table that decides `f` in `state` ("success" if none fires).
+fn decide(profile: &KernelProfile, f: RawFlags, state: &CallerState, env: &Environment) -> &'static str {
+    let ctx = Ctx { f: f.0, valid_mask: profile.valid_mask, state, env, profile };
+    first_failing(profile.checks, &ctx).map_or("success", |row| row.id)
 }
 
 /// The differences of `p` from `base` that cause the two to expect different things of the
@@ -161,7 +155,7 @@ fn attribute(
         // Both succeed: only bits with effects matter (THREAD, SIGHAND and VM have none).
         changed & !(bits::THREAD | bits::SIGHAND | bits::VM) != 0
     } else {
-        changed != 0 && decide(p.checks, p.valid_mask, re.effective_flags, state, env) != pe.rule
+        changed != 0 && decide(p, re.effective_flags, state, env) != pe.rule
     };
     if flags_matter {
         for i in fired(p.implications, flags.0) {

@@ -5,9 +5,13 @@ use crate::case::{Case, Privilege, Setup, Step};
 use crate::model::{Prediction, predict, profile::LINUX_6_18};
 
 fn results(setup: Setup, steps: &[Step]) -> Vec<(CallResult, &'static str)> {
+    results_on(&LINUX_6_18, setup, steps)
+}
+
+fn results_on(profile: &KernelProfile, setup: Setup, steps: &[Step]) -> Vec<(CallResult, &'static str)> {
     let env = Environment::reference();
     let case = Case { setup, steps: steps.to_vec() };
-    match predict(&LINUX_6_18, &env, &case) {
+    match predict(profile, &env, &case) {
         Prediction::Steps { steps, .. } => steps.iter().map(|e| (e.result, e.rule)).collect(),
         Prediction::Skip { reason } => panic!("unexpected skip: {reason}"),
     }
@@ -90,12 +94,12 @@ fn pid_namespace_states_carry_between_steps() {
 
 #[test]
 fn shared_rows_are_unshares_rows() {
-    for row in CLONE3_CHECKS_6_18 {
+    for row in CLONE3_CHECKS {
         if let Some(u) = crate::model::checks::by_id(crate::model::checks::CHECKS_6_18, row.id) {
             assert_eq!((u.errno, u.doc), (row.errno, row.doc), "{}", row.id);
         }
     }
-    let ids: Vec<&str> = CLONE3_CHECKS_6_18.iter().map(|r| r.id).collect();
+    let ids: Vec<&str> = CLONE3_CHECKS.iter().map(|r| r.id).collect();
     let mut sorted = ids.clone();
     sorted.sort_unstable();
     sorted.dedup();
@@ -144,4 +148,37 @@ fn a_sighand_pid_ns_init_child_leaves_sigchld_ignored() {
     let _ = decide(&LINUX_6_18, &env, &mut state, RawFlags(bits::NEWPID | bits::VM));
     let _ = decide(&LINUX_6_18, &env, &mut state, RawFlags(bits::VM | bits::SIGHAND));
     assert!(!state.sigchld_ignored);
+}
+
+#[test]
+fn older_kernels_refuse_pidfd_with_thread_and_vm_after_newtime() {
+    use crate::model::profile::LINUX_5_10;
+    let thread = bits::THREAD | bits::SIGHAND | bits::VM;
+    // PIDFD|THREAD: allowed since 6.9, refused on the 5.10 profile (after the THREAD rows).
+    assert_eq!(results(Setup::default(), &[c(thread | bits::PIDFD)])[0], (OK, "success"));
+    assert_eq!(
+        results_on(&LINUX_5_10, Setup::default(), &[c(thread | bits::PIDFD)])[0],
+        (EINVAL, "clone-pidfd-with-thread")
+    );
+    // VM after NEWTIME: refused on 5.6 to 6.1 only; a plain child is still fine there.
+    let newtime = Step::Unshare(RawFlags(bits::NEWTIME));
+    assert_eq!(results(Setup::default(), &[newtime, c(bits::VM)])[1], (OK, "success"));
+    let old = results_on(&LINUX_5_10, Setup::default(), &[newtime, c(bits::VM), c(bits::FILES)]);
+    assert_eq!(old[1], (EINVAL, "clone-vm-or-thread-after-newtime"));
+    assert_eq!(old[2], (OK, "success"));
+    // clone3(NEWTIME|VM): 6.18 keeps the child in the caller's time namespace until exec;
+    // 5.6 to 6.1 put it in the new one.
+    let env = Environment::reference();
+    let time = |profile| {
+        let mut state = CallerState::after_setup(&env, &Setup::default()).unwrap();
+        let d = decide(profile, &env, &mut state, RawFlags(bits::NEWTIME | bits::VM));
+        d.clone3.and_then(|e| e.child).map(|c| c.links[NsLink::Time.index()])
+    };
+    assert_eq!(time(&LINUX_6_18), Some(ChildLink::ParentBefore(NsLink::Time)));
+    assert_eq!(time(&LINUX_5_10), Some(ChildLink::Fresh));
+    // The earlier THREAD rows still come first.
+    assert_eq!(
+        results_on(&LINUX_5_10, Setup::default(), &[c(thread | bits::PIDFD | bits::NEWPID)])[0],
+        (EINVAL, "clone-thread-into-new-user-or-pid-ns")
+    );
 }
