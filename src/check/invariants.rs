@@ -618,6 +618,8 @@ pub const NEEDS_PROC: &[&str] = &[
     "fs-private-after-unshare",
     "failure-changes-nothing",
     "unknown-bits-einval",
+    "clone3-matches-model",
+    "clone3-and-unshare-agree-on-namespaces",
 ];
 
 /// Case-level invariant: the case's process ends by itself, within the timeout, without a signal.

@@ -56,8 +56,8 @@ pub const FIRST_ROW_AFTER_ALLOC_PID: &str = "clone3-into-cgroup-bad-fd";
 /// ENOMEM. See docs/clone3.md.
 #[rustfmt::skip]
 pub const CLONE3_CHECKS: &[Check] = &[
-    row!("clone3-unknown-bit", "clone3_args_valid", EINVAL, "a bit outside the 32 legacy bits, CLEAR_SIGHAND and INTO_CGROUP",
-        |c| c.f & !CLONE3_KNOWN != 0),
+    row!("clone3-unknown-bit", "clone3_args_valid", EINVAL, "a bit outside the 32 legacy bits, CLEAR_SIGHAND and INTO_CGROUP (and the profile's newer clone3 bits)",
+        |c| c.f & !(CLONE3_KNOWN | c.profile.clone3_extra_bits) != 0),
     row!("clone3-csignal-or-detached", "clone3_args_valid", EINVAL, "a CSIGNAL bit other than NEWTIME (exit_signal is its own field), or DETACHED",
         |c| c.has(bits::DETACHED | (CSIGNAL & !bits::NEWTIME))),
     row!("clone3-sighand-and-clear-sighand", "clone3_args_valid", EINVAL, "SIGHAND together with CLEAR_SIGHAND",

@@ -74,6 +74,9 @@ pub struct KernelProfile {
     /// 83b290c9e3b5). The linux-6.18 profile also describes 6.2 to 6.8, where this is still
     /// true; only 6.12 and 6.18 were measured.
     pub clone3_pidfd_refuses_thread: bool,
+    /// Bits above INTO_CGROUP that clone3 accepts on their own (7.3.4: bits 35 and 37, as
+    /// measured by `unshare-fuzz flags` under qemu; what they do is not modelled).
+    pub clone3_extra_bits: u64,
     /// Releases (major, minor) this profile was measured on or describes, oldest first.
     pub kernels: ((u32, u32), (u32, u32)),
 }
@@ -98,6 +101,7 @@ pub const LINUX_6_18: KernelProfile = KernelProfile {
     pid_for_children_visible_at_once: false,
     empty_mntns_bit: None,
     clone3_pidfd_refuses_thread: false,
+    clone3_extra_bits: 0,
     kernels: ((6, 2), (6, 18)),
 };
 
@@ -135,6 +139,7 @@ pub const LINUX_7_3: KernelProfile = KernelProfile {
     implications: IMPLICATIONS_7_3,
     pid_for_children_visible_at_once: true,
     empty_mntns_bit: Some(EMPTY_MNTNS),
+    clone3_extra_bits: (1 << 35) | (1 << 37),
     kernels: ((7, 3), (7, 3)),
     sources: "§1 (the future UNSHARE_EMPTY_MNTNS); measured under qemu on 7.3.4 (docs/multi-kernel.md)",
     ..LINUX_6_18
@@ -220,6 +225,7 @@ pub const LINUX_3_11: KernelProfile = KernelProfile {
     pid_for_children_visible_at_once: false,
     empty_mntns_bit: None,
     clone3_pidfd_refuses_thread: true,
+    clone3_extra_bits: 0,
     kernels: ((3, 9), (3, 11)),
 };
 
@@ -246,6 +252,7 @@ pub const LINUX_2_6_16: KernelProfile = KernelProfile {
     pid_for_children_visible_at_once: false,
     empty_mntns_bit: None,
     clone3_pidfd_refuses_thread: true,
+    clone3_extra_bits: 0,
     kernels: ((2, 6), (2, 6)),
 };
 

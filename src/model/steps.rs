@@ -106,6 +106,10 @@ pub fn fork_exit(profile: &KernelProfile, state: &mut CallerState) -> StepEffect
 /// Opening /proc/self/setgroups for writing needs CAP_SYS_ADMIN in the user namespace
 /// (EACCES at open); writing "deny" once a gid map exists, or any map a second time, is EPERM.
 pub fn write_maps(state: &mut CallerState) -> StepEffect {
+    // The path lookup comes before the permission check at open.
+    if !state.proc_visible {
+        return fail(Errno::ENOENT, "maps-without-proc");
+    }
     if !state.cap_sys_admin {
         return fail(Errno::EACCES, "maps-need-cap-sys-admin");
     }
@@ -128,6 +132,11 @@ pub fn drop_sys_admin(state: &mut CallerState) -> StepEffect {
 
 /// `chroot` then `chdir("/")`.
 pub fn chroot(state: &mut CallerState, kind: Chroot) -> StepEffect {
+    // ksys_chroot looks the path up before it checks CAP_SYS_CHROOT; a new, empty mount
+    // namespace (UNSHARE_EMPTY_MNTNS, 7.x) has no /tmp/uf-chroot, only "/".
+    if kind == Chroot::Subdir && !state.proc_visible {
+        return fail(Errno::ENOENT, "chroot-dir-missing");
+    }
     if !state.has_cap(CAP_SYS_CHROOT) {
         return fail(Errno::EPERM, "chroot-needs-cap-sys-chroot");
     }
