@@ -302,8 +302,10 @@ pub(super) fn decide(
     let mut expect = Clone3Expect { flags, exit_signal: clone3_exit_signal(flags), child: None, undo_list_made };
     let (result, rule, also_failing) = match failing.split_first() {
         Some((first, rest)) => {
-            // free_pid of a pending namespace's first pid clears PIDNS_ADDING for good.
-            if state.pid_children == PidChildren::Pending
+            // free_pid of a pending namespace's first pid clears PIDNS_ADDING for good (up to
+            // 6.18; 7.3.4 keeps the namespace pending).
+            if profile.failed_first_child_kills_pending_pidns
+                && state.pid_children == PidChildren::Pending
                 && !flags.intersects(bits::NEWPID)
                 && reached >= position(FIRST_ROW_AFTER_ALLOC_PID)
             {

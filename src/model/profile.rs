@@ -77,6 +77,11 @@ pub struct KernelProfile {
     /// Bits above INTO_CGROUP that clone3 accepts on their own (7.3.4: bits 35 and 37, as
     /// measured by `unshare-fuzz flags` under qemu; what they do is not modelled).
     pub clone3_extra_bits: u64,
+    /// A first child of a pending pid namespace whose clone fails after alloc_pid (clone3
+    /// INTO_CGROUP with a bad fd) leaves that namespace unable to take any process (6.18,
+    /// spec-era kernels); 7.3.4 keeps it pending, so a later fork still becomes its init
+    /// (measured under qemu; docs/multi-kernel.md).
+    pub failed_first_child_kills_pending_pidns: bool,
     /// Releases (major, minor) this profile was measured on or describes, oldest first.
     pub kernels: ((u32, u32), (u32, u32)),
 }
@@ -102,6 +107,7 @@ pub const LINUX_6_18: KernelProfile = KernelProfile {
     empty_mntns_bit: None,
     clone3_pidfd_refuses_thread: false,
     clone3_extra_bits: 0,
+    failed_first_child_kills_pending_pidns: true,
     kernels: ((6, 2), (6, 18)),
 };
 
@@ -134,12 +140,13 @@ pub const EMPTY_MNTNS: u64 = 0x10_0000;
 /// pid_for_children is readable right after NEWPID.
 pub const LINUX_7_3: KernelProfile = KernelProfile {
     name: "linux-7.3",
-    describes: "Linux 7.x: UNSHARE_EMPTY_MNTNS (bit 20) accepted, pid_for_children visible at once (7.3.4 measured)",
+    describes: "Linux 7.x: UNSHARE_EMPTY_MNTNS (bit 20) accepted, pid_for_children visible at once, clone3 bits 35 and 37 accepted, a failed first child keeps a pending pid namespace (7.3.4 measured)",
     valid_mask: UNSHARE_VALID_MASK | EMPTY_MNTNS,
     implications: IMPLICATIONS_7_3,
     pid_for_children_visible_at_once: true,
     empty_mntns_bit: Some(EMPTY_MNTNS),
     clone3_extra_bits: (1 << 35) | (1 << 37),
+    failed_first_child_kills_pending_pidns: false,
     kernels: ((7, 3), (7, 3)),
     sources: "§1 (the future UNSHARE_EMPTY_MNTNS); measured under qemu on 7.3.4 (docs/multi-kernel.md)",
     ..LINUX_6_18
@@ -226,6 +233,7 @@ pub const LINUX_3_11: KernelProfile = KernelProfile {
     empty_mntns_bit: None,
     clone3_pidfd_refuses_thread: true,
     clone3_extra_bits: 0,
+    failed_first_child_kills_pending_pidns: true,
     kernels: ((3, 9), (3, 11)),
 };
 
@@ -253,6 +261,7 @@ pub const LINUX_2_6_16: KernelProfile = KernelProfile {
     empty_mntns_bit: None,
     clone3_pidfd_refuses_thread: true,
     clone3_extra_bits: 0,
+    failed_first_child_kills_pending_pidns: true,
     kernels: ((2, 6), (2, 6)),
 };
 

@@ -182,3 +182,19 @@ fn older_kernels_refuse_pidfd_with_thread_and_vm_after_newtime() {
         (EINVAL, "clone-thread-into-new-user-or-pid-ns")
     );
 }
+
+#[test]
+fn a_failed_first_child_kills_the_pending_pid_namespace_up_to_6_18_only() {
+    use crate::model::profile::LINUX_7_3;
+    let steps = [Step::Unshare(RawFlags(bits::NEWPID)), c(bits::INTO_CGROUP), Step::ForkExit, c(0)];
+    let ebadf = CallResult::Failure(Errno(libc::EBADF));
+    let enomem = CallResult::Failure(Errno::ENOMEM);
+    let r = results(Setup::default(), &steps);
+    assert_eq!(r[1], (ebadf, "clone3-into-cgroup-bad-fd"));
+    assert_eq!(r[2].0, enomem);
+    let r = results_on(&LINUX_7_3, Setup::default(), &steps);
+    assert_eq!(r[1], (ebadf, "clone3-into-cgroup-bad-fd"));
+    // The fork becomes the init and exits: now the namespace is dead.
+    assert_eq!(r[2], (OK, "success"));
+    assert_eq!(r[3], (enomem, "clone-pid-ns-dead"));
+}
