@@ -127,8 +127,12 @@ struct Replayed {
 type WorkerEnd = Result<(ExecutorStats, PhaseSummary), ExecError>;
 
 /// One worker: its own executor, the files `k, k + jobs, ...`.
-fn worker(config: &RunConfig, files: Vec<(usize, Loaded)>, tx: &mpsc::Sender<Replayed>) -> WorkerEnd {
-    let mut executor = Executor::spawn_self(&config.executor_args)?;
+fn worker(
+    config: &RunConfig,
+    mut executor: Executor,
+    files: Vec<(usize, Loaded)>,
+    tx: &mpsc::Sender<Replayed>,
+) -> WorkerEnd {
     let mut phases = PhaseSummary::default();
     for (index, loaded) in files {
         let (verdict, title, case) = match loaded.file {
@@ -161,7 +165,11 @@ pub fn replay(
     mut on_file: impl FnMut(&FileResult),
 ) -> Result<RunReport, ExecError> {
     let jobs = config.jobs.clamp(1, 64);
-    let environment = Executor::spawn_self(&config.executor_args)?.environment().clone();
+    let mut executors = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        executors.push(Executor::spawn_self(&config.executor_args)?);
+    }
+    let environment = executors[0].environment().clone();
     let start = Instant::now();
     let mut tally = Tally::new();
     tally.invariants.entry(EXPECTED_MATCHES_CORPUS.to_string()).or_default();
@@ -176,9 +184,10 @@ pub fn replay(
     let ends: Vec<WorkerEnd> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|share| {
+            .zip(executors)
+            .map(|(share, executor)| {
                 let tx = tx.clone();
-                scope.spawn(move || worker(config, share, &tx))
+                scope.spawn(move || worker(config, executor, share, &tx))
             })
             .collect();
         drop(tx);
