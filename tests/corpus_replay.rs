@@ -130,3 +130,32 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `--jobs 3` spreads the files over three executors, yet reports every file once, in file
+/// order, with the same verdicts as one executor (a broken file among them included).
+#[test]
+fn parallel_replay_keeps_file_order_and_verdicts() {
+    let dir = common::temp_dir("replay-jobs-input");
+    copy_dir(Path::new("corpus/atomicity"), &dir);
+    std::fs::write(dir.join("zz-not-json.json"), "{ this is not a corpus file").expect("write bad file");
+    let path = dir.to_str().expect("utf-8 path");
+    let (code1, one, _) = replay("replay-jobs-1", &[path]);
+    let (code3, three, text) = replay("replay-jobs-3", &[path, "--jobs", "3"]);
+    assert_eq!(three["jobs"], 3, "{text}");
+    assert_eq!(code1, code3, "{text}");
+    let verdicts = |r: &Value| -> Vec<(String, String)> {
+        r["corpus_files"]
+            .as_array()
+            .expect("corpus_files")
+            .iter()
+            .map(|f| (f["file"].as_str().unwrap_or("?").to_string(), f["status"].as_str().unwrap_or("?").to_string()))
+            .collect()
+    };
+    let (v1, v3) = (verdicts(&one), verdicts(&three));
+    assert_eq!(v1, v3, "{text}");
+    assert!(v3.len() >= 4, "{v3:?}");
+    assert!(v3.windows(2).all(|w| w[0].0 <= w[1].0), "not in file order: {v3:?}");
+    assert_eq!(v3.last().map(|v| v.1.as_str()), Some("BROKEN"), "{v3:?}");
+    assert_eq!(three["executor_stats"].as_array().map(Vec::len), Some(3), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
