@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use crate::case::{Case, Step};
+use crate::exec::ExecError;
 use crate::exec::phases::{NAMES, PHASES, PhaseSummary};
 use crate::exec::protocol::ExecutorStats;
-use crate::exec::{ExecError, Executor};
 use crate::flags::{FLAGS, UNSHARE_VALID_MASK, bits};
 use crate::runner::{RunConfig, cases_for_seed, run_cases};
 
@@ -44,6 +44,35 @@ pub struct BenchReport {
     pub jobs2_speedup: f64,
     /// Executor resources at the end of the longest harness run.
     pub executor_stats: Vec<ExecutorStats>,
+    /// Where the loops ran (`exec::placement`): the bare loop's executor, the one-job harness
+    /// executor, and the `--jobs` executors.
+    pub placement: Placement,
+}
+
+/// The CPUs of a bench's executors (`None`: unpinned).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Placement {
+    /// The bare loop's executor (last round).
+    pub bare: Option<u32>,
+    /// The one-job harness executor (last round).
+    pub one_job: Vec<Option<u32>>,
+    /// The executors of the `--jobs` row.
+    pub jobs: Vec<Option<u32>>,
+}
+
+impl Placement {
+    /// One line for the table's footer.
+    pub fn line(&self) -> String {
+        let cpu = |c: &Option<u32>| c.map_or("unpinned".to_string(), |c| format!("CPU {c}"));
+        let list = |v: &[Option<u32>]| v.iter().map(cpu).collect::<Vec<_>>().join(", ");
+        format!(
+            "placement: bare loop {}; one job {}; --jobs {} {}",
+            cpu(&self.bare),
+            list(&self.one_job),
+            self.jobs.len(),
+            list(&self.jobs)
+        )
+    }
 }
 
 /// The fixed mixes: each valid single flag, all namespaces, and a random mix with setups.
@@ -70,7 +99,8 @@ fn first_unshare(case: &Case) -> u64 {
 /// [`ExecError`] if an executor cannot run.
 pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)) -> Result<BenchReport, ExecError> {
     let mut rows = Vec::new();
-    let mut bare = Executor::spawn_self(&config.executor_args)?;
+    // On the CPU of the one-job harness executor (slot 0 of 1), so both loops run alike.
+    let mut placement = Placement::default();
     let one = RunConfig { jobs: 1, ..config.clone() };
     let mut last_stats = Vec::new();
     let mut random_one_job = 0.0;
@@ -85,7 +115,12 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
             violations += report.tally.violations();
             phases.merge(&report.phases);
             last_stats = report.executor_stats;
+            placement.one_job = report.pinned_cpus;
             let flags: Vec<u64> = chunk.iter().map(first_unshare).collect();
+            // A fresh executor per round, started after the harness's own has exited, so
+            // that with pinning both loops lease the same CPU.
+            let mut bare = config.spawn_executor(1, 0)?;
+            placement.bare = bare.environment().pinned_cpu;
             bare_secs += bare.bare_loop(&flags)?.0 as f64 / 1e9;
         }
         let (harness_per_s, bare_per_s) = (cases.len() as f64 / harness_secs, cases.len() as f64 / bare_secs);
@@ -106,6 +141,7 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
     let jobs = config.jobs.max(2);
     let (name, cases) = &mixes[mixes.len() - 1];
     let report = run_cases(&RunConfig { jobs, ..config.clone() }, cases, |_| {})?;
+    placement.jobs = report.pinned_cpus.clone();
     let row = BenchRow {
         mix: format!("{name}, --jobs {jobs}"),
         cases: cases.len(),
@@ -119,7 +155,7 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
     on_row(&row);
     let jobs2_speedup = report.cases_per_second / random_one_job;
     rows.push(row);
-    Ok(BenchReport { rows, jobs2_speedup, executor_stats: last_stats })
+    Ok(BenchReport { rows, jobs2_speedup, executor_stats: last_stats, placement })
 }
 
 /// The header of the ratio table.

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use unshare_fuzz::corpus::replay::replay;
 use unshare_fuzz::corpus::save::{self, DEFAULT_BUDGET, Saved};
 use unshare_fuzz::corpus::store::{DirStore, load_file, load_paths};
+use unshare_fuzz::exec::placement::Pinning;
 use unshare_fuzz::fault::Fault;
 use unshare_fuzz::model::KernelProfile;
 use unshare_fuzz::model::profile;
@@ -34,6 +35,10 @@ pub struct CommonArgs {
     /// Kernel profile of the model.
     #[arg(long, default_value = "auto")]
     pub kernel_profile: String,
+    /// Pin each executor (and its case children) to a CPU of its own: `auto` (when there are
+    /// at least as many CPUs as executors) or `off` (several harnesses sharing a machine).
+    #[arg(long, default_value = "auto")]
+    pub pin: Pinning,
     #[command(flatten)]
     pub fault: FaultArg,
 }
@@ -164,6 +169,7 @@ fn config_for(common: &CommonArgs, cases: u64, machine_readable: bool) -> anyhow
         profile: profile_named(&common.kernel_profile)?,
         executor_args: Vec::new(),
         jobs: 1,
+        pinning: common.pin,
         fault: announce(common.fault.inject_fault, machine_readable),
     })
 }

@@ -50,6 +50,10 @@ pub struct Environment {
     /// Plain-language notes on anything that may filter or restrict unshare here; empty when
     /// nothing was found. Printed at the top of every report.
     pub restrictions: Vec<String>,
+    /// The CPU the executor (and so every case child) is pinned to, if any
+    /// (`exec::placement`).
+    #[serde(default)]
+    pub pinned_cpu: Option<u32>,
 }
 
 impl Environment {
@@ -118,6 +122,7 @@ impl Environment {
             seccomp_mode: 0,
             lsms: vec![],
             restrictions: vec![],
+            pinned_cpu: None,
         }
     }
 }

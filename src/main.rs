@@ -12,6 +12,7 @@ mod fuzz_cli;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use unshare_fuzz::exec::placement::Pinning;
 use unshare_fuzz::exec::{self, Executor};
 use unshare_fuzz::model::profile;
 use unshare_fuzz::report;
@@ -55,6 +56,10 @@ enum Command {
         /// Also write the table as JSON.
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
+        /// Pin each executor (and its case children) to a CPU of its own: `auto` (when there are
+        /// at least as many CPUs as executors) or `off` (several harnesses sharing a machine).
+        #[arg(long, default_value = "auto")]
+        pin: Pinning,
     },
     /// Print a standalone C reproducer (libc only, `gcc repro.c`) for a JSON case file.
     Repro(ReproArgs),
@@ -91,6 +96,10 @@ struct ExecutorArgs {
     /// Install this selftest mutant (a seccomp filter that makes unshare lie) before probing.
     #[arg(long)]
     mutant: Option<String>,
+    /// Lease a free CPU, trying this slot's first, and pin the executor and its case children
+    /// to it (exec::placement).
+    #[arg(long)]
+    pin_slot: Option<usize>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -153,6 +162,10 @@ struct RunArgs {
     /// Executors run in parallel (cases are assigned by index, so results do not depend on it).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
+    /// Pin each executor (and its case children) to a CPU of its own: `auto` (when there are
+    /// at least as many CPUs as executors) or `off` (several harnesses sharing a machine).
+    #[arg(long, default_value = "auto")]
+    pin: Pinning,
 }
 
 #[derive(clap::Args)]
@@ -193,7 +206,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Executor(args) => exec::server::executor_main_with(args.mutant.as_deref()),
+        Command::Executor(args) => exec::server::executor_main_with(args.mutant.as_deref(), args.pin_slot),
         Command::Selftest(args) => report_errors(selftest_command(args)),
         Command::Env { json } => report_errors(env_command(json)),
         Command::Invariants => {
@@ -204,7 +217,7 @@ fn main() {
         Command::Flags { markdown } => report_errors(flags_command(markdown)),
         Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),
         Command::Minimize(args) => report_errors(corpus_cli::minimize_command(args)),
-        Command::Bench { cases, jobs, seed, json } => report_errors(bench_command(cases, jobs, seed, json)),
+        Command::Bench { cases, jobs, seed, json, pin } => report_errors(bench_command(cases, jobs, seed, json, pin)),
         Command::Repro(args) => report_errors(repro_command(args)),
         Command::Decode(args) => report_errors(decode_command(args)),
         Command::Seeds(args) => report_errors(fuzz_cli::seeds_command(args)),
@@ -381,6 +394,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         executor_args: Vec::new(),
         fault: corpus_cli::fault_for_run(&args.corpus, args.format != report::Format::Human),
         jobs: args.jobs as usize,
+        pinning: args.pin,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(args.cases);
@@ -425,7 +439,7 @@ fn progress_printer(bar: Option<&indicatif::ProgressBar>) -> impl Fn(Progress) +
     }
 }
 
-fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>) -> anyhow::Result<i32> {
+fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>, pin: Pinning) -> anyhow::Result<i32> {
     let config = RunConfig {
         cases: cases as u64,
         seed,
@@ -434,10 +448,12 @@ fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>) ->
         executor_args: Vec::new(),
         jobs,
         fault: None,
+        pinning: pin,
     };
     println!("{}", unshare_fuzz::bench::header());
     let report = unshare_fuzz::bench::run(&config, cases, |r| println!("{}", unshare_fuzz::bench::row_line(r)))?;
     println!("--jobs {jobs} speed-up on the random mix: {:.2}x", report.jobs2_speedup);
+    println!("{}", report.placement.line());
     println!();
     for line in unshare_fuzz::bench::phase_lines(&report) {
         println!("{line}");

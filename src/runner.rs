@@ -13,6 +13,7 @@ use crate::check::{CaseVerdict, Tally, Violation, judge};
 use crate::corpus::replay::FileResult;
 use crate::env::Environment;
 use crate::exec::phases::PhaseSummary;
+use crate::exec::placement::{self, Pinning};
 use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::fault::Fault;
@@ -34,8 +35,20 @@ pub struct RunConfig {
     pub executor_args: Vec<String>,
     /// Executors run in parallel.
     pub jobs: usize,
+    /// Whether each executor is pinned to its own CPU (`exec::placement`).
+    pub pinning: Pinning,
     /// Test only: a lie told to the checker about every outcome (`--inject-fault`).
     pub fault: Option<Fault>,
+}
+
+impl RunConfig {
+    /// Starts executor `slot` of `jobs`, with this run's executor arguments and CPU.
+    ///
+    /// # Errors
+    /// [`ExecError`] if it cannot start.
+    pub fn spawn_executor(&self, jobs: usize, slot: usize) -> Result<Executor, ExecError> {
+        Executor::spawn_self(&placement::executor_args(&self.executor_args, self.pinning, jobs, slot))
+    }
 }
 
 /// One case that violated something, in full.
@@ -73,6 +86,8 @@ pub struct RunReport {
     pub cases_per_second: f64,
     /// Each executor's resources at the end (leak check: fds, mounts, leftover processes, RSS).
     pub executor_stats: Vec<ExecutorStats>,
+    /// The CPU each executor was pinned to when it started (`None`: unpinned).
+    pub pinned_cpus: Vec<Option<u32>>,
     /// Where a case's time went (means over the cases whose child reached its end).
     pub phases: PhaseSummary,
     /// One result per corpus file, when the cases came from a corpus (`replay`).
@@ -147,7 +162,7 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
             Ok(done(Some(outcome), verdict))
         }
         Err(ExecError::Died(why)) => {
-            *executor = Executor::spawn_self(&config.executor_args)?;
+            *executor = config.spawn_executor(1, 0)?;
             Ok(done(None, CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted"))))
         }
         Err(ExecError::Protocol(why)) => {
@@ -171,6 +186,9 @@ struct Job<'a, F: FnMut(usize, CaseVerdict)> {
     executor: Executor,
     config: &'a RunConfig,
     cases: &'a [Case],
+    /// This executor's place among the run's executors (its CPU; see `exec::placement`).
+    slot: usize,
+    jobs: usize,
     queued: std::collections::VecDeque<(usize, Prediction)>,
     restarts: u64,
     phases: PhaseSummary,
@@ -179,7 +197,7 @@ struct Job<'a, F: FnMut(usize, CaseVerdict)> {
 
 impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
     fn restart(&mut self) -> Result<(), ExecError> {
-        self.executor = Executor::spawn_self(&self.config.executor_args)?;
+        self.executor = self.config.spawn_executor(self.jobs, self.slot)?;
         self.restarts += 1;
         Ok(())
     }
@@ -261,10 +279,11 @@ pub fn run_cases(
     let done = AtomicU64::new(0);
     let violations = AtomicU64::new(0);
     let mut executors = Vec::with_capacity(jobs);
-    for _ in 0..jobs {
-        executors.push(Executor::spawn_self(&config.executor_args)?);
+    for slot in 0..jobs {
+        executors.push(config.spawn_executor(jobs, slot)?);
     }
     let environment = executors[0].environment().clone();
+    let pinned_cpus = executors.iter().map(|e| e.environment().pinned_cpu).collect();
     let start = Instant::now();
     let per_job: Vec<Result<JobResult, ExecError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = executors
@@ -285,6 +304,8 @@ pub fn run_cases(
                         executor,
                         config,
                         cases,
+                        slot: k,
+                        jobs,
                         queued: std::collections::VecDeque::new(),
                         restarts: 0,
                         phases: PhaseSummary::default(),
@@ -342,6 +363,7 @@ pub fn run_cases(
         failures,
         elapsed_seconds: elapsed,
         executor_stats,
+        pinned_cpus,
         phases,
         corpus_files: None,
     })

@@ -24,6 +24,7 @@ fn thousands_of_cases_leave_no_fd_mount_process_or_memory_behind() {
         profile: &LINUX_6_18,
         executor_args: Vec::new(),
         jobs: 1,
+        pinning: unshare_fuzz::exec::placement::Pinning::Auto,
         fault: None,
     };
     let mut ran = 0;

@@ -449,6 +449,7 @@ fn synthetic() -> RunReport {
         cases_per_second: 66.7,
         jobs: 1,
         executor_stats: Vec::new(),
+        pinned_cpus: vec![Some(0)],
         phases: Default::default(),
         corpus_files: None,
     }

@@ -85,3 +85,35 @@ fn sandbox_keeps_the_host_hostname() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), before);
 }
+
+/// Runs `run` with TMPDIR set to `tmp` (where the CPU lock files go) and returns its report.
+fn run_in_tmp(tmp: &std::path::Path, extra: &[&str]) -> Value {
+    let path = tmp.join("report.json");
+    let out = std::process::Command::new(common::binary())
+        .env("TMPDIR", tmp)
+        .args(["run", "--cases", "100", "--seed", "3", "--json", path.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .expect("start unshare-fuzz");
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn executors_are_pinned_to_distinct_free_cpus_unless_told_not_to() {
+    let allowed = unshare_fuzz::sys::allowed_cpus().unwrap();
+    let jobs = allowed.len().min(2);
+    let tmp = common::temp_dir("pin");
+    let report = run_in_tmp(&tmp, &["--jobs", &jobs.to_string()]);
+    // A private lock directory: nothing else holds a CPU, so slot k gets the k-th allowed one.
+    let want: Vec<Value> = allowed[..jobs].iter().map(|&c| Value::from(c)).collect();
+    assert_eq!(report["pinned_cpus"], Value::from(want), "{}", report["pinned_cpus"]);
+    assert_eq!(report["environment"]["pinned_cpu"], Value::from(allowed[0]));
+    assert!(tmp.join(format!("unshare-fuzz-cpu{}.lock", allowed[0])).exists());
+    let report = run_in_tmp(&tmp, &["--pin", "off"]);
+    assert_eq!(report["pinned_cpus"], serde_json::json!([null]));
+    // More executors than CPUs: none is pinned.
+    let report = run_in_tmp(&tmp, &["--jobs", &(allowed.len() + 1).to_string()]);
+    assert!(report["pinned_cpus"].as_array().unwrap().iter().all(Value::is_null), "{}", report["pinned_cpus"]);
+}

@@ -166,10 +166,11 @@ pub fn replay(
 ) -> Result<RunReport, ExecError> {
     let jobs = config.jobs.clamp(1, 64);
     let mut executors = Vec::with_capacity(jobs);
-    for _ in 0..jobs {
-        executors.push(Executor::spawn_self(&config.executor_args)?);
+    for slot in 0..jobs {
+        executors.push(config.spawn_executor(jobs, slot)?);
     }
     let environment = executors[0].environment().clone();
+    let pinned_cpus = executors.iter().map(|e| e.environment().pinned_cpu).collect();
     let start = Instant::now();
     let mut tally = Tally::new();
     tally.invariants.entry(EXPECTED_MATCHES_CORPUS.to_string()).or_default();
@@ -243,6 +244,7 @@ pub fn replay(
         failures,
         elapsed_seconds: elapsed,
         executor_stats,
+        pinned_cpus,
         phases,
         corpus_files: Some(results),
     })

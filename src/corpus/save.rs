@@ -198,7 +198,7 @@ pub fn save_failures(
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
-    let mut executor = Executor::spawn_self(&config.executor_args)?;
+    let mut executor = config.spawn_executor(1, 0)?;
     let existing = store.keys()?;
     let mut out: Vec<Saved> = Vec::new();
     for (failure, target) in chosen {
@@ -223,7 +223,7 @@ pub fn save_failures(
 /// [`SaveError::NothingToShrink`] if the case passes, is skipped or broken here, or
 /// fails only its `expected`; [`SaveError::Exec`] if the executor fails.
 pub fn minimize_file(config: &RunConfig, name: &str, file: &CorpusFile, budget: usize) -> Result<Minimized, SaveError> {
-    let mut executor = Executor::spawn_self(&config.executor_args)?;
+    let mut executor = config.spawn_executor(1, 0)?;
     let verdict = replay_file(&mut executor, config, file)?;
     let nothing = |why: String| SaveError::NothingToShrink(format!("{name}: {why}"));
     if let Some(r) = &verdict.broken {

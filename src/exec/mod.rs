@@ -12,6 +12,7 @@ pub mod child_setup;
 pub mod clone3;
 pub mod collect;
 pub mod phases;
+pub mod placement;
 pub mod plan;
 pub mod probe;
 pub mod protocol;

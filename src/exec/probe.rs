@@ -87,6 +87,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         seccomp_mode: info.seccomp.0,
         lsms,
         restrictions: Vec::new(),
+        pinned_cpu: None,
     };
     env.restrictions = restrictions(&env, info);
     env

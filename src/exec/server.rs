@@ -106,13 +106,18 @@ fn begin_report(out: &mut ParentOnlyBuf, id: u64) {
 
 /// Runs the executor until stdin closes; returns the process exit code.
 pub fn executor_main() -> i32 {
-    executor_main_with(None)
+    executor_main_with(None, None)
 }
 
 /// As [`executor_main`], with a selftest mutant (a seccomp filter that makes unshare lie)
 /// installed after the sandbox is built and before the environment probe, so the probe and
 /// every case see the lying kernel; the mutant is named first in the environment's restrictions.
-pub fn executor_main_with(mutant: Option<&str>) -> i32 {
+/// With `pin_slot`, the executor first leases a free CPU and pins itself (and so every case
+/// child) to it, or runs unpinned if none is free ([`super::placement`]).
+pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 {
+    // Before the sandbox: the lock files live in the host's temporary directory. The lease is
+    // held until this process (and the relay the sandbox leaves outside) exits.
+    let lease = pin_slot.and_then(super::placement::lease);
     let info = match sandbox::enter() {
         Ok(info) => info,
         Err(message) => {
@@ -130,6 +135,7 @@ pub fn executor_main_with(mutant: Option<&str>) -> i32 {
     };
     let mut env = probe::environment(&info);
     env.restrictions.splice(0..0, lie);
+    env.pinned_cpu = lease.as_ref().map(|l| l.cpu as u32);
     match serde_json::to_vec(&env) {
         Ok(json) if send(RESP_HELLO, &json) => {}
         _ => return 2,

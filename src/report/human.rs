@@ -117,8 +117,11 @@ pub fn summary(report: &RunReport) -> String {
     };
     let _ = writeln!(
         s,
-        "time: {:.1} s, {:.0} cases/s; {source}; model {}",
-        report.elapsed_seconds, report.cases_per_second, report.profile
+        "time: {:.1} s, {:.0} cases/s; {source}; model {}; {}",
+        report.elapsed_seconds,
+        report.cases_per_second,
+        report.profile,
+        placement(report.jobs, &report.pinned_cpus)
     );
     let verdict = match t.exit_code() {
         0 => "all invariants held",
@@ -159,4 +162,29 @@ pub fn corpus_counts(files: &[FileResult]) -> String {
 /// One line per invariant with its meaning (for `--help`-like listings).
 pub fn invariant_list() -> String {
     INVARIANTS.iter().map(|i| format!("{:<36} {}\n", i.id, i.doc)).collect()
+}
+
+/// "1 executor on CPU 0", "2 executors on CPUs 0, 1", "2 executors, unpinned", ...
+pub fn placement(jobs: usize, pinned: &[Option<u32>]) -> String {
+    let noun = if jobs == 1 { "executor" } else { "executors" };
+    let cpus: Vec<String> = pinned.iter().flatten().map(u32::to_string).collect();
+    match cpus.len() {
+        0 => format!("{jobs} {noun}, unpinned"),
+        1 if jobs == 1 => format!("{jobs} {noun} on CPU {}", cpus[0]),
+        n if n == jobs => format!("{jobs} {noun} on CPUs {}", cpus.join(", ")),
+        n => format!("{jobs} {noun}, {n} pinned (CPUs {})", cpus.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placement;
+
+    #[test]
+    fn placement_names_the_cpus_or_says_unpinned() {
+        assert_eq!(placement(1, &[Some(0)]), "1 executor on CPU 0");
+        assert_eq!(placement(2, &[Some(0), Some(1)]), "2 executors on CPUs 0, 1");
+        assert_eq!(placement(2, &[None, None]), "2 executors, unpinned");
+        assert_eq!(placement(3, &[Some(1), None, Some(0)]), "3 executors, 2 pinned (CPUs 1, 0)");
+    }
 }

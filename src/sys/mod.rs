@@ -646,3 +646,50 @@ impl Drop for ParentOnlyBuf {
         unsafe { libc::munmap(self.ptr.cast(), self.cap) };
     }
 }
+
+/// The CPUs the calling thread may run on (`sched_getaffinity`), in ascending order.
+pub fn allowed_cpus() -> Result<Vec<usize>, Errno> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a writable cpu_set_t of the size passed.
+    ret_int(unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) })?;
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: CPU_ISSET reads the set within its bounds (cpu < max).
+    Ok((0..max).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect())
+}
+
+/// Restricts the calling thread (and every process it forks later) to one CPU.
+pub fn pin_to_cpu(cpu: usize) -> Result<(), Errno> {
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu is below the set's capacity (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set is a valid cpu_set_t of the size passed.
+    ret_int(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }).map(|_| ())
+}
+
+/// Opens (creating it if needed, mode 0644) a lock file and takes an exclusive `flock` on it
+/// without waiting. `Ok(None)` when another process holds it.
+pub fn try_lock_file(path: &CStr) -> Result<Option<OwnedFd>, Errno> {
+    // Open an existing file without O_CREAT first: with fs.protected_regular, O_CREAT on a
+    // file another user made in a sticky directory such as /tmp fails even when it exists.
+    // SAFETY: path is NUL-terminated.
+    let fd = match ret_int(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }) {
+        Err(Errno(libc::ENOENT)) => {
+            // SAFETY: path is NUL-terminated; the mode is passed as the variadic third argument.
+            ret_int(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CREAT | libc::O_CLOEXEC, 0o644) })?
+        }
+        other => other?,
+    };
+    // SAFETY: the kernel returned a new descriptor, owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: integer arguments on a descriptor we own.
+    match ret_int(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(Some(fd)),
+        Err(Errno(libc::EWOULDBLOCK)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
