@@ -178,7 +178,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
                     Ok(nanos) => {
                         let mut reply = id.to_le_bytes().to_vec();
                         reply.extend_from_slice(&nanos.to_le_bytes());
-                        own_stats().encode(&mut reply);
+                        own_stats(lease.is_some()).encode(&mut reply);
                         send(RESP_BARE, &reply)
                     }
                     Err(e) => send_error(id, &format!("bare loop failed: {e}")),
@@ -230,7 +230,9 @@ fn other_processes() -> u64 {
 
 /// The executor's own resources (it is pid 1 of the sandbox, so every other pid in its /proc
 /// is something a case left behind).
-fn own_stats() -> ExecutorStats {
+/// The executor's resources. `leased`: one descriptor is the CPU lease's lock, held from the
+/// start; it is not counted, so pinned and unpinned executors compare.
+fn own_stats(leased: bool) -> ExecutorStats {
     // The last case's group was killed, but a process may take a moment to die (a sibling
     // with threads, a nested pid-ns init): reap for up to a second before counting.
     let mut others = 0;
@@ -247,7 +249,8 @@ fn own_stats() -> ExecutorStats {
     let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
     ExecutorStats {
         rss_kib: sys::proc::field_u64(&buf[..n], b"VmRSS:").unwrap_or(0),
-        fds: count("/proc/self/fd").saturating_sub(1),
+        // Minus the descriptor read_dir holds, and the lease's.
+        fds: count("/proc/self/fd").saturating_sub(1 + u64::from(leased)),
         mounts: std::fs::read_to_string("/proc/self/mountinfo").map_or(0, |m| m.lines().count() as u64),
         other_processes: others,
         // One line per set after the header line.
