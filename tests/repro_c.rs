@@ -59,6 +59,7 @@ fn all_features() -> Vec<String> {
             "step chroot subdir",
             "step chroot /",
             "step spawn_thread",
+            "step clone3",
         ]
         .map(String::from),
     );
@@ -78,6 +79,7 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::Chroot(Chroot::Subdir) => "step chroot subdir",
         Step::Chroot(Chroot::Root) => "step chroot /",
         Step::SpawnThread => "step spawn_thread",
+        Step::Clone3(_) => "step clone3",
         _ => return None,
     })
 }
@@ -114,15 +116,6 @@ fn sample(env: &Environment) -> Vec<(Case, String)> {
     let mut seen: BTreeMap<String, usize> = want.iter().map(|f| (f.clone(), 0)).collect();
     let mut out = Vec::new();
     for case in cases_for_seed(20_261_129).take(50_000) {
-        // clone3 steps are not in the C prelude (the reproducer refuses them with a clear
-        // error, checked below); every other step kind is sampled.
-        if case.steps.iter().any(|s| matches!(s, Step::Clone3(_))) {
-            assert!(
-                matches!(c_source(&case, &LINUX_6_18, env), Err(ReproError::Unsupported(_) | ReproError::Skipped(_))),
-                "{case}: a clone3 step must be refused, not reproduced wrongly"
-            );
-            continue;
-        }
         let fs = features(&case);
         if fs.iter().all(|f| seen.get(f).is_none_or(|n| *n >= PER_FEATURE)) {
             continue;
@@ -203,17 +196,17 @@ fn probed_environment() -> Environment {
     serde_json::from_slice(&out.stdout).expect("env --json is an Environment")
 }
 
-#[test]
-fn reproducers_of_every_setup_and_step_kind_agree_with_the_harness() {
-    let dir = common::temp_dir("repro-c");
-    let mut executor = Executor::spawn(common::binary(), &[]).expect("start the executor");
-    // The executor's own environment: its baseline inodes are the ones alive during its cases.
-    let env = executor.environment().clone();
-    let sample = sample(&env);
-    let sources: Vec<String> = sample.iter().map(|(_, s)| s.clone()).collect();
-    let bins = compile_all(&dir, &sources);
+/// Runs each reproducer and the harness's executor on the same case: the reproducer must exit
+/// 0, the harness must judge the case clean, and both must see the same result per step.
+/// Returns (unshare successes, other successful steps, failed steps).
+fn agree_with_harness(
+    executor: &mut Executor,
+    env: &Environment,
+    sample: &[(Case, String)],
+    bins: &[PathBuf],
+) -> (usize, usize, usize) {
     let (mut successes, mut other_steps_ok, mut failures) = (0, 0, 0);
-    for ((case, _), bin) in sample.iter().zip(&bins) {
+    for ((case, _), bin) in sample.iter().zip(bins) {
         let (code, stdout) = run(bin);
         let json = serde_json::to_string(case).unwrap_or_default();
         assert_eq!(code, 0, "reproducer {} of {json} disagrees with the model:\n{stdout}", bin.display());
@@ -221,8 +214,8 @@ fn reproducers_of_every_setup_and_step_kind_agree_with_the_harness() {
         let from_c = observed(&stdout);
 
         let outcome = executor.run(case, Duration::from_secs(5)).expect("harness runs the case");
-        let prediction = predict(&LINUX_6_18, &env, case);
-        let verdict = judge(&env, case, &prediction, &outcome);
+        let prediction = predict(&LINUX_6_18, env, case);
+        let verdict = judge(env, case, &prediction, &outcome);
         assert!(verdict.violations.is_empty() && verdict.broken.is_none(), "{json}: {verdict:?}");
         let Outcome::Completed { trace } = outcome else { panic!("{json}: {outcome:?}") };
         let from_harness: Vec<String> = trace.steps.iter().map(|s| s.result.to_string()).collect();
@@ -235,6 +228,19 @@ fn reproducers_of_every_setup_and_step_kind_agree_with_the_harness() {
             }
         }
     }
+    (successes, other_steps_ok, failures)
+}
+
+#[test]
+fn reproducers_of_every_setup_and_step_kind_agree_with_the_harness() {
+    let dir = common::temp_dir("repro-c");
+    let mut executor = Executor::spawn(common::binary(), &[]).expect("start the executor");
+    // The executor's own environment: its baseline inodes are the ones alive during its cases.
+    let env = executor.environment().clone();
+    let sample = sample(&env);
+    let sources: Vec<String> = sample.iter().map(|(_, s)| s.clone()).collect();
+    let bins = compile_all(&dir, &sources);
+    let (successes, other_steps_ok, failures) = agree_with_harness(&mut executor, &env, &sample, &bins);
     eprintln!(
         "{} reproducers agree with the harness: {successes} unshare successes, {other_steps_ok} other steps, \
          {failures} failures",
@@ -335,5 +341,100 @@ fn each_kind_of_tampered_expectation_is_caught() {
         assert_eq!(code, 1, "tampered {what}: expected exit 1:\n{stdout}");
         assert!(stdout.contains(needle), "tampered {what}: no {needle:?} in:\n{stdout}");
         assert!(stdout.contains("RESULT: MISMATCH"), "{stdout}");
+    }
+}
+
+/// Clone3 steps get their own, larger sample: the first generated cases with a clone3 step
+/// that the model predicts here, until CLONE3_CASES are taken.
+const CLONE3_CASES: usize = 30;
+
+#[test]
+fn clone3_reproducers_agree_with_the_harness() {
+    let dir = common::temp_dir("repro-clone3");
+    let mut executor = Executor::spawn(common::binary(), &[]).expect("start the executor");
+    let env = executor.environment().clone();
+    let mut sample = Vec::new();
+    for case in cases_for_seed(20_261_130).take(50_000) {
+        if !case.steps.iter().any(|s| matches!(s, Step::Clone3(_))) {
+            continue;
+        }
+        match c_source(&case, &LINUX_6_18, &env) {
+            Ok(src) => sample.push((case, src)),
+            Err(ReproError::Skipped(_)) => continue,
+            Err(e) => panic!("{case}: the reproducer refuses a clone3 case: {e}"),
+        }
+        if sample.len() == CLONE3_CASES {
+            break;
+        }
+    }
+    assert_eq!(sample.len(), CLONE3_CASES, "not enough clone3 cases in the stream");
+    let sources: Vec<String> = sample.iter().map(|(_, s)| s.clone()).collect();
+    let bins = compile_all(&dir, &sources);
+    agree_with_harness(&mut executor, &env, &sample, &bins);
+    // How many clone3 calls succeeded and failed, from the reproducers' own output.
+    let (mut ok, mut failed) = (0, 0);
+    for ((case, _), bin) in sample.iter().zip(&bins) {
+        let (_, stdout) = run(bin);
+        for (step, r) in case.steps.iter().zip(observed(&stdout)) {
+            if matches!(step, Step::Clone3(_)) {
+                if r == "success" { ok += 1 } else { failed += 1 }
+            }
+        }
+    }
+    eprintln!("{CLONE3_CASES} clone3 reproducers agree with the harness: {ok} clone3 successes, {failed} failures");
+    assert!(ok >= 10 && failed >= 5, "{ok} successes, {failed} failures");
+}
+
+#[test]
+fn each_kind_of_tampered_clone3_expectation_is_caught() {
+    use unshare_fuzz::model::clone3::{ChildLink, ChildTid};
+    use unshare_fuzz::ns::NsLink;
+    let env = probed_environment();
+    let dir = common::temp_dir("repro-clone3-tampered");
+    // A FILES sibling (no undo list), then clone3 with a new UTS namespace, a pidfd, the
+    // parent's TID slot and SYSVSEM, which gives the caller an undo list.
+    let flags = 0x0400_0000 | 0x1000 | 0x0010_0000 | 0x0004_0000;
+    let case = Case {
+        setup: Setup { siblings: vec![Sibling::Files], ..Setup::default() },
+        steps: vec![Step::Clone3(unshare_fuzz::flags::RawFlags(flags))],
+    };
+    let Prediction::Steps { steps, final_probe } = predict(&LINUX_6_18, &env, &case) else {
+        panic!("the model skips {case} here")
+    };
+    let c3 = steps[0].clone3.as_ref().expect("a clone3 expectation");
+    assert!(c3.undo_list_made && c3.child.is_some(), "{c3:?}");
+    let honest = c_source_with(&case, &steps, &final_probe, "honest", &env).unwrap();
+    let (code, stdout) = build_and_run(&dir, "honest", &honest);
+    assert_eq!(code, 0, "the untampered expectations must hold:\n{stdout}");
+
+    type Tamper = fn(&mut unshare_fuzz::model::clone3::Clone3Expect);
+    let tampers: [(&str, Tamper, &str); 7] = [
+        (
+            "child link",
+            |c| c.child.as_mut().unwrap().links[NsLink::Uts.index()] = ChildLink::ParentBefore(NsLink::Uts),
+            "child ns/uts is",
+        ),
+        ("child tid", |c| c.child.as_mut().unwrap().tid = ChildTid::One, "child TID"),
+        (
+            "child kcmp",
+            |c| c.child.as_mut().unwrap().kcmp.as_mut().unwrap()[0] = KcmpExpect::Same,
+            "kcmp files parent/child: expected Same",
+        ),
+        ("reaping", |c| c.child.as_mut().unwrap().reaped_by_caller = false, "waitpid by the caller gave 0"),
+        ("pidfd", |c| c.child.as_mut().unwrap().pidfd = false, "pidfd stored: yes, expected no"),
+        ("undo list", |c| c.undo_list_made = false, "kcmp sysvsem with sibling 0"),
+        ("no child", |c| c.child = None, "a child was observed for a failing call"),
+    ];
+    let mut sources = Vec::new();
+    for (_, tamper, _) in &tampers {
+        let mut s = steps.clone();
+        tamper(s[0].clone3.as_mut().unwrap());
+        sources.push(c_source_with(&case, &s, &final_probe, "tampered", &env).unwrap());
+    }
+    let bins = compile_all(&dir, &sources);
+    for ((what, _, needle), bin) in tampers.iter().zip(&bins) {
+        let (code, stdout) = run(bin);
+        assert_eq!(code, 1, "tampered {what}: expected exit 1:\n{stdout}");
+        assert!(stdout.contains(needle), "tampered {what}: no {needle:?} in:\n{stdout}");
     }
 }

@@ -11,12 +11,13 @@
 
 use std::fmt::Write;
 
-use crate::case::{Case, CaseError, Chroot, Privilege, Setup, Sibling, Step};
+use crate::case::{CLONE3_CGROUP_FD, Case, CaseError, Chroot, Privilege, Setup, Sibling, Step};
 use crate::env::Environment;
 use crate::errno::{CallResult, Errno};
 use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
 use crate::exec::record::SetupOp;
 use crate::flags::{FLAGS, bits};
+use crate::model::clone3::{ChildLink, ChildTid, Clone3Expect};
 use crate::model::{
     Expected, FinalExpect, KcmpExpect, KernelProfile, LinkExpect, PidExpect, Prediction, SemExpect, predict,
 };
@@ -126,12 +127,13 @@ fn step_kind(step: &Step) -> Result<&'static str, ReproError> {
         Step::Chroot(Chroot::Subdir) => "STEP_CHROOT_SUBDIR",
         Step::Chroot(Chroot::Root) => "STEP_CHROOT_ROOT",
         Step::SpawnThread => "STEP_SPAWN_THREAD",
+        Step::Clone3(_) => "STEP_CLONE3",
         other => return Err(ReproError::Unsupported(format!("step {other}"))),
     })
 }
 
 /// The setup operations the prelude names in its BROKEN lines, from [`SetupOp::describe`].
-const SETUP_OPS: [(&str, SetupOp); 23] = [
+const SETUP_OPS: [(&str, SetupOp); 24] = [
     ("SETPGID", SetupOp::Setpgid),
     ("PDEATHSIG", SetupOp::Pdeathsig),
     ("CAPSET_DROP_SYS_ADMIN", SetupOp::CapsetDropSysAdmin),
@@ -155,6 +157,7 @@ const SETUP_OPS: [(&str, SetupOp); 23] = [
     ("SIBLING", SetupOp::Sibling),
     ("VFORK", SetupOp::Vfork),
     ("PLAN", SetupOp::Plan),
+    ("CLONE3_PREP", SetupOp::Clone3Prep),
 ];
 
 /// The tables the prelude reads, generated from the harness's own.
@@ -185,6 +188,7 @@ fn tables(out: &mut String) {
     }
     let _ = writeln!(out, "#define CHROOT_DIR {}", c_str(&CHROOT_DIR.to_string_lossy()));
     let _ = writeln!(out, "#define CHROOT_LEVELS {CHROOT_LEVELS}");
+    let _ = writeln!(out, "#define CLONE3_CGROUP_FD {CLONE3_CGROUP_FD}ULL");
 }
 
 fn link_expect(e: LinkExpect) -> String {
@@ -217,7 +221,7 @@ fn errno_of(r: CallResult) -> i32 {
 fn expect_step(step: &Step, exp: &Expected) -> Result<String, ReproError> {
     let kind = step_kind(step)?;
     let flags = match step {
-        Step::Unshare(f) => f.0,
+        Step::Unshare(f) | Step::Clone3(f) => f.0,
         _ => 0,
     };
     if exp.siblings.len() > crate::exec::record::SIBS {
@@ -268,8 +272,52 @@ fn expect_step(step: &Step, exp: &Expected) -> Result<String, ReproError> {
     if !exp.siblings.is_empty() {
         let _ = write!(s, ",\n\t  .kcmp = {{ {} }},\n\t  .kcmp_fds = {{ {} }}", kcmp.join(", "), kcmp_fds.join(", "));
     }
+    if let Some(c3) = &exp.clone3 {
+        s.push_str(&clone3_fields(c3));
+    }
     s.push_str(" },\n");
     Ok(s)
+}
+
+fn child_link(l: ChildLink) -> String {
+    match l {
+        ChildLink::Fresh => "CL_FRESH".into(),
+        ChildLink::ParentBefore(p) => format!("CL_PARENT_BEFORE({}) /* {p} */", p.index()),
+        ChildLink::ParentAfter(p) => format!("CL_PARENT_AFTER({}) /* {p} */", p.index()),
+        ChildLink::Child(c) => format!("CL_CHILD({}) /* {c} */", c.index()),
+    }
+}
+
+/// The clone3 part of a `struct expect_step` initializer (exit signal, undo list, the child).
+fn clone3_fields(c3: &Clone3Expect) -> String {
+    let mut s = format!(
+        ",\n\t  .exit_signal = {}, .undo_list_made = {}, .child = {}",
+        c3.exit_signal,
+        i32::from(c3.undo_list_made),
+        i32::from(c3.child.is_some())
+    );
+    if let Some(ch) = &c3.child {
+        let links: Vec<String> = ch.links.iter().map(|l| child_link(*l)).collect();
+        let kcmp =
+            ch.kcmp.map_or("0".to_string(), |k| k.iter().map(|e| kcmp_expect(*e)).collect::<Vec<_>>().join(", "));
+        let _ = write!(
+            s,
+            ",\n\t  .child_link = {{ {} }},\n\t  .child_tid_one = {}, .child_uid = {}, .child_gid = {}, \
+             .child_cap = {:#x}ULL,\n\t  .child_kcmp_known = {}, .child_kcmp = {{ {kcmp} }},\n\t  \
+             .child_reaped = {}, .child_sigchld = {}, .child_pidfd = {}, .child_parent_tid = {}",
+            links.join(", "),
+            i32::from(ch.tid == ChildTid::One),
+            ch.creds.uid,
+            ch.creds.gid,
+            ch.creds.cap_eff,
+            i32::from(ch.kcmp.is_some()),
+            i32::from(ch.reaped_by_caller),
+            opt_bool(ch.sigchld),
+            i32::from(ch.pidfd),
+            i32::from(ch.parent_tid),
+        );
+    }
+    s
 }
 
 fn opt_bool(v: Option<bool>) -> i32 {

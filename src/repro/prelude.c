@@ -17,6 +17,9 @@
  *      commands over pipes), the parked threads, and the vfork child (clone(CLONE_VM|
  *      CLONE_VFORK)) that then runs the steps. Around every step it snapshots its state into
  *      shared memory; after the last step it runs the behavioural probes with the siblings.
+ *      A clone3 step (exec/clone3.rs) calls the raw clone3 system call with the case's flags;
+ *      the child, on a stack of its own, reads its /proc/thread-self/ns links, TID, ids and
+ *      CapEff, reports them over a pipe and waits for the caller's kcmp before it ends.
  *   3. pid 1 compares every step with the expectations the model computed, as the harness's
  *      invariants do, prints each difference, removes the semaphore, and exits 0 (agree),
  *      1 (mismatch, timeout or crash) or 2 (could not run here).
@@ -27,7 +30,8 @@
  *
  * The generated part before this prelude defines NLINKS, MAX_STEPS, SIBS, FDS, LINK_NAMES,
  * NFLAGS, FLAG_NAMES, FLAG_BITS, the U_CLONE_* bits, NERRNOS, ERRNO_VALUES, ERRNO_STRS, the
- * OP_* setup operation names, CHROOT_DIR and CHROOT_LEVELS (from the harness's own tables);
+ * OP_* setup operation names, CHROOT_DIR, CHROOT_LEVELS and CLONE3_CGROUP_FD (from the
+ * harness's own tables);
  * the part after it defines the case and main().
  */
 #define _GNU_SOURCE
@@ -80,6 +84,7 @@ enum step_kind {
 	STEP_CHROOT_SUBDIR,
 	STEP_CHROOT_ROOT,
 	STEP_SPAWN_THREAD,
+	STEP_CLONE3,
 };
 /* What a link does across a step; a negative value: unreadable with -errno. */
 #define LINK_UNCHANGED 0
@@ -90,6 +95,13 @@ enum step_kind {
 #define KC_UNMODELLED 1000
 #define KC_SAME 1001
 #define KC_DIFFERENT 1002
+/* How a clone3 child's link relates to the caller's (model::clone3::ChildLink). */
+#define CL_FRESH 1
+#define CL_PARENT_BEFORE(k) (100 + (k)) /* the caller's link k before the call */
+#define CL_PARENT_AFTER(k) (200 + (k))  /* the caller's link k after the call */
+#define CL_CHILD(k) (300 + (k))         /* the child's own link k */
+#define CLONE3_STACK (256 * 1024)
+#define CLONE3_WAIT_MS 60000 /* longer than the watchdog: the watchdog decides, not a wait */
 enum pid_expect { PID_UNCHANGED, PID_CHANGED, PID_ONE };
 enum sem_expect { SEM_NONE, SEM_VALUE, SEM_ERROR };
 /* kcmp types, in the order of the harness (model::expect::KCMP_TYPES) */
@@ -120,6 +132,19 @@ struct expect_step {
 	int nsibs;                    /* kcmp expectations for this many siblings */
 	int kcmp[SIBS][5];            /* KC_*, or -errno */
 	int kcmp_fds[SIBS];           /* KCMP_FILE of each setup fd */
+	/* clone3 steps only */
+	unsigned long long exit_signal; /* clone_args.exit_signal */
+	int undo_list_made;             /* the call gives the caller an undo list, even if it fails */
+	int child;                      /* a child is expected (the call succeeds) */
+	int child_link[NLINKS];         /* CL_* */
+	int child_tid_one;              /* 1: the child reads TID 1; 0: the value clone3 returned */
+	unsigned child_uid, child_gid;  /* its ids (uid = euid, gid = egid) and CapEff */
+	unsigned long long child_cap;
+	int child_kcmp_known;           /* someone can kcmp parent and child */
+	int child_kcmp[5];              /* KC_* */
+	int child_reaped;               /* waitpid(pid, 0) by the caller gives exit code 0, else ECHILD */
+	int child_sigchld;              /* SIGCHLD reaches the caller: 1/0, or -1 (not modelled) */
+	int child_pidfd, child_parent_tid;
 };
 
 struct repro_case {
@@ -158,6 +183,28 @@ struct snap {
 	int fd_flags[FDS];
 };
 
+/* What a clone3 child reported about itself, and what its caller saw (exec/clone3.rs). */
+struct child_state {
+	unsigned long long ino[NLINKS];
+	int err[NLINKS];
+	int tid;
+	unsigned uid, gid, euid, egid;
+	unsigned long long cap_eff;
+	int kcmp[5];
+	int kcmp_side; /* who ran kcmp parent/child: 1 the caller, 2 the child, 0 nobody */
+};
+
+struct child_obs {
+	int present;  /* clone3 returned a child */
+	int returned; /* what it returned */
+	int reported; /* the child's report arrived */
+	struct child_state state;
+	int wait;     /* waitpid(pid, 0): the exit code, or -errno */
+	int sigchld;  /* a SIGCHLD was pending afterwards */
+	int pidfd;    /* a pidfd was stored */
+	int parent_tid; /* the TID was stored at parent_tid */
+};
+
 /* Written by the case's processes into shared memory, read by pid 1. */
 struct record {
 	const char *setup_op; /* non-NULL: this setup operation failed with setup_errno */
@@ -165,7 +212,7 @@ struct record {
 	int sem_id; /* the setup's semaphore, or -1 */
 	struct snap before;
 	int steps_done;
-	struct { int err; struct snap after; } step[MAX_STEPS];
+	struct { int err; struct snap after; struct child_obs child; } step[MAX_STEPS];
 	int probed;
 	int probe[NPROBES];
 	int done;
@@ -700,8 +747,225 @@ static void build_setup(struct ctx *x)
 	}
 }
 
-/* One step; 0 or the errno. */
-static int run_step(struct ctx *x, const struct expect_step *st)
+
+/* ---- clone3 steps (exec/clone3.rs, sys/clone3.rs) ---- */
+struct clone_args_v2 {
+	unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+		set_tid_size, cgroup;
+};
+
+/* What the clone3 child reads (in the caller's frame; a copy of it without CLONE_VM). */
+struct clone3_child_args {
+	int report_wr, go_rd, thread, vfork;
+	pid_t parent;
+	unsigned long long parent_pid_ns, parent_user_ns;
+};
+
+/* clone3(args, 88); in the child, fn(arg) runs on the stack of args and never returns. glibc's
+ * syscall() cannot be used: the child would return into the caller's frames on another stack. */
+static long raw_clone3(struct clone_args_v2 *args, int (*fn)(void *), void *arg)
+{
+#if defined(__x86_64__)
+	long rc;
+	register void *r12 __asm__("r12") = arg;
+	register int (*r13)(void *) __asm__("r13") = fn;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "xor %%ebp, %%ebp\n\t"
+			 "mov %%r12, %%rdi\n\t"
+			 "call *%%r13\n\t"
+			 "ud2\n"
+			 "1:"
+			 : "=a"(rc)
+			 : "0"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(r12), "r"(r13)
+			 : "rcx", "r11", "memory");
+	return rc;
+#else
+	(void)args;
+	(void)fn;
+	(void)arg;
+	return -ENOSYS; /* as the harness: clone3 steps are implemented for x86_64 only */
+#endif
+}
+
+static unsigned long long tls_base(void)
+{
+#if defined(__x86_64__)
+	unsigned long long base = 0;
+	return syscall(SYS_arch_prctl, 0x1003 /* ARCH_GET_FS */, &base) == 0 ? base : 0;
+#else
+	return 0;
+#endif
+}
+
+static unsigned long long thread_ns_inode(const char *name)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/thread-self/ns/%s", name);
+	return stat(path, &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+static void kcmp_all(pid_t a, pid_t b, int row[5])
+{
+	for (int t = 0; t < 5; t++) {
+		long v = syscall(SYS_kcmp, a, b, KCMP_TYPE[t], 0UL, 0UL);
+		row[t] = v >= 0 ? (int)v : -errno;
+	}
+}
+
+static int wait_readable(int fd)
+{
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	return poll(&pfd, 1, CLONE3_WAIT_MS) > 0;
+}
+
+static int take_sigchld(void)
+{
+	sigset_t set;
+	struct timespec zero = { 0, 0 };
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	return sigtimedwait(&set, NULL, &zero) == SIGCHLD;
+}
+
+/* The child: its own view, one report, then the end of this process (or thread). */
+static int clone3_child(void *arg)
+{
+	const struct clone3_child_args *a = arg;
+	struct child_state m;
+	unsigned long long e, p, i;
+	char path[64];
+	struct stat st;
+	memset(&m, 0, sizeof(m));
+	for (int k = 0; k < NLINKS; k++) {
+		snprintf(path, sizeof(path), "/proc/thread-self/ns/%s", LINK_NAMES[k]);
+		if (stat(path, &st) == 0)
+			m.ino[k] = st.st_ino;
+		else
+			m.err[k] = errno;
+	}
+	m.tid = (int)syscall(SYS_gettid);
+	m.uid = getuid();
+	m.gid = getgid();
+	m.euid = geteuid();
+	m.egid = getegid();
+	m.cap_eff = cap_get(&e, &p, &i) == 0 ? e : 0;
+	if (a->vfork && m.ino[4] == a->parent_pid_ns && m.ino[8] == a->parent_user_ns) {
+		/* The caller is blocked until this child exits: it compares itself while it can still
+		 * name the caller (same pid namespace) and has ptrace rights over it (same user ns). */
+		kcmp_all(m.tid, a->parent, m.kcmp);
+		m.kcmp_side = 2;
+	}
+	if (write(a->report_wr, &m, sizeof(m)) != (ssize_t)sizeof(m)) {
+		/* the caller then sees no report */
+	}
+	if (!a->vfork && wait_readable(a->go_rd)) {
+		char b;
+		if (read(a->go_rd, &b, 1) != 1) {
+			/* the caller is gone: end all the same */
+		}
+	}
+	if (a->thread)
+		for (;;)
+			syscall(SYS_exit, 0);
+	_exit(0);
+}
+
+/* Waits until the child no longer exists (it is not ours to reap). */
+static void ensure_gone(pid_t pid, int thread)
+{
+	if (thread) {
+		for (int i = 0; i < CLONE3_WAIT_MS; i++) {
+			if (syscall(SYS_tgkill, getpid(), pid, 0) != 0)
+				return;
+			usleep(1000);
+		}
+	} else {
+		int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (fd >= 0) {
+			struct pollfd pfd = { fd, POLLIN, 0 };
+			poll(&pfd, 1, CLONE3_WAIT_MS);
+			close(fd);
+		}
+	}
+}
+
+/* One clone3 step; 0 or the errno. The child and the caller's view of it go to *o. */
+static int run_clone3(struct ctx *x, const struct expect_step *st, struct child_obs *o)
+{
+	int report[2], go[2], pidfd = -1, parent_tid = 0, child_tid = 0, err = 0;
+	sigset_t chld, old;
+	struct clone3_child_args a;
+	memset(o, 0, sizeof(*o));
+	if (pipe(report) != 0 || pipe(go) != 0)
+		setup_fail(x, OP_CLONE3_PREP);
+	void *top = stack_top(CLONE3_STACK);
+	if (!top)
+		setup_fail(x, OP_CLONE3_PREP);
+	a.report_wr = report[1];
+	a.go_rd = go[0];
+	a.thread = (st->flags & U_CLONE_THREAD) != 0;
+	a.vfork = (st->flags & U_CLONE_VFORK) != 0;
+	a.parent = getpid();
+	a.parent_pid_ns = thread_ns_inode("pid");
+	a.parent_user_ns = thread_ns_inode("user");
+	struct clone_args_v2 args = {
+		.flags = st->flags,
+		.pidfd = (unsigned long long)(unsigned long)&pidfd,
+		.child_tid = (unsigned long long)(unsigned long)&child_tid,
+		.parent_tid = (unsigned long long)(unsigned long)&parent_tid,
+		.exit_signal = st->exit_signal,
+		.stack = (unsigned long long)(unsigned long)((char *)top - CLONE3_STACK),
+		.stack_size = CLONE3_STACK,
+		.tls = tls_base(),
+		.cgroup = CLONE3_CGROUP_FD,
+	};
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &chld, &old) != 0)
+		setup_fail(x, OP_CLONE3_PREP);
+	while (take_sigchld())
+		;
+	long rc = raw_clone3(&args, clone3_child, &a);
+	if (rc < 0) {
+		err = (int)-rc;
+	} else {
+		pid_t pid = (pid_t)rc;
+		int status;
+		o->present = 1;
+		o->returned = pid;
+		o->reported = wait_readable(report[0]) && read_exact(report[0], &o->state, sizeof(o->state));
+		if (!a.vfork) {
+			kcmp_all(getpid(), pid, o->state.kcmp);
+			o->state.kcmp_side = 1;
+			if (write(go[1], "g", 1) != 1) {
+				/* the child then ends after its own wait */
+			}
+		}
+		if (waitpid(pid, &status, 0) == pid) {
+			o->wait = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		} else {
+			o->wait = -errno;
+			ensure_gone(pid, a.thread);
+		}
+		o->sigchld = take_sigchld();
+		o->pidfd = pidfd >= 0;
+		o->parent_tid = parent_tid == pid && pid > 0;
+		if (pidfd >= 0)
+			close(pidfd);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(report[0]);
+	close(report[1]);
+	close(go[0]);
+	close(go[1]);
+	return err;
+}
+
+/* One step; 0 or the errno (a clone3 step's child goes to *child). */
+static int run_step(struct ctx *x, const struct expect_step *st, struct child_obs *child)
 {
 	unsigned euid = geteuid(), egid = getegid();
 	pid_t pid;
@@ -740,6 +1004,8 @@ static int run_step(struct ctx *x, const struct expect_step *st)
 		return do_chroot(CHROOT_ROOT) == 0 ? 0 : errno;
 	case STEP_SPAWN_THREAD:
 		return spawn_parked_thread();
+	case STEP_CLONE3:
+		return run_clone3(x, st, child);
 	}
 	return EINVAL;
 }
@@ -810,7 +1076,7 @@ static void run_steps(struct ctx *x)
 	struct record *r = x->r;
 	snapshot(x, &r->before);
 	for (int k = 0; k < c->nsteps; k++) {
-		r->step[k].err = run_step(x, &c->steps[k]);
+		r->step[k].err = run_step(x, &c->steps[k], &r->step[k].child);
 		snapshot(x, &r->step[k].after);
 		r->steps_done = k + 1;
 	}
@@ -867,13 +1133,19 @@ static void differ(int step, const char *fmt, ...)
 	differences++;
 }
 
-static void show_link(char *buf, size_t len, const struct snap *s, int k)
+/* A namespace link as read: its inode, or the errno. */
+static void show_ns(char *buf, size_t len, unsigned long long ino, int err)
 {
 	char eb[16];
-	if (s->err[k])
-		snprintf(buf, len, "%s", errno_name(s->err[k], eb, sizeof(eb)));
+	if (err)
+		snprintf(buf, len, "%s", errno_name(err, eb, sizeof(eb)));
 	else
-		snprintf(buf, len, "%llu", s->ino[k]);
+		snprintf(buf, len, "%llu", ino);
+}
+
+static void show_link(char *buf, size_t len, const struct snap *s, int k)
+{
+	show_ns(buf, len, s->ino[k], s->err[k]);
 }
 
 static int same_link(const struct snap *a, int i, const struct snap *b, int j)
@@ -915,7 +1187,7 @@ static const char *kcmp_want(int want, char *buf, size_t len)
 }
 
 /* failure-changes-nothing: every observed difference. */
-static void compare_unchanged(int step, const struct snap *a, const struct snap *b, const char *why)
+static void compare_unchanged(int step, const struct snap *a, const struct snap *b, const char *why, int skip_sysvsem)
 {
 	char x[32], y[32];
 	for (int k = 0; k < NLINKS; k++) {
@@ -945,7 +1217,7 @@ static void compare_unchanged(int step, const struct snap *a, const struct snap 
 	}
 	for (int k = 0; k < a->nsibs && k < b->nsibs; k++) {
 		for (int t = 0; t < 5; t++)
-			if (a->kcmp[k][t] != b->kcmp[k][t])
+			if (a->kcmp[k][t] != b->kcmp[k][t] && !(skip_sysvsem && t == 4))
 				differ(step, "%s, but kcmp %s with sibling %d changed %d -> %d", why, KCMP_NAME[t], k,
 				       a->kcmp[k][t], b->kcmp[k][t]);
 		for (int f = 0; f < a->nfds && f < b->nfds; f++)
@@ -1107,6 +1379,117 @@ static void compare_probes(const struct repro_case *c, const struct record *r)
 	}
 }
 
+
+/* ---- clone3-matches-model (src/check/clone3.rs) ---- */
+static int same_child_link(const struct child_state *c, int k, const struct snap *s, int j)
+{
+	return c->ino[k] == s->ino[j] && c->err[k] == s->err[j];
+}
+
+static void compare_child_links(int step, const struct expect_step *x, const struct snap *sandbox,
+				const struct snap *initial, const struct snap *before, const struct snap *after,
+				const struct child_state *c)
+{
+	unsigned long long fresh[NLINKS];
+	int nfresh = 0;
+	char got[32];
+	for (int k = 0; k < NLINKS; k++) {
+		int w = x->child_link[k], ok;
+		const char *what;
+		char want[64];
+		if (w >= 300) {
+			ok = c->ino[k] == c->ino[w - 300] && c->err[k] == c->err[w - 300];
+			snprintf(want, sizeof(want), "its own ns/%s", LINK_NAMES[w - 300]);
+		} else if (w >= 200) {
+			ok = same_child_link(c, k, after, w - 200);
+			snprintf(want, sizeof(want), "the parent's ns/%s after", LINK_NAMES[w - 200]);
+		} else if (w >= 100) {
+			ok = same_child_link(c, k, before, w - 100);
+			snprintf(want, sizeof(want), "the parent's ns/%s before", LINK_NAMES[w - 100]);
+		} else {
+			int dup = 0;
+			for (int j = 0; j < nfresh; j++)
+				if (fresh[j] == c->ino[k])
+					dup = 1;
+			ok = c->err[k] == 0 && !dup && !inode_in(c->ino[k], sandbox) && !inode_in(c->ino[k], initial) &&
+			     !inode_in(c->ino[k], before) && !inode_in(c->ino[k], after);
+			if (ok)
+				fresh[nfresh++] = c->ino[k];
+			snprintf(want, sizeof(want), "a namespace the parent never showed");
+		}
+		what = want;
+		if (!ok) {
+			show_ns(got, sizeof(got), c->ino[k], c->err[k]);
+			differ(step, "child ns/%s is %s, expected %s", LINK_NAMES[k], got, what);
+		}
+	}
+}
+
+static void compare_clone3(int step, const struct expect_step *x, const struct snap *sandbox,
+			   const struct snap *initial, const struct snap *before, const struct snap *after,
+			   const struct child_obs *o)
+{
+	const struct child_state *c = &o->state;
+	char buf[32], v[32], eb[16];
+	/* The KCMP_SYSVSEM column against siblings: unchanged, except that a call that gave the
+	 * caller an undo list makes every sibling compare different. */
+	for (int k = 0; k < before->nsibs && k < after->nsibs; k++) {
+		int was = before->kcmp[k][4], now = after->kcmp[k][4];
+		int ok = x->undo_list_made && was >= 0 && was <= 2 ? now == 1 || now == 2 : now == was;
+		if (!ok)
+			differ(step, "kcmp sysvsem with sibling %d: %d -> %d, but %s", k, was, now,
+			       x->undo_list_made ? "the call gave the caller an undo list"
+						 : "the caller's undo list did not change");
+	}
+	if (x->child && !o->present) {
+		differ(step, "no child was observed");
+		return;
+	}
+	if (!x->child) {
+		if (o->present)
+			differ(step, "a child was observed for a failing call");
+		return;
+	}
+	if (!o->reported) {
+		differ(step, "the child did not report");
+		return;
+	}
+	compare_child_links(step, x, sandbox, initial, before, after, c);
+	if (x->child_tid_one ? c->tid != 1 : c->tid != o->returned)
+		differ(step, "child TID %d (clone3 returned %d), expected %s", c->tid, o->returned,
+		       x->child_tid_one ? "One" : "Returned");
+	if (c->uid != x->child_uid || c->euid != x->child_uid || c->gid != x->child_gid || c->egid != x->child_gid ||
+	    c->cap_eff != x->child_cap)
+		differ(step, "child ids %u/%u %u/%u CapEff %#llx, expected %u/%u CapEff %#llx", c->uid, c->euid, c->gid,
+		       c->egid, c->cap_eff, x->child_uid, x->child_gid, x->child_cap);
+	if (x->child_kcmp_known && c->kcmp_side) {
+		for (int t = 0; t < 5; t++) {
+			if (!kcmp_matches(x->child_kcmp[t], c->kcmp[t])) {
+				show_value(v, sizeof(v), c->kcmp[t]);
+				differ(step, "kcmp %s parent/child: expected %s, got %s (%s side)", KCMP_NAME[t],
+				       kcmp_want(x->child_kcmp[t], buf, sizeof(buf)), v,
+				       c->kcmp_side == 1 ? "parent" : "child");
+			}
+		}
+	} else if (x->child_kcmp_known != (c->kcmp_side != 0)) {
+		differ(step, "kcmp parent/child: expected %s, but %s", x->child_kcmp_known ? "a comparison" : "none",
+		       c->kcmp_side ? "one was made" : "nobody could compare");
+	}
+	if (x->child_reaped ? o->wait != 0 : o->wait != -ECHILD) {
+		show_value(v, sizeof(v), o->wait);
+		differ(step, "waitpid by the caller gave %s, expected %s", v,
+		       x->child_reaped ? "0" : errno_name(ECHILD, eb, sizeof(eb)));
+	}
+	if (x->child_sigchld >= 0 && x->child_sigchld != o->sigchld)
+		differ(step, "SIGCHLD to the caller: %s, expected %s", o->sigchld ? "yes" : "no",
+		       x->child_sigchld ? "yes" : "no");
+	if (o->pidfd != x->child_pidfd)
+		differ(step, "pidfd stored: %s, expected %s", o->pidfd ? "yes" : "no", x->child_pidfd ? "yes" : "no");
+	if (o->parent_tid != x->child_parent_tid)
+		differ(step, "parent_tid stored: %s, expected %s", o->parent_tid ? "yes" : "no",
+		       x->child_parent_tid ? "yes" : "no");
+}
+
 static int judge(const struct repro_case *c, const struct record *r, const struct snap *sandbox, int exit_code)
 {
 	char b1[16], b2[16];
@@ -1133,13 +1516,15 @@ static int judge(const struct repro_case *c, const struct record *r, const struc
 		if (got != x->expect_errno)
 			differ(k, "the model expected %s, the kernel returned %s", want_s, got_s);
 		if (got != 0)
-			compare_unchanged(k, before, after, "the call failed");
+			compare_unchanged(k, before, after, "the call failed", x->kind == STEP_CLONE3 && x->undo_list_made);
 		else if (x->expect_errno == 0)
 			compare_success(k, x, sandbox, &r->before, before, after);
 		if (c->kcmp_available)
 			compare_kcmp(k, c, x, after);
 		if (x->check_sem && got == 0)
 			compare_sem(k, x, after);
+		if (x->kind == STEP_CLONE3)
+			compare_clone3(k, x, sandbox, &r->before, before, after, &r->step[k].child);
 	}
 	if (r->steps_done != c->nsteps || !r->done) {
 		printf("  MISMATCH: the case's process ended after %d of %d steps\n", r->steps_done, c->nsteps);
