@@ -439,6 +439,7 @@ pub fn c_source_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flags::RawFlags;
     use crate::model::profile::LINUX_6_18;
 
     #[test]
@@ -525,6 +526,25 @@ mod tests {
         let chroot = Case { steps: vec![Step::Chroot(Chroot::Subdir), Step::DropSysAdmin], ..Case::unshare(&[0]) };
         let src = c_source(&chroot, &LINUX_6_18, &Environment::reference()).unwrap();
         assert!(src.contains(".kind = STEP_CHROOT_SUBDIR,") && src.contains(".kind = STEP_DROP_SYS_ADMIN,"));
+        // clone3: a new UTS namespace with a pidfd, then one that fails (INTO_CGROUP, bad fd).
+        let clone3 = Case {
+            steps: vec![Step::Clone3(RawFlags(bits::NEWUTS | bits::PIDFD)), Step::Clone3(RawFlags(bits::INTO_CGROUP))],
+            ..Case::unshare(&[0])
+        };
+        let src = c_source(&clone3, &LINUX_6_18, &Environment::reference()).unwrap();
+        for needle in [
+            ".kind = STEP_CLONE3, .what = \"clone3(PIDFD|NEWUTS)\", .flags = 0x4001000ULL",
+            ".exit_signal = 17, .undo_list_made = 0, .child = 1",
+            ".child_link = { CL_PARENT_BEFORE(0) /* cgroup */,",
+            "CL_PARENT_AFTER(5) /* pid_for_children */, CL_PARENT_BEFORE(7) /* time_for_children */",
+            "CL_FRESH },",
+            ".child_pidfd = 1, .child_parent_tid = 0",
+            ".expect_errno = 9 /* EBADF */",
+            ".exit_signal = 17, .undo_list_made = 0, .child = 0 }",
+            "#define CLONE3_CGROUP_FD 2147483647ULL",
+        ] {
+            assert!(src.contains(needle), "no {needle:?} in the source");
+        }
     }
 
     #[test]
