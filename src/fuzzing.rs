@@ -148,8 +148,18 @@ pub fn corpus_laws(text: &str) -> Result<(), String> {
 /// would: libFuzzer's C `main` does not, and a dead executor must not kill the fuzzer.
 pub fn init() {
     crate::sys::ignore_sigpipe();
-    if std::env::args().nth(1).as_deref() == Some(EXECUTOR_SUBCOMMAND) {
-        std::process::exit(crate::exec::server::executor_main());
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(EXECUTOR_SUBCOMMAND) {
+        std::process::exit(crate::exec::server::executor_main_with(None, pin_slot(&args[2..])));
+    }
+}
+
+/// The executor arguments after `__executor` of a fuzz binary: the only one the exec target
+/// passes is `--pin-slot N` (see `start`); anything else means no pinning.
+fn pin_slot(args: &[String]) -> Option<usize> {
+    match args {
+        [flag, n] if flag == crate::exec::placement::SLOT_ARG => n.parse().ok(),
+        _ => None,
     }
 }
 
@@ -174,10 +184,24 @@ fn refuse(why: &str) -> Runner {
     Runner::Inert
 }
 
+/// Pinning of the exec target's executor: `auto` (the default: lease a free CPU, as `run`
+/// does; libFuzzer's `-fork`/`-jobs` workers each lease their own while there are free ones)
+/// or `off`.
+pub const PIN_VAR: &str = "UNSHARE_FUZZ_PIN";
+
 fn start() -> Runner {
+    let pinning = match std::env::var(PIN_VAR).map(|v| v.parse()) {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            eprintln!("unshare-fuzz exec target: {PIN_VAR}: {e}; using auto");
+            Default::default()
+        }
+        Err(_) => Default::default(),
+    };
+    let args = crate::exec::placement::executor_args(&[], pinning, 1, 0);
     let spawned = match std::env::var_os(EXECUTOR_VAR) {
-        Some(bin) => Executor::spawn(std::path::Path::new(&bin), &[]),
-        None => Executor::spawn_self(&[]),
+        Some(bin) => Executor::spawn(std::path::Path::new(&bin), &args),
+        None => Executor::spawn_self(&args),
     };
     match spawned {
         Err(e) => refuse(&format!("the executor cannot start here: {e}")),
@@ -338,6 +362,15 @@ pub fn laws(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_executor_of_a_fuzz_binary_reads_only_a_pin_slot() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(pin_slot(&words(&["--pin-slot", "1"])), Some(1));
+        assert_eq!(pin_slot(&words(&[])), None);
+        assert_eq!(pin_slot(&words(&["--pin-slot", "x"])), None);
+        assert_eq!(pin_slot(&words(&["--mutant", "1"])), None);
+    }
 
     #[test]
     fn model_laws_hold_on_many_inputs() {
