@@ -187,13 +187,14 @@ pub fn render(report: &RunReport) -> String {
     out.diag(
         0,
         &format!(
-            "unshare-fuzz {}: {} cases in {:.1} s ({:.0} cases/s), seed {}, model {}",
+            "unshare-fuzz {}: {} cases in {:.1} s ({:.0} cases/s), seed {}, model {}, {}",
             env!("CARGO_PKG_VERSION"),
             report.tally.cases,
             report.elapsed_seconds,
             report.cases_per_second,
             report.seed,
-            report.profile
+            report.profile,
+            super::human::placement(report.jobs, &report.pinned_cpus)
         ),
     );
     for l in super::human::environment(&report.environment).lines() {
