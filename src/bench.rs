@@ -42,6 +42,10 @@ pub struct BenchReport {
     pub rows: Vec<BenchRow>,
     /// Random mix with 2 jobs over 1 job.
     pub jobs2_speedup: f64,
+    /// The same for the bare loop: its executors running side by side over 1 executor. The
+    /// kernel's own scaling (a net namespace's setup and teardown serialize), so the bound
+    /// for the harness's.
+    pub bare_jobs_speedup: f64,
     /// Executor resources at the end of the longest harness run.
     pub executor_stats: Vec<ExecutorStats>,
     /// Where the loops ran (`exec::placement`): the bare loop's executor, the one-job harness
@@ -142,20 +146,51 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
     let (name, cases) = &mixes[mixes.len() - 1];
     let report = run_cases(&RunConfig { jobs, ..config.clone() }, cases, |_| {})?;
     placement.jobs = report.pinned_cpus.clone();
+    let flags: Vec<u64> = cases.iter().map(first_unshare).collect();
+    let bare_per_s = parallel_bare(config, jobs, &flags)?;
     let row = BenchRow {
         mix: format!("{name}, --jobs {jobs}"),
         cases: cases.len(),
         harness_per_s: report.cases_per_second,
-        bare_per_s: rows.last().map_or(0.0, |r| r.bare_per_s),
-        ratio: report.cases_per_second / rows.last().map_or(1.0, |r| r.bare_per_s),
+        bare_per_s,
+        ratio: report.cases_per_second / bare_per_s,
         jobs,
         violations: report.tally.violations(),
         phases: report.phases,
     };
     on_row(&row);
     let jobs2_speedup = report.cases_per_second / random_one_job;
+    let bare_jobs_speedup = bare_per_s / rows.last().map_or(f64::NAN, |r| r.bare_per_s);
     rows.push(row);
-    Ok(BenchReport { rows, jobs2_speedup, executor_stats: last_stats, placement })
+    Ok(BenchReport { rows, jobs2_speedup, bare_jobs_speedup, executor_stats: last_stats, placement })
+}
+
+/// The bare loop over `flags` on `jobs` executors side by side (word `i` on executor
+/// `i % jobs`, as `run` assigns cases): words per second of wall time.
+///
+/// # Errors
+/// [`ExecError`] if an executor cannot start or run the loop.
+fn parallel_bare(config: &RunConfig, jobs: usize, flags: &[u64]) -> Result<f64, ExecError> {
+    let mut executors = Vec::with_capacity(jobs);
+    for slot in 0..jobs {
+        executors.push(config.spawn_executor(jobs, slot)?);
+    }
+    let shares: Vec<Vec<u64>> = (0..jobs).map(|k| flags.iter().skip(k).step_by(jobs).copied().collect()).collect();
+    let start = std::time::Instant::now();
+    let results: Vec<Result<(), ExecError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = executors
+            .iter_mut()
+            .zip(&shares)
+            .map(|(ex, share)| scope.spawn(move || ex.bare_loop(share).map(|_| ())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Protocol("a bare-loop thread panicked".into()))))
+            .collect()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(flags.len() as f64 / secs)
 }
 
 /// The header of the ratio table.

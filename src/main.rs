@@ -452,7 +452,10 @@ fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>, pi
     };
     println!("{}", unshare_fuzz::bench::header());
     let report = unshare_fuzz::bench::run(&config, cases, |r| println!("{}", unshare_fuzz::bench::row_line(r)))?;
-    println!("--jobs {jobs} speed-up on the random mix: {:.2}x", report.jobs2_speedup);
+    println!(
+        "--jobs {jobs} speed-up on the random mix: harness {:.2}x, bare loop {:.2}x",
+        report.jobs2_speedup, report.bare_jobs_speedup
+    );
     println!("{}", report.placement.line());
     println!();
     for line in unshare_fuzz::bench::phase_lines(&report) {
