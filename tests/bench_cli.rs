@@ -26,8 +26,11 @@ fn bench_measures_every_mix_and_reports_consistent_rows() {
         assert_eq!(row["mix"].as_str(), Some(name.as_str()), "{row}");
     }
     for row in rows {
-        let (h, b, r) =
-            (row["harness_per_s"].as_f64().unwrap(), row["bare_per_s"].as_f64().unwrap(), row["ratio"].as_f64().unwrap());
+        let (h, b, r) = (
+            row["harness_per_s"].as_f64().unwrap(),
+            row["bare_per_s"].as_f64().unwrap(),
+            row["ratio"].as_f64().unwrap(),
+        );
         assert!(h > 0.0 && b > 0.0, "{row}");
         assert!((r - h / b).abs() < 1e-9, "ratio is not harness/bare: {row}");
         assert_eq!(row["violations"], 0, "{row}");

@@ -95,7 +95,7 @@ impl std::fmt::Debug for KernelProfile {
 /// Linux 6.18.44, as measured in unshare-semantics.md.
 pub const LINUX_6_18: KernelProfile = KernelProfile {
     name: "linux-6.18",
-    describes: "Linux 6.2 and later with the 2026 unshare_fs fix (6.18.44 measured)",
+    describes: "Linux 6.9 and later with the 2026 unshare_fs fix (6.18.44 measured; 6.12.118 too under qemu)",
     sources: "§1-§5 (measured on 6.18.44)",
     valid_mask: UNSHARE_VALID_MASK,
     unknown_bits: UnknownBits::Checked,
@@ -108,7 +108,19 @@ pub const LINUX_6_18: KernelProfile = KernelProfile {
     clone3_pidfd_refuses_thread: false,
     clone3_extra_bits: 0,
     failed_first_child_kills_pending_pidns: true,
-    kernels: ((6, 2), (6, 18)),
+    kernels: ((6, 9), (6, 18)),
+};
+
+/// Linux 6.2 to 6.8: as 6.18, except that clone3 still refuses PIDFD with THREAD (allowed from
+/// 6.9 by 83b290c9e3b5). Not measured here (no Debian kernel of these series); the unshare
+/// rules are those of 6.18, which 6.2 already had (the NEWTIME thread rule went in 6.2).
+pub const LINUX_6_8: KernelProfile = KernelProfile {
+    name: "linux-6.8",
+    describes: "Linux 6.2 to 6.8: as linux-6.18, but clone3 refuses PIDFD|THREAD (not measured here)",
+    sources: "§1-§5 as 6.18; copy_process before 83b290c9e3b5 (6.9)",
+    clone3_pidfd_refuses_thread: true,
+    kernels: ((6, 2), (6, 8)),
+    ..LINUX_6_18
 };
 
 /// Linux 5.6 to 6.1 (Debian 5.10.262 and 6.1.192 measured under qemu): as 6.18, but threads
@@ -269,11 +281,12 @@ pub const LINUX_2_6_16: KernelProfile = KernelProfile {
 pub const HISTORICAL: &[KernelProfile] = &[LINUX_6_18_WITHOUT_UNSHARE_FS_FIX, LINUX_3_11, LINUX_2_6_16];
 
 /// Profiles chosen by kernel release (`--kernel-profile auto`), newest first.
-pub const RELEASE_PROFILES: &[KernelProfile] = &[LINUX_7_3, LINUX_6_18, LINUX_5_10, LINUX_3_11, LINUX_2_6_16];
+pub const RELEASE_PROFILES: &[KernelProfile] =
+    &[LINUX_7_3, LINUX_6_18, LINUX_6_8, LINUX_5_10, LINUX_3_11, LINUX_2_6_16];
 
 /// Every profile, by name.
 pub const PROFILES: &[KernelProfile] =
-    &[LINUX_7_3, LINUX_6_18, LINUX_5_10, LINUX_6_18_WITHOUT_UNSHARE_FS_FIX, LINUX_3_11, LINUX_2_6_16];
+    &[LINUX_7_3, LINUX_6_18, LINUX_6_8, LINUX_5_10, LINUX_6_18_WITHOUT_UNSHARE_FS_FIX, LINUX_3_11, LINUX_2_6_16];
 
 /// Looks a profile up by name.
 pub fn by_name(name: &str) -> Option<&'static KernelProfile> {
@@ -291,6 +304,10 @@ mod tests {
         assert_eq!(for_release("6.12.118+deb13-cloud-amd64").0.name, "linux-6.18");
         assert_eq!(for_release("5.10.0-46-cloud-amd64").0.name, "linux-5.10");
         assert_eq!(for_release("6.1.0-56-cloud-amd64").0.name, "linux-5.10");
+        assert_eq!(for_release("6.2.0").0.name, "linux-6.8");
+        assert_eq!(for_release("6.8.0-49-generic").0.name, "linux-6.8");
+        assert!(for_release("6.8.0-49-generic").1.is_none());
+        assert_eq!(for_release("6.9.1").0.name, "linux-6.18");
         assert_eq!(for_release("7.3.4+deb13-cloud-amd64").0.name, "linux-7.3");
         let (p, note) = for_release("7.1.2");
         assert_eq!(p.name, "linux-6.18");
@@ -300,5 +317,30 @@ mod tests {
         assert!(note.is_some());
         assert!(for_release("4.19.0").1.is_some());
         assert!(for_release("garbage").1.is_some());
+    }
+
+    #[test]
+    fn release_ranges_do_not_overlap() {
+        for (i, a) in RELEASE_PROFILES.iter().enumerate() {
+            assert!(a.kernels.0 <= a.kernels.1, "{}", a.name);
+            for b in &RELEASE_PROFILES[i + 1..] {
+                assert!(a.kernels.1 < b.kernels.0 || b.kernels.1 < a.kernels.0, "{} and {} overlap", a.name, b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn linux_6_8_is_linux_6_18_but_for_pidfd_with_thread() {
+        let (a, b) = (&LINUX_6_8, &LINUX_6_18);
+        assert!(a.clone3_pidfd_refuses_thread && !b.clone3_pidfd_refuses_thread);
+        assert_eq!(
+            (a.valid_mask, a.newns_always_new_fs, a.newtime_blocks_threads, a.pid_for_children_visible_at_once),
+            (b.valid_mask, b.newns_always_new_fs, b.newtime_blocks_threads, b.pid_for_children_visible_at_once)
+        );
+        assert_eq!(
+            (a.empty_mntns_bit, a.clone3_extra_bits, a.failed_first_child_kills_pending_pidns),
+            (b.empty_mntns_bit, b.clone3_extra_bits, b.failed_first_child_kills_pending_pidns)
+        );
+        assert!(std::ptr::eq(a.checks, b.checks) && std::ptr::eq(a.implications, b.implications));
     }
 }

@@ -160,6 +160,15 @@ fn older_kernels_refuse_pidfd_with_thread_and_vm_after_newtime() {
         results_on(&LINUX_5_10, Setup::default(), &[c(thread | bits::PIDFD)])[0],
         (EINVAL, "clone-pidfd-with-thread")
     );
+    // 6.2 to 6.8 too, where VM after NEWTIME is already allowed.
+    let newtime = Step::Unshare(RawFlags(bits::NEWTIME));
+    let mid = results_on(
+        &crate::model::profile::LINUX_6_8,
+        Setup::default(),
+        &[c(thread | bits::PIDFD), newtime, c(bits::VM)],
+    );
+    assert_eq!(mid[0], (EINVAL, "clone-pidfd-with-thread"));
+    assert_eq!(mid[2], (OK, "success"));
     // VM after NEWTIME: refused on 5.6 to 6.1 only; a plain child is still fine there.
     let newtime = Step::Unshare(RawFlags(bits::NEWTIME));
     assert_eq!(results(Setup::default(), &[newtime, c(bits::VM)])[1], (OK, "success"));
