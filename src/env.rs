@@ -50,6 +50,9 @@ pub struct Environment {
     /// Plain-language notes on anything that may filter or restrict unshare here; empty when
     /// nothing was found. Printed at the top of every report.
     pub restrictions: Vec<String>,
+    /// How case children read their namespace ids (chosen by the executor's probe).
+    #[serde(default)]
+    pub ns_observer: crate::ns::NsObserver,
     /// The CPU the executor (and so every case child) is pinned to, if any
     /// (`exec::placement`).
     #[serde(default)]
@@ -122,6 +125,7 @@ impl Environment {
             seccomp_mode: 0,
             lsms: vec![],
             restrictions: vec![],
+            ns_observer: crate::ns::NsObserver::ProcLinks,
             pinned_cpu: None,
         }
     }

@@ -102,6 +102,39 @@ impl NsLink {
     }
 }
 
+impl NsLink {
+    /// The `nr` of `PIDFD_GET_<link>_NAMESPACE` (`_IO(0xFF, nr)`, include/uapi/linux/pidfd.h,
+    /// Linux 6.11+).
+    pub fn pidfd_ioctl_nr(self) -> u8 {
+        match self {
+            NsLink::Cgroup => 1,
+            NsLink::Ipc => 2,
+            NsLink::Mnt => 3,
+            NsLink::Net => 4,
+            NsLink::Pid => 5,
+            NsLink::PidForChildren => 6,
+            NsLink::Time => 7,
+            NsLink::TimeForChildren => 8,
+            NsLink::User => 9,
+            NsLink::Uts => 10,
+        }
+    }
+}
+
+/// How a case child reads the ids of its namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NsObserver {
+    /// `readlinkat` of each `/proc/self/ns/<link>` (every kernel; what the spec describes).
+    #[default]
+    ProcLinks,
+    /// `PIDFD_GET_<link>_NAMESPACE` on a pidfd of itself, then `fstat` (Linux 6.11+): no
+    /// per-pid /proc inodes, cheaper while the executor holds its own namespaces open. The
+    /// same inode numbers, except that `pid_for_children` names a pending pid namespace at
+    /// once, where the link gives ENOENT until its first process exists.
+    PidfdIoctl,
+}
+
 impl fmt::Display for NsLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.file_name())

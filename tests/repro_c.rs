@@ -190,10 +190,13 @@ fn observed(stdout: &str) -> Vec<String> {
         .collect()
 }
 
+/// This machine's environment, for expectations a C program checks: it reads the
+/// `/proc/self/ns` links, whatever the executor's own observer.
 fn probed_environment() -> Environment {
     let out = common::run(&["env", "--json"]);
     assert!(out.status.success(), "{}", common::text(&out));
-    serde_json::from_slice(&out.stdout).expect("env --json is an Environment")
+    let env: Environment = serde_json::from_slice(&out.stdout).expect("env --json is an Environment");
+    Environment { ns_observer: unshare_fuzz::ns::NsObserver::ProcLinks, ..env }
 }
 
 /// Runs each reproducer and the harness's executor on the same case: the reproducer must exit

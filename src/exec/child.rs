@@ -16,12 +16,12 @@
 
 #![allow(unsafe_code)]
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use crate::case::{Case, Chroot, Step};
 use crate::errno::Errno;
 use crate::flags::bits;
-use crate::ns::NsLink;
+use crate::ns::{NsLink, NsObserver};
 use crate::sys;
 
 use super::child_setup;
@@ -85,8 +85,35 @@ fn link_inode(text: &[u8]) -> Option<u64> {
     None
 }
 
+/// The namespace ids through pidfd ioctls on a pidfd of this process (see
+/// [`NsObserver::PidfdIoctl`]).
+fn namespaces_by_pidfd(snap: &mut RawSnapshot) {
+    let pidfd = sys::pidfd_open(sys::getpid());
+    for link in NsLink::ALL {
+        let i = link.index();
+        let r = match &pidfd {
+            Ok(fd) => sys::pidfd_namespace_inode(fd.as_raw_fd(), link.pidfd_ioctl_nr()),
+            Err(e) => Err(*e),
+        };
+        match r {
+            Ok(ino) => (snap.ns_ino[i], snap.ns_err[i]) = (ino, 0),
+            Err(e) => (snap.ns_ino[i], snap.ns_err[i]) = (0, e.0),
+        }
+    }
+}
+
 /// Fills `snap` with the calling process's state.
 pub fn snapshot(ctx: &Ctx, snap: &mut RawSnapshot) {
+    if ctx.plan.ns_observer == NsObserver::PidfdIoctl {
+        namespaces_by_pidfd(snap);
+    } else {
+        namespaces_by_proc_links(snap);
+    }
+    snapshot_rest(ctx, snap);
+}
+
+/// The namespace ids from the `/proc/self/ns` links.
+fn namespaces_by_proc_links(snap: &mut RawSnapshot) {
     // One lookup of /proc/self/ns, then one readlinkat per link: reading the link names
     // the namespace without instantiating an nsfs inode, as stat would.
     let dir = sys::open_raw(c"/proc/self/ns", libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
@@ -107,6 +134,10 @@ pub fn snapshot(ctx: &Ctx, snap: &mut RawSnapshot) {
     if let Ok(fd) = dir {
         let _ = sys::close_raw(fd);
     }
+}
+
+/// Everything but the namespaces.
+fn snapshot_rest(ctx: &Ctx, snap: &mut RawSnapshot) {
     snap.pid = sys::getpid();
     let (uid, gid, euid, egid) = sys::ids();
     snap.ids = [uid, gid, euid, egid];

@@ -1,5 +1,6 @@
 //! Lowers a case's absolute placement (pid-ns level, user-ns depth) into
-//! counts relative to the executor's own position. Done before fork.
+//! counts relative to the executor's own position, and carries how the child
+//! reads its namespace ids here. Done before fork.
 
 use crate::case::Setup;
 use crate::env::Environment;
@@ -11,6 +12,8 @@ pub struct Plan {
     pub pid_nesting: u8,
     /// unshare(NEWUSER) + maps rounds.
     pub user_nesting: u8,
+    /// How the child reads its namespace ids (the environment's choice).
+    pub ns_observer: crate::ns::NsObserver,
 }
 
 impl Plan {
@@ -19,7 +22,7 @@ impl Plan {
     /// # Errors
     /// When the position is unknown or already past the target.
     pub fn new(setup: &Setup, env: &Environment) -> Result<Plan, String> {
-        let mut plan = Plan::default();
+        let mut plan = Plan { ns_observer: env.ns_observer, ..Plan::default() };
         if let Some(target) = setup.pidns_level {
             let level = env.pidns_level.ok_or("the executor's pid-namespace level is unknown")?;
             plan.pid_nesting = u8::try_from(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::case::Case;
 use crate::env::Environment;
-use crate::ns::NsLink;
+use crate::ns::{NsLink, NsObserver};
 use crate::observe::{Outcome, Snapshot};
 use crate::sys;
 
@@ -30,12 +30,12 @@ fn id_mapped(map: &str, id: u64) -> bool {
     })
 }
 
-fn own_snapshot() -> Snapshot {
+fn own_snapshot(ns_observer: NsObserver) -> Snapshot {
     let case = Case::unshare(&[0]);
     let ctx = child::Ctx {
         out: -1,
         case: &case,
-        plan: super::plan::Plan::default(),
+        plan: super::plan::Plan { ns_observer, ..Default::default() },
         sibs: Default::default(),
         nsibs: 0,
         fds: [-1; super::record::FDS],
@@ -49,8 +49,28 @@ fn own_snapshot() -> Snapshot {
     raw.to_snapshot()
 }
 
+/// Environment variable that keeps case children on the `/proc/self/ns` links
+/// (`UNSHARE_FUZZ_NS_OBSERVER=proc-links`) even where pidfd ioctls work.
+pub const NS_OBSERVER_VAR: &str = "UNSHARE_FUZZ_NS_OBSERVER";
+
+/// How case children will read their namespace ids: pidfd ioctls where they work and name
+/// every namespace of this process exactly as its `/proc/self/ns` links do, else the links.
+pub fn ns_observer() -> NsObserver {
+    if std::env::var(NS_OBSERVER_VAR).is_ok_and(|v| v == "proc-links") {
+        return NsObserver::ProcLinks;
+    }
+    let links = own_snapshot(NsObserver::ProcLinks);
+    let ioctls = own_snapshot(NsObserver::PidfdIoctl);
+    if links.ns == ioctls.ns && links.ns.iter().all(|v| v.inode().is_some()) {
+        NsObserver::PidfdIoctl
+    } else {
+        NsObserver::ProcLinks
+    }
+}
+
 /// Builds the environment description.
 pub fn environment(info: &SandboxInfo) -> Environment {
+    let ns_observer = ns_observer();
     let ns_links: Vec<NsLink> = NsLink::ALL
         .into_iter()
         .filter(|l| std::path::Path::new(&format!("/proc/self/ns/{}", l.file_name())).exists())
@@ -73,7 +93,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         host_uid: info.host_uid,
         sandbox: info.description.clone(),
         sandbox_user_ns: info.user_ns,
-        baseline: own_snapshot(),
+        baseline: own_snapshot(ns_observer),
         cap_last_cap: read_u64("/proc/sys/kernel/cap_last_cap").unwrap_or(40) as u32,
         overflow_uid: read_u64("/proc/sys/kernel/overflowuid").unwrap_or(65534) as u32,
         overflow_gid: read_u64("/proc/sys/kernel/overflowgid").unwrap_or(65534) as u32,
@@ -87,6 +107,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         seccomp_mode: info.seccomp.0,
         lsms,
         restrictions: Vec::new(),
+        ns_observer,
         pinned_cpu: None,
     };
     env.restrictions = restrictions(&env, info);

@@ -40,7 +40,7 @@ pub const REPORT_HEADER: usize = 1 + 8 + 4 + 1 + 3 * 8;
 pub struct ExecutorStats {
     /// Resident set size in KiB.
     pub rss_kib: u64,
-    /// Open file descriptors (not counting the CPU lease's lock, see `exec::placement`).
+    /// Open file descriptors (not counting the CPU lease's lock and the held namespaces).
     pub fds: u64,
     /// Lines of its mountinfo.
     pub mounts: u64,

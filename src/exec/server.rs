@@ -18,6 +18,7 @@ use super::protocol::{
     RESP_REPORT, begin_frame, finish_frame, read_u64,
 };
 use super::{case_codec, probe, sandbox, watch};
+use crate::ns::{NsLink, NsObserver};
 use crate::sys::{self, ParentOnlyBuf};
 
 const STDIN: RawFd = 0;
@@ -135,6 +136,9 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     };
     let mut env = probe::environment(&info);
     env.restrictions.splice(0..0, lie);
+    let held = hold_namespaces(env.ns_observer);
+    // Descriptors held from the start to the end, not counted as a case's leak.
+    let constant_fds = u64::from(lease.is_some()) + held.len() as u64;
     env.pinned_cpu = lease.as_ref().map(|l| l.cpu as u32);
     match serde_json::to_vec(&env) {
         Ok(json) if send(RESP_HELLO, &json) => {}
@@ -178,7 +182,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
                     Ok(nanos) => {
                         let mut reply = id.to_le_bytes().to_vec();
                         reply.extend_from_slice(&nanos.to_le_bytes());
-                        own_stats(lease.is_some()).encode(&mut reply);
+                        own_stats(constant_fds).encode(&mut reply);
                         send(RESP_BARE, &reply)
                     }
                     Err(e) => send_error(id, &format!("bare loop failed: {e}")),
@@ -230,9 +234,19 @@ fn other_processes() -> u64 {
 
 /// The executor's own resources (it is pid 1 of the sandbox, so every other pid in its /proc
 /// is something a case left behind).
-/// The executor's resources. `leased`: one descriptor is the CPU lease's lock, held from the
-/// start; it is not counted, so pinned and unpinned executors compare.
-fn own_stats(leased: bool) -> ExecutorStats {
+/// With pidfd ioctls, the case children open the executor's own namespaces (most of them stay
+/// the child's): holding them open keeps their nsfs dentries alive, so the children's lookups
+/// find them instead of building and freeing a new inode each time.
+fn hold_namespaces(observer: NsObserver) -> Vec<std::fs::File> {
+    if observer != NsObserver::PidfdIoctl {
+        return Vec::new();
+    }
+    NsLink::ALL.iter().filter_map(|l| std::fs::File::open(format!("/proc/self/ns/{}", l.file_name())).ok()).collect()
+}
+
+/// The executor's resources. `constant_fds` descriptors (the CPU lease's lock, the held
+/// namespaces) are held from the start; they are not counted, so executors compare.
+fn own_stats(constant_fds: u64) -> ExecutorStats {
     // The last case's group was killed, but a process may take a moment to die (a sibling
     // with threads, a nested pid-ns init): reap for up to a second before counting.
     let mut others = 0;
@@ -250,7 +264,7 @@ fn own_stats(leased: bool) -> ExecutorStats {
     ExecutorStats {
         rss_kib: sys::proc::field_u64(&buf[..n], b"VmRSS:").unwrap_or(0),
         // Minus the descriptor read_dir holds, and the lease's.
-        fds: count("/proc/self/fd").saturating_sub(1 + u64::from(leased)),
+        fds: count("/proc/self/fd").saturating_sub(1 + constant_fds),
         mounts: std::fs::read_to_string("/proc/self/mountinfo").map_or(0, |m| m.lines().count() as u64),
         other_processes: others,
         // One line per set after the header line.

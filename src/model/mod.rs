@@ -150,6 +150,16 @@ fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut Caller
 
 /// Predicts one step from `state`, and updates `state` as the kernel would.
 pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut CallerState, step: &Step) -> Expected {
+    // Read through a pidfd ioctl, pid_for_children names a pending pid namespace at once
+    // (the link hides it until its first process exists): the same observation as on kernels
+    // that show the link at once.
+    let through_pidfd;
+    let profile = if env.ns_observer == crate::ns::NsObserver::PidfdIoctl && !profile.pid_for_children_visible_at_once {
+        through_pidfd = KernelProfile { pid_for_children_visible_at_once: true, ..*profile };
+        &through_pidfd
+    } else {
+        profile
+    };
     let before = sharing_before(state);
     let d = match step {
         Step::Unshare(flags) => decide_unshare(profile, env, state, *flags),

@@ -191,3 +191,23 @@ fn nobody_is_skipped_where_65534_is_unmapped() {
     let case = Case { setup: setup(Privilege::Nobody, 0), steps: vec![Step::Unshare(RawFlags(0))] };
     assert!(matches!(predict(P, &env, &case), Prediction::Skip { .. }));
 }
+
+#[test]
+fn read_through_pidfd_ioctls_pid_for_children_names_the_pending_namespace() {
+    use crate::ns::NsObserver;
+    let links = Environment::reference();
+    let ioctls = Environment { ns_observer: NsObserver::PidfdIoctl, ..Environment::reference() };
+    let pfc = NsLink::PidForChildren.index();
+    let steps = [Step::Unshare(RawFlags(NEWPID)), Step::ForkExit];
+    let mut a = CallerState::after_setup(&links, &Setup::default()).unwrap();
+    let mut b = CallerState::after_setup(&ioctls, &Setup::default()).unwrap();
+    let (a0, b0) = (predict_step(P, &links, &mut a, &steps[0]), predict_step(P, &ioctls, &mut b, &steps[0]));
+    assert_eq!(a0.links[pfc], LinkExpect::Unreadable(Errno::ENOENT));
+    assert_eq!(b0.links[pfc], LinkExpect::Fresh);
+    // The link appears when the namespace's init has come and gone; the ioctl showed it already.
+    let (a1, b1) = (predict_step(P, &links, &mut a, &steps[1]), predict_step(P, &ioctls, &mut b, &steps[1]));
+    assert_eq!(a1.links[pfc], LinkExpect::Fresh);
+    assert_eq!(b1.links[pfc], LinkExpect::Unchanged);
+    // Nothing else differs.
+    assert_eq!((a0.result, a0.rule, a1.result), (b0.result, b0.rule, b1.result));
+}

@@ -21,7 +21,7 @@ use crate::model::clone3::{ChildLink, ChildTid, Clone3Expect};
 use crate::model::{
     Expected, FinalExpect, KcmpExpect, KernelProfile, LinkExpect, PidExpect, Prediction, SemExpect, predict,
 };
-use crate::ns::NsLink;
+use crate::ns::{NsLink, NsObserver};
 
 /// The C helpers shared by every reproducer.
 pub const PRELUDE: &str = include_str!("prelude.c");
@@ -380,7 +380,8 @@ fn case_struct(case: &Case, model: &str, env: &Environment, fin: &FinalExpect) -
 }
 
 /// Renders `case` as a standalone C program that checks the kernel against the
-/// expectations `profile` gives in `env`.
+/// expectations `profile` gives in `env`. The program reads the `/proc/self/ns` links, so the
+/// expectations are computed for that observer whatever `env` says.
 ///
 /// # Errors
 /// [`ReproError`] if the case is invalid, skipped by the model here, or uses a
@@ -391,6 +392,7 @@ pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Resu
     for step in &case.steps {
         step_kind(step)?;
     }
+    let env = &Environment { ns_observer: NsObserver::ProcLinks, ..env.clone() };
     match predict(profile, env, case) {
         Prediction::Skip { reason } => Err(ReproError::Skipped(reason)),
         Prediction::Steps { steps, final_probe } => c_source_with(case, &steps, &final_probe, profile.name, env),
@@ -399,7 +401,8 @@ pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Resu
 
 /// Renders `case` with the given expectations (one per step) and final probes, as
 /// [`c_source`] does with the model's; tests use it to show that every kind of
-/// difference makes the program exit 1.
+/// difference makes the program exit 1. The expectations must be those of an environment
+/// whose `ns_observer` is [`NsObserver::ProcLinks`], as the program reads the links.
 ///
 /// # Errors
 /// As [`c_source`], and when `steps` does not have one expectation per step.

@@ -693,3 +693,17 @@ pub fn try_lock_file(path: &CStr) -> Result<Option<OwnedFd>, Errno> {
         Err(e) => Err(e),
     }
 }
+
+/// `ioctl(pidfd, _IO(0xFF, nr))`, one of the `PIDFD_GET_*_NAMESPACE` requests (Linux 6.11+),
+/// then `fstat` of the namespace fd it returns: the namespace's inode number, as the
+/// `/proc/<pid>/ns` link names it. The fd is closed again.
+pub fn pidfd_namespace_inode(pidfd: RawFd, nr: u8) -> Result<u64, Errno> {
+    const PIDFS_IOCTL_MAGIC: libc::c_ulong = 0xFF;
+    let request = (PIDFS_IOCTL_MAGIC << 8) | libc::c_ulong::from(nr);
+    // SAFETY: these requests return a new descriptor, owned here; their argument must be 0
+    // (the kernel refuses any other with EINVAL).
+    let fd = ret_int(unsafe { libc::ioctl(pidfd, request as _, 0 as libc::c_ulong) })?;
+    let inode = fstat_dev_ino(fd).map(|(_, ino)| ino);
+    let _ = close_raw(fd);
+    inode
+}
