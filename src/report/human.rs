@@ -31,6 +31,11 @@ pub fn environment(env: &Environment) -> String {
     let _ = writeln!(s, "user-ns depth: {depth}; chrooted: {}; uid 65534 mapped: {}", env.chrooted, env.nobody_mapped);
     let links: Vec<&str> = env.ns_links.iter().map(|l| l.file_name()).collect();
     let _ = writeln!(s, "ns links:      {}", links.join(" "));
+    let observer = match env.ns_observer {
+        crate::ns::NsObserver::ProcLinks => "readlinkat of /proc/self/ns/*",
+        crate::ns::NsObserver::PidfdIoctl => "PIDFD_GET_*_NAMESPACE ioctls on a pidfd of the child",
+    };
+    let _ = writeln!(s, "ns ids read:   {observer}");
     let limits: Vec<String> = env.max_namespaces.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(s, "max_*_namespaces: {}", limits.join(" "));
     let _ = writeln!(
