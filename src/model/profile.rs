@@ -191,8 +191,23 @@ pub fn for_release(release: &str) -> (&'static KernelProfile, Option<String>) {
     (nearest, Some(note))
 }
 
-/// Resolves a `--kernel-profile` value: a profile name, or `auto` for the profile of
-/// `release` (with a note when that is a fallback).
+/// Appended to a profile name: the same kernel without the 2026 stable backport of
+/// 6c4b2243cb6c, so NEWNS reuses an unshared fs_struct (`newns_always_new_fs` off).
+pub const WITHOUT_FS_FIX: &str = "-without-unshare-fs-fix";
+
+/// `base` without the 2026 unshare_fs backport, named `<base>-without-unshare-fs-fix`. Made
+/// once per run from the command line, so it is leaked to live as long as the built-in ones.
+fn without_fs_fix(base: &KernelProfile) -> &'static KernelProfile {
+    let name: &'static str = Box::leak(format!("{}{WITHOUT_FS_FIX}", base.name).into_boxed_str());
+    let describes: &'static str = Box::leak(
+        format!("{}, without the 2026 unshare_fs backport (NEWNS reuses an unshared fs_struct)", base.describes)
+            .into_boxed_str(),
+    );
+    Box::leak(Box::new(KernelProfile { name, describes, newns_always_new_fs: false, ..*base }))
+}
+
+/// Resolves a `--kernel-profile` value: a profile name, `auto` for the profile of `release`
+/// (with a note when that is a fallback), or either with [`WITHOUT_FS_FIX`] appended.
 ///
 /// # Errors
 /// A message listing the known names when `name` is unknown.
@@ -200,10 +215,21 @@ pub fn resolve(name: &str, release: &str) -> Result<(&'static KernelProfile, Opt
     if name == "auto" {
         return Ok(for_release(release));
     }
-    by_name(name).map(|p| (p, None)).ok_or_else(|| {
-        let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
-        format!("unknown kernel profile {name:?}; known: auto, {}", names.join(", "))
-    })
+    if let Some(p) = by_name(name) {
+        return Ok((p, None));
+    }
+    if let Some(base) = name.strip_suffix(WITHOUT_FS_FIX) {
+        let (base, note) = resolve(base, release)?;
+        if base.newns_always_new_fs {
+            return Ok((without_fs_fix(base), note));
+        }
+        return Ok((base, note));
+    }
+    let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
+    Err(format!(
+        "unknown kernel profile {name:?}; known: auto, {}, and any of them (or auto) followed by {WITHOUT_FS_FIX}",
+        names.join(", ")
+    ))
 }
 /// Linux 6.18 without upstream 6c4b2243cb6c "unshare: fix unshare_fs() handling".
 ///
@@ -317,6 +343,24 @@ mod tests {
         assert!(note.is_some());
         assert!(for_release("4.19.0").1.is_some());
         assert!(for_release("garbage").1.is_some());
+    }
+
+    #[test]
+    fn any_profile_can_drop_the_unshare_fs_fix() {
+        let (p, note) = resolve("linux-6.8-without-unshare-fs-fix", "6.18.44").unwrap();
+        assert_eq!(p.name, "linux-6.8-without-unshare-fs-fix");
+        assert!(!p.newns_always_new_fs && p.clone3_pidfd_refuses_thread && note.is_none());
+        let (p, note) = resolve("auto-without-unshare-fs-fix", "6.8.0-49-generic").unwrap();
+        assert_eq!(p.name, "linux-6.8-without-unshare-fs-fix");
+        assert!(note.is_none());
+        // The built-in one is found by name, not rebuilt.
+        let (p, _) = resolve("linux-6.18-without-unshare-fs-fix", "6.18.44").unwrap();
+        assert_eq!(p.describes, LINUX_6_18_WITHOUT_UNSHARE_FS_FIX.describes);
+        // A profile that already lacks the fix stays itself.
+        let (p, _) = resolve("linux-3.11-without-unshare-fs-fix", "6.18.44").unwrap();
+        assert_eq!(p.name, "linux-3.11");
+        let e = resolve("linux-9.9-without-unshare-fs-fix", "6.18.44").unwrap_err();
+        assert!(e.contains("unknown kernel profile \"linux-9.9\"") && e.contains(WITHOUT_FS_FIX), "{e}");
     }
 
     #[test]
