@@ -117,3 +117,37 @@ fn executors_are_pinned_to_distinct_free_cpus_unless_told_not_to() {
     let report = run_in_tmp(&tmp, &["--jobs", &(allowed.len() + 1).to_string()]);
     assert!(report["pinned_cpus"].as_array().unwrap().iter().all(Value::is_null), "{}", report["pinned_cpus"]);
 }
+
+/// Runs `run` with UNSHARE_FUZZ_NS_OBSERVER set (or not) and returns its report.
+fn run_with_observer(tag: &str, observer: Option<&str>) -> Value {
+    let path = common::temp_dir(tag).join("report.json");
+    let mut cmd = std::process::Command::new(common::binary());
+    cmd.args(["run", "--cases", "400", "--seed", "12", "--json", path.to_str().unwrap()]);
+    match observer {
+        Some(v) => cmd.env("UNSHARE_FUZZ_NS_OBSERVER", v),
+        None => cmd.env_remove("UNSHARE_FUZZ_NS_OBSERVER"),
+    };
+    let out = cmd.output().expect("start unshare-fuzz");
+    let text = common::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn both_namespace_observers_judge_the_same_cases_clean() {
+    let links = run_with_observer("observer-links", Some("proc-links"));
+    assert_eq!(links["environment"]["ns_observer"], "proc_links");
+    let auto = run_with_observer("observer-auto", None);
+    // PIDFD_GET_*_NAMESPACE exists from Linux 6.11: there the probe must pick it.
+    let release = auto["environment"]["kernel_release"].as_str().unwrap();
+    let version = unshare_fuzz::model::profile::parse_release(release).unwrap();
+    if version >= (6, 11) {
+        assert_eq!(auto["environment"]["ns_observer"], "pidfd_ioctl", "{release}");
+    }
+    // Same cases, same verdicts: pid_for_children after NEWPID is the one place the two
+    // observers read differently, and the model follows the observer.
+    assert_eq!(links["tally"], auto["tally"]);
+    assert_eq!(auto["tally"]["failed_cases"], 0);
+    let newpid = &auto["tally"]["invariants"]["newpid-affects-children-only"];
+    assert!(newpid["checked"].as_u64().unwrap() > 0, "{newpid}");
+}

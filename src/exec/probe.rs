@@ -49,15 +49,19 @@ fn own_snapshot(ns_observer: NsObserver) -> Snapshot {
     raw.to_snapshot()
 }
 
-/// Environment variable that keeps case children on the `/proc/self/ns` links
-/// (`UNSHARE_FUZZ_NS_OBSERVER=proc-links`) even where pidfd ioctls work.
+/// Environment variable choosing how case children read namespace ids: `auto` (the
+/// default) or `proc-links`, which keeps the `/proc/self/ns` links even where pidfd ioctls work.
 pub const NS_OBSERVER_VAR: &str = "UNSHARE_FUZZ_NS_OBSERVER";
 
 /// How case children will read their namespace ids: pidfd ioctls where they work and name
 /// every namespace of this process exactly as its `/proc/self/ns` links do, else the links.
 pub fn ns_observer() -> NsObserver {
-    if std::env::var(NS_OBSERVER_VAR).is_ok_and(|v| v == "proc-links") {
-        return NsObserver::ProcLinks;
+    match std::env::var(NS_OBSERVER_VAR).as_deref() {
+        Ok("proc-links") => return NsObserver::ProcLinks,
+        Ok("auto") | Err(_) => {}
+        Ok(other) => {
+            eprintln!("unshare-fuzz executor: {NS_OBSERVER_VAR}={other:?} is not auto or proc-links; using auto")
+        }
     }
     let links = own_snapshot(NsObserver::ProcLinks);
     let ioctls = own_snapshot(NsObserver::PidfdIoctl);
