@@ -57,6 +57,100 @@ pub struct Environment {
     /// (`exec::placement`).
     #[serde(default)]
     pub pinned_cpu: Option<u32>,
+    /// Room for more namespaces, measured by creating them (`exec::headroom`); the
+    /// pid-namespace level and user-namespace depth above are derived from it.
+    #[serde(default)]
+    pub headroom: Headroom,
+    /// What single calls returned from the executor's own state (`exec::call_probe`): the
+    /// model reads a seccomp or LSM restriction from them (`model::limits`).
+    #[serde(default)]
+    pub call_probes: CallProbes,
+}
+
+/// Room for more namespaces of one kind, measured by creating them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// How many were created before the kernel refused or the probe stopped.
+    pub made: u32,
+    /// The errno that stopped the probe; `None` when it stopped at its own cap (the room is at
+    /// least `made`).
+    pub stopped_by: Option<i32>,
+}
+
+impl Room {
+    /// The kernel refused with ENOSPC: a depth or count limit was reached after `made`.
+    pub fn limit_reached(&self) -> bool {
+        self.stopped_by == Some(libc::ENOSPC)
+    }
+
+    /// The probe stopped short of its cap because of a limit (ENOSPC) or because it ran out of
+    /// processes, fds or memory first (so a limit may be near): the count is within reach.
+    /// A filter's or a missing type's errno (EPERM, EINVAL, ...) says nothing about counts.
+    pub fn count_in_reach(&self) -> bool {
+        matches!(
+            self.stopped_by,
+            Some(libc::ENOSPC | libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE | libc::EUSERS)
+        )
+    }
+}
+
+/// Deepest pid namespace level the kernel allows (`MAX_PID_NS_LEVEL`).
+pub const PIDNS_MAX_LEVEL: u32 = 32;
+/// Deepest user namespace (levels below the initial one) the kernel allows.
+pub const USERNS_MAX_DEPTH: u32 = 33;
+
+impl Headroom {
+    /// The pid-namespace level and user-namespace depth the kernel's depth limits see: with
+    /// room for `n` more nested namespaces the executor stands at `32 - n` (`33 - n`). Known
+    /// only when the probe ended in the kernel's ENOSPC; any other end (EAGAIN under a process
+    /// limit, a filter's EPERM) leaves it unknown.
+    pub fn levels(&self) -> (Option<u32>, Option<u32>) {
+        let pid = self.pid_nested.filter(Room::limit_reached).and_then(|r| PIDNS_MAX_LEVEL.checked_sub(r.made));
+        let user = self.user_nested.filter(Room::limit_reached).and_then(|r| USERNS_MAX_DEPTH.checked_sub(r.made));
+        (pid, user)
+    }
+
+    /// The measured room for namespaces of `kind` (a `max_<kind>_namespaces` name) when a count
+    /// limit is within reach of the cases; `None` when it is not (or was not measured).
+    pub fn count_in_reach(&self, kind: &str) -> Option<Room> {
+        let room = if kind == "user" { self.user_count } else { self.flat.get(kind).copied() };
+        room.filter(Room::count_in_reach)
+    }
+}
+
+/// Measured room for more namespaces, from the executor's place (`exec::headroom`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Headroom {
+    /// Nested pid namespaces (`unshare(NEWPID)` + fork, repeated).
+    pub pid_nested: Option<Room>,
+    /// Nested user namespaces (`unshare(NEWUSER)` + id maps, repeated).
+    pub user_nested: Option<Room>,
+    /// User namespaces in all, several chains held at once, up to what two executors' cases
+    /// could need; stopped short of that cap, a count limit is within reach.
+    pub user_count: Option<Room>,
+    /// Namespaces of one other type (`mnt`, `uts`, `ipc`, `net`, `cgroup`, `time`) held at
+    /// once, up to `flat_cap`.
+    pub flat: BTreeMap<String, Room>,
+    /// The cap of the flat probes.
+    pub flat_cap: u32,
+}
+
+/// Results of single calls made once from the executor's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallProbes {
+    /// `unshare(1 << bit)` for every bit 0..63, as 0 or the errno; probed only where a seccomp
+    /// filter or an LSM rule may restrict unshare.
+    pub unshare_bits: Vec<(u8, i32)>,
+    /// The errno of `clone3(NULL, 0)`: EINVAL where clone3 exists, ENOSYS where it is missing or
+    /// filtered; `None` if not probed.
+    pub clone3: Option<i32>,
+}
+
+impl CallProbes {
+    /// clone3 answered ENOSYS: this kernel (or its filter) has no clone3.
+    pub fn clone3_missing(&self) -> bool {
+        self.clone3 == Some(libc::ENOSYS)
+    }
 }
 
 impl Environment {
@@ -127,6 +221,17 @@ impl Environment {
             restrictions: vec![],
             ns_observer: crate::ns::NsObserver::ProcLinks,
             pinned_cpu: None,
+            headroom: Headroom {
+                pid_nested: Some(Room { made: 32, stopped_by: Some(libc::ENOSPC) }),
+                user_nested: Some(Room { made: 33, stopped_by: Some(libc::ENOSPC) }),
+                user_count: Some(Room { made: 82, stopped_by: None }),
+                flat: ["mnt", "uts", "ipc", "net", "cgroup", "time"]
+                    .iter()
+                    .map(|k| (k.to_string(), Room { made: 16, stopped_by: None }))
+                    .collect(),
+                flat_cap: 16,
+            },
+            call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL) },
         }
     }
 }

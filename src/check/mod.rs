@@ -95,8 +95,19 @@ fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Tr
             _ => (crate::flags::RawFlags(0), false),
         };
         let ctx = StepCtx { env, index, flags, is_unshare, expected: exp, before, initial: &trace.before, observed };
+        let restricted = crate::model::limits::RESTRICTION_RULES.contains(&exp.rule);
         for inv in INVARIANTS {
             let Some(result) = (inv.check)(&ctx) else { continue };
+            if restricted && !crate::model::limits::JUDGED_UNDER_RESTRICTION.contains(&inv.id) {
+                v.skipped.insert(
+                    inv.id,
+                    format!(
+                        "a restriction found at start decided the step ({}), so the kernel's own rules did not run",
+                        exp.rule
+                    ),
+                );
+                continue;
+            }
             if !exp.proc_visible && invariants::NEEDS_PROC.contains(&inv.id) {
                 v.skipped.insert(inv.id, "the caller no longer reaches /proc (new empty mount namespace)".into());
                 continue;

@@ -6,11 +6,13 @@
 //! This module knows nothing of predictions or generators: a [`Case`] goes
 //! in, an [`Outcome`] comes out.
 
+pub mod call_probe;
 pub mod case_codec;
 pub mod child;
 pub mod child_setup;
 pub mod clone3;
 pub mod collect;
+pub mod headroom;
 pub mod phases;
 pub mod placement;
 pub mod plan;

@@ -101,8 +101,8 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         cap_last_cap: read_u64("/proc/sys/kernel/cap_last_cap").unwrap_or(40) as u32,
         overflow_uid: read_u64("/proc/sys/kernel/overflowuid").unwrap_or(65534) as u32,
         overflow_gid: read_u64("/proc/sys/kernel/overflowgid").unwrap_or(65534) as u32,
-        userns_depth: info.host_userns_depth.map(|d| d + u32::from(info.user_ns)),
-        pidns_level: info.host_pidns_level.map(|l| l + 1),
+        userns_depth: None,
+        pidns_level: None,
         chrooted: info.host_chrooted.unwrap_or(false),
         nobody_mapped,
         kcmp: sys::kcmp(sys::getpid(), sys::getpid(), 2, 0, 0).is_ok(),
@@ -113,9 +113,68 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         restrictions: Vec::new(),
         ns_observer,
         pinned_cpu: None,
+        headroom: super::headroom::measure(),
+        call_probes: Default::default(),
     };
+    (env.pidns_level, env.userns_depth) = env.headroom.levels();
+    let restricted = info.seccomp.0 != 0 || userns_lsm_rule().is_some();
+    env.call_probes = super::call_probe::probe(restricted);
     env.restrictions = restrictions(&env, info);
     env
+}
+
+/// An LSM or distribution rule that may refuse user namespaces, as a note.
+fn userns_lsm_rule() -> Option<&'static str> {
+    if read_u64("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        return Some("kernel.unprivileged_userns_clone=0: NEWUSER without privilege is refused (a distribution patch)");
+    }
+    if read_u64("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
+        return Some("kernel.apparmor_restrict_unprivileged_userns=1: AppArmor may refuse user namespaces");
+    }
+    None
+}
+
+fn room_text(r: Option<crate::env::Room>) -> String {
+    match r {
+        None => "not measured".into(),
+        Some(r) => match r.stopped_by {
+            None => format!("at least {}", r.made),
+            Some(e) => format!("{} ({} after that)", r.made, crate::errno::Errno(e)),
+        },
+    }
+}
+
+/// Plain-language notes on the measured room.
+fn headroom_notes(env: &Environment) -> Vec<String> {
+    let h = &env.headroom;
+    let mut notes = Vec::new();
+    if env.pidns_level.is_none() {
+        notes.push(format!(
+            "the pid-namespace level is unknown (room for nested pid namespaces: {}); cases whose result depends on \
+             the pid-ns depth limit are skipped",
+            room_text(h.pid_nested)
+        ));
+    }
+    if env.userns_depth.is_none() {
+        notes.push(format!(
+            "the user-namespace depth is unknown (room for nested user namespaces: {}); cases whose result depends on \
+             the user-ns depth limit are skipped",
+            room_text(h.user_nested)
+        ));
+    }
+    for kind in ["user", "mnt", "uts", "ipc", "net", "cgroup", "time"] {
+        if let Some(r) = h.count_in_reach(kind).filter(|_| env.max_namespaces(kind) != Some(0)) {
+            notes.push(format!(
+                "a limit on the number of {kind} namespaces is within reach (room for {}): the cases whose result \
+                 depends on it are skipped, since the kernel frees namespaces asynchronously",
+                room_text(Some(r))
+            ));
+        }
+    }
+    if env.call_probes.clone3_missing() {
+        notes.push("clone3 answers ENOSYS here (missing, or refused by a seccomp filter): clone3 steps are predicted to fail with ENOSYS".into());
+    }
+    notes
 }
 
 fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
@@ -128,13 +187,8 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
     } else if info.seccomp.0 == 1 {
         notes.push("strict seccomp mode is active".into());
     }
-    if read_u64("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
-        notes.push(
-            "kernel.unprivileged_userns_clone=0: NEWUSER without privilege is refused (a distribution patch)".into(),
-        );
-    }
-    if read_u64("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
-        notes.push("kernel.apparmor_restrict_unprivileged_userns=1: AppArmor may refuse user namespaces".into());
+    if let Some(rule) = userns_lsm_rule() {
+        notes.push(rule.into());
     }
     if env.max_namespaces("user") == Some(0) {
         notes.push("user.max_user_namespaces=0: every NEWUSER fails with ENOSPC".into());
@@ -142,14 +196,7 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
     if info.host_chrooted.is_none() {
         notes.push("could not tell whether the harness runs chrooted; assumed not".into());
     }
-    if info.host_pidns_level.is_none() {
-        notes.push("the pid-namespace level is unknown (no NSpid in /proc/self/status); the pid-ns depth limit is not modelled".into());
-    }
-    if info.host_userns_depth.is_none() {
-        notes.push(
-            "the harness already runs inside a user namespace of unknown depth; the depth limit is not modelled".into(),
-        );
-    }
+    notes.extend(headroom_notes(env));
     let probe = Case::unshare(&[0]);
     let timeout = Duration::from_secs(5);
     let ran = crate::sys::ParentOnlyBuf::new(watch::MAX_REPORT).and_then(|mut raw| {

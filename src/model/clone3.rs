@@ -290,9 +290,18 @@ pub(super) fn decide(
     state: &mut CallerState,
     flags: RawFlags,
 ) -> super::Decided {
+    if super::limits::clone3_missing(env) {
+        let mut d = super::refused(flags, Errno::ENOSYS, super::limits::CLONE3_MISSING_RULE);
+        d.clone3 =
+            Some(Clone3Expect { flags, exit_signal: clone3_exit_signal(flags), child: None, undo_list_made: false });
+        return d;
+    }
     let ctx = Ctx { f: flags.0, valid_mask: crate::flags::CLONE3_VALID_MASK, state, env, profile };
     let failing = super::checks::all_failing(CLONE3_CHECKS, &ctx);
     let reached = failing.first().map_or(CLONE3_CHECKS.len(), |r| position(r.id));
+    if let Some(reason) = super::limits::unknowable(CLONE3_CHECKS, &ctx, reached) {
+        state.unknowable.get_or_insert(reason);
+    }
     let undo_list_made =
         flags.intersects(bits::SYSVSEM) && !state.undo_list && reached >= position(FIRST_ROW_AFTER_COPY_SEMUNDO);
     if flags.intersects(bits::SYSVSEM) && reached >= position(FIRST_ROW_AFTER_COPY_SEMUNDO) {

@@ -14,6 +14,7 @@ pub mod checks;
 pub mod clone3;
 pub mod effects;
 pub mod expect;
+pub mod limits;
 pub mod profile;
 pub mod state;
 pub mod steps;
@@ -116,10 +117,45 @@ struct Decided {
     fs_struct_kept: bool,
 }
 
+/// A failed call that changed nothing, decided by `rule`.
+fn refused(effective: RawFlags, errno: Errno, rule: &'static str) -> Decided {
+    Decided {
+        effective,
+        result: CallResult::Failure(errno),
+        rule,
+        also_failing: Vec::new(),
+        links: [LinkExpect::Unchanged; NsLink::COUNT],
+        pid: PidExpect::Unchanged,
+        cwd_changes: false,
+        clone3: None,
+        fs_struct_kept: true,
+    }
+}
+
+/// unshare as this environment answers it: a restriction found by the probes first (a
+/// seccomp filter runs before the system call), then the kernel's own rules.
 fn decide_unshare(profile: &KernelProfile, env: &Environment, state: &mut CallerState, flags: RawFlags) -> Decided {
+    match limits::filtered(profile, env, flags) {
+        None => decide_kernel(profile, env, state, flags),
+        Some(Ok(errno)) => refused(flags, errno, limits::FILTER_RULE),
+        Some(Err(reason)) => {
+            state.unknowable.get_or_insert(reason);
+            refused(flags, Errno::EPERM, limits::FILTER_RULE)
+        }
+    }
+}
+
+/// unshare as the kernel's own rules answer it.
+fn decide_kernel(profile: &KernelProfile, env: &Environment, state: &mut CallerState, flags: RawFlags) -> Decided {
     let effective = profile.unknown_bits.apply(apply_implications(flags, profile.implications), profile.valid_mask);
     let ctx = checks::Ctx { f: effective.0, valid_mask: profile.valid_mask, state, env, profile };
     let failing = checks::all_failing(profile.checks, &ctx);
+    let decided_at = failing.first().map_or(profile.checks.len(), |r| {
+        profile.checks.iter().position(|c| std::ptr::eq(c, *r)).unwrap_or(profile.checks.len())
+    });
+    if let Some(reason) = limits::unknowable(profile.checks, &ctx, decided_at) {
+        state.unknowable.get_or_insert(reason);
+    }
     if let Some((first, rest)) = failing.split_first() {
         return Decided {
             effective,
@@ -241,7 +277,16 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
         Ok(s) => s,
         Err(reason) => return Prediction::Skip { reason },
     };
-    let steps = case.steps.iter().map(|step| predict_step(profile, env, &mut state, step)).collect();
+    if let Some(reason) = limits::setup_reason(profile, env, &case.setup) {
+        return Prediction::Skip { reason };
+    }
+    let mut steps = Vec::with_capacity(case.steps.len());
+    for (i, step) in case.steps.iter().enumerate() {
+        steps.push(predict_step(profile, env, &mut state, step));
+        if let Some(reason) = state.unknowable.take() {
+            return Prediction::Skip { reason: format!("step {}: {reason}", i + 1) };
+        }
+    }
     Prediction::Steps { steps, final_probe: final_expect(&state, case) }
 }
 

@@ -12,10 +12,7 @@ use crate::ns::NsLink;
 pub const CAP_SYS_ADMIN: u32 = 21;
 /// `CAP_SYS_CHROOT`.
 pub const CAP_SYS_CHROOT: u32 = 18;
-/// Deepest user namespace (levels below the initial one) the kernel allows.
-pub const USERNS_MAX_DEPTH: u32 = 33;
-/// Deepest pid namespace level the kernel allows.
-pub const PIDNS_MAX_LEVEL: u32 = 32;
+pub use crate::env::{PIDNS_MAX_LEVEL, USERNS_MAX_DEPTH};
 
 /// What the caller shares with one sibling right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +119,9 @@ pub struct CallerState {
     /// of a pid namespace set it when it exited (zap_pid_ns_processes writes the shared table),
     /// so the caller's later children are reaped by the kernel. Kept across fork.
     pub sigchld_ignored: bool,
+    /// Set when a step's result depends on a fact that cannot be known here (`model::limits`):
+    /// the case is then skipped with this reason.
+    pub unknowable: Option<String>,
 }
 
 impl CallerState {
@@ -180,6 +180,7 @@ impl CallerState {
             undo_list: false,
             is_init: false,
             sigchld_ignored: false,
+            unknowable: None,
         };
         if base.euid != 0 {
             return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));

@@ -27,8 +27,37 @@ pub fn environment(env: &Environment) -> String {
         b.cap_eff,
         env.full_caps()
     );
-    let depth = env.userns_depth.map_or("unknown".to_string(), |d| d.to_string());
-    let _ = writeln!(s, "user-ns depth: {depth}; chrooted: {}; uid 65534 mapped: {}", env.chrooted, env.nobody_mapped);
+    let known = |v: Option<u32>| v.map_or("unknown".to_string(), |d| d.to_string());
+    let _ = writeln!(
+        s,
+        "position:      pid-ns level {}, user-ns depth {} (as the kernel's depth limits see them, from the measured room)",
+        known(env.pidns_level),
+        known(env.userns_depth)
+    );
+    let _ = writeln!(s, "chrooted:      {}; uid 65534 mapped: {}", env.chrooted, env.nobody_mapped);
+    let room = |r: Option<crate::env::Room>| match r {
+        None => "not measured".to_string(),
+        Some(r) => match r.stopped_by {
+            None => format!("{}+", r.made),
+            Some(e) => format!("{} ({})", r.made, crate::errno::Errno(e)),
+        },
+    };
+    let h = &env.headroom;
+    let flat: Vec<String> = h.flat.iter().map(|(k, r)| format!("{k} {}", room(Some(*r)))).collect();
+    let _ = writeln!(
+        s,
+        "room:          nested pid {}, nested user {}, user in all {}; held at once: {}",
+        room(h.pid_nested),
+        room(h.user_nested),
+        room(h.user_count),
+        flat.join(", ")
+    );
+    let clone3 = match env.call_probes.clone3 {
+        None => "not probed".to_string(),
+        Some(e) if e == libc::ENOSYS => "missing (ENOSYS)".to_string(),
+        Some(_) => "present".to_string(),
+    };
+    let _ = writeln!(s, "clone3:        {clone3}");
     let links: Vec<&str> = env.ns_links.iter().map(|l| l.file_name()).collect();
     let _ = writeln!(s, "ns links:      {}", links.join(" "));
     let observer = match env.ns_observer {

@@ -120,6 +120,17 @@ pub unsafe fn clone3(_: &mut CloneArgs, _: ChildEntry, _: *mut libc::c_void) -> 
     Err(Errno::ENOSYS)
 }
 
+/// Whether clone3 exists here: `clone3(NULL, 0)` is refused by the kernel's size check
+/// (EINVAL) before any memory is read, or answered ENOSYS where the kernel lacks clone3 or a
+/// seccomp filter refuses it (container runtimes do, since a filter cannot read its struct).
+/// Returns the errno (or `None` if, against the ABI, it succeeded).
+pub fn clone3_probe() -> Option<Errno> {
+    // SAFETY: with size 0 the kernel returns EINVAL from copy_clone_args_from_user before it
+    // reads the (null) pointer; no process is created and no memory is touched.
+    let rc = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null_mut::<libc::c_void>(), 0usize) };
+    super::ret(rc).err()
+}
+
 /// An anonymous private mapping of `len` bytes for a child stack; returns its lowest address
 /// (what `clone_args.stack` wants). Never unmapped: the case process ends soon.
 pub fn map_stack(len: usize) -> Result<u64, Errno> {
