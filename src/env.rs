@@ -57,6 +57,11 @@ pub struct Environment {
     /// (`exec::placement`).
     #[serde(default)]
     pub pinned_cpu: Option<u32>,
+    /// The outer sandbox's namespaces that unshare reported as made but that are not new
+    /// (`sandbox-namespaces-are-new`), on a kernel declared a throwaway; each counts as a
+    /// violation of the run. Empty otherwise (elsewhere the executor refuses to start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_violations: Vec<String>,
 }
 
 impl Environment {
@@ -127,6 +132,7 @@ impl Environment {
             restrictions: vec![],
             ns_observer: crate::ns::NsObserver::ProcLinks,
             pinned_cpu: None,
+            sandbox_violations: vec![],
         }
     }
 }
