@@ -136,7 +136,7 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     // Nothing is written before this check: not even the id maps.
     let mut notes = vec![format!("namespaces {}", RawFlags(flags))];
     let mut not_new = Vec::new();
-    for kind in kinds.iter().copied().filter(|k| *k != Kind::Pid) {
+    for kind in kinds.iter().copied() {
         match before.check(kind) {
             Ok(note) => notes.extend(note),
             Err(finding) => not_new.push((kind, finding)),
@@ -172,7 +172,9 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
         relay(pid);
     }
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    let pid_flagged = not_new.iter().any(|(k, _)| *k == Kind::Pid);
     if kinds.contains(&Kind::Pid)
+        && !pid_flagged
         && let Err(finding) = before.check_pid_after_fork()
     {
         refuse_or_keep(&mut info, RawFlags(flags), &[(Kind::Pid, finding)], throwaway)?;

@@ -191,7 +191,7 @@ impl Before {
         self.ids.iter().find(|(k, _)| *k == kind).map_or(Err(Errno::ENOENT), |(_, id)| *id)
     }
 
-    /// Checks one namespace (not PID: see [`Before::check_pid_after_fork`]) after the unshare.
+    /// Checks one namespace after the unshare (PID: see [`Before::check_pid_after_fork`] too).
     pub fn check(&self, kind: Kind) -> Result<Option<String>, String> {
         let behaviour = match kind {
             Kind::Mnt => self.mount_behaviour(),
@@ -199,9 +199,22 @@ impl Before {
             Kind::Ipc => self.ipc_behaviour(),
             Kind::User => self.user_behaviour(),
             Kind::Uts => Behaviour::Unknown("the UTS namespace has no behaviour visible without writing".into()),
-            Kind::Pid => Behaviour::Unknown("checked after the fork".into()),
+            Kind::Pid => return self.pid_before_fork(),
         };
         decide(kind, self.id(kind), sys::stat_dev_ino(kind.path()), behaviour)
+    }
+
+    /// Before the fork, only a `pid_for_children` that names the old namespace is conclusive
+    /// (after a real NEWPID it is new, or ENOENT until the first process exists); the fork
+    /// then settles it ([`Before::check_pid_after_fork`]).
+    fn pid_before_fork(&self) -> Result<Option<String>, String> {
+        match (self.id(Kind::Pid), sys::stat_dev_ino(c"/proc/self/ns/pid_for_children")) {
+            (Ok(b), Ok(a)) if a == b => Err(format!(
+                "the PID namespace is unchanged (pid:[{}] before, and pid_for_children names it after)",
+                b.1
+            )),
+            _ => Ok(None),
+        }
     }
 
     /// Checks the PID namespace in the sandbox's first process.
