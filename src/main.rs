@@ -238,13 +238,22 @@ fn report_errors(r: anyhow::Result<i32>) -> i32 {
     r.unwrap_or_else(|e| {
         // An executor that found its outer sandbox faked by unshare: a violation (exit 1), not a
         // broken run.
-        if let Some(exec::ExecError::IneffectiveSandbox(why)) = e.chain().find_map(|c| c.downcast_ref()) {
+        if let Some(exec::ExecError::IneffectiveSandbox(why)) = e.chain().find_map(exec_error) {
             eprintln!("unshare-fuzz: VIOLATION {why}");
             return 1;
         }
         eprintln!("unshare-fuzz: error: {e:#}");
         2
     })
+}
+
+/// The executor error inside one link of an error chain (`SaveError` is transparent, so its
+/// `ExecError` is not a link of its own).
+fn exec_error<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a exec::ExecError> {
+    match c.downcast_ref() {
+        Some(unshare_fuzz::corpus::save::SaveError::Exec(e)) => Some(e),
+        _ => c.downcast_ref(),
+    }
 }
 
 fn env_command(json: bool) -> anyhow::Result<i32> {
