@@ -266,3 +266,37 @@ fn a_chroot_into_a_plain_directory_runs_and_propagates_nothing() {
     assert!(text.contains("result: all invariants held"), "{text}");
     assert!(text.contains("=== mounts unchanged"), "a mount of the sandbox propagated out of it:\n{text}");
 }
+
+/// Every command that starts an executor refuses the same way: VIOLATION, exit 1, nothing changed.
+#[test]
+fn every_command_that_starts_an_executor_refuses_a_faked_sandbox() {
+    if skipped("every_command") {
+        return;
+    }
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/article-2006/csignal-is-invalid.json");
+    let corpus = corpus.to_str().unwrap();
+    let out_dir = common::temp_dir("sandbox-lies-commands");
+    let minimized = out_dir.join("min.json");
+    let commands: [&[&str]; 7] = [
+        &["env"],
+        &["flags"],
+        &["replay", corpus],
+        &["selftest", "--cases-per-mutant", "5", "--mutant", "fs-noop"],
+        &["bench", "--cases", "5"],
+        &["minimize", corpus, "-o", minimized.to_str().unwrap()],
+        &["repro", corpus],
+    ];
+    let confine = confine();
+    for args in commands {
+        let mut command =
+            vec![confine.to_str().unwrap(), "--unshare", "NEWUTS=0", "--", common::binary().to_str().unwrap()];
+        command.extend_from_slice(args);
+        let t = in_throwaway_namespaces(&command, &[]);
+        let out = &t.output;
+        assert_eq!(t.code, 1, "{args:?}:\n{out}");
+        assert!(out.contains("VIOLATION sandbox-namespaces-are-new"), "{args:?}:\n{out}");
+        assert!(out.contains("the UTS namespace is unchanged"), "{args:?}:\n{out}");
+        assert_eq!(t.before, t.after, "{args:?} changed the starting namespaces:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(out_dir);
+}
