@@ -153,9 +153,12 @@ pub fn decide(
     }
 }
 
+/// A namespace's id (st_dev, st_ino of its `/proc/self/ns` link), or why it is unreadable.
+type NsId = Result<(u64, u64), Errno>;
+
 /// What the executor was before the sandbox's unshare.
 pub struct Before {
-    ids: Vec<(Kind, Result<(u64, u64), Errno>)>,
+    ids: Vec<(Kind, NsId)>,
     mount_ids: BTreeSet<u64>,
     sysvipc: BTreeSet<String>,
     uid_map: Option<String>,
@@ -187,7 +190,7 @@ impl Before {
         }
     }
 
-    fn id(&self, kind: Kind) -> Result<(u64, u64), Errno> {
+    fn id(&self, kind: Kind) -> NsId {
         self.ids.iter().find(|(k, _)| *k == kind).map_or(Err(Errno::ENOENT), |(_, id)| *id)
     }
 
