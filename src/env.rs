@@ -65,6 +65,11 @@ pub struct Environment {
     /// model reads a seccomp or LSM restriction from them (`model::limits`).
     #[serde(default)]
     pub call_probes: CallProbes,
+    /// The outer sandbox's namespaces that unshare reported as made but that are not new
+    /// (`sandbox-namespaces-are-new`), on a kernel declared a throwaway; each counts as a
+    /// violation of the run. Empty otherwise (elsewhere the executor refuses to start).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox_violations: Vec<String>,
 }
 
 /// Room for more namespaces of one kind, measured by creating them.
@@ -232,6 +237,7 @@ impl Environment {
                 flat_cap: 16,
             },
             call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL) },
+            sandbox_violations: vec![],
         }
     }
 }

@@ -24,6 +24,11 @@ use unshare_fuzz::runner::{self, Progress, RunConfig};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The whole kernel is a throwaway (a VM guest, a gVisor sandbox): if unshare fakes the
+    /// outer sandbox, report it as a violation and run the cases anyway (exit 1), instead of
+    /// refusing to write anything (also exit 1). Sets UNSHARE_FUZZ_THROWAWAY_KERNEL=1 for the executors.
+    #[arg(long, global = true)]
+    throwaway_kernel: bool,
 }
 
 #[derive(Subcommand)]
@@ -205,6 +210,9 @@ fn main() {
         guest::guest_init_main();
     }
     let cli = Cli::parse();
+    if cli.throwaway_kernel {
+        exec::declare_throwaway_kernel();
+    }
     let code = match cli.command {
         Command::Executor(args) => exec::server::executor_main_with(args.mutant.as_deref(), args.pin_slot),
         Command::Selftest(args) => report_errors(selftest_command(args)),
@@ -228,9 +236,24 @@ fn main() {
 
 fn report_errors(r: anyhow::Result<i32>) -> i32 {
     r.unwrap_or_else(|e| {
+        // An executor that found its outer sandbox faked by unshare: a violation (exit 1), not a
+        // broken run.
+        if let Some(exec::ExecError::IneffectiveSandbox(why)) = e.chain().find_map(exec_error) {
+            eprintln!("unshare-fuzz: VIOLATION {why}");
+            return 1;
+        }
         eprintln!("unshare-fuzz: error: {e:#}");
         2
     })
+}
+
+/// The executor error inside one link of an error chain (`SaveError` is transparent, so its
+/// `ExecError` is not a link of its own).
+fn exec_error<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a exec::ExecError> {
+    match c.downcast_ref() {
+        Some(unshare_fuzz::corpus::save::SaveError::Exec(e)) => Some(e),
+        _ => c.downcast_ref(),
+    }
 }
 
 fn env_command(json: bool) -> anyhow::Result<i32> {

@@ -341,6 +341,7 @@ pub fn run_cases(
     }
     verdicts.sort_by_key(|(i, _)| *i);
     let mut tally = Tally::new();
+    tally.add_environment(&environment);
     let mut failures = Vec::new();
     for (i, verdict) in verdicts {
         tally.add(&verdict);

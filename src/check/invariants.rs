@@ -625,6 +625,12 @@ pub const NEEDS_PROC: &[&str] = &[
 /// Case-level invariant: the case's process ends by itself, within the timeout, without a signal.
 pub const CASE_COMPLETES: &str = "case-completes";
 
+/// Not checked per case: the executor checks, before it writes anything, that every namespace
+/// of its outer sandbox that unshare reported as made is new (`exec::sandbox::verify`). A kernel
+/// that fails it is refused (exit 1), or on a kernel declared a throwaway counted once per
+/// finding ([`super::Tally::add_environment`]).
+pub const SANDBOX_NAMESPACES_ARE_NEW: &str = "sandbox-namespaces-are-new";
+
 /// The errno conditions of spec §3 that the harness can provoke safely: (rule id, errno, spec reference).
 pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("unknown-bit", "EINVAL", "§3 EINVAL (a)"),

@@ -331,6 +331,17 @@ impl Tally {
         }
     }
 
+    /// Counts the outer sandbox's findings (`sandbox-namespaces-are-new`, on a kernel declared
+    /// a throwaway, where the run went on) as violations of the run.
+    pub fn add_environment(&mut self, env: &crate::env::Environment) {
+        if env.sandbox_violations.is_empty() {
+            return;
+        }
+        let t = self.invariants.entry(invariants::SANDBOX_NAMESPACES_ARE_NEW.to_string()).or_default();
+        t.checked += env.sandbox_violations.len() as u64;
+        t.violated += env.sandbox_violations.len() as u64;
+    }
+
     /// Total violations.
     pub fn violations(&self) -> u64 {
         self.invariants.values().map(|t| t.violated).sum()

@@ -174,6 +174,7 @@ pub fn replay(
     let start = Instant::now();
     let mut tally = Tally::new();
     tally.invariants.entry(EXPECTED_MATCHES_CORPUS.to_string()).or_default();
+    tally.add_environment(&environment);
     let mut failures = Vec::new();
     let mut results = Vec::new();
     let total = files.len();

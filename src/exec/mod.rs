@@ -36,11 +36,20 @@ use crate::observe::Outcome;
 
 use protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
-    RESP_REPORT, begin_frame, finish_frame, read_i32, read_u64,
+    RESP_INEFFECTIVE, RESP_REPORT, begin_frame, finish_frame, read_i32, read_u64,
 };
 
 /// The hidden subcommand that turns the binary into an executor.
 pub const EXECUTOR_SUBCOMMAND: &str = "__executor";
+
+static THROWAWAY_KERNEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Declares the whole kernel a throwaway (`--throwaway-kernel`): every executor started from
+/// now on gets `UNSHARE_FUZZ_THROWAWAY_KERNEL=1`, so an ineffective outer sandbox is reported
+/// as a violation and the cases still run (see [`sandbox::THROWAWAY_VAR`]).
+pub fn declare_throwaway_kernel() {
+    THROWAWAY_KERNEL.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// Harness-side failures of the executor (never kernel errnos).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +66,11 @@ pub enum ExecError {
     /// The executor could not build its sandbox.
     #[error("{0}")]
     Sandbox(String),
+    /// unshare reported success for the outer sandbox but a namespace is not new: a violation
+    /// of unshare's contract (`sandbox-namespaces-are-new`), found before anything was written.
+    /// Commands report it as a VIOLATION and exit 1, not as a broken run.
+    #[error("VIOLATION {0}")]
+    IneffectiveSandbox(String),
     /// The executor said something unreadable, or refused a request.
     #[error("executor protocol error: {0}")]
     Protocol(String),
@@ -87,7 +101,11 @@ impl Executor {
     /// # Errors
     /// [`ExecError`] if it cannot start or cannot build its sandbox.
     pub fn spawn(binary: &Path, extra_args: &[String]) -> Result<Executor, ExecError> {
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if THROWAWAY_KERNEL.load(std::sync::atomic::Ordering::Relaxed) {
+            command.env(sandbox::THROWAWAY_VAR, "1");
+        }
+        let mut child = command
             .arg(EXECUTOR_SUBCOMMAND)
             .args(extra_args)
             .stdin(Stdio::piped())
@@ -107,6 +125,10 @@ impl Executor {
             RESP_FATAL => {
                 let _ = child.wait();
                 return Err(ExecError::Sandbox(String::from_utf8_lossy(&frame[1..]).into_owned()));
+            }
+            RESP_INEFFECTIVE => {
+                let _ = child.wait();
+                return Err(ExecError::IneffectiveSandbox(String::from_utf8_lossy(&frame[1..]).into_owned()));
             }
             tag => return Err(ExecError::Protocol(format!("expected the hello frame, got tag {tag}"))),
         };

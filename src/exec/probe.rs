@@ -115,6 +115,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         pinned_cpu: None,
         headroom: super::headroom::measure(),
         call_probes: Default::default(),
+        sandbox_violations: Vec::new(),
     };
     (env.pidns_level, env.userns_depth) = env.headroom.levels();
     let restricted = info.seccomp.0 != 0 || userns_lsm_rule().is_some();

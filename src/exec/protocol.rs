@@ -32,6 +32,11 @@ pub const RESP_BARE: u8 = 4;
 /// Response: a request could not be served. Body: tag, id `u64` (0 if unreadable), text.
 pub const RESP_ERROR: u8 = 5;
 
+/// Response instead of hello: unshare reported success for the outer sandbox but a namespace
+/// is not new (a violation, `sandbox-namespaces-are-new`); nothing was written and the executor
+/// exits 1. Body: tag, UTF-8 text.
+pub const RESP_INEFFECTIVE: u8 = 6;
+
 /// Bytes before a report's raw messages.
 pub const REPORT_HEADER: usize = 1 + 8 + 4 + 1 + 3 * 8;
 

@@ -4,9 +4,18 @@
 //! case can touch the host's hostname, mounts, network or processes, even on
 //! a kernel that reports success without unsharing. The process that entered
 //! stays outside as a relay that only waits for pid 1 and exits with its status.
+//!
+//! A kernel that reports success without unsharing would make that sandbox a
+//! lie, so every namespace asked for is checked to be new (ids, and behaviour
+//! where ids are missing or unchanged; see [`verify`]) and `/` to be private
+//! before the first write.
 
+use crate::errno::Errno;
 use crate::flags::{RawFlags, bits};
 use crate::sys;
+
+pub mod verify;
+pub use verify::Kind;
 
 /// Facts gathered before and while entering the sandbox.
 #[derive(Debug, Clone)]
@@ -25,6 +34,9 @@ pub struct SandboxInfo {
     pub host_chrooted: Option<bool>,
     /// `Seccomp:` and `Seccomp_filters:` of /proc/self/status before entering.
     pub seccomp: (u32, u32),
+    /// Namespaces that unshare reported as made but that are not new (only on a kernel declared
+    /// a throwaway; otherwise [`enter`] refuses): one line each, naming [`SANDBOX_INVARIANT`].
+    pub violations: Vec<String>,
 }
 
 fn host_userns_depth() -> Option<u32> {
@@ -62,15 +74,33 @@ fn seccomp() -> (u32, u32) {
     (get(b"Seccomp:"), get(b"Seccomp_filters:"))
 }
 
+/// Why [`enter`] did not return a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnterError {
+    /// A step failed (the harness cannot run here): the executor exits 2.
+    Failed(String),
+    /// unshare reported success but a namespace is not new (or `/` stayed shared): a
+    /// violation of unshare's contract, found before anything was written. The executor
+    /// exits 1.
+    Ineffective(String),
+}
+
 /// Enters the sandbox. Returns only in the sandbox's pid 1; the calling process
 /// stays outside, waits for it, and exits with its status.
 ///
+/// Every namespace asked for is checked to be new ([`verify`]), and `/` to be private, before
+/// anything is written (hostname, mounts) and before any case is served. When one is not
+/// new, nothing is written and [`EnterError::Ineffective`] is returned, unless the kernel
+/// is declared a throwaway ([`THROWAWAY_VAR`]): then the finding is kept in
+/// [`SandboxInfo::violations`] and the sandbox is built anyway.
+///
 /// # Errors
 /// A message saying which step failed and what to do about it.
-pub fn enter() -> Result<SandboxInfo, String> {
+pub fn enter() -> Result<SandboxInfo, EnterError> {
     let (host_uid, host_gid, _, _) = sys::ids();
     let cap_sys_admin = sys::capget().is_ok_and(|c| c.effective & (1 << 21) != 0);
     let user_ns = !cap_sys_admin;
+    let throwaway = throwaway_kernel();
     let mut info = SandboxInfo {
         description: String::new(),
         user_ns,
@@ -79,16 +109,19 @@ pub fn enter() -> Result<SandboxInfo, String> {
         host_pidns_level: host_pidns_level(),
         host_chrooted: host_chrooted(),
         seccomp: seccomp(),
+        violations: Vec::new(),
     };
     let mut flags = bits::NEWNS | bits::NEWUTS | bits::NEWIPC | bits::NEWNET | bits::NEWPID;
     if user_ns {
         flags |= bits::NEWUSER;
     }
+    let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| flags & k.flag() != 0).collect();
+    let mut before = verify::Before::capture(&kinds);
     // SAFETY: called by the executor before it serves cases, while single-threaded.
     #[allow(unsafe_code)]
     let r = unsafe { sys::unshare(RawFlags(flags)) };
     r.map_err(|e| {
-        format!(
+        EnterError::Failed(format!(
             "cannot build the outer sandbox: unshare({}) failed with {e}{}",
             RawFlags(flags),
             if user_ns {
@@ -98,25 +131,61 @@ pub fn enter() -> Result<SandboxInfo, String> {
             } else {
                 "; is a seccomp filter or a container runtime blocking unshare?"
             }
-        )
+        ))
     })?;
+    // Nothing is written before this check: not even the id maps.
+    let mut notes = vec![format!("namespaces {}", RawFlags(flags))];
+    let mut not_new = Vec::new();
+    for kind in kinds.iter().copied() {
+        match before.check(kind) {
+            Ok(note) => notes.extend(note),
+            Err(finding) => not_new.push((kind, finding)),
+        }
+    }
+    before.close_net_probe();
+    refuse_or_keep(&mut info, RawFlags(flags), &not_new, throwaway)?;
+    let uts_new = !not_new.iter().any(|(k, _)| *k == Kind::Uts);
     if user_ns {
         sys::proc::write_id_maps(0, host_uid, host_gid).map_err(|(path, e)| {
-            format!("cannot build the outer sandbox: writing {} failed with {e}", path.to_string_lossy())
+            EnterError::Failed(format!(
+                "cannot build the outer sandbox: writing {} failed with {e}",
+                path.to_string_lossy()
+            ))
         })?;
     }
-    sys::mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE).map_err(|e| {
-        format!("cannot build the outer sandbox: making / private (mount MS_REC|MS_PRIVATE) failed with {e}")
-    })?;
-    let _ = sys::sethostname(b"unshare-fuzz-sandbox");
+    let mount_ns_new = !not_new.iter().any(|(k, _)| *k == Kind::Mnt);
+    if mount_ns_new || throwaway {
+        notes.extend(make_root_private().map_err(EnterError::Failed)?);
+        if let Some(shared) = verify::shared_mounts() {
+            let finding = format!(
+                "/ is not private: after mount(\"/\", MS_REC|MS_PRIVATE) {shared} is still shared, so a mount made \
+                 in the sandbox would propagate out of it"
+            );
+            refuse_or_keep(&mut info, RawFlags(flags), &[(Kind::Mnt, finding)], throwaway)?;
+        }
+    }
     // SAFETY: still single-threaded; the parent branch below only waits and exits.
     #[allow(unsafe_code)]
-    let pid = unsafe { sys::fork() }.map_err(|e| format!("cannot fork the sandbox's pid 1: {e}"))?;
+    let pid =
+        unsafe { sys::fork() }.map_err(|e| EnterError::Failed(format!("cannot fork the sandbox's pid 1: {e}")))?;
     if pid != 0 {
         relay(pid);
     }
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    let mut notes = vec![format!("namespaces {}", RawFlags(flags))];
+    let pid_flagged = not_new.iter().any(|(k, _)| *k == Kind::Pid);
+    if kinds.contains(&Kind::Pid)
+        && !pid_flagged
+        && let Err(finding) = before.check_pid_after_fork()
+    {
+        refuse_or_keep(&mut info, RawFlags(flags), &[(Kind::Pid, finding)], throwaway)?;
+    }
+    // Every namespace was checked: from here on, writing touches only the sandbox (or a
+    // throwaway kernel's namespaces, when they are not new and it was said so).
+    if uts_new {
+        let _ = sys::sethostname(b"unshare-fuzz-sandbox");
+    } else {
+        notes.push("hostname left alone (the UTS namespace is not new)".into());
+    }
     match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
         Ok(()) => notes.push("own /proc".into()),
         Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
@@ -127,8 +196,103 @@ pub fn enter() -> Result<SandboxInfo, String> {
         Ok(()) => notes.push("chroot tree on a private tmpfs at /tmp".into()),
         Err(e) => notes.push(format!("no chroot tree ({e}): chroot setups will fail as broken")),
     }
+    notes.push("every namespace checked to be new before anything was written".into());
     info.description = notes.join(", ");
     Ok(info)
+}
+
+/// Environment variable that declares the whole kernel a throwaway (a qemu guest, a gVisor
+/// sandbox): with `1`, an ineffective outer sandbox is reported as a violation and the run
+/// goes on; without it the executor writes nothing and exits 1.
+pub const THROWAWAY_VAR: &str = "UNSHARE_FUZZ_THROWAWAY_KERNEL";
+
+/// The invariant an ineffective outer sandbox violates.
+pub const SANDBOX_INVARIANT: &str = crate::check::invariants::SANDBOX_NAMESPACES_ARE_NEW;
+
+/// True when [`THROWAWAY_VAR`] is `1` (or `yes`, `true`).
+pub fn throwaway_kernel() -> bool {
+    matches!(std::env::var(THROWAWAY_VAR).as_deref(), Ok("1" | "yes" | "true"))
+}
+
+/// With findings: refuses (nothing was written), or on a throwaway kernel records them and
+/// lets the caller go on.
+fn refuse_or_keep(
+    info: &mut SandboxInfo,
+    flags: RawFlags,
+    findings: &[(Kind, String)],
+    throwaway: bool,
+) -> Result<(), EnterError> {
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let what: Vec<&str> = findings.iter().map(|(_, f)| f.as_str()).collect();
+    let head = format!("{SANDBOX_INVARIANT}: unshare({flags}) reported success but {}", what.join("; "));
+    if throwaway {
+        info.violations.push(format!(
+            "{head}: the outer sandbox is ineffective; the run goes on because {THROWAWAY_VAR}=1 \
+             (--throwaway-kernel) declares this kernel a throwaway"
+        ));
+        Ok(())
+    } else {
+        Err(EnterError::Ineffective(format!(
+            "{head}: the outer sandbox is ineffective, so nothing was written (no hostname, no mount, no case run); \
+             this kernel breaks unshare's contract. On a throwaway kernel (a VM guest, gVisor) rerun with \
+             --throwaway-kernel or {THROWAWAY_VAR}=1 to run the cases anyway"
+        )))
+    }
+}
+
+/// Makes every mount of the (new, checked) mount namespace under `/` private, so nothing
+/// mounted in the sandbox propagates out. When `/` is not a mount point (a chroot into a plain
+/// directory, as build systems make), `mount("/", MS_REC|MS_PRIVATE)` fails with EINVAL and the
+/// mount that holds `/` cannot be named by a path: the process then climbs to the real root
+/// of its own mount namespace (a chroot into a subdirectory leaves the working directory
+/// outside the root, so `..` is no longer stopped), makes the whole tree private from there,
+/// and returns into its chroot. Only this process's root moves, and only inside the sandbox's
+/// fresh mount namespace.
+fn make_root_private() -> Result<Option<String>, String> {
+    let private = libc::MS_REC | libc::MS_PRIVATE;
+    match sys::mount(c"none", c"/", None, private) {
+        Ok(()) => return Ok(None),
+        Err(Errno::EINVAL) if verify::root_is_mount_point() == Some(false) => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot build the outer sandbox: making / private (mount MS_REC|MS_PRIVATE) failed with {e}"
+            ));
+        }
+    }
+    let fail = |step: &str, e: Errno| {
+        format!(
+            "cannot build the outer sandbox: / is not a mount point (a chroot into a plain directory), and \
+             making the mount namespace private from its real root failed at {step} with {e}; make the chroot \
+             directory a mount point (`mount --bind DIR DIR`) before entering it"
+        )
+    };
+    let root =
+        sys::open_raw(c"/", libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).map_err(|e| fail("open /", e))?;
+    let result = (|| {
+        sys::chdir(c"/").map_err(|e| fail("chdir /", e))?;
+        let sub = std::fs::read_dir("/")
+            .map_err(|e| fail("reading /", Errno(e.raw_os_error().unwrap_or(libc::EIO))))?
+            .filter_map(Result::ok)
+            .find(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .ok_or_else(|| fail("finding a subdirectory of /", Errno::ENOENT))?;
+        let sub =
+            std::ffi::CString::new(sub.file_name().as_encoded_bytes()).map_err(|_| fail("a name", Errno::EINVAL))?;
+        sys::chroot(&sub).map_err(|e| fail("chroot into a subdirectory", e))?;
+        for _ in 0..4096 {
+            if sys::stat_dev_ino(c".") == sys::stat_dev_ino(c"..") {
+                break;
+            }
+            sys::chdir(c"..").map_err(|e| fail("chdir ..", e))?;
+        }
+        sys::mount(c"none", c".", None, private).map_err(|e| fail("mount MS_REC|MS_PRIVATE on the real root", e))
+    })();
+    let back = sys::fchdir(root).and_then(|()| sys::chroot(c".")).and_then(|()| sys::chdir(c"/"));
+    let _ = sys::close_raw(root);
+    back.map_err(|e| fail("returning into the chroot", e))?;
+    result?;
+    Ok(Some("/ is not a mount point (chrooted): the mount namespace was made private from its real root".into()))
 }
 
 /// The outside half: wait for the sandbox's pid 1 and mirror its exit status.

@@ -15,7 +15,7 @@ use crate::case::Case;
 use super::plan::Plan;
 use super::protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
-    RESP_REPORT, begin_frame, finish_frame, read_u64,
+    RESP_INEFFECTIVE, RESP_REPORT, begin_frame, finish_frame, read_u64,
 };
 use super::{case_codec, probe, sandbox, watch};
 use crate::ns::{NsLink, NsObserver};
@@ -121,9 +121,14 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     let lease = pin_slot.and_then(super::placement::lease);
     let info = match sandbox::enter() {
         Ok(info) => info,
-        Err(message) => {
+        Err(sandbox::EnterError::Failed(message)) => {
             send(RESP_FATAL, message.as_bytes());
             return 2;
+        }
+        Err(sandbox::EnterError::Ineffective(message)) => {
+            // A violation of unshare's contract, found before anything was written.
+            send(RESP_INEFFECTIVE, message.as_bytes());
+            return 1;
         }
     };
     let lie = match mutant.map(crate::selftest::mutants::install) {
@@ -136,6 +141,9 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     };
     let mut env = probe::environment(&info);
     env.restrictions.splice(0..0, lie);
+    // On a kernel declared a throwaway, an ineffective sandbox is reported and the run goes on.
+    env.restrictions.splice(0..0, info.violations.iter().map(|v| format!("INEFFECTIVE SANDBOX: {v}")));
+    env.sandbox_violations.clone_from(&info.violations);
     let held = hold_namespaces(env.ns_observer);
     // Descriptors held from the start to the end, not counted as a case's leak.
     let constant_fds = u64::from(lease.is_some()) + held.len() as u64;

@@ -88,6 +88,9 @@ pub fn environment(env: &Environment) -> String {
 pub fn summary(report: &RunReport) -> String {
     let mut s = String::new();
     let t = &report.tally;
+    for finding in &report.environment.sandbox_violations {
+        let _ = writeln!(s, "\nVIOLATION of the outer sandbox: {finding}");
+    }
     for failed in &report.failures {
         let _ = match &failed.file {
             Some(file) => writeln!(s, "\nVIOLATION in {file}: {}", failed.case),

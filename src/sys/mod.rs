@@ -404,6 +404,35 @@ pub fn fd_flags(fd: RawFd) -> Result<i32, Errno> {
     ret_int(unsafe { libc::fcntl(fd, libc::F_GETFD) })
 }
 
+/// `fchdir(fd)`.
+pub fn fchdir(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: integer argument.
+    ret_int(unsafe { libc::fchdir(fd) }).map(|_| ())
+}
+
+/// A datagram `AF_UNIX` socket bound to the abstract address `name` (no leading NUL: it is
+/// added). Abstract addresses belong to the network namespace and vanish when the socket is
+/// closed, so binding the same name twice tells whether two calls ran in the same namespace.
+pub fn bind_abstract_unix(name: &[u8]) -> Result<OwnedFd, Errno> {
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if name.len() + 1 > addr.sun_path.len() {
+        return Err(Errno::EINVAL);
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path[1..].iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: integer arguments; the result is a new descriptor.
+    let fd = ret_int(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: the kernel returned a new descriptor, owned from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (std::mem::size_of::<libc::sa_family_t>() + 1 + name.len()) as libc::socklen_t;
+    // SAFETY: addr is a valid sockaddr_un and len does not exceed its size.
+    ret_int(unsafe { libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+    Ok(fd)
+}
+
 /// `fstat(fd)`: (st_dev, st_ino).
 pub fn fstat_dev_ino(fd: RawFd) -> Result<(u64, u64), Errno> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
