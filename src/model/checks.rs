@@ -75,7 +75,7 @@ pub const CHECKS_6_18: &[Check] = &[
         |c| c.f & !c.valid_mask != 0),
     row!("thread-multithreaded", "2", EINVAL, "THREAD|SIGHAND|VM while the thread group has more than one thread",
         |c| c.has(bits::THREAD | bits::SIGHAND | bits::VM) && c.state.threads > 1),
-    row!("sighand-shared", "3", EINVAL, "SIGHAND|VM while the sighand struct is shared",
+    row!("sighand-shared", "3", EINVAL, "SIGHAND|VM while the sighand struct is shared (a CLONE_SIGHAND sibling, threads, or an unreaped CLONE_SIGHAND zombie)",
         |c| c.has(bits::SIGHAND | bits::VM) && (c.state.sighand_shared_with_process() || c.state.threads > 1)),
     row!("vm-shared", "4", EINVAL, "VM while another process uses the mm",
         |c| c.has(bits::VM) && c.state.mm_shared()),

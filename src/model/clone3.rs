@@ -247,6 +247,19 @@ fn ignores_sigchld_at_exit(f: RawFlags, state: &CallerState) -> bool {
     child_is_init(f, state) && f.intersects(bits::SIGHAND)
 }
 
+/// The child outlives the step as a zombie that still holds the caller's signal handlers: a
+/// CLONE_SIGHAND|CLONE_PARENT process is its parent's (the caller's parent's) to reap, and
+/// `release_task` → `__exit_signal` → `__cleanup_sighand` only drops its `sighand->count`
+/// reference then. copy_process gives it the caller's own exit signal (SIGCHLD here, whatever
+/// clone_args.exit_signal says), so `do_notify_parent` reaps it at exit only when that parent
+/// ignores SIGCHLD. A CLONE_THREAD child never stays: exit_notify releases a sub-thread at once.
+fn leaves_sighand_zombie(f: RawFlags, state: &CallerState) -> bool {
+    f.intersects(bits::SIGHAND)
+        && f.intersects(bits::PARENT)
+        && !f.intersects(bits::THREAD)
+        && !state.parent_ignores_sigchld
+}
+
 fn child_expect(profile: &KernelProfile, f: RawFlags, env: &Environment, state: &CallerState) -> ChildExpect {
     let same = |bit: u64| if f.intersects(bit) { KcmpExpect::Same } else { KcmpExpect::Different };
     // KCMP_SYSVSEM compares undo-list pointers: without CLONE_SYSVSEM the child has none, which
@@ -325,6 +338,7 @@ pub(super) fn decide(
         None => {
             expect.child = Some(child_expect(profile, flags, env, state));
             state.sigchld_ignored |= ignores_sigchld_at_exit(flags, state);
+            state.sighand_held_by_zombie |= leaves_sighand_zombie(flags, state);
             if state.pid_children == PidChildren::Pending {
                 // The child was the new namespace's init; it has exited, the namespace is dead
                 // and pid_for_children becomes readable (as after fork + exit), unless this

@@ -122,6 +122,17 @@ pub struct CallerState {
     /// Set when a step's result depends on a fact that cannot be known here (`model::limits`):
     /// the case is then skipped with this reason.
     pub unknowable: Option<String>,
+    /// An exited CLONE_SIGHAND child of a clone3(PARENT) step is still a zombie, which the
+    /// caller's parent has not reaped: `release_task` → `__exit_signal` → `__cleanup_sighand`
+    /// has not run, so `sighand->count` still counts it and unshare(SIGHAND|VM) gives EINVAL
+    /// (`check_unshare_flags`). Its mm was dropped at exit (`exit_mm`). A fork clears it (the
+    /// new caller has its own table).
+    pub sighand_held_by_zombie: bool,
+    /// SIGCHLD is SIG_IGN in the caller's parent: a CLONE_PARENT child, which reports with the
+    /// caller's own exit signal (SIGCHLD), is reaped at exit by `do_notify_parent` instead of
+    /// staying a zombie. The executor and the setup's processes keep the default; after a fork
+    /// step the parent is the previous caller, with its [`Self::sigchld_ignored`].
+    pub parent_ignores_sigchld: bool,
 }
 
 impl CallerState {
@@ -137,9 +148,10 @@ impl CallerState {
     pub fn mm_shared(&self) -> bool {
         self.vfork_parent || self.siblings.iter().any(|s| s.mm)
     }
-    /// True if the sighand struct is shared with another process.
+    /// True if the sighand struct is shared with another process (a sibling, or a zombie that
+    /// still holds it).
     pub fn sighand_shared_with_process(&self) -> bool {
-        self.siblings.iter().any(|s| s.sighand)
+        self.sighand_held_by_zombie || self.siblings.iter().any(|s| s.sighand)
     }
     /// True if the limit for `t` is 0 here (in this user namespace or an ancestor).
     pub fn limit_zero(&self, env: &Environment, t: NsType) -> bool {
@@ -181,6 +193,8 @@ impl CallerState {
             is_init: false,
             sigchld_ignored: false,
             unknowable: None,
+            sighand_held_by_zombie: false,
+            parent_ignores_sigchld: false,
         };
         if base.euid != 0 {
             return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));

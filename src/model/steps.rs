@@ -72,6 +72,10 @@ pub fn fork(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
     // starts with no undo list.
     // The first child of a new pid namespace is its init.
     state.is_init = pid == PidExpect::One;
+    // The previous caller is now the parent: its SIGCHLD setting (copied to us) decides whether
+    // our CLONE_PARENT children are reaped at exit; a zombie holding its handlers is not ours.
+    state.parent_ignores_sigchld = state.sigchld_ignored;
+    state.sighand_held_by_zombie = false;
     state.threads = 1;
     state.vfork_parent = false;
     state.undo_list = false;

@@ -151,6 +151,35 @@ fn a_sighand_pid_ns_init_child_leaves_sigchld_ignored() {
 }
 
 #[test]
+fn an_unreaped_sighand_parent_child_keeps_the_handlers_shared() {
+    let vm_sig = bits::VM | bits::SIGHAND;
+    let u = |f: u64| Step::Unshare(RawFlags(f));
+    let shared = (EINVAL, "sighand-shared");
+    // The zombie still counts in sighand->count: SIGHAND, and VM through SIGHAND, fail; THREAD
+    // and NEWUSER only read the thread group.
+    let steps = [c(vm_sig | bits::PARENT), u(bits::SIGHAND), u(bits::VM), u(bits::THREAD | bits::NEWUSER)];
+    assert_eq!(results(Setup::default(), &steps)[1..], [shared, shared, (OK, "success")]);
+    // A blocked vfork parent reaps nothing either.
+    let vfork = Setup { vfork: true, ..Setup::default() };
+    assert_eq!(results(vfork, &[c(vm_sig | bits::PARENT), u(bits::SIGHAND)])[1], shared);
+    // Released: the mm at exit (VM alone), a thread at exit, a child the caller reaps, the
+    // handlers of a caller that forked since, a child whose parent ignores SIGCHLD.
+    for steps in [
+        vec![c(bits::VM | bits::PARENT), u(bits::VM)],
+        vec![c(vm_sig | bits::THREAD | bits::PARENT), u(bits::SIGHAND)],
+        vec![c(vm_sig | bits::VFORK), u(bits::VM)],
+        vec![c(vm_sig | bits::PARENT), Step::Fork, u(bits::VM)],
+        vec![c(vm_sig | bits::NEWPID), Step::Fork, c(vm_sig | bits::PARENT), u(bits::SIGHAND)],
+    ] {
+        let r = results(Setup::default(), &steps);
+        assert_eq!(r.last(), Some(&(OK, "success")), "{steps:?}");
+    }
+    // Without the fork the pid-ns init's parent is the executor, which does not ignore SIGCHLD.
+    let steps = [c(vm_sig | bits::NEWPID | bits::PARENT), u(bits::SIGHAND)];
+    assert_eq!(results(Setup::default(), &steps)[1], shared);
+}
+
+#[test]
 fn older_kernels_refuse_pidfd_with_thread_and_vm_after_newtime() {
     use crate::model::profile::LINUX_5_10;
     let thread = bits::THREAD | bits::SIGHAND | bits::VM;
