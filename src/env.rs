@@ -57,6 +57,10 @@ pub struct Environment {
     /// (`exec::placement`).
     #[serde(default)]
     pub pinned_cpu: Option<u32>,
+    /// Process, thread and descriptor limits and whether the root is the mount namespace's
+    /// root, as measured by the executor (`exec::limits`); unmeasured in older reports.
+    #[serde(default)]
+    pub resources: crate::resources::Resources,
 }
 
 impl Environment {
@@ -103,6 +107,7 @@ impl Environment {
                 egid: 0,
                 cap_eff: 0x1ff_feff_ffff,
                 threads: 1,
+                threads_error: None,
                 cwd: (0, 2),
                 umask: 0o022,
                 semval: None,
@@ -127,6 +132,7 @@ impl Environment {
             restrictions: vec![],
             ns_observer: crate::ns::NsObserver::ProcLinks,
             pinned_cpu: None,
+            resources: crate::resources::Resources::default(),
         }
     }
 }

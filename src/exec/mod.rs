@@ -11,6 +11,8 @@ pub mod child;
 pub mod child_setup;
 pub mod clone3;
 pub mod collect;
+pub mod limits;
+pub mod limits_child;
 pub mod phases;
 pub mod placement;
 pub mod plan;

@@ -113,6 +113,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         restrictions: Vec::new(),
         ns_observer,
         pinned_cpu: None,
+        resources: Default::default(),
     };
     env.restrictions = restrictions(&env, info);
     env

@@ -140,6 +140,11 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     // Descriptors held from the start to the end, not counted as a case's leak.
     let constant_fds = u64::from(lease.is_some()) + held.len() as u64;
     env.pinned_cpu = lease.as_ref().map(|l| l.cpu as u32);
+    // Last, with every descriptor held for the run open: what a case child inherits.
+    env.resources = super::limits::measure();
+    if let Some(chrooted) = env.resources.chrooted {
+        env.chrooted = chrooted;
+    }
     match serde_json::to_vec(&env) {
         Ok(json) if send(RESP_HELLO, &json) => {}
         _ => return 2,
