@@ -15,6 +15,7 @@ pub mod clone3;
 pub mod effects;
 pub mod expect;
 pub mod profile;
+pub mod resources;
 pub mod state;
 pub mod steps;
 
@@ -241,6 +242,9 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
         Ok(s) => s,
         Err(reason) => return Prediction::Skip { reason },
     };
+    if let Err(reason) = resources::fits(env, case) {
+        return Prediction::Skip { reason };
+    }
     let steps = case.steps.iter().map(|step| predict_step(profile, env, &mut state, step)).collect();
     Prediction::Steps { steps, final_probe: final_expect(&state, case) }
 }

@@ -269,6 +269,11 @@ impl CallerState {
             self.limits_zero.push(t);
         }
         if setup.foreign_pidns {
+            if self.chrooted {
+                return Err(
+                    "the foreign pid namespace needs a user namespace, and NEWUSER gives EPERM while chrooted".into()
+                );
+            }
             if self.userns_depth.is_some_and(|d| d >= USERNS_MAX_DEPTH) || self.limit_zero(env, NsType::User) {
                 return Err("no room for the child user namespace that owns the foreign pid namespace".into());
             }
@@ -286,6 +291,9 @@ impl CallerState {
     fn enter_mapped_userns(&mut self, env: &Environment, levels: u32) -> Result<(), String> {
         if !env.has_link(NsLink::User) {
             return Err("this kernel has no user namespaces".into());
+        }
+        if self.chrooted {
+            return Err("the setup needs a user namespace, and NEWUSER gives EPERM while chrooted".into());
         }
         if self.limit_zero(env, NsType::User) {
             return Err("max_user_namespaces is 0 here, so the setup's user namespaces cannot be made".into());
