@@ -78,16 +78,18 @@ impl Resources {
         }
     }
 
-    /// Names what limits the tasks (for skip reasons).
+    /// Names what limits the tasks (for skip reasons): the pids cgroup when its room explains
+    /// what the probe found (RLIMIT_NPROC does not bind root of the initial user namespace),
+    /// else RLIMIT_NPROC.
     pub fn task_limit_name(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(n) = self.nproc_soft {
-            parts.push(format!("RLIMIT_NPROC {n}"));
+        let cgroup_room = self.pids_max.zip(self.pids_current).map(|(m, c)| m.saturating_sub(c));
+        match (cgroup_room, self.spare_tasks, self.nproc_soft) {
+            (Some(room), Some(spare), _) if room <= u64::from(spare) + 1 => {
+                format!("pids.max {}", self.pids_max.unwrap_or(0))
+            }
+            (_, _, Some(n)) => format!("RLIMIT_NPROC {n}"),
+            _ => "a process limit".into(),
         }
-        if let Some(m) = self.pids_max {
-            parts.push(format!("pids.max {m}"));
-        }
-        if parts.is_empty() { "a process limit".into() } else { parts.join(", ") }
     }
 
     /// Names the descriptor limit (for skip reasons).
