@@ -464,3 +464,15 @@ fn seccomp_refuses_newuser_with_eperm() {
     let Some(run) = under_confine("seccomp-newuser", &rules) else { return };
     judge(&run, &[&["NEWUSER", "user namespace"]]);
 }
+
+#[test]
+fn env_prints_the_measured_resources() {
+    let prlimit = tool("prlimit").unwrap_or_else(|why| panic!("{why}"));
+    let out = Command::new(prlimit).arg("--nofile=40").arg(common::binary()).arg("env").output().unwrap();
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("resources:     RLIMIT_NOFILE 40/40 (soft/hard)"), "{text}");
+    assert!(text.contains("4 kept by a case, 36 left to it"), "0..2 and the report pipe: {text}");
+    assert!(text.contains("spare tasks:") && text.contains("pids cgroup:"), "{text}");
+    assert!(text.contains("root is the mount namespace's root: yes"), "not chrooted here: {text}");
+}
