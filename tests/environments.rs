@@ -115,6 +115,12 @@ fn first_violation(report: &Value) -> String {
         .map_or("none".into(), |v| format!("[{}] step {} {}", v["invariant"], v["step"], v["detail"]))
 }
 
+/// The last `n` unindented lines of the harness's output (its summary), in order.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("  ")).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// The report's verdict figures: 0 violations, 0 broken, at least half reached, and only
 /// skips from `BASE` and `implied`. Prints every skip reason.
 fn judge(run: &Run, implied: &[&[&str]]) {
@@ -152,7 +158,7 @@ fn judge(run: &Run, implied: &[&[&str]]) {
         first_violation(&run.report),
         t["broken"],
         run.cmdline,
-        run.text.lines().filter(|l| !l.starts_with("  ")).rev().take(12).collect::<Vec<_>>().join("\n")
+        tail(&run.text, 12)
     );
     assert_eq!(cases, u64::from(CASES), "{summary}");
     assert_eq!(failed, 0, "violations: {summary}");
