@@ -70,6 +70,10 @@ pub struct Environment {
     /// violation of the run. Empty otherwise (elsewhere the executor refuses to start).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sandbox_violations: Vec<String>,
+    /// Process, thread and descriptor limits and whether the root is the mount namespace's
+    /// root, as measured by the executor (`exec::limits`); unmeasured in older reports.
+    #[serde(default)]
+    pub resources: crate::resources::Resources,
 }
 
 /// Room for more namespaces of one kind, measured by creating them.
@@ -202,6 +206,7 @@ impl Environment {
                 egid: 0,
                 cap_eff: 0x1ff_feff_ffff,
                 threads: 1,
+                threads_error: None,
                 cwd: (0, 2),
                 umask: 0o022,
                 semval: None,
@@ -238,6 +243,7 @@ impl Environment {
             },
             call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL) },
             sandbox_violations: vec![],
+            resources: crate::resources::Resources::default(),
         }
     }
 }

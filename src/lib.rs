@@ -26,6 +26,7 @@ pub mod ns;
 pub mod observe;
 pub mod report;
 pub mod repro;
+pub mod resources;
 pub mod runner;
 pub mod selftest;
 pub mod sys;

@@ -130,8 +130,12 @@ pub struct Snapshot {
     pub egid: u32,
     /// Effective capability set (`capget`).
     pub cap_eff: u64,
-    /// Threads in the thread group (`Threads:` of `/proc/self/status`), 0 if unreadable.
+    /// Threads in the thread group (entries of `/proc/self/task`); 0 when it could not be
+    /// read, and then `threads_error` says why (no process has 0 threads: 0 is never data).
     pub threads: u32,
+    /// Why the thread count could not be read (EMFILE under a descriptor limit, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_error: Option<Errno>,
     /// (st_dev, st_ino) of the cwd.
     pub cwd: (u64, u64),
     /// The umask.
@@ -148,6 +152,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// What this snapshot could not observe because the harness ran out of a resource
+    /// (descriptors, memory): a thread count or namespace id that could not be read. Such
+    /// errors are the harness's, never the kernel's answer to the step: the checker skips
+    /// what depends on them.
+    pub fn unobserved(&self) -> Option<String> {
+        let exhausted = |e: Errno| matches!(e.0, libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN);
+        if let Some(e) = self.threads_error {
+            return Some(format!("the thread count could not be read ({e})"));
+        }
+        NsLink::ALL.into_iter().find_map(|l| match self.link(l) {
+            NsValue::Error(e) if exhausted(e) => Some(format!("the namespace ids could not be read ({e})")),
+            _ => None,
+        })
+    }
+
     /// The value of one link.
     pub fn link(&self, link: NsLink) -> NsValue {
         self.ns[link.index()]

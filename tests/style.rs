@@ -55,7 +55,7 @@ fn rules_catch_their_samples() {
 #[test]
 fn post_fork_code_follows_the_rules() {
     let mut problems = Vec::new();
-    for file in ["child.rs", "child_setup.rs", "sibling.rs", "clone3.rs"] {
+    for file in ["child.rs", "child_setup.rs", "sibling.rs", "clone3.rs", "limits_child.rs"] {
         let path = format!("{}/src/exec/{file}", env!("CARGO_MANIFEST_DIR"));
         let src = std::fs::read_to_string(&path).unwrap();
         for (n, line) in code_lines(&src) {

@@ -83,18 +83,83 @@ impl CaseVerdict {
     }
 }
 
-fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Trace, v: &mut CaseVerdict) {
+/// True if `e` is what a step gets when a limit measured here ran out (EAGAIN from fork,
+/// clone3 or pthread_create under RLIMIT_NPROC or pids.max; EMFILE from a descriptor the step
+/// opens under RLIMIT_NOFILE), for steps that create processes or open descriptors.
+fn limit_hit(env: &Environment, step: &Step, e: Errno) -> Option<String> {
+    let r = &env.resources;
+    let makes_tasks = matches!(step, Step::Fork | Step::ForkExit | Step::SpawnThread | Step::Clone3(_));
+    let opens_fds = matches!(step, Step::Clone3(_) | Step::WriteMaps);
+    if e == Errno::EAGAIN && makes_tasks && r.task_limit().is_some() {
+        return Some(format!(
+            "a step failed with EAGAIN under {} (another job or a dying process took the headroom):              the case is not judged from there on",
+            r.task_limit_name()
+        ));
+    }
+    if e.0 == libc::EMFILE && opens_fds && r.spare_fds().is_some() {
+        return Some(format!(
+            "a step failed with EMFILE under {}: the case is not judged from there on",
+            r.fd_limit_name()
+        ));
+    }
+    None
+}
+
+/// Why a whole case ran out of a measured limit in its setup, if it did (then it is skipped
+/// with that reason, not broken: the limit, not the harness or the kernel, stopped it).
+fn setup_limit_hit(env: &Environment, op: &str, e: Errno) -> Option<String> {
+    let r = &env.resources;
+    if matches!(e.0, libc::EAGAIN | libc::ENOMEM) && r.task_limit().is_some() {
+        return Some(format!("the setup ran out of processes/threads under {}: {op} gave {e}", r.task_limit_name()));
+    }
+    if e.0 == libc::EMFILE && r.spare_fds().is_some() {
+        return Some(format!("the setup ran out of file descriptors under {}: {op} gave {e}", r.fd_limit_name()));
+    }
+    None
+}
+
+/// Skips every invariant that applies to step `ctx` with `reason`.
+fn skip_all(ctx: &StepCtx, v: &mut CaseVerdict, reason: &str) {
+    for inv in INVARIANTS {
+        if (inv.check)(ctx).is_some() {
+            v.skipped.insert(inv.id, reason.to_string());
+        }
+    }
+}
+
+/// Judges the steps; returns why judging stopped early when a step hit a measured limit.
+fn judge_trace(
+    env: &Environment,
+    case: &Case,
+    expected: &[Expected],
+    trace: &Trace,
+    v: &mut CaseVerdict,
+) -> Option<String> {
     let mut before = &trace.before;
+    let mut stopped: Option<String> = None;
     for (index, observed) in trace.steps.iter().enumerate() {
         let (Some(exp), Some(step)) = (expected.get(index), case.steps.get(index)) else {
             v.broken = Some(format!("the executor reported step {index}, which the case does not have"));
-            return;
+            return stopped;
         };
         let (flags, is_unshare) = match step {
             Step::Unshare(f) => (*f, true),
             _ => (crate::flags::RawFlags(0), false),
         };
         let ctx = StepCtx { env, index, flags, is_unshare, expected: exp, before, initial: &trace.before, observed };
+        if stopped.is_none()
+            && let CallResult::Failure(e) = observed.result
+            && observed.result != exp.result
+        {
+            stopped = limit_hit(env, step, e);
+        }
+        if let Some(reason) = &stopped {
+            skip_all(&ctx, v, reason);
+            before = &observed.after;
+            continue;
+        }
+        // A snapshot the child could not take (out of descriptors) is no observation.
+        let unobserved = before.unobserved().or_else(|| observed.after.unobserved());
         let restricted = crate::model::limits::RESTRICTION_RULES.contains(&exp.rule);
         for inv in INVARIANTS {
             let Some(result) = (inv.check)(&ctx) else { continue };
@@ -112,6 +177,12 @@ fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Tr
                 v.skipped.insert(inv.id, "the caller no longer reaches /proc (new empty mount namespace)".into());
                 continue;
             }
+            if let Some(why) = &unobserved
+                && invariants::NEEDS_PROC.contains(&inv.id)
+            {
+                v.skipped.insert(inv.id, format!("not observed: {why}"));
+                continue;
+            }
             if let Some(reason) = (inv.needs)(env) {
                 v.skipped.insert(inv.id, reason);
                 continue;
@@ -125,11 +196,19 @@ fn judge_trace(env: &Environment, case: &Case, expected: &[Expected], trace: &Tr
         }
         before = &observed.after;
     }
+    stopped
 }
 
 /// The case-level differential invariant over whatever steps ran.
 fn judge_pairs(case: &Case, expected: &[Expected], trace: &Trace, v: &mut CaseVerdict) {
     // Links read after the caller lost /proc (UNSHARE_EMPTY_MNTNS) name no namespace.
+    let unobserved = trace.steps.iter().find_map(|s| s.after.unobserved()).or_else(|| trace.before.unobserved());
+    if let Some(why) = unobserved {
+        if case.steps.iter().any(|s| matches!(s, Step::Clone3(_))) {
+            v.skipped.insert(clone3::AGREE_ON_NAMESPACES, format!("not observed: {why}"));
+        }
+        return;
+    }
     if expected.iter().take(trace.steps.len()).any(|e| !e.proc_visible) {
         if case.steps.iter().any(|s| matches!(s, Step::Clone3(_))) {
             v.skipped.insert(
@@ -177,18 +256,28 @@ fn judge_probe(env: &Environment, want: &FinalExpect, trace: &Trace, v: &mut Cas
     if !want.proc_visible {
         return;
     }
-    let mut check = |id: &'static str, what: &str, r: Result<(), String>| {
+    // A probe that could not run because a descriptor could not be opened observed nothing.
+    let exhausted =
+        |o: Option<IntOrErrno>| matches!(o, Some(IntOrErrno::Error(e)) if matches!(e.0, libc::EMFILE | libc::ENFILE));
+    let mut check = |id: &'static str, what: &str, seen: Option<IntOrErrno>, r: Result<(), String>| {
+        if exhausted(seen) {
+            let reason = format!("final probe not run: {what} needs a new descriptor ({seen:?})");
+            v.skipped.insert(id, reason);
+            return;
+        }
         record(v, id, None, r.map_err(|e| format!("final probe, {what}: {e}")), None, None);
     };
     if let Some(shared) = want.files_shared {
         check(
             "files-private-after-unshare",
             "the sibling's new fd is visible to us",
+            got.sibling_fd_visible,
             probe_is(got.sibling_fd_visible, shared),
         );
         check(
             "files-private-after-unshare",
             "our new fd is visible to the sibling",
+            got.caller_fd_visible,
             probe_is(got.caller_fd_visible, shared),
         );
     }
@@ -196,19 +285,27 @@ fn judge_probe(env: &Environment, want: &FinalExpect, trace: &Trace, v: &mut Cas
         check(
             "files-private-after-unshare",
             "the sibling's fd 0 stays open after we close ours",
+            got.closed_fd_open_in_sibling,
             probe_is(got.closed_fd_open_in_sibling, !shared),
         );
     }
     if let Some(shared) = want.fs_shared {
-        check("fs-private-after-unshare", "the sibling's chdir moves our cwd", probe_is(got.fs_cwd_followed, shared));
-        check("fs-private-after-unshare", "the sibling's umask changes ours", probe_is(got.fs_umask_followed, shared));
+        let what = "the sibling's chdir moves our cwd";
+        check("fs-private-after-unshare", what, got.fs_cwd_followed, probe_is(got.fs_cwd_followed, shared));
+        let what = "the sibling's umask changes ours";
+        check("fs-private-after-unshare", what, got.fs_umask_followed, probe_is(got.fs_umask_followed, shared));
     }
     if let Some(value) = want.sem_value_outside {
         let r = match got.sem_value_outside {
             Some(IntOrErrno::Value(x)) if x == value => Ok(()),
             other => Err(format!("expected {value}, observed {other:?}")),
         };
-        check("sysvsem-undo-detached", "the semaphore's value seen from the setup's IPC namespace", r);
+        check(
+            "sysvsem-undo-detached",
+            "the semaphore's value seen from the setup's IPC namespace",
+            got.sem_value_outside,
+            r,
+        );
     }
     let _ = env;
 }
@@ -225,9 +322,13 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
         |detail: String| Violation { invariant: CASE_COMPLETES, step: None, detail, expected: None, observed: None };
     match outcome {
         Outcome::Completed { trace } => {
-            judge_trace(env, case, expected, trace, &mut v);
-            judge_pairs(case, expected, trace, &mut v);
-            if trace.steps.len() != case.steps.len() && v.broken.is_none() {
+            let stopped = judge_trace(env, case, expected, trace, &mut v);
+            if stopped.is_none() {
+                judge_pairs(case, expected, trace, &mut v);
+            }
+            if stopped.is_some() {
+                // The state went another way than the model's from the failed step on.
+            } else if trace.steps.len() != case.steps.len() && v.broken.is_none() {
                 v.broken = Some(format!("{} of {} steps reported", trace.steps.len(), case.steps.len()));
             } else if trace.probe.is_none() {
                 v.broken = Some("the final probes were not reported".into());
@@ -238,7 +339,7 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
         }
         Outcome::Timeout { timeout_ms, partial } => {
             if let Some(t) = partial {
-                judge_trace(env, case, expected, t, &mut v);
+                let _ = judge_trace(env, case, expected, t, &mut v);
             }
             v.violations.push(case_violation(format!(
                 "timeout: still running after {timeout_ms} ms, killed with its process group ({} of {} steps reported)",
@@ -248,13 +349,14 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
         }
         Outcome::Crash { signal, partial } => {
             if let Some(t) = partial {
-                judge_trace(env, case, expected, t, &mut v);
+                let _ = judge_trace(env, case, expected, t, &mut v);
             }
             v.violations.push(case_violation(format!("crash: the case's process died by signal {signal}")));
         }
-        Outcome::SetupFailed { op, errno } => {
-            v.broken = Some(format!("setup failed: {op} gave {errno}"));
-        }
+        Outcome::SetupFailed { op, errno } => match setup_limit_hit(env, op, *errno) {
+            Some(reason) => return CaseVerdict::skipped(reason),
+            None => v.broken = Some(format!("setup failed: {op} gave {errno}")),
+        },
         Outcome::Broken { reason } => v.broken = Some(reason.clone()),
     }
     v

@@ -296,3 +296,66 @@ fn a_replaced_fs_struct_is_caught_only_where_the_model_keeps_it() {
     let v = flip(&c, &predict(&LINUX_6_18_WITHOUT_UNSHARE_FS_FIX, &env, &c));
     assert_eq!(ids(&v), vec!["fs-struct-kept-unless-copied"]);
 }
+
+/// An environment whose executor measured a process limit and a descriptor limit.
+fn limited_env() -> Environment {
+    let mut env = env();
+    env.resources = crate::resources::Resources {
+        measured: true,
+        nofile_soft: Some(24),
+        fds_inherited: Some(4),
+        nproc_soft: Some(10),
+        spare_tasks: Some(7),
+        ..Default::default()
+    };
+    env
+}
+
+#[test]
+fn an_unreadable_thread_count_is_skipped_not_judged_as_zero_threads() {
+    let case = Case::unshare(&[0x400]);
+    let (prediction, mut outcome) = honest(&env(), &case);
+    let Outcome::Completed { trace } = &mut outcome else { panic!() };
+    // What the child used to report when /proc/self/task could not be opened.
+    trace.steps[0].after.threads = 0;
+    let wrong = judge(&env(), &case, &prediction, &outcome);
+    assert!(ids(&wrong).contains(&"success-changes-exactly-predicted"), "{:?}", wrong.violations);
+    // What it reports now: the errno, which is no observation.
+    let Outcome::Completed { trace } = &mut outcome else { panic!() };
+    trace.steps[0].after.threads_error = Some(Errno(libc::EMFILE));
+    let v = judge(&env(), &case, &prediction, &outcome);
+    assert!(v.violations.is_empty(), "{:?}", v.violations);
+    let reason = &v.skipped["success-changes-exactly-predicted"];
+    assert!(reason.contains("thread count could not be read (EMFILE)"), "{reason}");
+}
+
+#[test]
+fn eagain_from_a_fork_step_under_a_process_limit_is_not_a_kernel_violation() {
+    let mut case = Case::unshare(&[0]);
+    case.steps = vec![Step::Fork, Step::Unshare(crate::flags::RawFlags(0x400))];
+    let eagain = |env: &Environment| {
+        let (prediction, mut outcome) = honest(env, &case);
+        let Outcome::Completed { trace } = &mut outcome else { panic!() };
+        trace.steps[0].result = CallResult::Failure(Errno::EAGAIN);
+        judge(env, &case, &prediction, &outcome)
+    };
+    // Without a measured limit, EAGAIN is the kernel's answer and contradicts the model.
+    assert!(ids(&eagain(&env())).contains(&"errno-matches-model"));
+    let v = eagain(&limited_env());
+    assert!(v.violations.is_empty(), "{:?}", v.violations);
+    assert!(v.broken.is_none(), "{:?}", v.broken);
+    assert!(v.skipped.values().all(|r| r.contains("EAGAIN under RLIMIT_NPROC 10")), "{:?}", v.skipped);
+    assert!(v.skipped.contains_key("errno-matches-model"), "{:?}", v.skipped);
+}
+
+#[test]
+fn a_setup_stopped_by_a_measured_limit_is_skipped_else_broken() {
+    let case = Case::unshare(&[0]);
+    let prediction = predict(&LINUX_6_18, &env(), &case);
+    let outcome = Outcome::SetupFailed { op: "clone of a sibling".into(), errno: Errno(libc::EMFILE) };
+    let v = judge(&env(), &case, &prediction, &outcome);
+    assert!(v.broken.is_some() && v.case_skipped.is_none());
+    let v = judge(&limited_env(), &case, &prediction, &outcome);
+    assert!(v.broken.is_none(), "{:?}", v.broken);
+    assert!(v.case_skipped.as_deref().unwrap().contains("ran out of file descriptors under RLIMIT_NOFILE 24"));
+}

@@ -26,7 +26,7 @@ use crate::sys;
 
 use super::child_setup;
 use super::plan::Plan;
-use super::record::{CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, clock};
+use super::record::{CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock};
 use super::sibling::{self, Sib};
 
 /// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
@@ -65,7 +65,8 @@ fn neg(e: Errno) -> i32 {
 /// Thread count (entries of /proc/self/task) and umask (read by setting it and back), both
 /// far cheaper than formatting /proc/self/status.
 fn status_fields(snap: &mut RawSnapshot) {
-    snap.threads = sys::count_dir_entries(c"/proc/self/task").unwrap_or(0);
+    // A failed read (EMFILE under a descriptor limit) is reported as such, never as 0 threads.
+    snap.threads = sys::count_dir_entries(c"/proc/self/task").unwrap_or_else(|e| THREADS_ERR | e.0 as u32);
     let old = sys::umask(0);
     sys::umask(old);
     snap.umask = old;
@@ -345,6 +346,10 @@ extern "C" fn vfork_entry(arg: *mut libc::c_void) -> libc::c_int {
 /// Runs `case` in this freshly forked child and reports on `out`. Never returns.
 pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
     let start = sys::monotonic_ns();
+    // Nothing of the executor's (its request and report pipes, the CPU lease, the namespaces it
+    // holds) is the case's: under RLIMIT_NOFILE every descriptor kept here is one the case
+    // cannot open (`exec::limits`, `model::resources`).
+    sys::close_inherited_except(out);
     let mut ctx = Ctx {
         out,
         case,

@@ -13,6 +13,8 @@ pub mod child_setup;
 pub mod clone3;
 pub mod collect;
 pub mod headroom;
+pub mod limits;
+pub mod limits_child;
 pub mod phases;
 pub mod placement;
 pub mod plan;

@@ -14,6 +14,9 @@ pub struct Plan {
     pub user_nesting: u8,
     /// How the child reads its namespace ids (the environment's choice).
     pub ns_observer: crate::ns::NsObserver,
+    /// Processes are limited here (RLIMIT_NPROC, pids.max): after a case, wait until every
+    /// process it left is reaped, so the next case finds the whole headroom the probe measured.
+    pub reap_all: bool,
 }
 
 impl Plan {
@@ -22,7 +25,8 @@ impl Plan {
     /// # Errors
     /// When the position is unknown or already past the target.
     pub fn new(setup: &Setup, env: &Environment) -> Result<Plan, String> {
-        let mut plan = Plan { ns_observer: env.ns_observer, ..Plan::default() };
+        let mut plan =
+            Plan { ns_observer: env.ns_observer, reap_all: env.resources.task_limit().is_some(), ..Plan::default() };
         if let Some(target) = setup.pidns_level {
             let level = env.pidns_level.ok_or("the executor's pid-namespace level is unknown")?;
             plan.pid_nesting = u8::try_from(

@@ -116,6 +116,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         headroom: super::headroom::measure(),
         call_probes: Default::default(),
         sandbox_violations: Vec::new(),
+        resources: Default::default(),
     };
     (env.pidns_level, env.userns_depth) = env.headroom.levels();
     let restricted = info.seccomp.0 != 0 || userns_lsm_rule().is_some();

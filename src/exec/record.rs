@@ -17,6 +17,9 @@ pub const FDS: usize = 3;
 pub const PROBES: usize = 8;
 /// "Not applicable" in kcmp, fd-flag, semaphore and probe slots.
 pub const NONE: i32 = i32::MIN;
+/// Set in [`RawSnapshot::threads`] when the count could not be read; the low bits hold the
+/// errno (a real count never comes near this bit).
+pub const THREADS_ERR: u32 = 1 << 31;
 
 /// Timestamps a `Done` message carries (see [`clock`]).
 pub const CLOCKS: usize = 4;
@@ -178,7 +181,7 @@ pub struct RawSnapshot {
     pub ids: [u32; 4],
     /// CapEff.
     pub cap_eff: u64,
-    /// Thread count.
+    /// Thread count, or [`THREADS_ERR`] | errno when it could not be read.
     pub threads: u32,
     /// `stat(".")`: device and inode of the cwd.
     pub cwd: [u64; 2],
@@ -242,7 +245,8 @@ impl RawSnapshot {
             euid: self.ids[2],
             egid: self.ids[3],
             cap_eff: self.cap_eff,
-            threads: self.threads,
+            threads: if self.threads & THREADS_ERR != 0 { 0 } else { self.threads },
+            threads_error: (self.threads & THREADS_ERR != 0).then_some(Errno((self.threads & !THREADS_ERR) as i32)),
             cwd: (self.cwd[0], self.cwd[1]),
             umask: self.umask,
             semval: slot(self.semval).map(crate::observe::IntOrErrno::from),

@@ -81,6 +81,20 @@ pub fn reap_orphans() {
     while let Ok(Some(_)) = sys::waitpid(-1, libc::WNOHANG) {}
 }
 
+/// Reaps until the executor has no child left (everything the last case left was killed),
+/// for at most a second: under a process limit, a dead but unreaped process still counts.
+fn reap_all_orphans() {
+    let deadline = sys::monotonic_ns() + 1_000_000_000;
+    loop {
+        match sys::waitpid(-1, libc::WNOHANG) {
+            Ok(Some(_)) => continue,
+            Err(_) => return,
+            Ok(None) if sys::monotonic_ns() > deadline => return,
+            Ok(None) => std::thread::sleep(Duration::from_micros(100)),
+        }
+    }
+}
+
 /// Runs one case in a fresh child and appends its raw messages to `out` (see
 /// [`super::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
 /// part of the child: every page the executor writes after the fork would otherwise cost
@@ -91,9 +105,21 @@ pub fn reap_orphans() {
 pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyBuf) -> Result<RawRun, Errno> {
     let forked = sys::monotonic_ns();
     let (rd, wr) = sys::pipe()?;
-    // SAFETY: the executor is single-threaded; the child ends in child::run_case, which
-    // never returns.
-    let pid = unsafe { sys::fork() }?;
+    // Under RLIMIT_NPROC or a pids cgroup, the last case's killed processes are uncharged only
+    // once released: a fork that fails with EAGAIN is retried for up to ~100 ms while they go.
+    let mut tries = 0;
+    let pid = loop {
+        // SAFETY: the executor is single-threaded; the child ends in child::run_case, which
+        // never returns.
+        match unsafe { sys::fork() } {
+            Err(Errno::EAGAIN) if tries < 100 => {
+                tries += 1;
+                reap_orphans();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => break other?,
+        }
+    };
     if pid == 0 {
         drop(rd);
         child::run_case(case, plan, wr.as_raw_fd());
@@ -132,7 +158,11 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
     drain(rd.as_raw_fd(), out, start);
     // Anything the case started and left behind goes now.
     kill_leftovers(pid);
-    reap_orphans();
+    if plan.reap_all {
+        reap_all_orphans();
+    } else {
+        reap_orphans();
+    }
     if let Some(id) = super::collect::semaphore(&out.as_slice()[start..]) {
         // The semaphore lives in the executor's IPC namespace; do not let it pile up.
         let _ = sys::sem_remove(id);

@@ -16,6 +16,7 @@ pub mod effects;
 pub mod expect;
 pub mod limits;
 pub mod profile;
+pub mod resources;
 pub mod state;
 pub mod steps;
 
@@ -277,6 +278,9 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
         Ok(s) => s,
         Err(reason) => return Prediction::Skip { reason },
     };
+    if let Err(reason) = resources::fits(env, case) {
+        return Prediction::Skip { reason };
+    }
     if let Some(reason) = limits::setup_reason(profile, env, &case.setup) {
         return Prediction::Skip { reason };
     }

@@ -73,6 +73,9 @@ pub fn environment(env: &Environment) -> String {
         env.seccomp_mode,
         if env.lsms.is_empty() { "unknown".into() } else { env.lsms.join(",") }
     );
+    for (i, line) in env.resources.describe().iter().enumerate() {
+        let _ = writeln!(s, "{}{line}", if i == 0 { "resources:     " } else { "               " });
+    }
     if env.restrictions.is_empty() {
         let _ = writeln!(s, "restrictions:  none found: results describe the unfiltered kernel");
     } else {

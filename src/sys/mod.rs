@@ -736,3 +736,55 @@ pub fn pidfd_namespace_inode(pidfd: RawFd, nr: u8) -> Result<u64, Errno> {
     let _ = close_raw(fd);
     inode
 }
+
+/// `getrlimit(resource)`: (soft, hard), `None` for RLIM_INFINITY.
+pub fn getrlimit(resource: libc::__rlimit_resource_t) -> Result<(Option<u64>, Option<u64>), Errno> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: r is a valid, writable rlimit.
+    let rc = unsafe { libc::getrlimit(resource, &mut r) };
+    ret(rc.into())?;
+    let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
+    Ok((finite(r.rlim_cur), finite(r.rlim_max)))
+}
+
+/// The mount id, device and inode of `path` (`statx` with `STATX_MNT_ID`): two paths name the
+/// same place exactly when all three agree (a bind mount of a directory keeps its device and
+/// inode but is another mount).
+pub fn mount_dev_ino(path: &CStr) -> Result<(u64, u64, u64), Errno> {
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated and st is a writable statx.
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), 0, libc::STATX_INO | libc::STATX_MNT_ID, &mut st) };
+    ret(rc.into())?;
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(Errno(libc::ENOSYS));
+    }
+    let dev = (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor);
+    Ok((st.stx_mnt_id, dev, st.stx_ino))
+}
+
+/// Sleeps until a signal ends the process (`pause` in a loop). For throwaway children.
+pub fn pause_forever() -> ! {
+    loop {
+        // SAFETY: pause has no arguments.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Closes every descriptor from 3 up except `keep` (`close_range(2)` around it). A case child
+/// calls it first, so it keeps nothing of the executor's but its report pipe and 0..2.
+pub fn close_inherited_except(keep: RawFd) {
+    let close_range = |first: u32, last: u32| {
+        if first <= last {
+            // SAFETY: integer arguments; closing descriptors this process owns.
+            let _ = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+        }
+    };
+    let keep = keep.max(0) as u32;
+    if keep < 3 {
+        close_range(3, u32::MAX);
+    } else {
+        close_range(3, keep - 1);
+        close_range(keep + 1, u32::MAX);
+    }
+}
