@@ -200,14 +200,12 @@ fn run_wrapped(name: &'static str, wrapper: &[&str], extra: &[&str]) -> Option<R
 const MOUNT_PID: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc"];
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn pid_namespace_with_its_own_proc() {
     let Some(run) = run_wrapped("pidns", MOUNT_PID, &[]) else { return };
     judge(&run, &[PIDNS]);
 }
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn pid_namespaces_three_deep() {
     let w: Vec<&str> = MOUNT_PID.iter().chain(MOUNT_PID).chain(MOUNT_PID).copied().collect();
     let Some(run) = run_wrapped("pidns3", &w, &[]) else { return };
@@ -215,14 +213,12 @@ fn pid_namespaces_three_deep() {
 }
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn mapped_root_user_namespace() {
     let Some(run) = run_wrapped("userns", &["unshare", "--user", "--map-root-user"], &[]) else { return };
     judge(&run, &[USERNS]);
 }
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn mapped_root_user_namespace_as_uid_65534() {
     let w =
         ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "unshare", "--user", "--map-root-user"];
@@ -235,7 +231,6 @@ const NEST: &str =
     r#"d=$1; shift; if [ "$d" -gt 0 ]; then exec unshare $NEST_ARGS sh -c "$0" "$0" $((d-1)) "$@"; else exec "$@"; fi"#;
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn user_namespaces_30_deep() {
     let w = ["env", "NEST_ARGS=--user --map-root-user", "sh", "-c", NEST, NEST, "30"];
     let Some(run) = run_wrapped("userns30", &w, &[]) else { return };
@@ -252,14 +247,12 @@ fn with_ns_limit(name: &'static str, kind: &str, value: u32) -> Option<Run> {
 }
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn max_user_namespaces_3_in_a_child_user_namespace() {
     let Some(run) = with_ns_limit("max-user-3", "user", 3) else { return };
     judge(&run, &[USERNS]);
 }
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn max_net_namespaces_2_in_a_child_user_namespace() {
     let Some(run) = with_ns_limit("max-net-2", "net", 2) else { return };
     judge(&run, &[USERNS, &["max_net_namespaces"]]);
@@ -457,14 +450,12 @@ fn under_confine(name: &'static str, rules: &[&str]) -> Option<Run> {
 }
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn seccomp_clone3_enosys() {
     let Some(run) = under_confine("seccomp-clone3", &["--syscall", "clone3=ENOSYS"]) else { return };
     judge(&run, &[&["clone3"]]);
 }
 
 #[test]
-#[ignore = "fixed by the location/seccomp probes; run with --ignored"]
 fn seccomp_refuses_newuser_with_eperm() {
     let rules = ["--unshare", "NEWUSER=EPERM", "--clone", "NEWUSER=EPERM", "--setns", "NEWUSER=EPERM"];
     let Some(run) = under_confine("seccomp-newuser", &rules) else { return };
