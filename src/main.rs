@@ -356,6 +356,7 @@ fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
             .collect::<anyhow::Result<Vec<_>>>()?
     };
     let seed = args.seed.unwrap_or_else(random_seed);
+    corpus_cli::arm_interruption()?;
     eprintln!("selftest: seed {seed} (repeat with --seed {seed}), up to {} cases per run", args.cases_per_mutant);
     let config = selftest::SelftestConfig {
         cases_per_mutant: args.cases_per_mutant,
@@ -365,11 +366,14 @@ fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
     };
     let report = selftest::run(&config, |line| eprintln!("selftest: {line}"))
         .context("the selftest could not run its honest executor")?;
-    match args.format {
-        SelftestFormat::Human => print!("{}", selftest::report::human(&report)),
-        SelftestFormat::Json => println!("{}", selftest::report::json(&report)?),
+    let printed = match args.format {
+        SelftestFormat::Human => corpus_cli::write_stdout(format_args!("{}", selftest::report::human(&report))),
+        SelftestFormat::Json => corpus_cli::write_stdout(format_args!("{}\n", selftest::report::json(&report)?)),
+    };
+    if let (false, Some(why)) = (printed, &report.interrupted) {
+        stderr_line(&format!("selftest: INTERRUPTED ({why})"));
     }
-    Ok(report.exit_code())
+    Ok(if printed { report.exit_code() } else { report.exit_code() | 2 })
 }
 
 fn random_seed() -> u64 {

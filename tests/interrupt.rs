@@ -249,3 +249,19 @@ fn a_stopped_executor_is_killed_and_replaced_and_its_case_reported_broken() {
     assert!(report["tally"]["cases"].as_u64().unwrap() > 1, "the run went on after the replacement");
     assert_eq!(code & 2, 2, "{text}");
 }
+
+#[test]
+fn sigterm_during_the_selftest_exits_2_with_a_partial_report_that_says_so() {
+    let child = start(&["selftest", "--seed", "42", "--cases-per-mutant", "20000", "--format", "json"]);
+    let pid = child.id();
+    wait_for("the honest executor", Duration::from_secs(120), || executor_of(pid));
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(pid, Signal::SIGTERM);
+    let (code, out, err) = finish(child, Duration::from_secs(60));
+    assert_eq!(code, 2, "an interrupted selftest proves nothing:\n{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}:\n{out}\n{err}"));
+    let why = report["interrupted"].as_str().unwrap();
+    assert!(why.starts_with("SIGTERM, during the honest run"), "{why}");
+    assert_eq!(report["verdict"]["passed"], false);
+    assert!(report["verdict"]["problems"][0].as_str().unwrap().starts_with("INTERRUPTED (SIGTERM"), "{report:#}");
+}
