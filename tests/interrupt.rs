@@ -265,3 +265,82 @@ fn sigterm_during_the_selftest_exits_2_with_a_partial_report_that_says_so() {
     assert_eq!(report["verdict"]["passed"], false);
     assert!(report["verdict"]["problems"][0].as_str().unwrap().starts_with("INTERRUPTED (SIGTERM"), "{report:#}");
 }
+
+/// Tasks (processes and threads) whose real uid is `uid`, as RLIMIT_NPROC counts them.
+fn tasks_of(uid: u32) -> u64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
+    let mut n = 0;
+    for p in procs.flatten() {
+        let Ok(status) = std::fs::read_to_string(p.path().join("status")) else { continue };
+        let real = status.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1));
+        if real == Some(uid.to_string().as_str()) {
+            n += status
+                .lines()
+                .find(|l| l.starts_with("Threads:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .unwrap_or(1);
+        }
+    }
+    n
+}
+
+#[test]
+fn a_thread_that_cannot_start_under_rlimit_nproc_is_a_note_not_a_panic() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = common::temp_dir("nproc");
+    // As root: an otherwise unused uid, so that the limit counts only this run's tasks (the
+    // harness, and two executors of two processes each: 5; the second worker thread would
+    // be the sixth). Otherwise this user, with its current tasks added to the limit.
+    let (mut cmd, limit) = if common::is_root() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("unshare-fuzz");
+        std::fs::copy(common::binary(), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let uid = 54_321;
+        assert_eq!(tasks_of(uid), 0, "uid {uid} must be unused for this test");
+        let mut c = Command::new("bash");
+        c.arg("-c").arg("ulimit -u 5 && exec \"$0\" \"$@\"").arg(copy).uid(uid).gid(uid);
+        (c, 5)
+    } else {
+        let uid: u32 = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap();
+        let limit = tasks_of(uid) + 5;
+        let mut c = Command::new("bash");
+        c.arg("-c").arg(format!("ulimit -u {limit} && exec \"$0\" \"$@\"")).arg(common::binary());
+        (c, limit)
+    };
+    let out = cmd.args(["run", "--cases", "40", "--seed", "1", "--jobs", "2"]).current_dir(&dir).output().unwrap();
+    let text = common::text(&out);
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(matches!(out.status.code(), Some(0..=3)), "{text}");
+    assert!(text.contains("result: "), "a report, whatever the cases gave: {text}");
+    if common::is_root() {
+        // One executor: the harness and its two processes reach the limit of 3 (the old
+        // runner panicked here, starting its one worker thread).
+        let copy = dir.join("unshare-fuzz");
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("ulimit -u 3 && exec \"$0\" \"$@\"")
+            .arg(&copy)
+            .args(["run", "--cases", "40", "--seed", "1"])
+            .uid(54_321)
+            .gid(54_321)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let one = common::text(&out);
+        assert!(!one.contains("panicked"), "{one}");
+        assert!(matches!(out.status.code(), Some(0..=3)), "{one}");
+        assert!(one.contains("result: "), "{one}");
+        let note = format!(
+            "note: cannot start a thread for executor 1: EAGAIN: Resource temporarily unavailable (os error 11) (RLIMIT_NPROC is {limit})"
+        );
+        assert!(text.contains(&note), "{text}");
+        assert!(text.contains("lower --jobs or raise the limit"), "{text}");
+    }
+}
