@@ -357,3 +357,32 @@ pub fn save_failures(config: &RunConfig, report: &RunReport, args: &SaveArgs) ->
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_ms_has_a_floor_and_a_ceiling_and_says_why() {
+        assert_eq!(timeout_ms("100"), Ok(100));
+        assert_eq!(timeout_ms("5000"), Ok(5000));
+        let e = timeout_ms("1").unwrap_err();
+        assert!(e.contains("below the floor of 100 ms") && e.contains("use 100 or more"), "{e}");
+        assert!(timeout_ms("600001").unwrap_err().contains("ceiling"));
+        assert!(timeout_ms("soon").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn an_unwritable_report_path_is_named_with_the_os_error_and_nothing_is_left_behind() {
+        let dir = std::env::temp_dir().join(format!("uf-check-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fresh = dir.join("r.json");
+        check_report_path("--json", &fresh).unwrap();
+        assert!(!fresh.exists(), "the check removes the file it made");
+        let e = check_report_path("--ktap", &dir).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("--ktap {}: cannot write there (", dir.display())), "{e}");
+        let e = check_report_path("--junit", &dir.join("no/such/dir.xml")).unwrap_err().to_string();
+        assert!(e.contains("No such file or directory"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

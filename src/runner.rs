@@ -611,6 +611,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_run_is_interrupted_only_when_cases_are_missing_and_says_why() {
+        assert_eq!(interruption(5, 5, &["executor 0 failed: x".into()]), None);
+        let i = interruption(3, 5, &["executor 1 failed: gone".into()]).unwrap();
+        assert_eq!(i.line(), "interrupted after 3 of 5 cases (executor 1 failed: gone)");
+        // No stop request is armed in unit tests, and no error given: still named.
+        assert!(interruption(0, 5, &[]).unwrap().cause.contains("without saying why"));
+    }
+
+    #[test]
+    fn a_thread_note_names_the_errno_the_limit_and_the_remedy() {
+        let note = thread_note("executor 1", &std::io::Error::from_raw_os_error(libc::EAGAIN));
+        assert!(note.starts_with("cannot start a thread for executor 1: EAGAIN: "), "{note}");
+        assert!(note.contains("RLIMIT_NPROC is ") && note.contains("lower --jobs or raise the limit"), "{note}");
+    }
+
+    #[test]
     fn same_seed_same_cases() {
         let a: Vec<Case> = cases_for_seed(42).take(50).collect();
         let b: Vec<Case> = cases_for_seed(42).take(50).collect();

@@ -404,3 +404,16 @@ impl Drop for Executor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_report_is_awaited_for_its_timeout_and_as_much_again_at_least_3_s() {
+        assert_eq!(reply_limit(Duration::from_millis(1000)), Duration::from_millis(4000));
+        assert_eq!(reply_limit(Duration::from_secs(5)), Duration::from_secs(10));
+        assert_eq!(bare_limit(0), Duration::from_secs(30));
+        assert_eq!(bare_limit(100), Duration::from_secs(35));
+    }
+}
