@@ -46,6 +46,17 @@ fn executor_of(pid: u32) -> Option<(u32, u32)> {
     children(pid).into_iter().find_map(|relay| children(relay).first().map(|&pid1| (relay, pid1)))
 }
 
+/// Waits until the harness `pid` has an executor that serves cases (its pid 1 has a case
+/// child, then half a second more: the first case is the start's timeout probe), so that a
+/// signal sent next lands mid-run, not in the executor's start.
+fn serving_executor(pid: u32) -> (u32, u32) {
+    let found = wait_for("an executor serving cases", Duration::from_secs(180), || {
+        executor_of(pid).filter(|&(_, pid1)| !children(pid1).is_empty())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    found
+}
+
 fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
@@ -107,8 +118,8 @@ fn sigterm_mid_run_gives_the_report_of_the_cases_done_in_every_format() {
         junit.to_str().unwrap(),
     ]);
     let pid = child.id();
-    wait_for("the executor", Duration::from_secs(120), || executor_of(pid));
-    std::thread::sleep(Duration::from_millis(1500));
+    serving_executor(pid);
+    std::thread::sleep(Duration::from_millis(1000));
     signal(pid, Signal::SIGTERM);
     let stopped = Instant::now();
     let (code, out, err) = finish(child, Duration::from_secs(30));
@@ -218,16 +229,25 @@ fn a_timeout_too_short_for_any_case_is_a_usage_error() {
 fn a_stopped_executor_is_killed_and_replaced_and_its_case_reported_broken() {
     let dir = common::temp_dir("sigstop");
     let json = dir.join("r.json");
-    let child =
+    let mut child =
         start(&["run", "--cases", MANY, "--seed", "9", "--timeout-ms", "1000", "--json", json.to_str().unwrap()]);
     let pid = child.id();
-    let (relay, pid1) = wait_for("the executor", Duration::from_secs(120), || executor_of(pid));
-    std::thread::sleep(Duration::from_millis(500));
+    let (relay, pid1) = serving_executor(pid);
     signal(pid1, Signal::SIGSTOP);
     let stopped = Instant::now();
     // Timeout 1000 ms: the harness gives up after 1 s + 3 s.
-    let (new_relay, _) =
-        wait_for("a fresh executor", Duration::from_secs(30), || executor_of(pid).filter(|(r, _)| *r != relay));
+    let mut ended = None;
+    let fresh = wait_for("a fresh executor", Duration::from_secs(30), || {
+        if let Some(status) = child.try_wait().unwrap() {
+            ended = Some(status);
+            return Some(None);
+        }
+        executor_of(pid).filter(|(r, _)| *r != relay).map(Some)
+    });
+    let Some((new_relay, _)) = fresh else {
+        let (_, out, err) = finish(child, Duration::from_secs(5));
+        panic!("the harness ended ({ended:?}) instead of replacing its executor:\n{out}\n{err}");
+    };
     let replaced_after = stopped.elapsed();
     assert!(new_relay != relay);
     assert!(wait_for("the stopped executor to be gone", Duration::from_secs(10), || {
@@ -254,8 +274,7 @@ fn a_stopped_executor_is_killed_and_replaced_and_its_case_reported_broken() {
 fn sigterm_during_the_selftest_exits_2_with_a_partial_report_that_says_so() {
     let child = start(&["selftest", "--seed", "42", "--cases-per-mutant", "20000", "--format", "json"]);
     let pid = child.id();
-    wait_for("the honest executor", Duration::from_secs(120), || executor_of(pid));
-    std::thread::sleep(Duration::from_millis(1000));
+    serving_executor(pid);
     signal(pid, Signal::SIGTERM);
     let (code, out, err) = finish(child, Duration::from_secs(60));
     assert_eq!(code, 2, "an interrupted selftest proves nothing:\n{out}\n{err}");
