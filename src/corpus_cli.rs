@@ -112,7 +112,7 @@ pub fn timeout_ms(s: &str) -> Result<u64, String> {
     if ms < runner::MIN_TIMEOUT_MS {
         return Err(format!(
             "{ms} ms is below the floor of {} ms: every case forks a child that builds its setup (up to 32 \
-             nested pid namespaces) before its steps, which took up to 75 ms on a loaded 2-CPU machine, so a \
+             nested pid namespaces) before its steps, and 2% of them took over 50 ms on a loaded 2-CPU machine, so a \
              shorter watchdog reports its own timeouts, not the kernel's behaviour; use {} or more (default 5000)",
             runner::MIN_TIMEOUT_MS,
             runner::MIN_TIMEOUT_MS

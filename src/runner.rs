@@ -54,10 +54,10 @@ impl RunConfig {
 
 /// The shortest watchdog timeout the command line accepts, in milliseconds. A case forks a
 /// child that builds its setup (up to 32 nested pid namespaces, nested user namespaces,
-/// siblings and threads) before its steps: with 3000 cases (seed 5, debug build) on a
-/// 2-CPU machine at load 4, 60 cases ran past 50 ms, none past 75 ms. Below this floor the
-/// watchdog would report its own impatience as `case-completes` violations, not kernel
-/// behaviour; a trivial case is also timed at the start of each run ([`probe_timeout`]).
+/// siblings and threads) before its steps: 3000 cases (seed 5, debug build, 2 CPUs at load
+/// 4 to 5) gave 304, 214, 60 and 0 watchdog timeouts with 10, 20, 50 and 100 ms. Below this
+/// floor the watchdog would report its own impatience as `case-completes` violations, not
+/// kernel behaviour; a trivial case is also timed at the start of each run ([`probe_timeout`]).
 pub const MIN_TIMEOUT_MS: u64 = 100;
 
 /// One case that violated something, in full.
