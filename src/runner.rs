@@ -50,13 +50,13 @@ impl RunConfig {
     pub fn spawn_executor(&self, jobs: usize, slot: usize) -> Result<Executor, ExecError> {
         Executor::spawn_self(&placement::executor_args(&self.executor_args, self.pinning, jobs, slot)).map_err(|e| {
             match e {
-                ExecError::Spawn { binary, source } if source.raw_os_error() == Some(libc::EAGAIN) => {
+                ExecError::Spawn { binary, cause } if cause.raw_os_error() == Some(libc::EAGAIN) => {
                     let hint = format!(
                         "executor {slot}: EAGAIN (RLIMIT_NPROC is {}, and it counts every process and thread of \
                          this uid): lower --jobs, stop other processes of this user, or raise the limit",
                         nproc_limit()
                     );
-                    ExecError::Spawn { binary, source: std::io::Error::new(source.kind(), hint) }
+                    ExecError::Spawn { binary, cause: std::io::Error::new(cause.kind(), hint) }
                 }
                 e => e,
             }

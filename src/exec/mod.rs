@@ -46,13 +46,12 @@ pub const EXECUTOR_SUBCOMMAND: &str = "__executor";
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// The executor binary could not be started.
-    #[error("cannot start the executor {binary}: {source}")]
+    #[error("cannot start the executor {binary}: {cause}")]
     Spawn {
         /// Path tried.
         binary: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
+        /// Cause (in the message, not a `source`: `{:#}` would print it twice).
+        cause: std::io::Error,
     },
     /// The executor could not build its sandbox.
     #[error("{0}")]
@@ -135,7 +134,7 @@ impl Executor {
             // its executors itself, reporting the cases done.
             .process_group(0)
             .spawn()
-            .map_err(|source| ExecError::Spawn { binary: binary.to_path_buf(), source })?;
+            .map_err(|cause| ExecError::Spawn { binary: binary.to_path_buf(), cause })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(ExecError::Protocol("no pipes to the executor".into()));
         };
@@ -174,7 +173,7 @@ impl Executor {
     /// As [`Executor::spawn`].
     pub fn spawn_self(extra_args: &[String]) -> Result<Executor, ExecError> {
         let exe =
-            std::env::current_exe().map_err(|source| ExecError::Spawn { binary: "/proc/self/exe".into(), source })?;
+            std::env::current_exe().map_err(|cause| ExecError::Spawn { binary: "/proc/self/exe".into(), cause })?;
         Executor::spawn(&exe, extra_args)
     }
 
