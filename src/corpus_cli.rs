@@ -2,6 +2,7 @@
 //! and hidden `--inject-fault` options of `run`. Part of the binary (anyhow is
 //! used here as in `main.rs`); the work is done by `unshare_fuzz::corpus`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,10 +13,11 @@ use unshare_fuzz::corpus::save::{self, DEFAULT_BUDGET, Saved};
 use unshare_fuzz::corpus::store::{DirStore, load_file, load_paths};
 use unshare_fuzz::exec::placement::Pinning;
 use unshare_fuzz::fault::Fault;
+use unshare_fuzz::interrupt;
 use unshare_fuzz::model::KernelProfile;
 use unshare_fuzz::model::profile;
 use unshare_fuzz::report;
-use unshare_fuzz::runner::{RunConfig, RunReport};
+use unshare_fuzz::runner::{self, RunConfig, RunReport};
 
 /// Test only: the hidden `--inject-fault NAME` option.
 #[derive(clap::Args, Clone, Debug)]
@@ -29,8 +31,8 @@ pub struct FaultArg {
 /// Options shared by the corpus commands.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CommonArgs {
-    /// Watchdog timeout per case, in milliseconds.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    /// Watchdog timeout per case, in milliseconds (100 to 600000).
+    #[arg(long, default_value_t = 5000, value_parser = timeout_ms)]
     pub timeout_ms: u64,
     /// Kernel profile of the model.
     #[arg(long, default_value = "auto")]
@@ -104,27 +106,121 @@ pub struct SaveArgs {
     pub fault: FaultArg,
 }
 
-/// Writes to stdout; a closed pipe (`replay | head`) stops the output, not the
-/// work (the exit status still reflects every case), and never panics.
-fn write_stdout(args: std::fmt::Arguments) {
+/// Parses `--timeout-ms`, refusing a value below [`runner::MIN_TIMEOUT_MS`] with the reason.
+pub fn timeout_ms(s: &str) -> Result<u64, String> {
+    let ms: u64 = s.trim().parse().map_err(|e| format!("{s:?} is not a number of milliseconds ({e})"))?;
+    if ms < runner::MIN_TIMEOUT_MS {
+        return Err(format!(
+            "{ms} ms is below the floor of {} ms: every case forks a child that builds its setup (up to 32 \
+             nested pid namespaces) before its steps, and 2% of them took over 50 ms on a loaded 2-CPU machine, so a \
+             shorter watchdog reports its own timeouts, not the kernel's behaviour; use {} or more (default 5000)",
+            runner::MIN_TIMEOUT_MS,
+            runner::MIN_TIMEOUT_MS
+        ));
+    }
+    if ms > 600_000 {
+        return Err(format!("{ms} ms is above the ceiling of 600000 ms (10 minutes per case)"));
+    }
+    Ok(ms)
+}
+
+/// Writes to stdout without ever panicking. A write that fails (a closed pipe: `replay |
+/// head`; a full disk: `> /dev/full`) is said once on stderr and recorded
+/// ([`unshare_fuzz::interrupt::stdout_failed`]): the run then stops at the next case and
+/// its report still goes to the report files. Later output to stdout is dropped. Returns
+/// false when the text was not written.
+pub fn write_stdout(args: std::fmt::Arguments) -> bool {
     use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static CLOSED: AtomicBool = AtomicBool::new(false);
-    if CLOSED.load(Ordering::Relaxed) {
-        return;
+    if interrupt::stdout_is_broken() {
+        return false;
     }
     let mut out = std::io::stdout().lock();
-    if out.write_fmt(args).and_then(|()| out.flush()).is_err() {
-        CLOSED.store(true, Ordering::Relaxed);
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            let why = interrupt::stdout_failed(&e);
+            let _ = writeln!(
+                std::io::stderr(),
+                "unshare-fuzz: {why}: nothing more goes to stdout, a run stops after the cases in flight, and the report files are still written"
+            );
+            false
+        }
     }
+}
+
+/// Checks before the first case that a report file can be written: opens it for writing
+/// (creating it, then removing it again if it did not exist).
+///
+/// # Errors
+/// Names the option, the path and the OS error.
+pub fn check_report_path(option: &str, path: &Path) -> anyhow::Result<()> {
+    let existed = path.symlink_metadata().is_ok();
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path) {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => bail!(
+            "{option} {}: cannot write there ({e}); fix the path or its permissions (checked before the first case)",
+            path.display()
+        ),
+    }
+}
+
+/// Checks before the first case that `--save-failures DIR` can be created and written into.
+///
+/// # Errors
+/// Names the directory and the OS error.
+pub fn check_save_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "--save-failures {}: cannot create the directory ({e}); fix the path or its permissions (checked \
+             before the first case)",
+            dir.display()
+        )
+    })?;
+    let probe = dir.join(format!(".unshare-fuzz-write-check-{}", std::process::id()));
+    check_report_path("--save-failures", &probe).map_err(|_| {
+        let e = std::fs::File::create(&probe).err().map_or_else(|| "unknown error".to_string(), |e| e.to_string());
+        anyhow::anyhow!(
+            "--save-failures {}: cannot write into the directory ({e}); fix its permissions (checked before the \
+             first case)",
+            dir.display()
+        )
+    })
+}
+
+/// Checks every report path of a `run` or `replay` (usage error, exit 2, before any case).
+///
+/// # Errors
+/// As [`check_report_path`].
+pub fn check_report_paths(json: Option<&Path>, ktap: Option<&Path>, junit: Option<&Path>) -> anyhow::Result<()> {
+    for (option, path) in [("--json", json), ("--ktap", ktap), ("--junit", junit)] {
+        if let Some(path) = path {
+            check_report_path(option, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Arms the stop requests of a run (SIGINT, SIGTERM, SIGHUP, a closed stdout).
+///
+/// # Errors
+/// If the signal handlers cannot be installed.
+pub fn arm_interruption() -> anyhow::Result<()> {
+    interrupt::catch_signals().context("cannot install the SIGINT/SIGTERM/SIGHUP handlers")?;
+    interrupt::watch_stdout();
+    Ok(())
 }
 
 macro_rules! out {
-    ($($t:tt)*) => { write_stdout(format_args!($($t)*)) };
+    ($($t:tt)*) => { { let _ = write_stdout(format_args!($($t)*)); } };
 }
 
 macro_rules! outln {
-    ($($t:tt)*) => { write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+    ($($t:tt)*) => { { let _ = write_stdout(format_args!("{}\n", format_args!($($t)*))); } };
 }
 
 /// Resolves `--kernel-profile` (a name or `auto`) and says on stderr which model runs.
@@ -182,7 +278,9 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<i32> {
         bail!("no corpus files (*.json) found in {}", shown.join(", "));
     }
     let human = args.format == report::Format::Human;
+    check_report_paths(args.json.as_deref(), args.ktap.as_deref(), args.junit.as_deref())?;
     let config = RunConfig { jobs: args.jobs as usize, ..config_for(&args.common, files.len() as u64, !human)? };
+    arm_interruption()?;
     let report = replay(&config, files, |r| {
         if human {
             out!("{}", report::human::corpus_file_line(r));
@@ -193,15 +291,7 @@ pub fn replay_command(args: ReplayArgs) -> anyhow::Result<i32> {
     if human {
         out!("\n");
     }
-    out!("{}", report::render(args.format, &report)?);
-    let files =
-        [(args.json, report::Format::Json), (args.ktap, report::Format::Ktap), (args.junit, report::Format::Junit)];
-    for (path, format) in files {
-        if let Some(path) = path {
-            crate::write_report(&path, format, &report, args.format)?;
-        }
-    }
-    Ok(report.tally.exit_code())
+    crate::deliver(&report, args.format, [args.json, args.ktap, args.junit])
 }
 
 fn default_output(file: &Path) -> PathBuf {
@@ -240,6 +330,15 @@ pub fn save_failures(config: &RunConfig, report: &RunReport, args: &SaveArgs) ->
     let Some(dir) = &args.save_failures else {
         return Ok(());
     };
+    if let Some(i) = &report.interrupted {
+        let _ = writeln!(
+            std::io::stderr(),
+            "save-failures: nothing shrunk into {}: the run was {}; its failing cases are in the report",
+            dir.display(),
+            i.line()
+        );
+        return Ok(());
+    }
     if report.failures.is_empty() {
         outln!("save-failures: no failing case to save into {}", dir.display());
         return Ok(());
@@ -257,4 +356,33 @@ pub fn save_failures(config: &RunConfig, report: &RunReport, args: &SaveArgs) ->
         print_saved(s);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_ms_has_a_floor_and_a_ceiling_and_says_why() {
+        assert_eq!(timeout_ms("100"), Ok(100));
+        assert_eq!(timeout_ms("5000"), Ok(5000));
+        let e = timeout_ms("1").unwrap_err();
+        assert!(e.contains("below the floor of 100 ms") && e.contains("use 100 or more"), "{e}");
+        assert!(timeout_ms("600001").unwrap_err().contains("ceiling"));
+        assert!(timeout_ms("soon").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn an_unwritable_report_path_is_named_with_the_os_error_and_nothing_is_left_behind() {
+        let dir = std::env::temp_dir().join(format!("uf-check-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fresh = dir.join("r.json");
+        check_report_path("--json", &fresh).unwrap();
+        assert!(!fresh.exists(), "the check removes the file it made");
+        let e = check_report_path("--ktap", &dir).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("--ktap {}: cannot write there (", dir.display())), "{e}");
+        let e = check_report_path("--junit", &dir.join("no/such/dir.xml")).unwrap_err().to_string();
+        assert!(e.contains("No such file or directory"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -21,6 +21,7 @@ pub mod flag_table;
 pub mod flags;
 pub mod fuzzing;
 pub mod generate;
+pub mod interrupt;
 pub mod model;
 pub mod ns;
 pub mod observe;

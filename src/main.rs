@@ -127,8 +127,8 @@ struct SelftestArgs {
     /// Only these mutants (repeatable; default: all).
     #[arg(long = "mutant", value_name = "NAME")]
     mutants: Vec<String>,
-    /// Watchdog timeout per case, in milliseconds.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    /// Watchdog timeout per case, in milliseconds (100 to 600000).
+    #[arg(long, default_value_t = 5000, value_parser = corpus_cli::timeout_ms)]
     timeout_ms: u64,
     /// List the mutants and their filter rules, and exit.
     #[arg(long)]
@@ -143,8 +143,8 @@ struct RunArgs {
     /// Generator seed; the same seed gives the same cases. Random if omitted.
     #[arg(long)]
     seed: Option<u64>,
-    /// Watchdog timeout per case, in milliseconds.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    /// Watchdog timeout per case, in milliseconds (100 to 600000).
+    #[arg(long, default_value_t = 5000, value_parser = corpus_cli::timeout_ms)]
     timeout_ms: u64,
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "PATH")]
@@ -379,6 +379,7 @@ fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
             .collect::<anyhow::Result<Vec<_>>>()?
     };
     let seed = args.seed.unwrap_or_else(random_seed);
+    corpus_cli::arm_interruption()?;
     eprintln!("selftest: seed {seed} (repeat with --seed {seed}), up to {} cases per run", args.cases_per_mutant);
     let config = selftest::SelftestConfig {
         cases_per_mutant: args.cases_per_mutant,
@@ -388,11 +389,14 @@ fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
     };
     let report = selftest::run(&config, |line| eprintln!("selftest: {line}"))
         .context("the selftest could not run its honest executor")?;
-    match args.format {
-        SelftestFormat::Human => print!("{}", selftest::report::human(&report)),
-        SelftestFormat::Json => println!("{}", selftest::report::json(&report)?),
+    let printed = match args.format {
+        SelftestFormat::Human => corpus_cli::write_stdout(format_args!("{}", selftest::report::human(&report))),
+        SelftestFormat::Json => corpus_cli::write_stdout(format_args!("{}\n", selftest::report::json(&report)?)),
+    };
+    if let (false, Some(why)) = (printed, &report.interrupted) {
+        stderr_line(&format!("selftest: INTERRUPTED ({why})"));
     }
-    Ok(report.exit_code())
+    Ok(if printed { report.exit_code() } else { report.exit_code() | 2 })
 }
 
 fn random_seed() -> u64 {
@@ -402,12 +406,18 @@ fn random_seed() -> u64 {
 
 fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     let profile = find_profile(&args.kernel_profile)?;
+    // Before any case: a report that cannot be written is a usage error now, not after the run.
+    corpus_cli::check_report_paths(args.json.as_deref(), args.ktap.as_deref(), args.junit.as_deref())?;
+    if let Some(dir) = &args.corpus.save_failures {
+        corpus_cli::check_save_dir(dir)?;
+    }
     let seed = args.seed.unwrap_or_else(random_seed);
+    corpus_cli::arm_interruption()?;
     let seed_line = format!("seed: {seed}  (repeat this run with --seed {seed})");
     if args.format == report::Format::Human {
-        println!("{seed_line}");
+        corpus_cli::write_stdout(format_args!("{seed_line}\n"));
     } else {
-        eprintln!("{seed_line}");
+        stderr_line(&seed_line);
     }
     let config = RunConfig {
         cases: args.cases,
@@ -432,16 +442,53 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print!("{}", report::render(args.format, &report)?);
+    let code = deliver(&report, args.format, [args.json, args.ktap, args.junit])?;
+    // Shrinking runs more cases: only after every report of the cases done is out.
     corpus_cli::save_failures(&config, &report, &args.corpus)?;
-    let files =
-        [(args.json, report::Format::Json), (args.ktap, report::Format::Ktap), (args.junit, report::Format::Junit)];
-    for (path, format) in files {
-        if let Some(path) = path {
-            write_report(&path, format, &report, args.format)?;
+    Ok(code)
+}
+
+/// Prints the report on stdout in `format` and writes the report files (`--json`, `--ktap`,
+/// `--junit`, in that order), each even when stdout or another file failed; returns the
+/// exit status: the report's, with 2 ORed in when stdout could not take the report.
+///
+/// # Errors
+/// The first report file that could not be written (after trying them all).
+fn deliver(report: &runner::RunReport, format: report::Format, files: [Option<PathBuf>; 3]) -> anyhow::Result<i32> {
+    let mut code = report.exit_code();
+    let printed = corpus_cli::write_stdout(format_args!("{}", report::render(format, report)?));
+    let mut first_error = None;
+    for (path, file_format) in
+        files.into_iter().zip([report::Format::Json, report::Format::Ktap, report::Format::Junit])
+    {
+        if let Some(path) = path
+            && let Err(e) = write_report(&path, file_format, report, format)
+        {
+            // The first error is returned (and printed by the caller); any later one is said here.
+            match first_error {
+                None => first_error = Some(e),
+                Some(_) => stderr_line(&format!("unshare-fuzz: error: {e:#}")),
+            }
         }
     }
-    Ok(report.tally.exit_code())
+    if !printed {
+        // The report did not reach stdout: say the essentials where they can still be read.
+        if let Some(i) = &report.interrupted {
+            stderr_line(&format!("unshare-fuzz: {}", i.line()));
+        }
+        stderr_line(&format!("unshare-fuzz: result: {}", report::human::verdict(report)));
+        code |= 2;
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(code),
+    }
+}
+
+/// One line on stderr, never panicking (a closed stderr loses it).
+fn stderr_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A progress callback: the bar on a terminal, else a plain line every 10 s and at the end.
@@ -455,7 +502,7 @@ fn progress_printer(bar: Option<&indicatif::ProgressBar>) -> impl Fn(Progress) +
         None => {
             let Ok(mut last) = last_line.lock() else { return };
             if last.elapsed() >= Duration::from_secs(10) || p.done == p.total {
-                eprintln!("progress: {}/{} cases, {} violations", p.done, p.total, p.violations);
+                stderr_line(&format!("progress: {}/{} cases, {} violations", p.done, p.total, p.violations));
                 *last = Instant::now();
             }
         }
@@ -507,10 +554,9 @@ fn write_report(
 ) -> anyhow::Result<()> {
     std::fs::write(path, report::render(format, run)?)
         .with_context(|| format!("cannot write the {format} report to {}", path.display()))?;
-    if stdout_format == report::Format::Human {
-        println!("{} report: {}", format.name().to_uppercase(), path.display());
-    } else {
-        eprintln!("{} report: {}", format.name().to_uppercase(), path.display());
+    let line = format!("{} report: {}", format.name().to_uppercase(), path.display());
+    if stdout_format != report::Format::Human || !corpus_cli::write_stdout(format_args!("{line}\n")) {
+        stderr_line(&line);
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use unshare_fuzz::check::{InvariantTally, Tally, Violation};
 use unshare_fuzz::env::Environment;
 use unshare_fuzz::model::{Prediction, predict, profile};
 use unshare_fuzz::report::{self, Format};
-use unshare_fuzz::runner::{FailedCase, RunReport};
+use unshare_fuzz::runner::{FailedCase, Interruption, RunReport};
 
 // ---------------------------------------------------------------- KTAP parser
 
@@ -452,6 +452,8 @@ fn synthetic() -> RunReport {
         pinned_cpus: vec![Some(0)],
         phases: Default::default(),
         corpus_files: None,
+        interrupted: None,
+        notes: Vec::new(),
     }
 }
 
@@ -523,6 +525,73 @@ fn junit_of_every_outcome_is_well_formed_and_counts_agree() {
     let props = suite.all("properties")[0].all("property");
     let restriction = props.iter().find(|p| p.attr("name") == "restriction").unwrap();
     assert_eq!(restriction.attr("value"), "a seccomp filter <is> installed & \"may\" filter unshare");
+}
+
+#[test]
+fn an_interrupted_report_says_so_in_every_format_and_is_not_a_pass() {
+    let mut r = synthetic();
+    r.tally.broken.clear();
+    r.interrupted = Some(Interruption { after_cases: 100, planned_cases: 1000, cause: "SIGTERM".into() });
+    assert_eq!(r.exit_code(), 3, "violations (1) and interrupted (2)");
+    let line = "interrupted after 100 of 1000 cases (SIGTERM)";
+
+    let text = report::render(Format::Ktap, &r).unwrap();
+    let tests = parse_ktap(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let judged = by_name(&tests, "every-case-judged");
+    assert_eq!((judged.ok, judged.directive.as_deref()), (false, Some("ERROR")), "{text}");
+    assert_eq!(judged.data, line);
+    assert!(text.lines().last().unwrap().ends_with("error:1"), "{text}");
+
+    let xml = report::render(Format::Junit, &r).unwrap();
+    let root = parse_xml(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let suite = check_junit(&root);
+    let cases = suite.all("testcase");
+    let judged = cases.iter().find(|c| c.attr("name") == "every-case-judged").unwrap();
+    assert_eq!(judged.all("error")[0].attr("message"), line);
+    assert_eq!(suite.attr("errors"), "1");
+
+    let human = report::render(Format::Human, &r).unwrap();
+    assert!(human.contains(line), "{human}");
+    assert!(human.contains("result: INTERRUPTED after 100 of 1000 cases (SIGTERM); VIOLATIONS found"), "{human}");
+
+    let json: serde_json::Value = serde_json::from_str(&report::render(Format::Json, &r).unwrap()).unwrap();
+    assert_eq!(json["interrupted"]["after_cases"], 100);
+    assert_eq!(json["interrupted"]["cause"], "SIGTERM");
+    assert_eq!(json["exit_status"], 3);
+}
+
+#[test]
+fn a_run_where_no_case_reached_the_syscall_is_not_a_pass() {
+    let mut r = synthetic();
+    r.failures.clear();
+    r.tally = Tally::new();
+    r.tally.cases = 5;
+    r.tally.cases_skipped.insert("uid/gid 65534 are not mapped".into(), 5);
+    assert_eq!(r.exit_code(), 2);
+    let human = report::render(Format::Human, &r).unwrap();
+    let verdict = human.lines().last().unwrap();
+    assert!(verdict.starts_with("result: NO CASE REACHED THE SYSCALL"), "{verdict}");
+    assert!(verdict.contains("5x uid/gid 65534 are not mapped"), "the reason is named: {verdict}");
+    let text = report::render(Format::Ktap, &r).unwrap();
+    parse_ktap(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(text.contains("# no case reached the syscall"), "{text}");
+    r.tally.cases = 0;
+    r.tally.cases_skipped.clear();
+    assert_eq!(r.exit_code(), 2, "--cases 0 is not a pass either");
+    // Some cases reached it: a pass, but a small share is said in the verdict.
+    r.tally.cases = 50;
+    r.tally.reached_syscall = 7;
+    r.tally.cases_skipped.insert("uid/gid 65534 are not mapped".into(), 43);
+    assert_eq!(r.exit_code(), 0);
+    let human = report::render(Format::Human, &r).unwrap();
+    assert_eq!(
+        human.lines().last().unwrap(),
+        "result: all invariants held; but ONLY 7 of 50 cases (14 %) reached the syscall, the others were skipped or \
+         broken (see above)"
+    );
+    r.tally.reached_syscall = 45;
+    let human = report::render(Format::Human, &r).unwrap();
+    assert_eq!(human.lines().last().unwrap(), "result: all invariants held; 45 of 50 cases reached the syscall");
 }
 
 #[test]

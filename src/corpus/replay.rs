@@ -123,116 +123,190 @@ struct Replayed {
     case: Option<Case>,
 }
 
-/// What a replay worker returns when its files are done.
-type WorkerEnd = Result<(ExecutorStats, PhaseSummary), ExecError>;
+/// What a replay worker returns when its files are done (or it stopped early): its
+/// executor's resources, its phases, and the error that ended it early, if any.
+type WorkerEnd = (Option<ExecutorStats>, PhaseSummary, Option<ExecError>);
 
-/// One worker: its own executor, the files `k, k + jobs, ...`.
+/// One worker: its own executor, the files `k, k + jobs, ...`; `send` takes each result
+/// and says whether to go on. It stops early when [`crate::interrupt::requested`] says so.
 fn worker(
     config: &RunConfig,
     mut executor: Executor,
     files: Vec<(usize, Loaded)>,
-    tx: &mpsc::Sender<Replayed>,
+    mut send: impl FnMut(Replayed) -> bool,
 ) -> WorkerEnd {
     let mut phases = PhaseSummary::default();
     for (index, loaded) in files {
+        if crate::interrupt::requested().is_some() {
+            break;
+        }
         let (verdict, title, case) = match loaded.file {
             Err(e) => (CaseVerdict::broken(format!("invalid corpus file: {e}")), None, None),
             Ok(file) => {
-                let verdict = replay_file(&mut executor, config, &file)?;
+                let verdict = match replay_file(&mut executor, config, &file) {
+                    Ok(v) => v,
+                    Err(e) => return (None, phases, Some(e)),
+                };
                 if let Some(p) = executor.last_phases() {
                     phases.add(&p);
                 }
                 (verdict, Some(file.title), Some(file.case))
             }
         };
-        if tx.send(Replayed { index, name: loaded.name, verdict, title, case }).is_err() {
+        if !send(Replayed { index, name: loaded.name, verdict, title, case }) {
             break;
         }
     }
     // The executor's resources at the end, as `run` reports them (leak check).
-    let (_, stats) = executor.bare_loop(&[])?;
-    Ok((stats, phases))
+    match executor.bare_loop(&[]) {
+        Ok((_, stats)) => (Some(stats), phases, None),
+        Err(e) => (None, phases, Some(e)),
+    }
+}
+
+/// Turns replayed files into results, in file order, whatever order they come in.
+struct InOrder<'a, F: FnMut(&FileResult)> {
+    waiting: BTreeMap<usize, Replayed>,
+    next: usize,
+    tally: Tally,
+    failures: Vec<FailedCase>,
+    results: Vec<FileResult>,
+    on_file: &'a mut F,
+}
+
+impl<F: FnMut(&FileResult)> InOrder<'_, F> {
+    fn take(&mut self, r: Replayed) {
+        self.waiting.insert(r.index, r);
+        while let Some(r) = self.waiting.remove(&self.next) {
+            self.next += 1;
+            self.emit(r);
+        }
+    }
+
+    /// After an early stop: the files done behind a gap, still in file order.
+    fn flush(&mut self) {
+        while let Some((_, r)) = self.waiting.pop_first() {
+            self.emit(r);
+        }
+    }
+
+    fn emit(&mut self, r: Replayed) {
+        self.tally.add(&r.verdict);
+        let result = FileResult {
+            file: r.name.clone(),
+            title: r.title,
+            status: status_of(&r.verdict),
+            details: details_of(&r.verdict),
+        };
+        (self.on_file)(&result);
+        self.results.push(result);
+        if let (true, Some(case)) = (r.verdict.failed(), r.case) {
+            self.failures.push(FailedCase {
+                index: r.index as u64,
+                case,
+                violations: r.verdict.violations,
+                file: Some(r.name),
+            });
+        }
+    }
 }
 
 /// Replays `files` on `config.jobs` executors (file `i` goes to executor `i % jobs`), calling
-/// `on_file` after each, in file order.
+/// `on_file` after each, in file order. A worker thread that cannot be started runs its share
+/// on the calling thread (named in the report's notes). A stop request
+/// ([`crate::interrupt`]) or an executor that cannot be replaced ends the replay early: the
+/// report then covers the files done and says why in [`RunReport::interrupted`].
 ///
 /// # Errors
-/// [`ExecError`] when an executor cannot be started at all.
+/// [`ExecError`] when an executor cannot be started at all, or the timeout is too short.
 pub fn replay(
     config: &RunConfig,
     files: Vec<Loaded>,
     mut on_file: impl FnMut(&FileResult),
 ) -> Result<RunReport, ExecError> {
     let jobs = config.jobs.clamp(1, 64);
-    let mut executors = Vec::with_capacity(jobs);
-    for slot in 0..jobs {
-        executors.push(config.spawn_executor(jobs, slot)?);
-    }
+    let executors = runner::start_executors(config)?;
     let environment = executors[0].environment().clone();
     let pinned_cpus = executors.iter().map(|e| e.environment().pinned_cpu).collect();
     let start = Instant::now();
-    let mut tally = Tally::new();
-    tally.invariants.entry(EXPECTED_MATCHES_CORPUS.to_string()).or_default();
-    tally.add_environment(&environment);
-    let mut failures = Vec::new();
-    let mut results = Vec::new();
+    let mut order = InOrder {
+        waiting: BTreeMap::new(),
+        next: 0,
+        tally: Tally::new(),
+        failures: Vec::new(),
+        results: Vec::new(),
+        on_file: &mut on_file,
+    };
+    order.tally.invariants.entry(EXPECTED_MATCHES_CORPUS.to_string()).or_default();
+    order.tally.add_environment(&environment);
     let total = files.len();
     let mut shares: Vec<Vec<(usize, Loaded)>> = (0..jobs).map(|_| Vec::new()).collect();
     for (index, loaded) in files.into_iter().enumerate() {
         shares[index % jobs].push((index, loaded));
     }
+    let mut notes = Vec::new();
     let (tx, rx) = mpsc::channel::<Replayed>();
     let ends: Vec<WorkerEnd> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
-            .into_iter()
-            .zip(executors)
-            .map(|(share, executor)| {
-                let tx = tx.clone();
-                scope.spawn(move || worker(config, executor, share, &tx))
-            })
-            .collect();
-        drop(tx);
-        // Files finish out of order across workers; report them in file order.
-        let mut waiting: BTreeMap<usize, Replayed> = BTreeMap::new();
-        let mut next = 0;
-        for r in rx {
-            waiting.insert(r.index, r);
-            while let Some(r) = waiting.remove(&next) {
-                next += 1;
-                tally.add(&r.verdict);
-                let result = FileResult {
-                    file: r.name.clone(),
-                    title: r.title,
-                    status: status_of(&r.verdict),
-                    details: details_of(&r.verdict),
-                };
-                on_file(&result);
-                results.push(result);
-                if let (true, Some(case)) = (r.verdict.failed(), r.case) {
-                    failures.push(FailedCase {
-                        index: r.index as u64,
-                        case,
-                        violations: r.verdict.violations,
-                        file: Some(r.name),
-                    });
+        let mut handles = Vec::new();
+        let mut here = Vec::new();
+        for (k, (share, executor)) in shares.into_iter().zip(executors).enumerate() {
+            // The share and its executor go to the thread through a cell, so that they stay
+            // here when the thread cannot be started.
+            let cell = std::sync::Arc::new(std::sync::Mutex::new(Some((share, executor))));
+            let (tx, theirs) = (tx.clone(), std::sync::Arc::clone(&cell));
+            let body = move || match theirs.lock().ok().and_then(|mut c| c.take()) {
+                Some((share, executor)) => worker(config, executor, share, |r| tx.send(r).is_ok()),
+                None => (None, PhaseSummary::default(), Some(ExecError::Died("lost its executor".into()))),
+            };
+            match std::thread::Builder::new().name(format!("replay-{k}")).spawn_scoped(scope, body) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    notes.push(runner::thread_note(&format!("replay worker {k}"), &e));
+                    if let Some(taken) = cell.lock().ok().and_then(|mut c| c.take()) {
+                        here.push(taken);
+                    }
                 }
             }
         }
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(ExecError::Died("a worker panicked".into()))))
-            .collect()
+        drop(tx);
+        let mut ends = Vec::new();
+        // Shares whose thread did not start run here, with the results of the others taken
+        // in between, so that the lines still come out in file order as files finish.
+        for (share, executor) in here {
+            let end = worker(config, executor, share, |r| {
+                order.take(r);
+                while let Ok(r) = rx.try_recv() {
+                    order.take(r);
+                }
+                true
+            });
+            ends.push(end);
+        }
+        for r in &rx {
+            order.take(r);
+        }
+        for h in handles {
+            ends.push(h.join().unwrap_or_else(|_| {
+                (None, PhaseSummary::default(), Some(ExecError::Died("a worker panicked".into())))
+            }));
+        }
+        ends
     });
+    order.flush();
     let mut executor_stats = Vec::with_capacity(jobs);
     let mut phases = PhaseSummary::default();
-    for end in ends {
-        let (stats, p) = end?;
-        executor_stats.push(stats);
+    let mut errors = Vec::new();
+    for (stats, p, error) in ends {
+        executor_stats.extend(stats);
         phases.merge(&p);
+        if let Some(e) = error {
+            errors.push(e.to_string());
+        }
     }
-    if results.len() != total {
-        return Err(ExecError::Died(format!("only {} of {total} files were replayed", results.len())));
+    let InOrder { tally, failures, results, .. } = order;
+    let interrupted = runner::interruption(results.len() as u64, total as u64, &errors);
+    if interrupted.is_none() {
+        notes.extend(errors);
     }
     let elapsed = start.elapsed().as_secs_f64();
     Ok(RunReport {
@@ -248,5 +322,7 @@ pub fn replay(
         pinned_cpus,
         phases,
         corpus_files: Some(results),
+        interrupted,
+        notes,
     })
 }

@@ -28,9 +28,11 @@ pub mod watch;
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::case::Case;
 use crate::env::Environment;
@@ -57,13 +59,12 @@ pub fn declare_throwaway_kernel() {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// The executor binary could not be started.
-    #[error("cannot start the executor {binary}: {source}")]
+    #[error("cannot start the executor {binary}: {cause}")]
     Spawn {
         /// Path tried.
         binary: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
+        /// Cause (in the message, not a `source`: `{:#}` would print it twice).
+        cause: std::io::Error,
     },
     /// The executor could not build its sandbox.
     #[error("{0}")]
@@ -79,6 +80,43 @@ pub enum ExecError {
     /// The executor went away.
     #[error("the executor died ({0}); its last case is lost unless reported as broken")]
     Died(String),
+    /// The executor gave no answer in time: it is stopped (SIGSTOP, SIGTTOU) or hung.
+    /// The caller kills it ([`Executor::kill`]) and may start a fresh one.
+    #[error("the executor gave no answer to {what} within {waited_ms} ms (stopped or hung)")]
+    Hung {
+        /// The request that got no answer.
+        what: String,
+        /// How long the harness waited.
+        waited_ms: u64,
+    },
+    /// A trivial case could not finish within the watchdog timeout: every case would be a
+    /// watchdog timeout, not a kernel result.
+    #[error(
+        "--timeout-ms {timeout_ms} is too short on this machine: a trivial case (unshare(0) in a fresh child) \
+         {detail}; use a longer timeout (the default is 5000)"
+    )]
+    TimeoutTooShort {
+        /// The timeout asked for.
+        timeout_ms: u64,
+        /// What the trivial case did.
+        detail: String,
+    },
+}
+
+/// How long the harness waits for an executor's hello (its sandbox and environment probe).
+pub const HELLO_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long the harness waits for the report of a case whose watchdog timeout is `timeout`,
+/// from the moment it starts waiting (the case has started by then, or starts at once): the
+/// timeout, then as much again (at least 3 s) for the kill, the reaping and the report.
+/// An executor that says nothing for that long is stopped or hung.
+pub fn reply_limit(timeout: Duration) -> Duration {
+    timeout + timeout.max(Duration::from_secs(3))
+}
+
+/// How long the harness waits for a bare loop of `words` iterations (and the resource count).
+fn bare_limit(words: usize) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(50).saturating_mul(u32::try_from(words).unwrap_or(u32::MAX))
 }
 
 /// A running executor. Cases may be pipelined: [`Executor::submit`] queues a case (the
@@ -113,14 +151,22 @@ impl Executor {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // Its own process group: a Ctrl-C on the terminal, or `timeout`'s SIGTERM to the
+            // harness's group, reaches only the harness, which then ends the run and stops
+            // its executors itself, reporting the cases done.
+            .process_group(0)
             .spawn()
-            .map_err(|source| ExecError::Spawn { binary: binary.to_path_buf(), source })?;
+            .map_err(|cause| ExecError::Spawn { binary: binary.to_path_buf(), cause })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(ExecError::Protocol("no pipes to the executor".into()));
         };
         let mut stdout = BufReader::with_capacity(64 << 10, stdout);
         let mut frame = Vec::new();
-        read_frame(&mut stdout, &mut frame)?;
+        if let Err(e) = read_frame(&mut stdout, &mut frame, Some(HELLO_LIMIT), "its start (the hello frame)") {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
         let env = match frame[0] {
             RESP_HELLO => serde_json::from_slice(&frame[1..])
                 .map_err(|e| ExecError::Protocol(format!("unreadable environment report: {e}")))?,
@@ -153,7 +199,7 @@ impl Executor {
     /// As [`Executor::spawn`].
     pub fn spawn_self(extra_args: &[String]) -> Result<Executor, ExecError> {
         let exe =
-            std::env::current_exe().map_err(|source| ExecError::Spawn { binary: "/proc/self/exe".into(), source })?;
+            std::env::current_exe().map_err(|cause| ExecError::Spawn { binary: "/proc/self/exe".into(), cause })?;
         Executor::spawn(&exe, extra_args)
     }
 
@@ -199,7 +245,8 @@ impl Executor {
         let Some((id, timeout)) = self.in_flight.pop_front() else {
             return Err(ExecError::Protocol("receive without a submitted case".into()));
         };
-        if let Err(e) = read_frame(&mut self.stdout, &mut self.frame) {
+        let what = format!("case {id}");
+        if let Err(e) = read_frame(&mut self.stdout, &mut self.frame, Some(reply_limit(timeout)), &what) {
             self.in_flight.clear();
             return Err(e);
         }
@@ -256,7 +303,7 @@ impl Executor {
             self.request.extend_from_slice(&f.to_le_bytes());
         }
         self.send_request()?;
-        read_frame(&mut self.stdout, &mut self.frame)?;
+        read_frame(&mut self.stdout, &mut self.frame, Some(bare_limit(flags.len())), "a bare loop")?;
         let f = &self.frame;
         match (f[0], read_u64(f, 1)) {
             (RESP_BARE, Some(got)) if got == id => {
@@ -271,23 +318,127 @@ impl Executor {
             }
         }
     }
+
+    /// Kills the executor (SIGKILL to the process the harness started; the sandbox's pid 1
+    /// dies with it by its parent-death signal, and its cases with pid 1) and reaps it.
+    /// Used when it is stopped or hung; every case in flight is lost.
+    pub fn kill(&mut self) {
+        self.stdin.take();
+        self.in_flight.clear();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-/// Reads one frame's body into `frame`.
-fn read_frame(stdout: &mut BufReader<ChildStdout>, frame: &mut Vec<u8>) -> Result<(), ExecError> {
+/// Reads one frame's body into `frame`, waiting at most `limit` (`None`: for ever) for it.
+fn read_frame(
+    stdout: &mut BufReader<ChildStdout>,
+    frame: &mut Vec<u8>,
+    limit: Option<Duration>,
+    what: &str,
+) -> Result<(), ExecError> {
+    let deadline = limit.map(|l| (Instant::now() + l, l));
     let mut len = [0u8; 4];
-    stdout.read_exact(&mut len).map_err(|e| ExecError::Died(format!("reading its output: {e}")))?;
+    read_exact_by(stdout, &mut len, deadline, what).map_err(|e| e.or_died("reading its output"))?;
     let len = u32::from_le_bytes(len) as usize;
     if len == 0 || len > MAX_FRAME {
         return Err(ExecError::Died(format!("it sent a frame of {len} bytes")));
     }
     frame.resize(len, 0);
-    stdout.read_exact(frame).map_err(|e| ExecError::Died(format!("reading a frame of {len} bytes: {e}")))
+    read_exact_by(stdout, frame, deadline, what).map_err(|e| e.or_died(&format!("reading a frame of {len} bytes")))
+}
+
+/// Why a bounded read failed.
+enum ReadFailure {
+    Io(std::io::Error),
+    Hung(ExecError),
+}
+
+impl ReadFailure {
+    fn or_died(self, doing: &str) -> ExecError {
+        match self {
+            ReadFailure::Io(e) => ExecError::Died(format!("{doing}: {e}")),
+            ReadFailure::Hung(e) => e,
+        }
+    }
+}
+
+/// `read_exact`, but waiting with `poll` until `deadline` whenever nothing is buffered.
+fn read_exact_by(
+    stdout: &mut BufReader<ChildStdout>,
+    mut buf: &mut [u8],
+    deadline: Option<(Instant, Duration)>,
+    what: &str,
+) -> Result<(), ReadFailure> {
+    while !buf.is_empty() {
+        if stdout.buffer().is_empty()
+            && let Some((at, limit)) = deadline
+        {
+            wait_readable(stdout.get_ref().as_raw_fd(), at).map_err(|e| match e {
+                None => {
+                    ReadFailure::Hung(ExecError::Hung { what: what.to_string(), waited_ms: limit.as_millis() as u64 })
+                }
+                Some(e) => ReadFailure::Io(e),
+            })?;
+        }
+        match stdout.read(buf) {
+            Ok(0) => return Err(ReadFailure::Io(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadFailure::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable (or closed) or `deadline` passes (`Err(None)`).
+fn wait_readable(fd: std::os::fd::RawFd, deadline: Instant) -> Result<(), Option<std::io::Error>> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(None);
+        }
+        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+        match crate::sys::poll(&mut fds, ms) {
+            Ok(0) => {}
+            Ok(_) => return Ok(()),
+            Err(e) if e == crate::errno::Errno::EINTR => {}
+            Err(e) => return Err(Some(std::io::Error::from_raw_os_error(e.0))),
+        }
+    }
 }
 
 impl Drop for Executor {
+    /// Closes its stdin (it ends after the cases in flight) and reaps it; one that does not
+    /// end within the cases' time plus a margin is killed, so that dropping never hangs.
     fn drop(&mut self) {
         self.stdin.take();
-        let _ = self.child.wait();
+        let budget: Duration = self.in_flight.iter().map(|(_, t)| reply_limit(*t)).sum();
+        let deadline = Instant::now() + budget + Duration::from_secs(5);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_report_is_awaited_for_its_timeout_and_as_much_again_at_least_3_s() {
+        assert_eq!(reply_limit(Duration::from_millis(1000)), Duration::from_millis(4000));
+        assert_eq!(reply_limit(Duration::from_secs(5)), Duration::from_secs(10));
+        assert_eq!(bare_limit(0), Duration::from_secs(30));
+        assert_eq!(bare_limit(100), Duration::from_secs(35));
     }
 }

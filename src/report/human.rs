@@ -163,14 +163,63 @@ pub fn summary(report: &RunReport) -> String {
         report.profile,
         placement(report.jobs, &report.pinned_cpus)
     );
-    let verdict = match t.exit_code() {
-        0 => "all invariants held",
-        1 => "VIOLATIONS found",
-        2 => "some cases were BROKEN (the harness could not judge them)",
-        _ => "VIOLATIONS found and some cases were BROKEN",
-    };
-    let _ = writeln!(s, "result: {verdict}");
+    for note in &report.notes {
+        let _ = writeln!(s, "note: {note}");
+    }
+    if let Some(i) = &report.interrupted {
+        let _ = writeln!(s, "{}: the figures above cover those cases only", i.line());
+    }
+    let _ = writeln!(s, "result: {}", verdict(report));
     s
+}
+
+/// The one-line verdict of a report (after `result: `), which agrees with
+/// [`RunReport::exit_code`]: what was found, whether the run was interrupted, and how many
+/// cases reached the system call (prominently when none or few did).
+pub fn verdict(report: &RunReport) -> String {
+    let t = &report.tally;
+    let mut parts = Vec::new();
+    if let Some(i) = &report.interrupted {
+        parts.push(format!("INTERRUPTED after {} of {} cases ({})", i.after_cases, i.planned_cases, i.cause));
+    }
+    if t.reached_syscall == 0 {
+        let why = if t.cases == 0 {
+            "no case was run".to_string()
+        } else {
+            let skipped: u64 = t.cases_skipped.values().sum();
+            let mut reasons: Vec<(&String, &u64)> = t.cases_skipped.iter().chain(&t.broken).collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let top: Vec<String> = reasons.iter().take(3).map(|(r, n)| format!("{n}x {r}")).collect();
+            format!(
+                "{skipped} of {} cases skipped, {} broken: {}{}",
+                t.cases,
+                t.broken_cases(),
+                top.join("; "),
+                if reasons.len() > 3 { "; ..." } else { "" }
+            )
+        };
+        parts.push(format!("NO CASE REACHED THE SYSCALL ({why}): nothing was tested"));
+    }
+    let found = match t.exit_code() {
+        0 if t.reached_syscall == 0 => None,
+        0 => Some("all invariants held"),
+        1 => Some("VIOLATIONS found"),
+        2 => Some("some cases were BROKEN (the harness could not judge them)"),
+        _ => Some("VIOLATIONS found and some cases were BROKEN"),
+    };
+    parts.extend(found.map(str::to_string));
+    if t.reached_syscall > 0 {
+        let share = t.reached_syscall as f64 * 100.0 / t.cases as f64;
+        if t.reached_syscall * 2 < t.cases {
+            parts.push(format!(
+                "but ONLY {} of {} cases ({share:.0} %) reached the syscall, the others were skipped or broken (see above)",
+                t.reached_syscall, t.cases
+            ));
+        } else {
+            parts.push(format!("{} of {} cases reached the syscall", t.reached_syscall, t.cases));
+        }
+    }
+    parts.join("; ")
 }
 
 /// One replayed corpus file: `STATUS  file  title`, then its details indented.

@@ -12,6 +12,10 @@ struct Document<'a> {
     format: u32,
     tool: &'static str,
     version: &'static str,
+    /// The process's exit status for this report ([`RunReport::exit_code`]).
+    exit_status: i32,
+    /// The one-line verdict the human report ends with.
+    verdict: String,
     #[serde(flatten)]
     report: &'a RunReport,
 }
@@ -25,6 +29,8 @@ pub fn render(report: &RunReport) -> serde_json::Result<String> {
         format: FORMAT_VERSION,
         tool: "unshare-fuzz",
         version: env!("CARGO_PKG_VERSION"),
+        exit_status: report.exit_code(),
+        verdict: super::human::verdict(report),
         report,
     })
 }

@@ -53,6 +53,12 @@ fn properties(s: &mut String, report: &RunReport) {
     property(s, "lsms", &env.lsms.join(","));
     property(s, "cases", &report.tally.cases.to_string());
     property(s, "cases_per_second", &format!("{:.1}", report.cases_per_second));
+    property(s, "reached_syscall", &report.tally.reached_syscall.to_string());
+    property(s, "exit_status", &report.exit_code().to_string());
+    property(s, "verdict", &super::human::verdict(report));
+    if let Some(i) = &report.interrupted {
+        property(s, "interrupted", &i.line());
+    }
     if env.restrictions.is_empty() {
         property(s, "restrictions", "none found");
     }
@@ -114,7 +120,16 @@ fn judged_case(s: &mut String, report: &RunReport, c: &mut Counts) {
         "    <testcase name=\"{EVERY_CASE_JUDGED}\" classname=\"unshare-fuzz.harness\" time=\"{:.3}\">",
         report.elapsed_seconds
     );
-    if broken > 0 {
+    if let Some(i) = &report.interrupted {
+        c.errors += 1;
+        let body: Vec<String> = t.broken.iter().map(|(r, n)| format!("{n}x: {r}")).collect();
+        let _ = writeln!(
+            s,
+            "      <error message=\"{}\" type=\"interrupted\">{}</error>",
+            escape(&i.line()),
+            escape(&body.join("\n"))
+        );
+    } else if broken > 0 {
         c.errors += 1;
         let body: Vec<String> = t.broken.iter().map(|(r, n)| format!("{n}x: {r}")).collect();
         let _ = writeln!(

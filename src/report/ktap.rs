@@ -137,6 +137,14 @@ fn every_case_judged(out: &mut Out, n: usize, report: &RunReport, totals: &mut T
     let t = &report.tally;
     let skipped: u64 = t.cases_skipped.values().sum();
     let broken = t.broken_cases();
+    if let Some(i) = &report.interrupted {
+        // The cases not run were not judged: an error, whatever the others gave.
+        plan_broken_and_skipped(out, t);
+        out.diag(0, &format!("{}: the results above cover those cases only", i.line()));
+        totals.error += 1;
+        out.result(0, false, n, EVERY_CASE_JUDGED, Some(&format!("ERROR {}", i.line())));
+        return;
+    }
     if t.cases == 0 || (skipped == t.cases && broken == 0) {
         totals.skip += 1;
         let why = if t.cases == 0 {
@@ -144,24 +152,11 @@ fn every_case_judged(out: &mut Out, n: usize, report: &RunReport, totals: &mut T
         } else {
             t.cases_skipped.keys().cloned().collect::<Vec<_>>().join("; ")
         };
+        out.diag(0, &format!("no case reached the syscall: {why}"));
         out.result(0, true, n, EVERY_CASE_JUDGED, Some(&format!("SKIP {why}")));
         return;
     }
-    let plan = t.broken.len() + t.cases_skipped.len();
-    if plan > 0 {
-        out.header(1, plan);
-        let mut k = 0;
-        for (reason, count) in &t.broken {
-            k += 1;
-            let d = format!("ERROR {reason} ({})", plural(*count, "case"));
-            out.result(1, false, k, "broken_cases", Some(&d));
-        }
-        for (reason, count) in &t.cases_skipped {
-            k += 1;
-            let d = format!("SKIP {reason} ({})", plural(*count, "case"));
-            out.result(1, true, k, "skipped_cases", Some(&d));
-        }
-    }
+    plan_broken_and_skipped(out, t);
     out.diag(
         0,
         &format!(
@@ -176,6 +171,26 @@ fn every_case_judged(out: &mut Out, n: usize, report: &RunReport, totals: &mut T
     } else {
         totals.pass += 1;
         out.result(0, true, n, EVERY_CASE_JUDGED, None);
+    }
+}
+
+/// The nested block of `every-case-judged`: one result per broken and per skip reason.
+fn plan_broken_and_skipped(out: &mut Out, t: &crate::check::Tally) {
+    let plan = t.broken.len() + t.cases_skipped.len();
+    if plan == 0 {
+        return;
+    }
+    out.header(1, plan);
+    let mut k = 0;
+    for (reason, count) in &t.broken {
+        k += 1;
+        let d = format!("ERROR {reason} ({})", plural(*count, "case"));
+        out.result(1, false, k, "broken_cases", Some(&d));
+    }
+    for (reason, count) in &t.cases_skipped {
+        k += 1;
+        let d = format!("SKIP {reason} ({})", plural(*count, "case"));
+        out.result(1, true, k, "skipped_cases", Some(&d));
     }
 }
 
@@ -200,6 +215,13 @@ pub fn render(report: &RunReport) -> String {
     for l in super::human::environment(&report.environment).lines() {
         out.diag(0, l.trim_end());
     }
+    if let Some(i) = &report.interrupted {
+        out.diag(0, &i.line());
+    }
+    for note in &report.notes {
+        out.diag(0, &format!("note: {note}"));
+    }
+    out.diag(0, &format!("result: {}", super::human::verdict(report)));
     let mut totals = Totals::default();
     for (i, view) in views.iter().enumerate() {
         invariant(&mut out, i + 1, view, &mut totals);

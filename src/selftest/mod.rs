@@ -191,11 +191,18 @@ pub struct SelftestReport {
     pub ablations: Vec<OracleResult>,
     /// The overall verdict.
     pub verdict: Verdict,
+    /// Set when a stop request ([`crate::interrupt`]: SIGINT, SIGTERM, a closed stdout)
+    /// ended the selftest early: what stopped it, and where.
+    pub interrupted: Option<String>,
 }
 
 impl SelftestReport {
-    /// 0 when the verdict passed, 1 otherwise.
+    /// 0 when the verdict passed; 2 when the selftest was interrupted (it proves nothing);
+    /// 1 otherwise.
     pub fn exit_code(&self) -> i32 {
+        if self.interrupted.is_some() {
+            return 2;
+        }
         i32::from(!self.verdict.passed)
     }
 }
@@ -229,6 +236,13 @@ impl Session {
                 self.env = self.executor.environment().clone();
                 Ok((CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted")), None))
             }
+            Err(ExecError::Hung { waited_ms, .. }) => {
+                self.executor.kill();
+                self.executor = Executor::spawn_self(&self.args)?;
+                self.env = self.executor.environment().clone();
+                let why = format!("executor stopped or hung (no report within {waited_ms} ms); killed and replaced");
+                Ok((CaseVerdict::broken(why), None))
+            }
             Err(ExecError::Protocol(why)) => {
                 Ok((CaseVerdict::broken(format!("executor refused the case: {why}")), None))
             }
@@ -249,6 +263,9 @@ fn run_honest(config: &SelftestConfig) -> Result<(HonestResult, Environment, Vec
     let mut judged = Vec::new();
     let mut cases = 0;
     for (i, case) in cases_for_seed(config.seed).take(config.cases_per_mutant as usize).enumerate() {
+        if crate::interrupt::requested().is_some() {
+            break;
+        }
         let (verdict, outcome) = session.check(&LINUX_6_18, &case)?;
         tally.add(&verdict);
         cases += 1;
@@ -298,6 +315,9 @@ fn run_mutant(config: &SelftestConfig, mutant: &'static Mutant) -> MutantResult 
             return Ok(());
         }
         for (i, case) in cases_for_seed(config.seed).take(config.cases_per_mutant as usize).enumerate() {
+            if crate::interrupt::requested().is_some() {
+                break;
+            }
             let (verdict, _) = session.check(&LINUX_6_18, &case)?;
             result.cases_run += 1;
             result.skipped += u64::from(verdict.case_skipped.is_some());
@@ -364,8 +384,21 @@ pub fn run(config: &SelftestConfig, mut progress: impl FnMut(String)) -> Result<
         honest.seconds
     ));
     let mut mutants = Vec::new();
+    let mut interrupted = crate::interrupt::requested()
+        .map(|c| format!("{c}, during the honest run ({} of {} cases)", honest.cases, config.cases_per_mutant));
     for m in &config.mutants {
+        if interrupted.is_some() {
+            break;
+        }
         let r = run_mutant(config, m);
+        if let Some(c) = crate::interrupt::requested() {
+            interrupted = Some(format!(
+                "{c}, at mutant {} ({} of {} mutants run)",
+                m.name,
+                mutants.len() + 1,
+                config.mutants.len()
+            ));
+        }
         progress(match (&r.error, &r.first_failure) {
             (Some(e), _) => format!("mutant {}: ERROR {e}", r.name),
             (None, Some(f)) => {
@@ -387,7 +420,15 @@ pub fn run(config: &SelftestConfig, mut progress: impl FnMut(String)) -> Result<
         model_mutants,
         ablations,
         verdict: Verdict { passed: false, problems: Vec::new() },
+        interrupted,
     };
     report.verdict = verdict(config, &report);
+    if let Some(why) = &report.interrupted {
+        report.verdict.passed = false;
+        report
+            .verdict
+            .problems
+            .insert(0, format!("INTERRUPTED ({why}): the selftest did not finish and proves nothing"));
+    }
     Ok(report)
 }
