@@ -110,13 +110,27 @@ pub const USERNS_MAX_DEPTH: u32 = 33;
 
 impl Headroom {
     /// The pid-namespace level and user-namespace depth the kernel's depth limits see: with
-    /// room for `n` more nested namespaces the executor stands at `32 - n` (`33 - n`). Known
-    /// only when the probe ended in the kernel's ENOSPC; any other end (EAGAIN under a process
-    /// limit, a filter's EPERM) leaves it unknown.
+    /// room for `n` more nested namespaces the executor stands at `32 - n` (`33 - n`), exactly
+    /// when the probe ended in the kernel's ENOSPC.
+    ///
+    /// A probe that stopped otherwise after `m` rounds still shows room for `m`: the level is
+    /// then given as `32 - m` (`33 - m`), a bound ([`Headroom::pid_exact`] is false): what lies
+    /// within the room is predicted, what would go past it is not.
     pub fn levels(&self) -> (Option<u32>, Option<u32>) {
-        let pid = self.pid_nested.filter(Room::limit_reached).and_then(|r| PIDNS_MAX_LEVEL.checked_sub(r.made));
-        let user = self.user_nested.filter(Room::limit_reached).and_then(|r| USERNS_MAX_DEPTH.checked_sub(r.made));
+        let pid = self.pid_nested.and_then(|r| PIDNS_MAX_LEVEL.checked_sub(r.made));
+        let user = self.user_nested.and_then(|r| USERNS_MAX_DEPTH.checked_sub(r.made));
         (pid, user)
+    }
+
+    /// The pid-namespace level is exact: the nesting probe ended in the kernel's ENOSPC.
+    pub fn pid_exact(&self) -> bool {
+        self.pid_nested.is_some_and(|r| r.limit_reached())
+    }
+
+    /// The user-namespace depth is exact: the nesting probe ended in ENOSPC, and no count limit
+    /// within reach could have stopped it first.
+    pub fn user_exact(&self) -> bool {
+        self.user_nested.is_some_and(|r| r.limit_reached()) && self.count_in_reach("user").is_none()
     }
 
     /// The measured room for namespaces of `kind` (a `max_<kind>_namespaces` name) when a count

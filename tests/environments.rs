@@ -40,9 +40,19 @@ const USERNS: &[&str] = &["the executor is already at user-namespace depth", "ma
 /// Skips a descriptor limit implies.
 const NOFILE: &[&str] = &["file descriptors, RLIMIT_NOFILE", "ran out of file descriptors"];
 /// Skips a process limit implies.
-const TASKS: &[&str] = &["processes/threads", "ran out of processes/threads"];
+const TASKS: &[&str] = &[
+    "processes/threads",
+    "ran out of processes/threads",
+    // The pid-namespace nesting probe needs a process per level: under a process limit it
+    // shows only part of the room, and what lies past it is not predicted.
+    "pid-namespace level is only bounded",
+    "room for nested pid namespaces here",
+];
+/// Skips a count limit within reach implies (namespaces are freed asynchronously).
+/// A count limit also cuts the nesting probe short, so the depth is only bounded.
+const COUNT: &[&str] = &["a limit on the number of", "user-namespace depth is only bounded"];
 /// Skips a chroot implies.
-const CHROOT: &[&str] = &["NEWUSER gives EPERM while chrooted"];
+const CHROOT: &[&str] = &["NEWUSER gives EPERM while chrooted", "the harness runs chrooted, so NEWUSER gives EPERM"];
 
 /// Fails for an environment that cannot be set up, or, when opted out, says so loudly and
 /// returns (the caller then returns without a verdict).
@@ -124,6 +134,11 @@ fn tail(text: &str, n: usize) -> String {
 /// The report's verdict figures: 0 violations, 0 broken, at least half reached, and only
 /// skips from `BASE` and `implied`. Prints every skip reason.
 fn judge(run: &Run, implied: &[&[&str]]) {
+    judge_reach(run, implied, 50);
+}
+
+/// As [`judge`], with at least `min_percent` of the cases reaching the syscall.
+fn judge_reach(run: &Run, implied: &[&[&str]], min_percent: u64) {
     let t = &run.report["tally"];
     let cases = t["cases"].as_u64().unwrap();
     let reached = t["reached_syscall"].as_u64().unwrap();
@@ -163,7 +178,10 @@ fn judge(run: &Run, implied: &[&[&str]]) {
     assert_eq!(cases, u64::from(CASES), "{summary}");
     assert_eq!(failed, 0, "violations: {summary}");
     assert_eq!(broken, 0, "broken cases: {summary}");
-    assert!(reached * 2 >= cases, "fewer than half the cases reached the syscall: {summary}");
+    assert!(
+        reached * 100 >= cases * min_percent,
+        "fewer than {min_percent} % of the cases reached the syscall: {summary}"
+    );
     assert!(unexpected.is_empty(), "skips this restriction does not imply: {unexpected:?}\n{summary}");
 }
 
@@ -249,13 +267,16 @@ fn with_ns_limit(name: &'static str, kind: &str, value: u32) -> Option<Run> {
 #[test]
 fn max_user_namespaces_3_in_a_child_user_namespace() {
     let Some(run) = with_ns_limit("max-user-3", "user", 3) else { return };
-    judge(&run, &[USERNS]);
+    // Every case that makes a user namespace (most setups below root, every NEWUSER that the
+    // checks reach) depends on a count the kernel frees asynchronously, and uid 65534 is not
+    // mapped here: about a third reach the syscall (docs/environments.md).
+    judge_reach(&run, &[USERNS, COUNT], 25);
 }
 
 #[test]
 fn max_net_namespaces_2_in_a_child_user_namespace() {
     let Some(run) = with_ns_limit("max-net-2", "net", 2) else { return };
-    judge(&run, &[USERNS, &["max_net_namespaces"]]);
+    judge(&run, &[USERNS, COUNT]);
 }
 
 #[test]
@@ -459,7 +480,7 @@ fn seccomp_clone3_enosys() {
 fn seccomp_refuses_newuser_with_eperm() {
     let rules = ["--unshare", "NEWUSER=EPERM", "--clone", "NEWUSER=EPERM", "--setns", "NEWUSER=EPERM"];
     let Some(run) = under_confine("seccomp-newuser", &rules) else { return };
-    judge(&run, &[&["NEWUSER", "user namespace"]]);
+    judge(&run, &[&["NEWUSER", "user namespace", "user-namespace"]]);
 }
 
 #[test]

@@ -91,9 +91,30 @@ fn pid_chain(wr: RawFd) -> ! {
     sys::exit_now(0)
 }
 
+/// Moves this (disposable) probe process's root to the real root of its mount namespace, so
+/// that a chrooted executor can still measure its user-namespace depth (NEWUSER gives EPERM
+/// while chrooted, after the depth check): a chroot into a subdirectory without chdir leaves
+/// the working directory outside the root, where `..` is no longer stopped. Without
+/// CAP_SYS_CHROOT, or when not chrooted, it changes nothing that matters.
+fn escape_chroot() {
+    if sys::chdir(c"/").is_err() || sys::chroot(c"/tmp").is_err() {
+        return;
+    }
+    for _ in 0..4096 {
+        if sys::stat_dev_ino(c".") == sys::stat_dev_ino(c"..") {
+            break;
+        }
+        if sys::chdir(c"..").is_err() {
+            break;
+        }
+    }
+    let _ = sys::chroot(c".");
+}
+
 /// Nests up to `limit` user namespaces (each mapped, so the next may nest), reports, then
 /// holds them until `hold` reaches end of file.
 fn user_chain(limit: u32, wr: RawFd, hold: RawFd) -> ! {
+    escape_chroot();
     let (_, _, mut euid, mut egid) = sys::ids();
     let mut made = 0;
     let mut err = 0;

@@ -66,7 +66,9 @@ pub fn count_reason(env: &Environment, t: NsType) -> Option<String> {
     ))
 }
 
-/// Why the row's outcome cannot be known in this state, if it cannot.
+/// Why the row's outcome cannot be known in this state, if it cannot: a depth row whose
+/// level is unknown, or only bounded and firing (the room may be larger than the probe could
+/// show), or a count row of a type whose count limit is within reach.
 fn row_unknowable(row: &Check, ctx: &Ctx) -> Option<String> {
     let (t, depth) = row_limit(row.id)?;
     if !ctx.has(t.flag()) {
@@ -75,16 +77,25 @@ fn row_unknowable(row: &Check, ctx: &Ctx) -> Option<String> {
     if !depth {
         return count_reason(ctx.env, t);
     }
-    let level_unknown = match t {
-        NsType::Pid => ctx.state.pid_level.is_none(),
-        NsType::User => ctx.state.userns_depth.is_none(),
-        _ => false,
+    let (level, exact, room, what) = match t {
+        NsType::Pid => (ctx.state.pid_level, ctx.env.headroom.pid_exact(), ctx.env.headroom.pid_nested, "pid"),
+        NsType::User => (ctx.state.userns_depth, ctx.env.headroom.user_exact(), ctx.env.headroom.user_nested, "user"),
+        _ => return None,
     };
-    if level_unknown {
+    let room = room.map_or_else(
+        || "not measured".to_string(),
+        |r| {
+            format!(
+                "at least {} ({} after that)",
+                r.made,
+                r.stopped_by.map_or("no refusal".into(), |e| Errno(e).to_string())
+            )
+        },
+    );
+    if level.is_none() || (!exact && (row.cond)(ctx)) {
         return Some(format!(
-            "the {} depth here is unknown (the start-up probe could not measure the room left), so whether {} \
+            "the room for nested {what} namespaces here is {room}, not the kernel's own limit, so whether {} \
              reaches the depth limit cannot be predicted",
-            if t == NsType::Pid { "pid-namespace" } else { "user-namespace" },
             RawFlags(t.flag())
         ));
     }
@@ -92,10 +103,11 @@ fn row_unknowable(row: &Check, ctx: &Ctx) -> Option<String> {
     count_reason(ctx.env, t)
 }
 
-/// The first reason, among the rows the kernel passes before the deciding one (at index
+/// The first reason, among the rows the kernel passes up to the deciding one (at index
 /// `decided_at`, or the table's length), why the result cannot be known.
 pub fn unknowable(table: &[Check], ctx: &Ctx, decided_at: usize) -> Option<String> {
-    table[..decided_at.min(table.len())].iter().find_map(|row| row_unknowable(row, ctx))
+    let upto = decided_at.saturating_add(1).min(table.len());
+    table[..upto].iter().find_map(|row| row_unknowable(row, ctx))
 }
 
 /// Whether the probes can say anything about a restriction: a seccomp filter or an LSM rule

@@ -254,6 +254,28 @@ impl CallerState {
 
     /// Nesting, zero limit and the foreign pid namespace.
     fn placement(&mut self, env: &Environment, setup: &Setup) -> Result<(), String> {
+        if setup.pidns_level.is_some() && self.pid_level.is_some() && !env.headroom.pid_exact() {
+            return Err(format!(
+                "the executor's pid-namespace level is only bounded (room for nested pid namespaces: at least {}, \
+                 the probe stopped with {}), so a pid-ns level cannot be set up",
+                env.headroom.pid_nested.map_or(0, |r| r.made),
+                env.headroom
+                    .pid_nested
+                    .and_then(|r| r.stopped_by)
+                    .map_or("nothing".into(), |e| crate::errno::Errno(e).to_string())
+            ));
+        }
+        if setup.userns_depth.is_some() && self.userns_depth.is_some() && !env.headroom.user_exact() {
+            return Err(format!(
+                "the executor's user-namespace depth is only bounded (room for nested user namespaces: at least {}, \
+                 the probe stopped with {}), so a user-ns depth cannot be set up",
+                env.headroom.user_nested.map_or(0, |r| r.made),
+                env.headroom
+                    .user_nested
+                    .and_then(|r| r.stopped_by)
+                    .map_or("nothing".into(), |e| crate::errno::Errno(e).to_string())
+            ));
+        }
         if let Some(target) = setup.pidns_level {
             let Some(level) = self.pid_level else {
                 return Err("the executor's pid-namespace level is unknown, so a pid-ns level cannot be set up".into());
@@ -318,9 +340,16 @@ impl CallerState {
         }
         let depth = self.userns_depth.map(|d| d + levels);
         if depth.is_none_or(|d| d > USERNS_MAX_DEPTH) {
-            return Err(format!(
-                "the setup would need user-namespace depth {depth:?}, over the limit of 33 (or unknown)"
-            ));
+            return Err(match depth {
+                Some(d) if env.headroom.user_exact() => {
+                    format!("the setup would need user-namespace depth {d}, over the limit of 33")
+                }
+                _ => format!(
+                    "the setup needs {levels} more nested user namespace(s), past the room the start-up probe could \
+                     show (at least {})",
+                    env.headroom.user_nested.map_or(0, |r| r.made)
+                ),
+            });
         }
         self.userns_depth = depth;
         self.uid = 0;
