@@ -286,6 +286,31 @@ fn rlimit_nofile_24() {
     judge(&run, &[NOFILE]);
 }
 
+/// A non-root uid holding CAP_SYS_ADMIN (an ambient capability, as a file capability or a
+/// service manager gives): the sandbox gets a user namespace of its own, so cases start from
+/// root as in an unprivileged run (before, every case was skipped: "not root").
+#[test]
+fn non_root_uid_holding_cap_sys_admin() {
+    // Not the nproc test's uid: both may run at once, and that test's limit counts the uid's tasks.
+    let uid = (90_000 + std::process::id() % 20_000).to_string();
+    let w = [
+        "setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &uid,
+        "--clear-groups",
+        "--inh-caps",
+        "+sys_admin",
+        "--ambient-caps",
+        "+sys_admin",
+    ];
+    let Some(run) = run_wrapped("sysadmin-nonroot", &w, &[]) else { return };
+    assert_eq!(env(&run)["host_uid"].as_u64(), uid.parse().ok(), "started as {uid}");
+    assert_eq!(env(&run)["sandbox_user_ns"], true, "the sandbox has its own user namespace");
+    judge(&run, &[USERNS]);
+}
+
 /// RLIMIT_NPROC for the nproc environment. The lowest at which the harness works at all with
 /// `--jobs 1` is 5: the harness (2 tasks: its main and worker threads), the sandbox's relay and
 /// the executor leave 2, which a case child alone needs with the 1-task margin; at 4 every case

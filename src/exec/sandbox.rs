@@ -99,7 +99,9 @@ pub enum EnterError {
 pub fn enter() -> Result<SandboxInfo, EnterError> {
     let (host_uid, host_gid, _, _) = sys::ids();
     let cap_sys_admin = sys::capget().is_ok_and(|c| c.effective & (1 << 21) != 0);
-    let user_ns = !cap_sys_admin;
+    // A user namespace of its own also for a non-root user holding CAP_SYS_ADMIN (a file
+    // capability, an ambient set): the cases start from root, which the sandbox's id map gives.
+    let user_ns = !cap_sys_admin || host_uid != 0;
     let throwaway = throwaway_kernel();
     let mut info = SandboxInfo {
         description: String::new(),
