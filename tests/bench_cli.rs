@@ -33,6 +33,15 @@ fn bench_measures_every_mix_and_reports_consistent_rows() {
         );
         assert!(h > 0.0 && b > 0.0, "{row}");
         assert!((r - h / b).abs() < 1e-9, "ratio is not harness/bare: {row}");
+        // The C checker floor runs beside the one-job rows (a C compiler is on every machine
+        // that runs these tests: tests/repro_c.rs needs gcc too); not for the --jobs row.
+        if row["jobs"] == 1 {
+            let f = row["floor_per_s"].as_f64().unwrap_or_else(|| panic!("no floor: {row}\n{text}"));
+            assert!(f > 0.0, "{row}");
+            assert!((row["floor_ratio"].as_f64().unwrap() - h / f).abs() < 1e-9, "h/floor is not harness/floor: {row}");
+        } else {
+            assert!(row["floor_per_s"].is_null(), "{row}");
+        }
         assert_eq!(row["violations"], 0, "{row}");
         let mix = row["mix"].as_str().unwrap();
         assert!(text.contains(mix), "the table misses {mix}:\n{text}");
@@ -43,6 +52,8 @@ fn bench_measures_every_mix_and_reports_consistent_rows() {
     assert!(report["bare_jobs_speedup"].as_f64().unwrap() > 0.0);
     assert_eq!(report["placement"]["jobs"].as_array().unwrap().len(), 2, "{}", report["placement"]);
     assert!(text.contains("placement: bare loop"), "{text}");
+    assert!(text.contains("checker floor: CPU") || text.contains("checker floor: unpinned"), "{text}");
+    assert!(text.contains("h/floor"), "{text}");
     assert!(text.contains("speed-up on the random mix: harness"), "{text}");
     assert!(text.contains("executor 0 after the last mix: RSS"), "{text}");
 }

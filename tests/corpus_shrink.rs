@@ -46,7 +46,8 @@ fn replay_one(path: &Path, fault: bool) -> (i32, String) {
 
 #[test]
 fn save_failures_writes_minimized_files_that_replay_as_failing_with_the_hook() {
-    let dir = common::temp_dir("save-failures").join("found");
+    let tmp = common::temp_dir("save-failures");
+    let dir = tmp.join("found");
     let d = dir.to_str().expect("utf-8 path");
     let out = common::run(&[
         "run",
@@ -91,7 +92,8 @@ fn save_failures_writes_minimized_files_that_replay_as_failing_with_the_hook() {
 
 #[test]
 fn save_failures_without_failures_writes_nothing() {
-    let dir = common::temp_dir("save-nothing").join("found");
+    let tmp = common::temp_dir("save-nothing");
+    let dir = tmp.join("found");
     let out = common::run(&["run", "--cases", "50", "--seed", "3", "--save-failures", dir.to_str().expect("utf-8")]);
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");

@@ -90,7 +90,7 @@ fn run_args(report: &str, extra: &[&str]) -> Vec<String> {
 /// A directory every uid can write (the report of a run as uid 65534 or another uid goes there).
 fn open_dir(tag: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = common::temp_dir(tag);
+    let dir = common::temp_dir(tag).keep();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
     dir
 }

@@ -154,7 +154,7 @@ fn by_name<'a>(tests: &'a [KtapTest], name: &str) -> &'a KtapTest {
     tests.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no test {name}"))
 }
 
-// ---------------------------------------------------------------- XML checker
+// ---------------------------------------------------------------- XML (roxmltree)
 
 #[derive(Debug, Default)]
 struct Element {
@@ -173,146 +173,24 @@ impl Element {
     }
 }
 
-fn xml_char_ok(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
-}
-
-fn unescape(s: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find(['&', '<']) {
-        out.push_str(&rest[..i]);
-        if rest[i..].starts_with('<') {
-            return Err(format!("raw `<` in {s:?}"));
-        }
-        let end = rest[i..].find(';').ok_or_else(|| format!("unterminated entity in {s:?}"))? + i;
-        let ent = &rest[i + 1..end];
-        out.push(match ent {
-            "amp" => '&',
-            "lt" => '<',
-            "gt" => '>',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(h) = ent.strip_prefix("#x") {
-                    u32::from_str_radix(h, 16).ok()
-                } else {
-                    ent.strip_prefix('#').and_then(|d| d.parse().ok())
-                };
-                code.and_then(char::from_u32)
-                    .filter(|c| xml_char_ok(*c))
-                    .ok_or_else(|| format!("bad entity &{ent};"))?
-            }
-        });
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    if let Some(c) = out.chars().find(|c| !xml_char_ok(*c)) {
-        return Err(format!("character {c:?} is not allowed in XML"));
-    }
-    Ok(out)
-}
-
-fn is_name(s: &str) -> bool {
-    let mut cs = s.chars();
-    cs.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && cs.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-}
-
-fn parse_tag(tag: &str) -> Result<(Element, bool), String> {
-    let (tag, empty) = match tag.strip_suffix('/') {
-        Some(t) => (t, true),
-        None => (tag, false),
-    };
-    let name_end = tag.find(char::is_whitespace).unwrap_or(tag.len());
-    let mut el = Element { name: tag[..name_end].to_string(), ..Element::default() };
-    if !is_name(&el.name) {
-        return Err(format!("bad element name {:?}", el.name));
-    }
-    let mut rest = tag[name_end..].trim_start();
-    while !rest.is_empty() {
-        let eq = rest.find('=').ok_or_else(|| format!("attribute without value in <{tag}>"))?;
-        let key = rest[..eq].trim();
-        if !is_name(key) {
-            return Err(format!("bad attribute name {key:?}"));
-        }
-        let after = rest[eq + 1..].trim_start();
-        let q = after.chars().next().filter(|c| *c == '"' || *c == '\'').ok_or("unquoted attribute")?;
-        let close = after[1..].find(q).ok_or("unterminated attribute")? + 1;
-        let value = unescape(&after[1..close])?;
-        if el.attrs.insert(key.to_string(), value).is_some() {
-            return Err(format!("duplicate attribute {key}"));
-        }
-        let next = &after[close + 1..];
-        if !next.is_empty() && !next.starts_with(char::is_whitespace) {
-            return Err(format!("attributes not separated in <{tag}>"));
-        }
-        rest = next.trim_start();
-    }
-    Ok((el, empty))
-}
-
-/// Checks XML 1.0 well-formedness (the subset a report uses: prolog, elements,
-/// attributes, text, entity and character references, comments) and returns the root.
+/// Parses a report with roxmltree (a conforming XML 1.0 parser: well-formedness, entity and
+/// character references, the characters XML allows, one root) and copies it into an owned
+/// tree. The XML declaration the reports write is required.
 fn parse_xml(doc: &str) -> Result<Element, String> {
-    let rest = doc.strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>").ok_or("missing XML declaration")?;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root = None;
-    let mut i = 0;
-    let b = rest;
-    while i < b.len() {
-        let lt = b[i..].find('<').map_or(b.len(), |p| p + i);
-        let text = unescape(&b[i..lt])?;
-        if text.contains("]]>") {
-            return Err("`]]>` in text".into());
-        }
-        match stack.last_mut() {
-            Some(top) => top.text.push_str(&text),
-            None if !text.trim().is_empty() => {
-                return Err(format!("text outside the root: {text:?}"));
-            }
-            None => {}
-        }
-        if lt == b.len() {
-            break;
-        }
-        if b[lt..].starts_with("<!--") {
-            let end = b[lt..].find("-->").ok_or("unterminated comment")? + lt;
-            i = end + 3;
-            continue;
-        }
-        let gt = b[lt..].find('>').ok_or("unterminated tag")? + lt;
-        let tag = &b[lt + 1..gt];
-        i = gt + 1;
-        if let Some(name) = tag.strip_prefix('/') {
-            let el = stack.pop().ok_or_else(|| format!("stray </{name}>"))?;
-            if el.name != name.trim() {
-                return Err(format!("</{name}> closes <{}>", el.name));
-            }
-            match stack.last_mut() {
-                Some(parent) => parent.children.push(el),
-                None if root.is_none() => root = Some(el),
-                None => return Err("two root elements".into()),
-            }
-            continue;
-        }
-        let (el, empty) = parse_tag(tag)?;
-        if stack.is_empty() && root.is_some() {
-            return Err("two root elements".into());
-        }
-        if empty {
-            match stack.last_mut() {
-                Some(parent) => parent.children.push(el),
-                None => root = Some(el),
-            }
-        } else {
-            stack.push(el);
-        }
+    if !doc.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>") {
+        return Err("missing XML declaration".into());
     }
-    if let Some(open) = stack.last() {
-        return Err(format!("<{}> is never closed", open.name));
+    let parsed = roxmltree::Document::parse(doc).map_err(|e| e.to_string())?;
+    Ok(owned(parsed.root_element()))
+}
+
+fn owned(node: roxmltree::Node<'_, '_>) -> Element {
+    Element {
+        name: node.tag_name().name().to_string(),
+        attrs: node.attributes().map(|a| (a.name().to_string(), a.value().to_string())).collect(),
+        children: node.children().filter(roxmltree::Node::is_element).map(owned).collect(),
+        text: node.children().filter(roxmltree::Node::is_text).filter_map(|c| c.text()).collect(),
     }
-    root.ok_or_else(|| "no root element".into())
 }
 
 /// Checks the JUnit shape: one suite whose counts match its test cases.

@@ -120,7 +120,8 @@ fn executors_are_pinned_to_distinct_free_cpus_unless_told_not_to() {
 
 /// Runs `run` with UNSHARE_FUZZ_NS_OBSERVER set (or not) and returns its report.
 fn run_with_observer(tag: &str, observer: Option<&str>) -> Value {
-    let path = common::temp_dir(tag).join("report.json");
+    let tmp = common::temp_dir(tag);
+    let path = tmp.join("report.json");
     let mut cmd = std::process::Command::new(common::binary());
     cmd.args(["run", "--cases", "400", "--seed", "12", "--json", path.to_str().unwrap()]);
     match observer {

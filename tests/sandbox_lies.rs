@@ -63,7 +63,8 @@ fn confine() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let dir = common::temp_dir("sandbox-lies-confine");
+            // Built once for all the tests of this binary: kept.
+            let dir = common::temp_dir("sandbox-lies-confine").keep();
             let out = dir.join("confine");
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/confine.c");
             let gcc = Command::new("gcc")

@@ -16,12 +16,48 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(binary()).args(args).output().expect("start unshare-fuzz")
 }
 
-/// A fresh temporary directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("unshare-fuzz-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh temporary directory under the system temp dir, with a unique name (tempfile), mode
+/// 0755 as `mkdir` makes it (runs as other uids read what is in it), removed when the value is
+/// dropped. It dereferences to its path.
+pub fn temp_dir(tag: &str) -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("unshare-fuzz-test-{tag}-"))
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir()
+        .expect("create temp dir");
+    TempDir(dir)
+}
+
+/// A temporary directory of a test: removed on drop.
+#[derive(Debug)]
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    /// Keeps the directory after the test (for a value that outlives it, such as a built tool
+    /// shared by the tests of a binary).
+    pub fn keep(self) -> PathBuf {
+        self.0.keep()
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
 }
 
 /// True when the tests run as root.

@@ -1,0 +1,252 @@
+/* The checker floor of one fuzz case: what the harness's case child must do at the least to
+ * check a single unshare, in C, with nothing of the harness around it. Per flag word: fork;
+ * the child observes its state (the same system calls as `snapshot` in src/exec/child.rs),
+ * calls unshare(word), observes again and _exits; the parent waits. No setup, no records, no
+ * pipe, no IPC with a harness, no judging. `unshare-fuzz bench` runs it beside the harness
+ * and the bare fork + unshare + wait loop (harness/floor: what the harness costs beyond the
+ * checks themselves).
+ *
+ * One observation, as the case child makes it:
+ *   namespaces, --ns pidfd: pidfd_open(getpid()), then per namespace (10) ioctl
+ *     PIDFD_GET_<NS>_NAMESPACE, fstat and close, and close the pidfd (Linux 6.11+; the parent
+ *     holds its own ten namespaces open, as the executor does);
+ *   namespaces, --ns links: open /proc/self/ns, readlinkat of each of the 10 links, close;
+ *   the rest: getpid; getuid, getgid, geteuid, getegid; capget; open /proc/self/task,
+ *     getdents64 until the end, close (thread count); umask twice; stat(".").
+ *
+ * Usage: checker-floor [--cpu N] [--ns pidfd|links] [--sandbox] < words
+ * Reads hex flag words from stdin, one per line, runs each once in order, prints
+ * "floor: N cases in NANOS ns" on stdout. --cpu pins the process (and so its children) to CPU
+ * N. --sandbox first enters fresh mount, UTS, IPC, net and pid namespaces (as root) and runs
+ * the loop as their pid 1, as the executor does; it is said on stderr when that fails.
+ *
+ * Build: cc -O2 -o checker-floor scripts/bench/checker-floor.c
+ * unshare is called as syscall(SYS_unshare, (unsigned long)flags), never glibc's int unshare().
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_WORDS 1000000
+#define NS 10
+
+static const char *ns_names[NS] = { "cgroup", "ipc", "mnt", "net", "pid",
+				    "pid_for_children", "time", "time_for_children", "user", "uts" };
+
+/* What the child keeps of an observation (the case child writes it to a record). */
+struct snap {
+	unsigned long long ns[NS];
+	int ns_err[NS];
+	pid_t pid;
+	unsigned ids[4];
+	unsigned cap_eff[2];
+	int threads;
+	unsigned umask;
+	unsigned long long cwd[2];
+};
+
+static int use_pidfd = 1;
+
+static unsigned long long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (unsigned long long)t.tv_sec * 1000000000ull + t.tv_nsec;
+}
+
+static unsigned long long link_inode(const char *text, ssize_t n)
+{
+	unsigned long long v = 0;
+	ssize_t i = 0;
+	while (i < n && text[i] != '[')
+		i++;
+	for (i++; i < n && text[i] >= '0' && text[i] <= '9'; i++)
+		v = v * 10 + (text[i] - '0');
+	return v;
+}
+
+static void namespaces(struct snap *s)
+{
+	if (use_pidfd) {
+		int pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+		for (int i = 0; i < NS; i++) {
+			int fd = pidfd < 0 ? -1 : ioctl(pidfd, (0xFF << 8) | (i + 1), 0);
+			struct stat st;
+			if (fd >= 0 && fstat(fd, &st) == 0) {
+				s->ns[i] = st.st_ino;
+				s->ns_err[i] = 0;
+			} else {
+				s->ns_err[i] = 1;
+			}
+			if (fd >= 0)
+				close(fd);
+		}
+		if (pidfd >= 0)
+			close(pidfd);
+	} else {
+		int dir = open("/proc/self/ns", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		for (int i = 0; i < NS; i++) {
+			char buf[64];
+			ssize_t n = dir < 0 ? -1 : readlinkat(dir, ns_names[i], buf, sizeof(buf));
+			s->ns[i] = n > 0 ? link_inode(buf, n) : 0;
+			s->ns_err[i] = n <= 0;
+		}
+		if (dir >= 0)
+			close(dir);
+	}
+}
+
+static int count_tasks(void)
+{
+	char buf[512];
+	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC), count = 0;
+	long n;
+	if (fd < 0)
+		return -1;
+	while ((n = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
+		for (long off = 0; off + 19 < n;) {
+			unsigned short reclen;
+			memcpy(&reclen, buf + off + 16, 2);
+			const char *name = buf + off + 19;
+			if (!(name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))))
+				count++;
+			if (reclen == 0)
+				break;
+			off += reclen;
+		}
+	}
+	close(fd);
+	return count;
+}
+
+static void snapshot(struct snap *s)
+{
+	namespaces(s);
+	s->pid = getpid();
+	s->ids[0] = getuid();
+	s->ids[1] = getgid();
+	s->ids[2] = geteuid();
+	s->ids[3] = getegid();
+	struct { unsigned version; int pid; } header = { 0x20080522, 0 };
+	struct { unsigned effective, permitted, inheritable; } data[2];
+	if (syscall(SYS_capget, &header, data) == 0) {
+		s->cap_eff[0] = data[0].effective;
+		s->cap_eff[1] = data[1].effective;
+	}
+	s->threads = count_tasks();
+	s->umask = umask(0);
+	umask(s->umask);
+	struct stat st;
+	if (stat(".", &st) == 0) {
+		s->cwd[0] = st.st_dev;
+		s->cwd[1] = st.st_ino;
+	}
+}
+
+static unsigned long long words[MAX_WORDS];
+
+static int run_loop(int n)
+{
+	/* As the executor: hold our own namespaces open, so nsfs keeps their dentries. */
+	if (use_pidfd)
+		for (int i = 0; i < NS; i++) {
+			char path[64];
+			snprintf(path, sizeof(path), "/proc/self/ns/%s", ns_names[i]);
+			open(path, O_RDONLY | O_CLOEXEC);
+		}
+	unsigned long long start = now_ns();
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("checker-floor: fork");
+			return 2;
+		}
+		if (pid == 0) {
+			static struct snap before, after;
+			snapshot(&before);
+			syscall(SYS_unshare, (unsigned long)words[i]);
+			snapshot(&after);
+			/* Keep the observations alive (the case child sends them). */
+			__asm__ volatile("" : : "r"(&before), "r"(&after) : "memory");
+			_exit(0);
+		}
+		int status;
+		if (waitpid(pid, &status, 0) != pid) {
+			perror("checker-floor: waitpid");
+			return 2;
+		}
+	}
+	printf("floor: %d cases in %llu ns\n", n, now_ns() - start);
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int cpu = -1, sandbox = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--cpu") && i + 1 < argc) {
+			cpu = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--ns") && i + 1 < argc) {
+			use_pidfd = !strcmp(argv[++i], "pidfd");
+		} else if (!strcmp(argv[i], "--sandbox")) {
+			sandbox = 1;
+		} else {
+			fprintf(stderr, "usage: checker-floor [--cpu N] [--ns pidfd|links] [--sandbox] < words\n");
+			return 2;
+		}
+	}
+	char line[256];
+	int n = 0;
+	while (n < MAX_WORDS && fgets(line, sizeof(line), stdin)) {
+		char *end;
+		unsigned long long w = strtoull(line, &end, 0);
+		if (end != line)
+			words[n++] = w;
+	}
+	if (n == 0) {
+		fprintf(stderr, "checker-floor: no flag words on stdin (one hex word per line)\n");
+		return 2;
+	}
+	if (cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) != 0)
+			perror("checker-floor: sched_setaffinity (running unpinned)");
+	}
+	if (!sandbox)
+		return run_loop(n);
+	if (syscall(SYS_unshare, (unsigned long)(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+						  CLONE_NEWPID)) != 0 ||
+	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		perror("checker-floor: cannot enter a sandbox (running without)");
+		return run_loop(n);
+	}
+	pid_t init = fork();
+	if (init < 0) {
+		perror("checker-floor: fork");
+		return 2;
+	}
+	if (init == 0) {
+		/* pid 1 of the new pid namespace, with its own /proc, as the executor. */
+		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+			perror("checker-floor: mount /proc (the host's stays)");
+		fflush(stdout);
+		_exit(run_loop(n));
+	}
+	int status;
+	if (waitpid(init, &status, 0) != init || !WIFEXITED(status))
+		return 2;
+	return WEXITSTATUS(status);
+}
