@@ -89,7 +89,8 @@ pub struct Room {
 impl Room {
     /// The kernel refused with ENOSPC: a depth or count limit was reached after `made`.
     pub fn limit_reached(&self) -> bool {
-        self.stopped_by == Some(libc::ENOSPC)
+        // EUSERS: the depth limit's errno before Linux 4.9, and gVisor's.
+        matches!(self.stopped_by, Some(libc::ENOSPC | libc::EUSERS))
     }
 
     /// The probe stopped short of its cap because of a limit (ENOSPC) or because it ran out of

@@ -155,7 +155,16 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     }
     let mount_ns_new = !not_new.iter().any(|(k, _)| *k == Kind::Mnt);
     if mount_ns_new || throwaway {
-        notes.extend(make_root_private().map_err(EnterError::Failed)?);
+        match make_root_private() {
+            Ok(note) => notes.extend(note),
+            // A throwaway kernel (gVisor) may have no mount propagation at all: its whole mount
+            // table is disposable, so the sandbox goes on without making / private.
+            Err(e) if throwaway => notes.push(format!(
+                "no mount propagation control ({}): / left as it is, on a throwaway kernel",
+                e.trim_start_matches("cannot build the outer sandbox: ")
+            )),
+            Err(e) => return Err(EnterError::Failed(e)),
+        }
         if let Some(shared) = verify::shared_mounts() {
             let finding = format!(
                 "/ is not private: after mount(\"/\", MS_REC|MS_PRIVATE) {shared} is still shared, so a mount made \
