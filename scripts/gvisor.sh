@@ -19,6 +19,7 @@ usage: scripts/gvisor.sh [options]
   --save-limit N     failures shrunk by run --save-failures per version (default: 16)
   --pick-limit N     further distinct differences shrunk with minimize (default: 40)
   --timeout SECONDS  wall-clock limit per version (default: 1500)
+  --install-only     only install the runsc versions (exit 0) or say why not (exit 2)
   -h, --help         this text
 
 Writes into DIR/<version>/: report.txt (human), report.ktap, report.json (`run --json`),
@@ -35,7 +36,7 @@ die() { echo "gvisor.sh: error: $*" >&2; exit 2; }
 log() { echo "gvisor.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CASES=300 SEED=17 OUT="" RUNSC="" VERSION=both BINARY="" SAVE_LIMIT=16 PICK_LIMIT=40 TIMEOUT=1500
+CASES=300 SEED=17 OUT="" RUNSC="" VERSION=both BINARY="" SAVE_LIMIT=16 PICK_LIMIT=40 TIMEOUT=1500 INSTALL_ONLY=0
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/gvisor"
 
 while [ $# -gt 0 ]; do
@@ -50,6 +51,7 @@ while [ $# -gt 0 ]; do
         --save-limit) SAVE_LIMIT=${2?--save-limit needs a value}; shift 2 ;;
         --pick-limit) PICK_LIMIT=${2?--pick-limit needs a value}; shift 2 ;;
         --timeout) TIMEOUT=${2?--timeout needs a value}; shift 2 ;;
+        --install-only) INSTALL_ONLY=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $1" ;;
     esac
@@ -59,9 +61,11 @@ case "$VERSION" in 2022) VERSIONS=(2022) ;; 2024) VERSIONS=(2024) ;; both) VERSI
 case "$CASES$SEED$SAVE_LIMIT$PICK_LIMIT$TIMEOUT" in *[!0-9]*) die "--cases, --seed, --save-limit and --timeout take numbers" ;; esac
 [ -n "$RUNSC" ] && [ "$VERSION" = both ] && die "--runsc names one binary: give --version 2022 or 2024 too"
 [ "$(id -u)" = 0 ] || die "runsc do needs root"
-: "${OUT:=$ROOT/target/gvisor/$(date -u +%Y%m%dT%H%M%SZ)}"
-mkdir -p "$OUT" || die "cannot create $OUT"
-OUT=$(cd "$OUT" && pwd)
+if [ "$INSTALL_ONLY" = 0 ]; then
+    : "${OUT:=$ROOT/target/gvisor/$(date -u +%Y%m%dT%H%M%SZ)}"
+    mkdir -p "$OUT" || die "cannot create $OUT"
+    OUT=$(cd "$OUT" && pwd)
+fi
 
 # ------------------------------------------------------------------ runsc
 #
@@ -132,7 +136,7 @@ runsc_for() {
     echo "$bin"
 }
 
-if [ "${GVISOR_SH_INSTALL_ONLY:-0}" = 1 ]; then
+if [ "$INSTALL_ONLY" = 1 ]; then
     for v in "${VERSIONS[@]}"; do runsc_for "$v" || exit 2; done
     exit 0
 fi

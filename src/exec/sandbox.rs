@@ -195,9 +195,15 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     } else {
         notes.push("hostname left alone (the UTS namespace is not new)".into());
     }
-    match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
-        Ok(()) => notes.push("own /proc".into()),
-        Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
+    if !mount_ns_new {
+        // Only on a throwaway kernel: a new /proc would land in the harness's own mount
+        // namespace, where /proc/self then names no process of a later harness command.
+        notes.push("host /proc kept (the mount namespace is not new: a new /proc would replace everyone's)".into());
+    } else {
+        match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
+            Ok(()) => notes.push("own /proc".into()),
+            Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
+        }
     }
     notes.push(format!("executor is pid {} of the sandbox", sys::getpid()));
     let _ = sys::chdir(c"/");
