@@ -175,9 +175,10 @@ run_version() {
                 "$UF" --throwaway-kernel minimize "$f" -o $D/failures/$(basename "$f") >> $D/minimize.txt 2>&1
             done
         fi
-        for f in $D/failures/*.json; do
+        for f in $D/failures/*.json $D/pick/*.json; do
             [ -e "$f" ] || continue
             b=$(basename "$f" .json)
+            case "$f" in */pick/*) b=found-$b ;; esac
             "$UF" --throwaway-kernel repro "$f" > $D/reproducers/$b.c 2>> $D/stderr.txt || rm -f $D/reproducers/$b.c
         done
         tar -C $D -cf - .'
@@ -205,7 +206,9 @@ check_reproducers() {
         bin=${c%.c}
         gcc -O1 -o "$bin" "$c" -pthread 2> "$bin.gcc.txt" || { echo gcc-failed > "$bin.status"; continue; }
         state=$(mktemp -d "${TMPDIR:-/tmp}/gvisor-sh.XXXXXX") || continue
-        timeout 120 "$runsc" --root="$state" --network=none --platform=ptrace do "$bin" > "$bin.out" 2>&1
+        # gVisor is the throwaway kernel: the reproducer's sandbox goes on where / cannot be made private.
+        timeout 120 env UNSHARE_FUZZ_THROWAWAY_KERNEL=1 "$runsc" --root="$state" --network=none --platform=ptrace \
+            do "$bin" > "$bin.out" 2>&1
         echo $? > "$bin.status"
         rm -rf "$state"
     done

@@ -72,8 +72,37 @@ def pick(d, limit):
         name = f"{inv}-pick{n:02d}"
         with open(os.path.join(d, "pick", name + ".json"), "w") as fh:
             json.dump({"format": 1, "title": f"gVisor difference: {key}"[:200], "case": first["case"]}, fh, indent=2)
+        with open(os.path.join(d, "pick", name + ".class"), "w") as fh:
+            fh.write(key)
         n += 1
     print(n)
+
+
+def found_cases(d):
+    """class key -> (pick file, case, first violation detail) for the cases as found."""
+    out = {}
+    try:
+        report = json.load(open(os.path.join(d, "report.json")))
+    except (OSError, ValueError):
+        return out
+    classes = report_classes(report)
+    for path in sorted(glob.glob(os.path.join(d, "pick", "*.class"))):
+        key = open(path).read()
+        if key in classes:
+            first = classes[key][1]
+            out[key] = (path[: -len(".class")] + ".json", first["case"], first["violations"][0].get("detail", ""))
+    return out
+
+
+def reproducer_cell(d, rc):
+    if not os.path.exists(rc):
+        return "-"
+    st = ""
+    try:
+        st = open(rc[: -len(".c")] + ".status").read().strip()
+    except OSError:
+        pass
+    return f"`{os.path.relpath(rc, os.path.dirname(d))}` (exit {st})"
 
 
 def case_text(case):
@@ -148,7 +177,16 @@ def table(out, versions):
             count = classes.get(k, (0, None))[0]
             f = files.get(k)
             if f is None:
-                row += [str(count), "(not shrunk)" if count else "-", "-", "-", "-"]
+                found = found_cases(d).get(k)
+                if found is None or not count:
+                    row += [str(count), "(not shrunk)" if count else "-", "-", "-", "-"]
+                    continue
+                path, case, detail = found
+                base = os.path.splitext(os.path.basename(path))[0]
+                rc = os.path.join(d, "reproducers", "found-" + base + ".c")
+                repro = reproducer_cell(d, rc)
+                row += [str(count), f"`{cell(case_text(case))}` (as found: shrinking it led to another difference; "
+                        f"`{os.path.relpath(path, os.path.dirname(d))}`)", "see detail", cell(detail), repro]
                 continue
             steps = f["steps"]
             linux = "; ".join(f"step {i}: {want}" for i, _s, _got, want in steps) or f["detail"]
