@@ -119,6 +119,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         call_probes: Default::default(),
         sandbox_violations: Vec::new(),
         resources: Default::default(),
+        no_chroot_tree: info.no_chroot_tree.clone(),
     };
     (env.pidns_level, env.userns_depth) = env.headroom.levels();
     let restricted = info.seccomp.0 != 0 || userns_lsm_rule().is_some();

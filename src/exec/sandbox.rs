@@ -34,6 +34,8 @@ pub struct SandboxInfo {
     pub host_chrooted: Option<bool>,
     /// `Seccomp:` and `Seccomp_filters:` of /proc/self/status before entering.
     pub seccomp: (u32, u32),
+    /// Why the chroot tree could not be prepared, if it could not.
+    pub no_chroot_tree: Option<String>,
     /// Namespaces that unshare reported as made but that are not new (only on a kernel declared
     /// a throwaway; otherwise [`enter`] refuses): one line each, naming [`SANDBOX_INVARIANT`].
     pub violations: Vec<String>,
@@ -110,6 +112,7 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
         host_chrooted: host_chrooted(),
         seccomp: seccomp(),
         violations: Vec::new(),
+        no_chroot_tree: None,
     };
     let mut flags = bits::NEWNS | bits::NEWUTS | bits::NEWIPC | bits::NEWNET | bits::NEWPID;
     if user_ns {
@@ -209,7 +212,10 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     let _ = sys::chdir(c"/");
     match prepare_chroot_tree() {
         Ok(()) => notes.push("chroot tree on a private tmpfs at /tmp".into()),
-        Err(e) => notes.push(format!("no chroot tree ({e}): chroot setups will fail as broken")),
+        Err(e) => {
+            notes.push(format!("no chroot tree ({e}): cases that chroot into it are skipped"));
+            info.no_chroot_tree = Some(e);
+        }
     }
     notes.push("every namespace checked to be new before anything was written".into());
     info.description = notes.join(", ");
