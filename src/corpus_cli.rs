@@ -226,7 +226,20 @@ macro_rules! outln {
 /// Resolves `--kernel-profile` (a name or `auto`) and says on stderr which model runs.
 pub fn profile_named(name: &str) -> anyhow::Result<&'static KernelProfile> {
     let release = unshare_fuzz::sys::kernel_release();
-    let (profile, note) = profile::resolve(name, &release).map_err(anyhow::Error::msg)?;
+    let (profile, note) = match unshare_fuzz::sys::foreign_kernel() {
+        // A Linux-compatible kernel is judged against Linux: its claimed release says nothing
+        // of the semantics it implements.
+        Some((kernel, tell)) if name == "auto" => {
+            let p: &'static KernelProfile = &profile::RELEASE_PROFILES[0];
+            let note = format!(
+                "the kernel is not Linux but {kernel} ({tell}); its claimed release {release} is ignored and it is \
+                 judged against the newest Linux model, {} ({}); --kernel-profile NAME chooses another",
+                p.name, p.describes
+            );
+            (p, Some(note))
+        }
+        _ => profile::resolve(name, &release).map_err(anyhow::Error::msg)?,
+    };
     eprintln!("model: {} for kernel {release}{}", profile.name, if name == "auto" { " (auto)" } else { "" });
     if let Some(note) = note {
         eprintln!("model: NOTE: {note}");

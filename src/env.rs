@@ -74,6 +74,10 @@ pub struct Environment {
     /// root, as measured by the executor (`exec::limits`); unmeasured in older reports.
     #[serde(default)]
     pub resources: crate::resources::Resources,
+    /// Why the sandbox has no chroot tree (`/tmp/uf-chroot` with /proc bound inside), when it
+    /// has none (gVisor 2022 cannot bind-mount /proc): cases that chroot into it are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_chroot_tree: Option<String>,
 }
 
 /// Room for more namespaces of one kind, measured by creating them.
@@ -89,7 +93,8 @@ pub struct Room {
 impl Room {
     /// The kernel refused with ENOSPC: a depth or count limit was reached after `made`.
     pub fn limit_reached(&self) -> bool {
-        self.stopped_by == Some(libc::ENOSPC)
+        // EUSERS: the depth limit's errno before Linux 4.9, and gVisor's.
+        matches!(self.stopped_by, Some(libc::ENOSPC | libc::EUSERS))
     }
 
     /// The probe stopped short of its cap because of a limit (ENOSPC) or because it ran out of
@@ -258,6 +263,7 @@ impl Environment {
             call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL) },
             sandbox_violations: vec![],
             resources: crate::resources::Resources::default(),
+            no_chroot_tree: None,
         }
     }
 }

@@ -214,7 +214,9 @@ fn link_problems(ctx: &StepCtx) -> Vec<String> {
     let alive = alive_inodes(ctx);
     let mut problems = Vec::new();
     let mut fresh_seen: Vec<u64> = Vec::new();
-    for link in NsLink::ALL {
+    // A link left out of ns_links is missing or does not name namespaces reliably here
+    // (exec::probe); its readings say nothing.
+    for link in NsLink::ALL.into_iter().filter(|l| ctx.env.has_link(*l)) {
         let (was, now) = (ctx.before.link(link), after.link(link));
         match ctx.expected.links[link.index()] {
             LinkExpect::Unchanged if was != now => {
@@ -441,7 +443,8 @@ fn sysvsem_undo_detached(ctx: &StepCtx) -> Option<Result<(), String>> {
     {
         return None;
     }
-    let mut problems = kcmp_problems(ctx, &[4], false);
+    // Without kcmp (probed at start) only the semaphore's value is judged.
+    let mut problems = if ctx.env.kcmp { kcmp_problems(ctx, &[4], false) } else { Vec::new() };
     let got = ctx.observed.after.semval;
     let ok = match ctx.expected.semval {
         SemExpect::NoSemaphore => got.is_none(),

@@ -235,7 +235,7 @@ fn user_rooms() -> (Option<Room>, Option<Room>) {
     };
     let nested = start(NESTED_MAX);
     let count = nested.and_then(|first| {
-        if first.stopped_by != Some(libc::ENOSPC) || first.made == 0 {
+        if !first.limit_reached() || first.made == 0 {
             return Some(first);
         }
         let cap = 2 * (first.made + USER_EXTRA_PER_CASE);

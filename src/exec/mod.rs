@@ -53,6 +53,20 @@ static THROWAWAY_KERNEL: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// as a violation and the cases still run (see [`sandbox::THROWAWAY_VAR`]).
 pub fn declare_throwaway_kernel() {
     THROWAWAY_KERNEL.store(true, std::sync::atomic::Ordering::Relaxed);
+    // On a throwaway kernel whose unshare(NEWNS) is not new (gVisor 2022), the first executor's
+    // /proc and /tmp mounts land in the harness's own mount namespace, where /proc/self/exe then
+    // names nothing: the binary's path is resolved now, while /proc is still the harness's.
+    let _ = own_exe();
+}
+
+/// The running binary's path, resolved once (see [`declare_throwaway_kernel`]).
+fn own_exe() -> Result<std::path::PathBuf, std::io::Error> {
+    static EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    if let Some(p) = EXE.get() {
+        return Ok(p.clone());
+    }
+    let p = std::env::current_exe()?;
+    Ok(EXE.get_or_init(|| p).clone())
 }
 
 /// Harness-side failures of the executor (never kernel errnos).
@@ -198,8 +212,7 @@ impl Executor {
     /// # Errors
     /// As [`Executor::spawn`].
     pub fn spawn_self(extra_args: &[String]) -> Result<Executor, ExecError> {
-        let exe =
-            std::env::current_exe().map_err(|cause| ExecError::Spawn { binary: "/proc/self/exe".into(), cause })?;
+        let exe = own_exe().map_err(|cause| ExecError::Spawn { binary: "/proc/self/exe".into(), cause })?;
         Executor::spawn(&exe, extra_args)
     }
 

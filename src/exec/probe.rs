@@ -75,10 +75,12 @@ pub fn ns_observer() -> NsObserver {
 /// Builds the environment description.
 pub fn environment(info: &SandboxInfo) -> Environment {
     let ns_observer = ns_observer();
-    let ns_links: Vec<NsLink> = NsLink::ALL
+    let present: Vec<NsLink> = NsLink::ALL
         .into_iter()
         .filter(|l| std::path::Path::new(&format!("/proc/self/ns/{}", l.file_name())).exists())
         .collect();
+    let untrusted = untrusted_links(ns_observer, &present);
+    let ns_links: Vec<NsLink> = present.iter().copied().filter(|l| !untrusted.contains(l)).collect();
     let max_namespaces: BTreeMap<String, u64> = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
         .iter()
         .filter_map(|k| read_u64(&format!("/proc/sys/user/max_{k}_namespaces")).map(|v| (k.to_string(), v)))
@@ -98,7 +100,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         sandbox: info.description.clone(),
         sandbox_user_ns: info.user_ns,
         baseline: own_snapshot(ns_observer),
-        cap_last_cap: read_u64("/proc/sys/kernel/cap_last_cap").unwrap_or(40) as u32,
+        cap_last_cap: read_u64("/proc/sys/kernel/cap_last_cap").map_or_else(cap_last_from_bounding_set, |v| v as u32),
         overflow_uid: read_u64("/proc/sys/kernel/overflowuid").unwrap_or(65534) as u32,
         overflow_gid: read_u64("/proc/sys/kernel/overflowgid").unwrap_or(65534) as u32,
         userns_depth: None,
@@ -117,12 +119,57 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         call_probes: Default::default(),
         sandbox_violations: Vec::new(),
         resources: Default::default(),
+        no_chroot_tree: info.no_chroot_tree.clone(),
     };
     (env.pidns_level, env.userns_depth) = env.headroom.levels();
     let restricted = info.seccomp.0 != 0 || userns_lsm_rule().is_some();
     env.call_probes = super::call_probe::probe(restricted);
     env.restrictions = restrictions(&env, info);
+    if !untrusted.is_empty() {
+        let names: Vec<String> = untrusted.iter().map(|l| l.to_string()).collect();
+        env.restrictions.push(format!(
+            "the namespace links {} do not name namespaces reliably here (a child in the same namespaces read other \
+             ids than the executor): the checks of those links' ids are off; the kernel's results are still judged",
+            names.join(", ")
+        ));
+    }
     env
+}
+
+/// The links of `present` that do not name namespaces reliably: a case child that changed
+/// nothing (`unshare(0)`) must read every link exactly as the executor does, twice. On Linux
+/// they always agree; gVisor 2022 gives a child in the same network namespace another `net:[N]`.
+fn untrusted_links(ns_observer: NsObserver, present: &[NsLink]) -> Vec<NsLink> {
+    let own = own_snapshot(ns_observer);
+    let probe = Case::unshare(&[0]);
+    let timeout = Duration::from_secs(5);
+    let mut untrusted = Vec::new();
+    for _ in 0..2 {
+        let plan = super::plan::Plan { ns_observer, ..Default::default() };
+        let ran = crate::sys::ParentOnlyBuf::new(watch::MAX_REPORT).and_then(|mut raw| {
+            watch::run_one(&probe, plan, timeout, &mut raw)
+                .map(|run| super::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
+        });
+        let Ok(Outcome::Completed { trace }) = ran else { continue };
+        for link in present.iter().copied() {
+            if trace.before.link(link) != own.link(link) && !untrusted.contains(&link) {
+                untrusted.push(link);
+            }
+        }
+    }
+    untrusted
+}
+
+/// Without /proc/sys/kernel/cap_last_cap (gVisor 2022): the highest bit of the bounding set
+/// (`CapBnd:` of /proc/self/status), else 40.
+fn cap_last_from_bounding_set() -> u32 {
+    read_text("/proc/self/status")
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("CapBnd:"))?;
+            u64::from_str_radix(line.trim_start_matches("CapBnd:").trim(), 16).ok()
+        })
+        .filter(|b| *b != 0)
+        .map_or(40, |b| 63 - b.leading_zeros())
 }
 
 /// An LSM or distribution rule that may refuse user namespaces, as a note.
@@ -181,6 +228,12 @@ fn headroom_notes(env: &Environment) -> Vec<String> {
 
 fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
     let mut notes = Vec::new();
+    if let Some((kernel, tell)) = sys::foreign_kernel() {
+        notes.push(format!(
+            "the kernel is not Linux but {kernel} ({tell}): it is judged against Linux (the newest Linux model \
+             unless --kernel-profile says otherwise), so every violation is a way it differs from Linux"
+        ));
+    }
     if info.seccomp.0 == 2 {
         notes.push(format!(
             "a seccomp filter is installed ({} filter(s)): unshare may be filtered, and results describe the kernel as filtered",

@@ -34,6 +34,8 @@ pub struct SandboxInfo {
     pub host_chrooted: Option<bool>,
     /// `Seccomp:` and `Seccomp_filters:` of /proc/self/status before entering.
     pub seccomp: (u32, u32),
+    /// Why the chroot tree could not be prepared, if it could not.
+    pub no_chroot_tree: Option<String>,
     /// Namespaces that unshare reported as made but that are not new (only on a kernel declared
     /// a throwaway; otherwise [`enter`] refuses): one line each, naming [`SANDBOX_INVARIANT`].
     pub violations: Vec<String>,
@@ -112,6 +114,7 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
         host_chrooted: host_chrooted(),
         seccomp: seccomp(),
         violations: Vec::new(),
+        no_chroot_tree: None,
     };
     let mut flags = bits::NEWNS | bits::NEWUTS | bits::NEWIPC | bits::NEWNET | bits::NEWPID;
     if user_ns {
@@ -157,7 +160,16 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     }
     let mount_ns_new = !not_new.iter().any(|(k, _)| *k == Kind::Mnt);
     if mount_ns_new || throwaway {
-        notes.extend(make_root_private().map_err(EnterError::Failed)?);
+        match make_root_private() {
+            Ok(note) => notes.extend(note),
+            // A throwaway kernel (gVisor) may have no mount propagation at all: its whole mount
+            // table is disposable, so the sandbox goes on without making / private.
+            Err(e) if throwaway => notes.push(format!(
+                "no mount propagation control ({}): / left as it is, on a throwaway kernel",
+                e.trim_start_matches("cannot build the outer sandbox: ")
+            )),
+            Err(e) => return Err(EnterError::Failed(e)),
+        }
         if let Some(shared) = verify::shared_mounts() {
             let finding = format!(
                 "/ is not private: after mount(\"/\", MS_REC|MS_PRIVATE) {shared} is still shared, so a mount made \
@@ -188,15 +200,24 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     } else {
         notes.push("hostname left alone (the UTS namespace is not new)".into());
     }
-    match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
-        Ok(()) => notes.push("own /proc".into()),
-        Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
+    if !mount_ns_new {
+        // Only on a throwaway kernel: a new /proc would land in the harness's own mount
+        // namespace, where /proc/self then names no process of a later harness command.
+        notes.push("host /proc kept (the mount namespace is not new: a new /proc would replace everyone's)".into());
+    } else {
+        match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
+            Ok(()) => notes.push("own /proc".into()),
+            Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
+        }
     }
     notes.push(format!("executor is pid {} of the sandbox", sys::getpid()));
     let _ = sys::chdir(c"/");
     match prepare_chroot_tree() {
         Ok(()) => notes.push("chroot tree on a private tmpfs at /tmp".into()),
-        Err(e) => notes.push(format!("no chroot tree ({e}): chroot setups will fail as broken")),
+        Err(e) => {
+            notes.push(format!("no chroot tree ({e}): cases that chroot into it are skipped"));
+            info.no_chroot_tree = Some(e);
+        }
     }
     notes.push("every namespace checked to be new before anything was written".into());
     info.description = notes.join(", ");

@@ -127,19 +127,35 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
     drop(wr);
     // Also set the group from this side, so a kill before the child's own setpgid still works.
     let _ = sys::setpgid(pid, pid);
-    let pidfd = sys::pidfd_open(pid)?;
+    // Without pidfd_open (ENOSYS: gVisor, Linux before 5.3) the exit is polled with WNOHANG.
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => Some(fd),
+        Err(Errno::ENOSYS) => None,
+        Err(e) => return Err(e),
+    };
     sys::set_nonblocking_fresh(rd.as_raw_fd())?;
     let deadline = Instant::now() + timeout;
     // Wait for the child's exit only: its records stay in the pipe (a few KiB, far below
     // the pipe's capacity) and are read once, afterwards, so the child's run is not
     // interrupted by a wake-up of this process per record.
     let mut timed_out = false;
+    let mut reaped = None;
+    let mut nap = Duration::from_micros(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             timed_out = true;
             break;
         }
+        let Some(pidfd) = &pidfd else {
+            if let Some((_, s)) = sys::waitpid(pid, libc::WNOHANG)? {
+                reaped = Some(s);
+                break;
+            }
+            std::thread::sleep(nap.min(left));
+            nap = (nap * 2).min(Duration::from_millis(2));
+            continue;
+        };
         let mut fds = [libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
         match sys::poll(&mut fds, left.as_millis().clamp(1, i32::MAX as u128) as i32) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -153,7 +169,10 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
     if timed_out {
         kill_group(pid);
     }
-    let status = sys::waitpid(pid, 0)?.map_or(0, |(_, s)| s);
+    let status = match reaped {
+        Some(s) => s,
+        None => sys::waitpid(pid, 0)?.map_or(0, |(_, s)| s),
+    };
     let start = out.len();
     drain(rd.as_raw_fd(), out, start);
     // Anything the case started and left behind goes now.

@@ -44,7 +44,30 @@ impl Ctx<'_> {
 
     /// `bit` asks for a namespace type this kernel does not have.
     pub(crate) fn missing(&self, bit: u64, link: NsLink) -> bool {
-        self.has(bit) && !self.env.has_link(link)
+        self.has(bit) && !ns_type_present(self.env, link)
+    }
+}
+
+/// The kernel has the namespace type of `link`: its `/proc/self/ns` link exists (and names
+/// namespaces reliably), or the start-up headroom probe made one such namespace. A kernel may
+/// implement a type without showing its link (gVisor 2022 has no `mnt`, `uts`, `ipc` links), and
+/// a link that does not name namespaces reliably is left out of `ns_links`; on Linux a missing
+/// link means the type is configured out, and the probe's unshare then fails with EINVAL.
+pub fn ns_type_present(env: &Environment, link: NsLink) -> bool {
+    if env.has_link(link) {
+        return true;
+    }
+    let h = &env.headroom;
+    let made = |r: Option<crate::env::Room>| r.is_some_and(|r| r.made > 0);
+    match link {
+        NsLink::User => made(h.user_nested),
+        NsLink::Pid | NsLink::PidForChildren => made(h.pid_nested),
+        NsLink::Mnt => made(h.flat.get("mnt").copied()),
+        NsLink::Uts => made(h.flat.get("uts").copied()),
+        NsLink::Ipc => made(h.flat.get("ipc").copied()),
+        NsLink::Net => made(h.flat.get("net").copied()),
+        NsLink::Cgroup => made(h.flat.get("cgroup").copied()),
+        NsLink::Time | NsLink::TimeForChildren => made(h.flat.get("time").copied()),
     }
 }
 

@@ -281,6 +281,12 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
     if let Err(reason) = resources::fits(env, case) {
         return Prediction::Skip { reason };
     }
+    if let Some(why) = &env.no_chroot_tree {
+        let subdir = |s: &Step| matches!(s, Step::Chroot(crate::case::Chroot::Subdir));
+        if case.setup.chroot == Some(crate::case::Chroot::Subdir) || case.steps.iter().any(subdir) {
+            return Prediction::Skip { reason: format!("the sandbox has no chroot tree ({why})") };
+        }
+    }
     if let Some(reason) = limits::setup_reason(profile, env, &case.setup) {
         return Prediction::Skip { reason };
     }

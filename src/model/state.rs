@@ -283,7 +283,7 @@ impl CallerState {
             if u32::from(target) < level {
                 return Err(format!("the executor is already at pid-namespace level {level}, above {target}"));
             }
-            if !env.has_link(NsLink::PidForChildren) {
+            if !super::checks::ns_type_present(env, NsLink::PidForChildren) {
                 return Err("this kernel has no pid namespaces".into());
             }
             self.pid_level = Some(u32::from(target));
@@ -302,6 +302,12 @@ impl CallerState {
             }
         }
         if let Some(t) = setup.limit_zero {
+            if env.max_namespaces(t.name()).is_none() {
+                return Err(format!(
+                    "this kernel has no /proc/sys/user/max_{}_namespaces, so that limit cannot be set to 0",
+                    t.name()
+                ));
+            }
             self.enter_mapped_userns(env, 1)?;
             self.limits_zero.push(t);
         }
@@ -326,7 +332,7 @@ impl CallerState {
     }
 
     fn enter_mapped_userns(&mut self, env: &Environment, levels: u32) -> Result<(), String> {
-        if !env.has_link(NsLink::User) {
+        if !super::checks::ns_type_present(env, NsLink::User) {
             return Err("this kernel has no user namespaces".into());
         }
         if self.chrooted {

@@ -353,7 +353,8 @@ static ssize_t read_file(const char *path, char *buf, size_t len)
 static const char *write_id_maps(unsigned uid, unsigned gid)
 {
 	char line[64];
-	if (write_file("/proc/self/setgroups", "deny") != 0)
+	/* No setgroups file (ENOENT: Linux before 3.19, gVisor): nothing to deny, as in the harness. */
+	if (write_file("/proc/self/setgroups", "deny") != 0 && errno != ENOENT)
 		return "write /proc/self/setgroups";
 	snprintf(line, sizeof(line), "0 %u 1\n", uid);
 	if (write_file("/proc/self/uid_map", line) != 0)
@@ -1697,8 +1698,15 @@ static int enter_sandbox_and_run(const struct repro_case *c)
 		}
 	}
 	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-		printf("BROKEN: cannot make / private in the sandbox: %s\n", strerror(errno));
-		return 2;
+		/* As the harness (exec/sandbox.rs): a throwaway kernel (gVisor 2022 has no mount
+		 * propagation, EINVAL) is disposable as a whole, so the run goes on there. */
+		const char *t = getenv("UNSHARE_FUZZ_THROWAWAY_KERNEL");
+		if (!t || strcmp(t, "1") != 0) {
+			printf("BROKEN: cannot make / private in the sandbox: %s (on a throwaway kernel, "
+			       "UNSHARE_FUZZ_THROWAWAY_KERNEL=1 goes on)\n", strerror(errno));
+			return 2;
+		}
+		printf("note: / not made private (%s), on a throwaway kernel\n", strerror(errno));
 	}
 	if (sethostname("unshare-fuzz-sandbox", 20) != 0)
 		printf("note: sethostname in the sandbox failed: %s\n", strerror(errno));

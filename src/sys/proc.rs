@@ -96,7 +96,11 @@ pub fn map_line(buf: &mut [u8; 40], inside: u32, outside: u32, count: u32) -> &[
 /// calling process (just after unshare(NEWUSER)).
 pub fn write_id_maps(inside: u32, uid_outside: u32, gid_outside: u32) -> Result<(), (&'static CStr, Errno)> {
     let mut buf = [0u8; 40];
-    write_file(c"/proc/self/setgroups", b"deny").map_err(|e| (c"/proc/self/setgroups", e))?;
+    // No setgroups file (ENOENT) is a kernel without it (Linux before 3.19, gVisor): nothing to deny.
+    match write_file(c"/proc/self/setgroups", b"deny") {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err((c"/proc/self/setgroups", e)),
+    }
     write_file(c"/proc/self/uid_map", map_line(&mut buf, inside, uid_outside, 1))
         .map_err(|e| (c"/proc/self/uid_map", e))?;
     write_file(c"/proc/self/gid_map", map_line(&mut buf, inside, gid_outside, 1))
