@@ -26,6 +26,10 @@ fn known_violations_do_not_fail_a_run_new_ones_do_and_diff_lists_them() {
     let (a, b, c) = (dir.join("a.json"), dir.join("b.json"), dir.join("c.json"));
     let (code, report_a, text) = run_json(&a, "unknown-bits-succeed", None);
     assert_eq!(code & 1, 1, "the injected fault must give violations: {text}");
+    // Every probed contract fact is in the report, with its value and the rule it switched.
+    let facts = report_a["probed_facts"].as_array().unwrap();
+    assert_eq!(facts.len(), 4, "{facts:?}");
+    assert!(facts.iter().all(|f| f["value"].is_string() && f["rule"].is_string()), "{facts:?}");
     let known = report_a["tally"]["invariants"]["unknown-bits-einval"]["violated"].as_u64().unwrap();
     assert!(known > 0, "{text}");
 
