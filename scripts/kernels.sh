@@ -33,6 +33,14 @@ usage: scripts/kernels.sh [options]
                      (default: strip --strip-debug; symbols are kept)
   --refresh          refresh the kernel package indexes even if they are recent
   --no-install       do not apt-get install anything; fail if tools are missing
+  --all              every distinct Debian cloud kernel image (package=version) that the
+                     private apt's suites offer (bullseye, bullseye-security, bookworm,
+                     bookworm-security, bookworm-backports, trixie, trixie-security,
+                     trixie-backports, sid, experimental, -rc kernels included), plus the
+                     newest generic linux-image-*-amd64 of trixie for comparison; default
+                     args run,--cases,300,--seed,50,--format,ktap (seed 50 reaches the
+                     pre-fix NEWNS failure at case 24; 90+ kernels must fit in an
+                     hour of TCG), timeout 600
   --list             only resolve and fetch the kernels, print them, and exit
   -h, --help         this text
 
@@ -47,7 +55,7 @@ log() { echo "kernels.sh: $*" >&2; }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 KERNELS="" ARGS="" TIMEOUT="" OUT="" QUICK=0 BINARY="" JOBS="" APPEND="" GZIP=0
-REFRESH=0 INSTALL=1 LIST_ONLY=0 USE_VMLINUZ=0 STRIP=1
+REFRESH=0 INSTALL=1 LIST_ONLY=0 USE_VMLINUZ=0 STRIP=1 ALL=0
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kernels"
 
 while [ $# -gt 0 ]; do
@@ -67,11 +75,16 @@ while [ $# -gt 0 ]; do
         --refresh) REFRESH=1; shift ;;
         --no-install) INSTALL=0; shift ;;
         --list) LIST_ONLY=1; shift ;;
+        --all) ALL=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $1" ;;
     esac
 done
 
+if [ "$ALL" = 1 ]; then
+    [ -z "$KERNELS" ] || die "--all and --kernels exclude each other"
+    : "${ARGS:=run,--cases,300,--seed,50,--format,ktap}" "${TIMEOUT:=600}"
+fi
 if [ "$QUICK" = 1 ]; then
     : "${KERNELS:=6.12}" "${ARGS:=run,--cases,50,--format,ktap}" "${TIMEOUT:=300}"
 fi
@@ -239,6 +252,29 @@ resolve_kernel() {
         }
 }
 
+# resolve_all -> prints "PACKAGE VERSION SUITE" for every distinct cloud kernel image of every
+# suite, then the newest generic (non-cloud) amd64 kernel of trixie (its suite says "generic").
+resolve_all() {
+    local re='^linux-image-[0-9][^ ]*-cloud-amd64$' cands
+    cands=$(apt-cache "${APT_OPTS[@]}" search --names-only "$re" | awk '{print $1}' | grep -E "$re" || true)
+    [ -n "$cands" ] || { echo "no cloud kernel package found" >&2; return 1; }
+    # madison: "PKG | VERSION | URL SUITE/main amd64 Packages"
+    # shellcheck disable=SC2086
+    apt-cache "${APT_OPTS[@]}" madison $cands \
+        | awk -F'|' '{gsub(/ /,"",$1); gsub(/ /,"",$2); split($3, a, " "); sub(/\/.*/, "", a[2]); print $1, $2, a[2]}' \
+        | sort -u -k1,2 | sort -k2,2V
+    local gre='^linux-image-[0-9][^ ]*-amd64$' gen best
+    gen=$(apt-cache "${APT_OPTS[@]}" search --names-only "$gre" | awk '{print $1}' | grep -E "$gre" \
+        | grep -v -e '-cloud-' -e '-rt-' -e '-dbg' -e 'unsigned' || true)
+    [ -n "$gen" ] || return 0
+    # shellcheck disable=SC2086
+    best=$(apt-cache "${APT_OPTS[@]}" madison $gen \
+        | awk -F'|' '{gsub(/ /,"",$1); gsub(/ /,"",$2); split($3, a, " "); sub(/\/.*/, "", a[2]); print $1, $2, a[2]}' \
+        | awk '$3 == "trixie" || $3 == "trixie-security"' | sort -k2,2V | tail -n1)
+    [ -n "$best" ] && echo "${best% *} generic"
+    return 0
+}
+
 # extract_vmlinux VMLINUZ OUT: finds the compressed payload in a bzImage (the
 # way the kernel's scripts/extract-vmlinux does) and writes the ELF vmlinux.
 extract_vmlinux() {
@@ -382,10 +418,29 @@ main() {
     setup_private_apt
     refresh_private_apt
 
-    local label pkg ver vmlinuz name
+    local label pkg ver vmlinuz name suite
     NAMES=()
     declare -gA KPATH=() KPKG=() KLABEL=()
+    if [ "$ALL" = 1 ]; then
+        local all
+        all=$(resolve_all) || die "cannot list the Debian kernels"
+        log "--all: $(echo "$all" | wc -l) kernel images"
+        while read -r pkg ver suite; do
+            [ -n "$pkg" ] || continue
+            if ! vmlinuz=$(fetch_kernel "$pkg" "$ver"); then
+                log "cannot fetch $pkg=$ver"; FAILED+=("$pkg=$ver (download failed)"); continue
+            fi
+            name=${ver%%-*}
+            [ "$suite" = generic ] && name+="-generic"
+            # The same upstream version built for two suites (a backport): both are booted.
+            [ -n "${KPATH[$name]:-}" ] && name+="-$suite"
+            [ -n "${KPATH[$name]:-}" ] && continue
+            NAMES+=("$name"); KPATH[$name]=$vmlinuz; KPKG[$name]="$pkg=$ver"; KLABEL[$name]=$suite
+            log "kernel $suite -> $pkg=$ver"
+        done <<<"$all"
+    fi
     for label in $KERNELS; do
+        [ "$ALL" = 1 ] && break
         local resolved
         if ! resolved=$(resolve_kernel "$label"); then
             log "cannot resolve kernel '$label'"; FAILED+=("$label (not found)"); continue

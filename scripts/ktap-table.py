@@ -39,6 +39,10 @@ _RESULT = re.compile(
 _PLAN = re.compile(r"^\s*1\.\.(\d+)\s*(?:#.*)?$")
 _EXIT = re.compile(r"#\s*guest-exit:\s*(?P<status>.*?)\s*$")
 _BAIL = re.compile(r"^\s*Bail out!", re.IGNORECASE)
+# Diagnostics of unshare-fuzz reports: the model, the probed facts and the known bugs.
+_MODEL = re.compile(r"^#\s*unshare-fuzz .*\bmodel (?P<model>[^,\s]+)")
+_FACT = re.compile(r"^#\s*fact:\s*(?P<name>[^=]+?)\s*=\s*(?P<value>[^;]*);\s*(?P<rule>.*)$")
+_KNOWN = re.compile(r"^#\s*KNOWN BUG (?P<id>\S+): explains (?P<n>\d+) of (?P<m>\d+) failed cases")
 
 
 @dataclass
@@ -64,6 +68,9 @@ class Report:
     bailed_out: bool = False
     ignored_lines: int = 0
     error: str | None = None
+    model: str | None = None
+    facts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    known_bugs: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.tests.values() if t.status == status)
@@ -96,6 +103,14 @@ def parse(path: str) -> Report:
                 rep.version_seen = True
             continue
         if line.lstrip().startswith("#"):
+            if not line[0].isspace():
+                m_model, m_fact, m_known = _MODEL.match(line), _FACT.match(line), _KNOWN.match(line)
+                if m_model:
+                    rep.model = m_model.group("model")
+                elif m_fact:
+                    rep.facts[m_fact.group("name")] = (m_fact.group("value"), m_fact.group("rule"))
+                elif m_known:
+                    rep.known_bugs[m_known.group("id")] = (int(m_known.group("n")), int(m_known.group("m")))
             continue  # diagnostic
         if _BAIL.match(line):
             rep.bailed_out = True
@@ -223,13 +238,49 @@ def main(argv: list[str]) -> int:
     else:
         print("(no test results)")
 
+    # Probed facts (unshare-fuzz reports): kernel x fact, and the model each kernel started from.
+    fact_names: list[str] = []
+    for r in reports:
+        for name in r.facts:
+            if name not in fact_names:
+                fact_names.append(name)
+    if fact_names:
+        print()
+        print("== probed facts (value; the model follows it) ==")
+        rows = [["model (from the release)"] + [r.model or "-" for r in reports]]
+        for name in fact_names:
+            rows.append([name] + [r.facts.get(name, ("-", ""))[0] for r in reports])
+        print(render_table(["fact"] + kernels, rows))
+        switched = [f"  {r.kernel}: {name}: {rule}" for r in reports for name, (_, rule) in r.facts.items()
+                    if "switched from" in rule]
+        if switched:
+            print("rules switched by a probed fact:")
+            print("\n".join(switched))
+
+    def explanation(r: Report, status: str) -> str:
+        """Why kernel r differs: a known bug that explains every failed case, else a finding."""
+        if status != VIOLATED:
+            return ""
+        for bug, (n, m) in r.known_bugs.items():
+            if n == m:
+                return f"known bug {bug} (all {m} failed cases)"
+        return "FINDING"
+
     print()
     print("== differences between kernels ==")
     diffs = []
+    findings = 0
     for name in names:
         per = {r.kernel: status_of(r, name) for r in reports if not r.error}
         if len(set(per.values())) > 1:
-            detail = ", ".join(f"{k}: {v}" for k, v in per.items())
+            parts = []
+            for r in reports:
+                if r.error:
+                    continue
+                why = explanation(r, per[r.kernel])
+                findings += why == "FINDING"
+                parts.append(f"{r.kernel}: {per[r.kernel]}" + (f" [{why}]" if why else ""))
+            detail = ", ".join(parts)
             reasons = sorted({r.tests[name].reason for r in reports
                               if name in r.tests and r.tests[name].reason})
             if reasons:
@@ -239,8 +290,13 @@ def main(argv: list[str]) -> int:
         print("  (only one kernel)")
     elif diffs:
         print("\n".join(diffs))
+        print(f"  ({findings} unexplained: FINDING)" if findings else "  (every difference is a known bug)")
     else:
         print("  none")
+    if any(r.facts for r in reports):
+        facts_differ = [n for n in fact_names if len({r.facts.get(n, ("-", ""))[0] for r in reports}) > 1]
+        print(f"  probed facts that differ between kernels: {', '.join(facts_differ) if facts_differ else 'none'}"
+              " (the model follows them, so they change no verdict)")
 
     if any(r.error for r in reports):
         return 2

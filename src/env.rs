@@ -172,6 +172,9 @@ pub struct CallProbes {
     /// The errno of `clone3(NULL, 0)`: EINVAL where clone3 exists, ENOSYS where it is missing or
     /// filtered; `None` if not probed.
     pub clone3: Option<i32>,
+    /// Contract facts that changed between Linux versions, tested once (`crate::facts`).
+    #[serde(default)]
+    pub facts: crate::facts::ProbedFacts,
 }
 
 impl CallProbes {
@@ -260,7 +263,7 @@ impl Environment {
                     .collect(),
                 flat_cap: 16,
             },
-            call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL) },
+            call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL), facts: Default::default() },
             sandbox_violations: vec![],
             resources: crate::resources::Resources::default(),
             no_chroot_tree: None,

@@ -144,6 +144,7 @@ pub fn decoded_file(artifact: &Path, bytes: &[u8], case: &Case) -> CorpusFile {
         comments,
         origin: Some(Origin::Fuzz),
         seed: None,
+        profile: None,
         case: case.clone(),
         expected: expectations_of(&prediction),
     }

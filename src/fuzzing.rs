@@ -426,6 +426,7 @@ mod tests {
             comments: vec![],
             origin: None,
             seed: None,
+            profile: None,
             case: case.clone(),
             expected: None,
         };

@@ -9,6 +9,7 @@
 //! failures into it. Description ([`flags`], [`model`]) knows nothing
 //! of forking; the executor knows nothing of predictions or proptest.
 
+pub mod baseline;
 pub mod bench;
 pub mod case;
 pub mod check;
@@ -16,6 +17,7 @@ pub mod corpus;
 pub mod env;
 pub mod errno;
 pub mod exec;
+pub mod facts;
 pub mod fault;
 pub mod flag_table;
 pub mod flags;
@@ -26,6 +28,7 @@ pub mod model;
 pub mod ns;
 pub mod observe;
 pub mod report;
+pub mod report_diff;
 pub mod repro;
 pub mod resources;
 pub mod runner;

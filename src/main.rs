@@ -92,6 +92,15 @@ enum Command {
     },
     /// Show that the harness catches lying kernels and old kernel models, with no false alarm.
     Selftest(SelftestArgs),
+    /// What changed between two JSON reports (`run --json`): environment, probed kernel facts,
+    /// invariant verdicts, violations new in B and gone from A. Exit 1 if B has a violation A
+    /// did not have.
+    Diff {
+        /// The earlier report.
+        a: PathBuf,
+        /// The later report.
+        b: PathBuf,
+    },
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor(ExecutorArgs),
@@ -171,6 +180,11 @@ struct RunArgs {
     /// at least as many CPUs as executors) or `off` (several harnesses sharing a machine).
     #[arg(long, default_value = "auto")]
     pin: Pinning,
+    /// Known violations: an earlier JSON report, or a file `{"known": [{"invariant": ...,
+    /// "known_bug": ..., "case": ...}]}`. Violations it lists do not fail the run (exit bit 1);
+    /// any other one does. The reports say which were known.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -222,6 +236,7 @@ fn main() {
             0
         }
         Command::Run(args) => report_errors(run_command(args)),
+        Command::Diff { a, b } => report_errors(diff_command(&a, &b)),
         Command::Flags { markdown } => report_errors(flags_command(markdown)),
         Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),
         Command::Minimize(args) => report_errors(corpus_cli::minimize_command(args)),
@@ -411,6 +426,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &args.corpus.save_failures {
         corpus_cli::check_save_dir(dir)?;
     }
+    let baseline = args.baseline.as_deref().map(unshare_fuzz::baseline::Baseline::load).transpose()?;
     let seed = args.seed.unwrap_or_else(random_seed);
     corpus_cli::arm_interruption()?;
     let seed_line = format!("seed: {seed}  (repeat this run with --seed {seed})");
@@ -438,14 +454,29 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         }
         bar
     });
-    let report = runner::run(&config, progress_printer(bar.as_ref()))?;
+    let mut report = runner::run(&config, progress_printer(bar.as_ref()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Some(baseline) = &baseline {
+        baseline.apply(&mut report);
     }
     let code = deliver(&report, args.format, [args.json, args.ktap, args.junit])?;
     // Shrinking runs more cases: only after every report of the cases done is out.
     corpus_cli::save_failures(&config, &report, &args.corpus)?;
     Ok(code)
+}
+
+fn diff_command(a: &std::path::Path, b: &std::path::Path) -> anyhow::Result<i32> {
+    let read = |p: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a JSON report (write one with run --json)", p.display()))
+    };
+    let (ra, rb) = (read(a)?, read(b)?);
+    let (text, new) = unshare_fuzz::report_diff::diff(&a.display().to_string(), &ra, &b.display().to_string(), &rb);
+    corpus_cli::write_stdout(format_args!("{text}"));
+    Ok(i32::from(new))
 }
 
 /// Prints the report on stdout in `format` and writes the report files (`--json`, `--ktap`,

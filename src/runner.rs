@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::Serialize;
 
 use crate::case::Case;
-use crate::check::{CaseVerdict, Tally, Violation, judge};
+use crate::check::{CaseVerdict, Tally, Violation, judge, known};
 use crate::corpus::replay::FileResult;
 use crate::env::Environment;
 use crate::exec::phases::PhaseSummary;
@@ -84,6 +84,12 @@ pub struct FailedCase {
     /// The corpus file it came from (replay only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// The known kernel bug that explains every violation of the case (`check::known`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_bug: Option<&'static str>,
+    /// A baseline (`--baseline`) lists these violations as known: they do not fail the run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub baselined: bool,
 }
 
 /// The result of a run: the figures every report prints.
@@ -121,6 +127,9 @@ pub struct RunReport {
     /// not be started and whose cases ran on the main thread, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The baseline of known violations applied to the run (`--baseline`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::BaselineSummary>,
 }
 
 impl RunReport {
@@ -129,6 +138,10 @@ impl RunReport {
     /// nothing); ORed, so 3 is a violation plus one of those.
     pub fn exit_code(&self) -> i32 {
         let mut code = self.tally.exit_code();
+        // With a baseline, only violations it does not list fail the run.
+        if self.baseline.as_ref().is_some_and(|b| b.new_violations == 0) {
+            code &= !1;
+        }
         if self.interrupted.is_some() || self.tally.reached_syscall == 0 {
             code |= 2;
         }
@@ -218,7 +231,7 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
             if let Some(fault) = config.fault {
                 fault.apply(case, &mut outcome);
             }
-            let verdict = judge(executor.environment(), case, &prediction, &outcome);
+            let verdict = judge_labelled(config.profile, executor.environment(), case, &prediction, &outcome);
             Ok(done(Some(outcome), verdict))
         }
         Err(e @ (ExecError::Died(_) | ExecError::Hung { .. })) => {
@@ -231,6 +244,19 @@ pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) ->
         }
         Err(e) => Err(e),
     }
+}
+
+/// [`judge`], then the known bug that explains the violations, if any ([`known::label`]).
+pub fn judge_labelled(
+    profile: &KernelProfile,
+    env: &crate::env::Environment,
+    case: &Case,
+    prediction: &Prediction,
+    outcome: &Outcome,
+) -> CaseVerdict {
+    let mut verdict = judge(env, case, prediction, outcome);
+    known::label(profile, env, case, outcome, &mut verdict);
+    verdict
 }
 
 /// The broken reason for the case an executor was running when it died or stopped
@@ -386,7 +412,8 @@ impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
                 if let Some(fault) = self.config.fault {
                     fault.apply(case, &mut outcome);
                 }
-                (self.emit)(i, judge(self.executor.environment(), case, &prediction, &outcome));
+                let env = self.executor.environment();
+                (self.emit)(i, judge_labelled(self.config.profile, env, case, &prediction, &outcome));
             }
             Err(ExecError::Protocol(why)) => {
                 (self.emit)(i, CaseVerdict::broken(format!("executor refused the case: {why}")))
@@ -565,6 +592,8 @@ fn run_planned(
                 case: cases[i].clone(),
                 violations: verdict.violations,
                 file: None,
+                known_bug: verdict.known_bug,
+                baselined: false,
             });
         }
     }
@@ -587,6 +616,7 @@ fn run_planned(
         corpus_files: None,
         interrupted,
         notes,
+        baseline: None,
     })
 }
 

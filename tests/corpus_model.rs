@@ -1,6 +1,6 @@
 //! The corpus against the model alone: every file loads, and every file's
 //! `expected` equals what the model predicts on the spec's reference machine
-//! (Linux 6.18 as root). No executor and no fork, so this runs anywhere,
+//! (Linux 6.18 as root, or the kernel profile the file names). No executor and no fork, so this runs anywhere,
 //! including where unshare is filtered. Also checks that the seed corpus keeps
 //! covering the spec rows it was written for.
 
@@ -34,7 +34,12 @@ fn mismatches(file: &CorpusFile) -> Vec<String> {
     let Some(expected) = &file.expected else {
         return vec!["no `expected`".into()];
     };
-    let steps = match predict(&LINUX_6_18, &Environment::reference(), &file.case) {
+    // A file may pin another kernel's behaviour (`"profile"`, e.g. corpus/pre-fix).
+    let profile = match &file.profile {
+        Some(name) => unshare_fuzz::model::profile::resolve(name, "").expect("validated at load").0,
+        None => &LINUX_6_18,
+    };
+    let steps = match predict(profile, &Environment::reference(), &file.case) {
         Prediction::Steps { steps, .. } => steps,
         Prediction::Skip { reason } => return vec![format!("the model skips it: {reason}")],
     };

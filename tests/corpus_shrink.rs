@@ -108,6 +108,7 @@ fn write_case(dir: &Path, name: &str, case: Case, expected: &str) -> PathBuf {
         comments: vec!["spec §5.1: bits 32..63 -> EINVAL".into()],
         origin: Some(Origin::Manual),
         seed: None,
+        profile: None,
         case,
         expected: Some(serde_json::from_str(expected).expect("expected")),
     };

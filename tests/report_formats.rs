@@ -287,6 +287,8 @@ fn synthetic() -> RunReport {
             index,
             case: errno_case.clone(),
             violations: vec![violation("errno-matches-model", &errno_case, Some(0), HOSTILE)],
+            known_bug: None,
+            baselined: false,
         });
     }
     let timeout_case = Case::unshare(&[0x2000_0000]);
@@ -300,6 +302,8 @@ fn synthetic() -> RunReport {
             None,
             "timeout: still running after 5000 ms, killed with its process group",
         )],
+        known_bug: None,
+        baselined: false,
     });
     set(&mut tally, "errno-matches-model", 300, 25, &[]);
     set(&mut tally, "case-completes", 100, 1, &[]);
@@ -332,6 +336,7 @@ fn synthetic() -> RunReport {
         corpus_files: None,
         interrupted: None,
         notes: Vec::new(),
+        baseline: None,
     }
 }
 

@@ -202,7 +202,44 @@ fn failure_changes_nothing(ctx: &StepCtx) -> Option<Result<(), String>> {
     if ctx.observed.result.is_success() || ctx.expected.clone3.as_ref().is_some_and(|c| c.undo_list_made) {
         return None;
     }
+    if ctx.expected.root_detached {
+        return Some(only_root_detached(ctx));
+    }
     Some(unchanged(ctx))
+}
+
+/// A failed NEWNS call on a kernel without the unshare_fs fix (spec §6 M12) changes nothing but
+/// the caller's root and cwd, which now lie on a detached copy of the mount tree. When the
+/// copy's mounts were not locked, nothing is mounted below that root any more: every link the
+/// model says so reads its errno (ENOENT: /proc is an empty directory there), and the thread
+/// count, read from /proc/self/task, can no longer be read (ENOENT). Everything else, cwd's
+/// (dev, ino) included, must be as before.
+fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
+    let after = &ctx.observed.after;
+    let mut want = ctx.before.clone();
+    for link in NsLink::ALL {
+        if let LinkExpect::Unreadable(e) = ctx.expected.links[link.index()] {
+            want.ns[link.index()] = NsValue::Error(e);
+        }
+    }
+    let mut problems = Vec::new();
+    if ctx.expected.proc_visible {
+        // The copy's mounts were locked and stay attached to the detached root: /proc is there.
+    } else if after.threads_error == Some(Errno::ENOENT) {
+        (want.threads, want.threads_error) = (after.threads, after.threads_error);
+    } else if after.threads_error.is_none() {
+        problems.push(format!(
+            "/proc/self/task should be gone with the detached root, but {} threads were read",
+            after.threads
+        ));
+        want.threads = after.threads;
+    }
+    problems.extend(state_diff(&want, after));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("a failed NEWNS should only detach root and cwd (spec §6 M12): {}", problems.join(", ")))
+    }
 }
 
 fn alive_inodes(ctx: &StepCtx) -> Vec<u64> {

@@ -4,6 +4,7 @@
 use super::*;
 use crate::case::Case;
 use crate::errno::{CallResult, Errno};
+use crate::flags::RawFlags;
 use crate::model::{predict, profile::LINUX_6_18};
 use crate::ns::NsLink;
 use crate::observe::{NsValue, Snapshot};
@@ -14,9 +15,14 @@ fn env() -> Environment {
 
 /// An observation that does exactly what the model says (built from the prediction).
 fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
+    honest_on(&LINUX_6_18, env, case)
+}
+
+/// As [`honest`], for the kernel `profile` describes.
+fn honest_on(profile: &crate::model::KernelProfile, env: &Environment, case: &Case) -> (Prediction, Outcome) {
     use crate::model::{KcmpExpect, LinkExpect, PidExpect, SemExpect};
     use crate::observe::{IntOrErrno, SiblingView};
-    let prediction = predict(&LINUX_6_18, env, case);
+    let prediction = predict(profile, env, case);
     let Prediction::Steps { steps, final_probe } = &prediction else { panic!("skip") };
     let kcmp = |k: KcmpExpect| match k {
         KcmpExpect::Same => IntOrErrno::Value(0),
@@ -57,6 +63,10 @@ fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
             PidExpect::One => 1,
         };
         after.threads = e.threads;
+        if !e.proc_visible {
+            // /proc/self/task cannot be reached any more.
+            (after.threads, after.threads_error) = (0, Some(Errno::ENOENT));
+        }
         after.semval = match e.semval {
             SemExpect::NoSemaphore => None,
             SemExpect::Value(v) => Some(IntOrErrno::Value(v)),
@@ -358,4 +368,74 @@ fn a_setup_stopped_by_a_measured_limit_is_skipped_else_broken() {
     let v = judge(&limited_env(), &case, &prediction, &outcome);
     assert!(v.broken.is_none(), "{:?}", v.broken);
     assert!(v.case_skipped.as_deref().unwrap().contains("ran out of file descriptors under RLIMIT_NOFILE 24"));
+}
+
+/// Debian's 5.10.223 (no unshare_fs backport) as the without-fix variant describes it: judged
+/// against current Linux its violations are labelled as that known bug; judged against the
+/// variant it passes; one more lie on top of it is not the known bug.
+#[test]
+fn a_kernel_without_the_unshare_fs_fix_is_named_as_that_known_bug() {
+    use crate::case::{Privilege, Setup};
+    use crate::flags::bits::*;
+    use crate::model::profile::{LINUX_5_10, resolve};
+    let env = env();
+    let nofix = resolve("linux-5.10-without-unshare-fs-fix", "").unwrap().0;
+    let level_32 = Setup { pidns_level: Some(32), privilege: Privilege::Root, ..Setup::default() };
+    let cases = [
+        Case {
+            setup: level_32.clone(),
+            steps: vec![Step::Unshare(RawFlags(NEWNS | NEWPID)), Step::Unshare(RawFlags(NEWUTS | NEWUSER))],
+        },
+        Case {
+            setup: level_32,
+            steps: vec![
+                Step::Unshare(RawFlags(NEWNS | NEWPID | NEWUSER | NEWNET)),
+                Step::Chroot(crate::case::Chroot::Root),
+                Step::Unshare(RawFlags(NEWUTS | NEWUSER | NEWNET)),
+            ],
+        },
+    ];
+    for case in &cases {
+        let (on_nofix, outcome) = honest_on(nofix, &env, case);
+        let v = judge(&env, case, &on_nofix, &outcome);
+        assert!(v.violations.is_empty(), "{case}: the variant must describe its own kernel: {:?}", v.violations);
+        let mut v = judge(&env, case, &predict(&LINUX_5_10, &env, case), &outcome);
+        assert!(ids(&v).contains(&"errno-matches-model"), "{case}: {:?}", ids(&v));
+        known::label(&LINUX_5_10, &env, case, &outcome, &mut v);
+        assert_eq!(v.known_bug, Some(known::UNSHARE_FS_FIX_MISSING.id), "{case}");
+        // The variant itself labels nothing: its violations are not that bug's.
+        let mut again = judge(&env, case, &on_nofix, &outcome);
+        known::label(nofix, &env, case, &outcome, &mut again);
+        assert_eq!(again.known_bug, None);
+    }
+    // One lie more (the failed call also changed the uts namespace): no label.
+    let case = &cases[0];
+    let (_, mut outcome) = honest_on(nofix, &env, case);
+    let Outcome::Completed { trace } = &mut outcome else { unreachable!() };
+    trace.steps[1].result = CallResult::Success;
+    let mut v = judge(&env, case, &predict(&LINUX_5_10, &env, case), &outcome);
+    assert!(v.failed());
+    known::label(&LINUX_5_10, &env, case, &outcome, &mut v);
+    assert_eq!(v.known_bug, None, "a case the variant does not explain keeps no label");
+}
+
+/// The detached root of the variant is judged, not skipped: a failed NEWNS that left the links
+/// readable where the variant says they are gone is a violation of failure-changes-nothing.
+#[test]
+fn a_detached_root_is_judged_exactly() {
+    use crate::case::{Privilege, Setup};
+    use crate::flags::bits::*;
+    let env = env();
+    let nofix = crate::model::profile::resolve("linux-5.10-without-unshare-fs-fix", "").unwrap().0;
+    let case = Case {
+        setup: Setup { pidns_level: Some(32), privilege: Privilege::Root, ..Setup::default() },
+        steps: vec![Step::Unshare(RawFlags(NEWNS | NEWPID))],
+    };
+    let (p, mut o) = honest_on(nofix, &env, &case);
+    let v = judge(&env, &case, &p, &o);
+    assert_eq!(v.held.get("failure-changes-nothing"), Some(&1), "{:?}", v.skipped);
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
+    trace.steps[0].after.ns = trace.before.ns;
+    let v = judge(&env, &case, &p, &o);
+    assert_eq!(ids(&v), vec!["failure-changes-nothing"]);
 }

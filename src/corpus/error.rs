@@ -87,6 +87,14 @@ pub enum Problem {
         /// Every known id, comma separated.
         known: String,
     },
+    /// A `profile` that names no kernel profile (or `auto`, which names none in particular).
+    #[error(
+        "unknown kernel profile {name:?} (expected a profile name such as linux-6.18, or one followed by -without-unshare-fs-fix)"
+    )]
+    UnknownProfile {
+        /// The name as written.
+        name: String,
+    },
     /// An `expected` rule whose errno contradicts the `result` next to it.
     #[error("step {step}: rule {rule:?} gives {gives}, but `result` says {result} (expected them to agree)")]
     RuleResult {

@@ -100,6 +100,11 @@ pub struct CorpusFile {
     /// The generator seed of the run that found it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The kernel profile whose behaviour `expected` pins (default: `linux-6.18`, the spec's
+    /// machine), e.g. `linux-5.10-without-unshare-fs-fix` for a behaviour of kernels without
+    /// a fix. On a kernel the running model describes otherwise, the expectations are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// The case itself, in [`Case`]'s serde form.
     pub case: Case,
     /// What each step must do (one entry per step), if pinned.
@@ -174,6 +179,11 @@ fn validate(text: &str, file: &CorpusFile) -> Result<(), Invalid> {
             crate::case::CaseError::Setup { field, .. } => field,
         };
         return Err(at_key(text, key, Problem::Case(e)));
+    }
+    if let Some(name) = &file.profile
+        && (name.starts_with("auto") || crate::model::profile::resolve(name, "").is_err())
+    {
+        return Err(at_key(text, "profile", Problem::UnknownProfile { name: name.clone() }));
     }
     let Some(expected) = &file.expected else {
         return Ok(());

@@ -105,9 +105,23 @@ pub fn replay_file(executor: &mut Executor, config: &RunConfig, file: &CorpusFil
     let mut executed = runner::execute_case(executor, config, &case)?;
     if let Some(expected) = &file.expected {
         // The files' expectations describe the spec's machine: Linux 6.18 (the linux-6.18
-        // profile) as root. Another profile's differing prediction is a skip, not a drift.
-        let reference = predict(&crate::model::profile::LINUX_6_18, &Environment::reference(), &case);
-        if let Some(check) = check_expected(expected, &executed.prediction, &reference, executed.outcome.as_ref()) {
+        // profile, or the file's own `profile`) as root. Another profile's differing prediction is a skip, not a drift.
+        let profile = match &file.profile {
+            // Validated at load.
+            Some(name) => crate::model::profile::resolve(name, "").map_or(&crate::model::profile::LINUX_6_18, |p| p.0),
+            None => &crate::model::profile::LINUX_6_18,
+        };
+        let reference = predict(profile, &Environment::reference(), &case);
+        if let Some(mut check) = check_expected(expected, &executed.prediction, &reference, executed.outcome.as_ref()) {
+            if let (crate::check::expected::ExpectedCheck::Skipped(why), true) =
+                (&check, !std::ptr::eq(profile, &crate::model::profile::LINUX_6_18))
+                && profile.name != config.profile.name
+            {
+                check = crate::check::expected::ExpectedCheck::Skipped(format!(
+                    "the file pins the behaviour of {} and the model here is {}: {why}",
+                    profile.name, config.profile.name
+                ));
+            }
             record(check, &mut executed.verdict);
         }
     }
@@ -206,6 +220,8 @@ impl<F: FnMut(&FileResult)> InOrder<'_, F> {
                 case,
                 violations: r.verdict.violations,
                 file: Some(r.name),
+                known_bug: r.verdict.known_bug,
+                baselined: false,
             });
         }
     }
@@ -324,5 +340,6 @@ pub fn replay(
         corpus_files: Some(results),
         interrupted,
         notes,
+        baseline: None,
     })
 }

@@ -154,6 +154,7 @@ pub fn minimize_case(
         comments,
         origin: None,
         seed: None,
+        profile: None,
         case: shrunk.case.clone(),
         expected: expectations_of(&last.prediction),
     };

@@ -14,6 +14,7 @@ fn sample() -> CorpusFile {
         comments: vec!["spec §5.5 row 1".into(), "second line".into()],
         origin: Some(Origin::SaveFailures),
         seed: Some(42),
+        profile: None,
         case,
         expected: Some(vec![
             Expectation { result: CallResult::Failure(Errno::EINVAL), rule: Some("unknown-bit".into()) },

@@ -362,6 +362,9 @@ pub(super) fn decide(
         clone3: Some(expect),
         // The caller's fs_struct is never replaced by clone3 (its child gets a copy or shares it).
         fs_struct_kept: true,
+        // copy_process copies the fs_struct before copy_namespaces: a failed clone3 never
+        // touches the caller's root (spec §6 M12 is an unshare bug only).
+        root_detached: false,
     }
 }
 

@@ -20,6 +20,65 @@ pub fn fs_struct_replaced(profile: &KernelProfile, state: &CallerState, f: RawFl
         && (state.fs_shared() || state.threads > 1 || (f.intersects(bits::NEWNS) && profile.newns_always_new_fs))
 }
 
+/// Check rows decided inside `create_new_namespaces` after `copy_mnt_ns` (spec §2.2 steps 8d
+/// to 8i: uts, ipc, pid, cgroup, net, time). A call that fails at one of them has already run
+/// `copy_mnt_ns`.
+pub const AFTER_COPY_MNT_NS: &[&str] = &["8d", "8e", "8f", "8g", "8h", "8i"];
+
+/// True if a call with `f` (after implications) that fails at `first` leaves the caller's root
+/// and cwd on the detached copy of its mount tree: a kernel without the unshare_fs fix (spec §6
+/// M12, before 6c4b2243cb6c) hands `copy_mnt_ns` the caller's live fs_struct whenever it is not
+/// shared (no FS copy), which switches root and cwd to the new tree; the later failure frees
+/// that namespace and unmounts everything below its root.
+pub fn failure_detaches_root(
+    profile: &KernelProfile,
+    state: &CallerState,
+    f: RawFlags,
+    first: &super::checks::Check,
+) -> bool {
+    !profile.newns_always_new_fs
+        && f.intersects(bits::NEWNS)
+        && !fs_struct_replaced(profile, state, f)
+        && AFTER_COPY_MNT_NS.contains(&first.step)
+}
+
+/// True if the copy NEWNS makes in a call with `f` has its mounts locked: it is owned by
+/// another user namespace than the one it copies (NEWUSER in the same call, or a caller whose
+/// user namespace does not own its mount namespace: `lock_mnt_tree`), or it copies mounts that
+/// are locked already.
+pub fn copy_is_locked(state: &CallerState, f: RawFlags) -> bool {
+    state.mounts_locked || f.intersects(bits::NEWUSER) || !state.mnt_owned_by_userns
+}
+
+/// Applies a detached root (see [`failure_detaches_root`]) to `state` and `links`. The root is
+/// no longer the root of the mount namespace, which is what `current_chrooted()` tests. When
+/// the copy's mounts were not locked, `umount_tree` disconnected everything below the root:
+/// /proc is an empty directory there, so every namespace link reads ENOENT (the pidfd ioctls
+/// do not go through /proc) and the caller no longer reaches /proc.
+pub fn apply_detached_root(
+    env: &Environment,
+    state: &mut CallerState,
+    f: RawFlags,
+    links: &mut [LinkExpect; NsLink::COUNT],
+) {
+    // The caller's root is no longer the root of its mount namespace: chrooted from now on
+    // (a later NEWNS copies the namespace's tree, which the detached root is not part of).
+    state.chrooted = true;
+    // A copy with its mounts locked keeps them attached (`umount_tree` leaves locked mounts
+    // connected): /proc stays where it was.
+    if copy_is_locked(state, f) {
+        return;
+    }
+    if env.ns_observer == crate::ns::NsObserver::ProcLinks {
+        for link in NsLink::ALL {
+            if env.has_link(link) {
+                links[link.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+            }
+        }
+    }
+    state.proc_visible = false;
+}
+
 /// Applies a successful call with `f` (after implications) to `state`; returns the link expectations.
 pub fn apply_unshare_success(
     profile: &KernelProfile,
@@ -77,6 +136,14 @@ pub fn apply_unshare_success(
         && let Some(sem) = state.sem.as_mut()
     {
         sem.caller_in_ns = false;
+    }
+    if f.intersects(bits::NEWNS) && copy_is_locked(state, f) {
+        state.mounts_locked = true;
+    }
+    if f.intersects(bits::NEWUSER | bits::NEWNS) {
+        // NEWNS alone makes a namespace owned by the caller's user namespace, NEWUSER alone
+        // leaves the old one under the old owner, both together give the new pair.
+        state.mnt_owned_by_userns = f.intersects(bits::NEWNS);
     }
     if f.intersects(bits::NEWUSER) {
         state.cap_sys_admin = true;

@@ -151,6 +151,11 @@ pub struct Expected {
     /// The caller still reaches /proc after the step, so its namespace links, thread count and
     /// umask can be observed (false after UNSHARE_EMPTY_MNTNS).
     pub proc_visible: bool,
+    /// A failed NEWNS call left the caller's root and cwd on the detached copy of the mount
+    /// tree (kernels without the unshare_fs fix, spec §6 M12): the step changes nothing but
+    /// that, and from then on the caller reaches no /proc and counts as chrooted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub root_detached: bool,
     /// For clone3 steps: the flags passed and what the child should show.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clone3: Option<super::clone3::Clone3Expect>,

@@ -116,6 +116,7 @@ struct Decided {
     cwd_changes: bool,
     clone3: Option<clone3::Clone3Expect>,
     fs_struct_kept: bool,
+    root_detached: bool,
 }
 
 /// A failed call that changed nothing, decided by `rule`.
@@ -130,6 +131,7 @@ fn refused(effective: RawFlags, errno: Errno, rule: &'static str) -> Decided {
         cwd_changes: false,
         clone3: None,
         fs_struct_kept: true,
+        root_detached: false,
     }
 }
 
@@ -158,16 +160,22 @@ fn decide_kernel(profile: &KernelProfile, env: &Environment, state: &mut CallerS
         state.unknowable.get_or_insert(reason);
     }
     if let Some((first, rest)) = failing.split_first() {
+        let root_detached = effects::failure_detaches_root(profile, state, effective, first);
+        let mut links = [LinkExpect::Unchanged; NsLink::COUNT];
+        if root_detached {
+            effects::apply_detached_root(env, state, effective, &mut links);
+        }
         return Decided {
             effective,
             result: CallResult::Failure(first.errno),
             rule: first.id,
             also_failing: rest.iter().map(|r| r.id).collect(),
-            links: [LinkExpect::Unchanged; NsLink::COUNT],
+            links,
             pid: PidExpect::Unchanged,
             cwd_changes: false,
             clone3: None,
             fs_struct_kept: true,
+            root_detached,
         };
     }
     let fs_struct_kept = !effects::fs_struct_replaced(profile, state, effective);
@@ -182,21 +190,20 @@ fn decide_kernel(profile: &KernelProfile, env: &Environment, state: &mut CallerS
         cwd_changes: false,
         clone3: None,
         fs_struct_kept,
+        root_detached: false,
     }
 }
 
 /// Predicts one step from `state`, and updates `state` as the kernel would.
 pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut CallerState, step: &Step) -> Expected {
-    // Read through a pidfd ioctl, pid_for_children names a pending pid namespace at once
-    // (the link hides it until its first process exists): the same observation as on kernels
-    // that show the link at once.
-    let through_pidfd;
-    let profile = if env.ns_observer == crate::ns::NsObserver::PidfdIoctl && !profile.pid_for_children_visible_at_once {
-        through_pidfd = KernelProfile { pid_for_children_visible_at_once: true, ..*profile };
-        &through_pidfd
-    } else {
-        profile
-    };
+    // The contract facts probed at start (crate::facts) override the starting profile.
+    let mut adjusted = env.call_probes.facts.adjust(profile);
+    // Read through a pidfd ioctl, pid_for_children names a pending pid namespace at once (the
+    // link hides it until its first process exists): the observation of kernels that show it.
+    if env.ns_observer == crate::ns::NsObserver::PidfdIoctl {
+        adjusted.pid_for_children_visible_at_once = true;
+    }
+    let profile = &adjusted;
     let before = sharing_before(state);
     let d = match step {
         Step::Unshare(flags) => decide_unshare(profile, env, state, *flags),
@@ -222,6 +229,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                 clone3: None,
                 // A forked process has its own copy; no other step replaces the fs_struct.
                 fs_struct_kept: !matches!(step, Step::Fork),
+                root_detached: false,
             }
         }
     };
@@ -246,6 +254,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
         siblings: sibling_expectations(state),
         before,
         proc_visible: state.proc_visible,
+        root_detached: d.root_detached,
         clone3: d.clone3,
     }
 }

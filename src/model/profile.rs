@@ -137,7 +137,7 @@ pub const LINUX_5_10: KernelProfile = KernelProfile {
 };
 
 /// The 6.18 implications plus UNSHARE_EMPTY_MNTNS => NEWNS (then NEWNS => FS).
-const IMPLICATIONS_7_3: &[Implication] = &[
+pub const IMPLICATIONS_7_3: &[Implication] = &[
     Implication { when: bits::NEWUSER, adds: bits::THREAD | bits::FS },
     Implication { when: bits::VM, adds: bits::SIGHAND },
     Implication { when: bits::SIGHAND, adds: bits::THREAD },

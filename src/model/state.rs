@@ -108,8 +108,17 @@ pub struct CallerState {
     pub sem: Option<Sem>,
     /// Number of setup fds still open.
     pub fds: u8,
-    /// The caller reaches /proc (false after a new, empty mount namespace).
+    /// The caller reaches /proc (false after a new, empty mount namespace, or after a failed
+    /// NEWNS left its root detached with nothing mounted below it).
     pub proc_visible: bool,
+    /// The caller's mount namespace is owned by its current user namespace. When it is not,
+    /// a copy of it (NEWNS) locks every mount below the root (`lock_mnt_tree`), and a locked
+    /// mount stays attached to a detached root (`disconnect_mount`).
+    pub mnt_owned_by_userns: bool,
+    /// The mounts of the caller's mount namespace are locked (MNT_LOCKED): it descends from a
+    /// copy made for another user namespace. Copies keep the flag (`clone_mnt`). The sandbox
+    /// mounts its own /proc and /tmp, which start unlocked.
+    pub mounts_locked: bool,
     /// The calling thread has a SysV semaphore undo list (kcmp KCMP_SYSVSEM compares these
     /// pointers; a clone3 child without CLONE_SYSVSEM has none).
     pub undo_list: bool,
@@ -189,6 +198,8 @@ impl CallerState {
             sem: None,
             fds: 0,
             proc_visible: true,
+            mnt_owned_by_userns: true,
+            mounts_locked: false,
             undo_list: false,
             is_init: false,
             sigchld_ignored: false,
@@ -209,6 +220,10 @@ impl CallerState {
             s.undo_list = true;
         }
         s.privilege(env, setup.privilege)?;
+        // Every user namespace the setup makes (nesting, a private one for a zero limit, a
+        // fresh one as the privilege) is made without a mount namespace: the sandbox's stays
+        // owned by the executor's user namespace.
+        s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
         for kind in &setup.siblings {
             let flags = kind.clone_flags();
             use crate::flags::bits;

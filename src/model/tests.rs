@@ -211,3 +211,110 @@ fn read_through_pidfd_ioctls_pid_for_children_names_the_pending_namespace() {
     // Nothing else differs.
     assert_eq!((a0.result, a0.rule, a1.result), (b0.result, b0.rule, b1.result));
 }
+
+/// Spec §6 M12, as Debian's 5.10.223 (no unshare_fs backport) showed it under qemu.
+mod without_unshare_fs_fix {
+    use super::*;
+    use crate::case::Chroot;
+    use crate::model::expect::LinkExpect;
+
+    fn nofix() -> KernelProfile {
+        KernelProfile { newns_always_new_fs: false, ..profile::LINUX_5_10 }
+    }
+
+    fn predicted(p: &KernelProfile, case: &Case) -> Vec<Expected> {
+        match predict(p, &Environment::reference(), case) {
+            Prediction::Steps { steps, .. } => steps,
+            Prediction::Skip { reason } => panic!("unexpected skip: {reason}"),
+        }
+    }
+
+    fn case_2141() -> Case {
+        let all = NEWTIME
+            | FS
+            | FILES
+            | SIGHAND
+            | THREAD
+            | NEWNS
+            | SYSVSEM
+            | NEWCGROUP
+            | NEWUTS
+            | NEWIPC
+            | NEWUSER
+            | NEWPID
+            | NEWNET;
+        Case {
+            setup: Setup { pidns_level: Some(32), ..setup(Privilege::Root, 0) },
+            steps: vec![
+                Step::Unshare(RawFlags(all)),
+                Step::Chroot(Chroot::Root),
+                Step::Unshare(RawFlags(NEWUTS | NEWUSER | NEWNET)),
+                Step::ForkExit,
+            ],
+        }
+    }
+
+    #[test]
+    fn a_failed_newns_with_newuser_leaves_the_caller_chrooted_with_proc() {
+        let with_fix = predicted(&profile::LINUX_5_10, &case_2141());
+        let without = predicted(&nofix(), &case_2141());
+        assert_eq!(with_fix[0].result, ENOSPC);
+        assert_eq!(without[0].result, ENOSPC);
+        assert!(!with_fix[0].root_detached && without[0].root_detached);
+        // The copy belongs to the new user namespace: its mounts are locked and stay attached.
+        assert!(without[0].links.iter().all(|l| *l == LinkExpect::Unchanged));
+        assert!(without[0].proc_visible);
+        assert_eq!(with_fix[2].result, OK);
+        assert_eq!((without[2].result, without[2].rule), (EPERM, "user-chrooted"));
+    }
+
+    #[test]
+    fn a_failed_newns_alone_takes_proc_away() {
+        let case = Case {
+            setup: Setup { pidns_level: Some(32), ..setup(Privilege::Root, 0) },
+            steps: vec![Step::Unshare(RawFlags(NEWNS | NEWPID)), Step::Unshare(RawFlags(NEWUTS | NEWUSER))],
+        };
+        let without = predicted(&nofix(), &case);
+        assert_eq!(without[0].result, ENOSPC);
+        assert!(without[0].root_detached && !without[0].proc_visible);
+        for link in NsLink::ALL {
+            assert_eq!(without[0].links[link.index()], LinkExpect::Unreadable(Errno::ENOENT), "{link}");
+        }
+        assert_eq!((without[1].result, without[1].rule), (EPERM, "user-chrooted"));
+        let with_fix = predicted(&profile::LINUX_5_10, &case);
+        assert!(!with_fix[0].root_detached && with_fix[0].proc_visible && with_fix[1].result == OK);
+    }
+
+    /// Case 2672 of `run --cases 3000 --seed 3` on 5.10.223: a copy made for another user
+    /// namespace locked the mounts, later copies keep them locked, and a detached root then
+    /// keeps /proc even though the last copy was owned by the caller's own user namespace.
+    #[test]
+    fn locked_mounts_stay_locked_in_later_copies() {
+        let case = Case {
+            setup: setup(Privilege::UserNs, 0),
+            steps: vec![
+                Step::Unshare(RawFlags(THREAD | NEWNS | NEWUSER | NEWPID)),
+                Step::Unshare(RawFlags(VM | THREAD | SYSVSEM | NEWCGROUP | NEWUSER)),
+                Step::Unshare(RawFlags(VM | SIGHAND | NEWNS | NEWCGROUP | NEWUTS)),
+                Step::Unshare(RawFlags(VM | NEWNS | SYSVSEM | NEWCGROUP | NEWPID)),
+            ],
+        };
+        let without = predicted(&nofix(), &case);
+        assert_eq!(without.iter().map(|e| e.result).collect::<Vec<_>>(), [OK, EPERM, OK, EINVAL]);
+        assert!(without[3].root_detached && without[3].proc_visible);
+        assert!(without[3].links.iter().all(|l| *l == LinkExpect::Unchanged));
+    }
+
+    #[test]
+    fn a_shared_fs_struct_or_an_early_failure_detaches_nothing() {
+        // Threads share the fs_struct: it is copied, the copy is freed with the failure.
+        let threads = Case {
+            setup: Setup { pidns_level: Some(32), ..setup(Privilege::Root, 1) },
+            steps: vec![Step::Unshare(RawFlags(NEWNS | NEWPID))],
+        };
+        assert!(!predicted(&nofix(), &threads)[0].root_detached);
+        // A failure before copy_mnt_ns (the mask) changes nothing either.
+        let early = Case { setup: setup(Privilege::Root, 0), steps: vec![Step::Unshare(RawFlags(NEWNS | 1 << 40))] };
+        assert!(!predicted(&nofix(), &early)[0].root_detached);
+    }
+}

@@ -169,6 +169,9 @@ pub fn summary(report: &RunReport) -> String {
     if let Some(i) = &report.interrupted {
         let _ = writeln!(s, "{}: the figures above cover those cases only", i.line());
     }
+    for l in super::render::fact_lines(report).into_iter().chain(super::render::known_bug_lines(report)) {
+        let _ = writeln!(s, "{l}");
+    }
     let _ = writeln!(s, "result: {}", verdict(report));
     s
 }
@@ -207,7 +210,31 @@ pub fn verdict(report: &RunReport) -> String {
         2 => Some("some cases were BROKEN (the harness could not judge them)"),
         _ => Some("VIOLATIONS found and some cases were BROKEN"),
     };
-    parts.extend(found.map(str::to_string));
+    let found = match &report.baseline {
+        Some(b) if t.violations() > 0 && b.new_violations == 0 => {
+            Some(found.unwrap_or_default().replace("VIOLATIONS found", "only KNOWN violations (baseline)"))
+        }
+        _ => found.map(str::to_string),
+    };
+    parts.extend(found);
+    if let Some(b) = &report.baseline {
+        parts.push(format!("{} known, {} new violations (baseline {})", b.known_violations, b.new_violations, b.path));
+    }
+    let labelled = report.failures.iter().filter(|f| f.known_bug.is_some()).count();
+    if labelled > 0 {
+        parts.push(format!(
+            "{labelled} of {} failed cases are a KNOWN BUG ({})",
+            report.failures.len(),
+            report
+                .failures
+                .iter()
+                .filter_map(|f| f.known_bug)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if t.reached_syscall > 0 {
         let share = t.reached_syscall as f64 * 100.0 / t.cases as f64;
         if t.reached_syscall * 2 < t.cases {

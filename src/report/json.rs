@@ -16,6 +16,8 @@ struct Document<'a> {
     exit_status: i32,
     /// The one-line verdict the human report ends with.
     verdict: String,
+    /// Each contract fact probed at start, its value, and the rule it switched in the profile.
+    probed_facts: Vec<crate::facts::FactLine>,
     #[serde(flatten)]
     report: &'a RunReport,
 }
@@ -31,6 +33,9 @@ pub fn render(report: &RunReport) -> serde_json::Result<String> {
         version: env!("CARGO_PKG_VERSION"),
         exit_status: report.exit_code(),
         verdict: super::human::verdict(report),
+        probed_facts: crate::model::profile::resolve(report.profile, &report.environment.kernel_release)
+            .map(|(p, _)| report.environment.call_probes.facts.lines(p))
+            .unwrap_or_default(),
         report,
     })
 }

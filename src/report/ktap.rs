@@ -221,6 +221,9 @@ pub fn render(report: &RunReport) -> String {
     for note in &report.notes {
         out.diag(0, &format!("note: {note}"));
     }
+    for l in super::render::fact_lines(report).into_iter().chain(super::render::known_bug_lines(report)) {
+        out.diag(0, &l);
+    }
     out.diag(0, &format!("result: {}", super::human::verdict(report)));
     let mut totals = Totals::default();
     for (i, view) in views.iter().enumerate() {

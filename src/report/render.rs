@@ -168,6 +168,12 @@ pub(crate) fn violation_lines(failed: &FailedCase, v: &Violation) -> Vec<String>
     if let Ok(json) = serde_json::to_string(&failed.case) {
         lines.push(format!("case (JSON): {json}"));
     }
+    if let Some(bug) = failed.known_bug {
+        lines.push(format!("known bug: {bug} (explains every violation of this case; see the known-bugs summary)"));
+    }
+    if failed.baselined {
+        lines.push("known violation: listed in the baseline, does not fail the run".to_string());
+    }
     let at = v.step.map_or("case".to_string(), |i| format!("step {i}"));
     lines.push(format!("{at}: {}", v.detail));
     if let Some(e) = &v.expected {
@@ -175,6 +181,59 @@ pub(crate) fn violation_lines(failed: &FailedCase, v: &Violation) -> Vec<String>
     }
     if let Some(o) = &v.observed {
         lines.push(format!("observed: {}", o.result));
+    }
+    lines
+}
+
+/// The contract facts probed at start (`crate::facts`): `fact: NAME = VALUE; RULE`, one line
+/// each, against the run's profile.
+pub fn fact_lines(report: &RunReport) -> Vec<String> {
+    let Ok((profile, _)) = crate::model::profile::resolve(report.profile, &report.environment.kernel_release) else {
+        return Vec::new();
+    };
+    report
+        .environment
+        .call_probes
+        .facts
+        .lines(profile)
+        .into_iter()
+        .map(|l| format!("fact: {} = {}; {}", l.fact, l.value, l.rule))
+        .collect()
+}
+
+/// The known bugs that explain failed cases of `report`, and the baseline's effect: one
+/// paragraph per bug (which cases, the upstream fix, the backports), for every format.
+pub fn known_bug_lines(report: &RunReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    let failed = report.failures.len();
+    for bug in crate::check::known::KNOWN_BUGS {
+        let cases: Vec<&FailedCase> = report.failures.iter().filter(|f| f.known_bug == Some(bug.id)).collect();
+        if cases.is_empty() {
+            continue;
+        }
+        let violations: usize = cases.iter().map(|f| f.violations.len()).sum();
+        lines.push(format!(
+            "KNOWN BUG {}: explains {} of {failed} failed cases ({violations} violations): {}",
+            bug.id,
+            cases.len(),
+            bug.title
+        ));
+        lines.push(format!("  upstream fix: {}", bug.upstream));
+        lines.push(format!("  {}", bug.backports));
+        lines.push(format!(
+            "  a kernel that keeps this bug is described by --kernel-profile {}{}",
+            report.profile, bug.profile_suffix
+        ));
+    }
+    let unexplained = report.failures.iter().filter(|f| f.known_bug.is_none()).count();
+    if !lines.is_empty() && unexplained > 0 {
+        lines.push(format!("{unexplained} failed cases are explained by no known bug"));
+    }
+    if let Some(b) = &report.baseline {
+        lines.push(format!(
+            "baseline {} ({} entries): {} known violations do not fail the run, {} new ones do",
+            b.path, b.entries, b.known_violations, b.new_violations
+        ));
     }
     lines
 }
