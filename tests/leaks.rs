@@ -43,12 +43,6 @@ fn thousands_of_cases_leave_no_fd_mount_process_or_memory_behind() {
     assert!(after.rss_kib <= before.rss_kib + 2048, "RSS grew: {before:?} -> {after:?}");
 }
 
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// Issue 8's check: 100,000 random cases on two pipelined executors (`run --jobs 2`), then
 /// each executor's fds, mounts, semaphores, leftover processes and RSS against a fresh
 /// executor's. Namespaces need a holder (a process, an fd or a mount), so those counts cover
@@ -72,16 +66,18 @@ fn hundred_thousand_cases_grow_nothing() {
         "--json",
         json.to_str().unwrap(),
     ]);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     // A clean run: no violation, nothing broken, not interrupted (exit 0). A violation here
     // is a finding of its own, and a broken case may hide a leak's cause.
     assert_eq!(
         out.status.code(),
         Some(0),
-        "the 100,000-case run was not clean:\n{}\n{}",
-        tail(&String::from_utf8_lossy(&out.stdout), 40),
+        "the 100,000-case run was not clean: verdict {}, tally {}\nfailures: {}\n{}",
+        report["verdict"],
+        report["tally"],
+        serde_json::to_string_pretty(&report["failures"]).unwrap_or_default(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let tally = &report["tally"];
     eprintln!("100,000 cases: exit status {:?}, {} cases/s", out.status.code(), report["cases_per_second"]);
     assert_eq!(tally["cases"], 100_000, "{tally}");
