@@ -1,6 +1,6 @@
 //! Kernel facts tested once at start (`exec::call_probe::facts`), where unshare's or clone3's
 //! contract itself changed between Linux versions: the release string only names the starting
-//! profile, and the model follows what the probe saw ([`adjust`]). A probe may only choose
+//! profile, and the model follows what the probe saw ([`ProbedFacts::adjust`]). A probe may only choose
 //! between behaviours that some Linux version really has; any other answer (gVisor, a lying
 //! seccomp mutant) is recorded as [`Probed::Unknown`] and switches nothing, so the cases that
 //! depend on it are judged against the profile and report the difference as a violation.
