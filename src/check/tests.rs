@@ -226,6 +226,8 @@ fn timeouts_and_crashes_are_violations_not_passes() {
 fn skipped_invariants_are_named() {
     let mut env = env();
     env.ns_links.retain(|l| !matches!(l, NsLink::Time | NsLink::TimeForChildren));
+    // Such a kernel's start-up probe could not make a time namespace either.
+    env.headroom.flat.insert("time".into(), crate::env::Room { made: 0, stopped_by: Some(libc::EINVAL) });
     let case = Case::unshare(&[0x80]);
     let p = predict(&LINUX_6_18, &env, &case);
     // Without time namespaces the model predicts EINVAL; a kernel agreeing is judged, and
@@ -358,4 +360,21 @@ fn a_setup_stopped_by_a_measured_limit_is_skipped_else_broken() {
     let v = judge(&limited_env(), &case, &prediction, &outcome);
     assert!(v.broken.is_none(), "{:?}", v.broken);
     assert!(v.case_skipped.as_deref().unwrap().contains("ran out of file descriptors under RLIMIT_NOFILE 24"));
+}
+
+#[test]
+fn a_link_that_does_not_name_namespaces_is_not_judged() {
+    // NEWNET|unknown bit: fails, so every link must stay; the net link reads another id.
+    let case = Case::unshare(&[0x4000_0000 | 1]);
+    let mut trusted = env();
+    let (p, mut o) = honest(&trusted, &case);
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
+    trace.steps[0].after.ns[NsLink::Net.index()] = NsValue::Inode(1);
+    let v = judge(&trusted, &case, &p, &o);
+    assert_eq!(ids(&v), vec!["unknown-bits-einval", "failure-changes-nothing"]);
+    // The start-up probe found the net link unreliable (gVisor): it is left out of ns_links.
+    trusted.ns_links.retain(|l| *l != NsLink::Net);
+    let v = judge(&trusted, &case, &p, &o);
+    assert!(ids(&v).is_empty(), "{:?}", v.violations);
+    assert!(v.held.contains_key("failure-changes-nothing"), "{:?}", v.held);
 }
