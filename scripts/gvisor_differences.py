@@ -28,12 +28,21 @@ def normalize(invariant, detail):
     return f"{invariant}: {d}"
 
 
+def step_kind(case, step):
+    """'clone3 ' when the violation is at a clone3 step, else '' (unshare and the rest)."""
+    try:
+        s = case["steps"][step]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    return "clone3 " if isinstance(s, dict) and "clone3" in s else ""
+
+
 def report_classes(report):
     """class key -> (count, first failure)"""
     out = {}
     for f in report.get("failures", []):
         for v in f.get("violations", [])[:1]:
-            key = normalize(v["invariant"], v.get("detail", ""))
+            key = step_kind(f.get("case"), v.get("step")) + normalize(v["invariant"], v.get("detail", ""))
             n, first = out.get(key, (0, f))
             out[key] = (n + 1, first)
     return out
@@ -56,7 +65,10 @@ def shrunk_files(d):
                 steps.append((int(m.group(1)), m.group(2), m.group(3), m.group(4)))
         if inv is None:
             continue
-        files[normalize(inv, detail)] = {"path": path, "data": data, "detail": detail, "steps": steps}
+        m = re.match(r"step (\d+): ", detail)
+        first = int(m.group(1)) if m else (steps[0][0] if steps else None)
+        kind = step_kind(data.get("case"), first) if first is not None else ""
+        files[kind + normalize(inv, detail)] = {"path": path, "data": data, "detail": detail, "steps": steps}
     return files
 
 

@@ -236,8 +236,8 @@ fn timeouts_and_crashes_are_violations_not_passes() {
 fn skipped_invariants_are_named() {
     let mut env = env();
     env.ns_links.retain(|l| !matches!(l, NsLink::Time | NsLink::TimeForChildren));
-    // A kernel without time namespaces: no link, and the start-up probe could make none.
-    env.headroom.flat.remove("time");
+    // Such a kernel's start-up probe could not make a time namespace either.
+    env.headroom.flat.insert("time".into(), crate::env::Room { made: 0, stopped_by: Some(libc::EINVAL) });
     let case = Case::unshare(&[0x80]);
     let p = predict(&LINUX_6_18, &env, &case);
     // Without time namespaces the model predicts EINVAL; a kernel agreeing is judged, and
@@ -440,4 +440,21 @@ fn a_detached_root_is_judged_exactly() {
     trace.steps[0].after.ns = trace.before.ns;
     let v = judge(&env, &case, &p, &o);
     assert_eq!(ids(&v), vec!["failure-changes-nothing"]);
+}
+
+#[test]
+fn a_link_that_does_not_name_namespaces_is_not_judged() {
+    // NEWNET|unknown bit: fails, so every link must stay; the net link reads another id.
+    let case = Case::unshare(&[0x4000_0000 | 1]);
+    let mut trusted = env();
+    let (p, mut o) = honest(&trusted, &case);
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
+    trace.steps[0].after.ns[NsLink::Net.index()] = NsValue::Inode(1);
+    let v = judge(&trusted, &case, &p, &o);
+    assert_eq!(ids(&v), vec!["unknown-bits-einval", "failure-changes-nothing"]);
+    // The start-up probe found the net link unreliable (gVisor): it is left out of ns_links.
+    trusted.ns_links.retain(|l| *l != NsLink::Net);
+    let v = judge(&trusted, &case, &p, &o);
+    assert!(ids(&v).is_empty(), "{:?}", v.violations);
+    assert!(v.held.contains_key("failure-changes-nothing"), "{:?}", v.held);
 }

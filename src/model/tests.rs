@@ -318,3 +318,38 @@ mod without_unshare_fs_fix {
         assert!(!predicted(&nofix(), &early)[0].root_detached);
     }
 }
+
+#[test]
+fn a_type_without_its_link_is_present_when_the_probe_made_one() {
+    // gVisor 2022: no mnt/uts/ipc links, yet unshare(NEWUTS) makes a namespace.
+    let mut env = Environment::reference();
+    env.ns_links.retain(|l| *l != NsLink::Uts);
+    assert_eq!(results(&env, Setup::default(), &[NEWUTS]), vec![OK]);
+    // A configured-out type (Linux without CONFIG_UTS_NS): the probe's unshare failed.
+    env.headroom.flat.insert("uts".into(), crate::env::Room { made: 0, stopped_by: Some(libc::EINVAL) });
+    assert_eq!(results(&env, Setup::default(), &[NEWUTS]), vec![EINVAL]);
+}
+
+#[test]
+fn without_a_chroot_tree_cases_that_chroot_into_it_are_skipped() {
+    let mut env = Environment::reference();
+    let into_tree = Case { setup: Setup::default(), steps: vec![Step::Chroot(crate::case::Chroot::Subdir)] };
+    let to_root = Case { setup: Setup::default(), steps: vec![Step::Chroot(crate::case::Chroot::Root)] };
+    assert!(matches!(predict(P, &env, &into_tree), Prediction::Steps { .. }));
+    env.no_chroot_tree = Some("bind /proc: EINVAL".into());
+    match predict(P, &env, &into_tree) {
+        Prediction::Skip { reason } => assert!(reason.contains("no chroot tree"), "{reason}"),
+        Prediction::Steps { .. } => panic!("predicted a chroot into a tree that does not exist"),
+    }
+    assert!(matches!(predict(P, &env, &to_root), Prediction::Steps { .. }));
+}
+
+#[test]
+fn limit_zero_needs_its_sysctl() {
+    let mut env = Environment::reference();
+    let s = Setup { limit_zero: Some(crate::case::NsType::Uts), ..Setup::default() };
+    assert!(CallerState::after_setup(&env, &s).is_ok());
+    env.max_namespaces.remove("uts");
+    let e = CallerState::after_setup(&env, &s).unwrap_err();
+    assert!(e.contains("max_uts_namespaces"), "{e}");
+}
