@@ -38,9 +38,12 @@ pub const UNSHARE_FS_FIX_MISSING: KnownBug = KnownBug {
             fails at a later namespace leaves root and cwd on a detached copy of the mount tree (/proc gone, \
             the caller counts as chrooted)",
     upstream: "6c4b2243cb6c \"unshare: fix unshare_fs() handling\" (2026, in the stable backports)",
-    backports: "Debian: carried by 5.10.262-1 (bullseye-security), 6.1.192-2 (bookworm-security), 6.12.118-1 \
-                (trixie-security) and every newer kernel measured; missing in 5.10.223-1 (bullseye, \
-                linux-image-5.10.0-32-cloud-amd64). Update the kernel, or accept the bug with \
+    backports: "Debian, measured with scripts/kernels.sh --all on 2026-12-03 (docs/multi-kernel.md): missing in \
+                5.10.218-1, 5.10.223-1 (bullseye) and 5.10.251-5, carried from 5.10.262-1 (bullseye-security); \
+                carried by every bookworm 6.1 (6.1.170-3 to 6.1.192-2); missing in bookworm-backports 6.12.43 to \
+                6.12.74, carried from 6.12.85-1~bpo12+1 and by every trixie 6.12 (6.12.90-1 to 6.12.118-1); \
+                missing in trixie-backports 6.16.3 to 6.19.8, carried from 6.19.10-1~bpo13+1 and by every 7.x \
+                (7.0.4 to 7.3.4, sid 7.2.13-1, experimental 7.3~rc7). Update the kernel, or accept the bug with \
                 --kernel-profile <profile>-without-unshare-fs-fix or a --baseline",
     profile_suffix: crate::model::profile::WITHOUT_FS_FIX,
 };

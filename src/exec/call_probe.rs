@@ -178,13 +178,16 @@ macro_rules! bit_probes {
 
 /// Tests the contract facts of [`crate::facts`] once, each in a throwaway child.
 pub fn facts(clone3_exists: bool) -> ProbedFacts {
-    let clone3_extra_bits = clone3_exists.then(|| {
-        let bits = bit_probes!(
-            34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60,
-            61, 62, 63
-        );
-        bits.iter().filter(|(_, f)| in_child(*f) == Some(0)).fold(0u64, |m, (b, _)| m | (1u64 << b))
-    });
+    let clone3_extra_bits = clone3_exists
+        .then(|| {
+            let bits = bit_probes!(
+                34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
+                60, 61, 62, 63
+            );
+            // A probe child that could not run (a process limit) leaves the mask unknown, not empty.
+            bits.iter().try_fold(0u64, |m, (b, f)| in_child(*f).map(|r| if r == 0 { m | (1u64 << b) } else { m }))
+        })
+        .flatten();
     ProbedFacts {
         pid_for_children_at_once: probed(
             in_child(pid_for_children_child),
