@@ -269,27 +269,19 @@ impl CallerState {
 
     /// Nesting, zero limit and the foreign pid namespace.
     fn placement(&mut self, env: &Environment, setup: &Setup) -> Result<(), String> {
+        let bounded = |what: &str, room: Option<crate::env::Room>| {
+            format!(
+                "the executor's {what} is only bounded (room for nested namespaces: at least {}, the probe stopped \
+                 with {}), so it cannot be set up",
+                room.map_or(0, |r| r.made),
+                room.and_then(|r| r.stopped_by).map_or("nothing".into(), |e| crate::errno::Errno(e).to_string())
+            )
+        };
         if setup.pidns_level.is_some() && self.pid_level.is_some() && !env.headroom.pid_exact() {
-            return Err(format!(
-                "the executor's pid-namespace level is only bounded (room for nested pid namespaces: at least {}, \
-                 the probe stopped with {}), so a pid-ns level cannot be set up",
-                env.headroom.pid_nested.map_or(0, |r| r.made),
-                env.headroom
-                    .pid_nested
-                    .and_then(|r| r.stopped_by)
-                    .map_or("nothing".into(), |e| crate::errno::Errno(e).to_string())
-            ));
+            return Err(bounded("pid-namespace level", env.headroom.pid_nested));
         }
         if setup.userns_depth.is_some() && self.userns_depth.is_some() && !env.headroom.user_exact() {
-            return Err(format!(
-                "the executor's user-namespace depth is only bounded (room for nested user namespaces: at least {}, \
-                 the probe stopped with {}), so a user-ns depth cannot be set up",
-                env.headroom.user_nested.map_or(0, |r| r.made),
-                env.headroom
-                    .user_nested
-                    .and_then(|r| r.stopped_by)
-                    .map_or("nothing".into(), |e| crate::errno::Errno(e).to_string())
-            ));
+            return Err(bounded("user-namespace depth", env.headroom.user_nested));
         }
         if let Some(target) = setup.pidns_level {
             let Some(level) = self.pid_level else {
