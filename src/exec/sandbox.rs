@@ -212,7 +212,15 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     }
     notes.push(format!("executor is pid {} of the sandbox", sys::getpid()));
     let _ = sys::chdir(c"/");
-    match prepare_chroot_tree() {
+    let tree = if mount_ns_new {
+        prepare_chroot_tree()
+    } else {
+        // Only on a throwaway kernel: a tmpfs on /tmp would land in the harness's own mount
+        // namespace and hide whatever lies under /tmp (the harness binary, its scripts) from
+        // every later command.
+        Err("the mount namespace is not new, so no tmpfs is mounted on /tmp".to_string())
+    };
+    match tree {
         Ok(()) => notes.push("chroot tree on a private tmpfs at /tmp".into()),
         Err(e) => {
             notes.push(format!("no chroot tree ({e}): cases that chroot into it are skipped"));
