@@ -14,6 +14,7 @@ pub mod bench;
 pub mod case;
 pub mod check;
 pub mod corpus;
+pub mod coverage;
 pub mod env;
 pub mod errno;
 pub mod exec;

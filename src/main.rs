@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 mod corpus_cli;
 mod fuzz_cli;
+mod kcov_cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -101,6 +102,9 @@ enum Command {
         /// The later report.
         b: PathBuf,
     },
+    /// Kernel coverage of unshare's path on a KCOV kernel (docs/coverage.md, scripts/kcov.sh).
+    #[command(subcommand)]
+    Kcov(kcov_cli::KcovCommand),
     /// Internal: the executor process (started by the harness itself).
     #[command(name = "__executor", hide = true)]
     Executor(ExecutorArgs),
@@ -236,6 +240,7 @@ fn main() {
             0
         }
         Command::Run(args) => report_errors(run_command(args)),
+        Command::Kcov(cmd) => report_errors(kcov_cli::kcov_command(cmd, cli.throwaway_kernel)),
         Command::Diff { a, b } => report_errors(diff_command(&a, &b)),
         Command::Flags { markdown } => report_errors(flags_command(markdown)),
         Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),

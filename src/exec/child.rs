@@ -245,8 +245,10 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
             // SAFETY: the parent only waits and exits; the child continues as the caller.
             let pid = unsafe { sys::fork() }?;
             if pid != 0 {
+                sys::kcov::step_off();
                 wait_and_exit(pid);
             }
+            sys::kcov::forked();
             Ok(())
         }
         Step::ForkExit => {
@@ -330,7 +332,10 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
     for (index, step) in case.steps.iter().enumerate() {
         let mut m = Msg::new(MsgKind::Step);
         m.op = index as u32;
-        match run_step(ctx, step) {
+        sys::kcov::step_on();
+        let r = run_step(ctx, step);
+        sys::kcov::step_off();
+        match r {
             Ok(()) => m.rc = 0,
             Err(e) => (m.rc, m.errno) = (-1, e.0),
         }
@@ -359,7 +364,8 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
     // Nothing of the executor's (its request and report pipes, the CPU lease, the namespaces it
     // holds) is the case's: under RLIMIT_NOFILE every descriptor kept here is one the case
     // cannot open (`exec::limits`, `model::resources`).
-    sys::close_inherited_except(out);
+    // (In the coverage mode, the KCOV descriptors stay too: `sys::kcov`.)
+    sys::kcov::close_inherited_except(out);
     let mut ctx = Ctx {
         out,
         case,

@@ -13,6 +13,7 @@ pub mod child_setup;
 pub mod clone3;
 pub mod collect;
 pub mod headroom;
+pub mod kcov;
 pub mod limits;
 pub mod limits_child;
 pub mod phases;
@@ -47,6 +48,15 @@ use protocol::{
 pub const EXECUTOR_SUBCOMMAND: &str = "__executor";
 
 static THROWAWAY_KERNEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The KCOV device every executor started from now on opens (coverage mode, [`kcov`]).
+static KCOV_DEVICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Turns the coverage mode on for every executor started from now on: each opens `device`
+/// (normally `/sys/kernel/debug/kcov`) and reports each case's PCs ([`Executor::last_pcs`]).
+pub fn declare_coverage_mode(device: &str) {
+    let _ = KCOV_DEVICE.set(device.to_string());
+}
 
 /// Declares the whole kernel a throwaway (`--throwaway-kernel`): every executor started from
 /// now on gets `UNSHARE_FUZZ_THROWAWAY_KERNEL=1`, so an ineffective outer sandbox is reported
@@ -147,6 +157,7 @@ pub struct Executor {
     frame: Vec<u8>,
     request: Vec<u8>,
     last_phases: Option<phases::Phases>,
+    last_pcs: Option<kcov::CasePcs>,
 }
 
 impl Executor {
@@ -158,6 +169,9 @@ impl Executor {
         let mut command = Command::new(binary);
         if THROWAWAY_KERNEL.load(std::sync::atomic::Ordering::Relaxed) {
             command.env(sandbox::THROWAWAY_VAR, "1");
+        }
+        if let Some(device) = KCOV_DEVICE.get() {
+            command.env(kcov::KCOV_VAR, device);
         }
         let mut child = command
             .arg(EXECUTOR_SUBCOMMAND)
@@ -204,6 +218,7 @@ impl Executor {
             frame,
             request: Vec::new(),
             last_phases: None,
+            last_pcs: None,
         })
     }
 
@@ -246,6 +261,7 @@ impl Executor {
         self.send_request()?;
         self.in_flight.push_back((id, timeout));
         self.last_phases = None;
+        self.last_pcs = None;
         Ok(())
     }
 
@@ -270,6 +286,13 @@ impl Executor {
                 let status = read_i32(f, 9).unwrap_or(0);
                 let stamp = |k: usize| read_u64(f, 14 + 8 * k).unwrap_or(0);
                 let raw = &f[REPORT_HEADER..];
+                let raw = if KCOV_DEVICE.get().is_some() {
+                    let (msgs, pcs) = kcov::split_trailer(raw);
+                    self.last_pcs = pcs;
+                    msgs
+                } else {
+                    raw
+                };
                 self.last_phases = phases::Phases::from_records(raw, [stamp(0), stamp(1), stamp(2)]);
                 Ok(collect::outcome(raw, status, f[13] != 0, timeout))
             }
@@ -279,6 +302,11 @@ impl Executor {
                 Err(ExecError::Died(format!("it answered case {id} with tag {tag} for request {got:?}")))
             }
         }
+    }
+
+    /// The KCOV PCs of the case last received (coverage mode only, [`declare_coverage_mode`]).
+    pub fn last_pcs(&self) -> Option<&kcov::CasePcs> {
+        self.last_pcs.as_ref()
     }
 
     /// The phase timeline of the case last received, if its child reached its end.

@@ -119,6 +119,14 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     // Before the sandbox: the lock files live in the host's temporary directory. The lease is
     // held until this process (and the relay the sandbox leaves outside) exits.
     let lease = pin_slot.and_then(super::placement::lease);
+    // The coverage mode (`exec::kcov`): KCOV is opened before the sandbox, while debugfs is in sight.
+    let coverage = match super::kcov::open_if_asked() {
+        Ok(on) => on,
+        Err(message) => {
+            send(RESP_FATAL, message.as_bytes());
+            return 2;
+        }
+    };
     let info = match sandbox::enter() {
         Ok(info) => info,
         Err(sandbox::EnterError::Failed(message)) => {
@@ -161,7 +169,8 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         _ => return 2,
     }
     let buffers = Frames::new(STDIN).and_then(|f| {
-        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT)
+        let trailer = if coverage { super::kcov::MAX_TRAILER } else { 0 };
+        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT + trailer)
             .map_err(|e| format!("cannot map the report buffer: {e}"))?;
         Ok((f, out))
     });
@@ -173,6 +182,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         }
     };
     let mut case = Case::unshare(&[0]);
+    let mut pcs = Vec::new();
     loop {
         let (a, b) = match frames.next() {
             Ok(Some(range)) => range,
@@ -187,7 +197,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         let served = match body[0] {
             REQ_CASE if body.len() >= 17 => {
                 let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
-                match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out) {
+                match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out, &mut pcs) {
                     Ok(()) => write_all(STDOUT, out.as_slice()),
                     Err(message) => send_error(id, &message),
                 }
@@ -220,12 +230,16 @@ fn serve_case(
     env: &crate::env::Environment,
     id: u64,
     out: &mut ParentOnlyBuf,
+    pcs: &mut Vec<u64>,
 ) -> Result<(), String> {
     case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
     case.validate().map_err(|e| format!("bad case: {e}"))?;
     let plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
     begin_report(out, id);
     let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
+    if sys::kcov::active() {
+        super::kcov::append_trailer(out, pcs);
+    }
     let len = (out.len() - 4) as u32;
     let frame = out.as_mut_slice();
     frame[..4].copy_from_slice(&len.to_le_bytes());

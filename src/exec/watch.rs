@@ -105,6 +105,7 @@ fn reap_all_orphans() {
 pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyBuf) -> Result<RawRun, Errno> {
     let forked = sys::monotonic_ns();
     let (rd, wr) = sys::pipe()?;
+    sys::kcov::reset();
     // Under RLIMIT_NPROC or a pids cgroup, the last case's killed processes are uncharged only
     // once released: a fork that fails with EAGAIN is retried for up to ~100 ms while they go.
     let mut tries = 0;
