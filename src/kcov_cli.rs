@@ -185,9 +185,14 @@ fn report_command(a: ReportArgs) -> anyhow::Result<i32> {
     let src = kdir.src.clone();
     let cache: std::cell::RefCell<BTreeMap<String, Option<String>>> = Default::default();
     let file_text = |file: &str| -> Option<String> {
-        cache.borrow_mut().entry(file.to_string()).or_insert_with(|| std::fs::read_to_string(src.join(file)).ok()).clone()
+        cache
+            .borrow_mut()
+            .entry(file.to_string())
+            .or_insert_with(|| std::fs::read_to_string(src.join(file)).ok())
+            .clone()
     };
-    let line_text = |file: &str, line: u32| file_text(file).and_then(|t| t.lines().nth(line as usize - 1).map(String::from));
+    let line_text =
+        |file: &str, line: u32| file_text(file).and_then(|t| t.lines().nth(line as usize - 1).map(String::from));
     print!("{}", report::text(&table, &columns, &line_text, &reasons));
     if let Some(path) = &a.html {
         std::fs::write(path, html::page(&table, &columns, &file_text, &reasons))
@@ -211,12 +216,20 @@ fn report_command(a: ReportArgs) -> anyhow::Result<i32> {
 
 fn print_distillation(files: &BTreeMap<String, BTreeSet<u64>>) {
     let d = distill::distill(files);
-    println!("\ncorpus distillation over the target functions' coverage points ({} files, {} points):", files.len(), d.covered);
+    println!(
+        "\ncorpus distillation over the target functions' coverage points ({} files, {} points):",
+        files.len(),
+        d.covered
+    );
     println!("files with points no other file reaches: {}", d.unique.len());
     for (f, n) in &d.unique {
         println!("  {f}: {n}");
     }
-    println!("smallest corpus found with the same coverage (greedy set cover): {} of {} files", d.keep.len(), files.len());
+    println!(
+        "smallest corpus found with the same coverage (greedy set cover): {} of {} files",
+        d.keep.len(),
+        files.len()
+    );
     for (f, n) in &d.keep {
         println!("  keep {f} (+{n})");
     }

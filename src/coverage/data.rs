@@ -75,7 +75,8 @@ fn hex_set<'a>(words: impl Iterator<Item = &'a str>) -> Result<BTreeSet<u64>, St
 }
 
 fn group_from(words: &[&str]) -> Result<GroupStats, String> {
-    let mut g = GroupStats { name: words.first().ok_or("kcov-group without a name")?.to_string(), ..Default::default() };
+    let mut g =
+        GroupStats { name: words.first().ok_or("kcov-group without a name")?.to_string(), ..Default::default() };
     for w in &words[1..] {
         let (k, v) = w.split_once('=').ok_or_else(|| format!("bad field {w:?}"))?;
         let n = || v.parse::<u64>().map_err(|e| format!("bad {k}={v}: {e}"));
@@ -139,7 +140,15 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_noise_is_ignored() {
-        let g = GroupStats { name: "random".into(), cases: 3, run: 2, skipped: 1, all_pcs: 900, seconds: 1.5, ..Default::default() };
+        let g = GroupStats {
+            name: "random".into(),
+            cases: 3,
+            run: 2,
+            skipped: 1,
+            all_pcs: 900,
+            seconds: 1.5,
+            ..Default::default()
+        };
         let pcs: BTreeSet<u64> = [0xffff_ffff_8100_0005, 0xffff_ffff_8100_0105].into();
         let text = format!(
             "ok 1 noise\nkcov-filter 12\n{}\n{}\n{}\nkcov-candidate guided 4 {{\"a\": 1}}\n",

@@ -13,7 +13,12 @@ fn escape(s: &str) -> String {
 }
 
 /// The whole page. `source(file)` gives a file's text.
-pub fn page(table: &LineTable, columns: &[Column], source: &dyn Fn(&str) -> Option<String>, reasons: &Reasons) -> String {
+pub fn page(
+    table: &LineTable,
+    columns: &[Column],
+    source: &dyn Fn(&str) -> Option<String>,
+    reasons: &Reasons,
+) -> String {
     let mut s = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>unshare coverage</title><style>\n\
          body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse}\n\
@@ -27,9 +32,11 @@ pub fn page(table: &LineTable, columns: &[Column], source: &dyn Fn(&str) -> Opti
     for c in columns {
         s.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{total}</td></tr>\n", escape(c.name), c.reached.len()));
     }
-    s.push_str("</table>\n<p>A line is green if the last set reached one of its coverage points (KCOV basic blocks), \
+    s.push_str(
+        "</table>\n<p>A line is green if the last set reached one of its coverage points (KCOV basic blocks), \
                 red if it has points and none was reached; plain lines have no point of their own. \
-                The small columns say which set reached the line.</p>\n");
+                The small columns say which set reached the line.</p>\n",
+    );
     let Some(last) = columns.last() else { return s + "</body></html>\n" };
     for (function, file, lines) in table.functions() {
         let (Some(lo), Some(hi)) = (lines.first(), lines.last()) else { continue };
@@ -51,7 +58,11 @@ pub fn page(table: &LineTable, columns: &[Column], source: &dyn Fn(&str) -> Opti
             };
             s.push_str(&format!("<tr{class}><td class=\"n\">{n}</td>"));
             for c in columns {
-                let mark = if marked.contains(&n) { if c.reached.contains(&key) { "&#10003;" } else { "&middot;" } } else { "" };
+                let mark = if marked.contains(&n) {
+                    if c.reached.contains(&key) { "&#10003;" } else { "&middot;" }
+                } else {
+                    ""
+                };
                 s.push_str(&format!("<td title=\"{}\">{mark}</td>", escape(c.name)));
             }
             s.push_str(&format!("<td>{}", escape(code)));

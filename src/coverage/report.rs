@@ -89,7 +89,13 @@ pub fn text(
     ));
     s.push_str(&format!("{:<10} {:>14} {:>7}\n", "set", "lines reached", "share"));
     for c in columns {
-        s.push_str(&format!("{:<10} {:>8} / {:<4} {:>7}\n", c.name, c.reached.len(), total, pct(c.reached.len(), total)));
+        s.push_str(&format!(
+            "{:<10} {:>8} / {:<4} {:>7}\n",
+            c.name,
+            c.reached.len(),
+            total,
+            pct(c.reached.len(), total)
+        ));
     }
     s.push_str(&format!("\n{:<28} {:<28} {:>5}", "function", "file", "lines"));
     for c in columns {
@@ -146,7 +152,10 @@ mod tests {
         assert_eq!(reached.len(), 2);
         let reasons = Reasons::parse("kernel/fork.c:3370\tfault-injection\tENOMEM of copy_fs_struct\n").unwrap();
         let txt = text(&t, &[Column { name: "all", reached: &reached }], &|_, _| Some("x();".into()), &reasons);
-        assert!(txt.contains("kernel/fork.c:3370 ksys_unshare: x();    [fault-injection: ENOMEM of copy_fs_struct]"), "{txt}");
+        assert!(
+            txt.contains("kernel/fork.c:3370 ksys_unshare: x();    [fault-injection: ENOMEM of copy_fs_struct]"),
+            "{txt}"
+        );
         assert!(txt.contains("2 / 3"), "{txt}");
     }
 }

@@ -51,15 +51,12 @@ fn relative(file: &str, root: &str) -> String {
 /// pairs, innermost first. `(discriminator N)` suffixes and unknown lines (`??:0`) are dropped.
 pub fn parse_addr2line(text: &str, root: &str) -> Vec<(u64, Vec<Frame>)> {
     let mut out: Vec<(u64, Vec<Frame>)> = Vec::new();
-    let mut lines = text.lines();
     let mut function: Option<&str> = None;
-    while let Some(l) = lines.next() {
-        if let Some(hex) = l.strip_prefix("0x") {
-            if let Ok(a) = u64::from_str_radix(hex.trim(), 16) {
-                out.push((a, Vec::new()));
-                function = None;
-                continue;
-            }
+    for l in text.lines() {
+        if let Some(a) = l.strip_prefix("0x").and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok()) {
+            out.push((a, Vec::new()));
+            function = None;
+            continue;
         }
         match function.take() {
             None => function = Some(l),
@@ -143,10 +140,8 @@ pub fn load_or_build(k: &KernelDir) -> Result<Vec<Site>, String> {
     if !k.vmlinux.exists() {
         return Err(format!("{} does not exist: build it with scripts/kcov-kernel.sh", k.vmlinux.display()));
     }
-    let dis = tool_output(
-        Command::new("objdump").arg("-d").arg("--no-show-raw-insn").arg(&k.vmlinux),
-        "objdump -d vmlinux",
-    )?;
+    let dis =
+        tool_output(Command::new("objdump").arg("-d").arg("--no-show-raw-insn").arg(&k.vmlinux), "objdump -d vmlinux")?;
     let calls = parse_objdump(&dis);
     drop(dis);
     if calls.is_empty() {
@@ -167,10 +162,8 @@ pub fn load_or_build(k: &KernelDir) -> Result<Vec<Site>, String> {
     let root = std::fs::canonicalize(&k.src).map(|p| format!("{}/", p.display())).unwrap_or_default();
     let mapped: BTreeMap<u64, Vec<Frame>> =
         parse_addr2line(&String::from_utf8_lossy(&out.stdout), &root).into_iter().collect();
-    let sites: Vec<Site> = calls
-        .iter()
-        .map(|a| Site { pc: a + CALL_LEN, frames: mapped.get(a).cloned().unwrap_or_default() })
-        .collect();
+    let sites: Vec<Site> =
+        calls.iter().map(|a| Site { pc: a + CALL_LEN, frames: mapped.get(a).cloned().unwrap_or_default() }).collect();
     let tmp = k.cache.with_extension("tsv.tmp");
     std::fs::write(&tmp, to_tsv(&sites))
         .and_then(|()| std::fs::rename(&tmp, &k.cache))

@@ -64,14 +64,7 @@ pub fn open_slots(path: &std::ffi::CStr) -> Result<(), (&'static str, Errno)> {
         // SAFETY: a fresh shared mapping of the descriptor's buffer; no existing memory is
         // touched, and the mapping stays for the process's life.
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                WORDS * 8,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
+            libc::mmap(std::ptr::null_mut(), WORDS * 8, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
         };
         if p == libc::MAP_FAILED {
             return Err(("mmap", super::last_errno()));
