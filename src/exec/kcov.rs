@@ -47,7 +47,8 @@ pub fn open_if_asked() -> Result<bool, String> {
     Ok(true)
 }
 
-/// Executor, after a case: appends the trailer to `out` (`scratch` is reused between cases).
+/// Executor, after a case: appends the trailer to the finished report frame in `out` and
+/// updates the frame's length (`scratch` is reused between cases).
 pub fn append_trailer(out: &mut sys::ParentOnlyBuf, scratch: &mut Vec<u64>) {
     scratch.clear();
     let full = sys::kcov::collect(scratch) as u64;
@@ -59,6 +60,8 @@ pub fn append_trailer(out: &mut sys::ParentOnlyBuf, scratch: &mut Vec<u64>) {
     for w in [scratch.len() as u64, full, TRAILER_MAGIC] {
         out.extend_from_slice(&w.to_le_bytes());
     }
+    let len = (out.len() - 4) as u32;
+    out.as_mut_slice()[..4].copy_from_slice(&len.to_le_bytes());
 }
 
 /// Harness: splits a report's raw part into the child's messages and the PCs (`None` if the
