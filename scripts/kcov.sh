@@ -103,11 +103,24 @@ fi
 log "booting $KDIR/vmlinux (${ACCEL[1]}): $ARGS"
 start=$(date +%s.%N)
 rc=0
+: > "$OUT/data.txt"
 timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 -M q35 "${ACCEL[@]}" -m 1G -smp 1 \
     -nographic -monitor none -nic none -no-reboot \
     -kernel "$KDIR/vmlinux" -initrd "$OUT/initramfs.cpio" \
     -append "console=ttyS0 panic=-1 uf.args=$ARGS uf.timeout=$((TIMEOUT > 30 ? TIMEOUT - 15 : TIMEOUT))" \
-    -serial "file:$OUT/console.log" -serial "file:$OUT/data.txt" </dev/null >"$OUT/qemu.log" 2>&1 || rc=$?
+    -serial "file:$OUT/console.log" -serial "file:$OUT/data.txt" </dev/null >"$OUT/qemu.log" 2>&1 &
+QEMU=$!
+# The minimal kernel has no ACPI, so the guest's power-off only halts it: qemu is stopped
+# here once the guest has written its exit line (or has exited on its own).
+while kill -0 "$QEMU" 2>/dev/null; do
+    if grep -q '^# guest-exit:' "$OUT/data.txt" 2>/dev/null; then
+        sleep 2
+        kill "$QEMU" 2>/dev/null || true
+        break
+    fi
+    sleep 1
+done
+wait "$QEMU" || rc=$?
 end=$(date +%s.%N)
 boot=$(tr -d '\r' < "$OUT/console.log" | sed -n 's/^\[ *\([0-9.]*\)\] Run \/init.*/\1/p' | head -n1)
 echo "qemu: $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }') s wall (exit $rc);" \

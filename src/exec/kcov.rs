@@ -17,8 +17,12 @@ pub const KCOV_VAR: &str = "UNSHARE_FUZZ_KCOV";
 /// Last word of a report frame that carries PCs ("UFKCOV01").
 pub const TRAILER_MAGIC: u64 = u64::from_le_bytes(*b"UFKCOV01");
 
+/// Most distinct PCs one trailer carries (a whole minimal kernel has about 120,000 coverage
+/// points); more are cut, which the harness sees as a buffer that filled up.
+pub const MAX_PCS: usize = 1 << 19;
+
 /// Room a report buffer needs for the largest trailer.
-pub const MAX_TRAILER: usize = (sys::kcov::SLOTS * sys::kcov::WORDS + 3) * 8;
+pub const MAX_TRAILER: usize = (MAX_PCS + 3) * 8;
 
 /// The PCs of one case, as the harness receives them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,9 +55,13 @@ pub fn open_if_asked() -> Result<bool, String> {
 /// updates the frame's length (`scratch` is reused between cases).
 pub fn append_trailer(out: &mut sys::ParentOnlyBuf, scratch: &mut Vec<u64>) {
     scratch.clear();
-    let full = sys::kcov::collect(scratch) as u64;
+    let mut full = sys::kcov::collect(scratch) as u64;
     scratch.sort_unstable();
     scratch.dedup();
+    if scratch.len() > MAX_PCS {
+        scratch.truncate(MAX_PCS);
+        full += 1;
+    }
     for pc in scratch.iter() {
         out.extend_from_slice(&pc.to_le_bytes());
     }
