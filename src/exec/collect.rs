@@ -7,7 +7,16 @@ use std::time::Duration;
 use crate::errno::Errno;
 use crate::observe::{Outcome, StepObservation, Trace};
 
+use super::record::marker_probe::{IPC_AFTER, IPC_BEFORE, MNT_KEPT, NET_AFTER, NET_BEFORE};
 use super::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
+
+/// Two readings of a marker, when both were made.
+fn pair(
+    before: Option<crate::observe::IntOrErrno>,
+    after: Option<crate::observe::IntOrErrno>,
+) -> Option<[crate::observe::IntOrErrno; 2]> {
+    Some([before?, after?])
+}
 
 /// What the parent collected from the pipe.
 #[derive(Default)]
@@ -40,6 +49,9 @@ impl Collected {
                         fs_cwd_followed: slot(msg.probe[3]),
                         fs_umask_followed: slot(msg.probe[4]),
                         sem_value_outside: slot(msg.probe[5]),
+                        net_marker: pair(slot(msg.probe[NET_BEFORE]), slot(msg.probe[NET_AFTER])),
+                        ipc_marker: pair(slot(msg.probe[IPC_BEFORE]), slot(msg.probe[IPC_AFTER])),
+                        mnt_root_kept: slot(msg.probe[MNT_KEPT]),
                     });
                 }
                 None => self.garbage = true,

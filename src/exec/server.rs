@@ -148,8 +148,11 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     // RLIMIT_NOFILE, where the executor needs its descriptors for the cases (3 per case).
     let roomy = sys::getrlimit(libc::RLIMIT_NOFILE).is_ok_and(|(soft, _)| soft.is_none_or(|s| s >= 64));
     let held = if roomy { hold_namespaces(env.ns_observer) } else { Vec::new() };
+    // In the verified sandbox: what the case children read to tell their namespaces by behaviour.
+    let markers = super::markers::Held::create();
+    env.restrictions.extend(markers.missing.iter().cloned());
     // Descriptors held from the start to the end, not counted as a case's leak.
-    let constant_fds = u64::from(lease.is_some()) + held.len() as u64;
+    let constant_fds = u64::from(lease.is_some()) + held.len() as u64 + markers.descriptors();
     env.pinned_cpu = lease.as_ref().map(|l| l.cpu as u32);
     // Last, with every descriptor held for the run open: what a case child inherits.
     env.resources = super::limits::measure();
@@ -187,7 +190,9 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         let served = match body[0] {
             REQ_CASE if body.len() >= 17 => {
                 let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
-                match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out) {
+                let served = serve_case(&body[17..], timeout, &mut case, &env, markers.markers, id, &mut out);
+                markers.drain();
+                match served {
                     Ok(()) => write_all(STDOUT, out.as_slice()),
                     Err(message) => send_error(id, &message),
                 }
@@ -218,12 +223,14 @@ fn serve_case(
     timeout: Duration,
     case: &mut Case,
     env: &crate::env::Environment,
+    markers: super::markers::Markers,
     id: u64,
     out: &mut ParentOnlyBuf,
 ) -> Result<(), String> {
     case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
     case.validate().map_err(|e| format!("bad case: {e}"))?;
-    let plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
+    let mut plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
+    plan.markers = markers;
     begin_report(out, id);
     let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
     let len = (out.len() - 4) as u32;
