@@ -272,6 +272,10 @@ pub struct ProbeObservation {
     /// The mount id of `/` after the last step is the one before the first (1) or not (0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mnt_root_kept: Option<IntOrErrno>,
+    /// The caller set its hostname to the UTS marker after the last step (1, or the errno),
+    /// and the executor then found the marker as its own hostname (1) or not (0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts_marker: Option<[IntOrErrno; 2]>,
 }
 
 /// The part of a case that ran: the state after setup and each step executed.

@@ -3,8 +3,9 @@
 //! `/proc/self/ns` link (which a kernel such as gVisor may leave out or fill
 //! with values that name nothing). The readings come from `exec::markers`: the
 //! executor's abstract unix socket is reachable only from its network
-//! namespace, its SysV segment exists only in its IPC namespace, and the mount
-//! id of `/` is new in a copied mount namespace.
+//! namespace, its SysV segment exists only in its IPC namespace, the mount
+//! id of `/` is new in a copied mount namespace, and a hostname the caller sets
+//! after its last step reaches the executor only through a shared UTS namespace.
 
 use crate::model::{FinalExpect, KeptNamespaces};
 use crate::observe::{IntOrErrno, ProbeObservation};
@@ -13,7 +14,7 @@ use crate::observe::{IntOrErrno, ProbeObservation};
 pub const NAMESPACES_BY_BEHAVIOUR: &str = "namespaces-by-behaviour";
 
 /// What it asserts (for `invariants` and the docs).
-pub const DOC: &str = "after the last step the caller is in the predicted mount, IPC and network namespaces by behaviour: the executor's abstract unix socket and SysV segment stay reachable exactly while it keeps the namespace that holds them, and the mount id of / changes exactly with a new mount namespace";
+pub const DOC: &str = "after the last step the caller is in the predicted mount, IPC, network and UTS namespaces by behaviour: the executor's abstract unix socket and SysV segment stay reachable exactly while it keeps the namespace that holds them, the mount id of / changes exactly with a new mount namespace, and a hostname it sets reaches the executor exactly while it keeps the executor's UTS namespace";
 
 /// One judged namespace type: what was read, and whether it held.
 pub type Finding = (&'static str, Result<(), String>);
@@ -21,7 +22,7 @@ pub type Finding = (&'static str, Result<(), String>);
 /// The judgement of the readings: one (what, result) per namespace type that was both
 /// predicted and read, or the reason nothing could be judged when something was predicted.
 pub fn judge(want: &FinalExpect, got: &ProbeObservation) -> Result<Vec<Finding>, String> {
-    let KeptNamespaces { mnt, ipc, net } = want.kept;
+    let KeptNamespaces { mnt, ipc, net, uts } = want.kept;
     let mut out = Vec::new();
     let mut unread = Vec::new();
     let markers = [
@@ -40,6 +41,15 @@ pub fn judge(want: &FinalExpect, got: &ProbeObservation) -> Result<Vec<Finding>,
             Some(same) if same == kept => out.push(("mount namespace", Ok(()))),
             Some(same) => out.push(("mount namespace", Err(mount_message(kept, same)))),
             None => unread.push(format!("mount namespace: mount id of / {:?}", got.mnt_root_kept)),
+        }
+    }
+    if let Some(kept) = uts {
+        match got.uts_marker {
+            Some([IntOrErrno::Value(1), reading]) if seen(reading).is_some() => {
+                let shared = seen(reading) == Some(true);
+                out.push(("UTS namespace", if shared == kept { Ok(()) } else { Err(uts_message(kept)) }));
+            }
+            other => unread.push(format!("UTS namespace: hostname marker {}", describe(other))),
         }
     }
     if out.is_empty() && !unread.is_empty() {
@@ -82,6 +92,14 @@ fn marker_result(what: &str, marker: &str, kept: bool, before: bool, after: bool
     })
 }
 
+fn uts_message(kept: bool) -> String {
+    if kept {
+        "the hostname the caller set after the steps did not reach the executor: the caller left the executor's UTS namespace, which the model keeps".into()
+    } else {
+        "the hostname the caller set after the steps became the executor's too: the caller is still in the executor's UTS namespace, where the model has a new one".into()
+    }
+}
+
 fn mount_message(kept: bool, same: bool) -> String {
     match (kept, same) {
         (false, true) => {
@@ -96,7 +114,26 @@ mod tests {
     use super::*;
 
     fn want(mnt: Option<bool>, ipc: Option<bool>, net: Option<bool>) -> FinalExpect {
-        FinalExpect { kept: KeptNamespaces { mnt, ipc, net }, ..FinalExpect::default() }
+        FinalExpect { kept: KeptNamespaces { mnt, ipc, net, uts: None }, ..FinalExpect::default() }
+    }
+
+    #[test]
+    fn a_hostname_reaches_the_executor_only_through_a_kept_uts_namespace() {
+        let uts = |kept| FinalExpect {
+            kept: KeptNamespaces { uts: Some(kept), ..KeptNamespaces::default() },
+            ..FinalExpect::default()
+        };
+        let reading = |seen| ProbeObservation { uts_marker: Some([v(1), v(seen)]), ..ProbeObservation::default() };
+        assert!(judge(&uts(true), &reading(1)).unwrap()[0].1.is_ok());
+        assert!(judge(&uts(false), &reading(0)).unwrap()[0].1.is_ok());
+        assert!(
+            judge(&uts(false), &reading(1)).unwrap()[0].1.as_ref().unwrap_err().contains("still in the executor's")
+        );
+        assert!(judge(&uts(true), &reading(0)).unwrap()[0].1.as_ref().unwrap_err().contains("left the executor's"));
+        // Not allowed to set the hostname (a user namespace that does not own it): not judged.
+        let eperm = IntOrErrno::Error(crate::errno::Errno(libc::EPERM));
+        let got = ProbeObservation { uts_marker: Some([eperm, v(0)]), ..ProbeObservation::default() };
+        assert!(judge(&uts(true), &got).is_err());
     }
 
     fn v(x: i32) -> IntOrErrno {

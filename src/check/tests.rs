@@ -103,6 +103,7 @@ fn honest_on(profile: &crate::model::KernelProfile, env: &Environment, case: &Ca
         net_marker: final_probe.kept.net.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
         ipc_marker: final_probe.kept.ipc.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
         mnt_root_kept: final_probe.kept.mnt.and_then(flag),
+        uts_marker: final_probe.kept.uts.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
     };
     // The "before" of the first step must carry the same sibling shape as the expectations.
     if let Some(first) = steps.first() {
@@ -475,7 +476,7 @@ fn a_namespace_not_new_by_behaviour_is_caught_without_links() {
         let (p, mut o) = honest(&untrusted, &case);
         let v = judge(&untrusted, &case, &p, &o);
         assert!(ids(&v).is_empty(), "{:?}", v.violations);
-        assert_eq!(v.held.get(behaviour::NAMESPACES_BY_BEHAVIOUR), Some(&3), "{:?}", v.held);
+        assert_eq!(v.held.get(behaviour::NAMESPACES_BY_BEHAVIOUR), Some(&4), "{:?}", v.held);
         // The lie: the links (not trusted here) changed, but the marker is still reachable.
         let Outcome::Completed { trace } = &mut o else { unreachable!() };
         let probe = trace.probe.as_mut().unwrap();

@@ -326,6 +326,7 @@ fn probe(ctx: &Ctx) -> Msg {
     m.probe[marker_probe::IPC_BEFORE] = ctx.marks.ipc;
     m.probe[marker_probe::IPC_AFTER] = now.ipc;
     m.probe[marker_probe::MNT_KEPT] = ctx.marks.mnt_kept(&now);
+    m.probe[marker_probe::UTS_WRITTEN] = super::markers::write_uts(&ctx.plan.markers);
     m
 }
 

@@ -5,7 +5,13 @@
 //! after its last, with the mount id of `/` (new in a copied mount
 //! namespace), and so tells whether it is still in the namespaces it started
 //! in without trusting `/proc/self/ns` links, which gVisor does not fill
-//! reliably. `check::behaviour` judges the readings against the model.
+//! reliably. The UTS namespace shows nothing without a write: after the last
+//! step the child sets its hostname to [`UTS_MARKER`], and the executor, after
+//! the case, reads its own hostname (the marker there means the caller was
+//! still in the executor's UTS namespace, which every setup starts in) and
+//! puts its own name back. The executor's UTS namespace is its sandbox's,
+//! checked to be new before anything was written (or a throwaway kernel's).
+//! `check::behaviour` judges the readings against the model.
 //!
 //! The executor side ([`Held`]) runs before cases are served; [`observe`] runs
 //! in the case child and does not allocate.
@@ -27,16 +33,21 @@ pub struct Markers {
     net_len: usize,
     /// The shared memory segment's id, or -1 for none.
     shm_id: i32,
+    /// The child writes the UTS marker (the executor reads its hostname back).
+    uts: bool,
 }
 
 impl Default for Markers {
     fn default() -> Markers {
-        Markers { net_name: [0; ABSTRACT_NAME_MAX], net_len: 0, shm_id: -1 }
+        Markers { net_name: [0; ABSTRACT_NAME_MAX], net_len: 0, shm_id: -1, uts: false }
     }
 }
 
+/// The hostname a case child sets after its last step.
+pub const UTS_MARKER: &[u8] = b"unshare-fuzz-uts-marker";
+
 /// The executor's markers, held for its lifetime.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Held {
     /// What the case children are told.
     pub markers: Markers,
@@ -44,13 +55,22 @@ pub struct Held {
     listener: Option<OwnedFd>,
     /// Why a marker could not be made, one phrase each (for the environment's restrictions).
     pub missing: Vec<String>,
+    /// The executor's own hostname (its first `hostname_len` bytes), put back after each case.
+    hostname: [u8; 65],
+    hostname_len: usize,
 }
 
 impl Held {
     /// Makes the markers in the executor's (verified) sandbox namespaces. A marker that cannot
     /// be made is left out and said in `missing`; its readings are then "not applicable".
     pub fn create() -> Held {
-        let mut held = Held::default();
+        let mut held = Held {
+            markers: Markers::default(),
+            listener: None,
+            missing: Vec::new(),
+            hostname: [0; 65],
+            hostname_len: 0,
+        };
         // A name no other process in this network namespace holds: the sandbox's pid 1 has
         // pid 1 in every sandbox, so the clock makes it unique among executors that share one.
         let stamp = sys::monotonic_ns();
@@ -74,7 +94,37 @@ impl Held {
             Ok(id) => held.markers.shm_id = id,
             Err(e) => held.missing.push(format!("no IPC-namespace marker (SysV shared memory: {e})")),
         }
+        match sys::marker::hostname(&mut held.hostname) {
+            Ok(n) if held.hostname[..n] != *UTS_MARKER => (held.hostname_len, held.markers.uts) = (n, true),
+            Ok(_) => held.missing.push("no UTS-namespace marker (the hostname already is the marker)".into()),
+            Err(e) => held.missing.push(format!("no UTS-namespace marker (gethostname: {e})")),
+        }
         held
+    }
+
+    /// After a case: whether the UTS marker is now the executor's own hostname (1) or not (0),
+    /// -errno when the hostname could not be read, [`NONE`] without the marker. The executor's
+    /// name is put back whenever it changed.
+    pub fn read_uts(&self) -> i32 {
+        if !self.markers.uts {
+            return NONE;
+        }
+        let mut now = [0u8; 65];
+        let seen = match sys::marker::hostname(&mut now) {
+            Ok(n) => {
+                let own = &self.hostname[..self.hostname_len];
+                if now[..n] != *own {
+                    // Failing to restore leaves the marker, which the next case would read as
+                    // "still shared": say so through the reading instead.
+                    if let Err(e) = sys::sethostname(own) {
+                        return -e.0;
+                    }
+                }
+                i32::from(now[..n] == *UTS_MARKER)
+            }
+            Err(e) => -e.0,
+        };
+        seen
     }
 
     /// Descriptors the markers hold for the executor's lifetime.
@@ -143,6 +193,18 @@ pub fn observe(m: &Markers) -> Reading {
     Reading { net, ipc, mnt: sys::marker::root_mount_id() }
 }
 
+/// Sets the hostname to [`UTS_MARKER`], for the executor to look for after the case: 1 when
+/// set, -errno when not, [`NONE`] without the marker. Runs in the case child, last.
+pub fn write_uts(m: &Markers) -> i32 {
+    if !m.uts {
+        return NONE;
+    }
+    match sys::sethostname(UTS_MARKER) {
+        Ok(()) => 1,
+        Err(e) => -e.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +217,8 @@ mod tests {
         assert_eq!((r.net, r.ipc), (1, 1));
         assert_eq!(r.mnt_kept(&observe(&held.markers)), 1);
         held.drain();
+        // Nothing wrote the marker: the hostname is the executor's own.
+        assert_eq!(held.read_uts(), 0);
     }
 
     #[test]

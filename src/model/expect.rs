@@ -172,6 +172,8 @@ pub struct KeptNamespaces {
     pub ipc: Option<bool>,
     /// The network namespace.
     pub net: Option<bool>,
+    /// The UTS namespace.
+    pub uts: Option<bool>,
 }
 
 /// What the behavioural probes at the end of a case should show.

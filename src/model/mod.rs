@@ -289,6 +289,7 @@ fn kept_namespaces(steps: &[Expected], case: &Case) -> KeptNamespaces {
         mnt: (!root_moves).then(|| kept_namespace(case, steps, crate::flags::bits::NEWNS)),
         ipc: Some(kept_namespace(case, steps, crate::flags::bits::NEWIPC)),
         net: Some(kept_namespace(case, steps, crate::flags::bits::NEWNET)),
+        uts: Some(kept_namespace(case, steps, crate::flags::bits::NEWUTS)),
     }
 }
 

@@ -101,6 +101,13 @@ pub fn shm_exists(id: i32) -> Result<(), Errno> {
     ret_int(unsafe { libc::shmctl(id, libc::IPC_STAT, &raw mut ds) }).map(|_| ())
 }
 
+/// `gethostname` into `buf`; returns the name's length (without the NUL).
+pub fn hostname(buf: &mut [u8; 65]) -> Result<usize, Errno> {
+    // SAFETY: buf is writable for its whole length; the last byte stays for the NUL.
+    ret_int(unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) })?;
+    Ok(buf.iter().position(|b| *b == 0).unwrap_or(buf.len() - 1))
+}
+
 /// The mount id of the mount `/` is on: statx's `stx_mnt_id` (Linux 5.8), or where statx does
 /// not report it (older kernels, gVisor) the first field of `/proc/self/mountinfo`'s first line,
 /// which is the root mount of the caller's view.
@@ -148,6 +155,14 @@ mod tests {
         assert_eq!(drain_connections(&l), 1);
         drop(l);
         assert_eq!(connect_abstract(name.as_bytes()), Err(Errno(libc::ECONNREFUSED)));
+    }
+
+    #[test]
+    fn the_hostname_is_read_whole() {
+        let mut buf = [0u8; 65];
+        let n = hostname(&mut buf).unwrap();
+        assert!(n > 0 && n < 65);
+        assert!(buf[..n].iter().all(|b| *b != 0));
     }
 
     #[test]
