@@ -110,7 +110,7 @@ impl Held {
             return NONE;
         }
         let mut now = [0u8; 65];
-        let seen = match sys::marker::hostname(&mut now) {
+        match sys::marker::hostname(&mut now) {
             Ok(n) => {
                 let own = &self.hostname[..self.hostname_len];
                 if now[..n] != *own {
@@ -123,8 +123,7 @@ impl Held {
                 i32::from(now[..n] == *UTS_MARKER)
             }
             Err(e) => -e.0,
-        };
-        seen
+        }
     }
 
     /// Descriptors the markers hold for the executor's lifetime.
