@@ -16,6 +16,7 @@ pub mod headroom;
 pub mod kcov;
 pub mod limits;
 pub mod limits_child;
+pub mod markers;
 pub mod phases;
 pub mod placement;
 pub mod plan;

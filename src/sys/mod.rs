@@ -16,6 +16,7 @@
 
 pub mod clone3;
 pub mod kcov;
+pub mod marker;
 pub mod proc;
 pub mod seccomp;
 
