@@ -17,6 +17,8 @@ pub enum Reason {
     Unreachable,
     /// A generator change reaches it now (the evidence names it).
     Generator,
+    /// A generator change would reach it and is not made yet (the evidence names it).
+    NeedsGenerator,
     /// Needs another task racing the caller (a lock-free check losing a race).
     Race,
 }
@@ -30,6 +32,7 @@ impl Reason {
             Reason::GlobalSysctl => "global-sysctl",
             Reason::Unreachable => "unreachable",
             Reason::Generator => "generator",
+            Reason::NeedsGenerator => "needs-generator",
             Reason::Race => "race",
         }
     }
@@ -41,6 +44,7 @@ impl Reason {
             Reason::GlobalSysctl,
             Reason::Unreachable,
             Reason::Generator,
+            Reason::NeedsGenerator,
             Reason::Race,
         ]
         .into_iter()
@@ -87,7 +91,7 @@ impl Reasons {
             let reason = Reason::from_word(word).ok_or_else(|| {
                 format!(
                     "line {}: unknown reason {word:?} (fault-injection, config-off, global-sysctl, unreachable, \
-                     generator, race)",
+                     generator, needs-generator, race)",
                     i + 1
                 )
             })?;

@@ -61,6 +61,7 @@ fn run_case(
     s: &Settings,
     case: &Case,
     g: &mut Group,
+    emit: &mut dyn FnMut(String),
 ) -> Result<Option<BTreeSet<u64>>, ExecError> {
     g.stats.cases += 1;
     let executed = runner::execute_case(executor, &s.config, case)?;
@@ -81,6 +82,7 @@ fn run_case(
     let Some(pcs) = executor.last_pcs() else { return Ok(Some(BTreeSet::new())) };
     if pcs.overflowed > 0 {
         g.stats.overflowed += 1;
+        emit(format!("kcov-note {} buffer(s) filled up in {} case {}", pcs.overflowed, g.stats.name, case));
     }
     g.all.extend(pcs.pcs.iter().copied());
     let kept: BTreeSet<u64> = match &s.filter {
@@ -104,7 +106,7 @@ pub fn run(s: &Settings, emit: &mut dyn FnMut(String)) -> Result<(), ExecError> 
     if s.config.cases > 0 {
         let mut g = Group::new("random");
         for (i, case) in runner::cases_for_seed(s.config.seed).take(s.config.cases as usize).enumerate() {
-            run_case(&mut executor, s, &case, &mut g)?;
+            run_case(&mut executor, s, &case, &mut g, emit)?;
             if (i + 1) % 500 == 0 {
                 emit(format!("kcov-progress random {} {}", i + 1, g.union.len()));
             }
@@ -120,7 +122,7 @@ pub fn run(s: &Settings, emit: &mut dyn FnMut(String)) -> Result<(), ExecError> 
                 continue;
             };
             let case = crate::generate::neutralize(file.case.clone());
-            if let Some(pcs) = run_case(&mut executor, s, &case, &mut g)? {
+            if let Some(pcs) = run_case(&mut executor, s, &case, &mut g, emit)? {
                 emit(data::pcs_line("kcov-file", &loaded.name, &pcs));
                 seeds.push(case);
             }
@@ -151,7 +153,7 @@ fn guided(
     for i in 0..s.guided {
         let parent = &kept[rng.below(kept.len())];
         let case = mutate::mutate(parent, &kept, &mut rng);
-        if let Some(pcs) = run_case(executor, s, &case, &mut g)? {
+        if let Some(pcs) = run_case(executor, s, &case, &mut g, emit)? {
             let new: Vec<u64> = pcs.difference(&seen).copied().collect();
             if !new.is_empty() {
                 seen.extend(new.iter().copied());
