@@ -441,3 +441,58 @@ fn each_kind_of_tampered_clone3_expectation_is_caught() {
         assert!(stdout.contains(needle), "tampered {what}: no {needle:?} in:\n{stdout}");
     }
 }
+
+/// Every CORPUS_STRIDE-th corpus file (sorted by path) that pins no other kernel's behaviour
+/// (no `"profile"`): its reproducer, built with warnings as errors, must agree with the model
+/// on this Linux (exit 0), as the file itself replays clean here. Files the model skips in this
+/// environment have no reproducer and are counted apart; at least half of the sample must run.
+/// One corpus file in this many is sampled (all of them take about a minute of gcc).
+const CORPUS_STRIDE: usize = 3;
+
+#[test]
+fn corpus_reproducers_compile_cleanly_and_agree_with_linux() {
+    let dir = common::temp_dir("repro-corpus");
+    let executor = Executor::spawn(common::binary(), &[]).expect("start the executor");
+    let env = executor.environment().clone();
+    let everything_here = env.kcmp && env.ns_links.len() == unshare_fuzz::ns::NsLink::COUNT;
+    let mut files: Vec<PathBuf> = std::fs::read_dir("corpus")
+        .expect("list corpus/")
+        .flat_map(|d| std::fs::read_dir(d.expect("corpus entry").path()).into_iter().flatten())
+        .map(|e| e.expect("corpus file").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let files: Vec<PathBuf> = files.into_iter().step_by(CORPUS_STRIDE).collect();
+    let (mut sample, mut skipped, mut pinned) = (Vec::new(), 0, 0);
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read a corpus file");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("corpus JSON");
+        if value.get("profile").is_some() {
+            pinned += 1;
+            continue;
+        }
+        let case = unshare_fuzz::repro::case_from_json(&text).expect("a valid corpus case");
+        match c_source(&case, &LINUX_6_18, &env) {
+            Ok(src) => sample.push((file.clone(), src)),
+            Err(ReproError::Skipped(_)) => skipped += 1,
+            Err(e) => panic!("{}: no reproducer: {e}", file.display()),
+        }
+    }
+    assert!(sample.len() * 2 >= files.len(), "only {} of {} corpus files have a reproducer", sample.len(), files.len());
+    let sources: Vec<String> = sample.iter().map(|(_, s)| s.clone()).collect();
+    let bins = compile_all(&dir, &sources);
+    for ((file, _), bin) in sample.iter().zip(&bins) {
+        let (code, stdout) = run(bin);
+        assert_eq!(code, 0, "the reproducer of {} disagrees with this kernel:\n{stdout}", file.display());
+        assert!(stdout.contains("RESULT: the kernel agrees with the model"), "{stdout}");
+        // Where the harness found every link reliable and kcmp working, the program must too.
+        if everything_here {
+            assert!(!stdout.contains("\noff: "), "{}: a check was turned off here:\n{stdout}", file.display());
+        }
+    }
+    eprintln!(
+        "{} corpus reproducers agree with this kernel ({skipped} skipped by the model here, {pinned} pin another \
+         kernel's profile)",
+        sample.len()
+    );
+}

@@ -43,6 +43,10 @@ static void wait_and_exit(pid_t pid)
 	int status = 0;
 	int code = 1;
 	while (waitpid(pid, &status, 0) < 0) {
+		/* SIGCHLD is ignored (a clone3 step's CLONE_SIGHAND child that was a pid-ns init set
+		 * it when it exited): the kernel reaped the child itself; the record says how it ended. */
+		if (errno == ECHILD)
+			_exit(0);
 		if (errno != EINTR)
 			_exit(1);
 	}
@@ -215,7 +219,7 @@ static int step_fork_exit(void)
 		return errno;
 	if (pid == 0)
 		_exit(0);
-	return waitpid(pid, NULL, 0) < 0 ? errno : 0;
+	return waitpid(pid, NULL, 0) < 0 && errno != ECHILD ? errno : 0; /* ECHILD: reaped by the kernel */
 }
 
 static int step_write_maps(struct ctx *x)
