@@ -144,11 +144,12 @@ struct fresh {
 	int n;
 };
 
-/* Every readable link counts, trusted or not, as in the harness (check/invariants.rs). */
+/* Only links that name namespaces reliably count: gVisor gives an unreliable link a new inode
+ * number at every read, from the counter that numbers new namespaces too. */
 static int inode_in(unsigned long long ino, const struct snap *s)
 {
 	for (int k = 0; k < NLINKS; k++)
-		if (s->err[k] == 0 && s->ino[k] == ino)
+		if (K.link_ok[k] && s->err[k] == 0 && s->ino[k] == ino)
 			return 1;
 	return 0;
 }
