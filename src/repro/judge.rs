@@ -7,16 +7,23 @@ use std::fmt::Write;
 
 use super::c_str;
 use crate::case::{Case, Step};
-use crate::errno::CallResult;
+use crate::errno::{CallResult, Errno};
 use crate::flags::bits;
 use crate::model::clone3::{ChildLink, ChildTid, Clone3Expect};
 use crate::model::{Expected, FinalExpect, KcmpExpect, LinkExpect, PidExpect, SemExpect};
 use crate::ns::NsLink;
 
-fn errno_of(r: CallResult) -> i32 {
+/// An errno as C source: its `<errno.h>` name (the value may differ between architectures),
+/// or the number when it has none.
+fn errno_c(e: Errno) -> String {
+    e.name().map_or_else(|| e.0.to_string(), str::to_string)
+}
+
+/// A result as C source: 0 (success) or the errno.
+fn result_c(r: CallResult) -> String {
     match r {
-        CallResult::Success => 0,
-        CallResult::Failure(e) => e.0,
+        CallResult::Success => "0".into(),
+        CallResult::Failure(e) => errno_c(e),
     }
 }
 
@@ -24,7 +31,7 @@ fn link_expect(e: LinkExpect) -> String {
     match e {
         LinkExpect::Unchanged => "LINK_UNCHANGED".into(),
         LinkExpect::Fresh => "LINK_FRESH".into(),
-        LinkExpect::Unreadable(e) => format!("-{} /* {e} */", e.0),
+        LinkExpect::Unreadable(e) => format!("-{}", errno_c(e)),
         LinkExpect::BeforeOf(l) => format!("LINK_BEFORE_OF({}) /* {l} */", l.index()),
         LinkExpect::AfterOf(l) => format!("LINK_AFTER_OF({}) /* {l} */", l.index()),
     }
@@ -36,7 +43,7 @@ fn kcmp_expect(e: KcmpExpect) -> Option<String> {
         KcmpExpect::Unmodelled => None,
         KcmpExpect::Same => Some("KC_SAME".into()),
         KcmpExpect::Different => Some("KC_DIFFERENT".into()),
-        KcmpExpect::Error(e) => Some(format!("-{} /* {e} */", e.0)),
+        KcmpExpect::Error(e) => Some(format!("-{}", errno_c(e))),
     }
 }
 
@@ -85,8 +92,12 @@ fn kcmp_checks(out: &mut String, k: usize, exp: &Expected) {
 /// clone3-matches-model: the caller's undo list, then the child, when clone3 exists here.
 fn clone3_checks(out: &mut String, k: usize, c3: &Clone3Expect) {
     let _ = writeln!(out, "\t\tsysvsem_column({k}, b, a, K.clone3 && {});", i32::from(c3.undo_list_made));
-    let _ = writeln!(out, "\t\tif (child_there({k}, o, K.clone3 && {})) {{", i32::from(c3.child.is_some()));
-    if let Some(ch) = &c3.child {
+    let Some(ch) = &c3.child else {
+        let _ = writeln!(out, "\t\t(void)child_there({k}, o, 0);");
+        return;
+    };
+    let _ = writeln!(out, "\t\tif (child_there({k}, o, K.clone3)) {{");
+    {
         out.push_str("\t\t\tstruct fresh cf = { { sandbox, &r->before, b, a }, { 0 }, 0 };\n");
         for link in NsLink::ALL {
             let _ = writeln!(
@@ -129,7 +140,7 @@ fn clone3_checks(out: &mut String, k: usize, c3: &Clone3Expect) {
 
 /// The checks of step `k`.
 fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bool) {
-    let want = errno_of(exp.result);
+    let want = result_c(exp.result);
     let mut rule = exp.rule.to_string();
     if let Step::Unshare(_) = step {
         let _ = write!(rule, ", effective flags {:#x}", exp.effective_flags.0);
@@ -149,9 +160,9 @@ fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bo
     if exp.clone3.is_some() {
         let _ = writeln!(out, "\t\tconst struct child_obs *o = &r->step[{k}].child;");
     }
-    let _ = writeln!(out, "\t\tint got = step_result(r, {k}, {what}, {want_c}, {rule_c}); /* {} */", exp.result);
+    let _ = writeln!(out, "\t\tint got = step_result(r, {k}, {what}, {want_c}, {rule_c});");
     let _ = writeln!(out, "\t\tif (got != 0)\n\t\t\tunchanged({k}, b, a, \"the call failed\", {skip_sysvsem});");
-    if want == 0 {
+    if exp.result == CallResult::Success {
         out.push_str("\t\telse {\n");
         success_checks(out, k, exp);
         out.push_str("\t\t}\n");
@@ -165,9 +176,9 @@ fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bo
         && (before.undo_private || before.undo_shared);
     if check_sem {
         let (value, errno) = match exp.semval {
-            SemExpect::NoSemaphore => ("NONE".to_string(), 0),
-            SemExpect::Value(v) => (v.to_string(), 0),
-            SemExpect::Error(e) => ("0".to_string(), e.0),
+            SemExpect::NoSemaphore => ("NONE".to_string(), "0".to_string()),
+            SemExpect::Value(v) => (v.to_string(), "0".to_string()),
+            SemExpect::Error(e) => ("0".to_string(), errno_c(e)),
         };
         let _ = writeln!(out, "\t\tif (got == 0)\n\t\t\tsem_is({k}, a, {value}, {errno});");
     }
