@@ -287,6 +287,10 @@ mod tests {
         let src = c_source(&chroot, &LINUX_6_18, &Environment::reference()).unwrap();
         assert!(src.contains("step_done(x, 0, step_rc(do_chroot(CHROOT_DIR)));"), "{src}");
         assert!(src.contains("step_done(x, 1, step_rc(drop_sys_admin()));"));
+    }
+
+    #[test]
+    fn clone3_steps_are_rendered_with_their_checks() {
         // clone3: a new UTS namespace with a pidfd, then one that fails (INTO_CGROUP, bad fd).
         let clone3 = Case {
             steps: vec![Step::Clone3(RawFlags(bits::NEWUTS | bits::PIDFD)), Step::Clone3(RawFlags(bits::INTO_CGROUP))],
