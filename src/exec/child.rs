@@ -26,7 +26,9 @@ use crate::sys;
 
 use super::child_setup;
 use super::plan::Plan;
-use super::record::{CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock};
+use super::record::{
+    CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock, marker_probe,
+};
 use super::sibling::{self, Sib};
 
 /// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
@@ -56,6 +58,8 @@ pub struct Ctx<'a> {
     pub outer_ids: (u32, u32),
     /// Timestamps for the phase timeline, sent with `Done` (see `record::clock`).
     pub clock: [u64; CLOCKS],
+    /// The namespace markers as read before the first step.
+    pub marks: super::markers::Reading,
 }
 
 fn neg(e: Errno) -> i32 {
@@ -316,11 +320,19 @@ fn probe(ctx: &Ctx) -> Msg {
     if ctx.sem_id >= 0 && ctx.nsibs > 0 {
         m.probe[5] = sibling::semval(&sibs[0], ctx.sem_id).map_or_else(neg, |v| v as i32);
     }
+    let now = super::markers::observe(&ctx.plan.markers);
+    m.probe[marker_probe::NET_BEFORE] = ctx.marks.net;
+    m.probe[marker_probe::NET_AFTER] = now.net;
+    m.probe[marker_probe::IPC_BEFORE] = ctx.marks.ipc;
+    m.probe[marker_probe::IPC_AFTER] = now.ipc;
+    m.probe[marker_probe::MNT_KEPT] = ctx.marks.mnt_kept(&now);
+    m.probe[marker_probe::UTS_WRITTEN] = super::markers::write_uts(&ctx.plan.markers);
     m
 }
 
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
+    ctx.marks = super::markers::observe(&ctx.plan.markers);
     let mut msg = Msg::new(MsgKind::Before);
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
@@ -371,6 +383,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         sem_id: -1,
         outer_ids: (0, 0),
         clock: [start, 0, 0, 0],
+        marks: super::markers::Reading::default(),
     };
     child_setup::build(&mut ctx);
     ctx.clock[clock::SETUP] = sys::monotonic_ns();

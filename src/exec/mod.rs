@@ -15,6 +15,7 @@ pub mod collect;
 pub mod headroom;
 pub mod limits;
 pub mod limits_child;
+pub mod markers;
 pub mod phases;
 pub mod placement;
 pub mod plan;

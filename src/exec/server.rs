@@ -17,6 +17,7 @@ use super::protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
     RESP_INEFFECTIVE, RESP_REPORT, begin_frame, finish_frame, read_u64,
 };
+use super::record::{MSG_LEN, Msg, MsgKind, outside_probe};
 use super::{case_codec, probe, sandbox, watch};
 use crate::ns::{NsLink, NsObserver};
 use crate::sys::{self, ParentOnlyBuf};
@@ -148,8 +149,11 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     // RLIMIT_NOFILE, where the executor needs its descriptors for the cases (3 per case).
     let roomy = sys::getrlimit(libc::RLIMIT_NOFILE).is_ok_and(|(soft, _)| soft.is_none_or(|s| s >= 64));
     let held = if roomy { hold_namespaces(env.ns_observer) } else { Vec::new() };
+    // In the verified sandbox: what the case children read to tell their namespaces by behaviour.
+    let markers = super::markers::Held::create();
+    env.restrictions.extend(markers.missing.iter().cloned());
     // Descriptors held from the start to the end, not counted as a case's leak.
-    let constant_fds = u64::from(lease.is_some()) + held.len() as u64;
+    let constant_fds = u64::from(lease.is_some()) + held.len() as u64 + markers.descriptors();
     env.pinned_cpu = lease.as_ref().map(|l| l.cpu as u32);
     // Last, with every descriptor held for the run open: what a case child inherits.
     env.resources = super::limits::measure();
@@ -161,7 +165,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         _ => return 2,
     }
     let buffers = Frames::new(STDIN).and_then(|f| {
-        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT)
+        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT + MSG_LEN)
             .map_err(|e| format!("cannot map the report buffer: {e}"))?;
         Ok((f, out))
     });
@@ -187,7 +191,9 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         let served = match body[0] {
             REQ_CASE if body.len() >= 17 => {
                 let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
-                match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out) {
+                let served = serve_case(&body[17..], timeout, &mut case, &env, &markers, id, &mut out);
+                markers.drain();
+                match served {
                     Ok(()) => write_all(STDOUT, out.as_slice()),
                     Err(message) => send_error(id, &message),
                 }
@@ -218,14 +224,22 @@ fn serve_case(
     timeout: Duration,
     case: &mut Case,
     env: &crate::env::Environment,
+    markers: &super::markers::Held,
     id: u64,
     out: &mut ParentOnlyBuf,
 ) -> Result<(), String> {
     case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
     case.validate().map_err(|e| format!("bad case: {e}"))?;
-    let plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
+    let mut plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
+    plan.markers = markers.markers;
     begin_report(out, id);
     let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
+    // What only the executor can see, after the case: appended as one more message.
+    let mut outside = Msg::new(MsgKind::Outside);
+    outside.probe[outside_probe::UTS_SEEN] = markers.read_uts();
+    let mut bytes = [0u8; MSG_LEN];
+    outside.encode(&mut bytes);
+    out.extend_from_slice(&bytes);
     let len = (out.len() - 4) as u32;
     let frame = out.as_mut_slice();
     frame[..4].copy_from_slice(&len.to_le_bytes());

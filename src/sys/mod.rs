@@ -15,6 +15,7 @@
 #![allow(unsafe_code)]
 
 pub mod clone3;
+pub mod marker;
 pub mod proc;
 pub mod seccomp;
 
