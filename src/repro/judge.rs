@@ -190,7 +190,7 @@ fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bo
 
 /// The final behavioural probes.
 fn final_checks(out: &mut String, nsteps: usize, fin: &FinalExpect) {
-    if *fin == (FinalExpect { proc_visible: fin.proc_visible, ..FinalExpect::default() }) {
+    if *fin == (FinalExpect { proc_visible: fin.proc_visible, kept: fin.kept, ..FinalExpect::default() }) {
         let _ = writeln!(out, "\t(void)finished(r, {nsteps});");
         return;
     }
@@ -218,6 +218,22 @@ fn final_checks(out: &mut String, nsteps: usize, fin: &FinalExpect) {
     out.push_str("\t}\n");
 }
 
+/// namespaces-by-behaviour: the namespaces the model keeps (1) or replaces (0) after the last step.
+fn behaviour_checks(out: &mut String, fin: &FinalExpect) {
+    let k = fin.kept;
+    let kept = [("mnt_kept", k.mnt), ("ipc_kept", k.ipc), ("net_kept", k.net), ("uts_kept", k.uts)];
+    if kept.iter().all(|(_, v)| v.is_none()) {
+        return;
+    }
+    out.push_str("\tif (r->done) {\n");
+    for (check, v) in kept {
+        if let Some(v) = v {
+            let _ = writeln!(out, "\t\t{check}(r, {});", i32::from(v));
+        }
+    }
+    out.push_str("\t}\n");
+}
+
 /// `case_judge()`: every expectation of `steps` and `fin` as one check each. `kcmp`: kcmp
 /// worked where the expectations were computed (else the model predicts no kcmp values).
 pub(super) fn judge_c(case: &Case, steps: &[Expected], fin: &FinalExpect, kcmp: bool) -> String {
@@ -227,6 +243,7 @@ pub(super) fn judge_c(case: &Case, steps: &[Expected], fin: &FinalExpect, kcmp: 
         step_checks(&mut out, k, step, exp, kcmp);
     }
     final_checks(&mut out, case.steps.len(), fin);
+    behaviour_checks(&mut out, fin);
     out.push_str("}\n\n");
     out
 }

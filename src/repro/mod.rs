@@ -8,7 +8,8 @@
 //!   chroot tree, the depth limits);
 //! * the primitives, pulled in with `include_str!`: `prelude.c` (raw calls, snapshots, the
 //!   sibling server), `setup.c` (setup operations, simple steps, behavioural probes),
-//!   `clone3.c`, `checks.c` (one comparison per kind of expectation) and `sandbox.c` (the
+//!   `clone3.c`, `checks.c` (one comparison per kind of expectation), `markers.c` (namespace
+//!   identity by behaviour, as `exec/markers.rs`) and `sandbox.c` (the
 //!   probe of this kernel, the outer sandbox, the watchdog, the verdict);
 //! * [`lower`]: `case_setup()` (the setup operations this case needs, in the executor's
 //!   order) and `case_steps()` (its steps and probes);
@@ -32,11 +33,12 @@ mod lower;
 mod tables;
 
 /// The C primitives shared by every reproducer, in the order they are pasted.
-pub const PRIMITIVES: [(&str, &str); 5] = [
+pub const PRIMITIVES: [(&str, &str); 6] = [
     ("prelude.c", include_str!("prelude.c")),
     ("setup.c", include_str!("setup.c")),
     ("clone3.c", include_str!("clone3.c")),
     ("checks.c", include_str!("checks.c")),
+    ("markers.c", include_str!("markers.c")),
     ("sandbox.c", include_str!("sandbox.c")),
 ];
 

@@ -34,6 +34,8 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <stddef.h>
+#include <time.h>
 #include <grp.h>
 #include <unistd.h>
 
@@ -119,6 +121,13 @@ struct child_obs {
 	int parent_tid; /* the TID was stored at parent_tid */
 };
 
+/* The behavioural markers as the case saw them (markers.c): 1 reachable, 0 not, -errno, NONE. */
+struct marks {
+	int net, ipc;
+	unsigned long long mnt; /* the mount id of /, unless mnt_err */
+	int mnt_err;
+};
+
 /* Written by the case's processes into shared memory, read by pid 1. */
 struct record {
 	const char *setup_op; /* non-NULL: this setup operation failed with setup_errno */
@@ -129,6 +138,9 @@ struct record {
 	struct { int err; struct snap after; struct child_obs child; } step[MAX_STEPS];
 	int probed;
 	int probe[NPROBES];
+	struct marks mark[2]; /* before the first step, after the last */
+	int uts_set;          /* the case set the UTS marker: 1, -errno, NONE */
+	int uts_seen;         /* pid 1 saw it as its own hostname afterwards: 1, 0, -errno, NONE */
 	int done;
 };
 

@@ -7,7 +7,7 @@
  *      the run goes on without); fork pid 1 of the new pid namespace, which mounts its own
  *      /proc, chdirs to / and prepares the chroot tree on a private tmpfs at /tmp. The process
  *      that started stays outside and relays pid 1's exit status.
- *   2. pid 1 probes this kernel once: the room for nested pid and user namespaces (its place,
+ *   2. pid 1 probes this kernel once (and makes the behavioural markers, markers.c): the room for nested pid and user namespaces (its place,
  *      from which the case's absolute pid-ns level and user-ns depth are reached), which links
  *      name namespaces reliably, kcmp, clone3 and pidfd_open. What is missing turns off the
  *      checks that need it, and is printed.
@@ -224,6 +224,11 @@ static int sandbox_pid1(int pidns_level, int userns_depth)
 	r->sem_id = -1;
 	for (int i = 0; i < NPROBES; i++)
 		r->probe[i] = NONE;
+	r->uts_set = r->uts_seen = NONE;
+	for (int i = 0; i < 2; i++) {
+		r->mark[i].net = r->mark[i].ipc = NONE;
+		r->mark[i].mnt_err = ENODATA;
+	}
 	if (plan(pidns_level, userns_depth, &pid_nesting, &user_nesting) != 0)
 		return 2;
 	snapshot(NULL, &sandbox);
@@ -246,6 +251,7 @@ static int sandbox_pid1(int pidns_level, int userns_depth)
 		;
 	if (r->sem_id >= 0)
 		semctl(r->sem_id, 0, IPC_RMID); /* it lives in the sandbox's IPC namespace */
+	r->uts_seen = read_uts();
 	if (timed_out) {
 		printf("MISMATCH: timeout: the case was still running after %d s\n", WATCHDOG_SECONDS);
 		return 1;
@@ -310,6 +316,7 @@ static int enter_sandbox_and_run(int pidns_level, int userns_depth)
 		if (failed)
 			printf("note: no chroot tree (%s: %s): chroot setups will fail\n", failed, strerror(errno));
 		probe_kernel();
+		make_markers();
 		int code = sandbox_pid1(pidns_level, userns_depth);
 		fflush(stdout);
 		_exit(code);
