@@ -48,8 +48,8 @@ fn verdict(problems: Vec<String>) -> Option<Result<(), String>> {
 }
 
 fn child_link_problems(ctx: &StepCtx, want: &ChildExpect, got: &Snapshot) -> Vec<String> {
-    let parents = [&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after];
-    let alive: Vec<u64> = parents.iter().flat_map(|s| s.ns.iter().filter_map(|v| v.inode())).collect();
+    let alive =
+        super::invariants::alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after]);
     let mut problems = Vec::new();
     let mut fresh: Vec<u64> = Vec::new();
     // Links left out of ns_links (missing, or not naming namespaces reliably: exec::probe) say
