@@ -228,8 +228,7 @@ pub fn run(out: RawFd, flags: RawFlags) -> Result<(), Errno> {
     // which outlives the child (observe() waits for it); child_main only reads `a` and ends
     // itself (module Safety section).
     let result = unsafe { raw::clone3(&mut args, child_main, arg) };
-    // Coverage mode: only the call is traced, not the observation after it (making sure a
-    // thread child is gone can spin and fill the trace buffer).
+    // Coverage mode: only the call is traced, not the harness's observation after it.
     sys::kcov::step_off();
     let result = result.map(|pid| {
         let mut m = Msg::new(MsgKind::Child);
