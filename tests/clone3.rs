@@ -10,14 +10,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use unshare_fuzz::abi::errno::CallResult;
+use unshare_fuzz::abi::flags::RawFlags;
 use unshare_fuzz::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
 use unshare_fuzz::check::judge;
-use unshare_fuzz::errno::CallResult;
 use unshare_fuzz::exec::Executor;
-use unshare_fuzz::flags::RawFlags;
+use unshare_fuzz::exec::observe::Outcome;
 use unshare_fuzz::model::clone3::CLONE3_CHECKS;
 use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
-use unshare_fuzz::observe::Outcome;
 
 fn c(flags: &str) -> Step {
     Step::Clone3(flags.parse::<RawFlags>().unwrap())

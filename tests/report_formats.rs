@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 
 use unshare_fuzz::case::{Case, Privilege};
 use unshare_fuzz::check::{InvariantTally, Tally, Violation};
+use unshare_fuzz::command::run::{FailedCase, Interruption, RunReport};
 use unshare_fuzz::env::Environment;
 use unshare_fuzz::model::{Prediction, predict, profile};
 use unshare_fuzz::report::{self, Format};
-use unshare_fuzz::runner::{FailedCase, Interruption, RunReport};
 
 // ---------------------------------------------------------------- KTAP parser
 

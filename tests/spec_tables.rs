@@ -11,11 +11,11 @@ mod common;
 
 use std::time::Duration;
 
+use unshare_fuzz::abi::errno::CallResult;
+use unshare_fuzz::abi::flags::RawFlags;
 use unshare_fuzz::case::{Case, Chroot, NsType, Privilege, Setup, Sibling, Step};
 use unshare_fuzz::check::judge;
-use unshare_fuzz::errno::CallResult;
 use unshare_fuzz::exec::Executor;
-use unshare_fuzz::flags::RawFlags;
 use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
 
 fn u(flags: &str) -> Step {
@@ -289,7 +289,7 @@ fn precedence() -> Vec<Row> {
         ),
     ];
     for t in NsType::ALL {
-        let flag = unshare_fuzz::flags::RawFlags(t.flag()).to_string();
+        let flag = unshare_fuzz::abi::flags::RawFlags(t.flag()).to_string();
         rows.push(Row {
             spec: "§5.5 private user ns, max_X_namespaces=0",
             setup: with(|s| s.limit_zero = Some(t)),
@@ -382,7 +382,7 @@ fn check_rows(rows: Vec<Row>) {
         let model: Vec<CallResult> = steps.iter().map(|e| e.result).collect();
         let outcome = ex.run(&case, Duration::from_secs(10)).unwrap();
         let kernel: Vec<CallResult> = match &outcome {
-            unshare_fuzz::observe::Outcome::Completed { trace } => trace.steps.iter().map(|s| s.result).collect(),
+            unshare_fuzz::exec::observe::Outcome::Completed { trace } => trace.steps.iter().map(|s| s.result).collect(),
             other => {
                 failures.push(format!("{}: {case}: {other:?}", r.spec));
                 continue;

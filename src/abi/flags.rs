@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ns::NsLink;
+use crate::abi::ns::NsLink;
 
 /// What a bit means to unshare(2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,13 +5,13 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::errno::Errno;
+use crate::abi::flags::{NON_USER_NAMESPACES, RawFlags, bits};
+use crate::abi::ns::NsLink;
 use crate::case::{Case, Step};
-use crate::errno::Errno;
-use crate::flags::{NON_USER_NAMESPACES, RawFlags, bits};
+use crate::exec::observe::{ChildObservation, IntOrErrno, KcmpSide, NsValue, Snapshot, StepObservation, Trace};
 use crate::model::Expected;
 use crate::model::clone3::{ChildExpect, ChildLink, ChildTid};
-use crate::ns::NsLink;
-use crate::observe::{ChildObservation, IntOrErrno, KcmpSide, NsValue, Snapshot, StepObservation, Trace};
 
 use super::invariants::{StepCtx, kcmp_matches, state_diff};
 

@@ -14,8 +14,8 @@
 #![deny(missing_docs)]
 
 use crate::corpus::Expectation;
+use crate::exec::observe::{Outcome, Trace};
 use crate::model::{Expected, Prediction};
-use crate::observe::{Outcome, Trace};
 
 use super::{CaseVerdict, Violation};
 
@@ -145,11 +145,11 @@ pub fn expectations_of(prediction: &Prediction) -> Option<Vec<Expectation>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::errno::{CallResult, Errno};
     use crate::case::{Case, Privilege};
     use crate::env::Environment;
-    use crate::errno::{CallResult, Errno};
+    use crate::exec::observe::StepObservation;
     use crate::model::{predict, profile::LINUX_6_18};
-    use crate::observe::StepObservation;
 
     fn exp(result: CallResult, rule: &str) -> Expectation {
         Expectation { result, rule: Some(rule.into()) }

@@ -4,12 +4,12 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::{RawFlags, bits};
+use crate::abi::ns::NsLink;
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::flags::{RawFlags, bits};
+use crate::exec::observe::{IntOrErrno, NsValue, Snapshot, StepObservation};
 use crate::model::{Expected, KcmpExpect, LinkExpect, PidExpect, SemExpect};
-use crate::ns::NsLink;
-use crate::observe::{IntOrErrno, NsValue, Snapshot, StepObservation};
 
 /// Everything a step-level check may look at.
 pub struct StepCtx<'a> {

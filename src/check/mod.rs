@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::abi::errno::{CallResult, Errno};
 use crate::case::{Case, Step};
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
+use crate::exec::observe::{IntOrErrno, Outcome, StepObservation, Trace};
 use crate::model::{Expected, FinalExpect, Prediction};
-use crate::observe::{IntOrErrno, Outcome, StepObservation, Trace};
 
 use invariants::{CASE_COMPLETES, INVARIANTS, StepCtx};
 
@@ -152,7 +152,7 @@ fn judge_trace(
         };
         let (flags, is_unshare) = match step {
             Step::Unshare(f) => (*f, true),
-            _ => (crate::flags::RawFlags(0), false),
+            _ => (crate::abi::flags::RawFlags(0), false),
         };
         let ctx = StepCtx { env, index, flags, is_unshare, expected: exp, before, initial: &trace.before, observed };
         if stopped.is_none()

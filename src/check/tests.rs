@@ -2,12 +2,12 @@
 //! are fed in, and the right invariant has to report a violation.
 
 use super::*;
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::RawFlags;
+use crate::abi::ns::NsLink;
 use crate::case::Case;
-use crate::errno::{CallResult, Errno};
-use crate::flags::RawFlags;
+use crate::exec::observe::{NsValue, Snapshot};
 use crate::model::{predict, profile::LINUX_6_18};
-use crate::ns::NsLink;
-use crate::observe::{NsValue, Snapshot};
 
 fn env() -> Environment {
     Environment::reference()
@@ -20,8 +20,8 @@ fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
 
 /// As [`honest`], for the kernel `profile` describes.
 fn honest_on(profile: &crate::model::KernelProfile, env: &Environment, case: &Case) -> (Prediction, Outcome) {
+    use crate::exec::observe::{IntOrErrno, SiblingView};
     use crate::model::{KcmpExpect, LinkExpect, PidExpect, SemExpect};
-    use crate::observe::{IntOrErrno, SiblingView};
     let prediction = predict(profile, env, case);
     let Prediction::Steps { steps, final_probe } = &prediction else { panic!("skip") };
     let kcmp = |k: KcmpExpect| match k {
@@ -93,7 +93,7 @@ fn honest_on(profile: &crate::model::KernelProfile, env: &Environment, case: &Ca
         cur = after;
     }
     let flag = |b: bool| Some(IntOrErrno::Value(i32::from(b)));
-    let probe = crate::observe::ProbeObservation {
+    let probe = crate::exec::observe::ProbeObservation {
         sibling_fd_visible: final_probe.files_shared.and_then(flag),
         caller_fd_visible: final_probe.files_shared.and_then(flag),
         closed_fd_open_in_sibling: final_probe.close_is_shared.and_then(|s| flag(!s)),
@@ -256,8 +256,8 @@ fn skipped_invariants_are_named() {
 
 #[test]
 fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
+    use crate::abi::flags::RawFlags;
     use crate::case::{Setup, Sibling, Step};
-    use crate::flags::RawFlags;
     let env = env();
     let case = Case {
         setup: Setup {
@@ -274,8 +274,8 @@ fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
     // The kernel "succeeds" at FILES but leaves the table shared.
     let (p, mut o) = honest(&env, &case);
     let Outcome::Completed { trace } = &mut o else { unreachable!() };
-    trace.steps[0].after.siblings[0].kcmp[0] = crate::observe::IntOrErrno::Value(0);
-    trace.probe.as_mut().unwrap().sibling_fd_visible = Some(crate::observe::IntOrErrno::Value(1));
+    trace.steps[0].after.siblings[0].kcmp[0] = crate::exec::observe::IntOrErrno::Value(0);
+    trace.probe.as_mut().unwrap().sibling_fd_visible = Some(crate::exec::observe::IntOrErrno::Value(1));
     let v = judge(&env, &case, &p, &o);
     let got = ids(&v);
     assert!(got.contains(&"files-private-after-unshare") && got.contains(&"kcmp-matches-model"), "{got:?}");
@@ -283,10 +283,10 @@ fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
 
 #[test]
 fn a_replaced_fs_struct_is_caught_only_where_the_model_keeps_it() {
+    use crate::abi::flags::RawFlags;
     use crate::case::{Setup, Sibling, Step};
-    use crate::flags::RawFlags;
+    use crate::exec::observe::IntOrErrno;
     use crate::model::profile::LINUX_6_18_WITHOUT_UNSHARE_FS_FIX;
-    use crate::observe::IntOrErrno;
     let env = env();
     let case = Case { setup: Setup { siblings: vec![Sibling::Files], ..Setup::default() }, steps: vec![] };
     let with = |flags: u64| Case { steps: vec![Step::Unshare(RawFlags(flags))], ..case.clone() };
@@ -312,7 +312,7 @@ fn a_replaced_fs_struct_is_caught_only_where_the_model_keeps_it() {
 /// An environment whose executor measured a process limit and a descriptor limit.
 fn limited_env() -> Environment {
     let mut env = env();
-    env.resources = crate::resources::Resources {
+    env.resources = crate::env::resources::Resources {
         measured: true,
         nofile_soft: Some(24),
         fds_inherited: Some(4),
@@ -344,7 +344,7 @@ fn an_unreadable_thread_count_is_skipped_not_judged_as_zero_threads() {
 #[test]
 fn eagain_from_a_fork_step_under_a_process_limit_is_not_a_kernel_violation() {
     let mut case = Case::unshare(&[0]);
-    case.steps = vec![Step::Fork, Step::Unshare(crate::flags::RawFlags(0x400))];
+    case.steps = vec![Step::Fork, Step::Unshare(crate::abi::flags::RawFlags(0x400))];
     let eagain = |env: &Environment| {
         let (prediction, mut outcome) = honest(env, &case);
         let Outcome::Completed { trace } = &mut outcome else { panic!() };
@@ -377,8 +377,8 @@ fn a_setup_stopped_by_a_measured_limit_is_skipped_else_broken() {
 /// variant it passes; one more lie on top of it is not the known bug.
 #[test]
 fn a_kernel_without_the_unshare_fs_fix_is_named_as_that_known_bug() {
+    use crate::abi::flags::bits::*;
     use crate::case::{Privilege, Setup};
-    use crate::flags::bits::*;
     use crate::model::profile::{LINUX_5_10, resolve};
     let env = env();
     let nofix = resolve("linux-5.10-without-unshare-fs-fix", "").unwrap().0;
@@ -425,8 +425,8 @@ fn a_kernel_without_the_unshare_fs_fix_is_named_as_that_known_bug() {
 /// readable where the variant says they are gone is a violation of failure-changes-nothing.
 #[test]
 fn a_detached_root_is_judged_exactly() {
+    use crate::abi::flags::bits::*;
     use crate::case::{Privilege, Setup};
-    use crate::flags::bits::*;
     let env = env();
     let nofix = crate::model::profile::resolve("linux-5.10-without-unshare-fs-fix", "").unwrap().0;
     let case = Case {

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use unshare_fuzz::corpus::replay::replay;
-use unshare_fuzz::corpus::save::{self, DEFAULT_BUDGET, Saved};
+use unshare_fuzz::command::fault::Fault;
+use unshare_fuzz::command::interrupt;
+use unshare_fuzz::command::replay::replay;
+use unshare_fuzz::command::run::{self as runner, RunConfig, RunReport};
+use unshare_fuzz::command::save::{self, DEFAULT_BUDGET, Saved};
 use unshare_fuzz::corpus::store::{DirStore, load_file, load_paths};
-use unshare_fuzz::exec::placement::Pinning;
-use unshare_fuzz::fault::Fault;
-use unshare_fuzz::interrupt;
+use unshare_fuzz::exec::executor::placement::Pinning;
 use unshare_fuzz::model::KernelProfile;
 use unshare_fuzz::model::profile;
 use unshare_fuzz::report;
-use unshare_fuzz::runner::{self, RunConfig, RunReport};
 
 /// Test only: the hidden `--inject-fault NAME` option.
 #[derive(clap::Args, Clone, Debug)]
@@ -126,7 +126,7 @@ pub fn timeout_ms(s: &str) -> Result<u64, String> {
 
 /// Writes to stdout without ever panicking. A write that fails (a closed pipe: `replay |
 /// head`; a full disk: `> /dev/full`) is said once on stderr and recorded
-/// ([`unshare_fuzz::interrupt::stdout_failed`]): the run then stops at the next case and
+/// ([`unshare_fuzz::command::interrupt::stdout_failed`]): the run then stops at the next case and
 /// its report still goes to the report files. Later output to stdout is dropped. Returns
 /// false when the text was not written.
 pub fn write_stdout(args: std::fmt::Arguments) -> bool {

@@ -1,6 +1,6 @@
 //! The fuzzing side of the CLI: `seeds` (corpus files -> fuzz inputs) and the
 //! corpus file that `decode --save` writes for an artifact. Part of the binary
-//! (anyhow, as in `main.rs`); the conversions are `unshare_fuzz::fuzzing`'s.
+//! (anyhow, as in `main.rs`); the conversions are `unshare_fuzz::command::fuzzing`'s.
 
 use std::path::{Path, PathBuf};
 
@@ -8,10 +8,10 @@ use anyhow::{Context, bail};
 
 use unshare_fuzz::case::Case;
 use unshare_fuzz::check::expected::expectations_of;
+use unshare_fuzz::command::fuzzing::{TARGETS, case_from_bytes, case_seed, readable_case, seed_name};
 use unshare_fuzz::corpus::store::load_paths;
 use unshare_fuzz::corpus::{CorpusFile, DirStore, FORMAT_VERSION, Origin, Store};
 use unshare_fuzz::env::Environment;
-use unshare_fuzz::fuzzing::{TARGETS, case_from_bytes, case_seed, readable_case, seed_name};
 use unshare_fuzz::model::{predict, profile::LINUX_6_18};
 
 /// `unshare-fuzz seeds`.

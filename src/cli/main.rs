@@ -6,17 +6,17 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-mod corpus_cli;
-mod fuzz_cli;
+mod corpus;
+mod fuzz;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use unshare_fuzz::exec::placement::Pinning;
+use unshare_fuzz::command::run::{self as runner, Progress, RunConfig};
+use unshare_fuzz::exec::executor::placement::Pinning;
 use unshare_fuzz::exec::{self, Executor};
 use unshare_fuzz::model::profile;
 use unshare_fuzz::report;
-use unshare_fuzz::runner::{self, Progress, RunConfig};
 
 /// Property-based fuzzing and conformance harness for Linux unshare(2).
 #[derive(Parser)]
@@ -44,9 +44,9 @@ enum Command {
     /// List the invariants and what each asserts.
     Invariants,
     /// Replay corpus files (default: corpus/) through the executor, model and checker.
-    Replay(corpus_cli::ReplayArgs),
+    Replay(corpus::ReplayArgs),
     /// Shrink a failing corpus case on the kernel and write the minimal one.
-    Minimize(corpus_cli::MinimizeArgs),
+    Minimize(corpus::MinimizeArgs),
     /// Measure cases per second against a bare fork+unshare+wait loop, per flag mix.
     Bench {
         /// Cases per mix.
@@ -71,12 +71,12 @@ enum Command {
     /// Print the case a libFuzzer input or artifact stands for, as JSON.
     Decode(DecodeArgs),
     /// Turn corpus files into fuzz inputs (seeds) for one cargo-fuzz target.
-    Seeds(fuzz_cli::SeedsArgs),
+    Seeds(fuzz::SeedsArgs),
     /// Internal: run a fuzz target's library half on input files, without libFuzzer.
     #[command(name = "__target", hide = true)]
     Target {
         /// `exec`, `model` or `corpus_format`.
-        #[arg(value_parser = unshare_fuzz::fuzzing::TARGETS)]
+        #[arg(value_parser = unshare_fuzz::command::fuzzing::TARGETS)]
         target: String,
         /// Fuzz inputs.
         #[arg(required = true)]
@@ -137,7 +137,7 @@ struct SelftestArgs {
     #[arg(long = "mutant", value_name = "NAME")]
     mutants: Vec<String>,
     /// Watchdog timeout per case, in milliseconds (100 to 600000).
-    #[arg(long, default_value_t = 5000, value_parser = corpus_cli::timeout_ms)]
+    #[arg(long, default_value_t = 5000, value_parser = corpus::timeout_ms)]
     timeout_ms: u64,
     /// List the mutants and their filter rules, and exit.
     #[arg(long)]
@@ -153,7 +153,7 @@ struct RunArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Watchdog timeout per case, in milliseconds (100 to 600000).
-    #[arg(long, default_value_t = 5000, value_parser = corpus_cli::timeout_ms)]
+    #[arg(long, default_value_t = 5000, value_parser = corpus::timeout_ms)]
     timeout_ms: u64,
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "PATH")]
@@ -172,7 +172,7 @@ struct RunArgs {
     #[arg(long, default_value = "auto")]
     kernel_profile: String,
     #[command(flatten)]
-    corpus: corpus_cli::SaveArgs,
+    corpus: corpus::SaveArgs,
     /// Executors run in parallel (cases are assigned by index, so results do not depend on it).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
@@ -228,7 +228,7 @@ fn main() {
         exec::declare_throwaway_kernel();
     }
     let code = match cli.command {
-        Command::Executor(args) => exec::server::executor_main_with(args.mutant.as_deref(), args.pin_slot),
+        Command::Executor(args) => exec::executor::server::executor_main_with(args.mutant.as_deref(), args.pin_slot),
         Command::Selftest(args) => report_errors(selftest_command(args)),
         Command::Env { json } => report_errors(env_command(json)),
         Command::Invariants => {
@@ -238,12 +238,12 @@ fn main() {
         Command::Run(args) => report_errors(run_command(args)),
         Command::Diff { a, b } => report_errors(diff_command(&a, &b)),
         Command::Flags { markdown } => report_errors(flags_command(markdown)),
-        Command::Replay(args) => report_errors(corpus_cli::replay_command(args)),
-        Command::Minimize(args) => report_errors(corpus_cli::minimize_command(args)),
+        Command::Replay(args) => report_errors(corpus::replay_command(args)),
+        Command::Minimize(args) => report_errors(corpus::minimize_command(args)),
         Command::Bench { cases, jobs, seed, json, pin } => report_errors(bench_command(cases, jobs, seed, json, pin)),
         Command::Repro(args) => report_errors(repro_command(args)),
         Command::Decode(args) => report_errors(decode_command(args)),
-        Command::Seeds(args) => report_errors(fuzz_cli::seeds_command(args)),
+        Command::Seeds(args) => report_errors(fuzz::seeds_command(args)),
         Command::Target { target, files } => report_errors(target_command(&target, &files)),
     };
     std::process::exit(code);
@@ -266,7 +266,7 @@ fn report_errors(r: anyhow::Result<i32>) -> i32 {
 /// `ExecError` is not a link of its own).
 fn exec_error<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a exec::ExecError> {
     match c.downcast_ref() {
-        Some(unshare_fuzz::corpus::save::SaveError::Exec(e)) => Some(e),
+        Some(unshare_fuzz::command::save::SaveError::Exec(e)) => Some(e),
         _ => c.downcast_ref(),
     }
 }
@@ -283,7 +283,7 @@ fn env_command(json: bool) -> anyhow::Result<i32> {
 }
 
 fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
-    corpus_cli::profile_named(name)
+    corpus::profile_named(name)
 }
 
 fn repro_command(args: ReproArgs) -> anyhow::Result<i32> {
@@ -316,7 +316,7 @@ fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
     }
     for file in &args.files {
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let case = unshare_fuzz::fuzzing::case_from_bytes(&bytes)
+        let case = unshare_fuzz::command::fuzzing::case_from_bytes(&bytes)
             .with_context(|| format!("{}: these bytes do not decode to a case", file.display()))?;
         let json = if args.raw_flags {
             let words: Vec<String> = case
@@ -337,7 +337,7 @@ fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
         if let Some(dir) = &args.save {
-            let path = fuzz_cli::save_decoded(dir, file, &bytes, &case)?;
+            let path = fuzz::save_decoded(dir, file, &bytes, &case)?;
             eprintln!("saved {}", path.display());
         }
     }
@@ -348,9 +348,9 @@ fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         match target {
-            "exec" => unshare_fuzz::fuzzing::exec_case(&bytes),
-            "model" => unshare_fuzz::fuzzing::model_laws(&bytes),
-            _ => unshare_fuzz::fuzzing::corpus_file(&bytes),
+            "exec" => unshare_fuzz::command::fuzzing::exec_case(&bytes),
+            "model" => unshare_fuzz::command::fuzzing::model_laws(&bytes),
+            _ => unshare_fuzz::command::fuzzing::corpus_file(&bytes),
         }
     }
     println!("{} input(s) passed the {target} target", files.len());
@@ -358,15 +358,15 @@ fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
 }
 
 fn flags_command(markdown: bool) -> anyhow::Result<i32> {
-    use unshare_fuzz::flag_table;
+    use unshare_fuzz::command::flags;
     let mut executor = Executor::spawn_self(&[])?;
     let kernel = executor.environment().kernel_release.clone();
-    let rows = flag_table::rows();
-    let observed = flag_table::observe(&mut executor, &profile::LINUX_6_18, &rows)?;
+    let rows = flags::rows();
+    let observed = flags::observe(&mut executor, &profile::LINUX_6_18, &rows)?;
     if markdown {
-        print!("{}", flag_table::render_markdown(&rows, &observed, &kernel));
+        print!("{}", flags::render_markdown(&rows, &observed, &kernel));
     } else {
-        print!("{}", flag_table::render_text(&rows, &observed, &kernel));
+        print!("{}", flags::render_text(&rows, &observed, &kernel));
     }
     let wrong = observed.iter().filter(|o| !(o.unshare_ok && o.clone3_ok)).count();
     if wrong > 0 {
@@ -377,7 +377,8 @@ fn flags_command(markdown: bool) -> anyhow::Result<i32> {
 }
 
 fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
-    use unshare_fuzz::selftest::{self, mutants};
+    use unshare_fuzz::command::selftest;
+    use unshare_fuzz::exec::executor::mutants;
     if args.list {
         print!("{}", selftest::report::mutant_list());
         return Ok(0);
@@ -394,7 +395,7 @@ fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
             .collect::<anyhow::Result<Vec<_>>>()?
     };
     let seed = args.seed.unwrap_or_else(random_seed);
-    corpus_cli::arm_interruption()?;
+    corpus::arm_interruption()?;
     eprintln!("selftest: seed {seed} (repeat with --seed {seed}), up to {} cases per run", args.cases_per_mutant);
     let config = selftest::SelftestConfig {
         cases_per_mutant: args.cases_per_mutant,
@@ -405,8 +406,8 @@ fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
     let report = selftest::run(&config, |line| eprintln!("selftest: {line}"))
         .context("the selftest could not run its honest executor")?;
     let printed = match args.format {
-        SelftestFormat::Human => corpus_cli::write_stdout(format_args!("{}", selftest::report::human(&report))),
-        SelftestFormat::Json => corpus_cli::write_stdout(format_args!("{}\n", selftest::report::json(&report)?)),
+        SelftestFormat::Human => corpus::write_stdout(format_args!("{}", selftest::report::human(&report))),
+        SelftestFormat::Json => corpus::write_stdout(format_args!("{}\n", selftest::report::json(&report)?)),
     };
     if let (false, Some(why)) = (printed, &report.interrupted) {
         stderr_line(&format!("selftest: INTERRUPTED ({why})"));
@@ -422,16 +423,16 @@ fn random_seed() -> u64 {
 fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     let profile = find_profile(&args.kernel_profile)?;
     // Before any case: a report that cannot be written is a usage error now, not after the run.
-    corpus_cli::check_report_paths(args.json.as_deref(), args.ktap.as_deref(), args.junit.as_deref())?;
+    corpus::check_report_paths(args.json.as_deref(), args.ktap.as_deref(), args.junit.as_deref())?;
     if let Some(dir) = &args.corpus.save_failures {
-        corpus_cli::check_save_dir(dir)?;
+        corpus::check_save_dir(dir)?;
     }
-    let baseline = args.baseline.as_deref().map(unshare_fuzz::baseline::Baseline::load).transpose()?;
+    let baseline = args.baseline.as_deref().map(unshare_fuzz::report::baseline::Baseline::load).transpose()?;
     let seed = args.seed.unwrap_or_else(random_seed);
-    corpus_cli::arm_interruption()?;
+    corpus::arm_interruption()?;
     let seed_line = format!("seed: {seed}  (repeat this run with --seed {seed})");
     if args.format == report::Format::Human {
-        corpus_cli::write_stdout(format_args!("{seed_line}\n"));
+        corpus::write_stdout(format_args!("{seed_line}\n"));
     } else {
         stderr_line(&seed_line);
     }
@@ -441,7 +442,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
         timeout: Duration::from_millis(args.timeout_ms),
         profile,
         executor_args: Vec::new(),
-        fault: corpus_cli::fault_for_run(&args.corpus, args.format != report::Format::Human),
+        fault: corpus::fault_for_run(&args.corpus, args.format != report::Format::Human),
         jobs: args.jobs as usize,
         pinning: args.pin,
     };
@@ -463,7 +464,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     }
     let code = deliver(&report, args.format, [args.json, args.ktap, args.junit])?;
     // Shrinking runs more cases: only after every report of the cases done is out.
-    corpus_cli::save_failures(&config, &report, &args.corpus)?;
+    corpus::save_failures(&config, &report, &args.corpus)?;
     Ok(code)
 }
 
@@ -474,8 +475,8 @@ fn diff_command(a: &std::path::Path, b: &std::path::Path) -> anyhow::Result<i32>
             .with_context(|| format!("{}: not a JSON report (write one with run --json)", p.display()))
     };
     let (ra, rb) = (read(a)?, read(b)?);
-    let (text, new) = unshare_fuzz::report_diff::diff(&a.display().to_string(), &ra, &b.display().to_string(), &rb);
-    corpus_cli::write_stdout(format_args!("{text}"));
+    let (text, new) = unshare_fuzz::report::diff::diff(&a.display().to_string(), &ra, &b.display().to_string(), &rb);
+    corpus::write_stdout(format_args!("{text}"));
     Ok(i32::from(new))
 }
 
@@ -487,7 +488,7 @@ fn diff_command(a: &std::path::Path, b: &std::path::Path) -> anyhow::Result<i32>
 /// The first report file that could not be written (after trying them all).
 fn deliver(report: &runner::RunReport, format: report::Format, files: [Option<PathBuf>; 3]) -> anyhow::Result<i32> {
     let mut code = report.exit_code();
-    let printed = corpus_cli::write_stdout(format_args!("{}", report::render(format, report)?));
+    let printed = corpus::write_stdout(format_args!("{}", report::render(format, report)?));
     let mut first_error = None;
     for (path, file_format) in
         files.into_iter().zip([report::Format::Json, report::Format::Ktap, report::Format::Junit])
@@ -551,15 +552,17 @@ fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>, pi
         fault: None,
         pinning: pin,
     };
-    println!("{}", unshare_fuzz::bench::header());
-    let report = unshare_fuzz::bench::run(&config, cases, |r| println!("{}", unshare_fuzz::bench::row_line(r)))?;
+    println!("{}", unshare_fuzz::command::bench::header());
+    let report = unshare_fuzz::command::bench::run(&config, cases, |r| {
+        println!("{}", unshare_fuzz::command::bench::row_line(r))
+    })?;
     println!(
         "--jobs {jobs} speed-up on the random mix: harness {:.2}x, bare loop {:.2}x",
         report.jobs2_speedup, report.bare_jobs_speedup
     );
     println!("{}", report.placement.line());
     println!();
-    for line in unshare_fuzz::bench::phase_lines(&report) {
+    for line in unshare_fuzz::command::bench::phase_lines(&report) {
         println!("{line}");
     }
     println!();
@@ -586,7 +589,7 @@ fn write_report(
     std::fs::write(path, report::render(format, run)?)
         .with_context(|| format!("cannot write the {format} report to {}", path.display()))?;
     let line = format!("{} report: {}", format.name().to_uppercase(), path.display());
-    if stdout_format != report::Format::Human || !corpus_cli::write_stdout(format_args!("{line}\n")) {
+    if stdout_format != report::Format::Human || !corpus::write_stdout(format_args!("{line}\n")) {
         stderr_line(&line);
     }
     Ok(())

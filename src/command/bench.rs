@@ -10,13 +10,13 @@ use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
+use crate::abi::flags::{FLAGS, UNSHARE_VALID_MASK, bits};
+use crate::abi::ns::NsObserver;
 use crate::case::{Case, Step};
+use crate::command::run::{RunConfig, cases_for_seed, run_cases};
 use crate::exec::ExecError;
-use crate::exec::phases::{NAMES, PHASES, PhaseSummary};
+use crate::exec::executor::phases::{NAMES, PHASES, PhaseSummary};
 use crate::exec::protocol::ExecutorStats;
-use crate::flags::{FLAGS, UNSHARE_VALID_MASK, bits};
-use crate::ns::NsObserver;
-use crate::runner::{RunConfig, cases_for_seed, run_cases};
 
 /// Rounds each mix is split into (harness and bare loop alternate).
 const ROUNDS: usize = 5;
@@ -102,7 +102,7 @@ pub fn mixes(per_mix: usize, seed: u64) -> Vec<(String, Vec<Case>)> {
         .filter(|f| f.bit & UNSHARE_VALID_MASK != 0)
         .map(|f| (f.name.to_string(), vec![Case::unshare(&[f.bit]); per_mix]))
         .collect();
-    let all = crate::flags::NON_USER_NAMESPACES | bits::NEWUSER;
+    let all = crate::abi::flags::NON_USER_NAMESPACES | bits::NEWUSER;
     out.push(("all namespaces".into(), vec![Case::unshare(&[all]); per_mix]));
     out.push(("random mix with setups".into(), cases_for_seed(seed).take(per_mix).collect()));
     out
@@ -270,7 +270,7 @@ struct Floor {
 }
 
 /// The floor's source, built into the binary so that `bench` works from anywhere.
-const FLOOR_C: &str = include_str!("../scripts/bench/checker-floor.c");
+const FLOOR_C: &str = include_str!("../../scripts/bench/checker-floor.c");
 
 impl Floor {
     /// Writes and compiles the floor with `$CC` (default `cc`).

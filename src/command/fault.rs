@@ -2,7 +2,7 @@
 //! show that the pipeline (judge, shrinking, `--save-failures`, `replay`)
 //! catches and keeps a violation. Reached only through the hidden CLI option
 //! `--inject-fault NAME` (of `run`, `replay` and `minimize`) or
-//! [`crate::runner::RunConfig::fault`]; never active otherwise.
+//! [`crate::command::run::RunConfig::fault`]; never active otherwise.
 //!
 //! A fault rewrites the executor's [`Outcome`] in the harness process, after
 //! the real run and before judgement; the kernel and the executor are not
@@ -10,10 +10,10 @@
 
 use std::fmt;
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::ns::NsLink;
 use crate::case::{Case, Step};
-use crate::errno::{CallResult, Errno};
-use crate::ns::NsLink;
-use crate::observe::{NsValue, Outcome, Trace};
+use crate::exec::observe::{NsValue, Outcome, Trace};
 
 /// A lie told to the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,8 +119,8 @@ mod tests {
     use super::*;
     use crate::check::judge;
     use crate::env::Environment;
+    use crate::exec::observe::StepObservation;
     use crate::model::{Prediction, predict, profile::LINUX_6_18};
-    use crate::observe::StepObservation;
 
     /// An outcome that does what the model predicts for results (links unchanged).
     fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {

@@ -1,19 +1,19 @@
 //! The `flags` table: for every bit 0..63, its name, whether unshare(2) and clone3(2) accept
 //! it, what it means to each, the kernel that introduced it, and what the running kernel does
-//! with it alone. Everything but the last column comes from [`crate::flags::FLAGS`]; the last
+//! with it alone. Everything but the last column comes from [`crate::abi::flags::FLAGS`]; the last
 //! column runs `unshare(bit)` and `clone3(bit)` through the executor and judges them against
 //! the model like any other case.
 
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::abi::errno::CallResult;
+use crate::abi::flags::{CLONE3_VALID_MASK, CSIGNAL, FLAGS, FlagSpec, KernelVersion, RawFlags, UNSHARE_VALID_MASK};
 use crate::case::{Case, Setup, Step};
 use crate::check::judge;
-use crate::errno::CallResult;
+use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
-use crate::flags::{CLONE3_VALID_MASK, CSIGNAL, FLAGS, FlagSpec, KernelVersion, RawFlags, UNSHARE_VALID_MASK};
 use crate::model::{KernelProfile, Prediction, predict};
-use crate::observe::Outcome;
 
 /// One bit of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Row {
     pub fn differs(&self) -> bool {
         let kind = FLAGS.iter().find(|f| f.bit == 1u64 << self.bit).map(|f| f.kind);
         self.unshare != self.clone3
-            || (self.unshare && !matches!(kind, Some(crate::flags::FlagKind::Namespace)))
+            || (self.unshare && !matches!(kind, Some(crate::abi::flags::FlagKind::Namespace)))
             || matches!(self.name, "NEWNS" | "NEWUSER" | "NEWPID" | "NEWTIME" | "NEWIPC")
     }
 }

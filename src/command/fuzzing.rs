@@ -22,14 +22,14 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::apply_implications;
+use crate::abi::ns::NsLink;
 use crate::case::Case;
 use crate::check::judge;
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
 use crate::exec::{EXECUTOR_SUBCOMMAND, ExecError, Executor};
-use crate::flags::apply_implications;
 use crate::model::{LinkExpect, PidExpect, Prediction, predict, profile::LINUX_6_18};
-use crate::ns::NsLink;
 
 /// Environment variable naming an `unshare-fuzz` binary to use as the executor
 /// instead of the fuzz binary itself.
@@ -150,7 +150,7 @@ pub fn init() {
     crate::sys::ignore_sigpipe();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(EXECUTOR_SUBCOMMAND) {
-        std::process::exit(crate::exec::server::executor_main_with(None, pin_slot(&args[2..])));
+        std::process::exit(crate::exec::executor::server::executor_main_with(None, pin_slot(&args[2..])));
     }
 }
 
@@ -158,7 +158,7 @@ pub fn init() {
 /// passes is `--pin-slot N` (see `start`); anything else means no pinning.
 fn pin_slot(args: &[String]) -> Option<usize> {
     match args {
-        [flag, n] if flag == crate::exec::placement::SLOT_ARG => n.parse().ok(),
+        [flag, n] if flag == crate::exec::executor::placement::SLOT_ARG => n.parse().ok(),
         _ => None,
     }
 }
@@ -198,7 +198,7 @@ fn start() -> Runner {
         }
         Err(_) => Default::default(),
     };
-    let args = crate::exec::placement::executor_args(&[], pinning, 1, 0);
+    let args = crate::exec::executor::placement::executor_args(&[], pinning, 1, 0);
     let spawned = match std::env::var_os(EXECUTOR_VAR) {
         Some(bin) => Executor::spawn(std::path::Path::new(&bin), &args),
         None => Executor::spawn_self(&args),

@@ -1,9 +1,9 @@
 //! Why a run stops before its last case: a stop signal (SIGINT, SIGTERM, SIGHUP), or a
 //! stdout that can no longer be written (its reader closed the pipe: `run | head -1`; or
-//! the disk is full: `> /dev/full`). The run loops ([`crate::runner`],
-//! [`crate::corpus::replay`]) ask [`requested`] between cases; they then take back the
+//! the disk is full: `> /dev/full`). The run loops ([`crate::command::run`],
+//! [`crate::command::replay`]) ask [`requested`] between cases; they then take back the
 //! cases in flight, stop their executors and return the report of the cases done, with
-//! [`crate::runner::Interruption`] saying after how many cases and why.
+//! [`crate::command::run::Interruption`] saying after how many cases and why.
 //!
 //! Nothing is armed by default: the command line calls [`catch_signals`] and
 //! [`watch_stdout`], so a library user (a test, the fuzz targets) is never stopped.

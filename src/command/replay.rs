@@ -13,14 +13,14 @@ use serde::Serialize;
 use crate::case::Case;
 use crate::check::expected::{EXPECTED_MATCHES_CORPUS, check_expected, record};
 use crate::check::{CaseVerdict, Tally};
+use crate::command::run::{self as runner, FailedCase, RunConfig, RunReport};
 use crate::env::Environment;
-use crate::exec::phases::PhaseSummary;
+use crate::exec::executor::phases::PhaseSummary;
 use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::predict;
-use crate::runner::{self, FailedCase, RunConfig, RunReport};
 
-use super::{CorpusFile, Loaded};
+use crate::corpus::{CorpusFile, Loaded};
 
 /// The verdict of one file, as printed on its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -142,7 +142,7 @@ struct Replayed {
 type WorkerEnd = (Option<ExecutorStats>, PhaseSummary, Option<ExecError>);
 
 /// One worker: its own executor, the files `k, k + jobs, ...`; `send` takes each result
-/// and says whether to go on. It stops early when [`crate::interrupt::requested`] says so.
+/// and says whether to go on. It stops early when [`crate::command::interrupt::requested`] says so.
 fn worker(
     config: &RunConfig,
     mut executor: Executor,
@@ -151,7 +151,7 @@ fn worker(
 ) -> WorkerEnd {
     let mut phases = PhaseSummary::default();
     for (index, loaded) in files {
-        if crate::interrupt::requested().is_some() {
+        if crate::command::interrupt::requested().is_some() {
             break;
         }
         let (verdict, title, case) = match loaded.file {
@@ -230,7 +230,7 @@ impl<F: FnMut(&FileResult)> InOrder<'_, F> {
 /// Replays `files` on `config.jobs` executors (file `i` goes to executor `i % jobs`), calling
 /// `on_file` after each, in file order. A worker thread that cannot be started runs its share
 /// on the calling thread (named in the report's notes). A stop request
-/// ([`crate::interrupt`]) or an executor that cannot be replaced ends the replay early: the
+/// ([`crate::command::interrupt`]) or an executor that cannot be replaced ends the replay early: the
 /// report then covers the files done and says why in [`RunReport::interrupted`].
 ///
 /// # Errors

@@ -11,15 +11,15 @@ use serde::Serialize;
 
 use crate::case::Case;
 use crate::check::{CaseVerdict, Tally, Violation, judge, known};
-use crate::corpus::replay::FileResult;
+use crate::command::fault::Fault;
+use crate::command::replay::FileResult;
 use crate::env::Environment;
-use crate::exec::phases::PhaseSummary;
-use crate::exec::placement::{self, Pinning};
+use crate::exec::executor::phases::PhaseSummary;
+use crate::exec::executor::placement::{self, Pinning};
+use crate::exec::observe::Outcome;
 use crate::exec::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
-use crate::fault::Fault;
 use crate::model::{KernelProfile, Prediction, predict};
-use crate::observe::Outcome;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ pub struct RunReport {
     pub notes: Vec<String>,
     /// The baseline of known violations applied to the run (`--baseline`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<crate::baseline::BaselineSummary>,
+    pub baseline: Option<crate::report::baseline::BaselineSummary>,
 }
 
 impl RunReport {
@@ -446,7 +446,7 @@ struct ShareEnd {
 }
 
 /// Runs executor `slot`'s share of `cases` (`slot, slot + jobs, ...`), stopping early when
-/// [`crate::interrupt::requested`] says so; the cases in flight are always taken back.
+/// [`crate::command::interrupt::requested`] says so; the cases in flight are always taken back.
 fn run_share<F: FnMut(usize, CaseVerdict)>(
     config: &RunConfig,
     cases: &[Case],
@@ -468,7 +468,7 @@ fn run_share<F: FnMut(usize, CaseVerdict)>(
     };
     let mut error = None;
     for i in (slot..cases.len()).step_by(jobs) {
-        if crate::interrupt::requested().is_some() {
+        if crate::command::interrupt::requested().is_some() {
             break;
         }
         if let Err(e) = job.push(i) {
@@ -492,7 +492,7 @@ fn run_share<F: FnMut(usize, CaseVerdict)>(
 /// so the assignment depends only on the seed), and merges the verdicts in case order.
 /// Executor 0's share runs on the calling thread; a worker thread that cannot be started
 /// (EAGAIN under a low RLIMIT_NPROC) is named in the report's notes and its share runs on
-/// the calling thread too. A stop request ([`crate::interrupt`]) or an executor that cannot
+/// the calling thread too. A stop request ([`crate::command::interrupt`]) or an executor that cannot
 /// be replaced ends the run early: the report then covers the cases done and says why in
 /// [`RunReport::interrupted`].
 ///
@@ -626,7 +626,7 @@ pub fn interruption(judged: u64, planned: u64, errors: &[String]) -> Option<Inte
     if judged >= planned {
         return None;
     }
-    let cause = crate::interrupt::requested()
+    let cause = crate::command::interrupt::requested()
         .map(|c| c.to_string())
         .or_else(|| (!errors.is_empty()).then(|| errors.join("; ")))
         .unwrap_or_else(|| "the executors stopped early without saying why".into());
@@ -641,7 +641,7 @@ pub fn run(config: &RunConfig, progress: impl Fn(Progress) + Sync) -> Result<Run
     let mut cases = Vec::with_capacity(config.cases.min(1 << 20) as usize);
     for case in cases_for_seed(config.seed).take(config.cases as usize) {
         // Generating many cases takes seconds: a stop request is honoured here too.
-        if cases.len() % 256 == 0 && crate::interrupt::requested().is_some() {
+        if cases.len() % 256 == 0 && crate::command::interrupt::requested().is_some() {
             break;
         }
         cases.push(case);

@@ -35,8 +35,6 @@
 //! (`expected-matches-corpus`, see [`crate::check::expected`]).
 
 pub mod error;
-pub mod replay;
-pub mod save;
 pub mod shrink;
 pub mod store;
 
@@ -45,8 +43,8 @@ use serde::{Deserialize, Serialize};
 pub use error::{Invalid, LoadError, Position, Problem, StoreError};
 pub use store::{DirStore, Loaded, MemStore, Store};
 
+use crate::abi::errno::CallResult;
 use crate::case::Case;
-use crate::errno::CallResult;
 use crate::model::profile::PROFILES;
 
 /// The format version this build reads and writes.

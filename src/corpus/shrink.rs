@@ -18,8 +18,8 @@
 
 use std::collections::HashSet;
 
+use crate::abi::flags::RawFlags;
 use crate::case::{Case, Privilege, Setup, Step};
-use crate::flags::RawFlags;
 
 /// The result of a shrink.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::flags::IMPLICATIONS_6_18;
+use crate::abi::flags::IMPLICATIONS_6_18;
 use crate::model::KernelProfile;
 use crate::model::profile::{EMPTY_MNTNS, IMPLICATIONS_7_3};
 
@@ -186,7 +186,7 @@ mod tests {
             (p.valid_mask, p.empty_mntns_bit, p.pid_for_children_visible_at_once, p.clone3_extra_bits),
             (LINUX_7_3.valid_mask, LINUX_7_3.empty_mntns_bit, true, LINUX_7_3.clone3_extra_bits)
         );
-        let pairs = |i: &[crate::flags::Implication]| i.iter().map(|x| (x.when, x.adds)).collect::<Vec<_>>();
+        let pairs = |i: &[crate::abi::flags::Implication]| i.iter().map(|x| (x.when, x.adds)).collect::<Vec<_>>();
         assert_eq!(pairs(p.implications), pairs(LINUX_7_3.implications));
         // And 6.18's facts take them back out of the 7.3 profile.
         let f = ProbedFacts {

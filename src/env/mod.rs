@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ns::NsLink;
-use crate::observe::Snapshot;
+pub mod facts;
+pub mod resources;
+
+use crate::abi::ns::NsLink;
+use crate::exec::observe::Snapshot;
 
 /// Everything probed once at start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +55,7 @@ pub struct Environment {
     pub restrictions: Vec<String>,
     /// How case children read their namespace ids (chosen by the executor's probe).
     #[serde(default)]
-    pub ns_observer: crate::ns::NsObserver,
+    pub ns_observer: crate::abi::ns::NsObserver,
     /// The CPU the executor (and so every case child) is pinned to, if any
     /// (`exec::placement`).
     #[serde(default)]
@@ -73,7 +76,7 @@ pub struct Environment {
     /// Process, thread and descriptor limits and whether the root is the mount namespace's
     /// root, as measured by the executor (`exec::limits`); unmeasured in older reports.
     #[serde(default)]
-    pub resources: crate::resources::Resources,
+    pub resources: crate::env::resources::Resources,
     /// Why the sandbox has no chroot tree (`/tmp/uf-chroot` with /proc bound inside), when it
     /// has none (gVisor 2022 cannot bind-mount /proc): cases that chroot into it are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,9 +175,9 @@ pub struct CallProbes {
     /// The errno of `clone3(NULL, 0)`: EINVAL where clone3 exists, ENOSYS where it is missing or
     /// filtered; `None` if not probed.
     pub clone3: Option<i32>,
-    /// Contract facts that changed between Linux versions, tested once (`crate::facts`).
+    /// Contract facts that changed between Linux versions, tested once (`crate::env::facts`).
     #[serde(default)]
-    pub facts: crate::facts::ProbedFacts,
+    pub facts: crate::env::facts::ProbedFacts,
 }
 
 impl CallProbes {
@@ -207,7 +210,7 @@ impl Environment {
     /// filtering unshare. Used where no real probe exists (model-only fuzzing,
     /// unit tests).
     pub fn reference() -> Environment {
-        use crate::observe::NsValue;
+        use crate::exec::observe::NsValue;
         let mut ns = [NsValue::Inode(0); NsLink::COUNT];
         for (i, link) in NsLink::ALL.iter().enumerate() {
             ns[link.index()] = NsValue::Inode(4_026_531_834 + i as u64);
@@ -251,7 +254,7 @@ impl Environment {
             seccomp_mode: 0,
             lsms: vec![],
             restrictions: vec![],
-            ns_observer: crate::ns::NsObserver::ProcLinks,
+            ns_observer: crate::abi::ns::NsObserver::ProcLinks,
             pinned_cpu: None,
             headroom: Headroom {
                 pid_nested: Some(Room { made: 32, stopped_by: Some(libc::ENOSPC) }),
@@ -265,7 +268,7 @@ impl Environment {
             },
             call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL), facts: Default::default() },
             sandbox_violations: vec![],
-            resources: crate::resources::Resources::default(),
+            resources: crate::env::resources::Resources::default(),
             no_chroot_tree: None,
         }
     }

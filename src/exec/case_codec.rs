@@ -9,8 +9,8 @@
 //! count and per step a tag byte and its argument (`u64` flags, or a chroot
 //! byte). Limits are checked by [`Case::validate`], not here.
 
+use crate::abi::flags::RawFlags;
 use crate::case::{Case, Chroot, NsType, Privilege, Sibling, Step};
-use crate::flags::RawFlags;
 
 /// The byte of an absent optional field.
 pub const ABSENT: u8 = 0xff;

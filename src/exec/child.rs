@@ -1,5 +1,5 @@
 //! Code that runs in the forked case child, and nothing else: build the
-//! setup (`child_setup.rs`), run the steps, snapshot the state around each
+//! setup (`child/setup.rs`), run the steps, snapshot the state around each
 //! one, probe the siblings at the end, write one fixed-size message per event
 //! to the pipe, `_exit`.
 //!
@@ -18,16 +18,22 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
+use crate::abi::errno::Errno;
+use crate::abi::flags::bits;
+use crate::abi::ns::{NsLink, NsObserver};
 use crate::case::{Case, Chroot, Step};
-use crate::errno::Errno;
-use crate::flags::bits;
-use crate::ns::{NsLink, NsObserver};
 use crate::sys;
 
-use super::child_setup;
-use super::plan::Plan;
-use super::record::{CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock};
-use super::sibling::{self, Sib};
+pub mod clone3;
+pub mod limits_child;
+pub mod plan;
+pub mod record;
+pub mod setup;
+pub mod sibling;
+
+use self::plan::Plan;
+use self::record::{CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock};
+use self::sibling::Sib;
 
 /// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
 pub const CHROOT_DIR: &std::ffi::CStr = c"/tmp/uf-chroot";
@@ -265,7 +271,7 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::DropSysAdmin => drop_sys_admin(),
         Step::Chroot(kind) => do_chroot(*kind),
         Step::SpawnThread => sys::spawn_parked_thread(),
-        Step::Clone3(flags) => super::clone3::run(ctx.out, *flags),
+        Step::Clone3(flags) => self::clone3::run(ctx.out, *flags),
     }
 }
 
@@ -372,7 +378,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         outer_ids: (0, 0),
         clock: [start, 0, 0, 0],
     };
-    child_setup::build(&mut ctx);
+    setup::build(&mut ctx);
     ctx.clock[clock::SETUP] = sys::monotonic_ns();
     if case.setup.vfork {
         let stack = match sys::stack(1024 * 1024) {

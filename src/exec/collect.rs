@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use crate::errno::Errno;
-use crate::observe::{Outcome, StepObservation, Trace};
+use crate::abi::errno::Errno;
+use crate::exec::observe::{Outcome, StepObservation, Trace};
 
-use super::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
+use super::child::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
 
 /// What the parent collected from the pipe.
 #[derive(Default)]
@@ -17,7 +17,7 @@ struct Collected {
     done: bool,
     garbage: bool,
     /// A clone3 step's child report, waiting for that step's message.
-    child: Option<crate::observe::ChildObservation>,
+    child: Option<crate::exec::observe::ChildObservation>,
 }
 
 impl Collected {
@@ -31,9 +31,9 @@ impl Collected {
                 Some(t) => {
                     let slot = |v: i32| {
                         (v != NONE)
-                            .then(|| crate::observe::IntOrErrno::from(if v < 0 { Err(Errno(-v)) } else { Ok(v) }))
+                            .then(|| crate::exec::observe::IntOrErrno::from(if v < 0 { Err(Errno(-v)) } else { Ok(v) }))
                     };
-                    t.probe = Some(crate::observe::ProbeObservation {
+                    t.probe = Some(crate::exec::observe::ProbeObservation {
                         sibling_fd_visible: slot(msg.probe[0]),
                         caller_fd_visible: slot(msg.probe[1]),
                         closed_fd_open_in_sibling: slot(msg.probe[2]),
@@ -116,7 +116,7 @@ fn judge_end(got: Collected, status: i32, timed_out: bool, timeout: Duration) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::NsValue;
+    use crate::exec::observe::NsValue;
 
     fn raw(msgs: &[Msg]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -6,25 +6,12 @@
 //! This module knows nothing of predictions or generators: a [`Case`] goes
 //! in, an [`Outcome`] comes out.
 
-pub mod call_probe;
 pub mod case_codec;
 pub mod child;
-pub mod child_setup;
-pub mod clone3;
 pub mod collect;
-pub mod headroom;
-pub mod limits;
-pub mod limits_child;
-pub mod phases;
-pub mod placement;
-pub mod plan;
-pub mod probe;
+pub mod executor;
+pub mod observe;
 pub mod protocol;
-pub mod record;
-pub mod sandbox;
-pub mod server;
-pub mod sibling;
-pub mod watch;
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -36,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::case::Case;
 use crate::env::Environment;
-use crate::observe::Outcome;
+use crate::exec::observe::Outcome;
+use executor::{phases, sandbox};
 
 use protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
@@ -416,7 +404,7 @@ fn wait_readable(fd: std::os::fd::RawFd, deadline: Instant) -> Result<(), Option
         match crate::sys::poll(&mut fds, ms) {
             Ok(0) => {}
             Ok(_) => return Ok(()),
-            Err(e) if e == crate::errno::Errno::EINTR => {}
+            Err(e) if e == crate::abi::errno::Errno::EINTR => {}
             Err(e) => return Err(Some(std::io::Error::from_raw_os_error(e.0))),
         }
     }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::errno::{CallResult, Errno};
-use crate::ns::NsLink;
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::ns::NsLink;
 
 /// The value of one `/proc/self/ns/*` link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,11 +4,11 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::errno::Errno;
+use crate::abi::flags::{NON_USER_NAMESPACES, bits};
+use crate::abi::ns::NsLink;
 use crate::case::NsType;
 use crate::env::Environment;
-use crate::errno::Errno;
-use crate::flags::{NON_USER_NAMESPACES, bits};
-use crate::ns::NsLink;
 
 use super::state::{CallerState, PIDNS_MAX_LEVEL, PidChildren, USERNS_MAX_DEPTH};
 

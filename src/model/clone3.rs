@@ -15,11 +15,11 @@
 
 use serde::Serialize;
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::{CSIGNAL, NON_USER_NAMESPACES, RawFlags, bits};
+use crate::abi::ns::NsLink;
 use crate::case::clone3_exit_signal;
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::flags::{CSIGNAL, NON_USER_NAMESPACES, RawFlags, bits};
-use crate::ns::NsLink;
 
 use super::checks::{Check, Ctx};
 use super::expect::{Creds, KcmpExpect, LinkExpect, PidExpect};
@@ -309,7 +309,7 @@ pub(super) fn decide(
             Some(Clone3Expect { flags, exit_signal: clone3_exit_signal(flags), child: None, undo_list_made: false });
         return d;
     }
-    let ctx = Ctx { f: flags.0, valid_mask: crate::flags::CLONE3_VALID_MASK, state, env, profile };
+    let ctx = Ctx { f: flags.0, valid_mask: crate::abi::flags::CLONE3_VALID_MASK, state, env, profile };
     let failing = super::checks::all_failing(CLONE3_CHECKS, &ctx);
     let reached = failing.first().map_or(CLONE3_CHECKS.len(), |r| position(r.id));
     if let Some(reason) = super::limits::unknowable(CLONE3_CHECKS, &ctx, reached) {

@@ -4,9 +4,9 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::flags::{RawFlags, bits, by_bit};
+use crate::abi::ns::NsLink;
 use crate::env::Environment;
-use crate::flags::{RawFlags, bits, by_bit};
-use crate::ns::NsLink;
 
 use super::expect::LinkExpect;
 use super::profile::KernelProfile;
@@ -69,10 +69,10 @@ pub fn apply_detached_root(
     if copy_is_locked(state, f) {
         return;
     }
-    if env.ns_observer == crate::ns::NsObserver::ProcLinks {
+    if env.ns_observer == crate::abi::ns::NsObserver::ProcLinks {
         for link in NsLink::ALL {
             if env.has_link(link) {
-                links[link.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+                links[link.index()] = LinkExpect::Unreadable(crate::abi::errno::Errno::ENOENT);
             }
         }
     }
@@ -101,7 +101,7 @@ pub fn apply_unshare_success(
         // The new pid ns has no init yet: up to 6.18 the link is hidden until the first fork
         // (spec §5.9 item 7); 7.x shows it at once.
         if !profile.pid_for_children_visible_at_once {
-            links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+            links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(crate::abi::errno::Errno::ENOENT);
         }
         state.pid_children = PidChildren::Pending;
     }

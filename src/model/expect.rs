@@ -5,10 +5,10 @@
 
 use serde::Serialize;
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::RawFlags;
+use crate::abi::ns::NsLink;
 use crate::case::Sibling;
-use crate::errno::{CallResult, Errno};
-use crate::flags::RawFlags;
-use crate::ns::NsLink;
 
 /// kcmp types observed per sibling, in this order.
 pub const KCMP_TYPES: [(&str, i32); 5] = [("files", 2), ("fs", 3), ("vm", 1), ("sighand", 4), ("sysvsem", 6)];

@@ -22,11 +22,11 @@ pub mod steps;
 
 use serde::Serialize;
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::{RawFlags, apply_implications};
+use crate::abi::ns::NsLink;
 use crate::case::{Case, Sibling, Step};
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::flags::{RawFlags, apply_implications};
-use crate::ns::NsLink;
 
 pub use expect::{
     Creds, Expected, FinalExpect, KcmpExpect, LinkExpect, PidExpect, SemExpect, SharingBefore, SiblingExpect,
@@ -196,11 +196,11 @@ fn decide_kernel(profile: &KernelProfile, env: &Environment, state: &mut CallerS
 
 /// Predicts one step from `state`, and updates `state` as the kernel would.
 pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut CallerState, step: &Step) -> Expected {
-    // The contract facts probed at start (crate::facts) override the starting profile.
+    // The contract facts probed at start (crate::env::facts) override the starting profile.
     let mut adjusted = env.call_probes.facts.adjust(profile);
     // Read through a pidfd ioctl, pid_for_children names a pending pid namespace at once (the
     // link hides it until its first process exists): the observation of kernels that show it.
-    if env.ns_observer == crate::ns::NsObserver::PidfdIoctl {
+    if env.ns_observer == crate::abi::ns::NsObserver::PidfdIoctl {
         adjusted.pid_for_children_visible_at_once = true;
     }
     let profile = &adjusted;

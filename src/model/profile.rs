@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 
-use crate::flags::{IMPLICATIONS_6_18, Implication, RawFlags, UNSHARE_VALID_MASK, bits};
+use crate::abi::flags::{IMPLICATIONS_6_18, Implication, RawFlags, UNSHARE_VALID_MASK, bits};
 
 use super::checks::{CHECKS_2_6_16, CHECKS_3_11, CHECKS_6_18, Check};
 

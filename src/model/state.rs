@@ -4,9 +4,9 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::ns::NsLink;
 use crate::case::{Chroot, NsType, Privilege, Setup, Sibling};
 use crate::env::Environment;
-use crate::ns::NsLink;
 
 /// `CAP_SYS_ADMIN`.
 pub const CAP_SYS_ADMIN: u32 = 21;
@@ -226,7 +226,7 @@ impl CallerState {
         s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
         for kind in &setup.siblings {
             let flags = kind.clone_flags();
-            use crate::flags::bits;
+            use crate::abi::flags::bits;
             let undo = flags & bits::SYSVSEM != 0;
             if undo && let Some(sem) = s.sem.as_mut() {
                 sem.undo = Undo::Shared;
@@ -274,7 +274,7 @@ impl CallerState {
                 "the executor's {what} is only bounded (room for nested namespaces: at least {}, the probe stopped \
                  with {}), so it cannot be set up",
                 room.map_or(0, |r| r.made),
-                room.and_then(|r| r.stopped_by).map_or("nothing".into(), |e| crate::errno::Errno(e).to_string())
+                room.and_then(|r| r.stopped_by).map_or("nothing".into(), |e| crate::abi::errno::Errno(e).to_string())
             )
         };
         if setup.pidns_level.is_some() && self.pid_level.is_some() && !env.headroom.pid_exact() {

@@ -3,9 +3,9 @@
 use std::fmt::Write;
 
 use crate::check::invariants::INVARIANTS;
-use crate::corpus::replay::{FileResult, FileStatus};
+use crate::command::replay::{FileResult, FileStatus};
+use crate::command::run::RunReport;
 use crate::env::Environment;
-use crate::runner::RunReport;
 
 /// The environment block printed at the top of every report.
 pub fn environment(env: &Environment) -> String {
@@ -39,7 +39,7 @@ pub fn environment(env: &Environment) -> String {
         None => "not measured".to_string(),
         Some(r) => match r.stopped_by {
             None => format!("{}+", r.made),
-            Some(e) => format!("{} ({})", r.made, crate::errno::Errno(e)),
+            Some(e) => format!("{} ({})", r.made, crate::abi::errno::Errno(e)),
         },
     };
     let h = &env.headroom;
@@ -61,8 +61,8 @@ pub fn environment(env: &Environment) -> String {
     let links: Vec<&str> = env.ns_links.iter().map(|l| l.file_name()).collect();
     let _ = writeln!(s, "ns links:      {}", links.join(" "));
     let observer = match env.ns_observer {
-        crate::ns::NsObserver::ProcLinks => "readlinkat of /proc/self/ns/*",
-        crate::ns::NsObserver::PidfdIoctl => "PIDFD_GET_*_NAMESPACE ioctls on a pidfd of the child",
+        crate::abi::ns::NsObserver::ProcLinks => "readlinkat of /proc/self/ns/*",
+        crate::abi::ns::NsObserver::PidfdIoctl => "PIDFD_GET_*_NAMESPACE ioctls on a pidfd of the child",
     };
     let _ = writeln!(s, "ns ids read:   {observer}");
     let limits: Vec<String> = env.max_namespaces.iter().map(|(k, v)| format!("{k}={v}")).collect();

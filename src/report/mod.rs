@@ -1,8 +1,10 @@
 //! Reports: the human summary and the JSON document of a run. Every format
 //! starts with the environment, including any restriction on unshare.
 //! [`render()`] is the one entry point for `run`, `replay` and anything else
-//! that prints a [`crate::runner::RunReport`].
+//! that prints a [`crate::command::run::RunReport`].
 
+pub mod baseline;
+pub mod diff;
 pub mod human;
 pub mod json;
 pub mod junit;

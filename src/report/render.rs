@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::check::Violation;
 use crate::check::invariants::CASE_COMPLETES;
-use crate::runner::{FailedCase, RunReport};
+use crate::command::run::{FailedCase, RunReport};
 
 /// An output format of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -185,7 +185,7 @@ pub(crate) fn violation_lines(failed: &FailedCase, v: &Violation) -> Vec<String>
     lines
 }
 
-/// The contract facts probed at start (`crate::facts`): `fact: NAME = VALUE; RULE`, one line
+/// The contract facts probed at start (`crate::env::facts`): `fact: NAME = VALUE; RULE`, one line
 /// each, against the run's profile.
 pub fn fact_lines(report: &RunReport) -> Vec<String> {
     let Ok((profile, _)) = crate::model::profile::resolve(report.profile, &report.environment.kernel_release) else {

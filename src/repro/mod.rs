@@ -1,6 +1,6 @@
 //! C reproducers: a [`Case`] plus the model's expectations for it become one
 //! standalone C program (libc only, `gcc repro.c`) that a kernel developer can
-//! run without Rust. The flag and link tables come from [`crate::flags::FLAGS`]
+//! run without Rust. The flag and link tables come from [`crate::abi::flags::FLAGS`]
 //! and [`NsLink::ALL`], the expectations from [`crate::model::predict`], and
 //! the sandbox, setup and comparison code from `prelude.c` (pulled in with
 //! `include_str!`), which follows `exec/sandbox.rs`, `exec/child_setup.rs`,
@@ -11,17 +11,17 @@
 
 use std::fmt::Write;
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::{FLAGS, bits};
+use crate::abi::ns::{NsLink, NsObserver};
 use crate::case::{CLONE3_CGROUP_FD, Case, CaseError, Chroot, Privilege, Setup, Sibling, Step};
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
+use crate::exec::child::record::SetupOp;
 use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
-use crate::exec::record::SetupOp;
-use crate::flags::{FLAGS, bits};
 use crate::model::clone3::{ChildLink, ChildTid, Clone3Expect};
 use crate::model::{
     Expected, FinalExpect, KcmpExpect, KernelProfile, LinkExpect, PidExpect, Prediction, SemExpect, predict,
 };
-use crate::ns::{NsLink, NsObserver};
 
 /// The C helpers shared by every reproducer.
 pub const PRELUDE: &str = include_str!("prelude.c");
@@ -164,8 +164,8 @@ const SETUP_OPS: [(&str, SetupOp); 24] = [
 fn tables(out: &mut String) {
     let _ = writeln!(out, "#define NLINKS {}", NsLink::COUNT);
     let _ = writeln!(out, "#define MAX_STEPS {}", crate::case::MAX_STEPS);
-    let _ = writeln!(out, "#define SIBS {}", crate::exec::record::SIBS);
-    let _ = writeln!(out, "#define FDS {}", crate::exec::record::FDS);
+    let _ = writeln!(out, "#define SIBS {}", crate::exec::child::record::SIBS);
+    let _ = writeln!(out, "#define FDS {}", crate::exec::child::record::FDS);
     let links: Vec<String> = NsLink::ALL.iter().map(|l| c_str(l.file_name())).collect();
     let _ = writeln!(out, "static const char *const LINK_NAMES[NLINKS] = {{ {} }};", links.join(", "));
     for f in FLAGS {
@@ -224,7 +224,7 @@ fn expect_step(step: &Step, exp: &Expected) -> Result<String, ReproError> {
         Step::Unshare(f) | Step::Clone3(f) => f.0,
         _ => 0,
     };
-    if exp.siblings.len() > crate::exec::record::SIBS {
+    if exp.siblings.len() > crate::exec::child::record::SIBS {
         return Err(ReproError::Unsupported(format!("{} siblings", exp.siblings.len())));
     }
     let links: Vec<String> = NsLink::ALL.iter().map(|l| link_expect(exp.links[l.index()])).collect();
@@ -328,7 +328,7 @@ fn opt_bool(v: Option<bool>) -> i32 {
 fn case_struct(case: &Case, model: &str, env: &Environment, fin: &FinalExpect) -> Result<String, ReproError> {
     let s = &case.setup;
     let json = serde_json::to_string(case).map_err(ReproError::Parse)?;
-    if s.siblings.len() > crate::exec::record::SIBS {
+    if s.siblings.len() > crate::exec::child::record::SIBS {
         return Err(ReproError::Unsupported(format!("{} siblings", s.siblings.len())));
     }
     let first = |kind: Sibling| s.siblings.iter().position(|k| *k == kind).map_or(-1, |i| i as i32);
@@ -442,7 +442,7 @@ pub fn c_source_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::RawFlags;
+    use crate::abi::flags::RawFlags;
     use crate::model::profile::LINUX_6_18;
 
     #[test]

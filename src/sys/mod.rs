@@ -21,8 +21,8 @@ pub mod seccomp;
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::errno::Errno;
-use crate::flags::RawFlags;
+use crate::abi::errno::Errno;
+use crate::abi::flags::RawFlags;
 
 /// The calling thread's errno.
 pub fn last_errno() -> Errno {

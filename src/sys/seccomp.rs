@@ -21,7 +21,7 @@ use std::mem::offset_of;
 
 use libc::sock_filter;
 
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 
 /// `BPF_LD | BPF_W | BPF_ABS`: load 32 bits of `seccomp_data` at offset `k`.
 pub const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;

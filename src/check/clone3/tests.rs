@@ -2,13 +2,13 @@
 //! passes, and each lie about the child or the caller is caught by the right invariant.
 
 use super::*;
+use crate::abi::errno::CallResult;
 use crate::case::{Case, Setup, Sibling, Step};
 use crate::check::{CaseVerdict, judge};
 use crate::env::Environment;
-use crate::errno::CallResult;
+use crate::exec::observe::{Outcome, SiblingView};
 use crate::model::clone3::ChildTid;
 use crate::model::{KcmpExpect, LinkExpect, Prediction, predict, profile::LINUX_6_18};
-use crate::observe::{Outcome, SiblingView};
 
 /// An observation that does what the model says, for cases of unshare and clone3 steps.
 fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
@@ -85,7 +85,7 @@ fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
         cur = after;
     }
     let flag = |b: bool| Some(IntOrErrno::Value(i32::from(b)));
-    let probe = crate::observe::ProbeObservation {
+    let probe = crate::exec::observe::ProbeObservation {
         sibling_fd_visible: final_probe.files_shared.and_then(flag),
         caller_fd_visible: final_probe.files_shared.and_then(flag),
         fs_cwd_followed: final_probe.fs_shared.and_then(flag),

@@ -16,8 +16,6 @@
 //! Pure orchestration over [`crate::exec`], [`crate::model`] and [`crate::check`];
 //! printing is in [`report`].
 
-pub mod bpf;
-pub mod mutants;
 pub mod oracles;
 pub mod report;
 
@@ -27,13 +25,13 @@ use serde::Serialize;
 
 use crate::case::Case;
 use crate::check::{CaseVerdict, Tally, judge};
+use crate::command::run::cases_for_seed;
 use crate::env::Environment;
+use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
 use crate::model::{KernelProfile, Prediction, predict, profile::LINUX_6_18};
-use crate::observe::Outcome;
-use crate::runner::cases_for_seed;
 
-use mutants::Mutant;
+use crate::exec::executor::mutants::Mutant;
 use oracles::{Judged, OracleResult};
 
 /// The JSON report's schema version.
@@ -191,7 +189,7 @@ pub struct SelftestReport {
     pub ablations: Vec<OracleResult>,
     /// The overall verdict.
     pub verdict: Verdict,
-    /// Set when a stop request ([`crate::interrupt`]: SIGINT, SIGTERM, a closed stdout)
+    /// Set when a stop request ([`crate::command::interrupt`]: SIGINT, SIGTERM, a closed stdout)
     /// ended the selftest early: what stopped it, and where.
     pub interrupted: Option<String>,
 }
@@ -263,7 +261,7 @@ fn run_honest(config: &SelftestConfig) -> Result<(HonestResult, Environment, Vec
     let mut judged = Vec::new();
     let mut cases = 0;
     for (i, case) in cases_for_seed(config.seed).take(config.cases_per_mutant as usize).enumerate() {
-        if crate::interrupt::requested().is_some() {
+        if crate::command::interrupt::requested().is_some() {
             break;
         }
         let (verdict, outcome) = session.check(&LINUX_6_18, &case)?;
@@ -315,7 +313,7 @@ fn run_mutant(config: &SelftestConfig, mutant: &'static Mutant) -> MutantResult 
             return Ok(());
         }
         for (i, case) in cases_for_seed(config.seed).take(config.cases_per_mutant as usize).enumerate() {
-            if crate::interrupt::requested().is_some() {
+            if crate::command::interrupt::requested().is_some() {
                 break;
             }
             let (verdict, _) = session.check(&LINUX_6_18, &case)?;
@@ -384,14 +382,14 @@ pub fn run(config: &SelftestConfig, mut progress: impl FnMut(String)) -> Result<
         honest.seconds
     ));
     let mut mutants = Vec::new();
-    let mut interrupted = crate::interrupt::requested()
+    let mut interrupted = crate::command::interrupt::requested()
         .map(|c| format!("{c}, during the honest run ({} of {} cases)", honest.cases, config.cases_per_mutant));
     for m in &config.mutants {
         if interrupted.is_some() {
             break;
         }
         let r = run_mutant(config, m);
-        if let Some(c) = crate::interrupt::requested() {
+        if let Some(c) = crate::command::interrupt::requested() {
             interrupted = Some(format!(
                 "{c}, at mutant {} ({} of {} mutants run)",
                 m.name,

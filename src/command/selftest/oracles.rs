@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::abi::flags::{Implication, RawFlags, bits};
 use crate::case::{Case, NsType, Step};
 use crate::check::judge;
 use crate::env::Environment;
-use crate::flags::{Implication, RawFlags, bits};
+use crate::exec::observe::Outcome;
 use crate::model::checks::{Check, Ctx, first_failing};
 use crate::model::profile::{HISTORICAL, LINUX_6_18, UnknownBits};
 use crate::model::{CallerState, Expected, KernelProfile, predict, predict_step};
-use crate::observe::Outcome;
 
 /// One case of the honest run that 6.18 judged clean, kept for re-judging.
 #[derive(Debug, Clone)]
@@ -464,7 +464,7 @@ mod tests {
                 .collect();
             format!("{} @{step}", why.join(" + "))
         };
-        use crate::flags::bits::*;
+        use crate::abi::flags::bits::*;
         assert_eq!(one(&LINUX_2_6_16, THREAD, 0), "row thread-always-einval @0");
         assert_eq!(one(&LINUX_2_6_16, 1 << 40, 0), "unknown bits ignored @0");
         assert_eq!(one(&LINUX_2_6_16, NEWUTS, 0), "mask without NEWUTS @0");

@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::SelftestReport;
-use super::mutants::MUTANTS;
 use super::oracles::OracleResult;
+use crate::exec::executor::mutants::MUTANTS;
 
 /// The JSON document.
 ///
@@ -202,13 +202,13 @@ pub fn mutant_list() -> String {
         for r in m.rules {
             let mut cond = Vec::new();
             if r.all != 0 {
-                cond.push(format!("all of {}", crate::flags::RawFlags(r.all)));
+                cond.push(format!("all of {}", crate::abi::flags::RawFlags(r.all)));
             }
             if r.any != 0 {
-                cond.push(format!("any of {}", crate::flags::RawFlags(r.any)));
+                cond.push(format!("any of {}", crate::abi::flags::RawFlags(r.any)));
             }
             if r.none != 0 {
-                cond.push(format!("none of {}", crate::flags::RawFlags(r.none)));
+                cond.push(format!("none of {}", crate::abi::flags::RawFlags(r.none)));
             }
             let _ = writeln!(s, "{:<40} rule: if {}: {}", "", cond.join(", "), r.action);
         }

@@ -23,15 +23,15 @@
 
 use std::os::fd::RawFd;
 
+use crate::abi::errno::Errno;
+use crate::abi::flags::{RawFlags, bits};
+use crate::abi::ns::NsLink;
 use crate::case::{CLONE3_CGROUP_FD, clone3_exit_signal};
-use crate::errno::Errno;
-use crate::flags::{RawFlags, bits};
 use crate::model::expect::KCMP_TYPES;
-use crate::ns::NsLink;
 use crate::sys::{self, clone3 as raw};
 
-use super::child::{fail, send};
 use super::record::{MSG_LEN, Msg, MsgKind, RawSnapshot, SetupOp, child_probe};
+use super::{fail, send};
 
 /// The child's stack.
 const STACK_LEN: usize = 256 * 1024;

@@ -9,7 +9,7 @@
 
 #![allow(unsafe_code)]
 
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 use crate::sys;
 
 /// Forks a child that pauses until it is killed; returns its pid.

@@ -13,7 +13,7 @@ pub struct Plan {
     /// unshare(NEWUSER) + maps rounds.
     pub user_nesting: u8,
     /// How the child reads its namespace ids (the environment's choice).
-    pub ns_observer: crate::ns::NsObserver,
+    pub ns_observer: crate::abi::ns::NsObserver,
     /// Processes are limited here (RLIMIT_NPROC, pids.max): after a case, wait until every
     /// process it left is reaped, so the next case finds the whole headroom the probe measured.
     pub reap_all: bool,

@@ -3,9 +3,9 @@
 //! smaller than `PIPE_BUF`, so a write is atomic, and each is self-contained,
 //! so whatever the child managed to report survives its death.
 
-use crate::errno::{CallResult, Errno};
-use crate::ns::NsLink;
-use crate::observe::{NsValue, Snapshot};
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::ns::NsLink;
+use crate::exec::observe::{NsValue, Snapshot};
 
 const MAGIC: u32 = 0x5546_5a31; // "UFZ1"
 
@@ -249,19 +249,24 @@ impl RawSnapshot {
             threads_error: (self.threads & THREADS_ERR != 0).then_some(Errno((self.threads & !THREADS_ERR) as i32)),
             cwd: (self.cwd[0], self.cwd[1]),
             umask: self.umask,
-            semval: slot(self.semval).map(crate::observe::IntOrErrno::from),
+            semval: slot(self.semval).map(crate::exec::observe::IntOrErrno::from),
             siblings: (0..SIBS)
                 .take_while(|k| self.kcmp[*k][0] != NONE)
-                .map(|k| crate::observe::SiblingView {
-                    kcmp: self.kcmp[k].map(|v| crate::observe::IntOrErrno::from(slot(v).unwrap_or(Ok(-1)))),
+                .map(|k| crate::exec::observe::SiblingView {
+                    kcmp: self.kcmp[k].map(|v| crate::exec::observe::IntOrErrno::from(slot(v).unwrap_or(Ok(-1)))),
                     fds: self.kcmp_file[k]
                         .iter()
                         .filter_map(|v| slot(*v))
-                        .map(crate::observe::IntOrErrno::from)
+                        .map(crate::exec::observe::IntOrErrno::from)
                         .collect(),
                 })
                 .collect(),
-            fd_flags: self.fd_flags.iter().filter_map(|v| slot(*v)).map(crate::observe::IntOrErrno::from).collect(),
+            fd_flags: self
+                .fd_flags
+                .iter()
+                .filter_map(|v| slot(*v))
+                .map(crate::exec::observe::IntOrErrno::from)
+                .collect(),
         }
     }
 }
@@ -433,8 +438,8 @@ impl Msg {
     }
 
     /// The decoded form of a [`MsgKind::Child`] message.
-    pub fn child_observation(&self) -> crate::observe::ChildObservation {
-        use crate::observe::{ChildObservation, IntOrErrno, KcmpSide};
+    pub fn child_observation(&self) -> crate::exec::observe::ChildObservation {
+        use crate::exec::observe::{ChildObservation, IntOrErrno, KcmpSide};
         let p = |slot: usize| self.probe[slot];
         let int = |v: i32| if v < 0 { IntOrErrno::Error(Errno(-v)) } else { IntOrErrno::Value(v) };
         let kcmp_side = match p(child_probe::KCMP_SIDE) {

@@ -10,23 +10,23 @@
 
 #![allow(unsafe_code)]
 
+use crate::abi::flags::{RawFlags, bits};
 use crate::case::{NsType, Privilege};
-use crate::flags::{RawFlags, bits};
 use crate::sys;
 
-use super::child::{Ctx, do_chroot, drop_sys_admin, fail, wait_and_exit};
 use super::record::{SIBS, SetupOp};
 use super::sibling;
+use super::{Ctx, do_chroot, drop_sys_admin, fail, wait_and_exit};
 
 const NOBODY: u32 = 65534;
 
-fn check(ctx: &Ctx, op: SetupOp, r: Result<(), crate::errno::Errno>) {
+fn check(ctx: &Ctx, op: SetupOp, r: Result<(), crate::abi::errno::Errno>) {
     if let Err(e) = r {
         fail(ctx.out, op, e);
     }
 }
 
-fn unshare(flags: u64) -> Result<(), crate::errno::Errno> {
+fn unshare(flags: u64) -> Result<(), crate::abi::errno::Errno> {
     // SAFETY: single-threaded case child, no siblings yet.
     unsafe { sys::unshare(RawFlags(flags)) }
 }
@@ -98,7 +98,7 @@ fn foreign_pidns(ctx: &Ctx) {
     let pid = i32::from_le_bytes(buf);
     let _ = (sys::close_raw(rd), sys::close_raw(wr));
     if got != Ok(4) || pid <= 0 {
-        fail(ctx.out, op, crate::errno::Errno(if pid < 0 { -pid } else { libc::EIO }));
+        fail(ctx.out, op, crate::abi::errno::Errno(if pid < 0 { -pid } else { libc::EIO }));
     }
     // A pidfd names the helper's child by its pid in our own pid namespace, which /proc/<pid>
     // would not do after pid-ns nesting (the sandbox's /proc shows its own numbers).

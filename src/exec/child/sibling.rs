@@ -12,7 +12,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 use crate::sys;
 
 /// Command codes.

@@ -194,17 +194,23 @@ pub fn interpret(prog: &[sock_filter], call: &Call) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selftest::mutants::MUTANTS;
+    use crate::exec::executor::mutants::MUTANTS;
     use proptest::prelude::*;
 
     fn words_for(m: &Mutant) -> Vec<u64> {
         // Every combination of the rule masks' parts, plus single bits: the edges of each rule.
         let mut masks: Vec<u64> = m.rules.iter().flat_map(|r| [r.all, r.any, r.none]).filter(|x| *x != 0).collect();
         masks.extend((0..64).map(|b| 1u64 << b));
-        let mut words = vec![0, u64::MAX, crate::flags::UNSHARE_VALID_MASK];
+        let mut words = vec![0, u64::MAX, crate::abi::flags::UNSHARE_VALID_MASK];
         for a in &masks {
             for b in &masks {
-                words.extend([*a, a | b, a & !b, a & b.wrapping_neg(), (a | b) & crate::flags::UNSHARE_VALID_MASK]);
+                words.extend([
+                    *a,
+                    a | b,
+                    a & !b,
+                    a & b.wrapping_neg(),
+                    (a | b) & crate::abi::flags::UNSHARE_VALID_MASK,
+                ]);
             }
         }
         words
@@ -237,7 +243,7 @@ mod tests {
     #[test]
     fn fake_success_is_errno_zero_and_errors_keep_their_number() {
         assert_eq!(ret_value(Action::FakeSuccess), 0x0005_0000);
-        assert_eq!(ret_value(Action::Fail(crate::errno::Errno::EINVAL)), 0x0005_0000 | 22);
+        assert_eq!(ret_value(Action::Fail(crate::abi::errno::Errno::EINVAL)), 0x0005_0000 | 22);
         assert_eq!(ret_value(Action::Allow), 0x7fff_0000);
     }
 

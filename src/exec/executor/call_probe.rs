@@ -1,7 +1,7 @@
 //! Single calls made once from the executor's own state, in throwaway
 //! children: `unshare(1 << bit)` for every bit (only where a seccomp filter or
 //! an LSM rule may restrict unshare), whether clone3 exists, and the contract
-//! facts that changed between Linux versions ([`facts`], `crate::facts`). The model
+//! facts that changed between Linux versions ([`facts`], `crate::env::facts`). The model
 //! compares them with its own prediction to read what a restriction refuses
 //! (`model::limits`); this module only records what the kernel answered.
 //!
@@ -11,9 +11,9 @@
 
 #![allow(unsafe_code)]
 
+use crate::abi::flags::RawFlags;
 use crate::env::CallProbes;
-use crate::facts::{Probed, ProbedFacts};
-use crate::flags::RawFlags;
+use crate::env::facts::{Probed, ProbedFacts};
 use crate::sys;
 
 /// `unshare(1 << bit)` in a child: 0 or the errno; `None` if the child could not be made or
@@ -87,7 +87,7 @@ fn pid_for_children_child() -> i32 {
     let (mut pid, mut pfc) = ([0u8; 64], [0u8; 64]);
     let Ok(n) = link(c"/proc/self/ns/pid", &mut pid) else { return code::CANNOT };
     // SAFETY: a disposable child.
-    if unsafe { sys::unshare(RawFlags(crate::flags::bits::NEWPID)) }.is_err() {
+    if unsafe { sys::unshare(RawFlags(crate::abi::flags::bits::NEWPID)) }.is_err() {
         return code::CANNOT;
     }
     match link(c"/proc/self/ns/pid_for_children", &mut pfc) {
@@ -120,7 +120,7 @@ fn newtime_child() -> i32 {
     let (mut before, mut after) = ([0u8; 64], [0u8; 64]);
     let Ok(n) = link(c"/proc/self/ns/time", &mut before) else { return code::CANNOT };
     // SAFETY: a disposable child.
-    if unsafe { sys::unshare(RawFlags(crate::flags::bits::NEWTIME)) }.is_err() {
+    if unsafe { sys::unshare(RawFlags(crate::abi::flags::bits::NEWTIME)) }.is_err() {
         return code::CANNOT;
     }
     match link(c"/proc/self/ns/time_for_children", &mut after) {
@@ -176,7 +176,7 @@ macro_rules! bit_probes {
     ($($b:literal),*) => { [$((($b as u32), clone3_bit_child::<$b> as fn() -> i32)),*] };
 }
 
-/// Tests the contract facts of [`crate::facts`] once, each in a throwaway child.
+/// Tests the contract facts of [`crate::env::facts`] once, each in a throwaway child.
 pub fn facts(clone3_exists: bool) -> ProbedFacts {
     let clone3_extra_bits = clone3_exists
         .then(|| {

@@ -33,10 +33,10 @@ use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use crate::abi::errno::Errno;
+use crate::abi::flags::{RawFlags, bits};
 use crate::case::NsType;
 use crate::env::{Headroom, Room};
-use crate::errno::Errno;
-use crate::flags::{RawFlags, bits};
 use crate::sys;
 
 /// More rounds than any kernel allows (pid level 32, user depth 33), so a

@@ -4,11 +4,11 @@
 //! `pids.max`, how many more tasks can really be created now (forked until EAGAIN, capped),
 //! and whether the root is the mount namespace's root (a chroot into a mount point included).
 
-use crate::errno::Errno;
-use crate::resources::{PROBE_TASKS_CAP, Resources};
+use crate::abi::errno::Errno;
+use crate::env::resources::{PROBE_TASKS_CAP, Resources};
 use crate::sys;
 
-use super::limits_child::{self, root_probe};
+use crate::exec::child::limits_child::{self, root_probe};
 
 fn read_text(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())

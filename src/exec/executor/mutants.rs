@@ -9,8 +9,8 @@
 //! executor right after the sandbox is built and before the environment probe,
 //! so the probe and every case child see the lying kernel.
 
-use crate::errno::Errno;
-use crate::flags::{NON_USER_NAMESPACES, UNSHARE_VALID_MASK, bits};
+use crate::abi::errno::Errno;
+use crate::abi::flags::{NON_USER_NAMESPACES, UNSHARE_VALID_MASK, bits};
 
 /// What a rule does to a matching call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +242,7 @@ pub fn install(name: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::FLAGS;
+    use crate::abi::flags::FLAGS;
 
     fn mentioned(m: &Mutant) -> u64 {
         m.rules.iter().fold(0, |acc, r| acc | r.all | r.any)

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use super::record::{CLOCKS, MSG_LEN, Msg, MsgKind, clock};
 use super::watch::exec_clock;
+use crate::exec::child::record::{CLOCKS, MSG_LEN, Msg, MsgKind, clock};
 
 /// Names of the phases, in order.
 pub const NAMES: [&str; PHASES] =

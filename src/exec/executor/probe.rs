@@ -3,16 +3,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::abi::ns::{NsLink, NsObserver};
 use crate::case::Case;
 use crate::env::Environment;
-use crate::ns::{NsLink, NsObserver};
-use crate::observe::{Outcome, Snapshot};
+use crate::exec::observe::{Outcome, Snapshot};
 use crate::sys;
 
-use super::child;
-use super::record::RawSnapshot;
 use super::sandbox::SandboxInfo;
 use super::watch;
+use crate::exec::child;
+use crate::exec::child::record::RawSnapshot;
 
 fn read_text(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
@@ -35,14 +35,14 @@ fn own_snapshot(ns_observer: NsObserver) -> Snapshot {
     let ctx = child::Ctx {
         out: -1,
         case: &case,
-        plan: super::plan::Plan { ns_observer, ..Default::default() },
+        plan: crate::exec::child::plan::Plan { ns_observer, ..Default::default() },
         sibs: Default::default(),
         nsibs: 0,
-        fds: [-1; super::record::FDS],
+        fds: [-1; crate::exec::child::record::FDS],
         nfds: 0,
         sem_id: -1,
         outer_ids: (0, 0),
-        clock: [0; super::record::CLOCKS],
+        clock: [0; crate::exec::child::record::CLOCKS],
     };
     let mut raw = RawSnapshot::default();
     child::snapshot(&ctx, &mut raw);
@@ -145,10 +145,10 @@ fn untrusted_links(ns_observer: NsObserver, present: &[NsLink]) -> Vec<NsLink> {
     let timeout = Duration::from_secs(5);
     let mut untrusted = Vec::new();
     for _ in 0..2 {
-        let plan = super::plan::Plan { ns_observer, ..Default::default() };
+        let plan = crate::exec::child::plan::Plan { ns_observer, ..Default::default() };
         let ran = crate::sys::ParentOnlyBuf::new(watch::MAX_REPORT).and_then(|mut raw| {
             watch::run_one(&probe, plan, timeout, &mut raw)
-                .map(|run| super::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
+                .map(|run| crate::exec::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
         });
         let Ok(Outcome::Completed { trace }) = ran else { continue };
         for link in present.iter().copied() {
@@ -188,7 +188,7 @@ fn room_text(r: Option<crate::env::Room>) -> String {
         None => "not measured".into(),
         Some(r) => match r.stopped_by {
             None => format!("at least {}", r.made),
-            Some(e) => format!("{} ({} after that)", r.made, crate::errno::Errno(e)),
+            Some(e) => format!("{} ({} after that)", r.made, crate::abi::errno::Errno(e)),
         },
     }
 }
@@ -255,8 +255,8 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
     let probe = Case::unshare(&[0]);
     let timeout = Duration::from_secs(5);
     let ran = crate::sys::ParentOnlyBuf::new(watch::MAX_REPORT).and_then(|mut raw| {
-        watch::run_one(&probe, super::plan::Plan::default(), timeout, &mut raw)
-            .map(|run| super::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
+        watch::run_one(&probe, crate::exec::child::plan::Plan::default(), timeout, &mut raw)
+            .map(|run| crate::exec::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
     });
     match ran {
         Ok(Outcome::Completed { trace }) => {

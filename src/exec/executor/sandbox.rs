@@ -10,8 +10,8 @@
 //! where ids are missing or unchanged; see [`verify`]) and `/` to be private
 //! before the first write.
 
-use crate::errno::Errno;
-use crate::flags::{RawFlags, bits};
+use crate::abi::errno::Errno;
+use crate::abi::flags::{RawFlags, bits};
 use crate::sys;
 
 pub mod verify;
@@ -340,7 +340,7 @@ fn relay(pid: libc::pid_t) -> ! {
 /// `uf-chroot/`, which contains `proc/` (a bind of /proc) and `tmp/uf-chroot/` again, several
 /// levels deep, so a chroot into it works from inside a chroot too.
 fn prepare_chroot_tree() -> Result<(), String> {
-    use super::child::{CHROOT_DIR, CHROOT_LEVELS};
+    use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
     sys::mount(c"tmpfs", c"/tmp", Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV)
         .map_err(|e| format!("mount tmpfs on /tmp: {e}"))?;
     let mut dir = String::new();

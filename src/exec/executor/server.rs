@@ -1,6 +1,6 @@
 //! The executor process: the harness binary re-executed with a hidden
 //! subcommand. It enters the sandbox, probes the environment, then serves
-//! binary frames ([`super::protocol`]) on stdin and stdout: one request per
+//! binary frames ([`crate::exec::protocol`]) on stdin and stdout: one request per
 //! case, one report per case. Single-threaded by construction: it never starts
 //! a thread. Per case it allocates nothing and formats nothing: the request
 //! is decoded into a reused `Case`, and the child's raw messages are forwarded
@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use crate::case::Case;
 
-use super::plan::Plan;
-use super::protocol::{
+use super::{probe, sandbox, watch};
+use crate::abi::ns::{NsLink, NsObserver};
+use crate::exec::case_codec;
+use crate::exec::child::plan::Plan;
+use crate::exec::protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
     RESP_INEFFECTIVE, RESP_REPORT, begin_frame, finish_frame, read_u64,
 };
-use super::{case_codec, probe, sandbox, watch};
-use crate::ns::{NsLink, NsObserver};
 use crate::sys::{self, ParentOnlyBuf};
 
 const STDIN: RawFd = 0;
@@ -131,7 +132,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
             return 1;
         }
     };
-    let lie = match mutant.map(crate::selftest::mutants::install) {
+    let lie = match mutant.map(crate::exec::executor::mutants::install) {
         None => None,
         Some(Ok(note)) => Some(note),
         Some(Err(message)) => {

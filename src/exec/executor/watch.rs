@@ -8,13 +8,13 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use crate::abi::errno::Errno;
 use crate::case::Case;
-use crate::errno::Errno;
 use crate::sys::{self, ParentOnlyBuf};
 
-use super::child;
-use super::plan::Plan;
-use super::record::MSG_LEN;
+use crate::exec::child;
+use crate::exec::child::plan::Plan;
+use crate::exec::child::record::MSG_LEN;
 
 /// Most bytes of messages kept from one case (far more than any case writes: a dozen
 /// messages); the rest is dropped and the report then misses its end.
@@ -96,7 +96,7 @@ fn reap_all_orphans() {
 }
 
 /// Runs one case in a fresh child and appends its raw messages to `out` (see
-/// [`super::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
+/// [`crate::exec::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
 /// part of the child: every page the executor writes after the fork would otherwise cost
 /// a copy-on-write fault.
 ///
@@ -182,7 +182,7 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
     } else {
         reap_orphans();
     }
-    if let Some(id) = super::collect::semaphore(&out.as_slice()[start..]) {
+    if let Some(id) = crate::exec::collect::semaphore(&out.as_slice()[start..]) {
         // The semaphore lives in the executor's IPC namespace; do not let it pile up.
         let _ = sys::sem_remove(id);
     }
@@ -201,7 +201,7 @@ pub fn bare_loop(flags: &[u64]) -> Result<u64, Errno> {
         let pid = unsafe { sys::fork() }?;
         if pid == 0 {
             // SAFETY: disposable child.
-            let _ = unsafe { sys::unshare(crate::flags::RawFlags(*f)) };
+            let _ = unsafe { sys::unshare(crate::abi::flags::RawFlags(*f)) };
             sys::exit_now(0);
         }
         sys::waitpid(pid, 0)?;

@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
 
-use crate::errno::Errno;
-use crate::flags::bits;
+use crate::abi::errno::Errno;
+use crate::abi::flags::bits;
 use crate::sys;
 
 /// A namespace type of the outer sandbox.

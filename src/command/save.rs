@@ -9,15 +9,15 @@
 use crate::case::Case;
 use crate::check::CaseVerdict;
 use crate::check::expected::{EXPECTED_MATCHES_CORPUS, expectations_of};
+use crate::command::run::{self as runner, Executed, FailedCase, RunConfig, RunReport};
+use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
-use crate::observe::Outcome;
-use crate::runner::{self, Executed, FailedCase, RunConfig, RunReport};
 
-use super::error::StoreError;
-use super::replay::replay_file;
-use super::shrink::{Shrunk, shrink};
-use super::store::Store;
-use super::{CorpusFile, FORMAT_VERSION, Origin};
+use crate::command::replay::replay_file;
+use crate::corpus::error::StoreError;
+use crate::corpus::shrink::{Shrunk, shrink};
+use crate::corpus::store::Store;
+use crate::corpus::{CorpusFile, FORMAT_VERSION, Origin};
 
 /// Kernel runs a single shrink may use, unless told otherwise.
 pub const DEFAULT_BUDGET: usize = 400;
