@@ -3,8 +3,8 @@
 //!
 //! * post-fork code (`POST_FORK`: the case child's files, whole) never allocates, formats,
 //!   prints, panics or exits through Rust's runtime;
-//! * the executor's per-case path (`PER_CASE`: `exec/watch.rs` whole, and the functions of
-//!   `exec/server.rs` that serve a case) allocates and formats nothing, except on the way out
+//! * the executor's per-case path (`PER_CASE`: `exec/executor/watch.rs` whole, and the functions of
+//!   `exec/executor/server.rs` that serve a case) allocates and formats nothing, except on the way out
 //!   with an error (a line that builds an `Err`), and never panics;
 //! * every function of `src/sys/` that either of them calls, directly or through other `sys`
 //!   functions, follows the post-fork rules (the call graph is found by name, below);
@@ -107,16 +107,18 @@ const ERROR_PATH_SAMPLES: &[(&str, bool)] = &[
 /// The case child's code, checked whole: everything in these files runs after fork.
 const POST_FORK: &[&str] = &[
     "src/exec/child.rs",
-    "src/exec/child_setup.rs",
-    "src/exec/sibling.rs",
-    "src/exec/clone3.rs",
-    "src/exec/limits_child.rs",
+    "src/exec/child/setup.rs",
+    "src/exec/child/sibling.rs",
+    "src/exec/child/clone3.rs",
+    "src/exec/child/limits_child.rs",
 ];
 
 /// The executor's per-case path: a whole file, or the named functions of a file (each must
 /// exist, so a rename cannot drop one silently).
-const PER_CASE: &[(&str, Option<&[&str]>)] =
-    &[("src/exec/watch.rs", None), ("src/exec/server.rs", Some(&["write_all", "next", "begin_report", "serve_case"]))];
+const PER_CASE: &[(&str, Option<&[&str]>)] = &[
+    ("src/exec/executor/watch.rs", None),
+    ("src/exec/executor/server.rs", Some(&["write_all", "next", "begin_report", "serve_case"])),
+];
 
 /// `use crate::sys::{.., X as Y}` aliases of `sys` modules in the files above.
 const SYS_ALIASES: &[(&str, &str)] = &[("raw", "clone3")];

@@ -371,6 +371,9 @@ pub const UNSHARE_VALID_MASK: u64 = bits::NEWTIME
 pub const NON_USER_NAMESPACES: u64 =
     bits::NEWNS | bits::NEWUTS | bits::NEWIPC | bits::NEWPID | bits::NEWCGROUP | bits::NEWNET | bits::NEWTIME;
 
+/// All namespace-creating bits.
+pub const ALL_NAMESPACES: u64 = NON_USER_NAMESPACES | bits::NEWUSER;
+
 /// One implication rule: if `when` is set, `adds` is added.
 #[derive(Debug, Clone, Copy)]
 pub struct Implication {

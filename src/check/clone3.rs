@@ -6,7 +6,7 @@
 #![deny(missing_docs)]
 
 use crate::abi::errno::Errno;
-use crate::abi::flags::{NON_USER_NAMESPACES, RawFlags, bits};
+use crate::abi::flags::{RawFlags, bits};
 use crate::abi::ns::NsLink;
 use crate::case::{Case, Step};
 use crate::exec::observe::{ChildObservation, IntOrErrno, KcmpSide, NsValue, Snapshot, StepObservation, Trace};
@@ -33,8 +33,7 @@ pub const NAMESPACE_LINKS: [(u64, NsLink, NsLink); 8] = [
     (bits::NEWTIME, NsLink::TimeForChildren, NsLink::TimeForChildren),
 ];
 
-/// All namespace bits.
-pub const ALL_NAMESPACES: u64 = NON_USER_NAMESPACES | bits::NEWUSER;
+pub use crate::abi::flags::ALL_NAMESPACES;
 
 fn show(v: NsValue) -> String {
     match v {

@@ -679,7 +679,7 @@ pub const CASE_COMPLETES: &str = "case-completes";
 /// of its outer sandbox that unshare reported as made is new (`exec::sandbox::verify`). A kernel
 /// that fails it is refused (exit 1), or on a kernel declared a throwaway counted once per
 /// finding ([`super::Tally::add_environment`]).
-pub const SANDBOX_NAMESPACES_ARE_NEW: &str = "sandbox-namespaces-are-new";
+pub const SANDBOX_NAMESPACES_ARE_NEW: &str = crate::exec::executor::sandbox::SANDBOX_INVARIANT;
 
 /// The errno conditions of spec §3 that the harness can provoke safely: (rule id, errno, spec reference).
 pub const PROVOKABLE: &[(&str, &str, &str)] = &[

@@ -1,6 +1,6 @@
 //! The corpus side of the CLI: `replay`, `minimize`, and the `--save-failures`
 //! and hidden `--inject-fault` options of `run`. Part of the binary (anyhow is
-//! used here as in `main.rs`); the work is done by `unshare_fuzz::corpus`.
+//! used here as in `cli/main.rs`); the work is done by `unshare_fuzz::corpus`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

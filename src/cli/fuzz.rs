@@ -1,6 +1,6 @@
 //! The fuzzing side of the CLI: `seeds` (corpus files -> fuzz inputs) and the
 //! corpus file that `decode --save` writes for an artifact. Part of the binary
-//! (anyhow, as in `main.rs`); the conversions are `unshare_fuzz::command::fuzzing`'s.
+//! (anyhow, as in `cli/main.rs`); the conversions are `unshare_fuzz::command::fuzzing`'s.
 
 use std::path::{Path, PathBuf};
 

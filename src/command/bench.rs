@@ -16,7 +16,7 @@ use crate::case::{Case, Step};
 use crate::command::run::{RunConfig, cases_for_seed, run_cases};
 use crate::exec::ExecError;
 use crate::exec::executor::phases::{NAMES, PHASES, PhaseSummary};
-use crate::exec::protocol::ExecutorStats;
+use crate::exec::wire::protocol::ExecutorStats;
 
 /// Rounds each mix is split into (harness and bare loop alternate).
 const ROUNDS: usize = 5;

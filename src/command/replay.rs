@@ -16,7 +16,7 @@ use crate::check::{CaseVerdict, Tally};
 use crate::command::run::{self as runner, FailedCase, RunConfig, RunReport};
 use crate::env::Environment;
 use crate::exec::executor::phases::PhaseSummary;
-use crate::exec::protocol::ExecutorStats;
+use crate::exec::wire::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::predict;
 

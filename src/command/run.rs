@@ -17,7 +17,7 @@ use crate::env::Environment;
 use crate::exec::executor::phases::PhaseSummary;
 use crate::exec::executor::placement::{self, Pinning};
 use crate::exec::observe::Outcome;
-use crate::exec::protocol::ExecutorStats;
+use crate::exec::wire::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::{KernelProfile, Prediction, predict};
 

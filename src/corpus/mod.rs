@@ -70,16 +70,8 @@ pub enum Origin {
     Fuzz,
 }
 
-/// What one step must do, per the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expectation {
-    /// `"success"` or an errno name such as `"EINVAL"`.
-    pub result: CallResult,
-    /// The id of the model's check row that decides it (`"unknown-bit"`), or `"success"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-}
+/// What one step must do, per the file (defined by the judgement that compares it).
+pub use crate::check::expected::Expectation;
 
 /// One corpus file. Fields are serialised in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod facts;
 pub mod resources;
+pub mod snapshot;
 
 use crate::abi::ns::NsLink;
-use crate::exec::observe::Snapshot;
+use crate::env::snapshot::Snapshot;
 
 /// Everything probed once at start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,7 +211,7 @@ impl Environment {
     /// filtering unshare. Used where no real probe exists (model-only fuzzing,
     /// unit tests).
     pub fn reference() -> Environment {
-        use crate::exec::observe::NsValue;
+        use crate::env::snapshot::NsValue;
         let mut ns = [NsValue::Inode(0); NsLink::COUNT];
         for (i, link) in NsLink::ALL.iter().enumerate() {
             ns[link.index()] = NsValue::Inode(4_026_531_834 + i as u64);

@@ -6,12 +6,10 @@
 //! This module knows nothing of predictions or generators: a [`Case`] goes
 //! in, an [`Outcome`] comes out.
 
-pub mod case_codec;
 pub mod child;
-pub mod collect;
 pub mod executor;
 pub mod observe;
-pub mod protocol;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -26,10 +24,11 @@ use crate::env::Environment;
 use crate::exec::observe::Outcome;
 use executor::{phases, sandbox};
 
-use protocol::{
+use wire::protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
     RESP_INEFFECTIVE, RESP_REPORT, begin_frame, finish_frame, read_i32, read_u64,
 };
+use wire::{case_codec, collect};
 
 /// The hidden subcommand that turns the binary into an executor.
 pub const EXECUTOR_SUBCOMMAND: &str = "__executor";

@@ -193,7 +193,7 @@ mod tests {
             unshare += kinds(|s| matches!(s, Step::Unshare(_)));
             threads += kinds(|s| matches!(s, Step::Clone3(f) if f.contains(0x1_0900)));
             if let [a, b] = c.steps.as_slice() {
-                let ns = crate::check::clone3::ALL_NAMESPACES;
+                let ns = crate::abi::flags::ALL_NAMESPACES;
                 match (a, b) {
                     (Step::Clone3(x), Step::Unshare(y)) | (Step::Unshare(y), Step::Clone3(x))
                         if x.0 & ns == y.0 && y.0 != 0 =>

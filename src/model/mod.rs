@@ -14,6 +14,7 @@ pub mod checks;
 pub mod clone3;
 pub mod effects;
 pub mod expect;
+pub mod facts;
 pub mod limits;
 pub mod profile;
 pub mod resources;

@@ -238,7 +238,7 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
 pub const THROWAWAY_VAR: &str = "UNSHARE_FUZZ_THROWAWAY_KERNEL";
 
 /// The invariant an ineffective outer sandbox violates.
-pub const SANDBOX_INVARIANT: &str = crate::check::invariants::SANDBOX_NAMESPACES_ARE_NEW;
+pub const SANDBOX_INVARIANT: &str = "sandbox-namespaces-are-new";
 
 /// True when [`THROWAWAY_VAR`] is `1` (or `yes`, `true`).
 pub fn throwaway_kernel() -> bool {

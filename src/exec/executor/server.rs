@@ -1,6 +1,6 @@
 //! The executor process: the harness binary re-executed with a hidden
 //! subcommand. It enters the sandbox, probes the environment, then serves
-//! binary frames ([`crate::exec::protocol`]) on stdin and stdout: one request per
+//! binary frames ([`crate::exec::wire::protocol`]) on stdin and stdout: one request per
 //! case, one report per case. Single-threaded by construction: it never starts
 //! a thread. Per case it allocates nothing and formats nothing: the request
 //! is decoded into a reused `Case`, and the child's raw messages are forwarded
@@ -14,9 +14,9 @@ use crate::case::Case;
 
 use super::{probe, sandbox, watch};
 use crate::abi::ns::{NsLink, NsObserver};
-use crate::exec::case_codec;
 use crate::exec::child::plan::Plan;
-use crate::exec::protocol::{
+use crate::exec::wire::case_codec;
+use crate::exec::wire::protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
     RESP_INEFFECTIVE, RESP_REPORT, begin_frame, finish_frame, read_u64,
 };

@@ -96,7 +96,7 @@ fn reap_all_orphans() {
 }
 
 /// Runs one case in a fresh child and appends its raw messages to `out` (see
-/// [`crate::exec::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
+/// [`crate::exec::wire::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
 /// part of the child: every page the executor writes after the fork would otherwise cost
 /// a copy-on-write fault.
 ///
@@ -182,7 +182,7 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
     } else {
         reap_orphans();
     }
-    if let Some(id) = crate::exec::collect::semaphore(&out.as_slice()[start..]) {
+    if let Some(id) = crate::exec::wire::collect::semaphore(&out.as_slice()[start..]) {
         // The semaphore lives in the executor's IPC namespace; do not let it pile up.
         let _ = sys::sem_remove(id);
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::abi::errno::Errno;
 use crate::exec::observe::{Outcome, StepObservation, Trace};
 
-use super::child::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
+use crate::exec::child::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
 
 /// What the parent collected from the pipe.
 #[derive(Default)]

@@ -4,7 +4,7 @@
 //! A frame is a little-endian `u32` body length, then the body, whose first
 //! byte is a tag. Requests carry a case in [`super::case_codec`] form;
 //! a case's report carries the child's raw fixed-size messages
-//! ([`super::child::record`]) untouched, so the executor neither decodes nor formats
+//! ([`crate::exec::child::record`]) untouched, so the executor neither decodes nor formats
 //! anything per case, and the harness turns them into an `Outcome`
 //! ([`super::collect`]). Rare frames (hello, fatal, errors) hold JSON or text.
 
