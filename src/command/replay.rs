@@ -8,60 +8,18 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use serde::Serialize;
-
 use crate::case::Case;
 use crate::check::expected::{EXPECTED_MATCHES_CORPUS, check_expected, record};
 use crate::check::{CaseVerdict, Tally};
-use crate::command::run::{self as runner, FailedCase, RunConfig, RunReport};
+use crate::command::run::{self as runner, RunConfig};
 use crate::env::Environment;
 use crate::exec::executor::phases::PhaseSummary;
 use crate::exec::wire::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::predict;
+pub use crate::report::run_report::{FailedCase, FileResult, FileStatus, RunReport};
 
 use crate::corpus::{CorpusFile, Loaded};
-
-/// The verdict of one file, as printed on its line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum FileStatus {
-    /// Every applicable check held.
-    Pass,
-    /// Something did not hold.
-    Fail,
-    /// The case cannot be run here (the reason says why); not a pass.
-    Skip,
-    /// The file is invalid, or the harness could not judge the case.
-    Broken,
-}
-
-impl FileStatus {
-    /// `PASS`, `FAIL`, `SKIP` or `BROKEN`.
-    pub fn label(self) -> &'static str {
-        match self {
-            FileStatus::Pass => "PASS",
-            FileStatus::Fail => "FAIL",
-            FileStatus::Skip => "SKIP",
-            FileStatus::Broken => "BROKEN",
-        }
-    }
-}
-
-/// One replayed file.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileResult {
-    /// The file.
-    pub file: String,
-    /// Its title, if it could be read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    /// The verdict.
-    pub status: FileStatus,
-    /// Violations, the skip or broken reason, the load error, and notes on skipped
-    /// file-level checks; one line each.
-    pub details: Vec<String>,
-}
 
 fn status_of(v: &CaseVerdict) -> FileStatus {
     if v.failed() {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::command::run::RunReport;
+use crate::report::run_report::RunReport;
 
 /// One known violation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

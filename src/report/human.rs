@@ -3,9 +3,9 @@
 use std::fmt::Write;
 
 use crate::check::invariants::INVARIANTS;
-use crate::command::replay::{FileResult, FileStatus};
-use crate::command::run::RunReport;
 use crate::env::Environment;
+use crate::report::run_report::RunReport;
+use crate::report::run_report::{FileResult, FileStatus};
 
 /// The environment block printed at the top of every report.
 pub fn environment(env: &Environment) -> String {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::command::run::RunReport;
+use crate::report::run_report::RunReport;
 
 /// The JSON document's schema version.
 pub const FORMAT_VERSION: u32 = 1;

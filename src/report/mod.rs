@@ -1,7 +1,7 @@
 //! Reports: the human summary and the JSON document of a run. Every format
 //! starts with the environment, including any restriction on unshare.
 //! [`render()`] is the one entry point for `run`, `replay` and anything else
-//! that prints a [`crate::command::run::RunReport`].
+//! that prints a [`crate::report::run_report::RunReport`].
 
 pub mod baseline;
 pub mod diff;
@@ -10,5 +10,6 @@ pub mod json;
 pub mod junit;
 pub mod ktap;
 pub mod render;
+pub mod run_report;
 
 pub use render::{Format, RenderError, UnknownFormat, render};

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::check::Violation;
 use crate::check::invariants::CASE_COMPLETES;
-use crate::command::run::{FailedCase, RunReport};
+use crate::report::run_report::{FailedCase, RunReport};
 
 /// An output format of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
