@@ -13,7 +13,7 @@ use crate::exec::observe::{ChildObservation, IntOrErrno, KcmpSide, NsValue, Snap
 use crate::model::Expected;
 use crate::model::clone3::{ChildExpect, ChildLink, ChildTid};
 
-use super::invariants::{StepCtx, kcmp_matches, state_diff};
+use super::step::{StepCtx, kcmp_matches, show, state_diff, verdict};
 
 /// Id of the case-level differential invariant.
 pub const AGREE_ON_NAMESPACES: &str = "clone3-and-unshare-agree-on-namespaces";
@@ -35,16 +35,6 @@ pub const NAMESPACE_LINKS: [(u64, NsLink, NsLink); 8] = [
 
 pub use crate::abi::flags::ALL_NAMESPACES;
 
-fn show(v: NsValue) -> String {
-    match v {
-        NsValue::Inode(i) => i.to_string(),
-        NsValue::Error(e) => e.to_string(),
-    }
-}
-
-fn verdict(problems: Vec<String>) -> Option<Result<(), String>> {
-    Some(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
-}
 
 fn child_link_problems(ctx: &StepCtx, want: &ChildExpect, got: &Snapshot) -> Vec<String> {
     let parents = [&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after];

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::report::run_report::RunReport;
+use crate::report::run_report::{BaselineSummary, RunReport};
 
 /// One known violation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,19 +46,6 @@ pub struct Baseline {
     pub path: PathBuf,
     /// Its entries.
     pub known: Vec<KnownViolation>,
-}
-
-/// What a baseline did to a run, for the reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BaselineSummary {
-    /// The file.
-    pub path: String,
-    /// Entries in it.
-    pub entries: usize,
-    /// Violations of the run it lists (they do not fail the run).
-    pub known_violations: u64,
-    /// Violations it does not list (they fail the run).
-    pub new_violations: u64,
 }
 
 #[derive(Deserialize)]

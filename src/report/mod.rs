@@ -5,6 +5,7 @@
 
 pub mod baseline;
 pub mod diff;
+pub mod format;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -12,4 +13,4 @@ pub mod ktap;
 pub mod render;
 pub mod run_report;
 
-pub use render::{Format, RenderError, UnknownFormat, render};
+pub use format::{Format, RenderError, UnknownFormat, render};

@@ -67,7 +67,7 @@ pub struct RunReport {
     pub notes: Vec<String>,
     /// The baseline of known violations applied to the run (`--baseline`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<crate::report::baseline::BaselineSummary>,
+    pub baseline: Option<BaselineSummary>,
 }
 
 impl RunReport {
@@ -145,4 +145,17 @@ pub struct FileResult {
     /// Violations, the skip or broken reason, the load error, and notes on skipped
     /// file-level checks; one line each.
     pub details: Vec<String>,
+}
+
+/// What a baseline (`--baseline`, `report::baseline`) did to a run, for the reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaselineSummary {
+    /// The file.
+    pub path: String,
+    /// Entries in it.
+    pub entries: usize,
+    /// Violations of the run it lists (they do not fail the run).
+    pub known_violations: u64,
+    /// Violations it does not list (they fail the run).
+    pub new_violations: u64,
 }

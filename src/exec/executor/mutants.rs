@@ -5,9 +5,9 @@
 //! 0 without running it ("success without effect"); it cannot run part of a
 //! call, or lie only when something is shared, nested or exhausted.
 //!
-//! [`install`] compiles a mutant ([`super::bpf`]) and installs it in the
-//! executor right after the sandbox is built and before the environment probe,
-//! so the probe and every case child see the lying kernel.
+//! `bpf::install` compiles a mutant and installs it in the executor right after the
+//! sandbox is built and before the environment probe, so the probe and every case child see
+//! the lying kernel. This file is the data and its meaning; it imports no code.
 
 use crate::abi::errno::Errno;
 use crate::abi::flags::{NON_USER_NAMESPACES, UNSHARE_VALID_MASK, bits};
@@ -223,22 +223,6 @@ pub fn restriction_note(mutant: &Mutant, no_new_privs: bool) -> String {
     )
 }
 
-/// Compiles and installs the mutant `name` in the calling process (the executor, inside
-/// its sandbox, before the probe). Returns the restriction note.
-///
-/// # Errors
-/// A message naming the mutant and what failed (unknown name, compilation, `seccomp`).
-pub fn install(name: &str) -> Result<String, String> {
-    let mutant = by_name(name).ok_or_else(|| format!("unknown selftest mutant {name:?}; known: {}", names()))?;
-    let compile_error = |e: super::bpf::CompileError| format!("cannot compile mutant {name}: {e}");
-    // program() also checks that this architecture is supported; the sys layer adds the prelude itself.
-    super::bpf::program(mutant).map_err(compile_error)?;
-    let body = super::bpf::body(mutant).map_err(compile_error)?;
-    let installed = crate::sys::seccomp::install_unshare_filter(&body)
-        .map_err(|e| format!("cannot install the seccomp filter of mutant {name}: seccomp failed with {e}"))?;
-    Ok(restriction_note(mutant, installed.no_new_privs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +243,7 @@ mod tests {
         }
         assert!(MUTANTS.len() >= 10);
         assert!(by_name("no-such-mutant").is_none());
-        assert!(install("no-such-mutant").unwrap_err().contains("unknown selftest mutant"));
+        assert!(super::super::bpf::install("no-such-mutant").unwrap_err().contains("unknown selftest mutant"));
     }
 
     #[test]
