@@ -239,6 +239,7 @@ struct Reach {
 fn reaches(src: &str, module: &[String]) -> Vec<Reach> {
     let code = code_only(src);
     let b = code.as_bytes();
+    let inline = inline_modules(b);
     let mut out = Vec::new();
     for kw in ["crate::", "super::", "self::"] {
         let mut at = 0;
@@ -253,14 +254,59 @@ fn reaches(src: &str, module: &[String]) -> Vec<Reach> {
             let line = code[..start].matches('\n').count() + 1;
             let mut i = at;
             for tail in use_tree(b, &mut i) {
+                let here: Vec<String> = module
+                    .iter()
+                    .cloned()
+                    .chain(inline.iter().filter(|(s, e, _)| *s < start && start < *e).map(|(_, _, n)| n.clone()))
+                    .collect();
                 let path = match kw {
                     "crate::" => tail,
-                    "self::" => [module.to_vec(), tail].concat(),
-                    _ => resolve_super(module, [vec!["super".to_string()], tail].concat()),
+                    "self::" => [here, tail].concat(),
+                    _ => resolve_super(&here, [vec!["super".to_string()], tail].concat()),
                 };
                 out.push(Reach { line, path });
             }
         }
+    }
+    out
+}
+
+/// The inline modules of a file (`mod tests { .. }`): (start, end, name), outermost first, so
+/// that `super::` inside one resolves from it.
+fn inline_modules(code: &[u8]) -> Vec<(usize, usize, String)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(n) = code[at..].windows(4).position(|w| w == b"mod ") {
+        let start = at + n;
+        at = start + 4;
+        if start > 0 && (code[start - 1].is_ascii_alphanumeric() || code[start - 1] == b'_') {
+            continue;
+        }
+        let mut i = at;
+        skip_space(code, &mut i);
+        let name_start = i;
+        while i < code.len() && (code[i].is_ascii_alphanumeric() || code[i] == b'_') {
+            i += 1;
+        }
+        let name = String::from_utf8_lossy(&code[name_start..i]).into_owned();
+        skip_space(code, &mut i);
+        if name.is_empty() || code.get(i) != Some(&b'{') {
+            continue;
+        }
+        let mut depth = 0;
+        let mut end = code.len();
+        for (j, c) in code.iter().enumerate().skip(i) {
+            depth += match c {
+                b'{' => 1,
+                b'}' => -1,
+                _ => 0,
+            };
+            if depth == 0 {
+                end = j;
+                break;
+            }
+        }
+        out.push((start, end, name));
     }
     out
 }
@@ -462,11 +508,18 @@ fn checker_reads_grouped_and_nested_uses() {
 
 #[test]
 fn checker_reads_inline_paths_and_super() {
-    let src = "fn f() {\n    let v = crate::report::human::verdict(&r);\n    super::super::check::judge(x);\n}\n";
+    // From `exec::executor::x`, `super::super` is `exec`, and one more `super` is the root.
+    let src = "fn f() {\n    let v = crate::report::human::verdict(&r);\n    super::super::super::check::judge(x);\n    \
+               super::super::Executor::spawn();\n}\n";
     let bad = planted("src/exec/executor/x.rs", src);
-    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert_eq!(bad.len(), 3, "{bad:?}");
     assert!(bad[0].contains(":2: `crate::report::human::verdict` reaches from layer exec::executor"), "{}", bad[0]);
     assert!(bad[1].contains(":3: `crate::check::judge`"), "{}", bad[1]);
+    assert!(bad[2].contains(":4: `crate::exec::Executor::spawn` reaches from layer exec::executor"), "{}", bad[2]);
+    // In an inline module, the first `super` is the file's own module.
+    let src = "#[cfg(test)]\nmod tests {\n    use super::super::bpf::install;\n    mod deeper { use super::super::super::super::Executor; }\n}\n";
+    let bad = planted("src/exec/executor/x.rs", src);
+    assert!(bad.len() == 1 && bad[0].contains(":4: `crate::exec::Executor`"), "{bad:?}");
 }
 
 #[test]

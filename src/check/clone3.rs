@@ -35,7 +35,6 @@ pub const NAMESPACE_LINKS: [(u64, NsLink, NsLink); 8] = [
 
 pub use crate::abi::flags::ALL_NAMESPACES;
 
-
 fn child_link_problems(ctx: &StepCtx, want: &ChildExpect, got: &Snapshot) -> Vec<String> {
     let parents = [&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after];
     let alive: Vec<u64> = parents.iter().flat_map(|s| s.ns.iter().filter_map(|v| v.inode())).collect();

@@ -15,7 +15,6 @@ use crate::model::{LinkExpect, PidExpect, SemExpect};
 pub use super::step::{Invariant, StepCheck, StepCtx};
 use super::step::{identity_diff, kcmp_problems, needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
 
-
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     if !ctx.is_unshare || ctx.expected.unknown_bits == 0 {
         return None;

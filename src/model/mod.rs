@@ -18,6 +18,7 @@ pub mod facts;
 pub mod limits;
 pub mod profile;
 pub mod resources;
+pub mod rules;
 pub mod state;
 pub mod steps;
 

@@ -290,7 +290,7 @@ impl CallerState {
             if u32::from(target) < level {
                 return Err(format!("the executor is already at pid-namespace level {level}, above {target}"));
             }
-            if !super::checks::ns_type_present(env, NsLink::PidForChildren) {
+            if !ns_type_present(env, NsLink::PidForChildren) {
                 return Err("this kernel has no pid namespaces".into());
             }
             self.pid_level = Some(u32::from(target));
@@ -339,7 +339,7 @@ impl CallerState {
     }
 
     fn enter_mapped_userns(&mut self, env: &Environment, levels: u32) -> Result<(), String> {
-        if !super::checks::ns_type_present(env, NsLink::User) {
+        if !ns_type_present(env, NsLink::User) {
             return Err("this kernel has no user namespaces".into());
         }
         if self.chrooted {
@@ -398,5 +398,28 @@ impl CallerState {
             }
         }
         Ok(())
+    }
+}
+
+/// The kernel has the namespace type of `link`: its `/proc/self/ns` link exists (and names
+/// namespaces reliably), or the start-up headroom probe made one such namespace. A kernel may
+/// implement a type without showing its link (gVisor 2022 has no `mnt`, `uts`, `ipc` links), and
+/// a link that does not name namespaces reliably is left out of `ns_links`; on Linux a missing
+/// link means the type is configured out, and the probe's unshare then fails with EINVAL.
+pub fn ns_type_present(env: &Environment, link: NsLink) -> bool {
+    if env.has_link(link) {
+        return true;
+    }
+    let h = &env.headroom;
+    let made = |r: Option<crate::env::Room>| r.is_some_and(|r| r.made > 0);
+    match link {
+        NsLink::User => made(h.user_nested),
+        NsLink::Pid | NsLink::PidForChildren => made(h.pid_nested),
+        NsLink::Mnt => made(h.flat.get("mnt").copied()),
+        NsLink::Uts => made(h.flat.get("uts").copied()),
+        NsLink::Ipc => made(h.flat.get("ipc").copied()),
+        NsLink::Net => made(h.flat.get("net").copied()),
+        NsLink::Cgroup => made(h.flat.get("cgroup").copied()),
+        NsLink::Time | NsLink::TimeForChildren => made(h.flat.get("time").copied()),
     }
 }

@@ -198,7 +198,8 @@ pub fn interpret(prog: &[sock_filter], call: &Call) -> Result<u32, String> {
 /// # Errors
 /// A message naming the mutant and what failed (unknown name, compilation, `seccomp`).
 pub fn install(name: &str) -> Result<String, String> {
-    let mutant = super::mutants::by_name(name).ok_or_else(|| format!("unknown selftest mutant {name:?}; known: {}", super::mutants::names()))?;
+    let mutant = super::mutants::by_name(name)
+        .ok_or_else(|| format!("unknown selftest mutant {name:?}; known: {}", super::mutants::names()))?;
     let compile_error = |e: CompileError| format!("cannot compile mutant {name}: {e}");
     // program() also checks that this architecture is supported; the sys layer adds the prelude itself.
     program(mutant).map_err(compile_error)?;
