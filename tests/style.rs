@@ -329,7 +329,8 @@ fn sys_calls(text: &str, module: Option<&str>, owner: Option<&str>, sys: &BTreeM
                     candidates.extend(sys.keys().filter(|(_, o, n)| o.is_some() && n == word).cloned());
                 }
             } else if prefix.ends_with("sys::") || prefix.ends_with("super::") && module.is_some() {
-                candidates.push(free("", word));
+                // `sys::f` is re-exported from the family file that defines it.
+                candidates.extend(sys.keys().filter(|(_, o, n)| o.is_none() && n == word).cloned());
             } else if let Some(p) = prefix.strip_suffix("::") {
                 let named = p.rsplit(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("");
                 let alias = SYS_ALIASES.iter().find(|(a, _)| *a == named);
@@ -339,7 +340,9 @@ fn sys_calls(text: &str, module: Option<&str>, owner: Option<&str>, sys: &BTreeM
                     candidates.push(free(m, word));
                 }
             } else if let Some(m) = module {
+                // A function of the same file, or one imported from another family file.
                 candidates.push(free(m, word));
+                candidates.extend(sys.keys().filter(|(km, o, n)| o.is_none() && n == word && km != m).cloned());
             }
         }
         out.extend(candidates.into_iter().filter(|k| sys.contains_key(k)));
@@ -428,7 +431,9 @@ fn sys_functions_called_after_fork_or_per_case_follow_the_rules() {
         }
     }
     // The walk must reach the obvious ones, or it walks nothing.
-    for (module, must) in [("", "fork"), ("", "unshare"), ("", "exit_now"), ("", "waitpid"), ("clone3", "clone3")] {
+    for (module, must) in
+        [("process", "fork"), ("ns", "unshare"), ("process", "exit_now"), ("process", "waitpid"), ("clone3", "clone3")]
+    {
         assert!(
             seen.contains(&(module.to_string(), None, must.to_string())),
             "sys {module}::{must} not reached: {seen:?}"

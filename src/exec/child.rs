@@ -211,11 +211,14 @@ pub fn wait_and_exit(pid: libc::pid_t) -> ! {
 fn capset_without_sys_admin() -> Result<(), Errno> {
     let caps = sys::capget()?;
     let bit = 1u64 << 21;
-    sys::capset(sys::CapSets {
-        effective: caps.effective & !bit,
-        permitted: caps.permitted & !bit,
-        inheritable: caps.inheritable & !bit,
-    })
+    // SAFETY: this runs only in the case child (setup or step), a disposable process.
+    unsafe {
+        sys::capset(sys::CapSets {
+            effective: caps.effective & !bit,
+            permitted: caps.permitted & !bit,
+            inheritable: caps.inheritable & !bit,
+        })
+    }
 }
 
 /// Drops CAP_SYS_ADMIN (shared with the setup).
@@ -229,10 +232,12 @@ fn write_maps(ctx: &Ctx) -> Result<(), Errno> {
 
 /// chroot into the prepared directory (or "/") and chdir("/").
 pub fn do_chroot(kind: Chroot) -> Result<(), Errno> {
-    match kind {
-        Chroot::Subdir => sys::chroot(CHROOT_DIR)?,
-        Chroot::Root => sys::chroot(c"/")?,
-    }
+    let dir = match kind {
+        Chroot::Subdir => CHROOT_DIR,
+        Chroot::Root => c"/",
+    };
+    // SAFETY: only the case child chroots (setup or step); it is disposable.
+    unsafe { sys::chroot(dir) }?;
     sys::chdir(c"/")
 }
 

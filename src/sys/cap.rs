@@ -56,7 +56,11 @@ pub fn capget() -> Result<CapSets, Errno> {
 }
 
 /// `capset` for the calling thread.
-pub fn capset(sets: CapSets) -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes the capabilities of the calling thread; a thread that drops one cannot get it back.
+/// Call it only in a disposable case child.
+pub unsafe fn capset(sets: CapSets) -> Result<(), Errno> {
     let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
     let split = |v: u64| (v as u32, (v >> 32) as u32);
     let (e0, e1) = split(sets.effective);
@@ -78,19 +82,31 @@ pub fn ids() -> (u32, u32, u32, u32) {
 }
 
 /// `setgroups(0, NULL)`.
-pub fn clear_groups() -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes the credentials of the calling process (glibc applies it to every thread). Call it
+/// only in a disposable case child.
+pub unsafe fn clear_groups() -> Result<(), Errno> {
     // SAFETY: a zero-length list with a null pointer is valid for setgroups.
     ret_int(unsafe { libc::setgroups(0, std::ptr::null()) }).map(|_| ())
 }
 
 /// `setresgid(g, g, g)`.
-pub fn set_all_gids(gid: u32) -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes the credentials of the calling process (glibc applies it to every thread); after a
+/// drop the process cannot get them back. Call it only in a disposable case child.
+pub unsafe fn set_all_gids(gid: u32) -> Result<(), Errno> {
     // SAFETY: plain integer arguments.
     ret_int(unsafe { libc::setresgid(gid, gid, gid) }).map(|_| ())
 }
 
 /// `setresuid(u, u, u)`.
-pub fn set_all_uids(uid: u32) -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes the credentials of the calling process (glibc applies it to every thread) and, for
+/// a non-root uid, drops every capability. Call it only in a disposable case child.
+pub unsafe fn set_all_uids(uid: u32) -> Result<(), Errno> {
     // SAFETY: plain integer arguments.
     ret_int(unsafe { libc::setresuid(uid, uid, uid) }).map(|_| ())
 }

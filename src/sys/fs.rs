@@ -65,14 +65,24 @@ pub fn fstatat_ino(dirfd: RawFd, name: &CStr) -> Result<u64, Errno> {
 }
 
 /// `mount(source, target, fstype, flags, NULL)`.
-pub fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong) -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes the mount namespace of the calling process (and, through propagation, possibly
+/// others). Call it only in the executor's sandbox after it is verified (its own mount
+/// namespace, made private) or in a disposable child inside it.
+pub unsafe fn mount(source: &CStr, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong) -> Result<(), Errno> {
     let fstype = fstype.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: all strings are NUL-terminated or null where mount allows it; data is null.
     ret_int(unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype, flags, std::ptr::null()) }).map(|_| ())
 }
 
 /// `chroot(path)`.
-pub fn chroot(path: &CStr) -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes the root directory of the whole calling process, under every path any thread
+/// resolves later. Call it only in a single-threaded, disposable process (a case child, a
+/// probe's child) or in the executor while it builds its sandbox.
+pub unsafe fn chroot(path: &CStr) -> Result<(), Errno> {
     // SAFETY: path is NUL-terminated.
     ret_int(unsafe { libc::chroot(path.as_ptr()) }).map(|_| ())
 }

@@ -34,13 +34,22 @@ pub unsafe fn unshare(flags: RawFlags) -> Result<(), Errno> {
 }
 
 /// `sethostname(name)`.
-pub fn sethostname(name: &[u8]) -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes the hostname every process of the calling process's UTS namespace sees. Call it
+/// only in the executor, inside the UTS namespace of its sandbox after it is verified new.
+pub unsafe fn sethostname(name: &[u8]) -> Result<(), Errno> {
     // SAFETY: name is a valid buffer of name.len() bytes.
     ret_int(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }).map(|_| ())
 }
 
 /// `setns(fd, nstype)`.
-pub fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), Errno> {
+///
+/// # Safety
+/// Moves the calling thread into another namespace (a pid namespace for its children, a mount
+/// namespace and with it root and cwd, ...). Call it only in a single-threaded, disposable
+/// process: a case child or a probe's throwaway child.
+pub unsafe fn setns(fd: RawFd, nstype: libc::c_int) -> Result<(), Errno> {
     // SAFETY: integer arguments.
     ret_int(unsafe { libc::setns(fd, nstype) }).map(|_| ())
 }

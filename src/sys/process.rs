@@ -56,7 +56,13 @@ pub fn getpid() -> libc::pid_t {
 }
 
 /// `prctl(option, arg2)` with integer arguments.
-pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
+///
+/// # Safety
+/// Changes process attributes (death signal, dumpability, no-new-privs, capability bounding
+/// set) that the Rust runtime and the harness assume fixed. Call it only in a disposable child
+/// or in the executor while it builds its sandbox, with an option whose arguments are
+/// integers.
+pub unsafe fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> Result<(), Errno> {
     // SAFETY: the options used by the harness take integer arguments only.
     ret_int(unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })
         .map(|_| ())

@@ -56,7 +56,8 @@ pub fn spawn_root_probe() -> Result<libc::pid_t, Errno> {
     let Ok(fd) = sys::open_raw(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC) else {
         sys::exit_now(root_probe::NO_NS_FILE)
     };
-    if sys::setns(fd, libc::CLONE_NEWNS).is_err() {
+    // SAFETY: the root probe's throwaway child, single-threaded and disposable.
+    if unsafe { sys::setns(fd, libc::CLONE_NEWNS) }.is_err() {
         sys::exit_now(root_probe::NO_SETNS);
     }
     match sys::mount_dev_ino(c"/") {

@@ -106,7 +106,8 @@ fn foreign_pidns(ctx: &Ctx) {
         Ok(fd) => fd,
         Err(e) => fail(ctx.out, op, e),
     };
-    check(ctx, op, sys::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWPID));
+    // SAFETY: the case child, single-threaded at this point of the setup (threads come later).
+    check(ctx, op, unsafe { sys::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWPID) });
     drop(fd);
     fork_continue(ctx, op);
 }
@@ -116,11 +117,17 @@ fn privilege(ctx: &Ctx, p: Privilege) {
         Privilege::Root => {}
         Privilege::RootWithoutSysAdmin => check(ctx, SetupOp::CapsetDropSysAdmin, drop_sys_admin()),
         Privilege::Nobody => {
-            check(ctx, SetupOp::Setgroups, sys::clear_groups());
-            check(ctx, SetupOp::SetgidNobody, sys::set_all_gids(NOBODY));
-            check(ctx, SetupOp::SetuidNobody, sys::set_all_uids(NOBODY));
+            // The case child drops its own credentials in its setup; it is disposable and
+            // single-threaded here (siblings and threads come later).
+            // SAFETY: as said above.
+            check(ctx, SetupOp::Setgroups, unsafe { sys::clear_groups() });
+            // SAFETY: as said above.
+            check(ctx, SetupOp::SetgidNobody, unsafe { sys::set_all_gids(NOBODY) });
+            // SAFETY: as said above.
+            check(ctx, SetupOp::SetuidNobody, unsafe { sys::set_all_uids(NOBODY) });
             // Without this the /proc/self files turn root-owned (spec §5.4 pitfall).
-            check(ctx, SetupOp::Dumpable, sys::prctl(libc::PR_SET_DUMPABLE, 1));
+            // SAFETY: as said above; an integer option of the child's own.
+            check(ctx, SetupOp::Dumpable, unsafe { sys::prctl(libc::PR_SET_DUMPABLE, 1) });
         }
         Privilege::UserNs => enter_mapped_userns(ctx, SetupOp::UnshareUserNs),
     }
@@ -130,7 +137,8 @@ fn privilege(ctx: &Ctx, p: Privilege) {
 pub fn build(ctx: &mut Ctx) {
     let setup = &ctx.case.setup;
     check(ctx, SetupOp::Setpgid, sys::setpgid(0, 0));
-    check(ctx, SetupOp::Pdeathsig, sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong));
+    // SAFETY: the case child, right after fork: a death signal for itself, integer arguments.
+    check(ctx, SetupOp::Pdeathsig, unsafe { sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) });
     for _ in 0..ctx.plan.pid_nesting {
         check(ctx, SetupOp::PidNesting, unshare(bits::NEWPID));
         fork_continue(ctx, SetupOp::PidNesting);

@@ -1,8 +1,8 @@
 //! A small classic-BPF assembler for seccomp filters over unshare's 64-bit flag
 //! word, and an interpreter for the same instruction subset, so that a compiled
 //! mutant can be checked against its reference semantics
-//! ([`super::mutants::Mutant::decide`]) without installing it, and [`install`], which installs
-//! one in the calling process (the executor). Pure code but `install`.
+//! ([`super::mutants::Mutant::decide`]) without installing it (`sandbox::install_mutant` does
+//! that). Pure code.
 //!
 //! A filter is `sys::seccomp::prelude` (allow every call that is not this
 //! architecture's unshare) followed by the body built here: one block per
@@ -190,23 +190,6 @@ pub fn interpret(prog: &[sock_filter], call: &Call) -> Result<u32, String> {
             other => return Err(format!("unsupported opcode {other:#x} at {pc}")),
         };
     }
-}
-
-/// Compiles and installs the mutant `name` in the calling process (the executor, inside
-/// its sandbox, before the probe). Returns the restriction note.
-///
-/// # Errors
-/// A message naming the mutant and what failed (unknown name, compilation, `seccomp`).
-pub fn install(name: &str) -> Result<String, String> {
-    let mutant = super::mutants::by_name(name)
-        .ok_or_else(|| format!("unknown selftest mutant {name:?}; known: {}", super::mutants::names()))?;
-    let compile_error = |e: CompileError| format!("cannot compile mutant {name}: {e}");
-    // program() also checks that this architecture is supported; the sys layer adds the prelude itself.
-    program(mutant).map_err(compile_error)?;
-    let body = body(mutant).map_err(compile_error)?;
-    let installed = crate::sys::seccomp::install_unshare_filter(&body)
-        .map_err(|e| format!("cannot install the seccomp filter of mutant {name}: seccomp failed with {e}"))?;
-    Ok(super::mutants::restriction_note(mutant, installed.no_new_privs))
 }
 
 #[cfg(test)]

@@ -97,7 +97,11 @@ fn pid_chain(wr: RawFd) -> ! {
 /// the working directory outside the root, where `..` is no longer stopped. Without
 /// CAP_SYS_CHROOT, or when not chrooted, it changes nothing that matters.
 fn escape_chroot() {
-    if sys::chdir(c"/").is_err() || sys::chroot(c"/tmp").is_err() {
+    if sys::chdir(c"/").is_err() {
+        return;
+    }
+    // SAFETY: this runs in the headroom probe's throwaway child only.
+    if unsafe { sys::chroot(c"/tmp") }.is_err() {
         return;
     }
     for _ in 0..4096 {
@@ -108,7 +112,8 @@ fn escape_chroot() {
             break;
         }
     }
-    let _ = sys::chroot(c".");
+    // SAFETY: the same throwaway child.
+    let _ = unsafe { sys::chroot(c".") };
 }
 
 /// Nests up to `limit` user namespaces (each mapped, so the next may nest), reports, then

@@ -5,7 +5,7 @@
 //! 0 without running it ("success without effect"); it cannot run part of a
 //! call, or lie only when something is shared, nested or exhausted.
 //!
-//! `bpf::install` compiles a mutant and installs it in the executor right after the
+//! `sandbox::install_mutant` compiles a mutant and installs it in the executor right after the
 //! sandbox is built and before the environment probe, so the probe and every case child see
 //! the lying kernel. This file is the data and its meaning; it imports no code.
 
@@ -243,7 +243,9 @@ mod tests {
         }
         assert!(MUTANTS.len() >= 10);
         assert!(by_name("no-such-mutant").is_none());
-        assert!(super::super::bpf::install("no-such-mutant").unwrap_err().contains("unknown selftest mutant"));
+        assert!(
+            super::super::sandbox::install_mutant("no-such-mutant").unwrap_err().contains("unknown selftest mutant")
+        );
     }
 
     #[test]

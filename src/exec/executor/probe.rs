@@ -87,7 +87,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         .collect();
     if !std::path::Path::new("/sys/kernel/security/lsm").exists() {
         // Our own mount namespace: mounting securityfs here does not reach the host.
-        let _ = sys::mount(c"securityfs", c"/sys/kernel/security", Some(c"securityfs"), 0);
+        let _ = super::sandbox::mount_securityfs();
     }
     let lsms: Vec<String> = read_text("/sys/kernel/security/lsm")
         .map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect())

@@ -9,6 +9,13 @@
 //! lie, so every namespace asked for is checked to be new (ids, and behaviour
 //! where ids are missing or unchanged; see [`verify`]) and `/` to be private
 //! before the first write.
+//!
+//! # Safety
+//! Everything here runs in the executor while it builds its sandbox (single-threaded, before
+//! it probes or serves a case), or in the sandbox's pid 1 that it becomes: the only process
+//! whose namespaces, mounts, root, hostname and seccomp filters the harness lets change.
+
+#![allow(unsafe_code)]
 
 use crate::abi::errno::Errno;
 use crate::abi::flags::{RawFlags, bits};
@@ -123,7 +130,6 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| flags & k.flag() != 0).collect();
     let mut before = verify::Before::capture(&kinds);
     // SAFETY: called by the executor before it serves cases, while single-threaded.
-    #[allow(unsafe_code)]
     let r = unsafe { sys::unshare(RawFlags(flags)) };
     r.map_err(|e| {
         EnterError::Failed(format!(
@@ -179,13 +185,13 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
         }
     }
     // SAFETY: still single-threaded; the parent branch below only waits and exits.
-    #[allow(unsafe_code)]
     let pid =
         unsafe { sys::fork() }.map_err(|e| EnterError::Failed(format!("cannot fork the sandbox's pid 1: {e}")))?;
     if pid != 0 {
         relay(pid);
     }
-    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    // SAFETY: the sandbox's pid 1 (the executor), single-threaded: a death signal for itself.
+    let _ = unsafe { sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
     let pid_flagged = not_new.iter().any(|(k, _)| *k == Kind::Pid);
     if kinds.contains(&Kind::Pid)
         && !pid_flagged
@@ -196,7 +202,8 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     // Every namespace was checked: from here on, writing touches only the sandbox (or a
     // throwaway kernel's namespaces, when they are not new and it was said so).
     if uts_new {
-        let _ = sys::sethostname(b"unshare-fuzz-sandbox");
+        // SAFETY: the UTS namespace was verified new just above; only the sandbox sees it.
+        let _ = unsafe { sys::sethostname(b"unshare-fuzz-sandbox") };
     } else {
         notes.push("hostname left alone (the UTS namespace is not new)".into());
     }
@@ -205,7 +212,10 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
         // namespace, where /proc/self then names no process of a later harness command.
         notes.push("host /proc kept (the mount namespace is not new: a new /proc would replace everyone's)".into());
     } else {
-        match sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) {
+        // SAFETY: the mount namespace was verified new and private just above.
+        match unsafe {
+            sys::mount(c"proc", c"/proc", Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC)
+        } {
             Ok(()) => notes.push("own /proc".into()),
             Err(e) => notes.push(format!("host /proc kept (mounting a new one failed with {e})")),
         }
@@ -283,7 +293,9 @@ fn refuse_or_keep(
 /// fresh mount namespace.
 fn make_root_private() -> Result<Option<String>, String> {
     let private = libc::MS_REC | libc::MS_PRIVATE;
-    match sys::mount(c"none", c"/", None, private) {
+    // SAFETY: the executor's own new mount namespace: making it private is what keeps later
+    // mounts from propagating out.
+    match unsafe { sys::mount(c"none", c"/", None, private) } {
         Ok(()) => return Ok(None),
         Err(Errno::EINVAL) if verify::root_is_mount_point() == Some(false) => {}
         Err(e) => {
@@ -310,20 +322,37 @@ fn make_root_private() -> Result<Option<String>, String> {
             .ok_or_else(|| fail("finding a subdirectory of /", Errno::ENOENT))?;
         let sub =
             std::ffi::CString::new(sub.file_name().as_encoded_bytes()).map_err(|_| fail("a name", Errno::EINVAL))?;
-        sys::chroot(&sub).map_err(|e| fail("chroot into a subdirectory", e))?;
+        // The executor, building its sandbox; it returns into its chroot (below) before
+        // anything else runs.
+        // SAFETY: as said above.
+        unsafe { sys::chroot(&sub) }.map_err(|e| fail("chroot into a subdirectory", e))?;
         for _ in 0..4096 {
             if sys::stat_dev_ino(c".") == sys::stat_dev_ino(c"..") {
                 break;
             }
             sys::chdir(c"..").map_err(|e| fail("chdir ..", e))?;
         }
-        sys::mount(c"none", c".", None, private).map_err(|e| fail("mount MS_REC|MS_PRIVATE on the real root", e))
+        // SAFETY: the executor's own new mount namespace, at its real root.
+        unsafe { sys::mount(c"none", c".", None, private) }
+            .map_err(|e| fail("mount MS_REC|MS_PRIVATE on the real root", e))
     })();
-    let back = sys::fchdir(root).and_then(|()| sys::chroot(c".")).and_then(|()| sys::chdir(c"/"));
+    // SAFETY: back into the chroot the executor started in.
+    let back = sys::fchdir(root).and_then(|()| unsafe { sys::chroot(c".") }).and_then(|()| sys::chdir(c"/"));
     let _ = sys::close_raw(root);
     back.map_err(|e| fail("returning into the chroot", e))?;
     result?;
     Ok(Some("/ is not a mount point (chrooted): the mount namespace was made private from its real root".into()))
+}
+
+/// Mounts securityfs on `/sys/kernel/security` (for the probe to read the LSM list), in the
+/// executor's own mount namespace.
+///
+/// # Errors
+/// The errno of mount(2).
+pub fn mount_securityfs() -> Result<(), Errno> {
+    // SAFETY: called by the executor's probe, in its verified sandbox (a private mount namespace
+    // of its own), before any case.
+    unsafe { sys::mount(c"securityfs", c"/sys/kernel/security", Some(c"securityfs"), 0) }
 }
 
 /// The outside half: wait for the sandbox's pid 1 and mirror its exit status.
@@ -341,7 +370,8 @@ fn relay(pid: libc::pid_t) -> ! {
 /// levels deep, so a chroot into it works from inside a chroot too.
 fn prepare_chroot_tree() -> Result<(), String> {
     use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
-    sys::mount(c"tmpfs", c"/tmp", Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV)
+    // SAFETY: the sandbox's pid 1, in its verified private mount namespace.
+    unsafe { sys::mount(c"tmpfs", c"/tmp", Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV) }
         .map_err(|e| format!("mount tmpfs on /tmp: {e}"))?;
     let mut dir = String::new();
     for _ in 0..CHROOT_LEVELS {
@@ -358,7 +388,28 @@ fn prepare_chroot_tree() -> Result<(), String> {
         mk(&dir)?;
         mk(&format!("{dir}/proc"))?;
         let target = std::ffi::CString::new(format!("{dir}/proc")).map_err(|e| e.to_string())?;
-        sys::mount(c"/proc", &target, None, libc::MS_BIND | libc::MS_REC).map_err(|e| format!("bind /proc: {e}"))?;
+        // SAFETY: as for the tmpfs above.
+        unsafe { sys::mount(c"/proc", &target, None, libc::MS_BIND | libc::MS_REC) }
+            .map_err(|e| format!("bind /proc: {e}"))?;
     }
     Ok(())
+}
+
+/// Compiles and installs the mutant `name` in the calling process (the executor, inside
+/// its sandbox, before the probe). Returns the restriction note.
+///
+/// # Errors
+/// A message naming the mutant and what failed (unknown name, compilation, `seccomp`).
+pub fn install_mutant(name: &str) -> Result<String, String> {
+    let mutant = super::mutants::by_name(name)
+        .ok_or_else(|| format!("unknown selftest mutant {name:?}; known: {}", super::mutants::names()))?;
+    let compile_error = |e: super::bpf::CompileError| format!("cannot compile mutant {name}: {e}");
+    // program() also checks that this architecture is supported; the sys layer adds the prelude itself.
+    super::bpf::program(mutant).map_err(compile_error)?;
+    let body = super::bpf::body(mutant).map_err(compile_error)?;
+    // SAFETY: the executor's server calls this once, in its verified sandbox, before the
+    // probe and any case; the executor is disposable.
+    let installed = unsafe { sys::seccomp::install_unshare_filter(&body) }
+        .map_err(|e| format!("cannot install the seccomp filter of mutant {name}: seccomp failed with {e}"))?;
+    Ok(super::mutants::restriction_note(mutant, installed.no_new_privs))
 }

@@ -132,7 +132,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
             return 1;
         }
     };
-    let lie = match mutant.map(super::bpf::install) {
+    let lie = match mutant.map(super::sandbox::install_mutant) {
         None => None,
         Some(Ok(note)) => Some(note),
         Some(Err(message)) => {
