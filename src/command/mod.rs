@@ -9,6 +9,8 @@ pub mod fault;
 pub mod flags;
 pub mod fuzzing;
 pub mod interrupt;
+pub mod pipeline;
+pub mod pool;
 pub mod replay;
 pub mod run;
 pub mod save;
