@@ -8,6 +8,7 @@ pub mod clone3;
 pub mod expected;
 pub mod invariants;
 pub mod known;
+pub mod sharing;
 pub mod step;
 
 use std::collections::BTreeMap;
