@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod commands;
 mod corpus;
 mod fuzz;
 
@@ -13,10 +14,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use unshare_fuzz::command::run::{self as runner, Progress, RunConfig};
+use unshare_fuzz::exec;
 use unshare_fuzz::exec::executor::placement::Pinning;
-use unshare_fuzz::exec::{self, Executor};
-use unshare_fuzz::model::profile;
 use unshare_fuzz::report;
+
+use commands::{
+    DecodeArgs, ReproArgs, SelftestArgs, bench_command, decode_command, diff_command, env_command, flags_command,
+    repro_command, selftest_command, target_command,
+};
 
 /// Property-based fuzzing and conformance harness for Linux unshare(2).
 #[derive(Parser)]
@@ -116,34 +121,6 @@ struct ExecutorArgs {
     pin_slot: Option<usize>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SelftestFormat {
-    Human,
-    Json,
-}
-
-#[derive(clap::Args)]
-struct SelftestArgs {
-    /// Cases of the honest run, and the most cases per mutant before it counts as undetected.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    cases_per_mutant: u64,
-    /// Generator seed (the same case stream for every run). Random if omitted.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "human")]
-    format: SelftestFormat,
-    /// Only these mutants (repeatable; default: all).
-    #[arg(long = "mutant", value_name = "NAME")]
-    mutants: Vec<String>,
-    /// Watchdog timeout per case, in milliseconds (100 to 600000).
-    #[arg(long, default_value_t = 5000, value_parser = corpus::timeout_ms)]
-    timeout_ms: u64,
-    /// List the mutants and their filter rules, and exit.
-    #[arg(long)]
-    list: bool,
-}
-
 #[derive(clap::Args)]
 struct RunArgs {
     /// Number of cases to generate.
@@ -187,37 +164,6 @@ struct RunArgs {
     baseline: Option<PathBuf>,
 }
 
-#[derive(clap::Args)]
-struct ReproArgs {
-    /// A JSON case (`{"setup": ..., "steps": [...]}`) or a corpus file with a `case` key.
-    file: PathBuf,
-    /// Environment the expectations are computed for: `probe` (start the executor and
-    /// probe this machine) or `reference` (the model's reference machine: root, 6.18).
-    #[arg(long, default_value = "probe", value_parser = ["probe", "reference"])]
-    env: String,
-    /// Kernel profile of the model: `auto` (chosen from the running kernel's release) or a name.
-    #[arg(long, default_value = "auto")]
-    kernel_profile: String,
-}
-
-#[derive(clap::Args)]
-struct DecodeArgs {
-    /// Fuzz inputs or artifacts (`fuzz/artifacts/exec/crash-*`, corpus entries).
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
-    /// Print each case as one compact JSON line instead of pretty JSON.
-    #[arg(long)]
-    lines: bool,
-    /// Print only each case's raw flag words, hex, one case per line (for bench loops).
-    #[arg(long, conflicts_with = "lines")]
-    raw_flags: bool,
-    /// Also save each case as a corpus file `DIR/<artifact name>.json` (format 1,
-    /// origin "fuzz", comments naming the artifact, `expected` from the model), which
-    /// `replay`, `minimize` and `repro` read.
-    #[arg(long, value_name = "DIR")]
-    save: Option<PathBuf>,
-}
-
 fn main() {
     // Booted as /init of a test VM (scripts/kernels.sh): become the guest's init.
     if std::process::id() == 1 && std::env::args_os().next().is_some_and(|a| a == "/init") {
@@ -249,7 +195,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn report_errors(r: anyhow::Result<i32>) -> i32 {
+pub(crate) fn report_errors(r: anyhow::Result<i32>) -> i32 {
     r.unwrap_or_else(|e| {
         // An executor that found its outer sandbox faked by unshare: a violation (exit 1), not a
         // broken run.
@@ -264,43 +210,19 @@ fn report_errors(r: anyhow::Result<i32>) -> i32 {
 
 /// The executor error inside one link of an error chain (`SaveError` is transparent, so its
 /// `ExecError` is not a link of its own).
-fn exec_error<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a exec::ExecError> {
+pub(crate) fn exec_error<'a>(c: &'a (dyn std::error::Error + 'static)) -> Option<&'a exec::ExecError> {
     match c.downcast_ref() {
         Some(unshare_fuzz::command::save::SaveError::Exec(e)) => Some(e),
         _ => c.downcast_ref(),
     }
 }
 
-fn env_command(json: bool) -> anyhow::Result<i32> {
-    let executor = Executor::spawn_self(&[])?;
-    let env = executor.environment();
-    if json {
-        println!("{}", serde_json::to_string_pretty(env)?);
-    } else {
-        print!("{}", report::human::environment(env));
-    }
-    Ok(0)
-}
-
-fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
+pub(crate) fn find_profile(name: &str) -> anyhow::Result<&'static unshare_fuzz::model::KernelProfile> {
     corpus::profile_named(name)
 }
 
-fn repro_command(args: ReproArgs) -> anyhow::Result<i32> {
-    let profile = find_profile(&args.kernel_profile)?;
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let case = unshare_fuzz::repro::case_from_json(&text).with_context(|| format!("{}", args.file.display()))?;
-    let env = if args.env == "reference" {
-        unshare_fuzz::env::Environment::reference()
-    } else {
-        Executor::spawn_self(&[])?.environment().clone()
-    };
-    emit(&unshare_fuzz::repro::c_source(&case, profile, &env)?)?;
-    Ok(0)
-}
-
 /// Writes to stdout; `Ok(false)` when the reader has gone (a closed pipe is not an error).
-fn emit(text: &str) -> anyhow::Result<bool> {
+pub(crate) fn emit(text: &str) -> anyhow::Result<bool> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -310,112 +232,7 @@ fn emit(text: &str) -> anyhow::Result<bool> {
     }
 }
 
-fn decode_command(args: DecodeArgs) -> anyhow::Result<i32> {
-    if let Some(dir) = &args.save {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    for file in &args.files {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let case = unshare_fuzz::command::fuzzing::case_from_bytes(&bytes)
-            .with_context(|| format!("{}: these bytes do not decode to a case", file.display()))?;
-        let json = if args.raw_flags {
-            let words: Vec<String> = case
-                .steps
-                .iter()
-                .filter_map(|s| match s {
-                    unshare_fuzz::case::Step::Unshare(f) => Some(format!("{:#x}", f.0)),
-                    _ => None,
-                })
-                .collect();
-            words.join(" ")
-        } else if args.lines {
-            serde_json::to_string(&case)?
-        } else {
-            serde_json::to_string_pretty(&case)?
-        };
-        if !emit(&(json + "\n"))? {
-            return Ok(0);
-        }
-        if let Some(dir) = &args.save {
-            let path = fuzz::save_decoded(dir, file, &bytes, &case)?;
-            eprintln!("saved {}", path.display());
-        }
-    }
-    Ok(0)
-}
-
-fn target_command(target: &str, files: &[PathBuf]) -> anyhow::Result<i32> {
-    for file in files {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        match target {
-            "exec" => unshare_fuzz::command::fuzzing::exec_case(&bytes),
-            "model" => unshare_fuzz::command::fuzzing::model_laws(&bytes),
-            _ => unshare_fuzz::command::fuzzing::corpus_file(&bytes),
-        }
-    }
-    println!("{} input(s) passed the {target} target", files.len());
-    Ok(0)
-}
-
-fn flags_command(markdown: bool) -> anyhow::Result<i32> {
-    use unshare_fuzz::command::flags;
-    let mut executor = Executor::spawn_self(&[])?;
-    let kernel = executor.environment().kernel_release.clone();
-    let rows = flags::rows();
-    let observed = flags::observe(&mut executor, &profile::LINUX_6_18, &rows)?;
-    if markdown {
-        print!("{}", flags::render_markdown(&rows, &observed, &kernel));
-    } else {
-        print!("{}", flags::render_text(&rows, &observed, &kernel));
-    }
-    let wrong = observed.iter().filter(|o| !(o.unshare_ok && o.clone3_ok)).count();
-    if wrong > 0 {
-        eprintln!("unshare-fuzz: {wrong} bit(s) behaved otherwise than the model predicts (marked (!))");
-        return Ok(1);
-    }
-    Ok(0)
-}
-
-fn selftest_command(args: SelftestArgs) -> anyhow::Result<i32> {
-    use unshare_fuzz::command::selftest;
-    use unshare_fuzz::exec::executor::mutants;
-    if args.list {
-        print!("{}", selftest::report::mutant_list());
-        return Ok(0);
-    }
-    let chosen = if args.mutants.is_empty() {
-        mutants::MUTANTS.iter().collect()
-    } else {
-        args.mutants
-            .iter()
-            .map(|name| {
-                mutants::by_name(name)
-                    .with_context(|| format!("unknown selftest mutant {name:?}; known: {}", mutants::names()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
-    };
-    let seed = args.seed.unwrap_or_else(random_seed);
-    corpus::arm_interruption()?;
-    eprintln!("selftest: seed {seed} (repeat with --seed {seed}), up to {} cases per run", args.cases_per_mutant);
-    let config = selftest::SelftestConfig {
-        cases_per_mutant: args.cases_per_mutant,
-        seed,
-        timeout: Duration::from_millis(args.timeout_ms),
-        mutants: chosen,
-    };
-    let report = selftest::run(&config, |line| eprintln!("selftest: {line}"))
-        .context("the selftest could not run its honest executor")?;
-    let printed = match args.format {
-        SelftestFormat::Human => corpus::write_stdout(format_args!("{}", selftest::report::human(&report))),
-        SelftestFormat::Json => corpus::write_stdout(format_args!("{}\n", selftest::report::json(&report)?)),
-    };
-    if let (false, Some(why)) = (printed, &report.interrupted) {
-        stderr_line(&format!("selftest: INTERRUPTED ({why})"));
-    }
-    Ok(if printed { report.exit_code() } else { report.exit_code() | 2 })
-}
-
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     t ^ (u64::from(std::process::id()) << 32)
 }
@@ -468,25 +285,17 @@ fn run_command(args: RunArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-fn diff_command(a: &std::path::Path, b: &std::path::Path) -> anyhow::Result<i32> {
-    let read = |p: &std::path::Path| -> anyhow::Result<serde_json::Value> {
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a JSON report (write one with run --json)", p.display()))
-    };
-    let (ra, rb) = (read(a)?, read(b)?);
-    let (text, new) = unshare_fuzz::report::diff::diff(&a.display().to_string(), &ra, &b.display().to_string(), &rb);
-    corpus::write_stdout(format_args!("{text}"));
-    Ok(i32::from(new))
-}
-
 /// Prints the report on stdout in `format` and writes the report files (`--json`, `--ktap`,
 /// `--junit`, in that order), each even when stdout or another file failed; returns the
 /// exit status: the report's, with 2 ORed in when stdout could not take the report.
 ///
 /// # Errors
 /// The first report file that could not be written (after trying them all).
-fn deliver(report: &runner::RunReport, format: report::Format, files: [Option<PathBuf>; 3]) -> anyhow::Result<i32> {
+pub(crate) fn deliver(
+    report: &runner::RunReport,
+    format: report::Format,
+    files: [Option<PathBuf>; 3],
+) -> anyhow::Result<i32> {
     let mut code = report.exit_code();
     let printed = corpus::write_stdout(format_args!("{}", report::render(format, report)?));
     let mut first_error = None;
@@ -518,13 +327,13 @@ fn deliver(report: &runner::RunReport, format: report::Format, files: [Option<Pa
 }
 
 /// One line on stderr, never panicking (a closed stderr loses it).
-fn stderr_line(line: &str) {
+pub(crate) fn stderr_line(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A progress callback: the bar on a terminal, else a plain line every 10 s and at the end.
-fn progress_printer(bar: Option<&indicatif::ProgressBar>) -> impl Fn(Progress) + Sync + '_ {
+pub(crate) fn progress_printer(bar: Option<&indicatif::ProgressBar>) -> impl Fn(Progress) + Sync + '_ {
     let last_line = std::sync::Mutex::new(Instant::now());
     move |p: Progress| match bar {
         Some(bar) => {
@@ -541,46 +350,8 @@ fn progress_printer(bar: Option<&indicatif::ProgressBar>) -> impl Fn(Progress) +
     }
 }
 
-fn bench_command(cases: usize, jobs: usize, seed: u64, json: Option<PathBuf>, pin: Pinning) -> anyhow::Result<i32> {
-    let config = RunConfig {
-        cases: cases as u64,
-        seed,
-        timeout: Duration::from_secs(5),
-        profile: &profile::LINUX_6_18,
-        executor_args: Vec::new(),
-        jobs,
-        fault: None,
-        pinning: pin,
-    };
-    println!("{}", unshare_fuzz::command::bench::header());
-    let report = unshare_fuzz::command::bench::run(&config, cases, |r| {
-        println!("{}", unshare_fuzz::command::bench::row_line(r))
-    })?;
-    println!(
-        "--jobs {jobs} speed-up on the random mix: harness {:.2}x, bare loop {:.2}x",
-        report.jobs2_speedup, report.bare_jobs_speedup
-    );
-    println!("{}", report.placement.line());
-    println!();
-    for line in unshare_fuzz::command::bench::phase_lines(&report) {
-        println!("{line}");
-    }
-    println!();
-    for (i, s) in report.executor_stats.iter().enumerate() {
-        println!(
-            "executor {i} after the last mix: RSS {} KiB, {} fds, {} mounts, {} leftover processes, {} semaphores",
-            s.rss_kib, s.fds, s.mounts, s.other_processes, s.semaphores
-        );
-    }
-    if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(0)
-}
-
 /// Writes one report file, and says so where it does not spoil a machine-readable stdout.
-fn write_report(
+pub(crate) fn write_report(
     path: &std::path::Path,
     format: report::Format,
     run: &runner::RunReport,
