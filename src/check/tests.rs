@@ -19,6 +19,7 @@ fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
 }
 
 /// As [`honest`], for the kernel `profile` describes.
+#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 fn honest_on(profile: &crate::model::KernelProfile, env: &Environment, case: &Case) -> (Prediction, Outcome) {
     use crate::exec::observe::{IntOrErrno, SiblingView};
     use crate::model::{KcmpExpect, LinkExpect, PidExpect, SemExpect};

@@ -279,6 +279,7 @@ fn open_report_tty() -> Option<File> {
 }
 
 /// Starts the harness and waits for it, reaping all other children meanwhile.
+#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 fn run_child(cfg: &GuestConfig, report: Option<&File>) -> GuestExit {
     let stdout = match report.map(File::try_clone) {
         Some(Ok(f)) => Stdio::from(f),

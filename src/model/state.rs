@@ -176,6 +176,7 @@ impl CallerState {
     /// # Errors
     /// A plain-language reason when the setup cannot be built in this environment
     /// (the case is then skipped with that reason).
+    #[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
     pub fn after_setup(env: &Environment, setup: &Setup) -> Result<CallerState, String> {
         let base = &env.baseline;
         let mut s = CallerState {
@@ -268,6 +269,7 @@ impl CallerState {
     }
 
     /// Nesting, zero limit and the foreign pid namespace.
+    #[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
     fn placement(&mut self, env: &Environment, setup: &Setup) -> Result<(), String> {
         let bounded = |what: &str, room: Option<crate::env::Room>| {
             format!(

@@ -72,6 +72,7 @@ fn show(v: Option<&Value>) -> String {
 }
 
 /// The comparison, as text, and whether B has violations that A did not have.
+#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn diff(a_name: &str, a: &Value, b_name: &str, b: &Value) -> (String, bool) {
     let mut out = String::new();
     let line = |name: &str, r: &Value| {
