@@ -72,24 +72,39 @@ fn show(v: Option<&Value>) -> String {
 }
 
 /// The comparison, as text, and whether B has violations that A did not have.
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn diff(a_name: &str, a: &Value, b_name: &str, b: &Value) -> (String, bool) {
     let mut out = String::new();
-    let line = |name: &str, r: &Value| {
-        format!(
-            "{name}: kernel {}, profile {}, seed {}, {} cases, exit status {}, harness {}",
-            show(str_at(r, &["environment", "kernel_release"])),
-            show(r.get("profile")),
-            show(r.get("seed")),
-            show(str_at(r, &["tally", "cases"])),
-            show(r.get("exit_status")),
-            show(r.get("version")),
-        )
-    };
-    let _ = writeln!(out, "A {}", line(a_name, a));
-    let _ = writeln!(out, "B {}", line(b_name, b));
+    let _ = writeln!(out, "A {}", headline(a_name, a));
+    let _ = writeln!(out, "B {}", headline(b_name, b));
+    let env_changes = environment_changes(a, b);
+    let _ = writeln!(out, "\nenvironment: {}", if env_changes.is_empty() { "same" } else { "changed" });
+    for c in &env_changes {
+        let _ = writeln!(out, "{c}");
+    }
+    let rows = verdict_changes(a, b);
+    let _ = writeln!(out, "\ninvariants whose verdict changed: {}", rows.len());
+    for r in &rows {
+        let _ = writeln!(out, "{r}");
+    }
+    let new = violation_changes(&mut out, &violations(a), &violations(b));
+    (out, new)
+}
 
-    // The environment: every top-level field that differs (the snapshot of ids always does).
+/// One report's headline: kernel, profile, seed, cases, exit status, harness version.
+fn headline(name: &str, r: &Value) -> String {
+    format!(
+        "{name}: kernel {}, profile {}, seed {}, {} cases, exit status {}, harness {}",
+        show(str_at(r, &["environment", "kernel_release"])),
+        show(r.get("profile")),
+        show(r.get("seed")),
+        show(str_at(r, &["tally", "cases"])),
+        show(r.get("exit_status")),
+        show(r.get("version")),
+    )
+}
+
+/// The environment: every top-level field that differs (the snapshot of ids always does).
+fn environment_changes(a: &Value, b: &Value) -> Vec<String> {
     let mut env_changes = Vec::new();
     if let (Some(ea), Some(eb)) =
         (a.get("environment").and_then(Value::as_object), b.get("environment").and_then(Value::as_object))
@@ -105,12 +120,11 @@ pub fn diff(a_name: &str, a: &Value, b_name: &str, b: &Value) -> (String, bool) 
             }
         }
     }
-    let _ = writeln!(out, "\nenvironment: {}", if env_changes.is_empty() { "same" } else { "changed" });
-    for c in &env_changes {
-        let _ = writeln!(out, "{c}");
-    }
+    env_changes
+}
 
-    // Invariants whose verdict changed.
+/// Invariants whose verdict changed, one line each.
+fn verdict_changes(a: &Value, b: &Value) -> Vec<String> {
     let empty = serde_json::Map::new();
     let ta = str_at(a, &["tally", "invariants"]).and_then(Value::as_object).unwrap_or(&empty);
     let tb = str_at(b, &["tally", "invariants"]).and_then(Value::as_object).unwrap_or(&empty);
@@ -126,15 +140,45 @@ pub fn diff(a_name: &str, a: &Value, b_name: &str, b: &Value) -> (String, bool) 
             ));
         }
     }
-    let _ = writeln!(out, "\ninvariants whose verdict changed: {}", rows.len());
-    for r in &rows {
-        let _ = writeln!(out, "{r}");
-    }
+    rows
+}
 
-    let (va, vb) = (violations(a), violations(b));
+fn describe(k: &Key) -> String {
+    format!(
+        "  {} (case {}){}",
+        k.invariant,
+        k.index.map_or_else(|| "?".into(), |i| i.to_string()),
+        k.known_bug.as_ref().map_or_else(String::new, |b| format!(", known bug {b}"))
+    )
+}
+
+fn by_invariant(keys: &[&Key]) -> String {
+    let mut m: BTreeMap<&str, u64> = BTreeMap::new();
+    keys.iter().for_each(|k| *m.entry(k.invariant.as_str()).or_default() += 1);
+    m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Violations new in B, gone from A, relabelled and in both; true if B has new ones.
+fn violation_changes(out: &mut String, va: &BTreeSet<Key>, vb: &BTreeSet<Key>) -> bool {
     let same = |k: &Key, set: &BTreeSet<Key>| set.iter().any(|o| o.invariant == k.invariant && o.case == k.case);
-    let new: Vec<&Key> = vb.iter().filter(|k| !same(k, &va)).collect();
-    let gone: Vec<&Key> = va.iter().filter(|k| !same(k, &vb)).collect();
+    let new: Vec<&Key> = vb.iter().filter(|k| !same(k, va)).collect();
+    let gone: Vec<&Key> = va.iter().filter(|k| !same(k, vb)).collect();
+    let mut listed = |title: &str, keys: &[&Key]| {
+        let counts = if keys.is_empty() { String::new() } else { format!(" ({})", by_invariant(keys)) };
+        let _ = writeln!(out, "{title}: {}{counts}", keys.len());
+        for k in keys.iter().take(50) {
+            let _ = writeln!(out, "{}", describe(k));
+        }
+    };
+    listed("\nviolations only in B (new)", &new);
+    listed("violations only in A (gone)", &gone);
+    relabelled(out, va, vb);
+    let _ = writeln!(out, "violations in both: {}", vb.iter().filter(|k| same(k, va)).count());
+    !new.is_empty()
+}
+
+/// Violations in both reports whose known-bug label changed.
+fn relabelled(out: &mut String, va: &BTreeSet<Key>, vb: &BTreeSet<Key>) {
     let relabelled: Vec<(&Key, &Key)> = vb
         .iter()
         .filter_map(|k| {
@@ -143,52 +187,20 @@ pub fn diff(a_name: &str, a: &Value, b_name: &str, b: &Value) -> (String, bool) 
                 .map(|o| (o, k))
         })
         .collect();
-    let describe = |k: &Key| {
-        format!(
-            "  {} (case {}){}",
-            k.invariant,
-            k.index.map_or_else(|| "?".into(), |i| i.to_string()),
-            k.known_bug.as_ref().map_or_else(String::new, |b| format!(", known bug {b}"))
-        )
-    };
-    let by_invariant = |keys: &[&Key]| {
-        let mut m: BTreeMap<&str, u64> = BTreeMap::new();
-        keys.iter().for_each(|k| *m.entry(k.invariant.as_str()).or_default() += 1);
-        m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
-    };
-    let _ = writeln!(
-        out,
-        "\nviolations only in B (new): {}{}",
-        new.len(),
-        if new.is_empty() { String::new() } else { format!(" ({})", by_invariant(&new)) }
-    );
-    for k in new.iter().take(50) {
-        let _ = writeln!(out, "{}", describe(k));
+    if relabelled.is_empty() {
+        return;
     }
-    let _ = writeln!(
-        out,
-        "violations only in A (gone): {}{}",
-        gone.len(),
-        if gone.is_empty() { String::new() } else { format!(" ({})", by_invariant(&gone)) }
-    );
-    for k in gone.iter().take(50) {
-        let _ = writeln!(out, "{}", describe(k));
+    let _ = writeln!(out, "violations in both with another known-bug label: {}", relabelled.len());
+    for (x, y) in relabelled.iter().take(50) {
+        let _ = writeln!(
+            out,
+            "  {} (case {}): {} -> {}",
+            y.invariant,
+            show(y.index.map(Value::from).as_ref()),
+            show(x.known_bug.clone().map(Value::from).as_ref()),
+            show(y.known_bug.clone().map(Value::from).as_ref())
+        );
     }
-    if !relabelled.is_empty() {
-        let _ = writeln!(out, "violations in both with another known-bug label: {}", relabelled.len());
-        for (x, y) in relabelled.iter().take(50) {
-            let _ = writeln!(
-                out,
-                "  {} (case {}): {} -> {}",
-                y.invariant,
-                show(y.index.map(Value::from).as_ref()),
-                show(x.known_bug.clone().map(Value::from).as_ref()),
-                show(y.known_bug.clone().map(Value::from).as_ref())
-            );
-        }
-    }
-    let _ = writeln!(out, "violations in both: {}", vb.iter().filter(|k| same(k, &va)).count());
-    (out, !new.is_empty())
 }
 
 #[cfg(test)]
