@@ -193,7 +193,6 @@ impl<F: FnMut(&FileResult)> InOrder<'_, F> {
 ///
 /// # Errors
 /// [`ExecError`] when an executor cannot be started at all, or the timeout is too short.
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn replay(
     config: &RunConfig,
     files: Vec<Loaded>,
@@ -219,6 +218,52 @@ pub fn replay(
     for (index, loaded) in files.into_iter().enumerate() {
         shares[index % jobs].push((index, loaded));
     }
+    let (ends, mut notes) = run_workers(config, shares, executors, &mut order);
+    order.flush();
+    let mut executor_stats = Vec::with_capacity(jobs);
+    let mut phases = PhaseSummary::default();
+    let mut errors = Vec::new();
+    for (stats, p, error) in ends {
+        executor_stats.extend(stats);
+        phases.merge(&p);
+        if let Some(e) = error {
+            errors.push(e.to_string());
+        }
+    }
+    let InOrder { tally, failures, results, .. } = order;
+    let interrupted = runner::interruption(results.len() as u64, total as u64, &errors);
+    if interrupted.is_none() {
+        notes.extend(errors);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(RunReport {
+        seed: 0,
+        profile: config.profile.name,
+        jobs,
+        environment,
+        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
+        tally,
+        failures,
+        elapsed_seconds: elapsed,
+        executor_stats,
+        pinned_cpus,
+        phases,
+        corpus_files: Some(results),
+        interrupted,
+        notes,
+        baseline: None,
+    })
+}
+
+/// Runs each share on a worker thread with its executor, the results going to `order` as they
+/// come; a share whose thread cannot start runs here (a note says so). Returns the workers'
+/// ends and the notes.
+fn run_workers(
+    config: &RunConfig,
+    shares: Vec<Vec<(usize, Loaded)>>,
+    executors: Vec<Executor>,
+    order: &mut InOrder<'_, impl FnMut(&FileResult)>,
+) -> (Vec<WorkerEnd>, Vec<String>) {
     let mut notes = Vec::new();
     let (tx, rx) = mpsc::channel::<Replayed>();
     let ends: Vec<WorkerEnd> = std::thread::scope(|scope| {
@@ -261,44 +306,10 @@ pub fn replay(
             order.take(r);
         }
         for h in handles {
-            ends.push(h.join().unwrap_or_else(|_| {
-                (None, PhaseSummary::default(), Some(ExecError::Died("a worker panicked".into())))
-            }));
+            let panicked = || (None, PhaseSummary::default(), Some(ExecError::Died("a worker panicked".into())));
+            ends.push(h.join().unwrap_or_else(|_| panicked()));
         }
         ends
     });
-    order.flush();
-    let mut executor_stats = Vec::with_capacity(jobs);
-    let mut phases = PhaseSummary::default();
-    let mut errors = Vec::new();
-    for (stats, p, error) in ends {
-        executor_stats.extend(stats);
-        phases.merge(&p);
-        if let Some(e) = error {
-            errors.push(e.to_string());
-        }
-    }
-    let InOrder { tally, failures, results, .. } = order;
-    let interrupted = runner::interruption(results.len() as u64, total as u64, &errors);
-    if interrupted.is_none() {
-        notes.extend(errors);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    Ok(RunReport {
-        seed: 0,
-        profile: config.profile.name,
-        jobs,
-        environment,
-        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
-        tally,
-        failures,
-        elapsed_seconds: elapsed,
-        executor_stats,
-        pinned_cpus,
-        phases,
-        corpus_files: Some(results),
-        interrupted,
-        notes,
-        baseline: None,
-    })
+    (ends, notes)
 }
