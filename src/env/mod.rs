@@ -210,36 +210,13 @@ impl Environment {
     /// namespaces, every namespace type present, no limits reached, nothing
     /// filtering unshare. Used where no real probe exists (model-only fuzzing,
     /// unit tests).
-    #[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
     pub fn reference() -> Environment {
-        use crate::env::snapshot::NsValue;
-        let mut ns = [NsValue::Inode(0); NsLink::COUNT];
-        for (i, link) in NsLink::ALL.iter().enumerate() {
-            ns[link.index()] = NsValue::Inode(4_026_531_834 + i as u64);
-        }
-        ns[NsLink::PidForChildren.index()] = ns[NsLink::Pid.index()];
-        ns[NsLink::TimeForChildren.index()] = ns[NsLink::Time.index()];
         Environment {
             kernel_release: "6.18.44".into(),
             host_uid: 0,
             sandbox: "reference (no real sandbox)".into(),
             sandbox_user_ns: false,
-            baseline: Snapshot {
-                ns,
-                pid: 1,
-                uid: 0,
-                gid: 0,
-                euid: 0,
-                egid: 0,
-                cap_eff: 0x1ff_feff_ffff,
-                threads: 1,
-                threads_error: None,
-                cwd: (0, 2),
-                umask: 0o022,
-                semval: None,
-                siblings: Vec::new(),
-                fd_flags: Vec::new(),
-            },
+            baseline: reference_baseline(),
             cap_last_cap: 40,
             overflow_uid: 65534,
             overflow_gid: 65534,
@@ -258,20 +235,52 @@ impl Environment {
             restrictions: vec![],
             ns_observer: crate::abi::ns::NsObserver::ProcLinks,
             pinned_cpu: None,
-            headroom: Headroom {
-                pid_nested: Some(Room { made: 32, stopped_by: Some(libc::ENOSPC) }),
-                user_nested: Some(Room { made: 33, stopped_by: Some(libc::ENOSPC) }),
-                user_count: Some(Room { made: 82, stopped_by: None }),
-                flat: ["mnt", "uts", "ipc", "net", "cgroup", "time"]
-                    .iter()
-                    .map(|k| (k.to_string(), Room { made: 16, stopped_by: None }))
-                    .collect(),
-                flat_cap: 16,
-            },
+            headroom: reference_headroom(),
             call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL), facts: Default::default() },
             sandbox_violations: vec![],
             resources: crate::env::resources::Resources::default(),
             no_chroot_tree: None,
         }
+    }
+}
+
+/// The reference machine's baseline: root in the initial namespaces (made-up inodes).
+fn reference_baseline() -> Snapshot {
+    use crate::env::snapshot::NsValue;
+    let mut ns = [NsValue::Inode(0); NsLink::COUNT];
+    for (i, link) in NsLink::ALL.iter().enumerate() {
+        ns[link.index()] = NsValue::Inode(4_026_531_834 + i as u64);
+    }
+    ns[NsLink::PidForChildren.index()] = ns[NsLink::Pid.index()];
+    ns[NsLink::TimeForChildren.index()] = ns[NsLink::Time.index()];
+    Snapshot {
+        ns,
+        pid: 1,
+        uid: 0,
+        gid: 0,
+        euid: 0,
+        egid: 0,
+        cap_eff: 0x1ff_feff_ffff,
+        threads: 1,
+        threads_error: None,
+        cwd: (0, 2),
+        umask: 0o022,
+        semval: None,
+        siblings: Vec::new(),
+        fd_flags: Vec::new(),
+    }
+}
+
+/// The reference machine's headroom: every limit of Linux reachable, none reached.
+fn reference_headroom() -> Headroom {
+    Headroom {
+        pid_nested: Some(Room { made: 32, stopped_by: Some(libc::ENOSPC) }),
+        user_nested: Some(Room { made: 33, stopped_by: Some(libc::ENOSPC) }),
+        user_count: Some(Room { made: 82, stopped_by: None }),
+        flat: ["mnt", "uts", "ipc", "net", "cgroup", "time"]
+            .iter()
+            .map(|k| (k.to_string(), Room { made: 16, stopped_by: None }))
+            .collect(),
+        flat_cap: 16,
     }
 }

@@ -79,8 +79,28 @@ pub fn apply_detached_root(
     state.proc_visible = false;
 }
 
+/// Step 10: NEWIPC or SYSVSEM detach the undo list; the last holder applies it. Threads
+/// share the list (pthread_create passes CLONE_SYSVSEM), so with threads it stays pending.
+fn detach_semundo(state: &mut CallerState, f: RawFlags) {
+    if f.intersects(bits::SYSVSEM | bits::NEWIPC) {
+        state.siblings.iter_mut().for_each(|s| s.undo = false);
+        state.undo_list = false;
+        let threads = state.threads;
+        if let Some(sem) = state.sem.as_mut() {
+            if sem.undo == Undo::Private && threads == 1 {
+                sem.value -= 1;
+            }
+            sem.undo = Undo::None;
+        }
+    }
+    if f.intersects(bits::NEWIPC)
+        && let Some(sem) = state.sem.as_mut()
+    {
+        sem.caller_in_ns = false;
+    }
+}
+
 /// Applies a successful call with `f` (after implications) to `state`; returns the link expectations.
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn apply_unshare_success(
     profile: &KernelProfile,
     env: &Environment,
@@ -120,24 +140,7 @@ pub fn apply_unshare_success(
     if f.intersects(bits::FILES) {
         state.siblings.iter_mut().for_each(|s| s.files = false);
     }
-    // Step 10: NEWIPC or SYSVSEM detach the undo list; the last holder applies it. Threads
-    // share the list (pthread_create passes CLONE_SYSVSEM), so with threads it stays pending.
-    if f.intersects(bits::SYSVSEM | bits::NEWIPC) {
-        state.siblings.iter_mut().for_each(|s| s.undo = false);
-        state.undo_list = false;
-        let threads = state.threads;
-        if let Some(sem) = state.sem.as_mut() {
-            if sem.undo == Undo::Private && threads == 1 {
-                sem.value -= 1;
-            }
-            sem.undo = Undo::None;
-        }
-    }
-    if f.intersects(bits::NEWIPC)
-        && let Some(sem) = state.sem.as_mut()
-    {
-        sem.caller_in_ns = false;
-    }
+    detach_semundo(state, f);
     if f.intersects(bits::NEWNS) && copy_is_locked(state, f) {
         state.mounts_locked = true;
     }
