@@ -176,10 +176,42 @@ impl CallerState {
     /// # Errors
     /// A plain-language reason when the setup cannot be built in this environment
     /// (the case is then skipped with that reason).
-    #[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
     pub fn after_setup(env: &Environment, setup: &Setup) -> Result<CallerState, String> {
         let base = &env.baseline;
-        let mut s = CallerState {
+        let mut s = CallerState::of_executor(env);
+        if base.euid != 0 {
+            return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
+        }
+        s.placement(env, setup)?;
+        if setup.chroot == Some(Chroot::Subdir) {
+            s.chrooted = true;
+        }
+        s.fds = setup.fds;
+        if setup.sem_undo {
+            s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
+            s.undo_list = true;
+        }
+        s.privilege(env, setup.privilege)?;
+        // Every user namespace the setup makes (nesting, a private one for a zero limit, a
+        // fresh one as the privilege) is made without a mount namespace: the sandbox's stays
+        // owned by the executor's user namespace.
+        s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
+        for kind in &setup.siblings {
+            s.add_sibling(*kind);
+        }
+        s.threads += u32::from(setup.threads);
+        // pthread_create passes CLONE_SYSVSEM.
+        s.undo_list |= setup.threads > 0;
+        if setup.vfork {
+            s.become_vfork_child();
+        }
+        Ok(s)
+    }
+
+    /// The executor's own state in `env`, before any setup.
+    fn of_executor(env: &Environment) -> CallerState {
+        let base = &env.baseline;
+        CallerState {
             threads: 1,
             vfork_parent: false,
             cap_sys_admin: base.cap_eff & (1 << CAP_SYS_ADMIN) != 0,
@@ -207,69 +239,50 @@ impl CallerState {
             unknowable: None,
             sighand_held_by_zombie: false,
             parent_ignores_sigchld: false,
-        };
-        if base.euid != 0 {
-            return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
         }
-        s.placement(env, setup)?;
-        if setup.chroot == Some(Chroot::Subdir) {
-            s.chrooted = true;
+    }
+
+    /// A sibling made by raw clone with `kind`'s flags.
+    fn add_sibling(&mut self, kind: Sibling) {
+        let flags = kind.clone_flags();
+        use crate::abi::flags::bits;
+        let undo = flags & bits::SYSVSEM != 0;
+        if undo && let Some(sem) = self.sem.as_mut() {
+            sem.undo = Undo::Shared;
         }
-        s.fds = setup.fds;
-        if setup.sem_undo {
-            s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
-            s.undo_list = true;
+        // clone(CLONE_SYSVSEM) gives the caller an undo list if it had none.
+        self.undo_list |= undo;
+        self.siblings.push(SiblingState {
+            kind,
+            files: flags & bits::FILES != 0,
+            fs: flags & bits::FS != 0,
+            mm: flags & bits::VM != 0,
+            sighand: flags & bits::SIGHAND != 0,
+            undo,
+            kcmp_allowed: true,
+            pid_visible: true,
+        });
+    }
+
+    /// The steps run in clone(CLONE_VM|CLONE_VFORK): one thread, the parent's mm (and so any
+    /// CLONE_VM sibling's), but copies of everything else and no undo list.
+    fn become_vfork_child(&mut self) {
+        self.threads = 1;
+        self.vfork_parent = true;
+        self.undo_list = false;
+        self.is_init = false;
+        for sib in &mut self.siblings {
+            sib.files = false;
+            sib.fs = false;
+            sib.sighand = false;
+            sib.undo = false;
         }
-        s.privilege(env, setup.privilege)?;
-        // Every user namespace the setup makes (nesting, a private one for a zero limit, a
-        // fresh one as the privilege) is made without a mount namespace: the sandbox's stays
-        // owned by the executor's user namespace.
-        s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
-        for kind in &setup.siblings {
-            let flags = kind.clone_flags();
-            use crate::abi::flags::bits;
-            let undo = flags & bits::SYSVSEM != 0;
-            if undo && let Some(sem) = s.sem.as_mut() {
-                sem.undo = Undo::Shared;
-            }
-            // clone(CLONE_SYSVSEM) gives the caller an undo list if it had none.
-            s.undo_list |= undo;
-            s.siblings.push(SiblingState {
-                kind: *kind,
-                files: flags & bits::FILES != 0,
-                fs: flags & bits::FS != 0,
-                mm: flags & bits::VM != 0,
-                sighand: flags & bits::SIGHAND != 0,
-                undo,
-                kcmp_allowed: true,
-                pid_visible: true,
-            });
+        if let Some(sem) = self.sem.as_mut() {
+            sem.undo = Undo::None;
         }
-        s.threads += u32::from(setup.threads);
-        // pthread_create passes CLONE_SYSVSEM.
-        s.undo_list |= setup.threads > 0;
-        if setup.vfork {
-            // The steps run in clone(CLONE_VM|CLONE_VFORK): one thread, the parent's mm
-            // (and so any CLONE_VM sibling's), but copies of everything else and no undo list.
-            s.threads = 1;
-            s.vfork_parent = true;
-            s.undo_list = false;
-            s.is_init = false;
-            for sib in &mut s.siblings {
-                sib.files = false;
-                sib.fs = false;
-                sib.sighand = false;
-                sib.undo = false;
-            }
-            if let Some(sem) = s.sem.as_mut() {
-                sem.undo = Undo::None;
-            }
-        }
-        Ok(s)
     }
 
     /// Nesting, zero limit and the foreign pid namespace.
-    #[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
     fn placement(&mut self, env: &Environment, setup: &Setup) -> Result<(), String> {
         let bounded = |what: &str, room: Option<crate::env::Room>| {
             format!(
@@ -321,22 +334,30 @@ impl CallerState {
             self.limits_zero.push(t);
         }
         if setup.foreign_pidns {
-            if self.chrooted {
-                return Err("the harness runs chrooted, so NEWUSER gives EPERM and the helper cannot make the user \
-                            namespace that owns the foreign pid namespace"
-                    .into());
-            }
-            if self.userns_depth.is_some_and(|d| d >= USERNS_MAX_DEPTH) || self.limit_zero(env, NsType::User) {
-                return Err("no room for the child user namespace that owns the foreign pid namespace".into());
-            }
-            if self.pid_level.is_none_or(|l| l >= PIDNS_MAX_LEVEL) || self.limit_zero(env, NsType::Pid) {
-                return Err("no room (or unknown level) for the foreign pid namespace".into());
-            }
-            self.pid_level = self.pid_level.map(|l| l + 1);
-            self.pid_owner_foreign = true;
-            // The helper forked that namespace's init; we continue as a later process.
-            self.is_init = false;
+            self.enter_foreign_pidns(env)?;
         }
+        Ok(())
+    }
+
+    /// The foreign pid namespace: a helper makes a user+pid namespace pair and forks its init;
+    /// the case joins it through a pidfd and forks.
+    fn enter_foreign_pidns(&mut self, env: &Environment) -> Result<(), String> {
+        if self.chrooted {
+            return Err("the harness runs chrooted, so NEWUSER gives EPERM and the helper cannot make the user \
+                        namespace that owns the foreign pid namespace"
+                .into());
+        }
+        if self.userns_depth.is_some_and(|d| d >= USERNS_MAX_DEPTH) || self.limit_zero(env, NsType::User) {
+            return Err("no room for the child user namespace that owns the foreign pid namespace".into());
+        }
+        if self.pid_level.is_none_or(|l| l >= PIDNS_MAX_LEVEL) || self.limit_zero(env, NsType::Pid) {
+            return Err("no room (or unknown level) for the foreign pid namespace".into());
+        }
+        self.pid_level = self.pid_level.map(|l| l + 1);
+        self.pid_owner_foreign = true;
+        // The helper forked that namespace's init; we continue as a later process.
+        self.is_init = false;
+
         Ok(())
     }
 
