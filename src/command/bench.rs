@@ -112,17 +112,78 @@ fn first_unshare(case: &Case) -> u64 {
     case.steps.iter().find_map(|s| if let Step::Unshare(f) = s { Some(f.0) } else { None }).unwrap_or(0)
 }
 
+/// One mix on one job: harness, bare loop and C floor in interleaved rounds.
+fn bench_mix(
+    config: &RunConfig,
+    name: &str,
+    cases: &[Case],
+    floor: &Result<Floor, String>,
+    placement: &mut Placement,
+    last_stats: &mut Vec<ExecutorStats>,
+) -> Result<BenchRow, ExecError> {
+    let one = RunConfig { jobs: 1, ..config.clone() };
+    // Interleave harness, bare and floor rounds, so that a busy moment of the machine hits
+    // all three.
+    let (mut harness_secs, mut bare_secs, mut violations) = (0.0, 0.0, 0);
+    let mut floor_secs = Some(0.0);
+    let mut phases = PhaseSummary::default();
+    for chunk in cases.chunks(cases.len().div_ceil(ROUNDS).max(1)) {
+        let report = run_cases(&one, chunk, |_| {})?;
+        harness_secs += report.elapsed_seconds;
+        violations += report.tally.violations();
+        phases.merge(&report.phases);
+        *last_stats = report.executor_stats;
+        placement.one_job = report.pinned_cpus;
+        let flags: Vec<u64> = chunk.iter().map(first_unshare).collect();
+        // A fresh executor per round, started after the harness's own has exited, so
+        // that with pinning both loops lease the same CPU.
+        let observer = {
+            let mut bare = config.spawn_executor(1, 0)?;
+            placement.bare = bare.environment().pinned_cpu;
+            bare_secs += bare.bare_loop(&flags)?.0 as f64 / 1e9;
+            bare.environment().ns_observer
+        };
+        // Then the floor, once the bare loop's executor (and its CPU lease) is gone, on
+        // the CPU it had.
+        if let (Ok(f), Some(total)) = (floor, floor_secs) {
+            match f.run(&flags, placement.bare, observer) {
+                Ok((secs, how)) => {
+                    floor_secs = Some(total + secs);
+                    placement.floor = how;
+                }
+                Err(why) => {
+                    floor_secs = None;
+                    placement.floor = format!("not run ({why})");
+                }
+            }
+        }
+    }
+    let (harness_per_s, bare_per_s) = (cases.len() as f64 / harness_secs, cases.len() as f64 / bare_secs);
+    let floor_per_s = floor_secs.filter(|_| floor.is_ok()).map(|secs| cases.len() as f64 / secs);
+    let row = BenchRow {
+        mix: name.to_string(),
+        cases: cases.len(),
+        harness_per_s,
+        bare_per_s,
+        ratio: harness_per_s / bare_per_s,
+        floor_per_s,
+        floor_ratio: floor_per_s.map(|f| harness_per_s / f),
+        jobs: 1,
+        violations,
+        phases,
+    };
+    Ok(row)
+}
+
 /// Runs every mix through the harness (one job) and the bare loop, then the random mix with
 /// two jobs.
 ///
 /// # Errors
 /// [`ExecError`] if an executor cannot run.
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)) -> Result<BenchReport, ExecError> {
     let mut rows = Vec::new();
     // On the CPU of the one-job harness executor (slot 0 of 1), so both loops run alike.
     let mut placement = Placement::default();
-    let one = RunConfig { jobs: 1, ..config.clone() };
     let mut last_stats = Vec::new();
     let mut random_one_job = 0.0;
     let mixes = mixes(per_mix, config.seed);
@@ -132,59 +193,10 @@ pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)
         Err(why) => format!("not run ({why})"),
     };
     for (name, cases) in &mixes {
-        // Interleave harness, bare and floor rounds, so that a busy moment of the machine hits
-        // all three.
-        let (mut harness_secs, mut bare_secs, mut violations) = (0.0, 0.0, 0);
-        let mut floor_secs = Some(0.0);
-        let mut phases = PhaseSummary::default();
-        for chunk in cases.chunks(cases.len().div_ceil(ROUNDS).max(1)) {
-            let report = run_cases(&one, chunk, |_| {})?;
-            harness_secs += report.elapsed_seconds;
-            violations += report.tally.violations();
-            phases.merge(&report.phases);
-            last_stats = report.executor_stats;
-            placement.one_job = report.pinned_cpus;
-            let flags: Vec<u64> = chunk.iter().map(first_unshare).collect();
-            // A fresh executor per round, started after the harness's own has exited, so
-            // that with pinning both loops lease the same CPU.
-            let observer = {
-                let mut bare = config.spawn_executor(1, 0)?;
-                placement.bare = bare.environment().pinned_cpu;
-                bare_secs += bare.bare_loop(&flags)?.0 as f64 / 1e9;
-                bare.environment().ns_observer
-            };
-            // Then the floor, once the bare loop's executor (and its CPU lease) is gone, on
-            // the CPU it had.
-            if let (Ok(f), Some(total)) = (&floor, floor_secs) {
-                match f.run(&flags, placement.bare, observer) {
-                    Ok((secs, how)) => {
-                        floor_secs = Some(total + secs);
-                        placement.floor = how;
-                    }
-                    Err(why) => {
-                        floor_secs = None;
-                        placement.floor = format!("not run ({why})");
-                    }
-                }
-            }
-        }
-        let (harness_per_s, bare_per_s) = (cases.len() as f64 / harness_secs, cases.len() as f64 / bare_secs);
-        let floor_per_s = floor_secs.filter(|_| floor.is_ok()).map(|secs| cases.len() as f64 / secs);
-        let row = BenchRow {
-            mix: name.clone(),
-            cases: cases.len(),
-            harness_per_s,
-            bare_per_s,
-            ratio: harness_per_s / bare_per_s,
-            floor_per_s,
-            floor_ratio: floor_per_s.map(|f| harness_per_s / f),
-            jobs: 1,
-            violations,
-            phases,
-        };
+        let row = bench_mix(config, name, cases, &floor, &mut placement, &mut last_stats)?;
+        random_one_job = row.harness_per_s;
         on_row(&row);
         rows.push(row);
-        random_one_job = harness_per_s;
     }
     let jobs = config.jobs.max(2);
     let (name, cases) = &mixes[mixes.len() - 1];
