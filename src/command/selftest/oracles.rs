@@ -311,8 +311,27 @@ fn first_difference(
     step_to_explain(both_along(p, base, env, case)?, None)
 }
 
+/// The first disagreement of a selftest, shown in full: the profile's and the kernel's
+/// expectations (`pe`, `re`) at `step`, the rules that differ, the invariants violated.
+fn example_of(
+    j: &Judged,
+    step: usize,
+    (pe, re): (&Expected, &Expected),
+    why: &[Difference],
+    verdict: &crate::check::CaseVerdict,
+) -> Example {
+    Example {
+        number: j.number,
+        case: j.case.to_string(),
+        step,
+        profile_says: format!("{} (rule {})", pe.result, pe.rule),
+        kernel_did: format!("{} (rule {})", re.result, re.rule),
+        rules: why.iter().map(ToString::to_string).collect(),
+        invariants: unique(verdict.violations.iter().map(|v| v.invariant)),
+    }
+}
+
 /// Judges every case of `judged` with `p` and explains the disagreements against 6.18.
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn evaluate(
     label: String,
     p: &KernelProfile,
@@ -344,21 +363,10 @@ pub fn evaluate(
         let explained = along.and_then(|along| step_to_explain(along, violated));
         let labels = match explained {
             Some((step, pe, re, state)) => {
-                let flags = match j.case.steps.get(step) {
-                    Some(Step::Unshare(f)) => *f,
-                    _ => RawFlags(0),
-                };
+                let flags = if let Some(Step::Unshare(f)) = j.case.steps.get(step) { *f } else { RawFlags(0) };
                 let why = attribute(p, base, env, &state, flags, &pe, &re);
                 if example.is_none() {
-                    example = Some(Example {
-                        number: j.number,
-                        case: j.case.to_string(),
-                        step,
-                        profile_says: format!("{} (rule {})", pe.result, pe.rule),
-                        kernel_did: format!("{} (rule {})", re.result, re.rule),
-                        rules: why.iter().map(ToString::to_string).collect(),
-                        invariants: unique(verdict.violations.iter().map(|v| v.invariant)),
-                    });
+                    example = Some(example_of(j, step, (&pe, &re), &why, &verdict));
                 }
                 let labels: Vec<String> = if why.is_empty() {
                     vec![format!("(a consequence of earlier state: rule {} vs {})", pe.rule, re.rule)]
