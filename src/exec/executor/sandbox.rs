@@ -105,7 +105,6 @@ pub enum EnterError {
 ///
 /// # Errors
 /// A message saying which step failed and what to do about it.
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn enter() -> Result<SandboxInfo, EnterError> {
     let (host_uid, host_gid, _, _) = sys::ids();
     let cap_sys_admin = sys::capget().is_ok_and(|c| c.effective & (1 << 21) != 0);
@@ -113,38 +112,14 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     // capability, an ambient set): the cases start from root, which the sandbox's id map gives.
     let user_ns = !cap_sys_admin || host_uid != 0;
     let throwaway = throwaway_kernel();
-    let mut info = SandboxInfo {
-        description: String::new(),
-        user_ns,
-        host_uid,
-        host_userns_depth: host_userns_depth(),
-        host_pidns_level: host_pidns_level(),
-        host_chrooted: host_chrooted(),
-        seccomp: seccomp(),
-        violations: Vec::new(),
-        no_chroot_tree: None,
-    };
+    let mut info = SandboxInfo::of_host(user_ns, host_uid);
     let mut flags = bits::NEWNS | bits::NEWUTS | bits::NEWIPC | bits::NEWNET | bits::NEWPID;
     if user_ns {
         flags |= bits::NEWUSER;
     }
     let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| flags & k.flag() != 0).collect();
     let mut before = verify::Before::capture(&kinds);
-    // SAFETY: called by the executor before it serves cases, while single-threaded.
-    let r = unsafe { sys::unshare(RawFlags(flags)) };
-    r.map_err(|e| {
-        EnterError::Failed(format!(
-            "cannot build the outer sandbox: unshare({}) failed with {e}{}",
-            RawFlags(flags),
-            if user_ns {
-                "; the harness needs unprivileged user namespaces when not run as root \
-                 (check kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns, \
-                 user.max_user_namespaces, or run as root)"
-            } else {
-                "; is a seccomp filter or a container runtime blocking unshare?"
-            }
-        ))
-    })?;
+    unshare_sandbox(flags, user_ns)?;
     // Nothing is written before this check: not even the id maps.
     let mut notes = vec![format!("namespaces {}", RawFlags(flags))];
     let mut not_new = Vec::new();
@@ -167,23 +142,7 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     }
     let mount_ns_new = !not_new.iter().any(|(k, _)| *k == Kind::Mnt);
     if mount_ns_new || throwaway {
-        match make_root_private() {
-            Ok(note) => notes.extend(note),
-            // A throwaway kernel (gVisor) may have no mount propagation at all: its whole mount
-            // table is disposable, so the sandbox goes on without making / private.
-            Err(e) if throwaway => notes.push(format!(
-                "no mount propagation control ({}): / left as it is, on a throwaway kernel",
-                e.trim_start_matches("cannot build the outer sandbox: ")
-            )),
-            Err(e) => return Err(EnterError::Failed(e)),
-        }
-        if let Some(shared) = verify::shared_mounts() {
-            let finding = format!(
-                "/ is not private: after mount(\"/\", MS_REC|MS_PRIVATE) {shared} is still shared, so a mount made \
-                 in the sandbox would propagate out of it"
-            );
-            refuse_or_keep(&mut info, RawFlags(flags), &[(Kind::Mnt, finding)], throwaway)?;
-        }
+        make_private(&mut info, flags, throwaway, &mut notes)?;
     }
     // SAFETY: still single-threaded; the parent branch below only waits and exits.
     let pid =
@@ -200,6 +159,81 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
     {
         refuse_or_keep(&mut info, RawFlags(flags), &[(Kind::Pid, finding)], throwaway)?;
     }
+    write_sandbox(&mut info, uts_new, mount_ns_new, &mut notes);
+    notes.push("every namespace checked to be new before anything was written".into());
+    info.description = notes.join(", ");
+    Ok(info)
+}
+
+impl SandboxInfo {
+    /// What is known of the host before entering: its place in the namespace tree, chroot and
+    /// seccomp mode.
+    fn of_host(user_ns: bool, host_uid: u32) -> SandboxInfo {
+        SandboxInfo {
+            description: String::new(),
+            user_ns,
+            host_uid,
+            host_userns_depth: host_userns_depth(),
+            host_pidns_level: host_pidns_level(),
+            host_chrooted: host_chrooted(),
+            seccomp: seccomp(),
+            violations: Vec::new(),
+            no_chroot_tree: None,
+        }
+    }
+}
+
+/// unshare of the sandbox's namespaces, with what to check when it fails.
+fn unshare_sandbox(flags: u64, user_ns: bool) -> Result<(), EnterError> {
+    // SAFETY: called by the executor (enter) before it serves cases, while single-threaded.
+    let r = unsafe { sys::unshare(RawFlags(flags)) };
+    r.map_err(|e| {
+        EnterError::Failed(format!(
+            "cannot build the outer sandbox: unshare({}) failed with {e}{}",
+            RawFlags(flags),
+            if user_ns {
+                "; the harness needs unprivileged user namespaces when not run as root \
+                 (check kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns, \
+                 user.max_user_namespaces, or run as root)"
+            } else {
+                "; is a seccomp filter or a container runtime blocking unshare?"
+            }
+        ))
+    })
+}
+
+/// Makes `/` private (or says why not, on a throwaway kernel) and checks that no mount is
+/// still shared.
+fn make_private(
+    info: &mut SandboxInfo,
+    flags: u64,
+    throwaway: bool,
+    notes: &mut Vec<String>,
+) -> Result<(), EnterError> {
+    match make_root_private() {
+        Ok(note) => notes.extend(note),
+        // A throwaway kernel (gVisor) may have no mount propagation at all: its whole mount
+        // table is disposable, so the sandbox goes on without making / private.
+        Err(e) if throwaway => notes.push(format!(
+            "no mount propagation control ({}): / left as it is, on a throwaway kernel",
+            e.trim_start_matches("cannot build the outer sandbox: ")
+        )),
+        Err(e) => return Err(EnterError::Failed(e)),
+    }
+    if let Some(shared) = verify::shared_mounts() {
+        let finding = format!(
+            "/ is not private: after mount(\"/\", MS_REC|MS_PRIVATE) {shared} is still shared, so a mount made \
+             in the sandbox would propagate out of it"
+        );
+        refuse_or_keep(info, RawFlags(flags), &[(Kind::Mnt, finding)], throwaway)?;
+    }
+
+    Ok(())
+}
+
+/// The sandbox's first writes, in its pid 1 after every namespace was checked: hostname,
+/// /proc, and the chroot tree on a private tmpfs.
+fn write_sandbox(info: &mut SandboxInfo, uts_new: bool, mount_ns_new: bool, notes: &mut Vec<String>) {
     // Every namespace was checked: from here on, writing touches only the sandbox (or a
     // throwaway kernel's namespaces, when they are not new and it was said so).
     if uts_new {
@@ -238,9 +272,6 @@ pub fn enter() -> Result<SandboxInfo, EnterError> {
             info.no_chroot_tree = Some(e);
         }
     }
-    notes.push("every namespace checked to be new before anything was written".into());
-    info.description = notes.join(", ");
-    Ok(info)
 }
 
 /// Environment variable that declares the whole kernel a throwaway (a qemu guest, a gVisor
