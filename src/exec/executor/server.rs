@@ -116,21 +116,39 @@ pub fn executor_main() -> i32 {
 /// every case see the lying kernel; the mutant is named first in the environment's restrictions.
 /// With `pin_slot`, the executor first leases a free CPU and pins itself (and so every case
 /// child) to it, or runs unpinned if none is free ([`super::placement`]).
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 {
     // Before the sandbox: the lock files live in the host's temporary directory. The lease is
     // held until this process (and the relay the sandbox leaves outside) exits.
     let lease = pin_slot.and_then(super::placement::lease);
+    match start(mutant, lease) {
+        Ok(started) => serve(&started.env, started.constant_fds),
+        Err(code) => code,
+    }
+}
+
+/// An executor ready to serve: its environment, said in hello, and what it holds open for the
+/// whole run (its CPU lease, the namespaces).
+struct Started {
+    env: crate::env::Environment,
+    /// Descriptors held from the start to the end, not counted as a case's leak.
+    constant_fds: u64,
+    _lease: Option<super::placement::Lease>,
+    _held: Vec<std::fs::File>,
+}
+
+/// Enters and verifies the sandbox, installs the mutant, probes the environment and says
+/// hello. `Err` holds the exit status after the error frame was sent.
+fn start(mutant: Option<&str>, lease: Option<super::placement::Lease>) -> Result<Started, i32> {
     let info = match sandbox::enter() {
         Ok(info) => info,
         Err(sandbox::EnterError::Failed(message)) => {
             send(RESP_FATAL, message.as_bytes());
-            return 2;
+            return Err(2);
         }
         Err(sandbox::EnterError::Ineffective(message)) => {
             // A violation of unshare's contract, found before anything was written.
             send(RESP_INEFFECTIVE, message.as_bytes());
-            return 1;
+            return Err(1);
         }
     };
     let lie = match mutant.map(super::sandbox::install_mutant) {
@@ -138,7 +156,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         Some(Ok(note)) => Some(note),
         Some(Err(message)) => {
             send(RESP_FATAL, message.as_bytes());
-            return 2;
+            return Err(2);
         }
     };
     let mut env = probe::environment(&info);
@@ -160,8 +178,13 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     }
     match serde_json::to_vec(&env) {
         Ok(json) if send(RESP_HELLO, &json) => {}
-        _ => return 2,
+        _ => return Err(2),
     }
+    Ok(Started { env, constant_fds, _lease: lease, _held: held })
+}
+
+/// Serves requests until the harness closes stdin; returns the exit status.
+fn serve(env: &crate::env::Environment, constant_fds: u64) -> i32 {
     let buffers = Frames::new(STDIN).and_then(|f| {
         let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT)
             .map_err(|e| format!("cannot map the report buffer: {e}"))?;
@@ -189,7 +212,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         let served = match body[0] {
             REQ_CASE if body.len() >= 17 => {
                 let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
-                match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out) {
+                match serve_case(&body[17..], timeout, &mut case, env, id, &mut out) {
                     Ok(()) => write_all(STDOUT, out.as_slice()),
                     Err(message) => send_error(id, &message),
                 }
