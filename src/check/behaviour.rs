@@ -1,7 +1,7 @@
 //! `namespaces-by-behaviour`: the caller's mount, IPC and network namespaces
 //! after the last step are the predicted ones as seen by behaviour, not only by
 //! `/proc/self/ns` link (which a kernel such as gVisor may leave out or fill
-//! with values that name nothing). The readings come from `exec::markers`: the
+//! with values that name nothing). The readings come from `exec::child::markers`: the
 //! executor's abstract unix socket is reachable only from its network
 //! namespace, its SysV segment exists only in its IPC namespace, the mount
 //! id of `/` is new in a copied mount namespace, and a hostname the caller sets

@@ -465,7 +465,7 @@ fn a_link_that_does_not_name_namespaces_is_not_judged() {
 }
 
 /// Where the links do not name namespaces (gVisor), a NEWNET, NEWIPC or NEWNS that reports
-/// success without a new namespace is still caught, by the markers of `exec::markers`.
+/// success without a new namespace is still caught, by the markers of `exec::child::markers`.
 #[test]
 fn a_namespace_not_new_by_behaviour_is_caught_without_links() {
     use crate::abi::flags::bits::{NEWIPC, NEWNET, NEWNS};

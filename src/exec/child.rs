@@ -382,7 +382,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
     let start = sys::monotonic_ns();
     // Nothing of the executor's (its request and report pipes, the CPU lease, the namespaces it
     // holds) is the case's: under RLIMIT_NOFILE every descriptor kept here is one the case
-    // cannot open (`exec::limits`, `model::resources`).
+    // cannot open (`exec::executor::limits`, `model::resources`).
     sys::close_inherited_except(out);
     let mut ctx = Ctx {
         out,

@@ -74,7 +74,7 @@ pub struct ProbeObservation {
     /// The semaphore's value read by a sibling in the setup's IPC namespace.
     pub sem_value_outside: Option<IntOrErrno>,
     /// The executor's network marker (an abstract unix socket) was reachable (1) or not (0)
-    /// before the first step and after the last (`exec::markers`).
+    /// before the first step and after the last (`exec::child::markers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_marker: Option<[IntOrErrno; 2]>,
     /// The executor's IPC marker (a SysV shared memory segment) existed (1) or not (0) before

@@ -161,7 +161,7 @@ pub struct Expected {
     pub clone3: Option<Clone3Expect>,
 }
 
-/// For the namespace types whose identity is also read by behaviour (`exec::markers`):
+/// For the namespace types whose identity is also read by behaviour (`exec::child::markers`):
 /// whether the caller's namespace after the last step is the one it had before the first
 /// (`Some(true)`), a new one (`Some(false)`), or not predicted (`None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]

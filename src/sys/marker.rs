@@ -1,4 +1,4 @@
-//! Wrappers for the namespace markers (`exec::markers`): an abstract unix
+//! Wrappers for the namespace markers (`exec::child::markers`): an abstract unix
 //! socket, which lives in one network namespace, a SysV shared memory segment,
 //! which lives in one IPC namespace, and the mount id of `/`, which is new in a
 //! copied mount namespace. None of these allocate, so they may be used after

@@ -4,7 +4,7 @@
 //! 1. The honest kernel: one executor with no filter runs N generated cases;
 //!    every invariant must hold, no case may be broken, and the environment
 //!    must show no restriction.
-//! 2. Lying kernels ([`mutants`]): for each mutant, a fresh executor (its own
+//! 2. Lying kernels ([`mutants`](crate::exec::executor::mutants)): for each mutant, a fresh executor (its own
 //!    throwaway namespaces, so a fooled harness cannot touch the host) installs
 //!    the mutant's seccomp filter before its environment probe, then runs the
 //!    same case stream until the first violation or N cases.

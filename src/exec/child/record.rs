@@ -67,7 +67,7 @@ pub enum MsgKind {
 
 /// Slots of `probe` in a [`MsgKind::Probe`] message, beyond the six sharing probes (0 to 5,
 /// in the order of [`crate::exec::observe::ProbeObservation`]'s fields): the namespace markers of
-/// `exec::markers`, read before the first step and after the last.
+/// `exec::child::markers`, read before the first step and after the last.
 pub mod marker_probe {
     /// The network marker before the first step: reachable 1, not 0, or -errno.
     pub const NET_BEFORE: usize = 6;
