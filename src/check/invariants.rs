@@ -18,7 +18,7 @@ use super::sharing::{
     thread_einval_when_multithreaded, vm_unshare_einval_when_shared,
 };
 pub use super::step::{Invariant, StepCheck, StepCtx};
-use super::step::{needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
+use super::step::{alive_inodes, needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     if !ctx.is_unshare || ctx.expected.unknown_bits == 0 {
@@ -118,13 +118,9 @@ fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
     }
 }
 
-fn alive_inodes(ctx: &StepCtx) -> Vec<u64> {
-    [&ctx.env.baseline, ctx.initial, ctx.before].iter().flat_map(|s| s.ns.iter().filter_map(|v| v.inode())).collect()
-}
-
 fn link_problems(ctx: &StepCtx) -> Vec<String> {
     let after = &ctx.observed.after;
-    let alive = alive_inodes(ctx);
+    let alive = alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before]);
     let mut problems = Vec::new();
     let mut fresh_seen: Vec<u64> = Vec::new();
     // A link left out of ns_links is missing or does not name namespaces reliably here
