@@ -194,7 +194,7 @@ impl SetupOp {
     }
 }
 
-/// The raw form of a [`Snapshot`], filled without allocating.
+/// The raw form of a [`Snapshot`](crate::exec::observe::Snapshot), filled without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawSnapshot {
     /// Inode per link (0 if `ns_err` is set).
