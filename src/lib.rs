@@ -6,12 +6,12 @@
 //! [`exec::observe::Outcome`]; [`check`] compares the two through named invariants;
 //! [`report`] prints the tally. [`corpus`] keeps failing and interesting cases
 //! as readable files; [`command`] holds the commands (run, replay, bench, flags,
-//! selftest, the fuzz targets) that drive the pipeline. Description ([`abi`], [`env`],
+//! selftest, the fuzz targets) that drive the pipeline. Description ([`abi`], [`env`](mod@env),
 //! [`model`]) knows nothing of forking; the executor knows nothing of predictions or proptest.
 //!
 //! The modules are layers, listed here from the bottom up (docs/design.md, "Layers"); a module
 //! imports only from its own layer and the layers below it (`tests/layers.rs` checks every
-//! `crate::` path): [`abi`], [`sys`], [`env`], [`case`], [`model`], [`generate`], [`exec`],
+//! `crate::` path): [`abi`], [`sys`], [`env`](mod@env), [`case`], [`model`], [`generate`], [`exec`],
 //! [`check`], then [`report`], [`corpus`] and [`repro`], then [`command`]. The binary's CLI
 //! (`src/cli/`) sits on top.
 

@@ -301,3 +301,40 @@ fn every_command_that_starts_an_executor_refuses_a_faked_sandbox() {
     }
     let _ = std::fs::remove_dir_all(out_dir);
 }
+
+/// A kernel that fakes NEWNS, NEWUTS, NEWIPC and NEWNET in the cases' own steps is caught by
+/// behaviour (`namespaces-by-behaviour`: the executor's markers stay reachable, the mount id of
+/// `/` stays, a hostname set afterwards reaches the executor), not only through the links; and
+/// the executor puts the throwaway namespace's hostname back after every case.
+#[test]
+fn namespaces_faked_in_the_steps_are_caught_by_behaviour() {
+    if skipped("faked_namespaces_by_behaviour") {
+        return;
+    }
+    let confine = confine();
+    let bin = common::binary().to_str().unwrap().to_string();
+    let command = [
+        confine.to_str().unwrap(),
+        "--unshare",
+        "NEWNS|NEWUTS|NEWIPC|NEWNET=0",
+        "--",
+        &bin,
+        "--throwaway-kernel",
+        "run",
+        "--cases",
+        "200",
+        "--seed",
+        "4",
+    ];
+    let t = in_throwaway_namespaces(&command, &[]);
+    let out = &t.output;
+    assert_eq!(t.code, 1, "{out}");
+    let row = out.lines().find(|l| l.starts_with("namespaces-by-behaviour ")).unwrap_or_else(|| panic!("{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(cols[3].parse::<u64>().unwrap() >= 1, "violated: {row}");
+    for what in ["network namespace", "IPC namespace", "UTS namespace", "mount namespace"] {
+        assert!(out.contains(&format!("[namespaces-by-behaviour] case: final probe, {what}")), "{what}:\n{out}");
+    }
+    let host = |s: &str| s.lines().find(|l| l.starts_with("hostname ")).map(str::to_string);
+    assert_eq!(host(&t.before), host(&t.after), "{out}");
+}

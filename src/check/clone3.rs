@@ -40,7 +40,7 @@ fn child_link_problems(ctx: &StepCtx, want: &ChildExpect, got: &Snapshot) -> Vec
     let alive: Vec<u64> = parents.iter().flat_map(|s| s.ns.iter().filter_map(|v| v.inode())).collect();
     let mut problems = Vec::new();
     let mut fresh: Vec<u64> = Vec::new();
-    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::probe) say
+    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
     // nothing, neither as the child's reading nor as the parent's it is compared with.
     let trusted = |l: NsLink| ctx.env.has_link(l);
     for link in NsLink::ALL.into_iter().filter(|l| trusted(*l)) {

@@ -33,7 +33,7 @@ fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
 }
 
 fn unchanged(ctx: &StepCtx) -> Result<(), String> {
-    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::probe) say
+    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
     // nothing; they are compared only where every link is trusted.
     let diff = if NsLink::ALL.iter().all(|l| ctx.env.has_link(*l)) {
         state_diff(ctx.before, &ctx.observed.after)
@@ -128,7 +128,7 @@ fn link_problems(ctx: &StepCtx) -> Vec<String> {
     let mut problems = Vec::new();
     let mut fresh_seen: Vec<u64> = Vec::new();
     // A link left out of ns_links is missing or does not name namespaces reliably here
-    // (exec::probe); its readings say nothing.
+    // (exec::executor::probe); its readings say nothing.
     for link in NsLink::ALL.into_iter().filter(|l| ctx.env.has_link(*l)) {
         let (was, now) = (ctx.before.link(link), after.link(link));
         match ctx.expected.links[link.index()] {
@@ -399,7 +399,7 @@ pub const NEEDS_PROC: &[&str] = &[
 pub const CASE_COMPLETES: &str = "case-completes";
 
 /// Not checked per case: the executor checks, before it writes anything, that every namespace
-/// of its outer sandbox that unshare reported as made is new (`exec::sandbox::verify`). A kernel
+/// of its outer sandbox that unshare reported as made is new (`exec::executor::sandbox::verify`). A kernel
 /// that fails it is refused (exit 1), or on a kernel declared a throwaway counted once per
 /// finding ([`super::Tally::add_environment`]).
 pub const SANDBOX_NAMESPACES_ARE_NEW: &str = crate::exec::executor::sandbox::SANDBOX_INVARIANT;

@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod behaviour;
 pub mod clone3;
 pub mod expected;
 pub mod invariants;
@@ -273,8 +274,20 @@ fn probe_is(got: Option<IntOrErrno>, want: bool) -> Result<(), String> {
 }
 
 /// The behavioural probes after the last step, against the model's final sharing state.
+#[expect(clippy::too_many_lines, reason = "longer than 60 lines when the limit came (issue 17); to be split")]
 fn judge_probe(env: &Environment, want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict) {
     let Some(got) = trace.probe else { return };
+    match behaviour::judge(want, &got) {
+        Ok(findings) => {
+            for (what, r) in findings {
+                let r = r.map_err(|e| format!("final probe, {what}: {e}"));
+                record(v, behaviour::NAMESPACES_BY_BEHAVIOUR, None, r, None, None);
+            }
+        }
+        Err(reason) => {
+            v.skipped.insert(behaviour::NAMESPACES_BY_BEHAVIOUR, reason);
+        }
+    }
     if !want.proc_visible {
         return;
     }
@@ -420,7 +433,8 @@ impl Tally {
     /// A tally with every known invariant present (so zero counts show).
     pub fn new() -> Tally {
         let mut t = Tally::default();
-        for id in INVARIANTS.iter().map(|i| i.id).chain([CASE_COMPLETES, clone3::AGREE_ON_NAMESPACES]) {
+        let case_level = [CASE_COMPLETES, clone3::AGREE_ON_NAMESPACES, behaviour::NAMESPACES_BY_BEHAVIOUR];
+        for id in INVARIANTS.iter().map(|i| i.id).chain(case_level) {
             t.invariants.insert(id.to_string(), InvariantTally::default());
         }
         t

@@ -101,6 +101,10 @@ fn honest_on(profile: &crate::model::KernelProfile, env: &Environment, case: &Ca
         fs_cwd_followed: final_probe.fs_shared.and_then(flag),
         fs_umask_followed: final_probe.fs_shared.and_then(flag),
         sem_value_outside: final_probe.sem_value_outside.map(IntOrErrno::Value),
+        net_marker: final_probe.kept.net.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
+        ipc_marker: final_probe.kept.ipc.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
+        mnt_root_kept: final_probe.kept.mnt.and_then(flag),
+        uts_marker: final_probe.kept.uts.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
     };
     // The "before" of the first step must carry the same sibling shape as the expectations.
     if let Some(first) = steps.first() {
@@ -458,4 +462,32 @@ fn a_link_that_does_not_name_namespaces_is_not_judged() {
     let v = judge(&trusted, &case, &p, &o);
     assert!(ids(&v).is_empty(), "{:?}", v.violations);
     assert!(v.held.contains_key("failure-changes-nothing"), "{:?}", v.held);
+}
+
+/// Where the links do not name namespaces (gVisor), a NEWNET, NEWIPC or NEWNS that reports
+/// success without a new namespace is still caught, by the markers of `exec::child::markers`.
+#[test]
+fn a_namespace_not_new_by_behaviour_is_caught_without_links() {
+    use crate::abi::flags::bits::{NEWIPC, NEWNET, NEWNS};
+    use crate::exec::observe::IntOrErrno;
+    let mut untrusted = env();
+    untrusted.ns_links.retain(|l| !matches!(l, NsLink::Net | NsLink::Ipc | NsLink::Mnt));
+    for (flag, lie) in [(NEWNET, 0), (NEWIPC, 1), (NEWNS, 2)] {
+        let case = Case::unshare(&[flag]);
+        let (p, mut o) = honest(&untrusted, &case);
+        let v = judge(&untrusted, &case, &p, &o);
+        assert!(ids(&v).is_empty(), "{:?}", v.violations);
+        assert_eq!(v.held.get(behaviour::NAMESPACES_BY_BEHAVIOUR), Some(&4), "{:?}", v.held);
+        // The lie: the links (not trusted here) changed, but the marker is still reachable.
+        let Outcome::Completed { trace } = &mut o else { unreachable!() };
+        let probe = trace.probe.as_mut().unwrap();
+        let still = IntOrErrno::Value(1);
+        match lie {
+            0 => probe.net_marker = Some([still, still]),
+            1 => probe.ipc_marker = Some([still, still]),
+            _ => probe.mnt_root_kept = Some(still),
+        }
+        let v = judge(&untrusted, &case, &p, &o);
+        assert_eq!(ids(&v), vec![behaviour::NAMESPACES_BY_BEHAVIOUR], "flag {flag:#x}");
+    }
 }

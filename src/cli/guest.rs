@@ -278,43 +278,9 @@ fn open_report_tty() -> Option<File> {
     Some(tty)
 }
 
-/// Starts the harness and waits for it, reaping all other children meanwhile.
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
-fn run_child(cfg: &GuestConfig, report: Option<&File>) -> GuestExit {
-    let stdout = match report.map(File::try_clone) {
-        Some(Ok(f)) => Stdio::from(f),
-        Some(Err(e)) => {
-            eprintln!("uf-guest: dup {REPORT_TTY} failed: {e}; child stdout -> console");
-            Stdio::inherit()
-        }
-        None => Stdio::inherit(),
-    };
-    let exe = if std::path::Path::new("/proc/self/exe").exists() { "/proc/self/exe" } else { "/init" };
-    let child = Command::new(exe)
-        .arg0(CHILD_ARGV0)
-        .args(&cfg.args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::inherit())
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("HOME", "/")
-        .current_dir("/")
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("uf-guest: spawn {exe} failed: {e}");
-            return GuestExit::SpawnFailed;
-        }
-    };
-    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
-        eprintln!("uf-guest: child pid {} out of range", child.id());
-        return GuestExit::SpawnFailed;
-    };
-    // `child` is never waited on through std: pid 1 reaps with waitpid(-1).
-    drop(child);
-
-    let deadline = cfg.timeout.map(|t| Instant::now() + t);
+/// As pid 1, reaps every child until the harness (`pid`) ends or `deadline` passes (then it is
+/// killed).
+fn reap_until_exit(pid: libc::pid_t, deadline: Option<Instant>) -> GuestExit {
     loop {
         let mut status: libc::c_int = 0;
         let flags = if deadline.is_some() { libc::WNOHANG } else { 0 };
@@ -355,6 +321,44 @@ fn run_child(cfg: &GuestConfig, report: Option<&File>) -> GuestExit {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts the harness and waits for it, reaping all other children meanwhile.
+fn run_child(cfg: &GuestConfig, report: Option<&File>) -> GuestExit {
+    let stdout = match report.map(File::try_clone) {
+        Some(Ok(f)) => Stdio::from(f),
+        Some(Err(e)) => {
+            eprintln!("uf-guest: dup {REPORT_TTY} failed: {e}; child stdout -> console");
+            Stdio::inherit()
+        }
+        None => Stdio::inherit(),
+    };
+    let exe = if std::path::Path::new("/proc/self/exe").exists() { "/proc/self/exe" } else { "/init" };
+    let child = Command::new(exe)
+        .arg0(CHILD_ARGV0)
+        .args(&cfg.args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/")
+        .current_dir("/")
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("uf-guest: spawn {exe} failed: {e}");
+            return GuestExit::SpawnFailed;
+        }
+    };
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        eprintln!("uf-guest: child pid {} out of range", child.id());
+        return GuestExit::SpawnFailed;
+    };
+    // `child` is never waited on through std: pid 1 reaps with waitpid(-1).
+    drop(child);
+
+    reap_until_exit(pid, cfg.timeout.map(|t| Instant::now() + t))
 }
 
 /// Waits until everything written to the terminal `fd` has been transmitted

@@ -116,7 +116,7 @@ struct ExecutorArgs {
     #[arg(long)]
     mutant: Option<String>,
     /// Lease a free CPU, trying this slot's first, and pin the executor and its case children
-    /// to it (exec::placement).
+    /// to it (exec::executor::placement).
     #[arg(long)]
     pin_slot: Option<usize>,
 }

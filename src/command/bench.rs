@@ -61,7 +61,7 @@ pub struct BenchReport {
     pub bare_jobs_speedup: f64,
     /// Executor resources at the end of the longest harness run.
     pub executor_stats: Vec<ExecutorStats>,
-    /// Where the loops ran (`exec::placement`): the bare loop's executor, the one-job harness
+    /// Where the loops ran (`exec::executor::placement`): the bare loop's executor, the one-job harness
     /// executor, and the `--jobs` executors.
     pub placement: Placement,
 }

@@ -10,10 +10,11 @@ use std::time::Duration;
 use crate::abi::errno::CallResult;
 use crate::abi::flags::{CLONE3_VALID_MASK, CSIGNAL, FLAGS, FlagSpec, KernelVersion, RawFlags, UNSHARE_VALID_MASK};
 use crate::case::{Case, Setup, Step};
-use crate::check::judge;
+use crate::command::pipeline::{Executed, RunConfig, execute_case};
+use crate::exec::executor::placement::Pinning;
 use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
-use crate::model::{KernelProfile, Prediction, predict};
+use crate::model::{KernelProfile, Prediction};
 
 /// One bit of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,17 +104,27 @@ pub struct Observed {
 
 fn run_one(
     ex: &mut Executor,
-    profile: &KernelProfile,
+    profile: &'static KernelProfile,
     step: Step,
 ) -> Result<(Result<CallResult, String>, bool), ExecError> {
-    let env = ex.environment().clone();
     let case = Case { setup: Setup::default(), steps: vec![step] };
-    let prediction = predict(profile, &env, &case);
+    let config = RunConfig {
+        cases: 1,
+        seed: 0,
+        timeout: Duration::from_secs(10),
+        profile,
+        executor_args: Vec::new(),
+        jobs: 1,
+        pinning: Pinning::Off,
+        fault: None,
+    };
+    let Executed { prediction, outcome, verdict } = execute_case(ex, &config, &case)?;
     let Prediction::Steps { steps, .. } = &prediction else {
         return Ok((Err("skipped by the model".into()), false));
     };
-    let outcome = ex.run(&case, Duration::from_secs(10))?;
-    let verdict = judge(&env, &case, &prediction, &outcome);
+    let Some(outcome) = outcome else {
+        return Ok((Err(verdict.broken.unwrap_or_else(|| "not run".into())), false));
+    };
     let ok = verdict.violations.is_empty() && verdict.broken.is_none();
     Ok(match &outcome {
         Outcome::Completed { trace } => match trace.steps.first() {
@@ -128,7 +139,7 @@ fn run_one(
 ///
 /// # Errors
 /// When the executor cannot run a case.
-pub fn observe(ex: &mut Executor, profile: &KernelProfile, rows: &[Row]) -> Result<Vec<Observed>, ExecError> {
+pub fn observe(ex: &mut Executor, profile: &'static KernelProfile, rows: &[Row]) -> Result<Vec<Observed>, ExecError> {
     rows.iter()
         .map(|r| {
             let f = RawFlags(1u64 << r.bit);

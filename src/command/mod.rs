@@ -1,5 +1,5 @@
 //! The commands the binary offers, as library functions: [`run`] (generate, execute, judge),
-//! [`replay`] (corpus files through the same pipeline), [`bench`], [`flags`] (every bit alone),
+//! [`replay`] (corpus files through the same pipeline), [`bench`](mod@bench), [`flags`] (every bit alone),
 //! [`selftest`] (lying kernels and old models), the in-process [`fuzzing`] targets, and what
 //! they share: stopping between cases ([`interrupt`]) and test-only fault injection
 //! ([`fault`]). The layer above all library layers but the binary's CLI (docs/design.md).

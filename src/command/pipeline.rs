@@ -29,7 +29,7 @@ pub struct RunConfig {
     pub executor_args: Vec<String>,
     /// Executors run in parallel.
     pub jobs: usize,
-    /// Whether each executor is pinned to its own CPU (`exec::placement`).
+    /// Whether each executor is pinned to its own CPU (`exec::executor::placement`).
     pub pinning: Pinning,
     /// Test only: a lie told to the checker about every outcome (`--inject-fault`).
     pub fault: Option<Fault>,

@@ -63,7 +63,7 @@ struct Job<'a, F: FnMut(usize, CaseVerdict)> {
     executor: Executor,
     config: &'a RunConfig,
     cases: &'a [Case],
-    /// This executor's place among the run's executors (its CPU; see `exec::placement`).
+    /// This executor's place among the run's executors (its CPU; see `exec::executor::placement`).
     slot: usize,
     jobs: usize,
     queued: std::collections::VecDeque<(usize, Prediction)>,

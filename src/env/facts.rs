@@ -1,4 +1,4 @@
-//! Kernel facts tested once at start (`exec::call_probe::facts`), where unshare's or clone3's
+//! Kernel facts tested once at start (`exec::executor::call_probe::facts`), where unshare's or clone3's
 //! contract itself changed between Linux versions: the release string only names the starting
 //! profile, and the model follows what the probe saw (`ProbedFacts::adjust`, in `model::facts`). A probe may only choose
 //! between behaviours that some Linux version really has; any other answer (gVisor, a lying

@@ -1,6 +1,6 @@
 //! `Environment`: the facts about the machine and the executor's sandbox that
 //! the model needs and every report shows first. Probed once, by the
-//! executor, inside its sandbox (see `exec::probe`). Pure data.
+//! executor, inside its sandbox (see `exec::executor::probe`). Pure data.
 
 use std::collections::BTreeMap;
 
@@ -58,14 +58,14 @@ pub struct Environment {
     #[serde(default)]
     pub ns_observer: crate::abi::ns::NsObserver,
     /// The CPU the executor (and so every case child) is pinned to, if any
-    /// (`exec::placement`).
+    /// (`exec::executor::placement`).
     #[serde(default)]
     pub pinned_cpu: Option<u32>,
-    /// Room for more namespaces, measured by creating them (`exec::headroom`); the
+    /// Room for more namespaces, measured by creating them (`exec::executor::headroom`); the
     /// pid-namespace level and user-namespace depth above are derived from it.
     #[serde(default)]
     pub headroom: Headroom,
-    /// What single calls returned from the executor's own state (`exec::call_probe`): the
+    /// What single calls returned from the executor's own state (`exec::executor::call_probe`): the
     /// model reads a seccomp or LSM restriction from them (`model::limits`).
     #[serde(default)]
     pub call_probes: CallProbes,
@@ -75,7 +75,7 @@ pub struct Environment {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sandbox_violations: Vec<String>,
     /// Process, thread and descriptor limits and whether the root is the mount namespace's
-    /// root, as measured by the executor (`exec::limits`); unmeasured in older reports.
+    /// root, as measured by the executor (`exec::executor::limits`); unmeasured in older reports.
     #[serde(default)]
     pub resources: crate::env::resources::Resources,
     /// Why the sandbox has no chroot tree (`/tmp/uf-chroot` with /proc bound inside), when it
@@ -150,7 +150,7 @@ impl Headroom {
     }
 }
 
-/// Measured room for more namespaces, from the executor's place (`exec::headroom`).
+/// Measured room for more namespaces, from the executor's place (`exec::executor::headroom`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Headroom {
     /// Nested pid namespaces (`unshare(NEWPID)` + fork, repeated).

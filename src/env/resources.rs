@@ -1,6 +1,6 @@
 //! `Resources`: the process, thread and descriptor limits the executor works under, and
 //! whether its root is the root of its mount namespace, as measured inside the sandbox
-//! (`exec::limits`). Pure data: part of [`crate::env::Environment`]; the model reads it
+//! (`exec::executor::limits`). Pure data: part of [`crate::env::Environment`]; the model reads it
 //! (`model::resources`) to skip cases that need more than the limits leave.
 
 use serde::{Deserialize, Serialize};

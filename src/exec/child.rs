@@ -26,13 +26,16 @@ use crate::sys;
 
 pub mod clone3;
 pub mod limits_child;
+pub mod markers;
 pub mod plan;
 pub mod record;
 pub mod setup;
 pub mod sibling;
 
 use self::plan::Plan;
-use self::record::{CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock};
+use self::record::{
+    CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock, marker_probe,
+};
 use self::sibling::Sib;
 
 /// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
@@ -62,6 +65,8 @@ pub struct Ctx<'a> {
     pub outer_ids: (u32, u32),
     /// Timestamps for the phase timeline, sent with `Done` (see `record::clock`).
     pub clock: [u64; CLOCKS],
+    /// The namespace markers as read before the first step.
+    pub marks: self::markers::Reading,
 }
 
 fn neg(e: Errno) -> i32 {
@@ -327,11 +332,19 @@ fn probe(ctx: &Ctx) -> Msg {
     if ctx.sem_id >= 0 && ctx.nsibs > 0 {
         m.probe[5] = sibling::semval(&sibs[0], ctx.sem_id).map_or_else(neg, |v| v as i32);
     }
+    let now = self::markers::observe(&ctx.plan.markers);
+    m.probe[marker_probe::NET_BEFORE] = ctx.marks.net;
+    m.probe[marker_probe::NET_AFTER] = now.net;
+    m.probe[marker_probe::IPC_BEFORE] = ctx.marks.ipc;
+    m.probe[marker_probe::IPC_AFTER] = now.ipc;
+    m.probe[marker_probe::MNT_KEPT] = ctx.marks.mnt_kept(&now);
+    m.probe[marker_probe::UTS_WRITTEN] = self::markers::write_uts(&ctx.plan.markers);
     m
 }
 
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
+    ctx.marks = self::markers::observe(&ctx.plan.markers);
     let mut msg = Msg::new(MsgKind::Before);
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
@@ -369,7 +382,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
     let start = sys::monotonic_ns();
     // Nothing of the executor's (its request and report pipes, the CPU lease, the namespaces it
     // holds) is the case's: under RLIMIT_NOFILE every descriptor kept here is one the case
-    // cannot open (`exec::limits`, `model::resources`).
+    // cannot open (`exec::executor::limits`, `model::resources`).
     sys::close_inherited_except(out);
     let mut ctx = Ctx {
         out,
@@ -382,6 +395,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         sem_id: -1,
         outer_ids: (0, 0),
         clock: [start, 0, 0, 0],
+        marks: self::markers::Reading::default(),
     };
     setup::build(&mut ctx);
     ctx.clock[clock::SETUP] = sys::monotonic_ns();

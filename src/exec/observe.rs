@@ -73,6 +73,21 @@ pub struct ProbeObservation {
     pub fs_umask_followed: Option<IntOrErrno>,
     /// The semaphore's value read by a sibling in the setup's IPC namespace.
     pub sem_value_outside: Option<IntOrErrno>,
+    /// The executor's network marker (an abstract unix socket) was reachable (1) or not (0)
+    /// before the first step and after the last (`exec::child::markers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_marker: Option<[IntOrErrno; 2]>,
+    /// The executor's IPC marker (a SysV shared memory segment) existed (1) or not (0) before
+    /// the first step and after the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc_marker: Option<[IntOrErrno; 2]>,
+    /// The mount id of `/` after the last step is the one before the first (1) or not (0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mnt_root_kept: Option<IntOrErrno>,
+    /// The caller set its hostname to the UTS marker after the last step (1, or the errno),
+    /// and the executor then found the marker as its own hostname (1) or not (0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts_marker: Option<[IntOrErrno; 2]>,
 }
 
 /// The part of a case that ran: the state after setup and each step executed.

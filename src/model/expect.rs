@@ -161,6 +161,21 @@ pub struct Expected {
     pub clone3: Option<Clone3Expect>,
 }
 
+/// For the namespace types whose identity is also read by behaviour (`exec::child::markers`):
+/// whether the caller's namespace after the last step is the one it had before the first
+/// (`Some(true)`), a new one (`Some(false)`), or not predicted (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct KeptNamespaces {
+    /// The mount namespace (`None` also when a chroot step changes what `/` is).
+    pub mnt: Option<bool>,
+    /// The IPC namespace.
+    pub ipc: Option<bool>,
+    /// The network namespace.
+    pub net: Option<bool>,
+    /// The UTS namespace.
+    pub uts: Option<bool>,
+}
+
 /// What the behavioural probes at the end of a case should show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct FinalExpect {
@@ -172,6 +187,8 @@ pub struct FinalExpect {
     pub fs_shared: Option<bool>,
     /// With a semaphore and a sibling: its value as seen from the setup's IPC namespace.
     pub sem_value_outside: Option<i32>,
+    /// Whether the caller ends in the namespaces it had before the first step.
+    pub kept: KeptNamespaces,
     /// The probes can run (the caller still reaches /proc); set by the checker.
     #[serde(skip)]
     pub proc_visible: bool,

@@ -31,7 +31,8 @@ use crate::case::{Case, Sibling, Step};
 use crate::env::Environment;
 
 pub use expect::{
-    Creds, Expected, FinalExpect, KcmpExpect, LinkExpect, PidExpect, SemExpect, SharingBefore, SiblingExpect,
+    Creds, Expected, FinalExpect, KcmpExpect, KeptNamespaces, LinkExpect, PidExpect, SemExpect, SharingBefore,
+    SiblingExpect,
 };
 pub use profile::KernelProfile;
 pub use state::CallerState;
@@ -271,7 +272,30 @@ pub fn predict_unshare(
     predict_step(profile, env, state, &Step::Unshare(flags))
 }
 
-fn final_expect(state: &CallerState, case: &Case) -> FinalExpect {
+/// Whether the caller's namespace of the type `bit` after `steps` is the one it had before
+/// them: only a successful unshare with that bit (after implications) replaces it. This does
+/// not depend on which `/proc/self/ns` links can be read here.
+fn kept_namespace(case: &Case, steps: &[Expected], bit: u64) -> bool {
+    !case
+        .steps
+        .iter()
+        .zip(steps)
+        .any(|(s, e)| matches!(s, Step::Unshare(_)) && e.result.is_success() && e.effective_flags.intersects(bit))
+}
+
+fn kept_namespaces(steps: &[Expected], case: &Case) -> KeptNamespaces {
+    // `/` itself moves with a chroot step, or with a failed NEWNS on a kernel without the
+    // unshare_fs fix: its mount id then says nothing about the mount namespace.
+    let root_moves = case.steps.iter().any(|s| matches!(s, Step::Chroot(_))) || steps.iter().any(|e| e.root_detached);
+    KeptNamespaces {
+        mnt: (!root_moves).then(|| kept_namespace(case, steps, crate::abi::flags::bits::NEWNS)),
+        ipc: Some(kept_namespace(case, steps, crate::abi::flags::bits::NEWIPC)),
+        net: Some(kept_namespace(case, steps, crate::abi::flags::bits::NEWNET)),
+        uts: Some(kept_namespace(case, steps, crate::abi::flags::bits::NEWUTS)),
+    }
+}
+
+fn final_expect(state: &CallerState, case: &Case, steps: &[Expected]) -> FinalExpect {
     let files = state.siblings.iter().find(|s| s.kind == Sibling::Files);
     let fs = state.siblings.iter().find(|s| s.kind == Sibling::Fs);
     FinalExpect {
@@ -279,6 +303,7 @@ fn final_expect(state: &CallerState, case: &Case) -> FinalExpect {
         close_is_shared: files.filter(|_| state.fds > 0).map(|s| s.files),
         fs_shared: fs.map(|s| s.fs),
         sem_value_outside: state.sem.filter(|_| !case.setup.siblings.is_empty()).map(|s| s.value),
+        kept: kept_namespaces(steps, case),
         proc_visible: state.proc_visible,
     }
 }
@@ -308,7 +333,8 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
             return Prediction::Skip { reason: format!("step {}: {reason}", i + 1) };
         }
     }
-    Prediction::Steps { steps, final_probe: final_expect(&state, case) }
+    let final_probe = final_expect(&state, case, &steps);
+    Prediction::Steps { steps, final_probe }
 }
 
 #[cfg(test)]

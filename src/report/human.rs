@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::check::Tally;
+use crate::check::behaviour;
 use crate::check::invariants::INVARIANTS;
 use crate::env::Environment;
 use crate::report::run_report::RunReport;
@@ -310,7 +311,8 @@ pub fn corpus_counts(files: &[FileResult]) -> String {
 
 /// One line per invariant with its meaning (for `--help`-like listings).
 pub fn invariant_list() -> String {
-    INVARIANTS.iter().map(|i| format!("{:<36} {}\n", i.id, i.doc)).collect()
+    let case_level = [(behaviour::NAMESPACES_BY_BEHAVIOUR, behaviour::DOC)];
+    INVARIANTS.iter().map(|i| (i.id, i.doc)).chain(case_level).map(|(id, doc)| format!("{id:<36} {doc}\n")).collect()
 }
 
 /// "1 executor on CPU 0", "2 executors on CPUs 0, 1", "2 executors, unpinned", ...

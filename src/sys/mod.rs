@@ -38,6 +38,7 @@ pub mod fs;
 pub mod io;
 pub mod ipc;
 pub mod kernel;
+pub mod marker;
 pub mod ns;
 pub mod proc;
 pub mod process;

@@ -4,7 +4,7 @@
 //! 1. The honest kernel: one executor with no filter runs N generated cases;
 //!    every invariant must hold, no case may be broken, and the environment
 //!    must show no restriction.
-//! 2. Lying kernels ([`mutants`]): for each mutant, a fresh executor (its own
+//! 2. Lying kernels ([`mutants`](crate::exec::executor::mutants)): for each mutant, a fresh executor (its own
 //!    throwaway namespaces, so a fooled harness cannot touch the host) installs
 //!    the mutant's seccomp filter before its environment probe, then runs the
 //!    same case stream until the first violation or N cases.
@@ -24,12 +24,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::case::Case;
-use crate::check::{CaseVerdict, Tally, judge};
+use crate::check::{CaseVerdict, Tally};
+use crate::command::pipeline::{RunConfig, execute_case};
 use crate::command::run::cases_for_seed;
 use crate::env::Environment;
+use crate::exec::executor::placement::Pinning;
 use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
-use crate::model::{KernelProfile, Prediction, predict, profile::LINUX_6_18};
+use crate::model::{KernelProfile, profile::LINUX_6_18};
 
 use crate::exec::executor::mutants::Mutant;
 use oracles::{Judged, OracleResult};
@@ -205,47 +207,42 @@ impl SelftestReport {
     }
 }
 
-/// An executor plus what is needed to restart it.
+/// An executor plus what is needed to restart it (the run config of the one-case pipeline).
 struct Session {
     executor: Executor,
     env: Environment,
-    args: Vec<String>,
-    timeout: Duration,
+    config: RunConfig,
 }
 
 impl Session {
     fn start(args: Vec<String>, timeout: Duration) -> Result<Session, ExecError> {
-        let executor = Executor::spawn_self(&args)?;
+        let config = RunConfig {
+            cases: 0,
+            seed: 0,
+            timeout,
+            profile: &LINUX_6_18,
+            executor_args: args,
+            jobs: 1,
+            pinning: Pinning::Off,
+            fault: None,
+        };
+        let executor = config.spawn_executor(1, 0)?;
         let env = executor.environment().clone();
-        Ok(Session { executor, env, args, timeout })
+        Ok(Session { executor, env, config })
     }
 
-    /// Predicts with `profile`, runs unless skipped, judges. The outcome is returned when
-    /// the case ran to a judgement.
-    fn check(&mut self, profile: &KernelProfile, case: &Case) -> Result<(CaseVerdict, Option<Outcome>), ExecError> {
-        let prediction = predict(profile, &self.env, case);
-        if let Prediction::Skip { reason } = &prediction {
-            return Ok((CaseVerdict::skipped(reason.clone()), None));
-        }
-        match self.executor.run(case, self.timeout) {
-            Ok(outcome) => Ok((judge(&self.env, case, &prediction, &outcome), Some(outcome))),
-            Err(ExecError::Died(why)) => {
-                self.executor = Executor::spawn_self(&self.args)?;
-                self.env = self.executor.environment().clone();
-                Ok((CaseVerdict::broken(format!("the executor died while running the case ({why}); restarted")), None))
-            }
-            Err(ExecError::Hung { waited_ms, .. }) => {
-                self.executor.kill();
-                self.executor = Executor::spawn_self(&self.args)?;
-                self.env = self.executor.environment().clone();
-                let why = format!("executor stopped or hung (no report within {waited_ms} ms); killed and replaced");
-                Ok((CaseVerdict::broken(why), None))
-            }
-            Err(ExecError::Protocol(why)) => {
-                Ok((CaseVerdict::broken(format!("executor refused the case: {why}")), None))
-            }
-            Err(e) => Err(e),
-        }
+    /// Predicts with `profile`, runs unless skipped, judges ([`execute_case`], the one-case
+    /// pipeline every command shares). The outcome is returned when the case ran to a judgement.
+    fn check(
+        &mut self,
+        profile: &'static KernelProfile,
+        case: &Case,
+    ) -> Result<(CaseVerdict, Option<Outcome>), ExecError> {
+        self.config.profile = profile;
+        let executed = execute_case(&mut self.executor, &self.config, case)?;
+        // A restarted executor probed its environment again.
+        self.env.clone_from(self.executor.environment());
+        Ok((executed.verdict, executed.outcome))
     }
 }
 

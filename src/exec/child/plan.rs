@@ -17,6 +17,8 @@ pub struct Plan {
     /// Processes are limited here (RLIMIT_NPROC, pids.max): after a case, wait until every
     /// process it left is reaped, so the next case finds the whole headroom the probe measured.
     pub reap_all: bool,
+    /// The executor's namespace markers (set by the executor, not by [`Plan::new`]).
+    pub markers: super::markers::Markers,
 }
 
 impl Plan {

@@ -14,7 +14,7 @@ pub const SIBS: usize = 3;
 /// Setup fds a snapshot has room for.
 pub const FDS: usize = 3;
 /// Probe results a message has room for.
-pub const PROBES: usize = 8;
+pub const PROBES: usize = 12;
 /// "Not applicable" in kcmp, fd-flag, semaphore and probe slots.
 pub const NONE: i32 = i32::MIN;
 /// Set in [`RawSnapshot::threads`] when the count could not be read; the low bits hold the
@@ -60,6 +60,33 @@ pub enum MsgKind {
     /// `rc` the returned pid, `snap` the child's own view, `snap.kcmp[0]` parent-vs-child kcmp,
     /// `probe` the [`child_probe`] slots.
     Child = 6,
+    /// Written by the executor after the case ended, not by the case: what it saw from outside
+    /// (the [`outside_probe`] slots).
+    Outside = 7,
+}
+
+/// Slots of `probe` in a [`MsgKind::Probe`] message, beyond the six sharing probes (0 to 5,
+/// in the order of [`crate::exec::observe::ProbeObservation`]'s fields): the namespace markers of
+/// `exec::child::markers`, read before the first step and after the last.
+pub mod marker_probe {
+    /// The network marker before the first step: reachable 1, not 0, or -errno.
+    pub const NET_BEFORE: usize = 6;
+    /// The network marker after the last step.
+    pub const NET_AFTER: usize = 7;
+    /// The IPC marker before the first step: exists 1, not 0, or -errno.
+    pub const IPC_BEFORE: usize = 8;
+    /// The IPC marker after the last step.
+    pub const IPC_AFTER: usize = 9;
+    /// The root's mount id after the last step is the one before the first (1), or not (0), or -errno.
+    pub const MNT_KEPT: usize = 10;
+    /// The caller set its hostname to the UTS marker after the last step (1), or -errno.
+    pub const UTS_WRITTEN: usize = 11;
+}
+
+/// Slots of `probe` in a [`MsgKind::Outside`] message.
+pub mod outside_probe {
+    /// The executor, after the case, found the UTS marker as its own hostname (1) or not (0).
+    pub const UTS_SEEN: usize = 0;
 }
 
 /// Slots of `probe` in a [`MsgKind::Child`] message.
@@ -392,6 +419,7 @@ impl Msg {
             4 => MsgKind::Done,
             5 => MsgKind::Probe,
             6 => MsgKind::Child,
+            7 => MsgKind::Outside,
             _ => return None,
         };
         let op = r.u32();

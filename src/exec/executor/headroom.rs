@@ -119,12 +119,18 @@ fn escape_chroot() {
 /// Nests up to `limit` user namespaces (each mapped, so the next may nest), reports, then
 /// holds them until `hold` reaches end of file.
 fn user_chain(limit: u32, wr: RawFd, hold: RawFd) -> ! {
-    escape_chroot();
     let (_, _, mut euid, mut egid) = sys::ids();
     let mut made = 0;
     let mut err = 0;
     while made < limit {
-        if let Err(e) = unshare(bits::NEWUSER) {
+        let mut r = unshare(bits::NEWUSER);
+        // EPERM at the first level may be a chroot: escape it and try once more. Only then:
+        // on gVisor the escape itself leaves a root its NEWUSER check takes for a chroot.
+        if made == 0 && r == Err(Errno(libc::EPERM)) {
+            escape_chroot();
+            r = unshare(bits::NEWUSER);
+        }
+        if let Err(e) = r {
             err = e.0;
             break;
         }

@@ -43,6 +43,7 @@ fn own_snapshot(ns_observer: NsObserver) -> Snapshot {
         sem_id: -1,
         outer_ids: (0, 0),
         clock: [0; crate::exec::child::record::CLOCKS],
+        marks: crate::exec::child::markers::Reading::default(),
     };
     let mut raw = RawSnapshot::default();
     child::snapshot(&ctx, &mut raw);

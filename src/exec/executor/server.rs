@@ -14,7 +14,9 @@ use crate::case::Case;
 
 use super::{probe, sandbox, watch};
 use crate::abi::ns::{NsLink, NsObserver};
+use crate::exec::child::markers::Held;
 use crate::exec::child::plan::Plan;
+use crate::exec::child::record::{MSG_LEN, Msg, MsgKind, outside_probe};
 use crate::exec::wire::case_codec;
 use crate::exec::wire::protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
@@ -116,21 +118,41 @@ pub fn executor_main() -> i32 {
 /// every case see the lying kernel; the mutant is named first in the environment's restrictions.
 /// With `pin_slot`, the executor first leases a free CPU and pins itself (and so every case
 /// child) to it, or runs unpinned if none is free ([`super::placement`]).
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
 pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 {
     // Before the sandbox: the lock files live in the host's temporary directory. The lease is
     // held until this process (and the relay the sandbox leaves outside) exits.
     let lease = pin_slot.and_then(super::placement::lease);
+    match start(mutant, lease) {
+        Ok(started) => serve(&started.env, started.constant_fds, &started.markers),
+        Err(code) => code,
+    }
+}
+
+/// An executor ready to serve: its environment, said in hello, and what it holds open for the
+/// whole run (its CPU lease, the namespaces).
+struct Started {
+    env: crate::env::Environment,
+    /// Descriptors held from the start to the end, not counted as a case's leak.
+    constant_fds: u64,
+    /// The namespace markers the case children read.
+    markers: Held,
+    _lease: Option<super::placement::Lease>,
+    _held: Vec<std::fs::File>,
+}
+
+/// Enters and verifies the sandbox, installs the mutant, probes the environment and says
+/// hello. `Err` holds the exit status after the error frame was sent.
+fn start(mutant: Option<&str>, lease: Option<super::placement::Lease>) -> Result<Started, i32> {
     let info = match sandbox::enter() {
         Ok(info) => info,
         Err(sandbox::EnterError::Failed(message)) => {
             send(RESP_FATAL, message.as_bytes());
-            return 2;
+            return Err(2);
         }
         Err(sandbox::EnterError::Ineffective(message)) => {
             // A violation of unshare's contract, found before anything was written.
             send(RESP_INEFFECTIVE, message.as_bytes());
-            return 1;
+            return Err(1);
         }
     };
     let lie = match mutant.map(super::sandbox::install_mutant) {
@@ -138,7 +160,7 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         Some(Ok(note)) => Some(note),
         Some(Err(message)) => {
             send(RESP_FATAL, message.as_bytes());
-            return 2;
+            return Err(2);
         }
     };
     let mut env = probe::environment(&info);
@@ -150,8 +172,11 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     // RLIMIT_NOFILE, where the executor needs its descriptors for the cases (3 per case).
     let roomy = sys::getrlimit(libc::RLIMIT_NOFILE).is_ok_and(|(soft, _)| soft.is_none_or(|s| s >= 64));
     let held = if roomy { hold_namespaces(env.ns_observer) } else { Vec::new() };
+    // In the verified sandbox: what the case children read to tell their namespaces by behaviour.
+    let markers = Held::create();
+    env.restrictions.extend(markers.missing.iter().cloned());
     // Descriptors held from the start to the end, not counted as a case's leak.
-    let constant_fds = u64::from(lease.is_some()) + held.len() as u64;
+    let constant_fds = u64::from(lease.is_some()) + held.len() as u64 + markers.descriptors();
     env.pinned_cpu = lease.as_ref().map(|l| l.cpu as u32);
     // Last, with every descriptor held for the run open: what a case child inherits.
     env.resources = super::limits::measure();
@@ -160,10 +185,15 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     }
     match serde_json::to_vec(&env) {
         Ok(json) if send(RESP_HELLO, &json) => {}
-        _ => return 2,
+        _ => return Err(2),
     }
+    Ok(Started { env, constant_fds, markers, _lease: lease, _held: held })
+}
+
+/// Serves requests until the harness closes stdin; returns the exit status.
+fn serve(env: &crate::env::Environment, constant_fds: u64, markers: &Held) -> i32 {
     let buffers = Frames::new(STDIN).and_then(|f| {
-        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT)
+        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT + MSG_LEN)
             .map_err(|e| format!("cannot map the report buffer: {e}"))?;
         Ok((f, out))
     });
@@ -189,7 +219,9 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
         let served = match body[0] {
             REQ_CASE if body.len() >= 17 => {
                 let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
-                match serve_case(&body[17..], timeout, &mut case, &env, id, &mut out) {
+                let served = serve_case(&body[17..], timeout, &mut case, env, markers, id, &mut out);
+                markers.drain();
+                match served {
                     Ok(()) => write_all(STDOUT, out.as_slice()),
                     Err(message) => send_error(id, &message),
                 }
@@ -220,14 +252,22 @@ fn serve_case(
     timeout: Duration,
     case: &mut Case,
     env: &crate::env::Environment,
+    markers: &Held,
     id: u64,
     out: &mut ParentOnlyBuf,
 ) -> Result<(), String> {
     case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
     case.validate().map_err(|e| format!("bad case: {e}"))?;
-    let plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
+    let mut plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
+    plan.markers = markers.markers;
     begin_report(out, id);
     let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
+    // What only the executor can see, after the case: appended as one more message.
+    let mut outside = Msg::new(MsgKind::Outside);
+    outside.probe[outside_probe::UTS_SEEN] = markers.read_uts();
+    let mut bytes = [0u8; MSG_LEN];
+    outside.encode(&mut bytes);
+    out.extend_from_slice(&bytes);
     let len = (out.len() - 4) as u32;
     let frame = out.as_mut_slice();
     frame[..4].copy_from_slice(&len.to_le_bytes());

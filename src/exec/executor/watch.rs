@@ -95,47 +95,32 @@ fn reap_all_orphans() {
     }
 }
 
-/// Runs one case in a fresh child and appends its raw messages to `out` (see
-/// [`crate::exec::wire::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
-/// part of the child: every page the executor writes after the fork would otherwise cost
-/// a copy-on-write fault.
-///
-/// # Errors
-/// Only when the executor itself cannot work (pipe, fork or pidfd failed).
-#[expect(clippy::too_many_lines, reason = "longer than 60 lines before the limit came (issue 17); to be split")]
-pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyBuf) -> Result<RawRun, Errno> {
-    let forked = sys::monotonic_ns();
-    let (rd, wr) = sys::pipe()?;
-    // Under RLIMIT_NPROC or a pids cgroup, the last case's killed processes are uncharged only
-    // once released: a fork that fails with EAGAIN is retried for up to ~100 ms while they go.
+/// fork, retried on EAGAIN. Under RLIMIT_NPROC or a pids cgroup, the last case's killed
+/// processes are uncharged only once released: a fork that fails with EAGAIN is retried for up
+/// to ~100 ms while they go.
+fn fork_retrying() -> Result<libc::pid_t, Errno> {
     let mut tries = 0;
-    let pid = loop {
-        // SAFETY: the executor is single-threaded; the child ends in child::run_case, which
-        // never returns.
+    loop {
+        // SAFETY: the executor is single-threaded; the only caller, run_one, sends the child
+        // straight into child::run_case, which never returns.
         match unsafe { sys::fork() } {
             Err(Errno::EAGAIN) if tries < 100 => {
                 tries += 1;
                 reap_orphans();
                 std::thread::sleep(Duration::from_millis(1));
             }
-            other => break other?,
+            other => return other,
         }
-    };
-    if pid == 0 {
-        drop(rd);
-        child::run_case(case, plan, wr.as_raw_fd());
     }
-    drop(wr);
-    // Also set the group from this side, so a kill before the child's own setpgid still works.
-    let _ = sys::setpgid(pid, pid);
-    // Without pidfd_open (ENOSYS: gVisor, Linux before 5.3) the exit is polled with WNOHANG.
-    let pidfd = match sys::pidfd_open(pid) {
-        Ok(fd) => Some(fd),
-        Err(Errno::ENOSYS) => None,
-        Err(e) => return Err(e),
-    };
-    sys::set_nonblocking_fresh(rd.as_raw_fd())?;
-    let deadline = Instant::now() + timeout;
+}
+
+/// Waits for the child's exit (through its pidfd, or by polling waitpid without one) until
+/// `deadline`. Returns whether it timed out, and its status when polling reaped it.
+fn wait_exit(
+    pid: libc::pid_t,
+    pidfd: Option<&std::os::fd::OwnedFd>,
+    deadline: Instant,
+) -> Result<(bool, Option<libc::c_int>), Errno> {
     // Wait for the child's exit only: its records stay in the pipe (a few KiB, far below
     // the pipe's capacity) and are read once, afterwards, so the child's run is not
     // interrupted by a wake-up of this process per record.
@@ -148,7 +133,7 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
             timed_out = true;
             break;
         }
-        let Some(pidfd) = &pidfd else {
+        let Some(pidfd) = pidfd else {
             if let Some((_, s)) = sys::waitpid(pid, libc::WNOHANG)? {
                 reaped = Some(s);
                 break;
@@ -166,6 +151,36 @@ pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyB
             break;
         }
     }
+    Ok((timed_out, reaped))
+}
+
+/// Runs one case in a fresh child and appends its raw messages to `out` (see
+/// [`crate::exec::wire::collect`] to turn them into an outcome). Allocates nothing, and `out` is not
+/// part of the child: every page the executor writes after the fork would otherwise cost
+/// a copy-on-write fault.
+///
+/// # Errors
+/// Only when the executor itself cannot work (pipe, fork or pidfd failed).
+pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyBuf) -> Result<RawRun, Errno> {
+    let forked = sys::monotonic_ns();
+    let (rd, wr) = sys::pipe()?;
+    let pid = fork_retrying()?;
+    if pid == 0 {
+        drop(rd);
+        child::run_case(case, plan, wr.as_raw_fd());
+    }
+    drop(wr);
+    // Also set the group from this side, so a kill before the child's own setpgid still works.
+    let _ = sys::setpgid(pid, pid);
+    // Without pidfd_open (ENOSYS: gVisor, Linux before 5.3) the exit is polled with WNOHANG.
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => Some(fd),
+        Err(Errno::ENOSYS) => None,
+        Err(e) => return Err(e),
+    };
+    sys::set_nonblocking_fresh(rd.as_raw_fd())?;
+    let deadline = Instant::now() + timeout;
+    let (timed_out, reaped) = wait_exit(pid, pidfd.as_ref(), deadline)?;
     let woke = sys::monotonic_ns();
     if timed_out {
         kill_group(pid);

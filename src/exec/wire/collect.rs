@@ -7,7 +7,17 @@ use std::time::Duration;
 use crate::abi::errno::Errno;
 use crate::exec::observe::{Outcome, StepObservation, Trace};
 
+use crate::exec::child::record::marker_probe::{IPC_AFTER, IPC_BEFORE, MNT_KEPT, NET_AFTER, NET_BEFORE, UTS_WRITTEN};
+use crate::exec::child::record::outside_probe;
 use crate::exec::child::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
+
+/// Two readings of a marker, when both were made.
+fn pair(
+    before: Option<crate::exec::observe::IntOrErrno>,
+    after: Option<crate::exec::observe::IntOrErrno>,
+) -> Option<[crate::exec::observe::IntOrErrno; 2]> {
+    Some([before?, after?])
+}
 
 /// What the parent collected from the pipe.
 #[derive(Default)]
@@ -18,6 +28,13 @@ struct Collected {
     garbage: bool,
     /// A clone3 step's child report, waiting for that step's message.
     child: Option<crate::exec::observe::ChildObservation>,
+    /// The case child's UTS marker write, waiting for the executor's reading.
+    uts_written: Option<crate::exec::observe::IntOrErrno>,
+}
+
+/// A probe slot: [`NONE`] is not applicable, a negative value an errno.
+fn slot(v: i32) -> Option<crate::exec::observe::IntOrErrno> {
+    (v != NONE).then(|| crate::exec::observe::IntOrErrno::from(if v < 0 { Err(Errno(-v)) } else { Ok(v) }))
 }
 
 impl Collected {
@@ -29,10 +46,7 @@ impl Collected {
             }
             MsgKind::Probe => match self.trace.as_mut() {
                 Some(t) => {
-                    let slot = |v: i32| {
-                        (v != NONE)
-                            .then(|| crate::exec::observe::IntOrErrno::from(if v < 0 { Err(Errno(-v)) } else { Ok(v) }))
-                    };
+                    self.uts_written = slot(msg.probe[UTS_WRITTEN]);
                     t.probe = Some(crate::exec::observe::ProbeObservation {
                         sibling_fd_visible: slot(msg.probe[0]),
                         caller_fd_visible: slot(msg.probe[1]),
@@ -40,6 +54,10 @@ impl Collected {
                         fs_cwd_followed: slot(msg.probe[3]),
                         fs_umask_followed: slot(msg.probe[4]),
                         sem_value_outside: slot(msg.probe[5]),
+                        net_marker: pair(slot(msg.probe[NET_BEFORE]), slot(msg.probe[NET_AFTER])),
+                        ipc_marker: pair(slot(msg.probe[IPC_BEFORE]), slot(msg.probe[IPC_AFTER])),
+                        mnt_root_kept: slot(msg.probe[MNT_KEPT]),
+                        uts_marker: None,
                     });
                 }
                 None => self.garbage = true,
@@ -53,6 +71,14 @@ impl Collected {
                 None => self.garbage = true,
             },
             MsgKind::Child => self.child = Some(msg.child_observation()),
+            MsgKind::Outside => {
+                let probe = self.trace.as_mut().and_then(|t| t.probe.as_mut());
+                if let (Some(p), Some(written), Some(seen)) =
+                    (probe, self.uts_written, slot(msg.probe[outside_probe::UTS_SEEN]))
+                {
+                    p.uts_marker = Some([written, seen]);
+                }
+            }
             MsgKind::Done => self.done = true,
         }
     }
