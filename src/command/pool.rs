@@ -13,8 +13,8 @@ use crate::exec::executor::phases::PhaseSummary;
 use crate::exec::wire::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::{Prediction, predict};
-use crate::report::run_report::{FailedCase, Interruption, RunReport};
 use crate::sys;
+use crate::report::run_report::{FailedCase, Interruption, RunReport};
 
 /// Progress callback payload.
 #[derive(Debug, Clone, Copy)]
