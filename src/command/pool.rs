@@ -13,7 +13,6 @@ use crate::exec::executor::phases::PhaseSummary;
 use crate::exec::wire::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
 use crate::model::{Prediction, predict};
-use crate::sys;
 use crate::report::run_report::{FailedCase, Interruption, RunReport};
 
 /// Progress callback payload.
@@ -57,50 +56,6 @@ pub fn thread_note(what: &str, e: &std::io::Error) -> String {
 /// executor forks the next case while the harness judges the last report.
 pub const PIPELINE_DEPTH: usize = 2;
 
-/// Keeps a run's harness threads off the CPUs its executors are pinned to. Unpinned, a thread
-/// woken by its executor's report is often placed on the executor's own CPU (the waker's), and
-/// its predicting and judging then runs between the executor's cases instead of beside them.
-/// Dropped (or around an executor restart), the thread's CPUs are put back, so that executors
-/// started later lease CPUs from the whole set.
-struct HarnessCpus {
-    /// The thread's CPUs before.
-    all: Vec<usize>,
-    /// The same without the executors' CPUs.
-    rest: Vec<usize>,
-}
-
-impl HarnessCpus {
-    /// Moves the calling thread off `taken`; `None` (nothing changed) when no CPU would be left,
-    /// when no executor is pinned, or when the affinity cannot be read or set.
-    fn avoid(taken: &[usize]) -> Option<HarnessCpus> {
-        let all = sys::allowed_cpus().ok()?;
-        let rest: Vec<usize> = all.iter().copied().filter(|c| !taken.contains(c)).collect();
-        if taken.is_empty() || rest.is_empty() || rest.len() == all.len() {
-            return None;
-        }
-        sys::set_allowed_cpus(&rest).ok()?;
-        Some(HarnessCpus { all, rest })
-    }
-
-    /// Runs `f` with the thread's CPUs as they were (an executor started here leases from them).
-    fn without<T>(this: Option<&HarnessCpus>, f: impl FnOnce() -> T) -> T {
-        if let Some(h) = this {
-            let _ = sys::set_allowed_cpus(&h.all);
-        }
-        let out = f();
-        if let Some(h) = this {
-            let _ = sys::set_allowed_cpus(&h.rest);
-        }
-        out
-    }
-}
-
-impl Drop for HarnessCpus {
-    fn drop(&mut self) {
-        let _ = sys::set_allowed_cpus(&self.all);
-    }
-}
-
 /// One executor's share of a run, pipelined: predictions and judgements overlap the
 /// executor's work. A dead executor is restarted; the case it was running is reported as
 /// broken and the cases queued behind it are submitted again (they never started).
@@ -115,13 +70,11 @@ struct Job<'a, F: FnMut(usize, CaseVerdict)> {
     restarts: u64,
     phases: PhaseSummary,
     emit: F,
-    /// The harness thread's CPUs, off the executors' (see [`HarnessCpus`]).
-    cpus: Option<HarnessCpus>,
 }
 
 impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
     fn restart(&mut self) -> Result<(), ExecError> {
-        self.executor = HarnessCpus::without(self.cpus.as_ref(), || self.config.spawn_executor(self.jobs, self.slot))?;
+        self.executor = self.config.spawn_executor(self.jobs, self.slot)?;
         self.restarts += 1;
         Ok(())
     }
@@ -213,10 +166,8 @@ fn run_share<F: FnMut(usize, CaseVerdict)>(
     jobs: usize,
     slot: usize,
     executor: Executor,
-    taken: &[usize],
     emit: F,
 ) -> (PhaseSummary, Option<ExecutorStats>, Option<ExecError>) {
-    let cpus = HarnessCpus::avoid(taken);
     let mut job = Job {
         executor,
         config,
@@ -227,7 +178,6 @@ fn run_share<F: FnMut(usize, CaseVerdict)>(
         restarts: 0,
         phases: PhaseSummary::default(),
         emit,
-        cpus,
     };
     let mut error = None;
     for i in (slot..cases.len()).step_by(jobs) {
@@ -322,9 +272,8 @@ fn run_shares(
 ) -> (Vec<(usize, ShareEnd)>, Vec<String>) {
     let jobs = executors.len();
     let counts = Counts { done: AtomicU64::new(0), violations: AtomicU64::new(0), planned };
-    let taken: Vec<usize> = executors.iter().filter_map(|e| e.environment().pinned_cpu).map(|c| c as usize).collect();
     let cells: Vec<Mutex<Option<Executor>>> = executors.into_iter().map(|e| Mutex::new(Some(e))).collect();
-    let share = |k: usize| share_of(config, cases, (jobs, k), &taken, &cells, &counts, progress);
+    let share = |k: usize| share_of(config, cases, jobs, k, &cells, &counts, progress);
     let mut notes = Vec::new();
     let mut ends: Vec<(usize, ShareEnd)> = std::thread::scope(|scope| {
         let share = &share;
@@ -361,8 +310,8 @@ struct Counts {
 fn share_of(
     config: &RunConfig,
     cases: &[Case],
-    (jobs, k): (usize, usize),
-    taken: &[usize],
+    jobs: usize,
+    k: usize,
     cells: &[Mutex<Option<Executor>>],
     counts: &Counts,
     progress: &(impl Fn(Progress) + Sync),
@@ -379,7 +328,7 @@ fn share_of(
         let d = counts.done.fetch_add(1, Ordering::Relaxed) + 1;
         progress(Progress { done: d, total: counts.planned, violations: v });
     };
-    let (phases, stats, error) = run_share(config, cases, jobs, k, executor, taken, emit);
+    let (phases, stats, error) = run_share(config, cases, jobs, k, executor, emit);
     ShareEnd { verdicts, stats, phases, error }
 }
 
