@@ -75,36 +75,12 @@ fi
 
 APTDIR="$CACHE/apt"
 APT_OPTS=()
+# shellcheck source=lib/private-apt.sh
+. "$ROOT/scripts/lib/private-apt.sh"
 setup_private_apt() {
-    mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" "$APTDIR/sources.list.d" \
-        "$APTDIR/preferences.d" "$CACHE/debs" || return 1
-    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    [ -r "$keyring" ] || { log "no $keyring (debian-archive-keyring)"; return 1; }
-    {
-        echo "deb [arch=amd64 signed-by=$keyring] http://deb.debian.org/debian bookworm main"
-        echo "deb [arch=amd64 signed-by=$keyring] http://deb.debian.org/debian bookworm-backports main"
-    } > "$APTDIR/sources.list"
-    APT_OPTS=(
-        -o "Dir::Etc::SourceList=$APTDIR/sources.list"
-        -o "Dir::Etc::SourceParts=$APTDIR/sources.list.d"
-        -o "Dir::Etc::Preferences=$APTDIR/preferences"
-        -o "Dir::Etc::PreferencesParts=$APTDIR/preferences.d"
-        -o "Dir::State::Lists=$APTDIR/lists"
-        -o "Dir::State::status=/dev/null"
-        -o "Dir::Cache=$APTDIR/cache"
-        -o "Dir::Cache::pkgcache=pkgcache.bin"
-        -o "Dir::Cache::srcpkgcache="
-        -o "APT::Architecture=amd64"
-        -o "APT::Architectures::=amd64"
-        -o "Acquire::Languages=none"
-        -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
-        -o "Debug::NoLocking=1"
-        -o "APT::Sandbox::User=root"
-    )
+    mkdir -p "$CACHE/debs" || return 1
+    private_apt_sources "$APTDIR" "debian bookworm" "debian bookworm-backports" || return 1
+    private_apt_options "$APTDIR"
     if [ ! -e "$APTDIR/updated" ] || [ -n "$(find "$APTDIR/updated" -mmin +1440)" ]; then
         log "fetching the bookworm and bookworm-backports package indexes into $APTDIR"
         if apt-get "${APT_OPTS[@]}" update -qq >&2; then

@@ -172,39 +172,13 @@ SUITES=(
 )
 APT_OPTS=()
 
+# shellcheck source=lib/private-apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/private-apt.sh"
+
 setup_private_apt() {
-    mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial" \
-        "$APTDIR/sources.list.d" "$APTDIR/preferences.d" "$CACHE/debs"
-    local s keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    {
-        for s in "${SUITES[@]}"; do
-            # shellcheck disable=SC2086  # split "DIR SUITE"
-            set -- $s
-            echo "deb [arch=amd64 signed-by=$keyring] http://deb.debian.org/$1 $2 main"
-        done
-    } > "$APTDIR/sources.list.new"
-    mv "$APTDIR/sources.list.new" "$APTDIR/sources.list"
-    APT_OPTS=(
-        -o "Dir::Etc::SourceList=$APTDIR/sources.list"
-        -o "Dir::Etc::SourceParts=$APTDIR/sources.list.d"
-        -o "Dir::Etc::Preferences=$APTDIR/preferences"
-        -o "Dir::Etc::PreferencesParts=$APTDIR/preferences.d"
-        -o "Dir::State::Lists=$APTDIR/lists"
-        -o "Dir::State::status=/dev/null"
-        -o "Dir::Cache=$APTDIR/cache"
-        -o "Dir::Cache::pkgcache=pkgcache.bin"
-        -o "Dir::Cache::srcpkgcache="
-        -o "APT::Architecture=amd64"
-        -o "APT::Architectures::=amd64"
-        -o "Acquire::Languages=none"
-        -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false"
-        -o "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false"
-        -o "Debug::NoLocking=1"
-        -o "APT::Sandbox::User=root"
-    )
+    mkdir -p "$CACHE/debs"
+    private_apt_sources "$APTDIR" "${SUITES[@]}" || die "cannot set up the private apt configuration in $APTDIR"
+    private_apt_options "$APTDIR"
 }
 
 refresh_private_apt() {

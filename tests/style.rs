@@ -107,6 +107,7 @@ const ERROR_PATH_SAMPLES: &[(&str, bool)] = &[
 /// The case child's code, checked whole: everything in these files runs after fork.
 const POST_FORK: &[&str] = &[
     "src/exec/child.rs",
+    "src/exec/child/ops.rs",
     "src/exec/child/setup.rs",
     "src/exec/child/sibling.rs",
     "src/exec/child/clone3.rs",

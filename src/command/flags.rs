@@ -11,7 +11,6 @@ use crate::abi::errno::CallResult;
 use crate::abi::flags::{CLONE3_VALID_MASK, CSIGNAL, FLAGS, FlagSpec, KernelVersion, RawFlags, UNSHARE_VALID_MASK};
 use crate::case::{Case, Setup, Step};
 use crate::command::pipeline::{Executed, RunConfig, execute_case};
-use crate::exec::executor::placement::Pinning;
 use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
 use crate::model::{KernelProfile, Prediction};
@@ -108,16 +107,7 @@ fn run_one(
     step: Step,
 ) -> Result<(Result<CallResult, String>, bool), ExecError> {
     let case = Case { setup: Setup::default(), steps: vec![step] };
-    let config = RunConfig {
-        cases: 1,
-        seed: 0,
-        timeout: Duration::from_secs(10),
-        profile,
-        executor_args: Vec::new(),
-        jobs: 1,
-        pinning: Pinning::Off,
-        fault: None,
-    };
+    let config = RunConfig::one_at_a_time(profile, Duration::from_secs(10), Vec::new());
     let Executed { prediction, outcome, verdict } = execute_case(ex, &config, &case)?;
     let Prediction::Steps { steps, .. } = &prediction else {
         return Ok((Err("skipped by the model".into()), false));

@@ -36,6 +36,12 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The config of commands that run one case at a time on one unpinned executor (`flags`,
+    /// `selftest`): no generator, no fault.
+    pub fn one_at_a_time(profile: &'static KernelProfile, timeout: Duration, executor_args: Vec<String>) -> RunConfig {
+        RunConfig { cases: 0, seed: 0, timeout, profile, executor_args, jobs: 1, pinning: Pinning::Off, fault: None }
+    }
+
     /// Starts executor `slot` of `jobs`, with this run's executor arguments and CPU.
     ///
     /// # Errors

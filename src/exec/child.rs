@@ -21,53 +21,23 @@ use std::os::fd::{AsRawFd, RawFd};
 use crate::abi::errno::Errno;
 use crate::abi::flags::bits;
 use crate::abi::ns::{NsLink, NsObserver};
-use crate::case::{Case, Chroot, Step};
+use crate::case::{Case, Step};
 use crate::sys;
 
 pub mod clone3;
 pub mod limits_child;
 pub mod markers;
+pub mod ops;
 pub mod plan;
 pub mod record;
 pub mod setup;
 pub mod sibling;
 
 use self::plan::Plan;
-use self::record::{
-    CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock, marker_probe,
-};
+use self::record::{FDS, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock, marker_probe};
 use self::sibling::Sib;
 
-/// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
-pub const CHROOT_DIR: &std::ffi::CStr = c"/tmp/uf-chroot";
-/// How many nested copies of [`CHROOT_DIR`] the sandbox prepares.
-pub const CHROOT_LEVELS: usize = 6;
-
-/// Everything the child carries, on its own stack.
-pub struct Ctx<'a> {
-    /// The report pipe.
-    pub out: RawFd,
-    /// The case.
-    pub case: &'a Case,
-    /// Nesting counts.
-    pub plan: Plan,
-    /// Siblings made by the setup.
-    pub sibs: [Sib; SIBS],
-    /// How many.
-    pub nsibs: usize,
-    /// Setup fds.
-    pub fds: [RawFd; FDS],
-    /// How many.
-    pub nfds: usize,
-    /// The setup semaphore, or -1.
-    pub sem_id: i32,
-    /// euid/egid before the last unshare (for WriteMaps).
-    pub outer_ids: (u32, u32),
-    /// Timestamps for the phase timeline, sent with `Done` (see `record::clock`).
-    pub clock: [u64; CLOCKS],
-    /// The namespace markers as read before the first step.
-    pub marks: self::markers::Reading,
-}
+pub use self::ops::{CHROOT_DIR, CHROOT_LEVELS, Ctx, do_chroot, drop_sys_admin, fail, send, wait_and_exit};
 
 fn neg(e: Errno) -> i32 {
     -e.0
@@ -183,67 +153,8 @@ fn snapshot_rest(ctx: &Ctx, snap: &mut RawSnapshot) {
     }
 }
 
-/// Writes one message (a failed write means the executor is gone: nobody is left to tell).
-pub fn send(fd: RawFd, msg: &Msg) {
-    let mut buf = [0u8; MSG_LEN];
-    msg.encode(&mut buf);
-    let _ = sys::write(fd, &buf);
-}
-
-/// Reports a setup failure and ends the process.
-pub fn fail(fd: RawFd, op: SetupOp, errno: Errno) -> ! {
-    let mut m = Msg::new(MsgKind::SetupFailed);
-    m.op = op as u32;
-    m.errno = errno.0;
-    send(fd, &m);
-    send(fd, &Msg::new(MsgKind::Done));
-    sys::exit_now(0)
-}
-
-/// Waits for `pid` and ends this process with an exit status that mirrors it.
-pub fn wait_and_exit(pid: libc::pid_t) -> ! {
-    let code = match sys::waitpid(pid, 0) {
-        Ok(Some((_, st))) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st),
-        Ok(Some((_, st))) if libc::WIFSIGNALED(st) => 128 + libc::WTERMSIG(st),
-        // SIGCHLD is ignored (a clone3 step's CLONE_SIGHAND child that was a pid-ns init set it
-        // when it exited): the kernel reaped the child itself; its Done message says how it ended.
-        Err(Errno(libc::ECHILD)) => 0,
-        _ => 1,
-    };
-    sys::exit_now(code)
-}
-
-fn capset_without_sys_admin() -> Result<(), Errno> {
-    let caps = sys::capget()?;
-    let bit = 1u64 << 21;
-    // SAFETY: this runs only in the case child (setup or step), a disposable process.
-    unsafe {
-        sys::capset(sys::CapSets {
-            effective: caps.effective & !bit,
-            permitted: caps.permitted & !bit,
-            inheritable: caps.inheritable & !bit,
-        })
-    }
-}
-
-/// Drops CAP_SYS_ADMIN (shared with the setup).
-pub fn drop_sys_admin() -> Result<(), Errno> {
-    capset_without_sys_admin()
-}
-
 fn write_maps(ctx: &Ctx) -> Result<(), Errno> {
     sys::proc::write_id_maps(0, ctx.outer_ids.0, ctx.outer_ids.1).map_err(|(_, e)| e)
-}
-
-/// chroot into the prepared directory (or "/") and chdir("/").
-pub fn do_chroot(kind: Chroot) -> Result<(), Errno> {
-    let dir = match kind {
-        Chroot::Subdir => CHROOT_DIR,
-        Chroot::Root => c"/",
-    };
-    // SAFETY: only the case child chroots (setup or step); it is disposable.
-    unsafe { sys::chroot(dir) }?;
-    sys::chdir(c"/")
 }
 
 fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {

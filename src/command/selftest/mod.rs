@@ -28,7 +28,6 @@ use crate::check::{CaseVerdict, Tally};
 use crate::command::pipeline::{RunConfig, execute_case};
 use crate::command::run::cases_for_seed;
 use crate::env::Environment;
-use crate::exec::executor::placement::Pinning;
 use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
 use crate::model::{KernelProfile, profile::LINUX_6_18};
@@ -216,16 +215,7 @@ struct Session {
 
 impl Session {
     fn start(args: Vec<String>, timeout: Duration) -> Result<Session, ExecError> {
-        let config = RunConfig {
-            cases: 0,
-            seed: 0,
-            timeout,
-            profile: &LINUX_6_18,
-            executor_args: args,
-            jobs: 1,
-            pinning: Pinning::Off,
-            fault: None,
-        };
+        let config = RunConfig::one_at_a_time(&LINUX_6_18, timeout, args);
         let executor = config.spawn_executor(1, 0)?;
         let env = executor.environment().clone();
         Ok(Session { executor, env, config })

@@ -30,8 +30,8 @@ use crate::case::{CLONE3_CGROUP_FD, clone3_exit_signal};
 use crate::model::expect::KCMP_TYPES;
 use crate::sys::{self, clone3 as raw};
 
+use super::ops::{fail, send};
 use super::record::{MSG_LEN, Msg, MsgKind, RawSnapshot, SetupOp, child_probe};
-use super::{fail, send};
 
 /// The child's stack.
 const STACK_LEN: usize = 256 * 1024;

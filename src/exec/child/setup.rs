@@ -14,9 +14,9 @@ use crate::abi::flags::{RawFlags, bits};
 use crate::case::{NsType, Privilege};
 use crate::sys;
 
+use super::ops::{Ctx, do_chroot, drop_sys_admin, fail, wait_and_exit};
 use super::record::{SIBS, SetupOp};
 use super::sibling;
-use super::{Ctx, do_chroot, drop_sys_admin, fail, wait_and_exit};
 
 const NOBODY: u32 = 65534;
 
