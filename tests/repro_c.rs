@@ -1,10 +1,9 @@
-//! C reproducers end to end: generate them for a sample of generated cases
-//! that covers every kind of setup and every kind of step, compile each with
-//! gcc (warnings are errors, and glibc's `unshare` identifier is poisoned), run
-//! them, and check that they agree with the model and with the harness's own
-//! run of the same case on this kernel. Also: each kind of wrong expectation
-//! (result, link, pid, kcmp, final probe) makes a reproducer exit 1 and say
-//! what differs. Only processes are spawned here; the test never forks.
+//! C reproducers end to end: generate them for a sample of generated cases that covers every
+//! kind of setup and every kind of step, and for corpus files, compile each with gcc (warnings
+//! are errors, and glibc's `unshare` identifier is poisoned), run them, and check that they
+//! agree with the model and with the harness's own run of the same case on this kernel. Also:
+//! each kind of wrong expectation (result, link, pid, kcmp, final probe, behaviour) makes a
+//! reproducer exit 1 and say what differs. Only processes are spawned; the test never forks.
 
 mod common;
 
@@ -286,7 +285,9 @@ fn a_wrong_expectation_makes_the_reproducer_exit_1_and_say_what_differs() {
     let (code, stdout) = build_and_run(&common::temp_dir("repro-mismatch"), "wrong", &src);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("MISMATCH (step 0): the model expected EPERM, the kernel returned success"), "{stdout}");
-    assert!(stdout.contains("RESULT: MISMATCH, 1 difference(s)"), "{stdout}");
+    // The model keeps the UTS namespace of a call it expects to fail; behaviour shows a new one.
+    assert!(stdout.contains("(final probe): the hostname the caller set after the steps did not reach"));
+    assert!(stdout.contains("RESULT: MISMATCH, 2 difference(s)"), "{stdout}");
 }
 
 #[test]
@@ -310,7 +311,7 @@ fn each_kind_of_tampered_expectation_is_caught() {
     assert_eq!(code, 0, "the untampered expectations must hold:\n{stdout}");
 
     type Tamper = fn(&mut Vec<unshare_fuzz::model::Expected>, &mut unshare_fuzz::model::FinalExpect);
-    let tampers: [(&str, Tamper, &str); 5] = [
+    let tampers: [(&str, Tamper, &str); 6] = [
         (
             "result",
             |s, _| s[2].result = unshare_fuzz::abi::errno::CallResult::Failure(unshare_fuzz::abi::errno::Errno::EPERM),
@@ -331,6 +332,7 @@ fn each_kind_of_tampered_expectation_is_caught() {
             "kcmp files with sibling 0 (files): expected Same",
         ),
         ("probe", |_, f| f.files_shared = Some(true), "MISMATCH (final probe): the sibling's new fd is visible to us"),
+        ("behaviour", |_, f| f.kept.net = Some(false), "the abstract unix socket is still reachable after the steps"),
     ];
     let mut sources = Vec::new();
     for (_, tamper, _) in &tampers {
@@ -440,4 +442,56 @@ fn each_kind_of_tampered_clone3_expectation_is_caught() {
         assert_eq!(code, 1, "tampered {what}: expected exit 1:\n{stdout}");
         assert!(stdout.contains(needle), "tampered {what}: no {needle:?} in:\n{stdout}");
     }
+}
+
+/// Every CORPUS_STRIDE-th corpus file (sorted by path) that pins no other kernel's behaviour
+/// (no `"profile"`): its reproducer, built with warnings as errors, must agree with the model
+/// on this Linux (exit 0), as the file itself replays clean here. Files the model skips in this
+/// environment have no reproducer and are counted apart; at least half of the sample must run.
+/// One corpus file in this many is sampled (all of them take about a minute of gcc).
+const CORPUS_STRIDE: usize = 3;
+
+#[test]
+fn corpus_reproducers_compile_cleanly_and_agree_with_linux() {
+    let dir = common::temp_dir("repro-corpus");
+    let executor = Executor::spawn(common::binary(), &[]).expect("start the executor");
+    let env = executor.environment().clone();
+    let everything_here = env.kcmp && env.ns_links.len() == unshare_fuzz::abi::ns::NsLink::COUNT;
+    let mut files: Vec<PathBuf> = std::fs::read_dir("corpus")
+        .expect("list corpus/")
+        .flat_map(|d| std::fs::read_dir(d.expect("corpus entry").path()).into_iter().flatten())
+        .map(|e| e.expect("corpus file").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let files: Vec<PathBuf> = files.into_iter().step_by(CORPUS_STRIDE).collect();
+    let (mut sample, mut skipped, mut pinned) = (Vec::new(), 0, 0);
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read a corpus file");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("corpus JSON");
+        if value.get("profile").is_some() {
+            pinned += 1;
+            continue;
+        }
+        let case = unshare_fuzz::repro::case_from_json(&text).expect("a valid corpus case");
+        match c_source(&case, &LINUX_6_18, &env) {
+            Ok(src) => sample.push((file.clone(), src)),
+            Err(ReproError::Skipped(_)) => skipped += 1,
+            Err(e) => panic!("{}: no reproducer: {e}", file.display()),
+        }
+    }
+    assert!(sample.len() * 2 >= files.len(), "only {} of {} corpus files have a reproducer", sample.len(), files.len());
+    let sources: Vec<String> = sample.iter().map(|(_, s)| s.clone()).collect();
+    let bins = compile_all(&dir, &sources);
+    for ((file, _), bin) in sample.iter().zip(&bins) {
+        let (code, stdout) = run(bin);
+        assert_eq!(code, 0, "the reproducer of {} disagrees with this kernel:\n{stdout}", file.display());
+        assert!(stdout.contains("RESULT: the kernel agrees with the model"), "{stdout}");
+        // Where the harness found every link reliable and kcmp working, the program must too.
+        if everything_here {
+            assert!(!stdout.contains("\noff: "), "{}: a check was turned off here:\n{stdout}", file.display());
+        }
+    }
+    let n = sample.len();
+    eprintln!("{n} corpus reproducers agree with this kernel ({skipped} skipped here, {pinned} pin a profile)");
 }

@@ -7,7 +7,8 @@
 use crate::abi::errno::{CallResult, Errno};
 use crate::abi::flags::bits;
 use crate::abi::ns::NsLink;
-use crate::exec::observe::NsValue;
+use crate::env::Environment;
+use crate::exec::observe::{NsValue, Snapshot};
 use crate::model::{LinkExpect, PidExpect};
 
 // The context and vocabulary of a step check live in `step.rs`, below this table and
@@ -118,13 +119,19 @@ fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
     }
 }
 
-fn alive_inodes(ctx: &StepCtx) -> Vec<u64> {
-    [&ctx.env.baseline, ctx.initial, ctx.before].iter().flat_map(|s| s.ns.iter().filter_map(|v| v.inode())).collect()
+/// The inodes of the namespaces the process showed before the step, through the links that
+/// name namespaces reliably here: an unreliable link's reading names nothing (gVisor 2024
+/// numbers the `user` link anew at each read, from the counter of new namespaces), so it
+/// must not make a later new namespace look "alive before".
+pub(crate) fn alive_inodes(env: &Environment, snapshots: &[&Snapshot]) -> Vec<u64> {
+    let trusted = NsLink::ALL.into_iter().filter(|l| env.has_link(*l));
+    let trusted: Vec<NsLink> = trusted.collect();
+    snapshots.iter().flat_map(|s| trusted.iter().filter_map(|l| s.link(*l).inode())).collect()
 }
 
 fn link_problems(ctx: &StepCtx) -> Vec<String> {
     let after = &ctx.observed.after;
-    let alive = alive_inodes(ctx);
+    let alive = alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before]);
     let mut problems = Vec::new();
     let mut fresh_seen: Vec<u64> = Vec::new();
     // A link left out of ns_links is missing or does not name namespaces reliably here

@@ -491,3 +491,22 @@ fn a_namespace_not_new_by_behaviour_is_caught_without_links() {
         assert_eq!(ids(&v), vec![behaviour::NAMESPACES_BY_BEHAVIOUR], "flag {flag:#x}");
     }
 }
+
+/// An unreliable link's reading names no namespace (gVisor 2024 numbers its `user` link anew at
+/// each read, from the counter of new namespaces): a new namespace that later gets that number
+/// was not "alive before".
+#[test]
+fn an_unreliable_links_reading_does_not_make_a_new_namespace_old() {
+    let case = Case::unshare(&[crate::abi::flags::bits::NEWNET]);
+    let mut env = env();
+    let (p, o) = honest(&env, &case);
+    let Outcome::Completed { trace } = &o else { unreachable!() };
+    let new_net = trace.steps[0].after.link(NsLink::Net);
+    // The executor's user link once read as that number.
+    env.baseline.ns[NsLink::User.index()] = new_net;
+    let v = judge(&env, &case, &p, &o);
+    assert_eq!(ids(&v), vec!["success-changes-exactly-predicted"], "a reliable link's reading counts");
+    env.ns_links.retain(|l| *l != NsLink::User);
+    let v = judge(&env, &case, &p, &o);
+    assert!(ids(&v).is_empty(), "{:?}", v.violations);
+}
