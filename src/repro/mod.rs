@@ -23,10 +23,10 @@
 
 use std::fmt::Write;
 
+use crate::abi::ns::NsObserver;
 use crate::case::{Case, CaseError, Setup};
 use crate::env::Environment;
 use crate::model::{Expected, FinalExpect, KernelProfile, Prediction, predict};
-use crate::abi::ns::NsObserver;
 
 mod judge;
 mod lower;
@@ -195,9 +195,9 @@ pub fn c_source_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::{Chroot, Privilege, Sibling, Step};
     use crate::abi::flags::RawFlags;
     use crate::abi::flags::bits;
+    use crate::case::{Chroot, Privilege, Sibling, Step};
     use crate::model::profile::LINUX_6_18;
 
     #[test]

@@ -5,13 +5,13 @@
 use std::fmt::Write;
 
 use super::c_str;
-use crate::case::CLONE3_CGROUP_FD;
-use crate::env::{PIDNS_MAX_LEVEL, USERNS_MAX_DEPTH};
 use crate::abi::errno::Errno;
-use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
-use crate::exec::child::record::SetupOp;
 use crate::abi::flags::FLAGS;
 use crate::abi::ns::NsLink;
+use crate::case::CLONE3_CGROUP_FD;
+use crate::env::{PIDNS_MAX_LEVEL, USERNS_MAX_DEPTH};
+use crate::exec::child::record::SetupOp;
+use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
 
 /// Writes the `#define`s and tables.
 pub(super) fn tables(out: &mut String) {
