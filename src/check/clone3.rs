@@ -36,8 +36,7 @@ pub const NAMESPACE_LINKS: [(u64, NsLink, NsLink); 8] = [
 pub use crate::abi::flags::ALL_NAMESPACES;
 
 fn child_link_problems(ctx: &StepCtx, want: &ChildExpect, got: &Snapshot) -> Vec<String> {
-    let alive =
-        super::invariants::alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after]);
+    let alive = super::step::alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after]);
     let mut problems = Vec::new();
     let mut fresh: Vec<u64> = Vec::new();
     // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say

@@ -7,8 +7,7 @@
 use crate::abi::errno::{CallResult, Errno};
 use crate::abi::flags::bits;
 use crate::abi::ns::NsLink;
-use crate::env::Environment;
-use crate::exec::observe::{NsValue, Snapshot};
+use crate::exec::observe::NsValue;
 use crate::model::{LinkExpect, PidExpect};
 
 // The context and vocabulary of a step check live in `step.rs`, below this table and
@@ -19,7 +18,7 @@ use super::sharing::{
     thread_einval_when_multithreaded, vm_unshare_einval_when_shared,
 };
 pub use super::step::{Invariant, StepCheck, StepCtx};
-use super::step::{needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
+use super::step::{alive_inodes, needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     if !ctx.is_unshare || ctx.expected.unknown_bits == 0 {
@@ -117,16 +116,6 @@ fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
     } else {
         Err(format!("a failed NEWNS should only detach root and cwd (spec §6 M12): {}", problems.join(", ")))
     }
-}
-
-/// The inodes of the namespaces the process showed before the step, through the links that
-/// name namespaces reliably here: an unreliable link's reading names nothing (gVisor 2024
-/// numbers the `user` link anew at each read, from the counter of new namespaces), so it
-/// must not make a later new namespace look "alive before".
-pub(crate) fn alive_inodes(env: &Environment, snapshots: &[&Snapshot]) -> Vec<u64> {
-    let trusted = NsLink::ALL.into_iter().filter(|l| env.has_link(*l));
-    let trusted: Vec<NsLink> = trusted.collect();
-    snapshots.iter().flat_map(|s| trusted.iter().filter_map(|l| s.link(*l).inode())).collect()
 }
 
 fn link_problems(ctx: &StepCtx) -> Vec<String> {

@@ -150,3 +150,13 @@ pub(super) fn kcmp_problems(ctx: &StepCtx, types: &[usize], fds: bool) -> Vec<St
     }
     out
 }
+
+/// The inodes of the namespaces the process showed before the step, through the links that
+/// name namespaces reliably here: an unreliable link's reading names nothing (gVisor 2024
+/// numbers the `user` link anew at each read, from the counter of new namespaces), so it
+/// must not make a later new namespace look "alive before".
+pub(crate) fn alive_inodes(env: &Environment, snapshots: &[&Snapshot]) -> Vec<u64> {
+    let trusted = NsLink::ALL.into_iter().filter(|l| env.has_link(*l));
+    let trusted: Vec<NsLink> = trusted.collect();
+    snapshots.iter().flat_map(|s| trusted.iter().filter_map(|l| s.link(*l).inode())).collect()
+}
