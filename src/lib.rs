@@ -25,9 +25,5 @@ pub mod exec;
 pub mod generate;
 pub mod model;
 pub mod report;
-#[allow(
-    clippy::too_many_lines,
-    reason = "src/repro/ is being rewritten (issue 17's reproducer part); its functions meet the limit after that"
-)]
 pub mod repro;
 pub mod sys;

@@ -5,7 +5,6 @@
 
 use crate::abi::errno::{CallResult, Errno};
 use crate::abi::ns::NsLink;
-use crate::exec::observe::{NsValue, Snapshot};
 
 const MAGIC: u32 = 0x5546_5a31; // "UFZ1"
 
@@ -195,7 +194,7 @@ impl SetupOp {
     }
 }
 
-/// The raw form of a [`Snapshot`], filled without allocating.
+/// The raw form of a [`Snapshot`](crate::exec::observe::Snapshot), filled without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawSnapshot {
     /// Inode per link (0 if `ns_err` is set).
@@ -245,56 +244,6 @@ impl RawSnapshot {
 impl Default for RawSnapshot {
     fn default() -> Self {
         RawSnapshot::EMPTY
-    }
-}
-
-impl RawSnapshot {
-    /// The decoded form.
-    pub fn to_snapshot(&self) -> Snapshot {
-        let mut ns = [NsValue::Inode(0); NsLink::COUNT];
-        for (slot, (ino, err)) in ns.iter_mut().zip(self.ns_ino.iter().zip(self.ns_err.iter())) {
-            *slot = if *err != 0 { NsValue::Error(Errno(*err)) } else { NsValue::Inode(*ino) };
-        }
-        let slot = |v: i32| {
-            if v == NONE {
-                None
-            } else if v < 0 {
-                Some(Err(Errno(-v)))
-            } else {
-                Some(Ok(v))
-            }
-        };
-        Snapshot {
-            ns,
-            pid: self.pid,
-            uid: self.ids[0],
-            gid: self.ids[1],
-            euid: self.ids[2],
-            egid: self.ids[3],
-            cap_eff: self.cap_eff,
-            threads: if self.threads & THREADS_ERR != 0 { 0 } else { self.threads },
-            threads_error: (self.threads & THREADS_ERR != 0).then_some(Errno((self.threads & !THREADS_ERR) as i32)),
-            cwd: (self.cwd[0], self.cwd[1]),
-            umask: self.umask,
-            semval: slot(self.semval).map(crate::exec::observe::IntOrErrno::from),
-            siblings: (0..SIBS)
-                .take_while(|k| self.kcmp[*k][0] != NONE)
-                .map(|k| crate::exec::observe::SiblingView {
-                    kcmp: self.kcmp[k].map(|v| crate::exec::observe::IntOrErrno::from(slot(v).unwrap_or(Ok(-1)))),
-                    fds: self.kcmp_file[k]
-                        .iter()
-                        .filter_map(|v| slot(*v))
-                        .map(crate::exec::observe::IntOrErrno::from)
-                        .collect(),
-                })
-                .collect(),
-            fd_flags: self
-                .fd_flags
-                .iter()
-                .filter_map(|v| slot(*v))
-                .map(crate::exec::observe::IntOrErrno::from)
-                .collect(),
-        }
     }
 }
 

@@ -7,9 +7,11 @@ use std::time::Duration;
 use crate::abi::errno::Errno;
 use crate::exec::observe::{Outcome, StepObservation, Trace};
 
+use crate::abi::ns::NsLink;
 use crate::exec::child::record::marker_probe::{IPC_AFTER, IPC_BEFORE, MNT_KEPT, NET_AFTER, NET_BEFORE, UTS_WRITTEN};
 use crate::exec::child::record::outside_probe;
-use crate::exec::child::record::{MSG_LEN, Msg, MsgKind, NONE, SetupOp};
+use crate::exec::child::record::{MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR};
+use crate::exec::observe::{NsValue, Snapshot};
 
 /// Two readings of a marker, when both were made.
 fn pair(
@@ -136,6 +138,58 @@ fn judge_end(got: Collected, status: i32, timed_out: bool, timeout: Duration) ->
                 if got.done { "its end" } else { "no end" }
             ),
         },
+    }
+}
+
+/// The decoding of the child's raw snapshot: here, with the rest of the decoding, not in
+/// the child's record format (the child only writes it).
+impl RawSnapshot {
+    /// The decoded form.
+    pub fn to_snapshot(&self) -> Snapshot {
+        let mut ns = [NsValue::Inode(0); NsLink::COUNT];
+        for (slot, (ino, err)) in ns.iter_mut().zip(self.ns_ino.iter().zip(self.ns_err.iter())) {
+            *slot = if *err != 0 { NsValue::Error(Errno(*err)) } else { NsValue::Inode(*ino) };
+        }
+        let slot = |v: i32| {
+            if v == NONE {
+                None
+            } else if v < 0 {
+                Some(Err(Errno(-v)))
+            } else {
+                Some(Ok(v))
+            }
+        };
+        Snapshot {
+            ns,
+            pid: self.pid,
+            uid: self.ids[0],
+            gid: self.ids[1],
+            euid: self.ids[2],
+            egid: self.ids[3],
+            cap_eff: self.cap_eff,
+            threads: if self.threads & THREADS_ERR != 0 { 0 } else { self.threads },
+            threads_error: (self.threads & THREADS_ERR != 0).then_some(Errno((self.threads & !THREADS_ERR) as i32)),
+            cwd: (self.cwd[0], self.cwd[1]),
+            umask: self.umask,
+            semval: slot(self.semval).map(crate::exec::observe::IntOrErrno::from),
+            siblings: (0..SIBS)
+                .take_while(|k| self.kcmp[*k][0] != NONE)
+                .map(|k| crate::exec::observe::SiblingView {
+                    kcmp: self.kcmp[k].map(|v| crate::exec::observe::IntOrErrno::from(slot(v).unwrap_or(Ok(-1)))),
+                    fds: self.kcmp_file[k]
+                        .iter()
+                        .filter_map(|v| slot(*v))
+                        .map(crate::exec::observe::IntOrErrno::from)
+                        .collect(),
+                })
+                .collect(),
+            fd_flags: self
+                .fd_flags
+                .iter()
+                .filter_map(|v| slot(*v))
+                .map(crate::exec::observe::IntOrErrno::from)
+                .collect(),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Unit tests of `exec/child/record.rs`.
 use super::*;
+use crate::exec::observe::NsValue;
 
 #[test]
 fn messages_round_trip_and_fit_in_pipe_buf() {
