@@ -20,7 +20,7 @@ fn bench_measures_every_mix_and_reports_consistent_rows() {
     let rows = report["rows"].as_array().unwrap();
     // Every fixed mix (single flags, all namespaces, the random mix), then the random mix
     // again with --jobs 2.
-    let mixes = unshare_fuzz::bench::mixes(20, 1);
+    let mixes = unshare_fuzz::command::bench::mixes(20, 1);
     assert_eq!(rows.len(), mixes.len() + 1, "{text}");
     for ((name, _), row) in mixes.iter().zip(rows) {
         assert_eq!(row["mix"].as_str(), Some(name.as_str()), "{row}");

@@ -10,14 +10,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use unshare_fuzz::abi::errno::CallResult;
+use unshare_fuzz::abi::flags::RawFlags;
 use unshare_fuzz::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
 use unshare_fuzz::check::judge;
-use unshare_fuzz::errno::CallResult;
 use unshare_fuzz::exec::Executor;
-use unshare_fuzz::flags::RawFlags;
+use unshare_fuzz::exec::observe::Outcome;
 use unshare_fuzz::model::clone3::CLONE3_CHECKS;
 use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
-use unshare_fuzz::observe::Outcome;
 
 fn c(flags: &str) -> Step {
     Step::Clone3(flags.parse::<RawFlags>().unwrap())
@@ -96,6 +96,7 @@ fn acceptance() -> Vec<Row> {
     ]
 }
 
+#[expect(clippy::too_many_lines, reason = "a data table: one row per spec case, read as a table")]
 fn privileges() -> Vec<Row> {
     let no_admin = Setup::with_privilege(Privilege::RootWithoutSysAdmin);
     vec![
@@ -169,6 +170,7 @@ fn privileges() -> Vec<Row> {
     ]
 }
 
+#[expect(clippy::too_many_lines, reason = "a data table: one row per spec case, read as a table")]
 fn sequences() -> Vec<Row> {
     vec![
         row(

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use unshare_fuzz::case::{Case, Step};
 use unshare_fuzz::check::judge;
+use unshare_fuzz::command::flags;
 use unshare_fuzz::exec::Executor;
-use unshare_fuzz::flag_table;
 use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
 
 struct Entry {
@@ -58,7 +58,7 @@ fn named_differences(entry: &Entry) -> Vec<String> {
 fn every_difference_in_the_table_has_a_corpus_case() {
     let entries = entries();
     let named: Vec<String> = entries.iter().flat_map(|(_, e)| named_differences(e)).collect();
-    let missing: Vec<&str> = flag_table::rows()
+    let missing: Vec<&str> = flags::rows()
         .iter()
         .filter(|r| r.differs())
         .map(|r| r.name)

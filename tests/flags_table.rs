@@ -7,7 +7,7 @@
 
 mod common;
 
-use unshare_fuzz::flag_table::MARKDOWN_HEADER;
+use unshare_fuzz::command::flags::MARKDOWN_HEADER;
 
 fn observed_column(line: &str) -> &str {
     line.trim_end_matches('|').rsplit('|').next().unwrap_or("").trim()

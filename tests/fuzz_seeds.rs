@@ -5,8 +5,8 @@ mod common;
 
 use std::path::Path;
 
+use unshare_fuzz::command::fuzzing::case_from_bytes;
 use unshare_fuzz::corpus::{Origin, parse};
-use unshare_fuzz::fuzzing::case_from_bytes;
 
 fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir).expect("list").map(|e| e.expect("entry").path()).collect();

@@ -8,9 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use unshare_fuzz::abi::flags::NON_USER_NAMESPACES;
 use unshare_fuzz::case::Step;
-use unshare_fuzz::flags::NON_USER_NAMESPACES;
-use unshare_fuzz::fuzzing::{WRONG_MODEL_VAR, case_from_bytes};
+use unshare_fuzz::command::fuzzing::{WRONG_MODEL_VAR, case_from_bytes};
 
 fn pseudo_random_inputs(n: usize) -> Vec<Vec<u8>> {
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;

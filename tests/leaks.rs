@@ -9,9 +9,9 @@ mod common;
 
 use std::time::Duration;
 
+use unshare_fuzz::command::run::{RunConfig, cases_for_seed, check_case};
 use unshare_fuzz::exec::Executor;
 use unshare_fuzz::model::profile::LINUX_6_18;
-use unshare_fuzz::runner::{RunConfig, cases_for_seed, check_case};
 
 #[test]
 fn thousands_of_cases_leave_no_fd_mount_process_or_memory_behind() {
@@ -24,7 +24,7 @@ fn thousands_of_cases_leave_no_fd_mount_process_or_memory_behind() {
         profile: &LINUX_6_18,
         executor_args: Vec::new(),
         jobs: 1,
-        pinning: unshare_fuzz::exec::placement::Pinning::Auto,
+        pinning: unshare_fuzz::exec::executor::placement::Pinning::Auto,
         fault: None,
     };
     let mut ran = 0;

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 
 use unshare_fuzz::case::{Case, Privilege};
 use unshare_fuzz::check::{InvariantTally, Tally, Violation};
+use unshare_fuzz::command::run::{FailedCase, Interruption, RunReport};
 use unshare_fuzz::env::Environment;
 use unshare_fuzz::model::{Prediction, predict, profile};
 use unshare_fuzz::report::{self, Format};
-use unshare_fuzz::runner::{FailedCase, Interruption, RunReport};
 
 // ---------------------------------------------------------------- KTAP parser
 
@@ -263,6 +263,7 @@ fn violation(invariant: &'static str, case: &Case, step: Option<usize>, detail: 
 
 /// A report with one of everything: violations (more than the listing cap),
 /// a timeout, partly and wholly skipped invariants, broken and skipped cases.
+#[expect(clippy::too_many_lines, reason = "a fixture: one report literal with every field a format prints")]
 fn synthetic() -> RunReport {
     let mut environment = Environment::reference();
     environment.restrictions.push("a seccomp filter <is> installed & \"may\" filter unshare".into());

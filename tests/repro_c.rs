@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use unshare_fuzz::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
 use unshare_fuzz::check::judge;
+use unshare_fuzz::command::run::cases_for_seed;
 use unshare_fuzz::env::Environment;
 use unshare_fuzz::exec::Executor;
+use unshare_fuzz::exec::observe::Outcome;
 use unshare_fuzz::model::{KcmpExpect, PidExpect, Prediction, predict, profile::LINUX_6_18};
-use unshare_fuzz::observe::Outcome;
 use unshare_fuzz::repro::{ReproError, c_source, c_source_with};
-use unshare_fuzz::runner::cases_for_seed;
 
 /// Sampled cases per feature (at least).
 const PER_FEATURE: usize = 2;
@@ -195,7 +195,7 @@ fn probed_environment() -> Environment {
     let out = common::run(&["env", "--json"]);
     assert!(out.status.success(), "{}", common::text(&out));
     let env: Environment = serde_json::from_slice(&out.stdout).expect("env --json is an Environment");
-    Environment { ns_observer: unshare_fuzz::ns::NsObserver::ProcLinks, ..env }
+    Environment { ns_observer: unshare_fuzz::abi::ns::NsObserver::ProcLinks, ..env }
 }
 
 /// Runs each reproducer and the harness's executor on the same case: the reproducer must exit
@@ -298,7 +298,7 @@ fn each_kind_of_tampered_expectation_is_caught() {
     let case = Case {
         setup: Setup { fds: 1, sem_undo: true, siblings: vec![Sibling::Files, Sibling::Fs], ..Setup::default() },
         steps: vec![
-            Step::Unshare(unshare_fuzz::flags::RawFlags(0x600 | 0x2000_0000)),
+            Step::Unshare(unshare_fuzz::abi::flags::RawFlags(0x600 | 0x2000_0000)),
             Step::Fork,
             Step::Chroot(Chroot::Subdir),
         ],
@@ -314,13 +314,13 @@ fn each_kind_of_tampered_expectation_is_caught() {
     let tampers: [(&str, Tamper, &str); 6] = [
         (
             "result",
-            |s, _| s[2].result = unshare_fuzz::errno::CallResult::Failure(unshare_fuzz::errno::Errno::EPERM),
+            |s, _| s[2].result = unshare_fuzz::abi::errno::CallResult::Failure(unshare_fuzz::abi::errno::Errno::EPERM),
             "the model expected EPERM, the kernel returned success",
         ),
         (
             "link",
             |s, _| {
-                s[0].links[unshare_fuzz::ns::NsLink::PidForChildren.index()] =
+                s[0].links[unshare_fuzz::abi::ns::NsLink::PidForChildren.index()] =
                     unshare_fuzz::model::LinkExpect::Unchanged
             },
             "ns/pid_for_children should not change",
@@ -392,8 +392,8 @@ fn clone3_reproducers_agree_with_the_harness() {
 
 #[test]
 fn each_kind_of_tampered_clone3_expectation_is_caught() {
+    use unshare_fuzz::abi::ns::NsLink;
     use unshare_fuzz::model::clone3::{ChildLink, ChildTid};
-    use unshare_fuzz::ns::NsLink;
     let env = probed_environment();
     let dir = common::temp_dir("repro-clone3-tampered");
     // A FILES sibling (no undo list), then clone3 with a new UTS namespace, a pidfd, the
@@ -401,7 +401,7 @@ fn each_kind_of_tampered_clone3_expectation_is_caught() {
     let flags = 0x0400_0000 | 0x1000 | 0x0010_0000 | 0x0004_0000;
     let case = Case {
         setup: Setup { siblings: vec![Sibling::Files], ..Setup::default() },
-        steps: vec![Step::Clone3(unshare_fuzz::flags::RawFlags(flags))],
+        steps: vec![Step::Clone3(unshare_fuzz::abi::flags::RawFlags(flags))],
     };
     let Prediction::Steps { steps, final_probe } = predict(&LINUX_6_18, &env, &case) else {
         panic!("the model skips {case} here")
@@ -456,7 +456,7 @@ fn corpus_reproducers_compile_cleanly_and_agree_with_linux() {
     let dir = common::temp_dir("repro-corpus");
     let executor = Executor::spawn(common::binary(), &[]).expect("start the executor");
     let env = executor.environment().clone();
-    let everything_here = env.kcmp && env.ns_links.len() == unshare_fuzz::ns::NsLink::COUNT;
+    let everything_here = env.kcmp && env.ns_links.len() == unshare_fuzz::abi::ns::NsLink::COUNT;
     let mut files: Vec<PathBuf> = std::fs::read_dir("corpus")
         .expect("list corpus/")
         .flat_map(|d| std::fs::read_dir(d.expect("corpus entry").path()).into_iter().flatten())

@@ -76,8 +76,10 @@ fn every_mutant_is_detected_and_the_honest_kernel_is_clean() {
 
 #[test]
 fn a_single_mutant_can_be_chosen_and_the_human_report_has_both_tables() {
+    // Seed 6: nine of its cases tell the profile without the unshare_fs fix apart from this
+    // kernel (seed 3 had four, and once, under heavy load, none of them did).
     let out =
-        common::run(&["selftest", "--cases-per-mutant", "600", "--seed", "3", "--mutant", "thread-always-einval"]);
+        common::run(&["selftest", "--cases-per-mutant", "600", "--seed", "6", "--mutant", "thread-always-einval"]);
     let text = common::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("thread-always-einval"), "{text}");

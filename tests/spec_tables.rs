@@ -11,11 +11,11 @@ mod common;
 
 use std::time::Duration;
 
+use unshare_fuzz::abi::errno::CallResult;
+use unshare_fuzz::abi::flags::RawFlags;
 use unshare_fuzz::case::{Case, Chroot, NsType, Privilege, Setup, Sibling, Step};
 use unshare_fuzz::check::judge;
-use unshare_fuzz::errno::CallResult;
 use unshare_fuzz::exec::Executor;
-use unshare_fuzz::flags::RawFlags;
 use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
 
 fn u(flags: &str) -> Step {
@@ -88,6 +88,7 @@ fn sharing_matrix() -> Vec<Row> {
     rows
 }
 
+#[expect(clippy::too_many_lines, reason = "a data table: one row per spec case, read as a table")]
 fn privileges_and_nesting() -> Vec<Row> {
     let no_admin = Setup::with_privilege(Privilege::RootWithoutSysAdmin);
     let nobody = Setup::with_privilege(Privilege::Nobody);
@@ -211,6 +212,7 @@ fn privileges_and_nesting() -> Vec<Row> {
     ]
 }
 
+#[expect(clippy::too_many_lines, reason = "a data table: one row per spec case, read as a table")]
 fn precedence() -> Vec<Row> {
     let no_admin = Setup::with_privilege(Privilege::RootWithoutSysAdmin);
     let mut rows = vec![
@@ -289,7 +291,7 @@ fn precedence() -> Vec<Row> {
         ),
     ];
     for t in NsType::ALL {
-        let flag = unshare_fuzz::flags::RawFlags(t.flag()).to_string();
+        let flag = unshare_fuzz::abi::flags::RawFlags(t.flag()).to_string();
         rows.push(Row {
             spec: "§5.5 private user ns, max_X_namespaces=0",
             setup: with(|s| s.limit_zero = Some(t)),
@@ -300,6 +302,7 @@ fn precedence() -> Vec<Row> {
     rows
 }
 
+#[expect(clippy::too_many_lines, reason = "a data table: one row per spec case, read as a table")]
 fn atomicity() -> Vec<Row> {
     vec![
         row("§5.6 NEWNS|NEWPID", Setup::default(), vec![u("NEWPID"), u("NEWNS|NEWPID")], &["success", "EINVAL"]),
@@ -382,7 +385,7 @@ fn check_rows(rows: Vec<Row>) {
         let model: Vec<CallResult> = steps.iter().map(|e| e.result).collect();
         let outcome = ex.run(&case, Duration::from_secs(10)).unwrap();
         let kernel: Vec<CallResult> = match &outcome {
-            unshare_fuzz::observe::Outcome::Completed { trace } => trace.steps.iter().map(|s| s.result).collect(),
+            unshare_fuzz::exec::observe::Outcome::Completed { trace } => trace.steps.iter().map(|s| s.result).collect(),
             other => {
                 failures.push(format!("{}: {case}: {other:?}", r.spec));
                 continue;

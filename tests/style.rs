@@ -3,8 +3,8 @@
 //!
 //! * post-fork code (`POST_FORK`: the case child's files, whole) never allocates, formats,
 //!   prints, panics or exits through Rust's runtime;
-//! * the executor's per-case path (`PER_CASE`: `exec/watch.rs` whole, and the functions of
-//!   `exec/server.rs` that serve a case) allocates and formats nothing, except on the way out
+//! * the executor's per-case path (`PER_CASE`: `exec/executor/watch.rs` whole, and the functions of
+//!   `exec/executor/server.rs` that serve a case) allocates and formats nothing, except on the way out
 //!   with an error (a line that builds an `Err`), and never panics;
 //! * every function of `src/sys/` that either of them calls, directly or through other `sys`
 //!   functions, follows the post-fork rules (the call graph is found by name, below);
@@ -107,16 +107,19 @@ const ERROR_PATH_SAMPLES: &[(&str, bool)] = &[
 /// The case child's code, checked whole: everything in these files runs after fork.
 const POST_FORK: &[&str] = &[
     "src/exec/child.rs",
-    "src/exec/child_setup.rs",
-    "src/exec/sibling.rs",
-    "src/exec/clone3.rs",
-    "src/exec/limits_child.rs",
+    "src/exec/child/ops.rs",
+    "src/exec/child/setup.rs",
+    "src/exec/child/sibling.rs",
+    "src/exec/child/clone3.rs",
+    "src/exec/child/limits_child.rs",
 ];
 
 /// The executor's per-case path: a whole file, or the named functions of a file (each must
 /// exist, so a rename cannot drop one silently).
-const PER_CASE: &[(&str, Option<&[&str]>)] =
-    &[("src/exec/watch.rs", None), ("src/exec/server.rs", Some(&["write_all", "next", "begin_report", "serve_case"]))];
+const PER_CASE: &[(&str, Option<&[&str]>)] = &[
+    ("src/exec/executor/watch.rs", None),
+    ("src/exec/executor/server.rs", Some(&["write_all", "next", "begin_report", "serve_case"])),
+];
 
 /// `use crate::sys::{.., X as Y}` aliases of `sys` modules in the files above.
 const SYS_ALIASES: &[(&str, &str)] = &[("raw", "clone3")];
@@ -327,7 +330,8 @@ fn sys_calls(text: &str, module: Option<&str>, owner: Option<&str>, sys: &BTreeM
                     candidates.extend(sys.keys().filter(|(_, o, n)| o.is_some() && n == word).cloned());
                 }
             } else if prefix.ends_with("sys::") || prefix.ends_with("super::") && module.is_some() {
-                candidates.push(free("", word));
+                // `sys::f` is re-exported from the family file that defines it.
+                candidates.extend(sys.keys().filter(|(_, o, n)| o.is_none() && n == word).cloned());
             } else if let Some(p) = prefix.strip_suffix("::") {
                 let named = p.rsplit(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or("");
                 let alias = SYS_ALIASES.iter().find(|(a, _)| *a == named);
@@ -337,7 +341,9 @@ fn sys_calls(text: &str, module: Option<&str>, owner: Option<&str>, sys: &BTreeM
                     candidates.push(free(m, word));
                 }
             } else if let Some(m) = module {
+                // A function of the same file, or one imported from another family file.
                 candidates.push(free(m, word));
+                candidates.extend(sys.keys().filter(|(km, o, n)| o.is_none() && n == word && km != m).cloned());
             }
         }
         out.extend(candidates.into_iter().filter(|k| sys.contains_key(k)));
@@ -426,7 +432,9 @@ fn sys_functions_called_after_fork_or_per_case_follow_the_rules() {
         }
     }
     // The walk must reach the obvious ones, or it walks nothing.
-    for (module, must) in [("", "fork"), ("", "unshare"), ("", "exit_now"), ("", "waitpid"), ("clone3", "clone3")] {
+    for (module, must) in
+        [("process", "fork"), ("ns", "unshare"), ("process", "exit_now"), ("process", "waitpid"), ("clone3", "clone3")]
+    {
         assert!(
             seen.contains(&(module.to_string(), None, must.to_string())),
             "sys {module}::{must} not reached: {seen:?}"

@@ -1,3 +1,3 @@
 //! Fuzz target `model`: bytes -> case -> the model only; checks the model's laws, never panics otherwise.
 #![no_main]
-libfuzzer_sys::fuzz_target!(init: unshare_fuzz::fuzzing::init(), |data: &[u8]| unshare_fuzz::fuzzing::model_laws(data));
+libfuzzer_sys::fuzz_target!(init: unshare_fuzz::command::fuzzing::init(), |data: &[u8]| unshare_fuzz::command::fuzzing::model_laws(data));

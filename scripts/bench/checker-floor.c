@@ -13,6 +13,14 @@
  *   namespaces, --ns links: open /proc/self/ns, readlinkat of each of the 10 links, close;
  *   the rest: getpid; getuid, getgid, geteuid, getegid; capget; open /proc/self/task,
  *     getdents64 until the end, close (thread count); umask twice; stat(".").
+ * And the namespace markers, as the case child reads them (src/exec/markers.rs) before its
+ * first observation and after its last: a non-blocking connect to the parent's abstract unix
+ * socket from a new socket, closed again (network namespace); shmctl IPC_STAT of the parent's
+ * SysV segment (IPC namespace); statx of / for its mount id (mount namespace); after the last
+ * reading, sethostname to a marker (UTS namespace). After the wait the parent, as the
+ * executor, reads its hostname, puts its own back when it changed, and accepts and closes the
+ * pending connections. The UTS marker is written only with --sandbox (a UTS namespace of the
+ * floor's own; never the host's hostname).
  *
  * Usage: checker-floor [--cpu N] [--ns pidfd|links] [--sandbox] < words
  * Reads hex flag words from stdin, one per line, runs each once in order, prints
@@ -31,6 +39,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -56,6 +67,73 @@ struct snap {
 };
 
 static int use_pidfd = 1;
+
+/* The markers (made by the parent before the loop; see src/exec/markers.rs). */
+static struct sockaddr_un marker_addr;
+static socklen_t marker_len;
+static int marker_listener = -1, marker_shm = -1, marker_uts;
+static char own_hostname[65];
+static const char uts_marker[] = "unshare-fuzz-uts-marker";
+
+/* What the child keeps of a marker reading (the case child sends it in its probe record). */
+struct marks {
+	int net, ipc;
+	unsigned long long mnt;
+};
+
+static void make_markers(int sandboxed)
+{
+	marker_addr.sun_family = AF_UNIX;
+	int n = snprintf(marker_addr.sun_path + 1, sizeof(marker_addr.sun_path) - 1,
+			 "unshare-fuzz-floor-marker-%llx", (unsigned long long)getppid() ^ (unsigned long long)time(NULL));
+	marker_len = sizeof(sa_family_t) + 1 + n;
+	marker_listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (marker_listener >= 0 && (bind(marker_listener, (struct sockaddr *)&marker_addr, marker_len) != 0 ||
+				     listen(marker_listener, 64) != 0)) {
+		perror("checker-floor: no network-namespace marker");
+		close(marker_listener);
+		marker_listener = -1;
+	}
+	marker_shm = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+	if (marker_shm >= 0) {
+		shmat(marker_shm, NULL, SHM_RDONLY);
+		shmctl(marker_shm, IPC_RMID, NULL);
+	}
+	marker_uts = sandboxed && gethostname(own_hostname, sizeof(own_hostname) - 1) == 0;
+}
+
+static void read_markers(struct marks *m)
+{
+	m->net = -1;
+	if (marker_listener >= 0) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd >= 0) {
+			m->net = connect(fd, (struct sockaddr *)&marker_addr, marker_len);
+			close(fd);
+		}
+	}
+	struct shmid_ds ds;
+	m->ipc = marker_shm < 0 ? -1 : shmctl(marker_shm, IPC_STAT, &ds);
+	struct statx stx;
+	m->mnt = statx(AT_FDCWD, "/", 0, STATX_MNT_ID, &stx) == 0 ? stx.stx_mnt_id : 0;
+}
+
+/* The executor's side after a case: the hostname read (and put back), the connections drained. */
+static void after_case(void)
+{
+	if (marker_uts) {
+		char now[65] = { 0 };
+		if (gethostname(now, sizeof(now) - 1) == 0 && strcmp(now, own_hostname) != 0)
+			sethostname(own_hostname, strlen(own_hostname));
+	}
+	if (marker_listener >= 0)
+		while (1) {
+			int c = accept4(marker_listener, NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0)
+				break;
+			close(c);
+		}
+}
 
 static unsigned long long now_ns(void)
 {
@@ -155,8 +233,9 @@ static void snapshot(struct snap *s)
 
 static unsigned long long words[MAX_WORDS];
 
-static int run_loop(int n)
+static int run_loop(int n, int sandboxed)
 {
+	make_markers(sandboxed);
 	/* As the executor: hold our own namespaces open, so nsfs keeps their dentries. */
 	if (use_pidfd)
 		for (int i = 0; i < NS; i++) {
@@ -173,11 +252,17 @@ static int run_loop(int n)
 		}
 		if (pid == 0) {
 			static struct snap before, after;
+			static struct marks marks_before, marks_after;
+			read_markers(&marks_before);
 			snapshot(&before);
 			syscall(SYS_unshare, (unsigned long)words[i]);
 			snapshot(&after);
+			read_markers(&marks_after);
+			if (marker_uts)
+				sethostname(uts_marker, sizeof(uts_marker) - 1);
 			/* Keep the observations alive (the case child sends them). */
-			__asm__ volatile("" : : "r"(&before), "r"(&after) : "memory");
+			__asm__ volatile("" : : "r"(&before), "r"(&after), "r"(&marks_before), "r"(&marks_after)
+					 : "memory");
 			_exit(0);
 		}
 		int status;
@@ -185,6 +270,7 @@ static int run_loop(int n)
 			perror("checker-floor: waitpid");
 			return 2;
 		}
+		after_case();
 	}
 	printf("floor: %d cases in %llu ns\n", n, now_ns() - start);
 	fflush(stdout);
@@ -226,12 +312,12 @@ int main(int argc, char **argv)
 			perror("checker-floor: sched_setaffinity (running unpinned)");
 	}
 	if (!sandbox)
-		return run_loop(n);
+		return run_loop(n, 0);
 	if (syscall(SYS_unshare, (unsigned long)(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
 						  CLONE_NEWPID)) != 0 ||
 	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
 		perror("checker-floor: cannot enter a sandbox (running without)");
-		return run_loop(n);
+		return run_loop(n, 0);
 	}
 	pid_t init = fork();
 	if (init < 0) {
@@ -243,7 +329,7 @@ int main(int argc, char **argv)
 		if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
 			perror("checker-floor: mount /proc (the host's stays)");
 		fflush(stdout);
-		_exit(run_loop(n));
+		_exit(run_loop(n, 1));
 	}
 	int status;
 	if (waitpid(init, &status, 0) != init || !WIFEXITED(status))

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use setup::{Chroot, NsType, Privilege, Setup, Sibling};
 
-use crate::flags::RawFlags;
+use crate::abi::flags::RawFlags;
 
 /// Most steps a case may hold.
 pub const MAX_STEPS: usize = 4;
@@ -114,7 +114,7 @@ impl Case {
 /// anything else with them; the kernel then uses -1 for a thread and the caller's own exit
 /// signal for a sibling), else SIGCHLD.
 pub fn clone3_exit_signal(flags: RawFlags) -> u64 {
-    use crate::flags::bits;
+    use crate::abi::flags::bits;
     if flags.intersects(bits::THREAD | bits::PARENT) { 0 } else { libc::SIGCHLD as u64 }
 }
 

@@ -71,7 +71,7 @@ impl Sibling {
 
     /// The clone flags that create it (without the exit signal).
     pub fn clone_flags(self) -> u64 {
-        use crate::flags::bits;
+        use crate::abi::flags::bits;
         match self {
             Sibling::Files => bits::FILES,
             Sibling::Fs => bits::FS,
@@ -147,7 +147,7 @@ impl NsType {
 
     /// The unshare flag that creates one.
     pub fn flag(self) -> u64 {
-        use crate::flags::bits;
+        use crate::abi::flags::bits;
         match self {
             NsType::User => bits::NEWUSER,
             NsType::Mnt => bits::NEWNS,

@@ -1,14 +1,14 @@
 //! `namespaces-by-behaviour`: the caller's mount, IPC and network namespaces
 //! after the last step are the predicted ones as seen by behaviour, not only by
 //! `/proc/self/ns` link (which a kernel such as gVisor may leave out or fill
-//! with values that name nothing). The readings come from `exec::markers`: the
+//! with values that name nothing). The readings come from `exec::child::markers`: the
 //! executor's abstract unix socket is reachable only from its network
 //! namespace, its SysV segment exists only in its IPC namespace, the mount
 //! id of `/` is new in a copied mount namespace, and a hostname the caller sets
 //! after its last step reaches the executor only through a shared UTS namespace.
 
+use crate::exec::observe::{IntOrErrno, ProbeObservation};
 use crate::model::{FinalExpect, KeptNamespaces};
-use crate::observe::{IntOrErrno, ProbeObservation};
 
 /// The invariant's id.
 pub const NAMESPACES_BY_BEHAVIOUR: &str = "namespaces-by-behaviour";
@@ -131,7 +131,7 @@ mod tests {
         );
         assert!(judge(&uts(true), &reading(0)).unwrap()[0].1.as_ref().unwrap_err().contains("left the executor's"));
         // Not allowed to set the hostname (a user namespace that does not own it): not judged.
-        let eperm = IntOrErrno::Error(crate::errno::Errno(libc::EPERM));
+        let eperm = IntOrErrno::Error(crate::abi::errno::Errno(libc::EPERM));
         let got = ProbeObservation { uts_marker: Some([eperm, v(0)]), ..ProbeObservation::default() };
         assert!(judge(&uts(true), &got).is_err());
     }
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn unreadable_markers_are_a_reason_not_a_verdict() {
-        let errno = IntOrErrno::Error(crate::errno::Errno(libc::EMFILE));
+        let errno = IntOrErrno::Error(crate::abi::errno::Errno(libc::EMFILE));
         let got = ProbeObservation { net_marker: Some([v(1), errno]), ..ProbeObservation::default() };
         assert!(judge(&want(None, None, Some(true)), &got).unwrap_err().contains("no marker could be read"));
         // Nothing predicted: nothing judged and nothing to say.

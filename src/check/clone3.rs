@@ -5,15 +5,15 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::errno::Errno;
+use crate::abi::flags::{RawFlags, bits};
+use crate::abi::ns::NsLink;
 use crate::case::{Case, Step};
-use crate::errno::Errno;
-use crate::flags::{NON_USER_NAMESPACES, RawFlags, bits};
+use crate::exec::observe::{ChildObservation, IntOrErrno, KcmpSide, NsValue, Snapshot, StepObservation, Trace};
 use crate::model::Expected;
 use crate::model::clone3::{ChildExpect, ChildLink, ChildTid};
-use crate::ns::NsLink;
-use crate::observe::{ChildObservation, IntOrErrno, KcmpSide, NsValue, Snapshot, StepObservation, Trace};
 
-use super::invariants::{StepCtx, kcmp_matches, state_diff};
+use super::step::{StepCtx, kcmp_matches, show, state_diff, verdict};
 
 /// Id of the case-level differential invariant.
 pub const AGREE_ON_NAMESPACES: &str = "clone3-and-unshare-agree-on-namespaces";
@@ -33,26 +33,13 @@ pub const NAMESPACE_LINKS: [(u64, NsLink, NsLink); 8] = [
     (bits::NEWTIME, NsLink::TimeForChildren, NsLink::TimeForChildren),
 ];
 
-/// All namespace bits.
-pub const ALL_NAMESPACES: u64 = NON_USER_NAMESPACES | bits::NEWUSER;
-
-fn show(v: NsValue) -> String {
-    match v {
-        NsValue::Inode(i) => i.to_string(),
-        NsValue::Error(e) => e.to_string(),
-    }
-}
-
-fn verdict(problems: Vec<String>) -> Option<Result<(), String>> {
-    Some(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
-}
+pub use crate::abi::flags::ALL_NAMESPACES;
 
 fn child_link_problems(ctx: &StepCtx, want: &ChildExpect, got: &Snapshot) -> Vec<String> {
-    let alive =
-        super::invariants::alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after]);
+    let alive = super::step::alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before, &ctx.observed.after]);
     let mut problems = Vec::new();
     let mut fresh: Vec<u64> = Vec::new();
-    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::probe) say
+    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
     // nothing, neither as the child's reading nor as the parent's it is compared with.
     let trusted = |l: NsLink| ctx.env.has_link(l);
     for link in NsLink::ALL.into_iter().filter(|l| trusted(*l)) {

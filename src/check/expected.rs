@@ -13,9 +13,11 @@
 
 #![deny(missing_docs)]
 
-use crate::corpus::Expectation;
+use crate::exec::observe::{Outcome, Trace};
+use serde::{Deserialize, Serialize};
+
+use crate::abi::errno::CallResult;
 use crate::model::{Expected, Prediction};
-use crate::observe::{Outcome, Trace};
 
 use super::{CaseVerdict, Violation};
 
@@ -31,6 +33,17 @@ pub enum ExpectedCheck {
     Violated(String),
     /// The expectation does not apply on this machine (the reason says why).
     Skipped(String),
+}
+
+/// What one step must do, per a corpus file (`corpus::CorpusFile::expected` stores a list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// `"success"` or an errno name such as `"EINVAL"`.
+    pub result: CallResult,
+    /// The id of the model's check row that decides it (`"unknown-bit"`), or `"success"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 fn matches(e: &Expectation, got: &Expected) -> bool {
@@ -145,11 +158,11 @@ pub fn expectations_of(prediction: &Prediction) -> Option<Vec<Expectation>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::errno::{CallResult, Errno};
     use crate::case::{Case, Privilege};
     use crate::env::Environment;
-    use crate::errno::{CallResult, Errno};
+    use crate::exec::observe::StepObservation;
     use crate::model::{predict, profile::LINUX_6_18};
-    use crate::observe::StepObservation;
 
     fn exp(result: CallResult, rule: &str) -> Expectation {
         Expectation { result, rule: Some(rule.into()) }

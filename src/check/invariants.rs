@@ -4,155 +4,21 @@
 
 #![deny(missing_docs)]
 
-use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::flags::{RawFlags, bits};
-use crate::model::{Expected, KcmpExpect, LinkExpect, PidExpect, SemExpect};
-use crate::ns::NsLink;
-use crate::observe::{IntOrErrno, NsValue, Snapshot, StepObservation};
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::bits;
+use crate::abi::ns::NsLink;
+use crate::exec::observe::NsValue;
+use crate::model::{LinkExpect, PidExpect};
 
-/// Everything a step-level check may look at.
-pub struct StepCtx<'a> {
-    /// The machine.
-    pub env: &'a Environment,
-    /// Index of the step in the case.
-    pub index: usize,
-    /// The raw flags passed (0 for steps other than unshare).
-    pub flags: RawFlags,
-    /// True for unshare steps.
-    pub is_unshare: bool,
-    /// The model's expectation.
-    pub expected: &'a Expected,
-    /// State before the step.
-    pub before: &'a Snapshot,
-    /// State after the setup (before the first step).
-    pub initial: &'a Snapshot,
-    /// The step as observed.
-    pub observed: &'a StepObservation,
-}
-
-/// `None`: not applicable to this step; `Some(Ok)`: held; `Some(Err(why))`: violated.
-pub type StepCheck = fn(&StepCtx) -> Option<Result<(), String>>;
-
-/// One invariant.
-pub struct Invariant {
-    /// Stable id (kebab-case sentence).
-    pub id: &'static str,
-    /// What it asserts.
-    pub doc: &'static str,
-    /// A reason to skip it on this machine, if any.
-    pub needs: fn(&Environment) -> Option<String>,
-    /// The check.
-    pub check: StepCheck,
-}
-
-fn nothing_needed(_: &Environment) -> Option<String> {
-    None
-}
-
-fn needs_link(env: &Environment, link: NsLink, what: &str) -> Option<String> {
-    (!env.has_link(link)).then(|| format!("this kernel has no /proc/self/ns/{link} ({what} not available)"))
-}
-
-fn needs_kcmp(env: &Environment) -> Option<String> {
-    (!env.kcmp).then(|| "kcmp(2) is not available here (CONFIG_KCMP off or filtered)".to_string())
-}
-
-fn show(v: NsValue) -> String {
-    match v {
-        NsValue::Inode(i) => i.to_string(),
-        NsValue::Error(e) => e.to_string(),
-    }
-}
-
-/// Differences in identity: namespace links, pid, ids, capabilities, threads.
-pub fn identity_diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
-    let mut out: Vec<String> =
-        a.changed_links(b).into_iter().map(|l| format!("ns/{l} {} -> {}", show(a.link(l)), show(b.link(l)))).collect();
-    let mut cmp = |name: &str, x: u64, y: u64, hex: bool| {
-        if x != y {
-            out.push(if hex { format!("{name} {x:#x} -> {y:#x}") } else { format!("{name} {x} -> {y}") });
-        }
-    };
-    cmp("pid", a.pid as u64, b.pid as u64, false);
-    cmp("uid", a.uid.into(), b.uid.into(), false);
-    cmp("gid", a.gid.into(), b.gid.into(), false);
-    cmp("euid", a.euid.into(), b.euid.into(), false);
-    cmp("egid", a.egid.into(), b.egid.into(), false);
-    cmp("CapEff", a.cap_eff, b.cap_eff, true);
-    cmp("threads", a.threads.into(), b.threads.into(), false);
-    out
-}
-
-/// Every difference between two snapshots: identity plus cwd, umask, semaphore, kcmp and fd flags.
-pub fn state_diff(a: &Snapshot, b: &Snapshot) -> Vec<String> {
-    let mut out = identity_diff(a, b);
-    if a.cwd != b.cwd {
-        out.push(format!("cwd {:?} -> {:?}", a.cwd, b.cwd));
-    }
-    if a.umask != b.umask {
-        out.push(format!("umask {:o} -> {:o}", a.umask, b.umask));
-    }
-    if a.semval != b.semval {
-        out.push(format!("semaphore {:?} -> {:?}", a.semval, b.semval));
-    }
-    if a.siblings != b.siblings {
-        out.push(format!("kcmp with siblings {:?} -> {:?}", a.siblings, b.siblings));
-    }
-    if a.fd_flags != b.fd_flags {
-        out.push(format!("fd flags {:?} -> {:?}", a.fd_flags, b.fd_flags));
-    }
-    out
-}
-
-fn verdict(problems: Vec<String>) -> Option<Result<(), String>> {
-    Some(if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) })
-}
-
-/// True if an observed kcmp value matches the expectation.
-pub fn kcmp_matches(want: KcmpExpect, got: IntOrErrno) -> bool {
-    match want {
-        KcmpExpect::Unmodelled => true,
-        KcmpExpect::Same => got == IntOrErrno::Value(0),
-        KcmpExpect::Different => matches!(got, IntOrErrno::Value(1 | 2)),
-        KcmpExpect::Error(e) => got == IntOrErrno::Error(e),
-    }
-}
-
-/// kcmp problems for the given type indexes (0 files .. 4 sysvsem), and KCMP_FILE if `fds`.
-fn kcmp_problems(ctx: &StepCtx, types: &[usize], fds: bool) -> Vec<String> {
-    let mut out = Vec::new();
-    let after = &ctx.observed.after;
-    for (k, want) in ctx.expected.siblings.iter().enumerate() {
-        let Some(got) = after.siblings.get(k) else {
-            out.push(format!("no kcmp observed for sibling {k} ({})", want.kind.name()));
-            continue;
-        };
-        for t in types {
-            if !kcmp_matches(want.kcmp[*t], got.kcmp[*t]) {
-                let name = crate::model::expect::KCMP_TYPES[*t].0;
-                out.push(format!(
-                    "kcmp {name} with the {} sibling: expected {:?}, got {}",
-                    want.kind.name(),
-                    want.kcmp[*t],
-                    got.kcmp[*t]
-                ));
-            }
-        }
-        if fds {
-            for (i, v) in got.fds.iter().enumerate() {
-                if !kcmp_matches(want.fds, *v) {
-                    out.push(format!(
-                        "kcmp FILE fd #{i} with the {} sibling: expected {:?}, got {v}",
-                        want.kind.name(),
-                        want.fds
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
+// The context and vocabulary of a step check live in `step.rs`, below this table and
+// `clone3.rs`, which both use them.
+use super::sharing::{
+    files_private_after_unshare, fs_private_after_unshare, fs_struct_kept_unless_copied, kcmp_matches_model,
+    newns_and_newuser_imply_fs, noop_flags_change_nothing, sighand_einval_when_shared, sysvsem_undo_detached,
+    thread_einval_when_multithreaded, vm_unshare_einval_when_shared,
+};
+pub use super::step::{Invariant, StepCheck, StepCtx};
+use super::step::{alive_inodes, needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     if !ctx.is_unshare || ctx.expected.unknown_bits == 0 {
@@ -167,7 +33,7 @@ fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
 }
 
 fn unchanged(ctx: &StepCtx) -> Result<(), String> {
-    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::probe) say
+    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
     // nothing; they are compared only where every link is trusted.
     let diff = if NsLink::ALL.iter().all(|l| ctx.env.has_link(*l)) {
         state_diff(ctx.before, &ctx.observed.after)
@@ -252,23 +118,13 @@ fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
     }
 }
 
-/// The inodes of the namespaces the process showed before the step, through the links that
-/// name namespaces reliably here: an unreliable link's reading names nothing (gVisor 2024
-/// numbers the `user` link anew at each read, from the counter of new namespaces), so it
-/// must not make a later new namespace look "alive before".
-pub(crate) fn alive_inodes(env: &Environment, snapshots: &[&Snapshot]) -> Vec<u64> {
-    let trusted = NsLink::ALL.into_iter().filter(|l| env.has_link(*l));
-    let trusted: Vec<NsLink> = trusted.collect();
-    snapshots.iter().flat_map(|s| trusted.iter().filter_map(|l| s.link(*l).inode())).collect()
-}
-
 fn link_problems(ctx: &StepCtx) -> Vec<String> {
     let after = &ctx.observed.after;
     let alive = alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before]);
     let mut problems = Vec::new();
     let mut fresh_seen: Vec<u64> = Vec::new();
     // A link left out of ns_links is missing or does not name namespaces reliably here
-    // (exec::probe); its readings say nothing.
+    // (exec::executor::probe); its readings say nothing.
     for link in NsLink::ALL.into_iter().filter(|l| ctx.env.has_link(*l)) {
         let (was, now) = (ctx.before.link(link), after.link(link));
         match ctx.expected.links[link.index()] {
@@ -395,149 +251,6 @@ fn newuser_credentials(ctx: &StepCtx) -> Option<Result<(), String>> {
             a.uid, a.euid, a.gid, a.egid, a.cap_eff
         ))
     })
-}
-
-/// Flags that never create a namespace or change credentials.
-const NOOP_FLAGS: u64 = bits::THREAD | bits::SIGHAND | bits::VM | bits::FS | bits::FILES | bits::SYSVSEM;
-
-fn noop_flags_change_nothing(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !ctx.is_unshare || ctx.flags.0 & !NOOP_FLAGS != 0 || !ctx.observed.result.is_success() {
-        return None;
-    }
-    let diff = identity_diff(ctx.before, &ctx.observed.after);
-    Some(if diff.is_empty() { Ok(()) } else { Err(format!("changed: {}", diff.join(", "))) })
-}
-
-fn kcmp_matches_model(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if ctx.expected.siblings.is_empty() {
-        return None;
-    }
-    verdict(kcmp_problems(ctx, &[0, 1, 2, 3, 4], true))
-}
-
-fn effective(ctx: &StepCtx, bit: u64) -> bool {
-    ctx.is_unshare && ctx.expected.effective_flags.intersects(bit)
-}
-
-fn files_private_after_unshare(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !(effective(ctx, bits::FILES) && ctx.observed.result.is_success() && ctx.expected.before.files) {
-        return None;
-    }
-    let mut problems = kcmp_problems(ctx, &[0], true);
-    if ctx.observed.after.fd_flags != ctx.before.fd_flags {
-        problems.push(format!("FD_CLOEXEC not kept: {:?} -> {:?}", ctx.before.fd_flags, ctx.observed.after.fd_flags));
-    }
-    verdict(problems)
-}
-
-fn fs_private_after_unshare(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !(effective(ctx, bits::FS) && ctx.observed.result.is_success() && ctx.expected.before.fs) {
-        return None;
-    }
-    let mut problems = kcmp_problems(ctx, &[1], false);
-    if ctx.observed.after.cwd != ctx.before.cwd || ctx.observed.after.umask != ctx.before.umask {
-        problems.push("the private copy does not keep cwd and umask".to_string());
-    }
-    verdict(problems)
-}
-
-fn newns_and_newuser_imply_fs(ctx: &StepCtx) -> Option<Result<(), String>> {
-    let implied = ctx.flags.intersects(bits::NEWNS | bits::NEWUSER) && !ctx.flags.intersects(bits::FS);
-    if !(ctx.is_unshare && implied && ctx.observed.result.is_success() && ctx.expected.before.fs) {
-        return None;
-    }
-    verdict(kcmp_problems(ctx, &[1], false))
-}
-
-fn vm_unshare_einval_when_shared(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !effective(ctx, bits::VM) {
-        return None;
-    }
-    let (want, got) = (ctx.expected.result, ctx.observed.result);
-    let mut problems = Vec::new();
-    if want != got {
-        problems.push(format!(
-            "VM with mm shared={} threads={}: expected {want}, got {got}",
-            ctx.expected.before.mm, ctx.expected.before.threads
-        ));
-    }
-    if got.is_success() {
-        problems.extend(kcmp_problems(ctx, &[2], false));
-    }
-    verdict(problems)
-}
-
-fn sighand_einval_when_shared(ctx: &StepCtx) -> Option<Result<(), String>> {
-    let b = ctx.expected.before;
-    if !(effective(ctx, bits::SIGHAND | bits::VM) && (b.sighand || b.threads > 1)) {
-        return None;
-    }
-    Some(match ctx.observed.result {
-        CallResult::Failure(Errno::EINVAL) => Ok(()),
-        other => Err(format!("SIGHAND with the sighand struct shared: expected EINVAL, got {other}")),
-    })
-}
-
-fn thread_einval_when_multithreaded(ctx: &StepCtx) -> Option<Result<(), String>> {
-    if !(effective(ctx, bits::THREAD | bits::SIGHAND | bits::VM) && ctx.expected.before.threads > 1) {
-        return None;
-    }
-    Some(match ctx.observed.result {
-        CallResult::Failure(Errno::EINVAL) => Ok(()),
-        other => Err(format!("{} threads: expected EINVAL, got {other}", ctx.expected.before.threads)),
-    })
-}
-
-fn sysvsem_undo_detached(ctx: &StepCtx) -> Option<Result<(), String>> {
-    let b = ctx.expected.before;
-    if !(effective(ctx, bits::SYSVSEM | bits::NEWIPC)
-        && ctx.observed.result.is_success()
-        && (b.undo_private || b.undo_shared))
-    {
-        return None;
-    }
-    // Without kcmp (probed at start) only the semaphore's value is judged.
-    let mut problems = if ctx.env.kcmp { kcmp_problems(ctx, &[4], false) } else { Vec::new() };
-    let got = ctx.observed.after.semval;
-    let ok = match ctx.expected.semval {
-        SemExpect::NoSemaphore => got.is_none(),
-        SemExpect::Value(v) => got == Some(IntOrErrno::Value(v)),
-        SemExpect::Error(e) => got == Some(IntOrErrno::Error(e)),
-    };
-    if !ok {
-        problems.push(format!("semaphore after the call: expected {:?}, got {got:?}", ctx.expected.semval));
-    }
-    verdict(problems)
-}
-
-fn fs_struct_kept_unless_copied(ctx: &StepCtx) -> Option<Result<(), String>> {
-    let e = ctx.expected;
-    if !(ctx.is_unshare && ctx.observed.result.is_success() && e.result.is_success() && e.fs_struct_kept) {
-        return None;
-    }
-    // kcmp orders two objects by their (obfuscated) addresses: the value against a sibling
-    // whose fs_struct stays put changes only if ours was replaced. Errors (a new user ns) say nothing.
-    let pairs =
-        ctx.before.siblings.iter().zip(&ctx.observed.after.siblings).enumerate().filter_map(|(k, (b, a))| {
-            match (b.kcmp[1], a.kcmp[1]) {
-                (IntOrErrno::Value(x), IntOrErrno::Value(y)) => Some((k, x, y)),
-                _ => None,
-            }
-        });
-    let mut compared = false;
-    let mut problems = Vec::new();
-    for (k, x, y) in pairs {
-        compared = true;
-        if x != y {
-            let kind = e.siblings.get(k).map_or("?", |s| s.kind.name());
-            problems.push(format!(
-                "kcmp FS with the {kind} sibling changed {x} -> {y}: the fs_struct was replaced, but the model keeps it \
-                 (effective flags {})",
-                e.effective_flags
-            ));
-        }
-    }
-    if compared { verdict(problems) } else { None }
 }
 
 /// Every step-level invariant, in report order.
@@ -682,10 +395,10 @@ pub const NEEDS_PROC: &[&str] = &[
 pub const CASE_COMPLETES: &str = "case-completes";
 
 /// Not checked per case: the executor checks, before it writes anything, that every namespace
-/// of its outer sandbox that unshare reported as made is new (`exec::sandbox::verify`). A kernel
+/// of its outer sandbox that unshare reported as made is new (`exec::executor::sandbox::verify`). A kernel
 /// that fails it is refused (exit 1), or on a kernel declared a throwaway counted once per
 /// finding ([`super::Tally::add_environment`]).
-pub const SANDBOX_NAMESPACES_ARE_NEW: &str = "sandbox-namespaces-are-new";
+pub const SANDBOX_NAMESPACES_ARE_NEW: &str = crate::exec::executor::sandbox::SANDBOX_INVARIANT;
 
 /// The errno conditions of spec §3 that the harness can provoke safely: (rule id, errno, spec reference).
 pub const PROVOKABLE: &[(&str, &str, &str)] = &[

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::case::Case;
 use crate::env::Environment;
+use crate::exec::observe::Outcome;
 use crate::model::{KernelProfile, Prediction, predict};
-use crate::observe::Outcome;
 
 use super::{CaseVerdict, judge};
 

@@ -9,16 +9,19 @@ pub mod clone3;
 pub mod expected;
 pub mod invariants;
 pub mod known;
+mod probe;
+pub mod sharing;
+pub mod step;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::abi::errno::{CallResult, Errno};
 use crate::case::{Case, Step};
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::model::{Expected, FinalExpect, Prediction};
-use crate::observe::{IntOrErrno, Outcome, StepObservation, Trace};
+use crate::exec::observe::{IntOrErrno, Outcome, StepObservation, Trace};
+use crate::model::{Expected, Prediction};
 
 use invariants::{CASE_COMPLETES, INVARIANTS, StepCtx};
 
@@ -136,6 +139,48 @@ fn skip_all(ctx: &StepCtx, v: &mut CaseVerdict, reason: &str) {
     }
 }
 
+/// Why invariant `id` is not judged for the step of `ctx`, if it is not.
+fn not_judged(ctx: &StepCtx, id: &'static str, unobserved: Option<&String>) -> Option<String> {
+    let (exp, observed) = (ctx.expected, ctx.observed);
+    if crate::model::limits::RESTRICTION_RULES.contains(&exp.rule)
+        && !crate::model::limits::JUDGED_UNDER_RESTRICTION.contains(&id)
+    {
+        return Some(format!(
+            "a restriction found at start decided the step ({}), so the kernel's own rules did not run",
+            exp.rule
+        ));
+    }
+    // A root detached by this very step is judged exactly by failure-changes-nothing.
+    let judged_detached = exp.root_detached && id == "failure-changes-nothing";
+    if !exp.proc_visible && invariants::NEEDS_PROC.contains(&id) && !judged_detached {
+        return Some(NO_PROC.into());
+    }
+    // /proc/self/task gone with a detached root is what failure-changes-nothing judges.
+    let gone_with_root =
+        judged_detached && observed.after.threads_error == Some(Errno::ENOENT) && ctx.before.unobserved().is_none();
+    if let Some(why) = unobserved
+        && invariants::NEEDS_PROC.contains(&id)
+        && !gone_with_root
+    {
+        return Some(format!("not observed: {why}"));
+    }
+    None
+}
+
+/// Judges every invariant that applies to the step of `ctx`, or says why it is not judged.
+fn judge_invariants(ctx: &StepCtx, v: &mut CaseVerdict) {
+    // A snapshot the child could not take (out of descriptors) is no observation.
+    let unobserved = ctx.before.unobserved().or_else(|| ctx.observed.after.unobserved());
+    for inv in INVARIANTS {
+        let Some(result) = (inv.check)(ctx) else { continue };
+        if let Some(reason) = not_judged(ctx, inv.id, unobserved.as_ref()).or_else(|| (inv.needs)(ctx.env)) {
+            v.skipped.insert(inv.id, reason);
+            continue;
+        }
+        record(v, inv.id, Some(ctx.index), result, Some(ctx.expected), Some(ctx.observed));
+    }
+}
+
 /// Judges the steps; returns why judging stopped early when a step hit a measured limit.
 fn judge_trace(
     env: &Environment,
@@ -153,7 +198,7 @@ fn judge_trace(
         };
         let (flags, is_unshare) = match step {
             Step::Unshare(f) => (*f, true),
-            _ => (crate::flags::RawFlags(0), false),
+            _ => (crate::abi::flags::RawFlags(0), false),
         };
         let ctx = StepCtx { env, index, flags, is_unshare, expected: exp, before, initial: &trace.before, observed };
         if stopped.is_none()
@@ -167,43 +212,7 @@ fn judge_trace(
             before = &observed.after;
             continue;
         }
-        // A snapshot the child could not take (out of descriptors) is no observation.
-        let unobserved = before.unobserved().or_else(|| observed.after.unobserved());
-        let restricted = crate::model::limits::RESTRICTION_RULES.contains(&exp.rule);
-        for inv in INVARIANTS {
-            let Some(result) = (inv.check)(&ctx) else { continue };
-            if restricted && !crate::model::limits::JUDGED_UNDER_RESTRICTION.contains(&inv.id) {
-                v.skipped.insert(
-                    inv.id,
-                    format!(
-                        "a restriction found at start decided the step ({}), so the kernel's own rules did not run",
-                        exp.rule
-                    ),
-                );
-                continue;
-            }
-            // A root detached by this very step is judged exactly by failure-changes-nothing.
-            let judged_detached = exp.root_detached && inv.id == "failure-changes-nothing";
-            if !exp.proc_visible && invariants::NEEDS_PROC.contains(&inv.id) && !judged_detached {
-                v.skipped.insert(inv.id, NO_PROC.into());
-                continue;
-            }
-            // /proc/self/task gone with a detached root is what failure-changes-nothing judges.
-            let gone_with_root =
-                judged_detached && observed.after.threads_error == Some(Errno::ENOENT) && before.unobserved().is_none();
-            if let Some(why) = &unobserved
-                && invariants::NEEDS_PROC.contains(&inv.id)
-                && !gone_with_root
-            {
-                v.skipped.insert(inv.id, format!("not observed: {why}"));
-                continue;
-            }
-            if let Some(reason) = (inv.needs)(env) {
-                v.skipped.insert(inv.id, reason);
-                continue;
-            }
-            record(v, inv.id, Some(index), result, Some(exp), Some(observed));
-        }
+        judge_invariants(&ctx, v);
         if let CallResult::Failure(e) = observed.result
             && observed.result == exp.result
         {
@@ -270,77 +279,6 @@ fn probe_is(got: Option<IntOrErrno>, want: bool) -> Result<(), String> {
     }
 }
 
-/// The behavioural probes after the last step, against the model's final sharing state.
-fn judge_probe(env: &Environment, want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict) {
-    let Some(got) = trace.probe else { return };
-    match behaviour::judge(want, &got) {
-        Ok(findings) => {
-            for (what, r) in findings {
-                let r = r.map_err(|e| format!("final probe, {what}: {e}"));
-                record(v, behaviour::NAMESPACES_BY_BEHAVIOUR, None, r, None, None);
-            }
-        }
-        Err(reason) => {
-            v.skipped.insert(behaviour::NAMESPACES_BY_BEHAVIOUR, reason);
-        }
-    }
-    if !want.proc_visible {
-        return;
-    }
-    // A probe that could not run because a descriptor could not be opened observed nothing.
-    let exhausted =
-        |o: Option<IntOrErrno>| matches!(o, Some(IntOrErrno::Error(e)) if matches!(e.0, libc::EMFILE | libc::ENFILE));
-    let mut check = |id: &'static str, what: &str, seen: Option<IntOrErrno>, r: Result<(), String>| {
-        if exhausted(seen) {
-            let reason = format!("final probe not run: {what} needs a new descriptor ({seen:?})");
-            v.skipped.insert(id, reason);
-            return;
-        }
-        record(v, id, None, r.map_err(|e| format!("final probe, {what}: {e}")), None, None);
-    };
-    if let Some(shared) = want.files_shared {
-        check(
-            "files-private-after-unshare",
-            "the sibling's new fd is visible to us",
-            got.sibling_fd_visible,
-            probe_is(got.sibling_fd_visible, shared),
-        );
-        check(
-            "files-private-after-unshare",
-            "our new fd is visible to the sibling",
-            got.caller_fd_visible,
-            probe_is(got.caller_fd_visible, shared),
-        );
-    }
-    if let Some(shared) = want.close_is_shared {
-        check(
-            "files-private-after-unshare",
-            "the sibling's fd 0 stays open after we close ours",
-            got.closed_fd_open_in_sibling,
-            probe_is(got.closed_fd_open_in_sibling, !shared),
-        );
-    }
-    if let Some(shared) = want.fs_shared {
-        let what = "the sibling's chdir moves our cwd";
-        check("fs-private-after-unshare", what, got.fs_cwd_followed, probe_is(got.fs_cwd_followed, shared));
-        let what = "the sibling's umask changes ours";
-        check("fs-private-after-unshare", what, got.fs_umask_followed, probe_is(got.fs_umask_followed, shared));
-    }
-    if let Some(value) = want.sem_value_outside {
-        let r = match got.sem_value_outside {
-            Some(IntOrErrno::Value(x)) if x == value => Ok(()),
-            other => Err(format!("expected {value}, observed {other:?}")),
-        };
-        check(
-            "sysvsem-undo-detached",
-            "the semaphore's value seen from the setup's IPC namespace",
-            got.sem_value_outside,
-            r,
-        );
-    }
-    let _ = env;
-}
-
 /// Judges one executed case against its prediction.
 pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &Outcome) -> CaseVerdict {
     let (expected, final_probe) = match prediction {
@@ -364,7 +302,7 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
             } else if trace.probe.is_none() {
                 v.broken = Some("the final probes were not reported".into());
             } else {
-                judge_probe(env, final_probe, trace, &mut v);
+                probe::judge_probe(final_probe, trace, &mut v);
                 *v.held.entry(CASE_COMPLETES).or_default() += 1;
             }
         }

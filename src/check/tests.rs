@@ -2,116 +2,19 @@
 //! are fed in, and the right invariant has to report a violation.
 
 use super::*;
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::RawFlags;
+use crate::abi::ns::NsLink;
 use crate::case::Case;
-use crate::errno::{CallResult, Errno};
-use crate::flags::RawFlags;
+use crate::exec::observe::{NsValue, Snapshot};
 use crate::model::{predict, profile::LINUX_6_18};
-use crate::ns::NsLink;
-use crate::observe::{NsValue, Snapshot};
 
 fn env() -> Environment {
     Environment::reference()
 }
 
-/// An observation that does exactly what the model says (built from the prediction).
-fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
-    honest_on(&LINUX_6_18, env, case)
-}
-
-/// As [`honest`], for the kernel `profile` describes.
-fn honest_on(profile: &crate::model::KernelProfile, env: &Environment, case: &Case) -> (Prediction, Outcome) {
-    use crate::model::{KcmpExpect, LinkExpect, PidExpect, SemExpect};
-    use crate::observe::{IntOrErrno, SiblingView};
-    let prediction = predict(profile, env, case);
-    let Prediction::Steps { steps, final_probe } = &prediction else { panic!("skip") };
-    let kcmp = |k: KcmpExpect| match k {
-        KcmpExpect::Same => IntOrErrno::Value(0),
-        KcmpExpect::Different | KcmpExpect::Unmodelled => IntOrErrno::Value(1),
-        KcmpExpect::Error(e) => IntOrErrno::Error(e),
-    };
-    let mut before = env.baseline.clone();
-    before.siblings =
-        case.setup.siblings.iter().map(|_| SiblingView { kcmp: [IntOrErrno::Value(0); 5], fds: vec![] }).collect();
-    let mut cur = before.clone();
-    let mut next_ino = 5_000_000_000u64;
-    let mut obs = Vec::new();
-    for e in steps {
-        let mut after = cur.clone();
-        for link in NsLink::ALL {
-            let old = cur.link(link);
-            after.ns[link.index()] = match e.links[link.index()] {
-                LinkExpect::Unchanged => old,
-                LinkExpect::Fresh => {
-                    next_ino += 1;
-                    NsValue::Inode(next_ino)
-                }
-                LinkExpect::Unreadable(err) => NsValue::Error(err),
-                LinkExpect::BeforeOf(other) => cur.link(other),
-                LinkExpect::AfterOf(_) => old,
-            };
-        }
-        for link in NsLink::ALL {
-            if let LinkExpect::AfterOf(other) = e.links[link.index()] {
-                after.ns[link.index()] = after.link(other);
-            }
-        }
-        (after.uid, after.euid, after.gid, after.egid, after.cap_eff) =
-            (e.creds.uid, e.creds.uid, e.creds.gid, e.creds.gid, e.creds.cap_eff);
-        after.pid = match e.pid {
-            PidExpect::Unchanged => cur.pid,
-            PidExpect::Changed => cur.pid + 1000,
-            PidExpect::One => 1,
-        };
-        after.threads = e.threads;
-        if !e.proc_visible {
-            // /proc/self/task cannot be reached any more.
-            (after.threads, after.threads_error) = (0, Some(Errno::ENOENT));
-        }
-        after.semval = match e.semval {
-            SemExpect::NoSemaphore => None,
-            SemExpect::Value(v) => Some(IntOrErrno::Value(v)),
-            SemExpect::Error(err) => Some(IntOrErrno::Error(err)),
-        };
-        // An unmodelled kcmp keeps the value it had (the kernel's objects stay where they are).
-        after.siblings = e
-            .siblings
-            .iter()
-            .enumerate()
-            .map(|(k, s)| {
-                let mut values = s.kcmp.map(kcmp);
-                for (t, want) in s.kcmp.iter().enumerate() {
-                    if *want == KcmpExpect::Unmodelled
-                        && let Some(old) = cur.siblings.get(k)
-                    {
-                        values[t] = old.kcmp[t];
-                    }
-                }
-                SiblingView { kcmp: values, fds: vec![] }
-            })
-            .collect();
-        obs.push(StepObservation { result: e.result, after: after.clone(), child: None });
-        cur = after;
-    }
-    let flag = |b: bool| Some(IntOrErrno::Value(i32::from(b)));
-    let probe = crate::observe::ProbeObservation {
-        sibling_fd_visible: final_probe.files_shared.and_then(flag),
-        caller_fd_visible: final_probe.files_shared.and_then(flag),
-        closed_fd_open_in_sibling: final_probe.close_is_shared.and_then(|s| flag(!s)),
-        fs_cwd_followed: final_probe.fs_shared.and_then(flag),
-        fs_umask_followed: final_probe.fs_shared.and_then(flag),
-        sem_value_outside: final_probe.sem_value_outside.map(IntOrErrno::Value),
-        net_marker: final_probe.kept.net.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
-        ipc_marker: final_probe.kept.ipc.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
-        mnt_root_kept: final_probe.kept.mnt.and_then(flag),
-        uts_marker: final_probe.kept.uts.map(|k| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))]),
-    };
-    // The "before" of the first step must carry the same sibling shape as the expectations.
-    if let Some(first) = steps.first() {
-        before.siblings =
-            first.siblings.iter().map(|_| SiblingView { kcmp: [IntOrErrno::Value(0); 5], fds: vec![] }).collect();
-    }
-    (prediction.clone(), Outcome::Completed { trace: Trace { before, steps: obs, probe: Some(probe) } })
-}
+mod honest;
+use honest::{honest, honest_on};
 
 fn ids(v: &CaseVerdict) -> Vec<&'static str> {
     v.violations.iter().map(|v| v.invariant).collect()
@@ -260,8 +163,8 @@ fn skipped_invariants_are_named() {
 
 #[test]
 fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
+    use crate::abi::flags::RawFlags;
     use crate::case::{Setup, Sibling, Step};
-    use crate::flags::RawFlags;
     let env = env();
     let case = Case {
         setup: Setup {
@@ -278,8 +181,8 @@ fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
     // The kernel "succeeds" at FILES but leaves the table shared.
     let (p, mut o) = honest(&env, &case);
     let Outcome::Completed { trace } = &mut o else { unreachable!() };
-    trace.steps[0].after.siblings[0].kcmp[0] = crate::observe::IntOrErrno::Value(0);
-    trace.probe.as_mut().unwrap().sibling_fd_visible = Some(crate::observe::IntOrErrno::Value(1));
+    trace.steps[0].after.siblings[0].kcmp[0] = crate::exec::observe::IntOrErrno::Value(0);
+    trace.probe.as_mut().unwrap().sibling_fd_visible = Some(crate::exec::observe::IntOrErrno::Value(1));
     let v = judge(&env, &case, &p, &o);
     let got = ids(&v);
     assert!(got.contains(&"files-private-after-unshare") && got.contains(&"kcmp-matches-model"), "{got:?}");
@@ -287,10 +190,10 @@ fn honest_sharing_setups_pass_and_a_lie_about_files_is_caught() {
 
 #[test]
 fn a_replaced_fs_struct_is_caught_only_where_the_model_keeps_it() {
+    use crate::abi::flags::RawFlags;
     use crate::case::{Setup, Sibling, Step};
-    use crate::flags::RawFlags;
+    use crate::exec::observe::IntOrErrno;
     use crate::model::profile::LINUX_6_18_WITHOUT_UNSHARE_FS_FIX;
-    use crate::observe::IntOrErrno;
     let env = env();
     let case = Case { setup: Setup { siblings: vec![Sibling::Files], ..Setup::default() }, steps: vec![] };
     let with = |flags: u64| Case { steps: vec![Step::Unshare(RawFlags(flags))], ..case.clone() };
@@ -316,7 +219,7 @@ fn a_replaced_fs_struct_is_caught_only_where_the_model_keeps_it() {
 /// An environment whose executor measured a process limit and a descriptor limit.
 fn limited_env() -> Environment {
     let mut env = env();
-    env.resources = crate::resources::Resources {
+    env.resources = crate::env::resources::Resources {
         measured: true,
         nofile_soft: Some(24),
         fds_inherited: Some(4),
@@ -348,7 +251,7 @@ fn an_unreadable_thread_count_is_skipped_not_judged_as_zero_threads() {
 #[test]
 fn eagain_from_a_fork_step_under_a_process_limit_is_not_a_kernel_violation() {
     let mut case = Case::unshare(&[0]);
-    case.steps = vec![Step::Fork, Step::Unshare(crate::flags::RawFlags(0x400))];
+    case.steps = vec![Step::Fork, Step::Unshare(crate::abi::flags::RawFlags(0x400))];
     let eagain = |env: &Environment| {
         let (prediction, mut outcome) = honest(env, &case);
         let Outcome::Completed { trace } = &mut outcome else { panic!() };
@@ -381,8 +284,8 @@ fn a_setup_stopped_by_a_measured_limit_is_skipped_else_broken() {
 /// variant it passes; one more lie on top of it is not the known bug.
 #[test]
 fn a_kernel_without_the_unshare_fs_fix_is_named_as_that_known_bug() {
+    use crate::abi::flags::bits::*;
     use crate::case::{Privilege, Setup};
-    use crate::flags::bits::*;
     use crate::model::profile::{LINUX_5_10, resolve};
     let env = env();
     let nofix = resolve("linux-5.10-without-unshare-fs-fix", "").unwrap().0;
@@ -429,8 +332,8 @@ fn a_kernel_without_the_unshare_fs_fix_is_named_as_that_known_bug() {
 /// readable where the variant says they are gone is a violation of failure-changes-nothing.
 #[test]
 fn a_detached_root_is_judged_exactly() {
+    use crate::abi::flags::bits::*;
     use crate::case::{Privilege, Setup};
-    use crate::flags::bits::*;
     let env = env();
     let nofix = crate::model::profile::resolve("linux-5.10-without-unshare-fs-fix", "").unwrap().0;
     let case = Case {
@@ -464,11 +367,11 @@ fn a_link_that_does_not_name_namespaces_is_not_judged() {
 }
 
 /// Where the links do not name namespaces (gVisor), a NEWNET, NEWIPC or NEWNS that reports
-/// success without a new namespace is still caught, by the markers of `exec::markers`.
+/// success without a new namespace is still caught, by the markers of `exec::child::markers`.
 #[test]
 fn a_namespace_not_new_by_behaviour_is_caught_without_links() {
-    use crate::flags::bits::{NEWIPC, NEWNET, NEWNS};
-    use crate::observe::IntOrErrno;
+    use crate::abi::flags::bits::{NEWIPC, NEWNET, NEWNS};
+    use crate::exec::observe::IntOrErrno;
     let mut untrusted = env();
     untrusted.ns_links.retain(|l| !matches!(l, NsLink::Net | NsLink::Ipc | NsLink::Mnt));
     for (flag, lie) in [(NEWNET, 0), (NEWIPC, 1), (NEWNS, 2)] {
@@ -496,7 +399,7 @@ fn a_namespace_not_new_by_behaviour_is_caught_without_links() {
 /// was not "alive before".
 #[test]
 fn an_unreliable_links_reading_does_not_make_a_new_namespace_old() {
-    let case = Case::unshare(&[crate::flags::bits::NEWNET]);
+    let case = Case::unshare(&[crate::abi::flags::bits::NEWNET]);
     let mut env = env();
     let (p, o) = honest(&env, &case);
     let Outcome::Completed { trace } = &o else { unreachable!() };

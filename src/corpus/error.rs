@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::abi::errno::CallResult;
 use crate::case::CaseError;
-use crate::errno::CallResult;
 
 /// A place in a file, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

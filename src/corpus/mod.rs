@@ -35,8 +35,6 @@
 //! (`expected-matches-corpus`, see [`crate::check::expected`]).
 
 pub mod error;
-pub mod replay;
-pub mod save;
 pub mod shrink;
 pub mod store;
 
@@ -45,8 +43,8 @@ use serde::{Deserialize, Serialize};
 pub use error::{Invalid, LoadError, Position, Problem, StoreError};
 pub use store::{DirStore, Loaded, MemStore, Store};
 
+use crate::abi::errno::CallResult;
 use crate::case::Case;
-use crate::errno::CallResult;
 use crate::model::profile::PROFILES;
 
 /// The format version this build reads and writes.
@@ -72,16 +70,8 @@ pub enum Origin {
     Fuzz,
 }
 
-/// What one step must do, per the file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expectation {
-    /// `"success"` or an errno name such as `"EINVAL"`.
-    pub result: CallResult,
-    /// The id of the model's check row that decides it (`"unknown-bit"`), or `"success"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-}
+/// What one step must do, per the file (defined by the judgement that compares it).
+pub use crate::check::expected::Expectation;
 
 /// One corpus file. Fields are serialised in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

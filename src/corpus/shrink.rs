@@ -1,6 +1,6 @@
 //! Shrinking: greedy reduction of a failing case to a smaller one that still
 //! fails the same way. Pure: the caller supplies the "still fails" predicate
-//! (for real use it re-runs the case on the kernel, see [`super::save`]).
+//! (for real use it re-runs the case on the kernel, see [`crate::command::save`]).
 //!
 //! Each candidate is smaller than the case it comes from in one measure and
 //! no larger in any other: fewer steps; a simpler setup (the default setup
@@ -18,8 +18,8 @@
 
 use std::collections::HashSet;
 
+use crate::abi::flags::RawFlags;
 use crate::case::{Case, Privilege, Setup, Step};
-use crate::flags::RawFlags;
 
 /// The result of a shrink.
 #[derive(Debug, Clone, PartialEq, Eq)]

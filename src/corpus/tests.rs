@@ -2,8 +2,8 @@
 //! input reported with its position and what was expected (never a panic).
 
 use super::*;
+use crate::abi::errno::Errno;
 use crate::case::{CaseError, Privilege};
-use crate::errno::Errno;
 
 fn sample() -> CorpusFile {
     let mut case = Case::unshare(&[0x2_0000 | (1 << 32), 0]);

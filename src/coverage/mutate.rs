@@ -6,8 +6,8 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use crate::abi::flags::{RawFlags, bits};
 use crate::case::{Case, MAX_STEPS, Setup, Step};
-use crate::flags::{RawFlags, bits};
 
 /// A small deterministic random source (xorshift64*).
 #[derive(Debug, Clone)]

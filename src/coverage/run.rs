@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::case::Case;
+use crate::command::pipeline::{self, RunConfig};
 use crate::corpus::{CorpusFile, FORMAT_VERSION, Origin};
 use crate::exec::{ExecError, Executor};
-use crate::runner::{self, RunConfig};
 
 use super::data::{self, GroupStats};
 use super::mutate::{self, Rng};
@@ -64,7 +64,7 @@ fn run_case(
     emit: &mut dyn FnMut(String),
 ) -> Result<Option<BTreeSet<u64>>, ExecError> {
     g.stats.cases += 1;
-    let executed = runner::execute_case(executor, &s.config, case)?;
+    let executed = pipeline::execute_case(executor, &s.config, case)?;
     let v = &executed.verdict;
     if v.broken.is_some() {
         g.stats.broken += 1;
@@ -105,7 +105,7 @@ pub fn run(s: &Settings, emit: &mut dyn FnMut(String)) -> Result<(), ExecError> 
     let mut seen: BTreeSet<u64> = BTreeSet::new();
     if s.config.cases > 0 {
         let mut g = Group::new("random");
-        for (i, case) in runner::cases_for_seed(s.config.seed).take(s.config.cases as usize).enumerate() {
+        for (i, case) in crate::command::run::cases_for_seed(s.config.seed).take(s.config.cases as usize).enumerate() {
             run_case(&mut executor, s, &case, &mut g, emit)?;
             if (i + 1) % 500 == 0 {
                 emit(format!("kcov-progress random {} {}", i + 1, g.union.len()));

@@ -1,5 +1,5 @@
 //! Code that runs in the forked case child, and nothing else: build the
-//! setup (`child_setup.rs`), run the steps, snapshot the state around each
+//! setup (`child/setup.rs`), run the steps, snapshot the state around each
 //! one, probe the siblings at the end, write one fixed-size message per event
 //! to the pipe, `_exit`.
 //!
@@ -18,49 +18,26 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use crate::case::{Case, Chroot, Step};
-use crate::errno::Errno;
-use crate::flags::bits;
-use crate::ns::{NsLink, NsObserver};
+use crate::abi::errno::Errno;
+use crate::abi::flags::bits;
+use crate::abi::ns::{NsLink, NsObserver};
+use crate::case::{Case, Step};
 use crate::sys;
 
-use super::child_setup;
-use super::plan::Plan;
-use super::record::{
-    CLOCKS, FDS, MSG_LEN, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock, marker_probe,
-};
-use super::sibling::{self, Sib};
+pub mod clone3;
+pub mod limits_child;
+pub mod markers;
+pub mod ops;
+pub mod plan;
+pub mod record;
+pub mod setup;
+pub mod sibling;
 
-/// The chroot directory prepared by the sandbox; it contains itself again, several levels deep.
-pub const CHROOT_DIR: &std::ffi::CStr = c"/tmp/uf-chroot";
-/// How many nested copies of [`CHROOT_DIR`] the sandbox prepares.
-pub const CHROOT_LEVELS: usize = 6;
+use self::plan::Plan;
+use self::record::{FDS, Msg, MsgKind, NONE, RawSnapshot, SIBS, SetupOp, THREADS_ERR, clock, marker_probe};
+use self::sibling::Sib;
 
-/// Everything the child carries, on its own stack.
-pub struct Ctx<'a> {
-    /// The report pipe.
-    pub out: RawFd,
-    /// The case.
-    pub case: &'a Case,
-    /// Nesting counts.
-    pub plan: Plan,
-    /// Siblings made by the setup.
-    pub sibs: [Sib; SIBS],
-    /// How many.
-    pub nsibs: usize,
-    /// Setup fds.
-    pub fds: [RawFd; FDS],
-    /// How many.
-    pub nfds: usize,
-    /// The setup semaphore, or -1.
-    pub sem_id: i32,
-    /// euid/egid before the last unshare (for WriteMaps).
-    pub outer_ids: (u32, u32),
-    /// Timestamps for the phase timeline, sent with `Done` (see `record::clock`).
-    pub clock: [u64; CLOCKS],
-    /// The namespace markers as read before the first step.
-    pub marks: super::markers::Reading,
-}
+pub use self::ops::{CHROOT_DIR, CHROOT_LEVELS, Ctx, do_chroot, drop_sys_admin, fail, send, wait_and_exit};
 
 fn neg(e: Errno) -> i32 {
     -e.0
@@ -176,62 +153,8 @@ fn snapshot_rest(ctx: &Ctx, snap: &mut RawSnapshot) {
     }
 }
 
-/// Writes one message (a failed write means the executor is gone: nobody is left to tell).
-pub fn send(fd: RawFd, msg: &Msg) {
-    let mut buf = [0u8; MSG_LEN];
-    msg.encode(&mut buf);
-    let _ = sys::write(fd, &buf);
-}
-
-/// Reports a setup failure and ends the process.
-pub fn fail(fd: RawFd, op: SetupOp, errno: Errno) -> ! {
-    let mut m = Msg::new(MsgKind::SetupFailed);
-    m.op = op as u32;
-    m.errno = errno.0;
-    send(fd, &m);
-    send(fd, &Msg::new(MsgKind::Done));
-    sys::exit_now(0)
-}
-
-/// Waits for `pid` and ends this process with an exit status that mirrors it.
-pub fn wait_and_exit(pid: libc::pid_t) -> ! {
-    let code = match sys::waitpid(pid, 0) {
-        Ok(Some((_, st))) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st),
-        Ok(Some((_, st))) if libc::WIFSIGNALED(st) => 128 + libc::WTERMSIG(st),
-        // SIGCHLD is ignored (a clone3 step's CLONE_SIGHAND child that was a pid-ns init set it
-        // when it exited): the kernel reaped the child itself; its Done message says how it ended.
-        Err(Errno(libc::ECHILD)) => 0,
-        _ => 1,
-    };
-    sys::exit_now(code)
-}
-
-fn capset_without_sys_admin() -> Result<(), Errno> {
-    let caps = sys::capget()?;
-    let bit = 1u64 << 21;
-    sys::capset(sys::CapSets {
-        effective: caps.effective & !bit,
-        permitted: caps.permitted & !bit,
-        inheritable: caps.inheritable & !bit,
-    })
-}
-
-/// Drops CAP_SYS_ADMIN (shared with the setup).
-pub fn drop_sys_admin() -> Result<(), Errno> {
-    capset_without_sys_admin()
-}
-
 fn write_maps(ctx: &Ctx) -> Result<(), Errno> {
     sys::proc::write_id_maps(0, ctx.outer_ids.0, ctx.outer_ids.1).map_err(|(_, e)| e)
-}
-
-/// chroot into the prepared directory (or "/") and chdir("/").
-pub fn do_chroot(kind: Chroot) -> Result<(), Errno> {
-    match kind {
-        Chroot::Subdir => sys::chroot(CHROOT_DIR)?,
-        Chroot::Root => sys::chroot(c"/")?,
-    }
-    sys::chdir(c"/")
 }
 
 fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
@@ -271,7 +194,7 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::DropSysAdmin => drop_sys_admin(),
         Step::Chroot(kind) => do_chroot(*kind),
         Step::SpawnThread => sys::spawn_parked_thread(),
-        Step::Clone3(flags) => super::clone3::run(ctx.out, *flags),
+        Step::Clone3(flags) => self::clone3::run(ctx.out, *flags),
     }
 }
 
@@ -322,19 +245,19 @@ fn probe(ctx: &Ctx) -> Msg {
     if ctx.sem_id >= 0 && ctx.nsibs > 0 {
         m.probe[5] = sibling::semval(&sibs[0], ctx.sem_id).map_or_else(neg, |v| v as i32);
     }
-    let now = super::markers::observe(&ctx.plan.markers);
+    let now = self::markers::observe(&ctx.plan.markers);
     m.probe[marker_probe::NET_BEFORE] = ctx.marks.net;
     m.probe[marker_probe::NET_AFTER] = now.net;
     m.probe[marker_probe::IPC_BEFORE] = ctx.marks.ipc;
     m.probe[marker_probe::IPC_AFTER] = now.ipc;
     m.probe[marker_probe::MNT_KEPT] = ctx.marks.mnt_kept(&now);
-    m.probe[marker_probe::UTS_WRITTEN] = super::markers::write_uts(&ctx.plan.markers);
+    m.probe[marker_probe::UTS_WRITTEN] = self::markers::write_uts(&ctx.plan.markers);
     m
 }
 
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
-    ctx.marks = super::markers::observe(&ctx.plan.markers);
+    ctx.marks = self::markers::observe(&ctx.plan.markers);
     let mut msg = Msg::new(MsgKind::Before);
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
@@ -375,7 +298,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
     let start = sys::monotonic_ns();
     // Nothing of the executor's (its request and report pipes, the CPU lease, the namespaces it
     // holds) is the case's: under RLIMIT_NOFILE every descriptor kept here is one the case
-    // cannot open (`exec::limits`, `model::resources`).
+    // cannot open (`exec::executor::limits`, `model::resources`).
     // (In the coverage mode, the KCOV descriptors stay too: `sys::kcov`.)
     sys::kcov::close_inherited_except(out);
     let mut ctx = Ctx {
@@ -389,9 +312,9 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         sem_id: -1,
         outer_ids: (0, 0),
         clock: [start, 0, 0, 0],
-        marks: super::markers::Reading::default(),
+        marks: self::markers::Reading::default(),
     };
-    child_setup::build(&mut ctx);
+    setup::build(&mut ctx);
     ctx.clock[clock::SETUP] = sys::monotonic_ns();
     if case.setup.vfork {
         let stack = match sys::stack(1024 * 1024) {

@@ -6,27 +6,11 @@
 //! This module knows nothing of predictions or generators: a [`Case`] goes
 //! in, an [`Outcome`] comes out.
 
-pub mod call_probe;
-pub mod case_codec;
 pub mod child;
-pub mod child_setup;
-pub mod clone3;
-pub mod collect;
-pub mod headroom;
+pub mod executor;
 pub mod kcov;
-pub mod limits;
-pub mod limits_child;
-pub mod markers;
-pub mod phases;
-pub mod placement;
-pub mod plan;
-pub mod probe;
-pub mod protocol;
-pub mod record;
-pub mod sandbox;
-pub mod server;
-pub mod sibling;
-pub mod watch;
+pub mod observe;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -38,12 +22,14 @@ use std::time::{Duration, Instant};
 
 use crate::case::Case;
 use crate::env::Environment;
-use crate::observe::Outcome;
+use crate::exec::observe::Outcome;
+use executor::{phases, sandbox};
 
-use protocol::{
+use wire::protocol::{
     ExecutorStats, MAX_FRAME, REPORT_HEADER, REQ_BARE, REQ_CASE, RESP_BARE, RESP_ERROR, RESP_FATAL, RESP_HELLO,
     RESP_INEFFECTIVE, RESP_REPORT, begin_frame, finish_frame, read_i32, read_u64,
 };
+use wire::{case_codec, collect};
 
 /// The hidden subcommand that turns the binary into an executor.
 pub const EXECUTOR_SUBCOMMAND: &str = "__executor";
@@ -445,7 +431,7 @@ fn wait_readable(fd: std::os::fd::RawFd, deadline: Instant) -> Result<(), Option
         match crate::sys::poll(&mut fds, ms) {
             Ok(0) => {}
             Ok(_) => return Ok(()),
-            Err(e) if e == crate::errno::Errno::EINTR => {}
+            Err(e) if e == crate::abi::errno::Errno::EINTR => {}
             Err(e) => return Err(Some(std::io::Error::from_raw_os_error(e.0))),
         }
     }

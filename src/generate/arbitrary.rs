@@ -3,8 +3,8 @@
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 
+use crate::abi::flags::RawFlags;
 use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Sibling, Step};
-use crate::flags::RawFlags;
 
 use super::weights::{self, FlagClass, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
@@ -75,7 +75,7 @@ impl<'a> Arbitrary<'a> for RawFlags {
             FlagClass::Subset => subset(u)?,
             FlagClass::Zero => 0,
             FlagClass::Wide => {
-                let mut f = crate::flags::UNSHARE_VALID_MASK;
+                let mut f = crate::abi::flags::UNSHARE_VALID_MASK;
                 for _ in 0..u.int_in_range(0..=weights::WIDE_MAX_DROPPED)? {
                     f &= !*u.choose(&weights::valid_bits())?;
                 }

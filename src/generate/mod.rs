@@ -16,7 +16,7 @@ use crate::case::{Case, MAX_STEPS, MAX_THREADS};
 pub fn neutralize(mut case: Case) -> Case {
     case.steps.truncate(MAX_STEPS);
     if case.steps.is_empty() {
-        case.steps.push(crate::case::Step::Unshare(crate::flags::RawFlags(0)));
+        case.steps.push(crate::case::Step::Unshare(crate::abi::flags::RawFlags(0)));
     }
     case.setup.threads = case.setup.threads.min(MAX_THREADS);
     case.setup.siblings.truncate(crate::case::setup::MAX_SIBLINGS);

@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 
+use crate::abi::flags::RawFlags;
 use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Sibling, Step};
-use crate::flags::RawFlags;
 
 use super::weights::{self, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
@@ -18,7 +18,7 @@ fn subset() -> impl Strategy<Value = u64> {
 /// The valid mask minus up to [`weights::WIDE_MAX_DROPPED`] valid bits.
 fn wide() -> impl Strategy<Value = u64> {
     prop::collection::vec(prop::sample::select(weights::valid_bits()), 0..=weights::WIDE_MAX_DROPPED)
-        .prop_map(|v| v.into_iter().fold(crate::flags::UNSHARE_VALID_MASK, |a, b| a & !b))
+        .prop_map(|v| v.into_iter().fold(crate::abi::flags::UNSHARE_VALID_MASK, |a, b| a & !b))
 }
 
 /// A flag word: mostly valid subsets, a few wide words, sometimes 0, sometimes a neighbouring
@@ -193,7 +193,7 @@ mod tests {
             unshare += kinds(|s| matches!(s, Step::Unshare(_)));
             threads += kinds(|s| matches!(s, Step::Clone3(f) if f.contains(0x1_0900)));
             if let [a, b] = c.steps.as_slice() {
-                let ns = crate::check::clone3::ALL_NAMESPACES;
+                let ns = crate::abi::flags::ALL_NAMESPACES;
                 match (a, b) {
                     (Step::Clone3(x), Step::Unshare(y)) | (Step::Unshare(y), Step::Clone3(x))
                         if x.0 & ns == y.0 && y.0 != 0 =>

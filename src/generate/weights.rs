@@ -3,7 +3,7 @@
 //! bits, sometimes 0, sometimes a neighbouring (invalid) bit added, about 1
 //! in 100 a fully random u64.
 
-use crate::flags::{CLONE3_VALID_MASK, FLAGS, UNSHARE_VALID_MASK};
+use crate::abi::flags::{CLONE3_VALID_MASK, FLAGS, UNSHARE_VALID_MASK};
 
 /// Out of 100: a subset of the valid bits.
 pub const FLAGS_SUBSET: u32 = 78;
@@ -63,7 +63,7 @@ pub fn clone3_valid_bits() -> Vec<u64> {
 
 /// The namespace bits, in table order (what a differential pair asks both calls for).
 pub fn namespace_bits() -> Vec<u64> {
-    FLAGS.iter().filter(|f| f.kind == crate::flags::FlagKind::Namespace).map(|f| f.bit).collect()
+    FLAGS.iter().filter(|f| f.kind == crate::abi::flags::FlagKind::Namespace).map(|f| f.bit).collect()
 }
 
 /// Out of 100 cases: a differential pair, `clone3(F | extra)` and `unshare(F)` with the same
@@ -79,19 +79,19 @@ pub const PAIR_EXTRA: u32 = 35;
 /// Sharing bits a pair may add to its clone3 side (never FS: with NEWNS or NEWUSER that is
 /// EINVAL, which would only lose the pair).
 pub const PAIR_EXTRAS: &[u64] = &[
-    crate::flags::bits::FILES,
-    crate::flags::bits::SYSVSEM,
-    crate::flags::bits::VM,
-    crate::flags::bits::VFORK | crate::flags::bits::VM,
-    crate::flags::bits::PIDFD,
-    crate::flags::bits::PARENT,
-    crate::flags::bits::IO,
+    crate::abi::flags::bits::FILES,
+    crate::abi::flags::bits::SYSVSEM,
+    crate::abi::flags::bits::VM,
+    crate::abi::flags::bits::VFORK | crate::abi::flags::bits::VM,
+    crate::abi::flags::bits::PIDFD,
+    crate::abi::flags::bits::PARENT,
+    crate::abi::flags::bits::IO,
 ];
 
 /// clone3 flag words, out of 100, in the same spirit as unshare's but over clone3's own
 /// valid bits, plus shapes that make THREAD, VFORK and the pointer flags succeed.
 pub mod clone3 {
-    use crate::flags::bits::*;
+    use crate::abi::flags::bits::*;
 
     /// A subset of clone3's valid bits.
     pub const SUBSET: u32 = 55;

@@ -4,86 +4,14 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::errno::Errno;
+use crate::abi::flags::{NON_USER_NAMESPACES, bits};
+use crate::abi::ns::NsLink;
 use crate::case::NsType;
-use crate::env::Environment;
-use crate::errno::Errno;
-use crate::flags::{NON_USER_NAMESPACES, bits};
-use crate::ns::NsLink;
 
-use super::state::{CallerState, PIDNS_MAX_LEVEL, PidChildren, USERNS_MAX_DEPTH};
-
-/// What a check row may read.
-pub struct Ctx<'a> {
-    /// Flags after the implications.
-    pub f: u64,
-    /// The profile's valid mask.
-    pub valid_mask: u64,
-    /// The caller.
-    pub state: &'a CallerState,
-    /// The machine.
-    pub env: &'a Environment,
-    /// The kernel profile (for rows that exist only on some kernels).
-    pub profile: &'a super::profile::KernelProfile,
-}
-
-impl Ctx<'_> {
-    /// True if any bit of `bit` is in the flag word.
-    pub(crate) fn has(&self, bit: u64) -> bool {
-        self.f & bit != 0
-    }
-
-    /// CAP_SYS_ADMIN in the user ns that will own the new namespaces.
-    pub(crate) fn target_has_sys_admin(&self) -> bool {
-        self.has(bits::NEWUSER) || self.state.cap_sys_admin
-    }
-
-    /// The per-user-namespace limit for `kind` is 0 here.
-    pub(crate) fn ucount_full(&self, kind: NsType) -> bool {
-        self.state.limit_zero(self.env, kind)
-    }
-
-    /// `bit` asks for a namespace type this kernel does not have.
-    pub(crate) fn missing(&self, bit: u64, link: NsLink) -> bool {
-        self.has(bit) && !ns_type_present(self.env, link)
-    }
-}
-
-/// The kernel has the namespace type of `link`: its `/proc/self/ns` link exists (and names
-/// namespaces reliably), or the start-up headroom probe made one such namespace. A kernel may
-/// implement a type without showing its link (gVisor 2022 has no `mnt`, `uts`, `ipc` links), and
-/// a link that does not name namespaces reliably is left out of `ns_links`; on Linux a missing
-/// link means the type is configured out, and the probe's unshare then fails with EINVAL.
-pub fn ns_type_present(env: &Environment, link: NsLink) -> bool {
-    if env.has_link(link) {
-        return true;
-    }
-    let h = &env.headroom;
-    let made = |r: Option<crate::env::Room>| r.is_some_and(|r| r.made > 0);
-    match link {
-        NsLink::User => made(h.user_nested),
-        NsLink::Pid | NsLink::PidForChildren => made(h.pid_nested),
-        NsLink::Mnt => made(h.flat.get("mnt").copied()),
-        NsLink::Uts => made(h.flat.get("uts").copied()),
-        NsLink::Ipc => made(h.flat.get("ipc").copied()),
-        NsLink::Net => made(h.flat.get("net").copied()),
-        NsLink::Cgroup => made(h.flat.get("cgroup").copied()),
-        NsLink::Time | NsLink::TimeForChildren => made(h.flat.get("time").copied()),
-    }
-}
-
-/// One row of the check sequence.
-pub struct Check {
-    /// Stable id, used in reports (`unknown-bit`, `pid-already-unshared`, ...).
-    pub id: &'static str,
-    /// The step of unshare-semantics.md §2.2 it implements.
-    pub step: &'static str,
-    /// The errno it produces.
-    pub errno: Errno,
-    /// When it fires.
-    pub cond: fn(&Ctx) -> bool,
-    /// One line for humans.
-    pub doc: &'static str,
-}
+pub use super::rules::{Check, Ctx};
+pub use super::state::ns_type_present;
+use super::state::{PIDNS_MAX_LEVEL, PidChildren, USERNS_MAX_DEPTH};
 
 macro_rules! row {
     ($id:literal, $step:literal, $errno:ident, $doc:literal, $cond:expr) => {

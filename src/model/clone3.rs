@@ -13,15 +13,14 @@
 
 #![deny(missing_docs)]
 
-use serde::Serialize;
-
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::{CSIGNAL, NON_USER_NAMESPACES, RawFlags, bits};
+use crate::abi::ns::NsLink;
 use crate::case::clone3_exit_signal;
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::flags::{CSIGNAL, NON_USER_NAMESPACES, RawFlags, bits};
-use crate::ns::NsLink;
 
 use super::checks::{Check, Ctx};
+pub use super::expect::{ChildExpect, ChildLink, ChildTid, Clone3Expect};
 use super::expect::{Creds, KcmpExpect, LinkExpect, PidExpect};
 use super::profile::KernelProfile;
 use super::state::{CallerState, PIDNS_MAX_LEVEL, PidChildren, USERNS_MAX_DEPTH};
@@ -131,68 +130,6 @@ pub const CLONE3_CHECKS: &[Check] = &[
     row!("clone3-into-cgroup-bad-fd", "cgroup_can_fork", EBADF, "INTO_CGROUP with clone_args.cgroup not a cgroup v2 directory (the harness passes a closed fd)",
         |c| c.has(bits::INTO_CGROUP)),
 ];
-
-/// How one of the child's namespace links relates to what the parent shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChildLink {
-    /// Equal to this link of the parent before the call.
-    ParentBefore(NsLink),
-    /// Equal to this link of the parent after the call (pid_for_children once it is readable).
-    ParentAfter(NsLink),
-    /// A namespace the parent never showed: an inode not seen in any of the parent's snapshots.
-    Fresh,
-    /// Equal to another of the child's own links.
-    Child(NsLink),
-}
-
-/// The child's TID as it reads it itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChildTid {
-    /// 1: the init of a new pid namespace.
-    One,
-    /// The value clone3 returned to the parent (same pid namespace).
-    Returned,
-}
-
-/// What the child of a successful clone3 should show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChildExpect {
-    /// Per link of [`NsLink::ALL`].
-    pub links: [ChildLink; NsLink::COUNT],
-    /// Its TID as it reads it.
-    pub tid: ChildTid,
-    /// Its ids and CapEff.
-    pub creds: Creds,
-    /// kcmp parent vs child for files, fs, vm, sighand, sysvsem; `None` when nobody can
-    /// compare (a CLONE_VFORK child in another pid or user namespace than its parent).
-    pub kcmp: Option<[KcmpExpect; 5]>,
-    /// The caller reaps it with `waitpid(pid, 0)` (exit code 0); otherwise waitpid gives
-    /// ECHILD (a thread, or a CLONE_PARENT sibling whose exit goes to the caller's parent).
-    pub reaped_by_caller: bool,
-    /// SIGCHLD reaches the caller; `None` when other threads of the caller may take it.
-    pub sigchld: Option<bool>,
-    /// A pidfd is stored (PIDFD).
-    pub pidfd: bool,
-    /// The TID is stored in the parent (PARENT_SETTID).
-    pub parent_tid: bool,
-}
-
-/// The model's view of one clone3 step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Clone3Expect {
-    /// The flags passed (clone3 applies no implications).
-    pub flags: RawFlags,
-    /// The exit_signal passed (see [`clone3_exit_signal`]).
-    pub exit_signal: u64,
-    /// The child, when the call is predicted to succeed.
-    pub child: Option<ChildExpect>,
-    /// The call (successful or not) got as far as `copy_semundo` with CLONE_SYSVSEM while the
-    /// caller had no undo list: the caller now has one, so kcmp SYSVSEM against a sibling
-    /// without one changes even if the call failed.
-    pub undo_list_made: bool,
-}
 
 /// The position of `id` in the clone3 table.
 fn position(id: &str) -> usize {
@@ -309,7 +246,7 @@ pub(super) fn decide(
             Some(Clone3Expect { flags, exit_signal: clone3_exit_signal(flags), child: None, undo_list_made: false });
         return d;
     }
-    let ctx = Ctx { f: flags.0, valid_mask: crate::flags::CLONE3_VALID_MASK, state, env, profile };
+    let ctx = Ctx { f: flags.0, valid_mask: crate::abi::flags::CLONE3_VALID_MASK, state, env, profile };
     let failing = super::checks::all_failing(CLONE3_CHECKS, &ctx);
     let reached = failing.first().map_or(CLONE3_CHECKS.len(), |r| position(r.id));
     if let Some(reason) = super::limits::unknowable(CLONE3_CHECKS, &ctx, reached) {

@@ -4,9 +4,9 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::flags::{RawFlags, bits, by_bit};
+use crate::abi::ns::NsLink;
 use crate::env::Environment;
-use crate::flags::{RawFlags, bits, by_bit};
-use crate::ns::NsLink;
 
 use super::expect::LinkExpect;
 use super::profile::KernelProfile;
@@ -69,14 +69,35 @@ pub fn apply_detached_root(
     if copy_is_locked(state, f) {
         return;
     }
-    if env.ns_observer == crate::ns::NsObserver::ProcLinks {
+    if env.ns_observer == crate::abi::ns::NsObserver::ProcLinks {
         for link in NsLink::ALL {
             if env.has_link(link) {
-                links[link.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+                links[link.index()] = LinkExpect::Unreadable(crate::abi::errno::Errno::ENOENT);
             }
         }
     }
     state.proc_visible = false;
+}
+
+/// Step 10: NEWIPC or SYSVSEM detach the undo list; the last holder applies it. Threads
+/// share the list (pthread_create passes CLONE_SYSVSEM), so with threads it stays pending.
+fn detach_semundo(state: &mut CallerState, f: RawFlags) {
+    if f.intersects(bits::SYSVSEM | bits::NEWIPC) {
+        state.siblings.iter_mut().for_each(|s| s.undo = false);
+        state.undo_list = false;
+        let threads = state.threads;
+        if let Some(sem) = state.sem.as_mut() {
+            if sem.undo == Undo::Private && threads == 1 {
+                sem.value -= 1;
+            }
+            sem.undo = Undo::None;
+        }
+    }
+    if f.intersects(bits::NEWIPC)
+        && let Some(sem) = state.sem.as_mut()
+    {
+        sem.caller_in_ns = false;
+    }
 }
 
 /// Applies a successful call with `f` (after implications) to `state`; returns the link expectations.
@@ -101,7 +122,7 @@ pub fn apply_unshare_success(
         // The new pid ns has no init yet: up to 6.18 the link is hidden until the first fork
         // (spec §5.9 item 7); 7.x shows it at once.
         if !profile.pid_for_children_visible_at_once {
-            links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(crate::errno::Errno::ENOENT);
+            links[NsLink::PidForChildren.index()] = LinkExpect::Unreadable(crate::abi::errno::Errno::ENOENT);
         }
         state.pid_children = PidChildren::Pending;
     }
@@ -119,24 +140,7 @@ pub fn apply_unshare_success(
     if f.intersects(bits::FILES) {
         state.siblings.iter_mut().for_each(|s| s.files = false);
     }
-    // Step 10: NEWIPC or SYSVSEM detach the undo list; the last holder applies it. Threads
-    // share the list (pthread_create passes CLONE_SYSVSEM), so with threads it stays pending.
-    if f.intersects(bits::SYSVSEM | bits::NEWIPC) {
-        state.siblings.iter_mut().for_each(|s| s.undo = false);
-        state.undo_list = false;
-        let threads = state.threads;
-        if let Some(sem) = state.sem.as_mut() {
-            if sem.undo == Undo::Private && threads == 1 {
-                sem.value -= 1;
-            }
-            sem.undo = Undo::None;
-        }
-    }
-    if f.intersects(bits::NEWIPC)
-        && let Some(sem) = state.sem.as_mut()
-    {
-        sem.caller_in_ns = false;
-    }
+    detach_semundo(state, f);
     if f.intersects(bits::NEWNS) && copy_is_locked(state, f) {
         state.mounts_locked = true;
     }

@@ -5,10 +5,10 @@
 
 use serde::Serialize;
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::RawFlags;
+use crate::abi::ns::NsLink;
 use crate::case::Sibling;
-use crate::errno::{CallResult, Errno};
-use crate::flags::RawFlags;
-use crate::ns::NsLink;
 
 /// kcmp types observed per sibling, in this order.
 pub const KCMP_TYPES: [(&str, i32); 5] = [("files", 2), ("fs", 3), ("vm", 1), ("sighand", 4), ("sysvsem", 6)];
@@ -158,10 +158,10 @@ pub struct Expected {
     pub root_detached: bool,
     /// For clone3 steps: the flags passed and what the child should show.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub clone3: Option<super::clone3::Clone3Expect>,
+    pub clone3: Option<Clone3Expect>,
 }
 
-/// For the namespace types whose identity is also read by behaviour (`exec::markers`):
+/// For the namespace types whose identity is also read by behaviour (`exec::child::markers`):
 /// whether the caller's namespace after the last step is the one it had before the first
 /// (`Some(true)`), a new one (`Some(false)`), or not predicted (`None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -192,4 +192,66 @@ pub struct FinalExpect {
     /// The probes can run (the caller still reaches /proc); set by the checker.
     #[serde(skip)]
     pub proc_visible: bool,
+}
+
+/// How one of the child's namespace links relates to what the parent shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildLink {
+    /// Equal to this link of the parent before the call.
+    ParentBefore(NsLink),
+    /// Equal to this link of the parent after the call (pid_for_children once it is readable).
+    ParentAfter(NsLink),
+    /// A namespace the parent never showed: an inode not seen in any of the parent's snapshots.
+    Fresh,
+    /// Equal to another of the child's own links.
+    Child(NsLink),
+}
+
+/// The child's TID as it reads it itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildTid {
+    /// 1: the init of a new pid namespace.
+    One,
+    /// The value clone3 returned to the parent (same pid namespace).
+    Returned,
+}
+
+/// What the child of a successful clone3 should show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChildExpect {
+    /// Per link of [`NsLink::ALL`].
+    pub links: [ChildLink; NsLink::COUNT],
+    /// Its TID as it reads it.
+    pub tid: ChildTid,
+    /// Its ids and CapEff.
+    pub creds: Creds,
+    /// kcmp parent vs child for files, fs, vm, sighand, sysvsem; `None` when nobody can
+    /// compare (a CLONE_VFORK child in another pid or user namespace than its parent).
+    pub kcmp: Option<[KcmpExpect; 5]>,
+    /// The caller reaps it with `waitpid(pid, 0)` (exit code 0); otherwise waitpid gives
+    /// ECHILD (a thread, or a CLONE_PARENT sibling whose exit goes to the caller's parent).
+    pub reaped_by_caller: bool,
+    /// SIGCHLD reaches the caller; `None` when other threads of the caller may take it.
+    pub sigchld: Option<bool>,
+    /// A pidfd is stored (PIDFD).
+    pub pidfd: bool,
+    /// The TID is stored in the parent (PARENT_SETTID).
+    pub parent_tid: bool,
+}
+
+/// The model's view of one clone3 step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Clone3Expect {
+    /// The flags passed (clone3 applies no implications).
+    pub flags: RawFlags,
+    /// The exit_signal passed (see `case::clone3_exit_signal`).
+    pub exit_signal: u64,
+    /// The child, when the call is predicted to succeed.
+    pub child: Option<ChildExpect>,
+    /// The call (successful or not) got as far as `copy_semundo` with CLONE_SYSVSEM while the
+    /// caller had no undo list: the caller now has one, so kcmp SYSVSEM against a sibling
+    /// without one changes even if the call failed.
+    pub undo_list_made: bool,
 }

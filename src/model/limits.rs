@@ -13,12 +13,12 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::RawFlags;
+#[cfg(test)]
+use crate::abi::flags::bits;
 use crate::case::{NsType, Privilege, Setup};
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::flags::RawFlags;
-#[cfg(test)]
-use crate::flags::bits;
 
 use super::checks::{Check, Ctx};
 use super::profile::KernelProfile;

@@ -14,19 +14,21 @@ pub mod checks;
 pub mod clone3;
 pub mod effects;
 pub mod expect;
+pub mod facts;
 pub mod limits;
 pub mod profile;
 pub mod resources;
+pub mod rules;
 pub mod state;
 pub mod steps;
 
 use serde::Serialize;
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::{RawFlags, apply_implications};
+use crate::abi::ns::NsLink;
 use crate::case::{Case, Sibling, Step};
 use crate::env::Environment;
-use crate::errno::{CallResult, Errno};
-use crate::flags::{RawFlags, apply_implications};
-use crate::ns::NsLink;
 
 pub use expect::{
     Creds, Expected, FinalExpect, KcmpExpect, KeptNamespaces, LinkExpect, PidExpect, SemExpect, SharingBefore,
@@ -197,11 +199,11 @@ fn decide_kernel(profile: &KernelProfile, env: &Environment, state: &mut CallerS
 
 /// Predicts one step from `state`, and updates `state` as the kernel would.
 pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut CallerState, step: &Step) -> Expected {
-    // The contract facts probed at start (crate::facts) override the starting profile.
+    // The contract facts probed at start (crate::env::facts) override the starting profile.
     let mut adjusted = env.call_probes.facts.adjust(profile);
     // Read through a pidfd ioctl, pid_for_children names a pending pid namespace at once (the
     // link hides it until its first process exists): the observation of kernels that show it.
-    if env.ns_observer == crate::ns::NsObserver::PidfdIoctl {
+    if env.ns_observer == crate::abi::ns::NsObserver::PidfdIoctl {
         adjusted.pid_for_children_visible_at_once = true;
     }
     let profile = &adjusted;
@@ -286,10 +288,10 @@ fn kept_namespaces(steps: &[Expected], case: &Case) -> KeptNamespaces {
     // unshare_fs fix: its mount id then says nothing about the mount namespace.
     let root_moves = case.steps.iter().any(|s| matches!(s, Step::Chroot(_))) || steps.iter().any(|e| e.root_detached);
     KeptNamespaces {
-        mnt: (!root_moves).then(|| kept_namespace(case, steps, crate::flags::bits::NEWNS)),
-        ipc: Some(kept_namespace(case, steps, crate::flags::bits::NEWIPC)),
-        net: Some(kept_namespace(case, steps, crate::flags::bits::NEWNET)),
-        uts: Some(kept_namespace(case, steps, crate::flags::bits::NEWUTS)),
+        mnt: (!root_moves).then(|| kept_namespace(case, steps, crate::abi::flags::bits::NEWNS)),
+        ipc: Some(kept_namespace(case, steps, crate::abi::flags::bits::NEWIPC)),
+        net: Some(kept_namespace(case, steps, crate::abi::flags::bits::NEWNET)),
+        uts: Some(kept_namespace(case, steps, crate::abi::flags::bits::NEWUTS)),
     }
 }
 

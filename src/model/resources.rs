@@ -1,5 +1,5 @@
 //! What a case needs of the process and descriptor limits, and whether the limits measured
-//! by the executor ([`crate::resources::Resources`]) leave that much. Pure: a case whose need
+//! by the executor ([`crate::env::resources::Resources`]) leave that much. Pure: a case whose need
 //! exceeds the headroom is skipped with a reason naming the limit, never run and mis-judged.
 //!
 //! The counts are upper bounds of what is alive at once, read off the executor's code
@@ -101,7 +101,7 @@ pub fn fits(env: &Environment, case: &Case) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::case::{Setup, Sibling};
-    use crate::resources::Resources;
+    use crate::env::resources::Resources;
 
     fn limited(spare_tasks: u32, nofile: u64, open: u32) -> Environment {
         let mut env = Environment::reference();

@@ -4,9 +4,9 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::ns::NsLink;
 use crate::case::{Chroot, NsType, Privilege, Setup, Sibling};
 use crate::env::Environment;
-use crate::ns::NsLink;
 
 /// `CAP_SYS_ADMIN`.
 pub const CAP_SYS_ADMIN: u32 = 21;
@@ -178,7 +178,40 @@ impl CallerState {
     /// (the case is then skipped with that reason).
     pub fn after_setup(env: &Environment, setup: &Setup) -> Result<CallerState, String> {
         let base = &env.baseline;
-        let mut s = CallerState {
+        let mut s = CallerState::of_executor(env);
+        if base.euid != 0 {
+            return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
+        }
+        s.placement(env, setup)?;
+        if setup.chroot == Some(Chroot::Subdir) {
+            s.chrooted = true;
+        }
+        s.fds = setup.fds;
+        if setup.sem_undo {
+            s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
+            s.undo_list = true;
+        }
+        s.privilege(env, setup.privilege)?;
+        // Every user namespace the setup makes (nesting, a private one for a zero limit, a
+        // fresh one as the privilege) is made without a mount namespace: the sandbox's stays
+        // owned by the executor's user namespace.
+        s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
+        for kind in &setup.siblings {
+            s.add_sibling(*kind);
+        }
+        s.threads += u32::from(setup.threads);
+        // pthread_create passes CLONE_SYSVSEM.
+        s.undo_list |= setup.threads > 0;
+        if setup.vfork {
+            s.become_vfork_child();
+        }
+        Ok(s)
+    }
+
+    /// The executor's own state in `env`, before any setup.
+    fn of_executor(env: &Environment) -> CallerState {
+        let base = &env.baseline;
+        CallerState {
             threads: 1,
             vfork_parent: false,
             cap_sys_admin: base.cap_eff & (1 << CAP_SYS_ADMIN) != 0,
@@ -206,65 +239,47 @@ impl CallerState {
             unknowable: None,
             sighand_held_by_zombie: false,
             parent_ignores_sigchld: false,
-        };
-        if base.euid != 0 {
-            return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
         }
-        s.placement(env, setup)?;
-        if setup.chroot == Some(Chroot::Subdir) {
-            s.chrooted = true;
+    }
+
+    /// A sibling made by raw clone with `kind`'s flags.
+    fn add_sibling(&mut self, kind: Sibling) {
+        let flags = kind.clone_flags();
+        use crate::abi::flags::bits;
+        let undo = flags & bits::SYSVSEM != 0;
+        if undo && let Some(sem) = self.sem.as_mut() {
+            sem.undo = Undo::Shared;
         }
-        s.fds = setup.fds;
-        if setup.sem_undo {
-            s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
-            s.undo_list = true;
+        // clone(CLONE_SYSVSEM) gives the caller an undo list if it had none.
+        self.undo_list |= undo;
+        self.siblings.push(SiblingState {
+            kind,
+            files: flags & bits::FILES != 0,
+            fs: flags & bits::FS != 0,
+            mm: flags & bits::VM != 0,
+            sighand: flags & bits::SIGHAND != 0,
+            undo,
+            kcmp_allowed: true,
+            pid_visible: true,
+        });
+    }
+
+    /// The steps run in clone(CLONE_VM|CLONE_VFORK): one thread, the parent's mm (and so any
+    /// CLONE_VM sibling's), but copies of everything else and no undo list.
+    fn become_vfork_child(&mut self) {
+        self.threads = 1;
+        self.vfork_parent = true;
+        self.undo_list = false;
+        self.is_init = false;
+        for sib in &mut self.siblings {
+            sib.files = false;
+            sib.fs = false;
+            sib.sighand = false;
+            sib.undo = false;
         }
-        s.privilege(env, setup.privilege)?;
-        // Every user namespace the setup makes (nesting, a private one for a zero limit, a
-        // fresh one as the privilege) is made without a mount namespace: the sandbox's stays
-        // owned by the executor's user namespace.
-        s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
-        for kind in &setup.siblings {
-            let flags = kind.clone_flags();
-            use crate::flags::bits;
-            let undo = flags & bits::SYSVSEM != 0;
-            if undo && let Some(sem) = s.sem.as_mut() {
-                sem.undo = Undo::Shared;
-            }
-            // clone(CLONE_SYSVSEM) gives the caller an undo list if it had none.
-            s.undo_list |= undo;
-            s.siblings.push(SiblingState {
-                kind: *kind,
-                files: flags & bits::FILES != 0,
-                fs: flags & bits::FS != 0,
-                mm: flags & bits::VM != 0,
-                sighand: flags & bits::SIGHAND != 0,
-                undo,
-                kcmp_allowed: true,
-                pid_visible: true,
-            });
+        if let Some(sem) = self.sem.as_mut() {
+            sem.undo = Undo::None;
         }
-        s.threads += u32::from(setup.threads);
-        // pthread_create passes CLONE_SYSVSEM.
-        s.undo_list |= setup.threads > 0;
-        if setup.vfork {
-            // The steps run in clone(CLONE_VM|CLONE_VFORK): one thread, the parent's mm
-            // (and so any CLONE_VM sibling's), but copies of everything else and no undo list.
-            s.threads = 1;
-            s.vfork_parent = true;
-            s.undo_list = false;
-            s.is_init = false;
-            for sib in &mut s.siblings {
-                sib.files = false;
-                sib.fs = false;
-                sib.sighand = false;
-                sib.undo = false;
-            }
-            if let Some(sem) = s.sem.as_mut() {
-                sem.undo = Undo::None;
-            }
-        }
-        Ok(s)
     }
 
     /// Nesting, zero limit and the foreign pid namespace.
@@ -274,7 +289,7 @@ impl CallerState {
                 "the executor's {what} is only bounded (room for nested namespaces: at least {}, the probe stopped \
                  with {}), so it cannot be set up",
                 room.map_or(0, |r| r.made),
-                room.and_then(|r| r.stopped_by).map_or("nothing".into(), |e| crate::errno::Errno(e).to_string())
+                room.and_then(|r| r.stopped_by).map_or("nothing".into(), |e| crate::abi::errno::Errno(e).to_string())
             )
         };
         if setup.pidns_level.is_some() && self.pid_level.is_some() && !env.headroom.pid_exact() {
@@ -290,7 +305,7 @@ impl CallerState {
             if u32::from(target) < level {
                 return Err(format!("the executor is already at pid-namespace level {level}, above {target}"));
             }
-            if !super::checks::ns_type_present(env, NsLink::PidForChildren) {
+            if !ns_type_present(env, NsLink::PidForChildren) {
                 return Err("this kernel has no pid namespaces".into());
             }
             self.pid_level = Some(u32::from(target));
@@ -319,27 +334,35 @@ impl CallerState {
             self.limits_zero.push(t);
         }
         if setup.foreign_pidns {
-            if self.chrooted {
-                return Err("the harness runs chrooted, so NEWUSER gives EPERM and the helper cannot make the user \
-                            namespace that owns the foreign pid namespace"
-                    .into());
-            }
-            if self.userns_depth.is_some_and(|d| d >= USERNS_MAX_DEPTH) || self.limit_zero(env, NsType::User) {
-                return Err("no room for the child user namespace that owns the foreign pid namespace".into());
-            }
-            if self.pid_level.is_none_or(|l| l >= PIDNS_MAX_LEVEL) || self.limit_zero(env, NsType::Pid) {
-                return Err("no room (or unknown level) for the foreign pid namespace".into());
-            }
-            self.pid_level = self.pid_level.map(|l| l + 1);
-            self.pid_owner_foreign = true;
-            // The helper forked that namespace's init; we continue as a later process.
-            self.is_init = false;
+            self.enter_foreign_pidns(env)?;
         }
         Ok(())
     }
 
+    /// The foreign pid namespace: a helper makes a user+pid namespace pair and forks its init;
+    /// the case joins it through a pidfd and forks.
+    fn enter_foreign_pidns(&mut self, env: &Environment) -> Result<(), String> {
+        if self.chrooted {
+            return Err("the harness runs chrooted, so NEWUSER gives EPERM and the helper cannot make the user \
+                        namespace that owns the foreign pid namespace"
+                .into());
+        }
+        if self.userns_depth.is_some_and(|d| d >= USERNS_MAX_DEPTH) || self.limit_zero(env, NsType::User) {
+            return Err("no room for the child user namespace that owns the foreign pid namespace".into());
+        }
+        if self.pid_level.is_none_or(|l| l >= PIDNS_MAX_LEVEL) || self.limit_zero(env, NsType::Pid) {
+            return Err("no room (or unknown level) for the foreign pid namespace".into());
+        }
+        self.pid_level = self.pid_level.map(|l| l + 1);
+        self.pid_owner_foreign = true;
+        // The helper forked that namespace's init; we continue as a later process.
+        self.is_init = false;
+
+        Ok(())
+    }
+
     fn enter_mapped_userns(&mut self, env: &Environment, levels: u32) -> Result<(), String> {
-        if !super::checks::ns_type_present(env, NsLink::User) {
+        if !ns_type_present(env, NsLink::User) {
             return Err("this kernel has no user namespaces".into());
         }
         if self.chrooted {
@@ -398,5 +421,28 @@ impl CallerState {
             }
         }
         Ok(())
+    }
+}
+
+/// The kernel has the namespace type of `link`: its `/proc/self/ns` link exists (and names
+/// namespaces reliably), or the start-up headroom probe made one such namespace. A kernel may
+/// implement a type without showing its link (gVisor 2022 has no `mnt`, `uts`, `ipc` links), and
+/// a link that does not name namespaces reliably is left out of `ns_links`; on Linux a missing
+/// link means the type is configured out, and the probe's unshare then fails with EINVAL.
+pub fn ns_type_present(env: &Environment, link: NsLink) -> bool {
+    if env.has_link(link) {
+        return true;
+    }
+    let h = &env.headroom;
+    let made = |r: Option<crate::env::Room>| r.is_some_and(|r| r.made > 0);
+    match link {
+        NsLink::User => made(h.user_nested),
+        NsLink::Pid | NsLink::PidForChildren => made(h.pid_nested),
+        NsLink::Mnt => made(h.flat.get("mnt").copied()),
+        NsLink::Uts => made(h.flat.get("uts").copied()),
+        NsLink::Ipc => made(h.flat.get("ipc").copied()),
+        NsLink::Net => made(h.flat.get("net").copied()),
+        NsLink::Cgroup => made(h.flat.get("cgroup").copied()),
+        NsLink::Time | NsLink::TimeForChildren => made(h.flat.get("time").copied()),
     }
 }

@@ -5,9 +5,9 @@
 
 #![deny(missing_docs)]
 
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::ns::NsLink;
 use crate::case::Chroot;
-use crate::errno::{CallResult, Errno};
-use crate::ns::NsLink;
 
 use super::expect::{LinkExpect, PidExpect};
 use super::profile::KernelProfile;

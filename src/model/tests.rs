@@ -1,10 +1,10 @@
 //! The oracle against the spec's measured tables (unshare-semantics.md §5).
 
 use super::*;
+use crate::abi::errno::Errno;
+use crate::abi::flags::bits::*;
+use crate::abi::ns::NsLink;
 use crate::case::{Privilege, Setup};
-use crate::errno::Errno;
-use crate::flags::bits::*;
-use crate::ns::NsLink;
 
 const P: &KernelProfile = &profile::LINUX_6_18;
 
@@ -194,7 +194,7 @@ fn nobody_is_skipped_where_65534_is_unmapped() {
 
 #[test]
 fn read_through_pidfd_ioctls_pid_for_children_names_the_pending_namespace() {
-    use crate::ns::NsObserver;
+    use crate::abi::ns::NsObserver;
     let links = Environment::reference();
     let ioctls = Environment { ns_observer: NsObserver::PidfdIoctl, ..Environment::reference() };
     let pfc = NsLink::PidForChildren.index();

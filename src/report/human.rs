@@ -2,11 +2,12 @@
 
 use std::fmt::Write;
 
+use crate::check::Tally;
 use crate::check::behaviour;
 use crate::check::invariants::INVARIANTS;
-use crate::corpus::replay::{FileResult, FileStatus};
 use crate::env::Environment;
-use crate::runner::RunReport;
+use crate::report::run_report::RunReport;
+use crate::report::run_report::{FileResult, FileStatus};
 
 /// The environment block printed at the top of every report.
 pub fn environment(env: &Environment) -> String {
@@ -40,7 +41,7 @@ pub fn environment(env: &Environment) -> String {
         None => "not measured".to_string(),
         Some(r) => match r.stopped_by {
             None => format!("{}+", r.made),
-            Some(e) => format!("{} ({})", r.made, crate::errno::Errno(e)),
+            Some(e) => format!("{} ({})", r.made, crate::abi::errno::Errno(e)),
         },
     };
     let h = &env.headroom;
@@ -62,8 +63,8 @@ pub fn environment(env: &Environment) -> String {
     let links: Vec<&str> = env.ns_links.iter().map(|l| l.file_name()).collect();
     let _ = writeln!(s, "ns links:      {}", links.join(" "));
     let observer = match env.ns_observer {
-        crate::ns::NsObserver::ProcLinks => "readlinkat of /proc/self/ns/*",
-        crate::ns::NsObserver::PidfdIoctl => "PIDFD_GET_*_NAMESPACE ioctls on a pidfd of the child",
+        crate::abi::ns::NsObserver::ProcLinks => "readlinkat of /proc/self/ns/*",
+        crate::abi::ns::NsObserver::PidfdIoctl => "PIDFD_GET_*_NAMESPACE ioctls on a pidfd of the child",
     };
     let _ = writeln!(s, "ns ids read:   {observer}");
     let limits: Vec<String> = env.max_namespaces.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -91,7 +92,17 @@ pub fn environment(env: &Environment) -> String {
 /// The summary after a run.
 pub fn summary(report: &RunReport) -> String {
     let mut s = String::new();
-    let t = &report.tally;
+    violation_lines(&mut s, report);
+    invariant_table(&mut s, &report.tally);
+    provokable_table(&mut s, &report.tally);
+    case_counts(&mut s, report);
+    run_lines(&mut s, report);
+    let _ = writeln!(s, "result: {}", verdict(report));
+    s
+}
+
+/// The sandbox's violations and every failed case in full.
+fn violation_lines(s: &mut String, report: &RunReport) {
     for finding in &report.environment.sandbox_violations {
         let _ = writeln!(s, "\nVIOLATION of the outer sandbox: {finding}");
     }
@@ -115,6 +126,10 @@ pub fn summary(report: &RunReport) -> String {
             }
         }
     }
+}
+
+/// Per invariant: checked, held, violated, skipped (by reason).
+fn invariant_table(s: &mut String, t: &Tally) {
     let _ = writeln!(s, "\n{:<36} {:>9} {:>9} {:>9} {:>9}", "invariant", "checked", "held", "violated", "skipped");
     for (id, it) in &t.invariants {
         let skipped: u64 = it.skipped.values().sum();
@@ -126,6 +141,10 @@ pub fn summary(report: &RunReport) -> String {
             let _ = writeln!(s, "    (never applicable in this run)");
         }
     }
+}
+
+/// The errno conditions of spec §3 the run provoked.
+fn provokable_table(s: &mut String, t: &Tally) {
     let _ = writeln!(s, "\nerrno conditions of spec §3 that can be provoked safely (observed as predicted):");
     let _ = writeln!(s, "{:<26} {:<7} {:>8}  spec", "condition (rule)", "errno", "observed");
     for (rule, errno, spec) in crate::check::invariants::PROVOKABLE {
@@ -133,6 +152,11 @@ pub fn summary(report: &RunReport) -> String {
         let mark = if n == 0 { "  <- not provoked in this run" } else { "" };
         let _ = writeln!(s, "{rule:<26} {errno:<7} {n:>8}  {spec}{mark}");
     }
+}
+
+/// Cases: reached the syscall, failed, broken and skipped (by reason), corpus files.
+fn case_counts(s: &mut String, report: &RunReport) {
+    let t = &report.tally;
     let _ = writeln!(s);
     let _ = writeln!(
         s,
@@ -152,6 +176,10 @@ pub fn summary(report: &RunReport) -> String {
     if let Some(files) = &report.corpus_files {
         let _ = writeln!(s, "{}", corpus_counts(files));
     }
+}
+
+/// Time, source and model, notes, the interruption, probed facts and known bugs.
+fn run_lines(s: &mut String, report: &RunReport) {
     let source = match &report.corpus_files {
         Some(files) => format!("replayed {} corpus files", files.len()),
         None => format!("seed {}", report.seed),
@@ -173,8 +201,6 @@ pub fn summary(report: &RunReport) -> String {
     for l in super::render::fact_lines(report).into_iter().chain(super::render::known_bug_lines(report)) {
         let _ = writeln!(s, "{l}");
     }
-    let _ = writeln!(s, "result: {}", verdict(report));
-    s
 }
 
 /// The one-line verdict of a report (after `result: `), which agrees with
@@ -187,55 +213,13 @@ pub fn verdict(report: &RunReport) -> String {
         parts.push(format!("INTERRUPTED after {} of {} cases ({})", i.after_cases, i.planned_cases, i.cause));
     }
     if t.reached_syscall == 0 {
-        let why = if t.cases == 0 {
-            "no case was run".to_string()
-        } else {
-            let skipped: u64 = t.cases_skipped.values().sum();
-            let mut reasons: Vec<(&String, &u64)> = t.cases_skipped.iter().chain(&t.broken).collect();
-            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            let top: Vec<String> = reasons.iter().take(3).map(|(r, n)| format!("{n}x {r}")).collect();
-            format!(
-                "{skipped} of {} cases skipped, {} broken: {}{}",
-                t.cases,
-                t.broken_cases(),
-                top.join("; "),
-                if reasons.len() > 3 { "; ..." } else { "" }
-            )
-        };
-        parts.push(format!("NO CASE REACHED THE SYSCALL ({why}): nothing was tested"));
+        parts.push(format!("NO CASE REACHED THE SYSCALL ({}): nothing was tested", why_nothing_reached(t)));
     }
-    let found = match t.exit_code() {
-        0 if t.reached_syscall == 0 => None,
-        0 => Some("all invariants held"),
-        1 => Some("VIOLATIONS found"),
-        2 => Some("some cases were BROKEN (the harness could not judge them)"),
-        _ => Some("VIOLATIONS found and some cases were BROKEN"),
-    };
-    let found = match &report.baseline {
-        Some(b) if t.violations() > 0 && b.new_violations == 0 => {
-            Some(found.unwrap_or_default().replace("VIOLATIONS found", "only KNOWN violations (baseline)"))
-        }
-        _ => found.map(str::to_string),
-    };
-    parts.extend(found);
+    parts.extend(found_part(report));
     if let Some(b) = &report.baseline {
         parts.push(format!("{} known, {} new violations (baseline {})", b.known_violations, b.new_violations, b.path));
     }
-    let labelled = report.failures.iter().filter(|f| f.known_bug.is_some()).count();
-    if labelled > 0 {
-        parts.push(format!(
-            "{labelled} of {} failed cases are a KNOWN BUG ({})",
-            report.failures.len(),
-            report
-                .failures
-                .iter()
-                .filter_map(|f| f.known_bug)
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    parts.extend(known_bug_part(report));
     if t.reached_syscall > 0 {
         let share = t.reached_syscall as f64 * 100.0 / t.cases as f64;
         if t.reached_syscall * 2 < t.cases {
@@ -248,6 +232,55 @@ pub fn verdict(report: &RunReport) -> String {
         }
     }
     parts.join("; ")
+}
+
+/// Why no case reached the system call: none was run, or the main skip and broken reasons.
+fn why_nothing_reached(t: &Tally) -> String {
+    if t.cases == 0 {
+        return "no case was run".to_string();
+    }
+    let skipped: u64 = t.cases_skipped.values().sum();
+    let mut reasons: Vec<(&String, &u64)> = t.cases_skipped.iter().chain(&t.broken).collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = reasons.iter().take(3).map(|(r, n)| format!("{n}x {r}")).collect();
+    format!(
+        "{skipped} of {} cases skipped, {} broken: {}{}",
+        t.cases,
+        t.broken_cases(),
+        top.join("; "),
+        if reasons.len() > 3 { "; ..." } else { "" }
+    )
+}
+
+/// What was found, as the exit status says it (known violations under a baseline said so).
+fn found_part(report: &RunReport) -> Option<String> {
+    let t = &report.tally;
+    let found = match t.exit_code() {
+        0 if t.reached_syscall == 0 => None,
+        0 => Some("all invariants held"),
+        1 => Some("VIOLATIONS found"),
+        2 => Some("some cases were BROKEN (the harness could not judge them)"),
+        _ => Some("VIOLATIONS found and some cases were BROKEN"),
+    };
+    match &report.baseline {
+        Some(b) if t.violations() > 0 && b.new_violations == 0 => {
+            Some(found.unwrap_or_default().replace("VIOLATIONS found", "only KNOWN violations (baseline)"))
+        }
+        _ => found.map(str::to_string),
+    }
+}
+
+/// How many failed cases a known bug explains, and which bugs.
+fn known_bug_part(report: &RunReport) -> Option<String> {
+    let labelled = report.failures.iter().filter(|f| f.known_bug.is_some()).count();
+    let bugs: std::collections::BTreeSet<&str> = report.failures.iter().filter_map(|f| f.known_bug).collect();
+    (labelled > 0).then(|| {
+        format!(
+            "{labelled} of {} failed cases are a KNOWN BUG ({})",
+            report.failures.len(),
+            bugs.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 /// One replayed corpus file: `STATUS  file  title`, then its details indented.

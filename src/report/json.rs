@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::runner::RunReport;
+use crate::report::run_report::RunReport;
 
 /// The JSON document's schema version.
 pub const FORMAT_VERSION: u32 = 1;
@@ -17,7 +17,7 @@ struct Document<'a> {
     /// The one-line verdict the human report ends with.
     verdict: String,
     /// Each contract fact probed at start, its value, and the rule it switched in the profile.
-    probed_facts: Vec<crate::facts::FactLine>,
+    probed_facts: Vec<crate::env::facts::FactLine>,
     #[serde(flatten)]
     report: &'a RunReport,
 }

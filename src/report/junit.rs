@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::runner::RunReport;
+use crate::report::run_report::RunReport;
 
 use super::ktap::{EVERY_CASE_JUDGED, MAX_LISTED};
 use super::render::{InvariantView, invariant_views, violation_lines};

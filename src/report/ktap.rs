@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use crate::runner::RunReport;
+use crate::report::run_report::RunReport;
 
 use super::render::{InvariantView, invariant_views, is_timeout, one_line, violation_lines, violation_name};
 

@@ -1,4 +1,4 @@
-/* ---- one clone3 call and its child (src/repro/clone3.c; exec/clone3.rs, sys/clone3.rs) -----
+/* ---- one clone3 call and its child (src/repro/clone3.c; exec/child/clone3.rs, sys/clone3.rs) -----
  *
  * The call gets the case's flags, a pidfd slot, the child and parent TID slots, an exit
  * signal, a stack of its own and the TLS base; CLONE_INTO_CGROUP gets CLONE3_CGROUP_FD, a

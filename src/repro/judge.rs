@@ -6,12 +6,12 @@
 use std::fmt::Write;
 
 use super::c_str;
+use crate::abi::errno::{CallResult, Errno};
+use crate::abi::flags::bits;
+use crate::abi::ns::NsLink;
 use crate::case::{Case, Step};
-use crate::errno::{CallResult, Errno};
-use crate::flags::bits;
 use crate::model::clone3::{ChildLink, ChildTid, Clone3Expect};
 use crate::model::{Expected, FinalExpect, KcmpExpect, LinkExpect, PidExpect, SemExpect};
-use crate::ns::NsLink;
 
 /// An errno as C source: its `<errno.h>` name (the value may differ between architectures),
 /// or the number when it has none.

@@ -1,5 +1,5 @@
 //! Lowers one case into straight-line C: `case_setup()`, the setup operations this case needs
-//! in the order the executor builds them (`exec/child_setup.rs`, each named by its
+//! in the order the executor builds them (`exec/child/setup.rs`, each named by its
 //! [`SetupOp`]), and `case_steps()`, its steps and behavioural probes as `exec/child.rs` runs
 //! them. The C primitives they call live in `setup.c` and `clone3.c`.
 
@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::{ReproError, c_str};
 use crate::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
-use crate::exec::record::{FDS, SIBS, SetupOp};
+use crate::exec::child::record::{FDS, SIBS, SetupOp};
 use crate::model::Expected;
 
 /// The setup operations the C code names (`OP_*`, defined from [`SetupOp::describe`]).
@@ -57,7 +57,7 @@ fn op(out: &mut String, op: SetupOp, call: &str) {
 
 /// `case_setup()`: the setup operations of `s`, in the executor's order.
 pub(super) fn setup_c(s: &Setup) -> String {
-    let mut out = String::from("/* The setup, in the executor's order (exec/child_setup.rs). */\n");
+    let mut out = String::from("/* The setup, in the executor's order (exec/child/setup.rs). */\n");
     out.push_str("static void case_setup(struct ctx *x)\n{\n");
     op(&mut out, SetupOp::Setpgid, "setpgid(0, 0)");
     op(&mut out, SetupOp::Pdeathsig, "prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)");

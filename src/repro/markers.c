@@ -1,4 +1,4 @@
-/* ---- namespace identity by behaviour (src/repro/markers.c; exec/markers.rs, check/behaviour.rs)
+/* ---- namespace identity by behaviour (src/repro/markers.c; exec/child/markers.rs, check/behaviour.rs)
  *
  * The sandbox's pid 1 makes one marker per namespace type that lives in exactly one namespace
  * of that type: an abstract unix socket (network namespace) and a SysV shared memory segment

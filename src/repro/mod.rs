@@ -3,17 +3,17 @@
 //! run without Rust. The program is the case itself as straight-line C, generated here
 //! from the harness's own plan and model, on top of a small set of C primitives:
 //!
-//! * [`tables`]: constants from the harness's tables ([`crate::flags::FLAGS`],
-//!   [`crate::ns::NsLink::ALL`], the errno names, the [`crate::exec::record::SetupOp`] names, the
+//! * `tables`: constants from the harness's tables ([`crate::abi::flags::FLAGS`],
+//!   [`crate::abi::ns::NsLink::ALL`], the errno names, the [`crate::exec::child::record::SetupOp`] names, the
 //!   chroot tree, the depth limits);
 //! * the primitives, pulled in with `include_str!`: `prelude.c` (raw calls, snapshots, the
 //!   sibling server), `setup.c` (setup operations, simple steps, behavioural probes),
 //!   `clone3.c`, `checks.c` (one comparison per kind of expectation), `markers.c` (namespace
-//!   identity by behaviour, as `exec/markers.rs`) and `sandbox.c` (the
+//!   identity by behaviour, as `exec/child/markers.rs`) and `sandbox.c` (the
 //!   probe of this kernel, the outer sandbox, the watchdog, the verdict);
-//! * [`lower`]: `case_setup()` (the setup operations this case needs, in the executor's
+//! * `lower`: `case_setup()` (the setup operations this case needs, in the executor's
 //!   order) and `case_steps()` (its steps and probes);
-//! * [`judge`]: `case_judge()`, each expectation of [`crate::model::predict`] as one check
+//! * `judge`: `case_judge()`, each expectation of [`crate::model::predict`] as one check
 //!   with the expected value inline.
 //!
 //! Like the executor, the program probes the kernel it runs on before the case (the room for
@@ -23,10 +23,10 @@
 
 use std::fmt::Write;
 
+use crate::abi::ns::NsObserver;
 use crate::case::{Case, CaseError, Setup};
 use crate::env::Environment;
 use crate::model::{Expected, FinalExpect, KernelProfile, Prediction, predict};
-use crate::ns::NsObserver;
 
 mod judge;
 mod lower;
@@ -155,7 +155,7 @@ pub fn c_source_with(
     if steps.len() != case.steps.len() {
         return Err(ReproError::Unsupported(format!("{} expectations for {} steps", steps.len(), case.steps.len())));
     }
-    if case.setup.siblings.len() > crate::exec::record::SIBS {
+    if case.setup.siblings.len() > crate::exec::child::record::SIBS {
         return Err(ReproError::Unsupported(format!("{} siblings", case.setup.siblings.len())));
     }
     let case_steps = lower::steps_c(case, steps)?;
@@ -195,9 +195,9 @@ pub fn c_source_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::flags::RawFlags;
+    use crate::abi::flags::bits;
     use crate::case::{Chroot, Privilege, Sibling, Step};
-    use crate::flags::RawFlags;
-    use crate::flags::bits;
     use crate::model::profile::LINUX_6_18;
 
     #[test]

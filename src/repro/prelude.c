@@ -7,7 +7,7 @@
  * checks.c: the comparisons; sandbox.c: the probe of this kernel, the outer sandbox and the
  * watchdog), then the case itself as straight-line code the harness generates from its plan:
  * case_setup() (the setup operations this case needs, in the executor's order,
- * exec/child_setup.rs), case_steps() (the steps and the probes) and case_judge() (every
+ * exec/child/setup.rs), case_steps() (the steps and the probes) and case_judge() (every
  * expectation of the model, inline, as one check each).
  *
  * unshare is always called as syscall(SYS_unshare, (unsigned long)flags): glibc's unshare()
@@ -76,7 +76,7 @@ enum pid_expect { PID_UNCHANGED, PID_CHANGED, PID_ONE };
 static const int KCMP_TYPE[5] = { 2 /* files */, 3 /* fs */, 1 /* vm */, 4 /* sighand */, 6 /* sysvsem */ };
 static const char *const KCMP_NAME[5] = { "files", "fs", "vm", "sighand", "sysvsem" };
 #define KCMP_FILE 0
-/* sibling commands (exec/sibling.rs) */
+/* sibling commands (exec/child/sibling.rs) */
 #define CMD_OPEN_MEMFD 1
 #define CMD_HAS_FD 2
 #define CMD_CHDIR_UMASK 3
@@ -99,7 +99,7 @@ struct snap {
 	int fd_flags[FDS];
 };
 
-/* What a clone3 child reported about itself, and what its caller saw (exec/clone3.rs). */
+/* What a clone3 child reported about itself, and what its caller saw (exec/child/clone3.rs). */
 struct child_state {
 	unsigned long long ino[NLINKS];
 	int err[NLINKS];
@@ -162,7 +162,7 @@ struct ctx {
 };
 
 /* What this kernel offers, probed once by the sandbox's pid 1 before the case (as the
- * executor's probe does, exec/probe.rs and exec/headroom.rs); a check that needs what is
+ * executor's probe does, exec/executor/probe.rs and exec/executor/headroom.rs); a check that needs what is
  * missing is turned off and named, never counted as a difference. */
 static struct {
 	int link_ok[NLINKS]; /* the link exists and names namespaces reliably */
@@ -372,7 +372,7 @@ static void snapshot(const struct ctx *x, struct snap *s)
 	}
 }
 
-/* ---- siblings (exec/sibling.rs): they never allocate, and answer one command at a time ---- */
+/* ---- siblings (exec/child/sibling.rs): they never allocate, and answer one command at a time ---- */
 static int read_exact(int fd, void *buf, size_t len)
 {
 	size_t got = 0;

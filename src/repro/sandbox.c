@@ -1,6 +1,6 @@
 /* ---- the probe of this kernel, the outer sandbox and the watchdog (src/repro/sandbox.c) ------
  *
- * In the order of the harness (exec/sandbox.rs, exec/probe.rs, exec/headroom.rs, watch.rs):
+ * In the order of the harness (exec/executor/sandbox.rs, exec/executor/probe.rs, exec/executor/headroom.rs, watch.rs):
  *   1. Outer sandbox, so that nothing a case does reaches the host: unshare(NEWNS|NEWUTS|
  *      NEWIPC|NEWNET|NEWPID), with NEWUSER and a "0 <uid> 1" map first when this process
  *      lacks CAP_SYS_ADMIN; make / private (on a throwaway kernel, UNSHARE_FUZZ_THROWAWAY_KERNEL=1,
@@ -31,7 +31,7 @@ static void on_alarm(int sig)
 	kill(case_pid, SIGKILL);
 }
 
-/* ---- the probe of this kernel (exec/probe.rs, exec/headroom.rs), run by pid 1 ---- */
+/* ---- the probe of this kernel (exec/executor/probe.rs, exec/executor/headroom.rs), run by pid 1 ---- */
 
 
 /* A child that changed nothing must read every link as its parent does, twice. */
@@ -127,7 +127,7 @@ static void probe_kernel(void)
 		printf("note: no pidfd_open (%s): /proc/<pid>/ns/pid and polling instead\n", strerror(errno));
 }
 
-/* Nesting counts from the sandbox's measured place (exec/plan.rs); 0, or 2 after printing why not. */
+/* Nesting counts from the sandbox's measured place (exec/child/plan.rs); 0, or 2 after printing why not. */
 static int plan(int pidns_level, int userns_depth, int *pid_nesting, int *user_nesting)
 {
 	*pid_nesting = *user_nesting = 0;
@@ -150,7 +150,7 @@ static int plan(int pidns_level, int userns_depth, int *pid_nesting, int *user_n
 }
 
 /* A private tmpfs on /tmp holding CHROOT_DIR with /proc bound inside and CHROOT_DIR again,
- * CHROOT_LEVELS deep (exec/sandbox.rs `prepare_chroot_tree`); NULL or what failed. */
+ * CHROOT_LEVELS deep (exec/executor/sandbox.rs `prepare_chroot_tree`); NULL or what failed. */
 static const char *prepare_chroot_tree(void)
 {
 	char dir[CHROOT_LEVELS * sizeof(CHROOT_DIR) + 1] = "", parent[sizeof(dir)], sub[sizeof(dir) + 8];
@@ -287,7 +287,7 @@ static int enter_sandbox_and_run(int pidns_level, int userns_depth)
 		}
 	}
 	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
-		/* As the harness (exec/sandbox.rs): a throwaway kernel (gVisor 2022 has no mount
+		/* As the harness (exec/executor/sandbox.rs): a throwaway kernel (gVisor 2022 has no mount
 		 * propagation, EINVAL) is disposable as a whole, so the run goes on there. */
 		const char *t = getenv("UNSHARE_FUZZ_THROWAWAY_KERNEL");
 		if (!t || strcmp(t, "1") != 0) {

@@ -1,6 +1,6 @@
 /* ---- setup operations, simple steps and behavioural probes (src/repro/setup.c) ------------
  *
- * The generated case_setup() calls these in the executor's order (exec/child_setup.rs); each
+ * The generated case_setup() calls these in the executor's order (exec/child/setup.rs); each
  * records the operation that failed, with its errno, and ends the process (the setup is then
  * broken, never judged). The steps follow exec/child.rs, the probes exec/child.rs `probe`.
  */
@@ -168,7 +168,7 @@ static void become_nobody(struct ctx *x)
 	setup_op(x, OP_DUMPABLE, prctl(PR_SET_DUMPABLE, 1, 0, 0, 0));
 }
 
-/* A sibling made with clone(flags), answering commands over pipes (exec/sibling.rs). */
+/* A sibling made with clone(flags), answering commands over pipes (exec/child/sibling.rs). */
 static void add_sibling(struct ctx *x, unsigned long flags)
 {
 	int e = start_sibling(&x->sibs[x->nsibs], flags);

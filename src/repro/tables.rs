@@ -1,24 +1,24 @@
 //! The constants and tables the C primitives read, generated from the harness's own: the
-//! namespace links, the record sizes, the `CLONE_*` bits of [`crate::flags::FLAGS`], the errno
+//! namespace links, the record sizes, the `CLONE_*` bits of [`crate::abi::flags::FLAGS`], the errno
 //! names, the setup-operation names, the chroot tree and the depth limits.
 
 use std::fmt::Write;
 
 use super::c_str;
+use crate::abi::errno::Errno;
+use crate::abi::flags::FLAGS;
+use crate::abi::ns::NsLink;
 use crate::case::CLONE3_CGROUP_FD;
 use crate::env::{PIDNS_MAX_LEVEL, USERNS_MAX_DEPTH};
-use crate::errno::Errno;
+use crate::exec::child::record::SetupOp;
 use crate::exec::child::{CHROOT_DIR, CHROOT_LEVELS};
-use crate::exec::record::SetupOp;
-use crate::flags::FLAGS;
-use crate::ns::NsLink;
 
 /// Writes the `#define`s and tables.
 pub(super) fn tables(out: &mut String) {
     let _ = writeln!(out, "#define NLINKS {}", NsLink::COUNT);
     let _ = writeln!(out, "#define MAX_STEPS {}", crate::case::MAX_STEPS);
-    let _ = writeln!(out, "#define SIBS {}", crate::exec::record::SIBS);
-    let _ = writeln!(out, "#define FDS {}", crate::exec::record::FDS);
+    let _ = writeln!(out, "#define SIBS {}", crate::exec::child::record::SIBS);
+    let _ = writeln!(out, "#define FDS {}", crate::exec::child::record::FDS);
     let links: Vec<String> = NsLink::ALL.iter().map(|l| c_str(l.file_name())).collect();
     let _ = writeln!(out, "static const char *const LINK_NAMES[NLINKS] = {{ {} }};", links.join(", "));
     let _ = writeln!(out, "#define LINK_PID {}", NsLink::Pid.index());

@@ -15,7 +15,7 @@
 
 #![allow(unsafe_code)]
 
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 
 /// `struct clone_args` of include/uapi/linux/sched.h, version 2 (88 bytes, Linux 5.7+).
 #[repr(C)]

@@ -24,7 +24,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 
 /// Descriptors (traced tasks) per case: the case child and up to `SLOTS - 1` fork generations.
 pub const SLOTS: usize = 4;
@@ -170,4 +170,16 @@ pub fn close_inherited_except(keep: i32) {
     }
     // SAFETY: as above.
     let _ = unsafe { libc::syscall(libc::SYS_close_range, next, u32::MAX, 0u32) };
+}
+
+/// Mounts debugfs on `/sys/kernel/debug`, where the KCOV device lives. Only for a kernel
+/// declared a throwaway (a qemu guest of scripts/kcov.sh): the caller checks that.
+///
+/// # Errors
+/// mount's errno.
+pub fn mount_debugfs_on_throwaway_kernel() -> Result<(), Errno> {
+    // SAFETY: the caller runs on a kernel declared a throwaway (`--throwaway-kernel`, a VM
+    // guest), where the mount namespace is the guest's own; debugfs adds a mount and changes
+    // nothing else.
+    unsafe { super::mount(c"debugfs", c"/sys/kernel/debug", Some(c"debugfs"), 0) }
 }

@@ -1,4 +1,4 @@
-//! Wrappers for the namespace markers (`exec::markers`): an abstract unix
+//! Wrappers for the namespace markers (`exec::child::markers`): an abstract unix
 //! socket, which lives in one network namespace, a SysV shared memory segment,
 //! which lives in one IPC namespace, and the mount id of `/`, which is new in a
 //! copied mount namespace. None of these allocate, so they may be used after
@@ -7,7 +7,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::{read_file_into, ret_int};
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 
 /// The longest abstract socket name used here (the leading NUL not counted).
 pub const ABSTRACT_NAME_MAX: usize = 48;

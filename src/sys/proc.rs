@@ -2,7 +2,7 @@
 
 use std::ffi::CStr;
 
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 
 use super::{read_file_into, write_file};
 

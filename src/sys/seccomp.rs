@@ -21,7 +21,7 @@ use std::mem::offset_of;
 
 use libc::sock_filter;
 
-use crate::errno::Errno;
+use crate::abi::errno::Errno;
 
 /// `BPF_LD | BPF_W | BPF_ABS`: load 32 bits of `seccomp_data` at offset `k`.
 pub const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
@@ -102,7 +102,12 @@ fn set_mode_filter(prog: &libc::sock_fprog) -> Result<(), Errno> {
 /// every process it creates later: `body` decides unshare's result, every other call runs.
 /// Without CAP_SYS_ADMIN the kernel requires `PR_SET_NO_NEW_PRIVS`; it is set only then, so
 /// a privileged executor keeps exactly the state of an unfiltered one. Filters cannot be
-/// removed: call this only in a process the harness treats as disposable (an executor).
+/// removed.
+///
+/// # Safety
+/// Filters every later unshare of the calling process and its children, for good. Call it
+/// only in a process the harness treats as disposable: an executor, in its sandbox, before
+/// it probes or serves a case.
 ///
 /// # Errors
 /// EINVAL if no `AUDIT_ARCH` is known for this build, `body` is empty or too long, or the
@@ -111,7 +116,7 @@ fn set_mode_filter(prog: &libc::sock_fprog) -> Result<(), Errno> {
 ///
 /// # References
 /// seccomp(2), <https://man7.org/linux/man-pages/man2/seccomp.2.html>
-pub fn install_unshare_filter(body: &[sock_filter]) -> Result<Installed, Errno> {
+pub unsafe fn install_unshare_filter(body: &[sock_filter]) -> Result<Installed, Errno> {
     let arch = AUDIT_ARCH.ok_or(Errno::EINVAL)?;
     if body.is_empty() {
         return Err(Errno::EINVAL);
@@ -122,7 +127,8 @@ pub fn install_unshare_filter(body: &[sock_filter]) -> Result<Installed, Errno> 
     match set_mode_filter(&prog) {
         Ok(()) => Ok(Installed { no_new_privs: false }),
         Err(Errno::EACCES) => {
-            super::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)?;
+            // SAFETY: the caller upholds this function's contract (the executor, in its sandbox).
+            unsafe { super::prctl(libc::PR_SET_NO_NEW_PRIVS, 1) }?;
             set_mode_filter(&prog)?;
             Ok(Installed { no_new_privs: true })
         }

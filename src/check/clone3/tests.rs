@@ -2,13 +2,71 @@
 //! passes, and each lie about the child or the caller is caught by the right invariant.
 
 use super::*;
+use crate::abi::errno::CallResult;
 use crate::case::{Case, Setup, Sibling, Step};
 use crate::check::{CaseVerdict, judge};
 use crate::env::Environment;
-use crate::errno::CallResult;
+use crate::exec::observe::{Outcome, SiblingView};
 use crate::model::clone3::ChildTid;
 use crate::model::{KcmpExpect, LinkExpect, Prediction, predict, profile::LINUX_6_18};
-use crate::observe::{Outcome, SiblingView};
+
+/// What the clone3 child of a step shows when it does what the model says (`want`), with the
+/// parent's state before (`cur`) and after (`after`) the step.
+fn honest_child(
+    want: &crate::model::clone3::ChildExpect,
+    cur: &Snapshot,
+    after: &Snapshot,
+    fresh: &mut impl FnMut() -> NsValue,
+) -> ChildObservation {
+    let mut state = after.clone();
+    for link in NsLink::ALL {
+        state.ns[link.index()] = match want.links[link.index()] {
+            ChildLink::ParentBefore(p) => cur.link(p),
+            ChildLink::ParentAfter(p) => after.link(p),
+            ChildLink::Fresh => fresh(),
+            ChildLink::Child(_) => NsValue::Error(Errno::ENOENT),
+        };
+    }
+    for link in NsLink::ALL {
+        if let ChildLink::Child(other) = want.links[link.index()] {
+            state.ns[link.index()] = state.link(other);
+        }
+    }
+    state.pid = if want.tid == ChildTid::One { 1 } else { 4242 };
+    (state.uid, state.euid, state.gid, state.egid, state.cap_eff) =
+        (want.creds.uid, want.creds.uid, want.creds.gid, want.creds.gid, want.creds.cap_eff);
+    let k = |x: KcmpExpect| if x == KcmpExpect::Same { IntOrErrno::Value(0) } else { IntOrErrno::Value(1) };
+    ChildObservation {
+        returned: 4242,
+        reported: true,
+        state,
+        kcmp: want.kcmp.map(|w| w.map(k)),
+        kcmp_side: if want.kcmp.is_some() { KcmpSide::Parent } else { KcmpSide::Nobody },
+        wait: if want.reaped_by_caller { IntOrErrno::Value(0) } else { IntOrErrno::Error(Errno::ECHILD) },
+        sigchld: want.sigchld.unwrap_or(false),
+        pidfd: want.pidfd,
+        parent_tid: want.parent_tid,
+    }
+}
+
+/// The siblings' kcmp values after step `e`, as the model says (an unmodelled one keeps its value).
+fn honest_sibling_kcmp(e: &Expected, after: &mut Snapshot) {
+    for (view, want) in after.siblings.iter_mut().zip(&e.siblings) {
+        for (got, w) in view.kcmp.iter_mut().zip(want.kcmp) {
+            match w {
+                KcmpExpect::Same => *got = IntOrErrno::Value(0),
+                KcmpExpect::Different => *got = IntOrErrno::Value(1),
+                KcmpExpect::Error(err) => *got = IntOrErrno::Error(err),
+                KcmpExpect::Unmodelled => {}
+            }
+        }
+    }
+    if e.clone3.as_ref().is_some_and(|c| c.undo_list_made) {
+        for s in after.siblings.iter_mut().filter(|s| s.kcmp[4] == IntOrErrno::Value(0)) {
+            s.kcmp[4] = IntOrErrno::Value(1);
+        }
+    }
+}
 
 /// An observation that does what the model says, for cases of unshare and clone3 steps.
 fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
@@ -35,57 +93,14 @@ fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
         }
         (after.uid, after.euid, after.gid, after.egid, after.cap_eff) =
             (e.creds.uid, e.creds.uid, e.creds.gid, e.creds.gid, e.creds.cap_eff);
-        let child = e.clone3.as_ref().and_then(|c| c.child.as_ref()).map(|want| {
-            let mut state = after.clone();
-            for link in NsLink::ALL {
-                state.ns[link.index()] = match want.links[link.index()] {
-                    ChildLink::ParentBefore(p) => cur.link(p),
-                    ChildLink::ParentAfter(p) => after.link(p),
-                    ChildLink::Fresh => fresh(),
-                    ChildLink::Child(_) => NsValue::Error(Errno::ENOENT),
-                };
-            }
-            for link in NsLink::ALL {
-                if let ChildLink::Child(other) = want.links[link.index()] {
-                    state.ns[link.index()] = state.link(other);
-                }
-            }
-            state.pid = if want.tid == ChildTid::One { 1 } else { 4242 };
-            (state.uid, state.euid, state.gid, state.egid, state.cap_eff) =
-                (want.creds.uid, want.creds.uid, want.creds.gid, want.creds.gid, want.creds.cap_eff);
-            let k = |x: KcmpExpect| if x == KcmpExpect::Same { IntOrErrno::Value(0) } else { IntOrErrno::Value(1) };
-            ChildObservation {
-                returned: 4242,
-                reported: true,
-                state,
-                kcmp: want.kcmp.map(|w| w.map(k)),
-                kcmp_side: if want.kcmp.is_some() { KcmpSide::Parent } else { KcmpSide::Nobody },
-                wait: if want.reaped_by_caller { IntOrErrno::Value(0) } else { IntOrErrno::Error(Errno::ECHILD) },
-                sigchld: want.sigchld.unwrap_or(false),
-                pidfd: want.pidfd,
-                parent_tid: want.parent_tid,
-            }
-        });
-        for (view, want) in after.siblings.iter_mut().zip(&e.siblings) {
-            for (got, w) in view.kcmp.iter_mut().zip(want.kcmp) {
-                match w {
-                    KcmpExpect::Same => *got = IntOrErrno::Value(0),
-                    KcmpExpect::Different => *got = IntOrErrno::Value(1),
-                    KcmpExpect::Error(err) => *got = IntOrErrno::Error(err),
-                    KcmpExpect::Unmodelled => {}
-                }
-            }
-        }
-        if e.clone3.as_ref().is_some_and(|c| c.undo_list_made) {
-            for s in after.siblings.iter_mut().filter(|s| s.kcmp[4] == IntOrErrno::Value(0)) {
-                s.kcmp[4] = IntOrErrno::Value(1);
-            }
-        }
+        let child =
+            e.clone3.as_ref().and_then(|c| c.child.as_ref()).map(|want| honest_child(want, &cur, &after, &mut fresh));
+        honest_sibling_kcmp(e, &mut after);
         obs.push(StepObservation { result: e.result, after: after.clone(), child });
         cur = after;
     }
     let flag = |b: bool| Some(IntOrErrno::Value(i32::from(b)));
-    let probe = crate::observe::ProbeObservation {
+    let probe = crate::exec::observe::ProbeObservation {
         sibling_fd_visible: final_probe.files_shared.and_then(flag),
         caller_fd_visible: final_probe.files_shared.and_then(flag),
         fs_cwd_followed: final_probe.fs_shared.and_then(flag),

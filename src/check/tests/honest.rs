@@ -1,0 +1,138 @@
+//! Observations built from the model's prediction, exactly as it says (the checker's tests
+//! then plant one lie at a time).
+
+use super::super::*;
+use crate::abi::errno::Errno;
+use crate::abi::ns::NsLink;
+use crate::case::Case;
+use crate::exec::observe::{NsValue, Snapshot};
+use crate::model::{predict, profile::LINUX_6_18};
+
+/// An observation that does exactly what the model says (built from the prediction).
+pub(super) fn honest(env: &Environment, case: &Case) -> (Prediction, Outcome) {
+    honest_on(&LINUX_6_18, env, case)
+}
+
+/// kcmp's value for an expectation.
+fn kcmp_value(k: crate::model::KcmpExpect) -> crate::exec::observe::IntOrErrno {
+    use crate::exec::observe::IntOrErrno;
+    use crate::model::KcmpExpect;
+    match k {
+        KcmpExpect::Same => IntOrErrno::Value(0),
+        KcmpExpect::Different | KcmpExpect::Unmodelled => IntOrErrno::Value(1),
+        KcmpExpect::Error(e) => IntOrErrno::Error(e),
+    }
+}
+
+/// The links after step `e`, from `cur`: a fresh namespace takes the next number of `next_ino`.
+fn links_after(e: &Expected, cur: &Snapshot, after: &mut Snapshot, next_ino: &mut u64) {
+    use crate::model::LinkExpect;
+    for link in NsLink::ALL {
+        let old = cur.link(link);
+        after.ns[link.index()] = match e.links[link.index()] {
+            LinkExpect::Unchanged | LinkExpect::AfterOf(_) => old,
+            LinkExpect::Fresh => {
+                *next_ino += 1;
+                NsValue::Inode(*next_ino)
+            }
+            LinkExpect::Unreadable(err) => NsValue::Error(err),
+            LinkExpect::BeforeOf(other) => cur.link(other),
+        };
+    }
+    for link in NsLink::ALL {
+        if let LinkExpect::AfterOf(other) = e.links[link.index()] {
+            after.ns[link.index()] = after.link(other);
+        }
+    }
+}
+
+/// The state after step `e` exactly as the model says, from `cur`.
+fn state_after(e: &Expected, cur: &Snapshot, next_ino: &mut u64) -> Snapshot {
+    use crate::exec::observe::{IntOrErrno, SiblingView};
+    use crate::model::{KcmpExpect, PidExpect, SemExpect};
+    let mut after = cur.clone();
+    links_after(e, cur, &mut after, next_ino);
+    (after.uid, after.euid, after.gid, after.egid, after.cap_eff) =
+        (e.creds.uid, e.creds.uid, e.creds.gid, e.creds.gid, e.creds.cap_eff);
+    after.pid = match e.pid {
+        PidExpect::Unchanged => cur.pid,
+        PidExpect::Changed => cur.pid + 1000,
+        PidExpect::One => 1,
+    };
+    after.threads = e.threads;
+    if !e.proc_visible {
+        // /proc/self/task cannot be reached any more.
+        (after.threads, after.threads_error) = (0, Some(Errno::ENOENT));
+    }
+    after.semval = match e.semval {
+        SemExpect::NoSemaphore => None,
+        SemExpect::Value(v) => Some(IntOrErrno::Value(v)),
+        SemExpect::Error(err) => Some(IntOrErrno::Error(err)),
+    };
+    // An unmodelled kcmp keeps the value it had (the kernel's objects stay where they are).
+    after.siblings = e
+        .siblings
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let mut values = s.kcmp.map(kcmp_value);
+            for (t, want) in s.kcmp.iter().enumerate() {
+                if *want == KcmpExpect::Unmodelled
+                    && let Some(old) = cur.siblings.get(k)
+                {
+                    values[t] = old.kcmp[t];
+                }
+            }
+            SiblingView { kcmp: values, fds: vec![] }
+        })
+        .collect();
+    after
+}
+
+/// The final probes exactly as the model says.
+fn honest_probe(final_probe: &crate::model::FinalExpect) -> crate::exec::observe::ProbeObservation {
+    use crate::exec::observe::IntOrErrno;
+    let flag = |b: bool| Some(IntOrErrno::Value(i32::from(b)));
+    let marker = |k: bool| [IntOrErrno::Value(1), IntOrErrno::Value(i32::from(k))];
+    crate::exec::observe::ProbeObservation {
+        sibling_fd_visible: final_probe.files_shared.and_then(flag),
+        caller_fd_visible: final_probe.files_shared.and_then(flag),
+        closed_fd_open_in_sibling: final_probe.close_is_shared.and_then(|s| flag(!s)),
+        fs_cwd_followed: final_probe.fs_shared.and_then(flag),
+        fs_umask_followed: final_probe.fs_shared.and_then(flag),
+        sem_value_outside: final_probe.sem_value_outside.map(IntOrErrno::Value),
+        net_marker: final_probe.kept.net.map(marker),
+        ipc_marker: final_probe.kept.ipc.map(marker),
+        mnt_root_kept: final_probe.kept.mnt.and_then(flag),
+        uts_marker: final_probe.kept.uts.map(marker),
+    }
+}
+
+/// As [`honest`], for the kernel `profile` describes.
+pub(super) fn honest_on(
+    profile: &crate::model::KernelProfile,
+    env: &Environment,
+    case: &Case,
+) -> (Prediction, Outcome) {
+    use crate::exec::observe::{IntOrErrno, SiblingView};
+    let prediction = predict(profile, env, case);
+    let Prediction::Steps { steps, final_probe } = &prediction else { panic!("skip") };
+    let mut before = env.baseline.clone();
+    before.siblings =
+        case.setup.siblings.iter().map(|_| SiblingView { kcmp: [IntOrErrno::Value(0); 5], fds: vec![] }).collect();
+    let mut cur = before.clone();
+    let mut next_ino = 5_000_000_000u64;
+    let mut obs = Vec::new();
+    for e in steps {
+        let after = state_after(e, &cur, &mut next_ino);
+        obs.push(StepObservation { result: e.result, after: after.clone(), child: None });
+        cur = after;
+    }
+    // The "before" of the first step must carry the same sibling shape as the expectations.
+    if let Some(first) = steps.first() {
+        before.siblings =
+            first.siblings.iter().map(|_| SiblingView { kcmp: [IntOrErrno::Value(0); 5], fds: vec![] }).collect();
+    }
+    let probe = honest_probe(final_probe);
+    (prediction.clone(), Outcome::Completed { trace: Trace { before, steps: obs, probe: Some(probe) } })
+}

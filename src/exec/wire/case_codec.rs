@@ -1,0 +1,295 @@
+//! The compact binary form of a [`Case`] on the executor protocol: a few
+//! bytes, decoded into a reused `Case` so that the executor allocates nothing
+//! per case (every heap page it writes after a fork costs a copy-on-write
+//! fault).
+//!
+//! Layout: privilege, threads, pidns_level, userns_depth, limit_zero,
+//! foreign_pidns, chroot, fds, sem_undo, cwd_umask, vfork (one byte each,
+//! [`ABSENT`] for `None`), the sibling count and one byte per sibling, the step
+//! count and per step a tag byte and its argument (`u64` flags, or a chroot
+//! byte). Limits are checked by [`Case::validate`], not here.
+
+use crate::abi::flags::RawFlags;
+use crate::case::{Case, Chroot, NsType, Privilege, Sibling, Step};
+
+/// The byte of an absent optional field.
+pub const ABSENT: u8 = 0xff;
+
+const STEP_UNSHARE: u8 = 1;
+const STEP_FORK: u8 = 2;
+const STEP_FORK_EXIT: u8 = 3;
+const STEP_WRITE_MAPS: u8 = 4;
+const STEP_DROP_SYS_ADMIN: u8 = 5;
+const STEP_CHROOT: u8 = 6;
+const STEP_SPAWN_THREAD: u8 = 7;
+const STEP_CLONE3: u8 = 8;
+
+fn privilege_byte(p: Privilege) -> u8 {
+    match p {
+        Privilege::Root => 0,
+        Privilege::RootWithoutSysAdmin => 1,
+        Privilege::Nobody => 2,
+        Privilege::UserNs => 3,
+    }
+}
+
+fn sibling_byte(s: Sibling) -> u8 {
+    match s {
+        Sibling::Files => 0,
+        Sibling::Fs => 1,
+        Sibling::Vm => 2,
+        Sibling::VmSighand => 3,
+        Sibling::Sysvsem => 4,
+    }
+}
+
+fn chroot_byte(c: Chroot) -> u8 {
+    match c {
+        Chroot::Subdir => 0,
+        Chroot::Root => 1,
+    }
+}
+
+fn ns_byte(t: NsType) -> u8 {
+    match t {
+        NsType::User => 0,
+        NsType::Mnt => 1,
+        NsType::Uts => 2,
+        NsType::Ipc => 3,
+        NsType::Pid => 4,
+        NsType::Cgroup => 5,
+        NsType::Net => 6,
+        NsType::Time => 7,
+    }
+}
+
+fn opt(v: Option<u8>) -> u8 {
+    v.unwrap_or(ABSENT)
+}
+
+/// Appends the binary form of `case` to `out`.
+pub fn encode(case: &Case, out: &mut Vec<u8>) {
+    let s = &case.setup;
+    out.extend_from_slice(&[
+        privilege_byte(s.privilege),
+        s.threads,
+        opt(s.pidns_level),
+        opt(s.userns_depth),
+        opt(s.limit_zero.map(ns_byte)),
+        u8::from(s.foreign_pidns),
+        opt(s.chroot.map(chroot_byte)),
+        s.fds,
+        u8::from(s.sem_undo),
+        u8::from(s.cwd_umask),
+        u8::from(s.vfork),
+        s.siblings.len() as u8,
+    ]);
+    out.extend(s.siblings.iter().map(|k| sibling_byte(*k)));
+    out.push(case.steps.len() as u8);
+    for step in &case.steps {
+        match step {
+            Step::Unshare(f) => {
+                out.push(STEP_UNSHARE);
+                out.extend_from_slice(&f.0.to_le_bytes());
+            }
+            Step::Fork => out.push(STEP_FORK),
+            Step::ForkExit => out.push(STEP_FORK_EXIT),
+            Step::WriteMaps => out.push(STEP_WRITE_MAPS),
+            Step::DropSysAdmin => out.push(STEP_DROP_SYS_ADMIN),
+            Step::Chroot(c) => out.extend_from_slice(&[STEP_CHROOT, chroot_byte(*c)]),
+            Step::SpawnThread => out.push(STEP_SPAWN_THREAD),
+            Step::Clone3(f) => {
+                out.push(STEP_CLONE3);
+                out.extend_from_slice(&f.0.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Why bytes are not a case (the executor answers with it as a protocol error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed case at byte {at}: {what}")]
+pub struct DecodeError {
+    /// Offset of the offending byte.
+    pub at: usize,
+    /// What was wrong there.
+    pub what: &'static str,
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn fail<T>(&self, what: &'static str) -> Result<T, DecodeError> {
+        Err(DecodeError { at: self.at, what })
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        match self.bytes.get(self.at) {
+            Some(b) => {
+                self.at += 1;
+                Ok(*b)
+            }
+            None => self.fail("truncated"),
+        }
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        match self.bytes.get(self.at..self.at + 8) {
+            Some(b) => {
+                self.at += 8;
+                let mut le = [0u8; 8];
+                le.copy_from_slice(b);
+                Ok(u64::from_le_bytes(le))
+            }
+            None => self.fail("truncated flags"),
+        }
+    }
+
+    fn bool(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => self.fail("a boolean byte must be 0 or 1"),
+        }
+    }
+
+    fn opt(&mut self) -> Result<Option<u8>, DecodeError> {
+        self.u8().map(|b| (b != ABSENT).then_some(b))
+    }
+
+    fn pick<T: Copy>(&mut self, table: &[T], what: &'static str) -> Result<T, DecodeError> {
+        let b = self.u8()?;
+        match table.get(usize::from(b)) {
+            Some(v) => Ok(*v),
+            None => {
+                self.at -= 1;
+                self.fail(what)
+            }
+        }
+    }
+
+    fn pick_opt<T: Copy>(&mut self, table: &[T], what: &'static str) -> Result<Option<T>, DecodeError> {
+        if self.bytes.get(self.at) == Some(&ABSENT) {
+            self.at += 1;
+            return Ok(None);
+        }
+        self.pick(table, what).map(Some)
+    }
+}
+
+const PRIVILEGES: [Privilege; 4] =
+    [Privilege::Root, Privilege::RootWithoutSysAdmin, Privilege::Nobody, Privilege::UserNs];
+const SIBLINGS: [Sibling; 5] = [Sibling::Files, Sibling::Fs, Sibling::Vm, Sibling::VmSighand, Sibling::Sysvsem];
+const CHROOTS: [Chroot; 2] = [Chroot::Subdir, Chroot::Root];
+const NS_TYPES: [NsType; 8] =
+    [NsType::User, NsType::Mnt, NsType::Uts, NsType::Ipc, NsType::Pid, NsType::Cgroup, NsType::Net, NsType::Time];
+
+/// Decodes `bytes` into `case`, reusing its vectors (no allocation once they have grown to
+/// the largest case seen). On error `case` holds a partial value.
+///
+/// # Errors
+/// [`DecodeError`] on a truncated buffer, an unknown code or trailing bytes.
+pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
+    let mut c = Cursor { bytes, at: 0 };
+    let s = &mut case.setup;
+    s.privilege = c.pick(&PRIVILEGES, "unknown privilege")?;
+    s.threads = c.u8()?;
+    s.pidns_level = c.opt()?;
+    s.userns_depth = c.opt()?;
+    s.limit_zero = c.pick_opt(&NS_TYPES, "unknown namespace type")?;
+    s.foreign_pidns = c.bool()?;
+    s.chroot = c.pick_opt(&CHROOTS, "unknown chroot kind")?;
+    s.fds = c.u8()?;
+    s.sem_undo = c.bool()?;
+    s.cwd_umask = c.bool()?;
+    s.vfork = c.bool()?;
+    s.siblings.clear();
+    for _ in 0..c.u8()? {
+        let k = c.pick(&SIBLINGS, "unknown sibling kind")?;
+        s.siblings.push(k);
+    }
+    case.steps.clear();
+    for _ in 0..c.u8()? {
+        let step = match c.u8()? {
+            STEP_UNSHARE => Step::Unshare(RawFlags(c.u64()?)),
+            STEP_FORK => Step::Fork,
+            STEP_FORK_EXIT => Step::ForkExit,
+            STEP_WRITE_MAPS => Step::WriteMaps,
+            STEP_DROP_SYS_ADMIN => Step::DropSysAdmin,
+            STEP_CHROOT => Step::Chroot(c.pick(&CHROOTS, "unknown chroot kind")?),
+            STEP_SPAWN_THREAD => Step::SpawnThread,
+            STEP_CLONE3 => Step::Clone3(RawFlags(c.u64()?)),
+            _ => {
+                c.at -= 1;
+                return c.fail("unknown step tag");
+            }
+        };
+        case.steps.push(step);
+    }
+    if c.at != bytes.len() {
+        return c.fail("trailing bytes after the last step");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::Setup;
+    use proptest::prelude::*;
+
+    fn empty() -> Case {
+        Case { setup: Setup::default(), steps: Vec::new() }
+    }
+
+    #[test]
+    fn tables_follow_the_encoders() {
+        for (i, p) in PRIVILEGES.iter().enumerate() {
+            assert_eq!(usize::from(privilege_byte(*p)), i);
+        }
+        for (i, s) in SIBLINGS.iter().enumerate() {
+            assert_eq!(usize::from(sibling_byte(*s)), i);
+        }
+        for (i, c) in CHROOTS.iter().enumerate() {
+            assert_eq!(usize::from(chroot_byte(*c)), i);
+        }
+        for (i, t) in NS_TYPES.iter().enumerate() {
+            assert_eq!(usize::from(ns_byte(*t)), i);
+        }
+    }
+
+    #[test]
+    fn malformed_bytes_are_named() {
+        let mut bytes = Vec::new();
+        encode(&Case::unshare(&[1 << 63]), &mut bytes);
+        let mut case = empty();
+        assert_eq!(decode_into(&bytes[..bytes.len() - 1], &mut case).unwrap_err().what, "truncated flags");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode_into(&longer, &mut case).unwrap_err().what, "trailing bytes after the last step");
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        assert_eq!(decode_into(&bad, &mut case).unwrap_err(), DecodeError { at: 0, what: "unknown privilege" });
+        let mut bad = bytes.clone();
+        bad[13] = 42;
+        assert_eq!(decode_into(&bad, &mut case).unwrap_err(), DecodeError { at: 13, what: "unknown step tag" });
+        assert!(decode_into(&bytes, &mut case).is_ok());
+        assert_eq!(case, Case::unshare(&[1 << 63]));
+    }
+
+    proptest! {
+        #[test]
+        fn every_generated_case_survives_the_wire(case in crate::generate::strategy::case()) {
+            let mut bytes = Vec::new();
+            encode(&case, &mut bytes);
+            // Decode over a previous, different value: nothing of it may remain.
+            let mut back = Case::unshare(&[1, 2, 3, 4]);
+            back.setup.siblings = vec![Sibling::Vm; 3];
+            decode_into(&bytes, &mut back).unwrap();
+            prop_assert_eq!(back, case);
+        }
+    }
+}

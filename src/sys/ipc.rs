@@ -1,0 +1,33 @@
+//! SysV semaphores: the one-semaphore set a case's setup makes (with a pending `SEM_UNDO`), its
+//! value, and its removal. Integer arguments and stack buffers only; nothing allocates.
+
+#![allow(unsafe_code)]
+
+use crate::abi::errno::Errno;
+
+use super::ret_int;
+
+/// A SysV semaphore set of one, mode 0666, private key.
+pub fn sem_create() -> Result<i32, Errno> {
+    // SAFETY: integer arguments.
+    ret_int(unsafe { libc::semget(libc::IPC_PRIVATE, 1, 0o666 | libc::IPC_CREAT) })
+}
+
+/// `semop` adding `delta` to semaphore 0 with SEM_UNDO.
+pub fn sem_add_undo(id: i32, delta: i16) -> Result<(), Errno> {
+    let mut op = libc::sembuf { sem_num: 0, sem_op: delta, sem_flg: libc::SEM_UNDO as libc::c_short };
+    // SAFETY: op is one valid sembuf.
+    ret_int(unsafe { libc::semop(id, &mut op, 1) }).map(|_| ())
+}
+
+/// `semctl(id, 0, GETVAL)`.
+pub fn sem_value(id: i32) -> Result<i32, Errno> {
+    // SAFETY: GETVAL takes no fourth argument.
+    ret_int(unsafe { libc::semctl(id, 0, libc::GETVAL) })
+}
+
+/// `semctl(id, 0, IPC_RMID)`.
+pub fn sem_remove(id: i32) -> Result<(), Errno> {
+    // SAFETY: IPC_RMID takes no fourth argument.
+    ret_int(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(|_| ())
+}
