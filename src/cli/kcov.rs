@@ -144,12 +144,10 @@ fn run_command(a: RunArgs, throwaway: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn report_command(a: ReportArgs) -> anyhow::Result<i32> {
-    let kdir = sites::KernelDir::new(&a.kernel);
-    let sites = sites::load_or_build(&kdir).map_err(anyhow::Error::msg)?;
-    let table = LineTable::from_sites(&sites);
+/// The records of every file, merged (PCs of a group: the union).
+fn load_data(paths: &[PathBuf]) -> anyhow::Result<data::Data> {
     let mut d = data::Data::default();
-    for p in &a.data {
+    for p in paths {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
         let part = data::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
         d.groups.extend(part.groups);
@@ -159,6 +157,14 @@ fn report_command(a: ReportArgs) -> anyhow::Result<i32> {
         d.files.extend(part.files);
         d.candidates.extend(part.candidates);
     }
+    Ok(d)
+}
+
+fn report_command(a: ReportArgs) -> anyhow::Result<i32> {
+    let kdir = sites::KernelDir::new(&a.kernel);
+    let sites = sites::load_or_build(&kdir).map_err(anyhow::Error::msg)?;
+    let table = LineTable::from_sites(&sites);
+    let d = load_data(&a.data)?;
     let reasons = match &a.reasons {
         Some(p) => Reasons::parse(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
