@@ -8,7 +8,6 @@
 
 pub mod child;
 pub mod executor;
-pub mod kcov;
 pub mod observe;
 pub mod wire;
 
@@ -36,7 +35,7 @@ pub const EXECUTOR_SUBCOMMAND: &str = "__executor";
 
 static THROWAWAY_KERNEL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// The KCOV device every executor started from now on opens (coverage mode, [`kcov`]).
+/// The KCOV device every executor started from now on opens (coverage mode, [`executor::kcov`]).
 static KCOV_DEVICE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Turns the coverage mode on for every executor started from now on: each opens `device`
@@ -144,7 +143,7 @@ pub struct Executor {
     frame: Vec<u8>,
     request: Vec<u8>,
     last_phases: Option<phases::Phases>,
-    last_pcs: Option<kcov::CasePcs>,
+    last_pcs: Option<executor::kcov::CasePcs>,
 }
 
 impl Executor {
@@ -158,7 +157,7 @@ impl Executor {
             command.env(sandbox::THROWAWAY_VAR, "1");
         }
         if let Some(device) = KCOV_DEVICE.get() {
-            command.env(kcov::KCOV_VAR, device);
+            command.env(executor::kcov::KCOV_VAR, device);
         }
         let mut child = command
             .arg(EXECUTOR_SUBCOMMAND)
@@ -274,7 +273,7 @@ impl Executor {
                 let stamp = |k: usize| read_u64(f, 14 + 8 * k).unwrap_or(0);
                 let raw = &f[REPORT_HEADER..];
                 let raw = if KCOV_DEVICE.get().is_some() {
-                    let (msgs, pcs) = kcov::split_trailer(raw);
+                    let (msgs, pcs) = executor::kcov::split_trailer(raw);
                     self.last_pcs = pcs;
                     msgs
                 } else {
@@ -292,7 +291,7 @@ impl Executor {
     }
 
     /// The KCOV PCs of the case last received (coverage mode only, [`declare_coverage_mode`]).
-    pub fn last_pcs(&self) -> Option<&kcov::CasePcs> {
+    pub fn last_pcs(&self) -> Option<&executor::kcov::CasePcs> {
         self.last_pcs.as_ref()
     }
 

@@ -6,6 +6,7 @@
 pub mod bpf;
 pub mod call_probe;
 pub mod headroom;
+pub mod kcov;
 pub mod limits;
 pub mod mutants;
 pub mod phases;

@@ -122,8 +122,8 @@ pub fn executor_main_with(mutant: Option<&str>, pin_slot: Option<usize>) -> i32 
     // Before the sandbox: the lock files live in the host's temporary directory. The lease is
     // held until this process (and the relay the sandbox leaves outside) exits.
     let lease = pin_slot.and_then(super::placement::lease);
-    // The coverage mode (`exec::kcov`): KCOV is opened before the sandbox, while debugfs is in sight.
-    if let Err(message) = crate::exec::kcov::open_if_asked() {
+    // The coverage mode (`exec::executor::kcov`): KCOV is opened before the sandbox, while debugfs is in sight.
+    if let Err(message) = super::kcov::open_if_asked() {
         send(RESP_FATAL, message.as_bytes());
         return 2;
     }
@@ -198,7 +198,7 @@ fn start(mutant: Option<&str>, lease: Option<super::placement::Lease>) -> Result
 /// Serves requests until the harness closes stdin; returns the exit status.
 fn serve(env: &crate::env::Environment, constant_fds: u64, markers: &Held) -> i32 {
     let buffers = Frames::new(STDIN).and_then(|f| {
-        let trailer = if sys::kcov::active() { crate::exec::kcov::MAX_TRAILER } else { 0 };
+        let trailer = if sys::kcov::active() { super::kcov::MAX_TRAILER } else { 0 };
         let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT + MSG_LEN + trailer)
             .map_err(|e| format!("cannot map the report buffer: {e}"))?;
         Ok((f, out))
@@ -232,7 +232,7 @@ fn serve(env: &crate::env::Environment, constant_fds: u64, markers: &Held) -> i3
                 match served {
                     Ok(()) if coverage => {
                         // The coverage mode only (it allocates): the case's PCs after its messages.
-                        crate::exec::kcov::append_trailer(&mut out, &mut pcs);
+                        super::kcov::append_trailer(&mut out, &mut pcs);
                         write_all(STDOUT, out.as_slice())
                     }
                     Ok(()) => write_all(STDOUT, out.as_slice()),
