@@ -13,8 +13,9 @@ usage: scripts/kcov-kernel.sh [options]
                      no-pid, no-net, no-cgroup, no-time: the same kernel built
                      without that namespace type (unshare of its flag: EINVAL)
   --cache DIR        cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kcov)
-  --version V        linux-source-6.12 package version (default: newest of
-                     bookworm-security/bookworm-backports/trixie the private apt knows)
+  --version V        linux-source-6.12 package version (default: 6.12.118-1~deb12u1, the
+                     one docs/coverage.md was measured on, else the newest of bookworm and
+                     trixie the private apt knows)
   --jobs N           make -j (default: number of cores); make runs under nice -n 10
   --rebuild          build again even if the cache holds this variant
   --no-install       do not apt-get install the build tools; fail if missing
@@ -33,6 +34,7 @@ log() { echo "kcov-kernel.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VARIANT=default CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kcov" VERSION=""
+MEASURED_VERSION="6.12.118-1~deb12u1"
 JOBS=$(nproc) REBUILD=0 INSTALL=1
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -91,17 +93,22 @@ fetch_source() {
         log "setting up the private apt configuration (scripts/kernels.sh --list --kernels 6.12)"
         "$ROOT/scripts/kernels.sh" --list --kernels 6.12 --cache "$apt_cache" >/dev/null
     fi
-    local A="$apt_cache/apt"
-    APT_OPTS=(
-        -o "Dir::Etc::SourceList=$A/sources.list" -o "Dir::Etc::SourceParts=$A/sources.list.d"
-        -o "Dir::Etc::Preferences=$A/preferences" -o "Dir::Etc::PreferencesParts=$A/preferences.d"
-        -o "Dir::State::Lists=$A/lists" -o "Dir::State::status=/dev/null"
-        -o "Dir::Cache=$A/cache" -o "Dir::Cache::pkgcache=pkgcache.bin" -o "Dir::Cache::srcpkgcache="
-        -o "APT::Architecture=amd64" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root"
-    )
+    # shellcheck source=lib/private-apt.sh
+    . "$ROOT/scripts/lib/private-apt.sh"
+    private_apt_options "$apt_cache/apt"
     if [ -z "$VERSION" ]; then
-        VERSION=$(apt-cache "${APT_OPTS[@]}" madison linux-source-6.12 \
-            | awk -F'|' '$3 ~ /bookworm|trixie/ {gsub(/ /,"",$2); print $2}' | sort -V | tail -n1)
+        local known
+        known=$(apt-cache "${APT_OPTS[@]}" madison linux-source-6.12 \
+            | awk -F'|' '$3 ~ /bookworm|trixie/ {gsub(/ /,"",$2); print $2}' | sort -V)
+        # The version docs/coverage.md and docs/coverage-reasons.tsv (file:line) were measured
+        # on, when the archive still has it; else the newest (then the reasons' line numbers
+        # may be off, and the report counts the lines left without a reason).
+        if printf '%s\n' "$known" | grep -qxF "$MEASURED_VERSION"; then
+            VERSION=$MEASURED_VERSION
+        else
+            VERSION=$(printf '%s\n' "$known" | tail -n1)
+            [ -n "$VERSION" ] && log "note: $MEASURED_VERSION (measured in docs/coverage.md) is gone; using $VERSION"
+        fi
         [ -n "$VERSION" ] || die "the private apt knows no linux-source-6.12 (run scripts/kernels.sh --refresh --list)"
     fi
     mkdir -p "$CACHE/debs"
