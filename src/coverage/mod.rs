@@ -1,5 +1,5 @@
 //! Kernel coverage of unshare's path (issue 18, docs/coverage.md): the guest
-//! runs cases with KCOV on ([`run`], through [`crate::exec::kcov`]) and prints
+//! runs cases with KCOV on ([`run`], through [`crate::exec::executor::kcov`]) and prints
 //! PC records ([`data`]); the host maps PCs to source lines ([`sites`]) and
 //! reports the line coverage of the target functions ([`targets`],
 //! [`report`], [`html`]) with a reason for every line not reached

@@ -1,6 +1,6 @@
 //! The guest side of the coverage mode (`unshare-fuzz kcov run`): runs random
 //! cases, the corpus and the coverage-guided search through executors in the
-//! coverage mode ([`crate::exec::kcov`]), and prints [`super::data`] records.
+//! coverage mode ([`crate::exec::executor::kcov`]), and prints [`super::data`] records.
 //! Every case still goes through the model and the checker (a violation is
 //! counted, not fatal); only the cases the model skips are not run.
 
