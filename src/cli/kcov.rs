@@ -150,6 +150,13 @@ fn load_data(paths: &[PathBuf]) -> anyhow::Result<data::Data> {
     for p in paths {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
         let part = data::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        // A file without one group record is not a guest's output (a wrong path, a console
+        // log): reporting it as zero coverage would hide the mistake.
+        anyhow::ensure!(
+            !part.groups.is_empty(),
+            "{}: no `kcov-group` record: not the records of `unshare-fuzz kcov run` (scripts/kcov.sh writes them to data.txt)",
+            p.display()
+        );
         d.groups.extend(part.groups);
         for (k, v) in part.pcs {
             d.pcs.entry(k).or_default().extend(v);
@@ -161,10 +168,11 @@ fn load_data(paths: &[PathBuf]) -> anyhow::Result<data::Data> {
 }
 
 fn report_command(a: ReportArgs) -> anyhow::Result<i32> {
+    // The records first: a wrong data path fails before the kernel's line table is built.
+    let d = load_data(&a.data)?;
     let kdir = sites::KernelDir::new(&a.kernel);
     let sites = sites::load_or_build(&kdir).map_err(anyhow::Error::msg)?;
     let table = LineTable::from_sites(&sites);
-    let d = load_data(&a.data)?;
     let reasons = match &a.reasons {
         Some(p) => Reasons::parse(&std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
