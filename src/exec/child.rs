@@ -19,7 +19,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 
 use crate::abi::errno::Errno;
-use crate::abi::flags::bits;
+use crate::abi::flags::{RawFlags, bits};
 use crate::abi::ns::{NsLink, NsObserver};
 use crate::case::{Case, Step};
 use crate::sys;
@@ -157,23 +157,24 @@ fn write_maps(ctx: &Ctx) -> Result<(), Errno> {
     sys::proc::write_id_maps(0, ctx.outer_ids.0, ctx.outer_ids.1).map_err(|(_, e)| e)
 }
 
+/// An unshare step through `call`; after a NEWUSER in the word the kernel receives (the low
+/// 32 bits through int $0x80), WriteMaps maps the ids from before it.
+fn unshare_step(ctx: &mut Ctx, flags: RawFlags, call: impl FnOnce(RawFlags) -> Result<(), Errno>) -> Result<(), Errno> {
+    let (_, _, euid, egid) = sys::ids();
+    let r = call(flags);
+    if r.is_ok() && (flags.0 as u32 as u64) & bits::NEWUSER != 0 {
+        ctx.outer_ids = (euid, egid);
+    }
+    r
+}
+
 fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
     match step {
-        Step::Unshare(_) | Step::UnshareInt80(_) => {
-            let (_, _, euid, egid) = sys::ids();
-            let r = match *step {
-                // SAFETY: see the module's Safety section.
-                Step::Unshare(flags) => unsafe { sys::unshare(flags) },
-                // SAFETY: as above; the model skips int 0x80 steps unless the executor's probe
-                // showed the i386 entry works here. The whole word is in rbx; the kernel must read ebx.
-                Step::UnshareInt80(flags) => unsafe { sys::unshare_int80(flags.0) },
-                _ => unreachable!("matched above"),
-            };
-            if r.is_ok() && step.unshare_word().is_some_and(|f| f.intersects(bits::NEWUSER)) {
-                ctx.outer_ids = (euid, egid);
-            }
-            r
-        }
+        // SAFETY: see the module's Safety section.
+        Step::Unshare(flags) => unshare_step(ctx, *flags, |f| unsafe { sys::unshare(f) }),
+        // SAFETY: as above; the model skips int 0x80 steps unless the executor's probe showed
+        // the i386 entry works here. The whole word is in rbx; the kernel must read ebx.
+        Step::UnshareInt80(flags) => unshare_step(ctx, *flags, |f| unsafe { sys::unshare_int80(f.0) }),
         Step::Fork => {
             // SAFETY: the parent only waits and exits; the child continues as the caller.
             let pid = unsafe { sys::fork() }?;
