@@ -11,7 +11,7 @@ use crate::exec::child::record::{FDS, SIBS, SetupOp};
 use crate::model::Expected;
 
 /// The setup operations the C code names (`OP_*`, defined from [`SetupOp::describe`]).
-pub(super) const SETUP_OPS: [(&str, SetupOp); 24] = [
+pub(super) const SETUP_OPS: [(&str, SetupOp); 27] = [
     ("OP_SETPGID", SetupOp::Setpgid),
     ("OP_PDEATHSIG", SetupOp::Pdeathsig),
     ("OP_CAPSET_DROP_SYS_ADMIN", SetupOp::CapsetDropSysAdmin),
@@ -36,6 +36,9 @@ pub(super) const SETUP_OPS: [(&str, SetupOp); 24] = [
     ("OP_VFORK", SetupOp::Vfork),
     ("OP_PLAN", SetupOp::Plan),
     ("OP_CLONE3_PREP", SetupOp::Clone3Prep),
+    ("OP_HIGH_FD", SetupOp::HighFd),
+    ("OP_SHM", SetupOp::Shm),
+    ("OP_NSFS_BIND", SetupOp::NsfsBind),
 ];
 
 /// The C name of a setup operation.
@@ -61,6 +64,9 @@ pub(super) fn setup_c(s: &Setup) -> String {
     out.push_str("static void case_setup(struct ctx *x)\n{\n");
     op(&mut out, SetupOp::Setpgid, "setpgid(0, 0)");
     op(&mut out, SetupOp::Pdeathsig, "prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)");
+    if s.nsfs_bind {
+        out.push_str("\tnsfs_bind(x);\n");
+    }
     if s.pidns_level.is_some() || s.userns_depth.is_some() {
         let _ = writeln!(
             out,
@@ -83,8 +89,19 @@ pub(super) fn setup_c(s: &Setup) -> String {
     for i in 0..usize::from(s.fds).min(FDS) {
         out.push_str(if i % 2 == 1 { "\topen_fd(x, O_CLOEXEC);\n" } else { "\topen_fd(x, 0);\n" });
     }
+    if s.high_fd {
+        let _ = writeln!(out, "\thigh_fd(x, {});", crate::case::HIGH_FD);
+    }
+    match s.shm {
+        Some(crate::case::Shm::Attached) => out.push_str("\tshm_segments(x, 0);\n"),
+        Some(crate::case::Shm::RmidForced) => out.push_str("\tshm_segments(x, 1);\n"),
+        None => {}
+    }
     if s.sem_undo {
         out.push_str("\tsem_undo(x);\n");
+        if s.sem_clamp {
+            out.push_str("\tsem_clamp(x);\n");
+        }
     }
     if s.cwd_umask {
         op(&mut out, SetupOp::CwdUmask, "chdir(\"/proc\")");
