@@ -172,7 +172,7 @@ static void high_fd(struct ctx *x, int fd)
 	int f = open("/", O_RDONLY | O_DIRECTORY);
 	if (f < 0)
 		setup_fail(x, OP_HIGH_FD);
-	setup_op(x, OP_HIGH_FD, dup3(f, fd, 0));
+	setup_op(x, OP_HIGH_FD, dup3(f, fd, 0) == fd ? 0 : -1);
 	close(f);
 }
 
