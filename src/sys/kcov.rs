@@ -70,6 +70,13 @@ pub fn open_slots(path: &std::ffi::CStr) -> Result<(), (&'static str, Errno)> {
         if p == libc::MAP_FAILED {
             return Err(("mmap", super::last_errno()));
         }
+        // Only the executor reads the buffers (the kernel writes them through its own mapping):
+        // the case child and every task a step forks would otherwise copy 2^11 page table
+        // entries per buffer (a VM_MIXEDMAP mapping is copied at fork, copy_page_range), which
+        // a traced fork step records as about 2^18 PCs each, filling its own buffer.
+        // SAFETY: advice on the mapping just made; no memory of ours changes.
+        super::ret_int(unsafe { libc::madvise(p, WORDS * 8, libc::MADV_DONTFORK) })
+            .map_err(|e| ("madvise(MADV_DONTFORK)", e))?;
         FDS[slot].store(fd, Ordering::Relaxed);
         AREAS[slot].store(p.cast(), Ordering::Relaxed);
     }
