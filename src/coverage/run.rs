@@ -73,7 +73,10 @@ fn run_case(
         g.stats.violations += 1;
         for x in &v.violations {
             let step = x.step.map_or("case".to_string(), |i| format!("step {i}"));
-            emit(format!("kcov-note violation in {} case {}: {} at {step}: {}", g.stats.name, case, x.invariant, x.detail));
+            emit(format!(
+                "kcov-note violation in {} case {}: {} at {step}: {}",
+                g.stats.name, case, x.invariant, x.detail
+            ));
         }
     }
     if executed.outcome.is_none() {

@@ -194,9 +194,11 @@ impl CallerState {
             // The setup's own IPC namespace (unshare(NEWIPC) before the semaphore and the
             // privilege): the markers then read "not in the executor's" before the steps.
             if !s.cap_sys_admin || !ns_type_present(env, NsLink::Ipc) || s.limit_zero(env, NsType::Ipc) {
-                return Err("the shm setup `rmid-forced` makes an IPC namespace of its own, which needs CAP_SYS_ADMIN, \
+                return Err(
+                    "the shm setup `rmid-forced` makes an IPC namespace of its own, which needs CAP_SYS_ADMIN, \
                             IPC namespaces and a max_ipc_namespaces above 0 here"
-                    .into());
+                        .into(),
+                );
             }
         }
         if setup.sem_clamp && !setup.sem_undo {

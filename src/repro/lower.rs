@@ -58,6 +58,18 @@ fn op(out: &mut String, op: SetupOp, call: &str) {
     let _ = writeln!(out, "\tsetup_op(x, {}, {call});", op_name(op));
 }
 
+/// The setup's fd 100 and SysV shm segments (after the fds, before the semaphore).
+fn high_fd_and_shm(out: &mut String, s: &Setup) {
+    if s.high_fd {
+        let _ = writeln!(out, "\thigh_fd(x, {});", crate::case::HIGH_FD);
+    }
+    match s.shm {
+        Some(crate::case::Shm::Attached) => out.push_str("\tshm_segments(x, 0);\n"),
+        Some(crate::case::Shm::RmidForced) => out.push_str("\tshm_segments(x, 1);\n"),
+        None => {}
+    }
+}
+
 /// `case_setup()`: the setup operations of `s`, in the executor's order.
 pub(super) fn setup_c(s: &Setup) -> String {
     let mut out = String::from("/* The setup, in the executor's order (exec/child/setup.rs). */\n");
@@ -89,14 +101,7 @@ pub(super) fn setup_c(s: &Setup) -> String {
     for i in 0..usize::from(s.fds).min(FDS) {
         out.push_str(if i % 2 == 1 { "\topen_fd(x, O_CLOEXEC);\n" } else { "\topen_fd(x, 0);\n" });
     }
-    if s.high_fd {
-        let _ = writeln!(out, "\thigh_fd(x, {});", crate::case::HIGH_FD);
-    }
-    match s.shm {
-        Some(crate::case::Shm::Attached) => out.push_str("\tshm_segments(x, 0);\n"),
-        Some(crate::case::Shm::RmidForced) => out.push_str("\tshm_segments(x, 1);\n"),
-        None => {}
-    }
+    high_fd_and_shm(&mut out, s);
     if s.sem_undo {
         out.push_str("\tsem_undo(x);\n");
         if s.sem_clamp {

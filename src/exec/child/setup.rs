@@ -163,6 +163,29 @@ fn nsfs_bind(ctx: &Ctx) {
     let _ = (sys::close_raw(own), sys::close_raw(newer));
 }
 
+/// The setup's semaphore with a pending SEM_UNDO +1 (and, with `sem_clamp`, a -1 without).
+fn semaphore(ctx: &mut Ctx) {
+    match sys::sem_create() {
+        Ok(id) => ctx.sem_id = id,
+        Err(e) => fail(ctx.out, SetupOp::Semaphore, e),
+    }
+    check(ctx, SetupOp::Semaphore, sys::sem_add_undo(ctx.sem_id, 1));
+    if ctx.case.setup.sem_clamp {
+        check(ctx, SetupOp::Semaphore, sys::sem_add(ctx.sem_id, -1));
+    }
+}
+
+/// One more descriptor on `/` at [`HIGH_FD`]: the fd table grows past its 64 embedded slots.
+fn high_fd(ctx: &Ctx) {
+    match sys::open_raw(c"/", libc::O_RDONLY | libc::O_DIRECTORY) {
+        Ok(fd) => {
+            check(ctx, SetupOp::HighFd, sys::dup_to(fd, HIGH_FD).map(|_| ()));
+            let _ = sys::close_raw(fd);
+        }
+        Err(e) => fail(ctx.out, SetupOp::HighFd, e),
+    }
+}
+
 /// The SysV shared memory segments of [`Shm`].
 fn shm(ctx: &Ctx, kind: Shm) {
     let op = SetupOp::Shm;
@@ -230,26 +253,13 @@ pub fn build(ctx: &mut Ctx) {
         ctx.nfds = i + 1;
     }
     if setup.high_fd {
-        match sys::open_raw(c"/", libc::O_RDONLY | libc::O_DIRECTORY) {
-            Ok(fd) => {
-                check(ctx, SetupOp::HighFd, sys::dup_to(fd, HIGH_FD).map(|_| ()));
-                let _ = sys::close_raw(fd);
-            }
-            Err(e) => fail(ctx.out, SetupOp::HighFd, e),
-        }
+        high_fd(ctx);
     }
     if let Some(kind) = setup.shm {
         shm(ctx, kind);
     }
     if setup.sem_undo {
-        match sys::sem_create() {
-            Ok(id) => ctx.sem_id = id,
-            Err(e) => fail(ctx.out, SetupOp::Semaphore, e),
-        }
-        check(ctx, SetupOp::Semaphore, sys::sem_add_undo(ctx.sem_id, 1));
-        if setup.sem_clamp {
-            check(ctx, SetupOp::Semaphore, sys::sem_add(ctx.sem_id, -1));
-        }
+        semaphore(ctx);
     }
     if setup.cwd_umask {
         check(ctx, SetupOp::CwdUmask, sys::chdir(c"/proc"));
