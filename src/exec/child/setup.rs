@@ -119,19 +119,7 @@ pub const NSFS_TARGET: &std::ffi::CStr = c"/tmp/uf-nsfs";
 fn fd_path(fd: i32, buf: &mut [u8; 32]) -> &std::ffi::CStr {
     const PREFIX: &[u8] = b"/proc/self/fd/";
     buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut digits = [0u8; 10];
-    let (mut n, mut k) = (fd.unsigned_abs(), 0);
-    loop {
-        digits[k] = b'0' + (n % 10) as u8;
-        k += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..k {
-        buf[PREFIX.len() + i] = digits[k - 1 - i];
-    }
+    let k = sys::proc::put_u32(&mut buf[PREFIX.len()..], fd.unsigned_abs());
     buf[PREFIX.len() + k] = 0;
     std::ffi::CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"/")
 }
