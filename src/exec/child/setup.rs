@@ -267,3 +267,16 @@ pub fn build(ctx: &mut Ctx) {
         check(ctx, SetupOp::PthreadCreate, sys::spawn_parked_thread());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fd_path;
+
+    #[test]
+    fn fd_path_names_the_descriptor_in_proc() {
+        let mut buf = [0xffu8; 32];
+        assert_eq!(fd_path(100, &mut buf), c"/proc/self/fd/100");
+        assert_eq!(fd_path(7, &mut buf), c"/proc/self/fd/7");
+        assert_eq!(fd_path(2_147_483_647, &mut buf), c"/proc/self/fd/2147483647");
+    }
+}
