@@ -182,6 +182,9 @@ static void shm_segments(struct ctx *x, int forced)
 {
 	if (forced) {
 		setup_op(x, OP_SHM, raw_unshare(U_CLONE_NEWIPC));
+		/* Held open, as nsfs_bind's mount namespace is. */
+		if (open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC) < 0)
+			setup_fail(x, OP_SHM);
 		setup_op(x, OP_SHM, write_file("/proc/sys/kernel/shm_rmid_forced", "1"));
 		if (shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600) < 0)
 			setup_fail(x, OP_SHM);
@@ -212,7 +215,7 @@ static void nsfs_bind(struct ctx *x)
 	setup_op(x, OP_NSFS_BIND, setns(own, (int)U_CLONE_NEWNS));
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", newer);
 	setup_op(x, OP_NSFS_BIND, mount(src, "/tmp/uf-nsfs", NULL, MS_BIND, NULL));
-	close(own);
+	/* own stays open: its inode number must not come back as a later step's namespace. */
 	close(newer);
 }
 

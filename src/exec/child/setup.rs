@@ -148,7 +148,10 @@ fn nsfs_bind(ctx: &Ctx) {
     let source = fd_path(newer, &mut buf);
     // SAFETY: the case's own private mount namespace, a copy of the verified (private) sandbox's.
     check(ctx, op, unsafe { sys::mount(source, NSFS_TARGET, None, libc::MS_BIND) });
-    let _ = (sys::close_raw(own), sys::close_raw(newer));
+    // `own` stays open for the case: a namespace only the caller holds would be freed by a
+    // NEWNS step, and a later step's new namespace could get its inode number again, which
+    // the checker would take for a namespace alive before (the executor's own never go).
+    let _ = sys::close_raw(newer);
 }
 
 /// The setup's semaphore with a pending SEM_UNDO +1 (and, with `sem_clamp`, a -1 without).
@@ -179,6 +182,11 @@ fn shm(ctx: &Ctx, kind: Shm) {
     let op = SetupOp::Shm;
     if kind == Shm::RmidForced {
         check(ctx, op, unshare(bits::NEWIPC));
+        // Held open for the case, as nsfs_bind's mount namespace is (its inode number must not
+        // come back as a later step's new namespace).
+        if let Err(e) = sys::open_raw(c"/proc/self/ns/ipc", libc::O_RDONLY | libc::O_CLOEXEC) {
+            fail(ctx.out, op, e);
+        }
         check(ctx, op, sys::write_file(c"/proc/sys/kernel/shm_rmid_forced", b"1"));
         check(ctx, op, sys::shm_create(false).map(|_| ()));
     }
