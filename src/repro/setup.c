@@ -215,6 +215,12 @@ static void nsfs_bind(struct ctx *x)
 	setup_op(x, OP_NSFS_BIND, setns(own, (int)U_CLONE_NEWNS));
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", newer);
 	setup_op(x, OP_NSFS_BIND, mount(src, "/tmp/uf-nsfs", NULL, MS_BIND, NULL));
+	/* One mount after it: copy_mnt_ns stops at the last mount it copied. */
+	t = open("/tmp/uf-nsfs-after", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (t < 0)
+		setup_fail(x, OP_NSFS_BIND);
+	close(t);
+	setup_op(x, OP_NSFS_BIND, mount("/tmp/uf-nsfs-after", "/tmp/uf-nsfs-after", NULL, MS_BIND, NULL));
 	/* own stays open: its inode number must not come back as a later step's namespace. */
 	close(newer);
 }

@@ -114,6 +114,8 @@ fn foreign_pidns(ctx: &Ctx) {
 
 /// The file of the sandbox's /tmp (a private tmpfs) the nsfs file is bound on.
 pub const NSFS_TARGET: &std::ffi::CStr = c"/tmp/uf-nsfs";
+/// A file of the sandbox's /tmp bound on itself after the nsfs bind mount.
+pub const NSFS_AFTER: &std::ffi::CStr = c"/tmp/uf-nsfs-after";
 
 /// `/proc/self/fd/<fd>` into `buf`, without allocating.
 fn fd_path(fd: i32, buf: &mut [u8; 32]) -> &std::ffi::CStr {
@@ -148,6 +150,11 @@ fn nsfs_bind(ctx: &Ctx) {
     let source = fd_path(newer, &mut buf);
     // SAFETY: the case's own private mount namespace, a copy of the verified (private) sandbox's.
     check(ctx, op, unsafe { sys::mount(source, NSFS_TARGET, None, libc::MS_BIND) });
+    // One mount after it: copy_mnt_ns stops at the last mount it copied, so a skipped mount
+    // at the very end of the tree would never be stepped over (fs/namespace.c:4109).
+    check(ctx, op, sys::touch(NSFS_AFTER));
+    // SAFETY: as above; a file bound on itself.
+    check(ctx, op, unsafe { sys::mount(NSFS_AFTER, NSFS_AFTER, None, libc::MS_BIND) });
     // `own` stays open for the case: a namespace only the caller holds would be freed by a
     // NEWNS step, and a later step's new namespace could get its inode number again, which
     // the checker would take for a namespace alive before (the executor's own never go).
