@@ -38,7 +38,7 @@ const PIDNS: &[&str] = &["the executor is already at pid-namespace level"];
 /// Skips a user namespace below the initial one implies.
 const USERNS: &[&str] = &["the executor is already at user-namespace depth", "max_user_namespaces"];
 /// Skips a descriptor limit implies.
-const NOFILE: &[&str] = &["file descriptors, RLIMIT_NOFILE", "ran out of file descriptors"];
+const NOFILE: &[&str] = &["file descriptors, RLIMIT_NOFILE", "ran out of file descriptors", "(high_fd), RLIMIT_NOFILE"];
 /// Skips a process limit implies.
 const TASKS: &[&str] = &[
     "processes/threads",
@@ -52,7 +52,11 @@ const TASKS: &[&str] = &[
 /// A count limit also cuts the nesting probe short, so the depth is only bounded.
 const COUNT: &[&str] = &["a limit on the number of", "user-namespace depth is only bounded"];
 /// Skips a chroot implies.
-const CHROOT: &[&str] = &["NEWUSER gives EPERM while chrooted", "the harness runs chrooted, so NEWUSER gives EPERM"];
+const CHROOT: &[&str] = &[
+    "NEWUSER gives EPERM while chrooted",
+    "the harness runs chrooted, so NEWUSER gives EPERM",
+    "the harness runs chrooted: the nsfs bind setup's setns would leave that chroot",
+];
 
 /// Fails for an environment that cannot be set up, or, when opted out, says so loudly and
 /// returns (the caller then returns without a verdict).
