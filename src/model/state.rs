@@ -233,6 +233,12 @@ impl CallerState {
     /// owned by the executor's user namespace like the sandbox's, so nothing the model tracks
     /// changes.
     fn nsfs_bind_rules(&self, env: &Environment) -> Result<(), String> {
+        // Its files live in the sandbox's private tmpfs on /tmp, which the chroot tree shares:
+        // without that tree (the sandbox's mount namespace is not new, or /tmp is not its own),
+        // the setup would write into a /tmp that is not the sandbox's alone.
+        if let Some(why) = &env.no_chroot_tree {
+            return Err(format!("the sandbox has no private /tmp ({why}), so the nsfs bind setup cannot be built"));
+        }
         if self.chrooted {
             return Err("the harness runs chrooted: the nsfs bind setup's setns would leave that chroot".into());
         }
