@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use setup::{Chroot, NsType, Privilege, Setup, Sibling};
+pub use setup::{Chroot, HIGH_FD, NsType, Privilege, Setup, Shm, Sibling};
 
 use crate::abi::flags::RawFlags;
 

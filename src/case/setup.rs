@@ -161,13 +161,44 @@ impl NsType {
     }
 }
 
+/// SysV shared memory segments the setup creates (their creator is the caller, so they are on
+/// its list that `unshare(CLONE_NEWIPC)` walks, `exit_shm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shm {
+    /// One segment in the caller's IPC namespace, attached and marked for removal (it goes
+    /// when its last attach does); `kernel.shm_rmid_forced` as it is there.
+    Attached,
+    /// A new IPC namespace of the setup's own with `kernel.shm_rmid_forced = 1` (a sysctl of
+    /// that namespace only), and two segments in it: one attached and marked for removal, one
+    /// unattached.
+    RmidForced,
+}
+
+impl Shm {
+    /// The name used in files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shm::Attached => "attached",
+            Shm::RmidForced => "rmid-forced",
+        }
+    }
+}
+
+/// The descriptor number [`Setup::high_fd`] duplicates a setup fd to: above the 64 slots of
+/// the fd table a process starts with, so the table grows (to 128 slots).
+pub const HIGH_FD: i32 = 100;
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
 /// The process state built before the first step. Built in this order:
 /// pid-ns nesting, user-ns nesting, the zero limit, the foreign pid ns, chroot,
-/// resources (fds, semaphore, cwd/umask), privilege, siblings, threads, vfork.
+/// resources (fds, semaphore, cwd/umask), privilege, siblings, threads, vfork. The fields added
+/// for kernel coverage fit in that order: `nsfs_bind` first of all (before the pid-ns
+/// nesting), then after the fds `high_fd` and `shm` (before the semaphore, which so lives in the
+/// IPC namespace `rmid-forced` makes), `sem_clamp` with the semaphore.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Setup {
@@ -209,6 +240,22 @@ pub struct Setup {
     /// Run the steps in a `clone(CLONE_VM|CLONE_VFORK)` child whose parent stays blocked.
     #[serde(default, skip_serializing_if = "is_default")]
     pub vfork: bool,
+    /// One more descriptor on `/` at number [`HIGH_FD`] (dup3), which grows the fd table past
+    /// its 64 embedded slots.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub high_fd: bool,
+    /// SysV shared memory segments created by the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm: Option<Shm>,
+    /// With `sem_undo`: after the SEM_UNDO +1, a -1 without SEM_UNDO, so the semaphore is 0
+    /// and the pending adjustment -1 would make it negative (exit_sem clamps it to 0).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub sem_clamp: bool,
+    /// First of all, a private mount namespace of the case's own (a copy of the sandbox's, in
+    /// the executor's user namespace) with a newer mount namespace's nsfs file bind-mounted
+    /// on `/tmp/uf-nsfs` (a file of the sandbox's /tmp): a copy of it skips that mount (copy_tree, copy_mnt_ns).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub nsfs_bind: bool,
 }
 
 impl Setup {
@@ -257,6 +304,18 @@ impl fmt::Display for Setup {
         }
         if self.vfork {
             f.write_str(", as a vfork child")?;
+        }
+        if self.high_fd {
+            write!(f, ", fd {HIGH_FD}")?;
+        }
+        if let Some(k) = self.shm {
+            write!(f, ", shm {}", k.name())?;
+        }
+        if self.sem_clamp {
+            f.write_str(", semaphore decremented without SEM_UNDO")?;
+        }
+        if self.nsfs_bind {
+            f.write_str(", nsfs bind mount")?;
         }
         Ok(())
     }

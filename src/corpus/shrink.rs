@@ -95,8 +95,12 @@ fn setup_reductions(s: &Setup) -> Vec<Setup> {
     with(&|t| t.chroot = None);
     with(&|t| t.limit_zero = None);
     with(&|t| t.foreign_pidns = false);
-    with(&|t| t.sem_undo = false);
+    with(&|t| (t.sem_undo, t.sem_clamp) = (false, false));
     with(&|t| t.cwd_umask = false);
+    with(&|t| t.high_fd = false);
+    with(&|t| t.shm = None);
+    with(&|t| t.sem_clamp = false);
+    with(&|t| t.nsfs_bind = false);
     for d in shallower(s.userns_depth) {
         with(&|t| t.userns_depth = d);
     }

@@ -71,6 +71,13 @@ fn run_case(
     }
     if !v.violations.is_empty() {
         g.stats.violations += 1;
+        for x in &v.violations {
+            let step = x.step.map_or("case".to_string(), |i| format!("step {i}"));
+            emit(format!(
+                "kcov-note violation in {} case {}: {} at {step}: {}",
+                g.stats.name, case, x.invariant, x.detail
+            ));
+        }
     }
     if executed.outcome.is_none() {
         if v.broken.is_none() {

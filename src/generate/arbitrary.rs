@@ -4,7 +4,7 @@
 use arbitrary::{Arbitrary, Result, Unstructured};
 
 use crate::abi::flags::RawFlags;
-use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Sibling, Step};
+use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Shm, Sibling, Step};
 
 use super::weights::{self, FlagClass, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
@@ -119,6 +119,15 @@ impl<'a> Arbitrary<'a> for Setup {
             siblings.push(*u.choose(&Sibling::ALL)?);
         }
         let vfork = chance(u, ws::VFORK)?;
+        let high_fd = chance(u, ws::HIGH_FD)?;
+        let shm = pick(
+            u,
+            &[100 - ws::SHM_ATTACHED - ws::SHM_RMID_FORCED, ws::SHM_ATTACHED, ws::SHM_RMID_FORCED],
+            &[None, Some(Shm::Attached), Some(Shm::RmidForced)],
+        )?;
+        // Only with the semaphore it decrements.
+        let sem_clamp = sem_undo && chance(u, ws::SEM_CLAMP)?;
+        let nsfs_bind = chance(u, ws::NSFS_BIND)?;
         Ok(Setup {
             privilege,
             threads,
@@ -132,6 +141,10 @@ impl<'a> Arbitrary<'a> for Setup {
             cwd_umask,
             siblings,
             vfork,
+            high_fd,
+            shm,
+            sem_clamp,
+            nsfs_bind,
         })
     }
 }

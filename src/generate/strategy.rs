@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use crate::abi::flags::RawFlags;
-use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Sibling, Step};
+use crate::case::{Case, Chroot, MAX_STEPS, NsType, Privilege, Setup, Shm, Sibling, Step};
 
 use super::weights::{self, INTERESTING_INVALID_BITS, setup as ws, steps as wst};
 
@@ -70,8 +70,14 @@ pub fn setup() -> impl Strategy<Value = Setup> {
         chroot,
     );
     let resources = (fds, chance(ws::SEM_UNDO), chance(ws::CWD_UMASK), siblings, chance(ws::VFORK));
-    (prop::sample::select(Privilege::ALL.to_vec()), threads, placement, resources).prop_map(
-        |(privilege, threads, (pidns_level, userns_depth, limit_zero, foreign_pidns, chroot), r)| Setup {
+    let shm = prop_oneof![
+        100 - ws::SHM_ATTACHED - ws::SHM_RMID_FORCED => Just(None),
+        ws::SHM_ATTACHED => Just(Some(Shm::Attached)),
+        ws::SHM_RMID_FORCED => Just(Some(Shm::RmidForced)),
+    ];
+    let coverage = (chance(ws::HIGH_FD), shm, chance(ws::SEM_CLAMP), chance(ws::NSFS_BIND));
+    (prop::sample::select(Privilege::ALL.to_vec()), threads, placement, resources, coverage).prop_map(
+        |(privilege, threads, (pidns_level, userns_depth, limit_zero, foreign_pidns, chroot), r, c)| Setup {
             privilege,
             threads,
             pidns_level,
@@ -84,6 +90,11 @@ pub fn setup() -> impl Strategy<Value = Setup> {
             cwd_umask: r.2,
             siblings: r.3,
             vfork: r.4,
+            high_fd: c.0,
+            shm: c.1,
+            // Only with the semaphore it decrements.
+            sem_clamp: r.1 && c.2,
+            nsfs_bind: c.3,
         },
     )
 }

@@ -228,6 +228,16 @@ pub mod setup {
     pub const SIBLING_COUNTS: [u32; 4] = [45, 30, 17, 8];
     /// Run as a vfork child.
     pub const VFORK: u32 = 8;
+    /// A descriptor at number 100 (the fd table grows past 64 slots; kernel coverage).
+    pub const HIGH_FD: u32 = 10;
+    /// SysV shm segments: attached in the caller's IPC namespace; in one with shm_rmid_forced.
+    pub const SHM_ATTACHED: u32 = 5;
+    /// See [`SHM_ATTACHED`].
+    pub const SHM_RMID_FORCED: u32 = 5;
+    /// Of the cases with a semaphore: decremented without SEM_UNDO after the SEM_UNDO +1.
+    pub const SEM_CLAMP: u32 = 40;
+    /// A private mount namespace with an nsfs bind mount.
+    pub const NSFS_BIND: u32 = 6;
 }
 
 /// Step weights (out of 100).

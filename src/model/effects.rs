@@ -88,7 +88,9 @@ fn detach_semundo(state: &mut CallerState, f: RawFlags) {
         let threads = state.threads;
         if let Some(sem) = state.sem.as_mut() {
             if sem.undo == Undo::Private && threads == 1 {
-                sem.value -= 1;
+                // exit_sem clamps a value the adjustment would make negative to 0 (the setup's
+                // `sem_clamp` leaves 0 with the -1 pending).
+                sem.value = (sem.value - 1).max(0);
             }
             sem.undo = Undo::None;
         }

@@ -68,7 +68,9 @@ pub fn need(case: &Case, executor_pid_level: Option<u32>) -> Need {
             _ => {}
         }
     }
-    let fds = (u32::from(s.fds) + 4 * sibs + step_fds).max(if s.foreign_pidns { 3 } else { 0 });
+    // high_fd's descriptor, and the namespace descriptors nsfs_bind and shm rmid-forced keep.
+    let held = u32::from(s.high_fd) + u32::from(s.nsfs_bind) + u32::from(s.shm == Some(crate::case::Shm::RmidForced));
+    let fds = (u32::from(s.fds) + held + 4 * sibs + step_fds).max(if s.foreign_pidns { 3 } else { 0 });
     Need { tasks: tasks + transient, fds }
 }
 
@@ -88,6 +90,17 @@ pub fn fits(env: &Environment, case: &Case) -> Result<(), String> {
                 r.task_limit_name()
             ));
         }
+    }
+    // dup3 to a number at or above RLIMIT_NOFILE fails with EBADF, whatever is free below it.
+    if case.setup.high_fd
+        && let Some(limit) = r.nofile_soft
+        && limit <= crate::case::HIGH_FD as u64
+    {
+        return Err(format!(
+            "needs descriptor number {} (high_fd), {} allows numbers below {limit} only",
+            crate::case::HIGH_FD,
+            r.fd_limit_name()
+        ));
     }
     if let Some(spare) = r.spare_fds()
         && u64::from(n.fds) > spare
@@ -147,6 +160,10 @@ mod tests {
         let reason = fits(&env, &case).unwrap_err();
         assert!(reason.contains("needs 14 file descriptors") && reason.contains("leaves 10"), "{reason}");
         assert_eq!(fits(&limited(64, 1024, 10), &case), Ok(()));
+        case.setup.high_fd = true;
+        let reason = fits(&limited(64, 100, 10), &case).unwrap_err();
+        assert!(reason.contains("descriptor number 100") && reason.contains("below 100"), "{reason}");
+        assert_eq!(fits(&limited(64, 101, 10), &case), Ok(()));
         // Unmeasured (older reports, the reference machine): nothing is skipped.
         assert_eq!(fits(&Environment::reference(), &case), Ok(()));
     }

@@ -5,7 +5,7 @@
 #![deny(missing_docs)]
 
 use crate::abi::ns::NsLink;
-use crate::case::{Chroot, NsType, Privilege, Setup, Sibling};
+use crate::case::{Chroot, NsType, Privilege, Setup, Shm, Sibling};
 use crate::env::Environment;
 
 /// `CAP_SYS_ADMIN`.
@@ -182,13 +182,32 @@ impl CallerState {
         if base.euid != 0 {
             return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
         }
+        if setup.nsfs_bind {
+            s.nsfs_bind_rules(env)?;
+        }
         s.placement(env, setup)?;
         if setup.chroot == Some(Chroot::Subdir) {
             s.chrooted = true;
         }
         s.fds = setup.fds;
+        if setup.shm == Some(Shm::RmidForced) {
+            // The setup's own IPC namespace (unshare(NEWIPC) before the semaphore and the
+            // privilege): the markers then read "not in the executor's" before the steps.
+            if !s.cap_sys_admin || !ns_type_present(env, NsLink::Ipc) || s.limit_zero(env, NsType::Ipc) {
+                return Err(
+                    "the shm setup `rmid-forced` makes an IPC namespace of its own, which needs CAP_SYS_ADMIN, \
+                            IPC namespaces and a max_ipc_namespaces above 0 here"
+                        .into(),
+                );
+            }
+        }
+        if setup.sem_clamp && !setup.sem_undo {
+            return Err("`sem_clamp` decrements the setup's semaphore, which only `sem_undo` makes".into());
+        }
         if setup.sem_undo {
-            s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
+            // With `sem_clamp` the value is 0 and the pending adjustment -1.
+            let value = if setup.sem_clamp { 0 } else { 1 };
+            s.sem = Some(Sem { caller_in_ns: true, value, undo: Undo::Private });
             s.undo_list = true;
         }
         s.privilege(env, setup.privilege)?;
@@ -206,6 +225,30 @@ impl CallerState {
             s.become_vfork_child();
         }
         Ok(s)
+    }
+
+    /// What the setup's nsfs bind mount needs (`Setup::nsfs_bind`): it runs first, in the
+    /// executor's own user namespace, and ends with a setns back into the mount namespace it
+    /// made, which also resets root and cwd to that namespace's root. Its mount namespace is
+    /// owned by the executor's user namespace like the sandbox's, so nothing the model tracks
+    /// changes.
+    fn nsfs_bind_rules(&self, env: &Environment) -> Result<(), String> {
+        // Its files live in the sandbox's private tmpfs on /tmp, which the chroot tree shares:
+        // without that tree (the sandbox's mount namespace is not new, or /tmp is not its own),
+        // the setup would write into a /tmp that is not the sandbox's alone.
+        if let Some(why) = &env.no_chroot_tree {
+            return Err(format!("the sandbox has no private /tmp ({why}), so the nsfs bind setup cannot be built"));
+        }
+        if self.chrooted {
+            return Err("the harness runs chrooted: the nsfs bind setup's setns would leave that chroot".into());
+        }
+        if !self.has_cap(CAP_SYS_ADMIN) || !self.has_cap(CAP_SYS_CHROOT) {
+            return Err("the nsfs bind setup needs CAP_SYS_ADMIN and CAP_SYS_CHROOT (unshare(NEWNS), setns)".into());
+        }
+        if self.limit_zero(env, NsType::Mnt) {
+            return Err("max_mnt_namespaces is 0 here, so the nsfs bind setup's mount namespaces cannot be made".into());
+        }
+        Ok(())
     }
 
     /// The executor's own state in `env`, before any setup.

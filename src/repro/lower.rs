@@ -11,7 +11,7 @@ use crate::exec::child::record::{FDS, SIBS, SetupOp};
 use crate::model::Expected;
 
 /// The setup operations the C code names (`OP_*`, defined from [`SetupOp::describe`]).
-pub(super) const SETUP_OPS: [(&str, SetupOp); 24] = [
+pub(super) const SETUP_OPS: [(&str, SetupOp); 27] = [
     ("OP_SETPGID", SetupOp::Setpgid),
     ("OP_PDEATHSIG", SetupOp::Pdeathsig),
     ("OP_CAPSET_DROP_SYS_ADMIN", SetupOp::CapsetDropSysAdmin),
@@ -36,6 +36,9 @@ pub(super) const SETUP_OPS: [(&str, SetupOp); 24] = [
     ("OP_VFORK", SetupOp::Vfork),
     ("OP_PLAN", SetupOp::Plan),
     ("OP_CLONE3_PREP", SetupOp::Clone3Prep),
+    ("OP_HIGH_FD", SetupOp::HighFd),
+    ("OP_SHM", SetupOp::Shm),
+    ("OP_NSFS_BIND", SetupOp::NsfsBind),
 ];
 
 /// The C name of a setup operation.
@@ -55,12 +58,27 @@ fn op(out: &mut String, op: SetupOp, call: &str) {
     let _ = writeln!(out, "\tsetup_op(x, {}, {call});", op_name(op));
 }
 
+/// The setup's fd 100 and SysV shm segments (after the fds, before the semaphore).
+fn high_fd_and_shm(out: &mut String, s: &Setup) {
+    if s.high_fd {
+        let _ = writeln!(out, "\thigh_fd(x, {});", crate::case::HIGH_FD);
+    }
+    match s.shm {
+        Some(crate::case::Shm::Attached) => out.push_str("\tshm_segments(x, 0);\n"),
+        Some(crate::case::Shm::RmidForced) => out.push_str("\tshm_segments(x, 1);\n"),
+        None => {}
+    }
+}
+
 /// `case_setup()`: the setup operations of `s`, in the executor's order.
 pub(super) fn setup_c(s: &Setup) -> String {
     let mut out = String::from("/* The setup, in the executor's order (exec/child/setup.rs). */\n");
     out.push_str("static void case_setup(struct ctx *x)\n{\n");
     op(&mut out, SetupOp::Setpgid, "setpgid(0, 0)");
     op(&mut out, SetupOp::Pdeathsig, "prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)");
+    if s.nsfs_bind {
+        out.push_str("\tnsfs_bind(x);\n");
+    }
     if s.pidns_level.is_some() || s.userns_depth.is_some() {
         let _ = writeln!(
             out,
@@ -83,8 +101,12 @@ pub(super) fn setup_c(s: &Setup) -> String {
     for i in 0..usize::from(s.fds).min(FDS) {
         out.push_str(if i % 2 == 1 { "\topen_fd(x, O_CLOEXEC);\n" } else { "\topen_fd(x, 0);\n" });
     }
+    high_fd_and_shm(&mut out, s);
     if s.sem_undo {
         out.push_str("\tsem_undo(x);\n");
+        if s.sem_clamp {
+            out.push_str("\tsem_clamp(x);\n");
+        }
     }
     if s.cwd_umask {
         op(&mut out, SetupOp::CwdUmask, "chdir(\"/proc\")");

@@ -114,6 +114,10 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
         cwd_umask: setup.cwd_umask,
         siblings: setup.siblings.clone(),
         vfork: setup.vfork,
+        high_fd: setup.high_fd,
+        shm: setup.shm,
+        sem_clamp: setup.sem_clamp,
+        nsfs_bind: setup.nsfs_bind,
         ..Setup::default()
     };
     if known == *setup { Ok(()) } else { Err(ReproError::Unsupported(format!("{setup:?}"))) }
@@ -264,17 +268,22 @@ mod tests {
                 cwd_umask: true,
                 siblings: vec![Sibling::Fs, Sibling::Files, Sibling::VmSighand],
                 vfork: true,
+                high_fd: true,
+                shm: Some(crate::case::Shm::Attached),
+                sem_clamp: true,
+                nsfs_bind: true,
             },
             steps: vec![Step::Fork, Step::ForkExit, Step::WriteMaps, Step::SpawnThread],
         };
         let src = c_source(&case, &LINUX_6_18, &Environment::reference()).unwrap();
         for needle in [
             "\tsetup_op(x, OP_SETPGID, setpgid(0, 0));\n\tsetup_op(x, OP_PDEATHSIG, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));\n\
-             \tnest(x); /* to pid-ns level 3, user-ns depth 2 (-1: as it is) */\n\
+             \tnsfs_bind(x);\n\tnest(x); /* to pid-ns level 3, user-ns depth 2 (-1: as it is) */\n\
              \tenter_mapped_userns(x, OP_WRITE_LIMIT);\n\
              \tsetup_op(x, OP_WRITE_LIMIT, write_file(\"/proc/sys/user/max_ipc_namespaces\", \"0\"));\n\
              \tforeign_pidns(x);\n\tsetup_op(x, OP_CHROOT, do_chroot(\"/\"));\n\
-             \topen_fd(x, 0);\n\topen_fd(x, O_CLOEXEC);\n\tsem_undo(x);\n\
+             \topen_fd(x, 0);\n\topen_fd(x, O_CLOEXEC);\n\thigh_fd(x, 100);\n\tshm_segments(x, 0);\n\
+             \tsem_undo(x);\n\tsem_clamp(x);\n\
              \tsetup_op(x, OP_CWD_UMASK, chdir(\"/proc\"));\n\tumask(077);\n\
              \tsetup_op(x, OP_CAPSET_DROP_SYS_ADMIN, drop_sys_admin());\n",
             "\tadd_sibling(x, 0x200UL); /* fs */\n\tadd_sibling(x, 0x400UL); /* files */\n\

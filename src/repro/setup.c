@@ -159,6 +159,72 @@ static void sem_undo(struct ctx *x)
 	setup_op(x, OP_SEMAPHORE, semop(x->sem_id, &op, 1));
 }
 
+/* After sem_undo: -1 without SEM_UNDO, leaving 0 with the -1 adjustment pending. */
+static void sem_clamp(struct ctx *x)
+{
+	struct sembuf op = { 0, -1, 0 };
+	setup_op(x, OP_SEMAPHORE, semop(x->sem_id, &op, 1));
+}
+
+/* One more fd on "/" at number fd (the fd table grows past its 64 embedded slots). */
+static void high_fd(struct ctx *x, int fd)
+{
+	int f = open("/", O_RDONLY | O_DIRECTORY);
+	if (f < 0)
+		setup_fail(x, OP_HIGH_FD);
+	setup_op(x, OP_HIGH_FD, dup3(f, fd, 0) == fd ? 0 : -1);
+	close(f);
+}
+
+/* SysV shm segments created here: one attached and marked for removal; with forced, first a
+ * new IPC namespace with kernel.shm_rmid_forced=1 and an unattached segment in it. */
+static void shm_segments(struct ctx *x, int forced)
+{
+	if (forced) {
+		setup_op(x, OP_SHM, raw_unshare(U_CLONE_NEWIPC));
+		/* Held open, as nsfs_bind's mount namespace is. */
+		if (open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC) < 0)
+			setup_fail(x, OP_SHM);
+		setup_op(x, OP_SHM, write_file("/proc/sys/kernel/shm_rmid_forced", "1"));
+		if (shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600) < 0)
+			setup_fail(x, OP_SHM);
+	}
+	int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+	if (id < 0 || shmat(id, NULL, SHM_RDONLY) == (void *)-1)
+		setup_fail(x, OP_SHM);
+	setup_op(x, OP_SHM, shmctl(id, IPC_RMID, NULL));
+}
+
+/* First of all: a private mount namespace with a newer mount namespace's nsfs file bound on
+ * /tmp/uf-nsfs (a newer one: binding an older one's is refused, mnt_ns_loop). */
+static void nsfs_bind(struct ctx *x)
+{
+	char src[64];
+	int t = open("/tmp/uf-nsfs", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (t < 0)
+		setup_fail(x, OP_NSFS_BIND);
+	close(t);
+	setup_op(x, OP_NSFS_BIND, raw_unshare(U_CLONE_NEWNS));
+	int own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (own < 0)
+		setup_fail(x, OP_NSFS_BIND);
+	setup_op(x, OP_NSFS_BIND, raw_unshare(U_CLONE_NEWNS));
+	int newer = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (newer < 0)
+		setup_fail(x, OP_NSFS_BIND);
+	setup_op(x, OP_NSFS_BIND, setns(own, (int)U_CLONE_NEWNS));
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", newer);
+	setup_op(x, OP_NSFS_BIND, mount(src, "/tmp/uf-nsfs", NULL, MS_BIND, NULL));
+	/* One mount after it: copy_mnt_ns stops at the last mount it copied. */
+	t = open("/tmp/uf-nsfs-after", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (t < 0)
+		setup_fail(x, OP_NSFS_BIND);
+	close(t);
+	setup_op(x, OP_NSFS_BIND, mount("/tmp/uf-nsfs-after", "/tmp/uf-nsfs-after", NULL, MS_BIND, NULL));
+	/* own stays open: its inode number must not come back as a later step's namespace. */
+	close(newer);
+}
+
 static void become_nobody(struct ctx *x)
 {
 	setup_op(x, OP_SETGROUPS, setgroups(0, NULL));

@@ -114,6 +114,20 @@ pub fn open_raw(path: &CStr, flags: libc::c_int) -> Result<RawFd, Errno> {
     ret_int(unsafe { libc::open(path.as_ptr(), flags) })
 }
 
+/// `dup3(fd, target, 0)`: `target` now names what `fd` names (a descriptor there is closed
+/// first). The caller owns `target`.
+pub fn dup_to(fd: RawFd, target: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: integer arguments; the caller owns `target`, which it means to replace.
+    ret_int(unsafe { libc::dup3(fd, target, 0) })
+}
+
+/// Creates `path` as an empty regular file (mode 0600) if it does not exist.
+pub fn touch(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated; O_CREAT takes the mode argument given.
+    let fd = ret_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC, 0o600) })?;
+    close_raw(fd)
+}
+
 /// `close(fd)`.
 pub fn close_raw(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: closing an integer fd the caller owns.

@@ -45,6 +45,8 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static FDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 static AREAS: [AtomicPtr<u64>; SLOTS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
 static GENERATION: AtomicUsize = AtomicUsize::new(0);
+/// The buffers are kept from the executor's children (set at the first [`reset`]).
+static DONTFORK: AtomicBool = AtomicBool::new(false);
 
 /// Whether [`open_slots`] succeeded in this process (or the process it was forked from).
 pub fn active() -> bool {
@@ -93,10 +95,21 @@ pub fn reset() {
         return;
     }
     GENERATION.store(0, Ordering::Relaxed);
+    let first = !DONTFORK.swap(true, Ordering::Relaxed);
     for area in &AREAS {
         let p = area.load(Ordering::Relaxed);
         // SAFETY: p is the start of a live WORDS-word mapping (open_slots).
         unsafe { std::ptr::write_volatile(p, 0) };
+        if first {
+            // Only the executor reads the buffers (the kernel writes them through its own
+            // mapping): without this the case child, and every task a traced step forks, would
+            // copy the page table entries of the four buffers (a VM_MIXEDMAP mapping is copied
+            // at fork, copy_page_range), all traced. Done here, by the process that runs the
+            // cases, and not at open_slots: the executor opens KCOV before its sandbox, whose
+            // pid 1 is a fork that must keep the mappings.
+            // SAFETY: advice on a live mapping of ours; its contents do not change.
+            let _ = unsafe { libc::madvise(p.cast(), WORDS * 8, libc::MADV_DONTFORK) };
+        }
     }
 }
 

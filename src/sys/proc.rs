@@ -61,7 +61,7 @@ pub fn thread_count() -> Result<u32, Errno> {
 }
 
 /// Writes the decimal form of `v` into `out`; returns the bytes written.
-fn put_u32(out: &mut [u8], v: u32) -> usize {
+pub fn put_u32(out: &mut [u8], v: u32) -> usize {
     let mut digits = [0u8; 10];
     let mut n = 0;
     let mut x = v;

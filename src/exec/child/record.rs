@@ -158,6 +158,12 @@ pub enum SetupOp {
     Plan = 24,
     /// pipes and stack for a clone3 step
     Clone3Prep = 25,
+    /// dup3 of a setup fd to fd 100
+    HighFd = 26,
+    /// the SysV shared memory segments (and the IPC namespace of `rmid-forced`)
+    Shm = 27,
+    /// the private mount namespace with an nsfs bind mount
+    NsfsBind = 28,
 }
 
 impl SetupOp {
@@ -189,6 +195,9 @@ impl SetupOp {
             23 => "clone(CLONE_VM|CLONE_VFORK)",
             24 => "plan the nesting from the executor's position",
             25 => "pipes and stack for a clone3 step",
+            26 => "dup3 of a setup fd to fd 100",
+            27 => "SysV shm segments (shmget, shmat, IPC_RMID; unshare(NEWIPC) + shm_rmid_forced=1)",
+            28 => "private mount namespace with an nsfs bind mount (unshare(NEWNS), setns, mount MS_BIND)",
             _ => "unknown setup operation",
         }
     }

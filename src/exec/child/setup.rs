@@ -1,5 +1,5 @@
 //! The setup half of the case child (post-fork code, same rules as
-//! `child.rs`): pid-ns nesting, user-ns nesting, the zero limit, the foreign
+//! `child.rs`): the nsfs bind mount, pid-ns nesting, user-ns nesting, the zero limit, the foreign
 //! pid namespace, chroot, resources, privilege, siblings, threads — in the
 //! order the model assumes (`model::state::CallerState::after_setup`).
 //!
@@ -11,7 +11,7 @@
 #![allow(unsafe_code)]
 
 use crate::abi::flags::{RawFlags, bits};
-use crate::case::{NsType, Privilege};
+use crate::case::{HIGH_FD, NsType, Privilege, Shm};
 use crate::sys;
 
 use super::ops::{Ctx, do_chroot, drop_sys_admin, fail, wait_and_exit};
@@ -112,6 +112,94 @@ fn foreign_pidns(ctx: &Ctx) {
     fork_continue(ctx, op);
 }
 
+/// The file of the sandbox's /tmp (a private tmpfs) the nsfs file is bound on.
+pub const NSFS_TARGET: &std::ffi::CStr = c"/tmp/uf-nsfs";
+/// A file of the sandbox's /tmp bound on itself after the nsfs bind mount.
+pub const NSFS_AFTER: &std::ffi::CStr = c"/tmp/uf-nsfs-after";
+
+/// `/proc/self/fd/<fd>` into `buf`, without allocating.
+fn fd_path(fd: i32, buf: &mut [u8; 32]) -> &std::ffi::CStr {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let k = sys::proc::put_u32(&mut buf[PREFIX.len()..], fd.unsigned_abs());
+    buf[PREFIX.len() + k] = 0;
+    std::ffi::CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"/")
+}
+
+/// A private mount namespace (a copy of the sandbox's, made before any other setup, in the
+/// executor's user namespace) with the nsfs file of a newer mount namespace bound on
+/// [`NSFS_TARGET`]: a newer one, since binding a namespace's own or an older one's file is
+/// refused (mnt_ns_loop). The newer namespace is made by a second unshare(NEWNS); setns goes
+/// back to the first; the bind mount keeps the newer one alive.
+fn nsfs_bind(ctx: &Ctx) {
+    let op = SetupOp::NsfsBind;
+    check(ctx, op, sys::touch(NSFS_TARGET));
+    check(ctx, op, unshare(bits::NEWNS));
+    let own = match sys::open_raw(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => fail(ctx.out, op, e),
+    };
+    check(ctx, op, unshare(bits::NEWNS));
+    let newer = match sys::open_raw(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => fail(ctx.out, op, e),
+    };
+    // SAFETY: the case child, single-threaded and alone with its fs_struct (the first setup op).
+    check(ctx, op, unsafe { sys::setns(own, libc::CLONE_NEWNS) });
+    let mut buf = [0u8; 32];
+    let source = fd_path(newer, &mut buf);
+    // SAFETY: the case's own private mount namespace, a copy of the verified (private) sandbox's.
+    check(ctx, op, unsafe { sys::mount(source, NSFS_TARGET, None, libc::MS_BIND) });
+    // One mount after it: copy_mnt_ns stops at the last mount it copied, so a skipped mount
+    // at the very end of the tree would never be stepped over (fs/namespace.c:4109).
+    check(ctx, op, sys::touch(NSFS_AFTER));
+    // SAFETY: as above; a file bound on itself.
+    check(ctx, op, unsafe { sys::mount(NSFS_AFTER, NSFS_AFTER, None, libc::MS_BIND) });
+    // `own` stays open for the case: a namespace only the caller holds would be freed by a
+    // NEWNS step, and a later step's new namespace could get its inode number again, which
+    // the checker would take for a namespace alive before (the executor's own never go).
+    let _ = sys::close_raw(newer);
+}
+
+/// The setup's semaphore with a pending SEM_UNDO +1 (and, with `sem_clamp`, a -1 without).
+fn semaphore(ctx: &mut Ctx) {
+    match sys::sem_create() {
+        Ok(id) => ctx.sem_id = id,
+        Err(e) => fail(ctx.out, SetupOp::Semaphore, e),
+    }
+    check(ctx, SetupOp::Semaphore, sys::sem_add_undo(ctx.sem_id, 1));
+    if ctx.case.setup.sem_clamp {
+        check(ctx, SetupOp::Semaphore, sys::sem_add(ctx.sem_id, -1));
+    }
+}
+
+/// One more descriptor on `/` at [`HIGH_FD`]: the fd table grows past its 64 embedded slots.
+fn high_fd(ctx: &Ctx) {
+    match sys::open_raw(c"/", libc::O_RDONLY | libc::O_DIRECTORY) {
+        Ok(fd) => {
+            check(ctx, SetupOp::HighFd, sys::dup_to(fd, HIGH_FD).map(|_| ()));
+            let _ = sys::close_raw(fd);
+        }
+        Err(e) => fail(ctx.out, SetupOp::HighFd, e),
+    }
+}
+
+/// The SysV shared memory segments of [`Shm`].
+fn shm(ctx: &Ctx, kind: Shm) {
+    let op = SetupOp::Shm;
+    if kind == Shm::RmidForced {
+        check(ctx, op, unshare(bits::NEWIPC));
+        // Held open for the case, as nsfs_bind's mount namespace is (its inode number must not
+        // come back as a later step's new namespace).
+        if let Err(e) = sys::open_raw(c"/proc/self/ns/ipc", libc::O_RDONLY | libc::O_CLOEXEC) {
+            fail(ctx.out, op, e);
+        }
+        check(ctx, op, sys::write_file(c"/proc/sys/kernel/shm_rmid_forced", b"1"));
+        check(ctx, op, sys::shm_create(false).map(|_| ()));
+    }
+    check(ctx, op, sys::shm_create(true).map(|_| ()));
+}
+
 fn privilege(ctx: &Ctx, p: Privilege) {
     match p {
         Privilege::Root => {}
@@ -139,6 +227,9 @@ pub fn build(ctx: &mut Ctx) {
     check(ctx, SetupOp::Setpgid, sys::setpgid(0, 0));
     // SAFETY: the case child, right after fork: a death signal for itself, integer arguments.
     check(ctx, SetupOp::Pdeathsig, unsafe { sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) });
+    if setup.nsfs_bind {
+        nsfs_bind(ctx);
+    }
     for _ in 0..ctx.plan.pid_nesting {
         check(ctx, SetupOp::PidNesting, unshare(bits::NEWPID));
         fork_continue(ctx, SetupOp::PidNesting);
@@ -164,12 +255,14 @@ pub fn build(ctx: &mut Ctx) {
         }
         ctx.nfds = i + 1;
     }
+    if setup.high_fd {
+        high_fd(ctx);
+    }
+    if let Some(kind) = setup.shm {
+        shm(ctx, kind);
+    }
     if setup.sem_undo {
-        match sys::sem_create() {
-            Ok(id) => ctx.sem_id = id,
-            Err(e) => fail(ctx.out, SetupOp::Semaphore, e),
-        }
-        check(ctx, SetupOp::Semaphore, sys::sem_add_undo(ctx.sem_id, 1));
+        semaphore(ctx);
     }
     if setup.cwd_umask {
         check(ctx, SetupOp::CwdUmask, sys::chdir(c"/proc"));
@@ -187,5 +280,18 @@ pub fn build(ctx: &mut Ctx) {
     }
     for _ in 0..setup.threads {
         check(ctx, SetupOp::PthreadCreate, sys::spawn_parked_thread());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fd_path;
+
+    #[test]
+    fn fd_path_names_the_descriptor_in_proc() {
+        let mut buf = [0xffu8; 32];
+        assert_eq!(fd_path(100, &mut buf), c"/proc/self/fd/100");
+        assert_eq!(fd_path(7, &mut buf), c"/proc/self/fd/7");
+        assert_eq!(fd_path(2_147_483_647, &mut buf), c"/proc/self/fd/2147483647");
     }
 }

@@ -4,13 +4,13 @@
 //! fault).
 //!
 //! Layout: privilege, threads, pidns_level, userns_depth, limit_zero,
-//! foreign_pidns, chroot, fds, sem_undo, cwd_umask, vfork (one byte each,
+//! foreign_pidns, chroot, fds, sem_undo, cwd_umask, vfork, high_fd, shm, sem_clamp, nsfs_bind (one byte each,
 //! [`ABSENT`] for `None`), the sibling count and one byte per sibling, the step
 //! count and per step a tag byte and its argument (`u64` flags, or a chroot
 //! byte). Limits are checked by [`Case::validate`], not here.
 
 use crate::abi::flags::RawFlags;
-use crate::case::{Case, Chroot, NsType, Privilege, Sibling, Step};
+use crate::case::{Case, Chroot, NsType, Privilege, Shm, Sibling, Step};
 
 /// The byte of an absent optional field.
 pub const ABSENT: u8 = 0xff;
@@ -64,6 +64,13 @@ fn ns_byte(t: NsType) -> u8 {
     }
 }
 
+fn shm_byte(k: Shm) -> u8 {
+    match k {
+        Shm::Attached => 0,
+        Shm::RmidForced => 1,
+    }
+}
+
 fn opt(v: Option<u8>) -> u8 {
     v.unwrap_or(ABSENT)
 }
@@ -83,6 +90,10 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
         u8::from(s.sem_undo),
         u8::from(s.cwd_umask),
         u8::from(s.vfork),
+        u8::from(s.high_fd),
+        opt(s.shm.map(shm_byte)),
+        u8::from(s.sem_clamp),
+        u8::from(s.nsfs_bind),
         s.siblings.len() as u8,
     ]);
     out.extend(s.siblings.iter().map(|k| sibling_byte(*k)));
@@ -188,6 +199,7 @@ impl Cursor<'_> {
 const PRIVILEGES: [Privilege; 4] =
     [Privilege::Root, Privilege::RootWithoutSysAdmin, Privilege::Nobody, Privilege::UserNs];
 const SIBLINGS: [Sibling; 5] = [Sibling::Files, Sibling::Fs, Sibling::Vm, Sibling::VmSighand, Sibling::Sysvsem];
+const SHMS: [Shm; 2] = [Shm::Attached, Shm::RmidForced];
 const CHROOTS: [Chroot; 2] = [Chroot::Subdir, Chroot::Root];
 const NS_TYPES: [NsType; 8] =
     [NsType::User, NsType::Mnt, NsType::Uts, NsType::Ipc, NsType::Pid, NsType::Cgroup, NsType::Net, NsType::Time];
@@ -211,6 +223,10 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
     s.sem_undo = c.bool()?;
     s.cwd_umask = c.bool()?;
     s.vfork = c.bool()?;
+    s.high_fd = c.bool()?;
+    s.shm = c.pick_opt(&SHMS, "unknown shm setup")?;
+    s.sem_clamp = c.bool()?;
+    s.nsfs_bind = c.bool()?;
     s.siblings.clear();
     for _ in 0..c.u8()? {
         let k = c.pick(&SIBLINGS, "unknown sibling kind")?;
@@ -265,6 +281,9 @@ mod tests {
         for (i, t) in NS_TYPES.iter().enumerate() {
             assert_eq!(usize::from(ns_byte(*t)), i);
         }
+        for (i, k) in SHMS.iter().enumerate() {
+            assert_eq!(usize::from(shm_byte(*k)), i);
+        }
     }
 
     #[test]
@@ -280,8 +299,11 @@ mod tests {
         bad[0] = 9;
         assert_eq!(decode_into(&bad, &mut case).unwrap_err(), DecodeError { at: 0, what: "unknown privilege" });
         let mut bad = bytes.clone();
-        bad[13] = 42;
-        assert_eq!(decode_into(&bad, &mut case).unwrap_err(), DecodeError { at: 13, what: "unknown step tag" });
+        bad[17] = 42;
+        assert_eq!(decode_into(&bad, &mut case).unwrap_err(), DecodeError { at: 17, what: "unknown step tag" });
+        let mut bad = bytes.clone();
+        bad[12] = 7;
+        assert_eq!(decode_into(&bad, &mut case).unwrap_err(), DecodeError { at: 12, what: "unknown shm setup" });
         assert!(decode_into(&bytes, &mut case).is_ok());
         assert_eq!(case, Case::unshare(&[1 << 63]));
     }
