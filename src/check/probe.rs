@@ -5,7 +5,7 @@
 use crate::exec::observe::{IntOrErrno, ProbeObservation, Trace};
 use crate::model::FinalExpect;
 
-use super::{CaseVerdict, behaviour, probe_is, record};
+use super::{CaseVerdict, behaviour, inside, probe_is, record};
 
 /// One sharing probe: the invariant it belongs to, what it asks, what was seen, the verdict.
 type Finding = (&'static str, &'static str, Option<IntOrErrno>, Result<(), String>);
@@ -14,6 +14,7 @@ type Finding = (&'static str, &'static str, Option<IntOrErrno>, Result<(), Strin
 pub(super) fn judge_probe(want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict) {
     let Some(got) = trace.probe else { return };
     judge_markers(want, &got, v);
+    judge_inside(want, &got, v);
     if !want.proc_visible {
         return;
     }
@@ -41,6 +42,21 @@ fn judge_markers(want: &FinalExpect, got: &ProbeObservation, v: &mut CaseVerdict
         }
         Err(reason) => {
             v.skipped.insert(behaviour::NAMESPACES_BY_BEHAVIOUR, reason);
+        }
+    }
+}
+
+/// `life-inside-namespaces`: one record per reading judged, or the reason none was.
+fn judge_inside(want: &FinalExpect, got: &ProbeObservation, v: &mut CaseVerdict) {
+    match inside::judge(want, got) {
+        Ok(findings) => {
+            for (what, r) in findings {
+                let r = r.map_err(|e| format!("final probe, {what}: {e}"));
+                record(v, inside::LIFE_INSIDE_NAMESPACES, None, r, None, None);
+            }
+        }
+        Err(reason) => {
+            v.skipped.insert(inside::LIFE_INSIDE_NAMESPACES, reason);
         }
     }
 }

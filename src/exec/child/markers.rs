@@ -65,6 +65,10 @@ pub struct Held {
     /// The executor's own hostname (its first `hostname_len` bytes), put back after each case.
     hostname: [u8; 65],
     hostname_len: usize,
+    /// The message queue marker of `inside` (life inside the IPC namespace), made by the
+    /// executor in its sandbox ([`super::inside::InsideMarkers::create`]), not by [`Held::create`],
+    /// which also runs in unit tests, in the host's IPC namespace.
+    pub inside: super::inside::InsideMarkers,
 }
 
 impl Held {
@@ -77,6 +81,7 @@ impl Held {
             missing: Vec::new(),
             hostname: [0; 65],
             hostname_len: 0,
+            inside: super::inside::InsideMarkers::default(),
         };
         // A name no other process in this network namespace holds: the sandbox's pid 1 has
         // pid 1 in every sandbox, so the clock makes it unique among executors that share one.

@@ -1,0 +1,143 @@
+//! Life inside the caller's namespaces, beyond their ids (issue 16, class 3). The case child
+//! reads, before its first step and after its last:
+//!
+//! * a POSIX message queue the executor made once in its verified sandbox (message queues
+//!   live in the IPC namespace, like SysV objects: a new IPC namespace has none of the old
+//!   one's);
+//! * the network devices of its network namespace (how many, how many are up, the loopback's
+//!   state): a new network namespace holds a loopback that is down, and the fallback tunnel
+//!   devices of the modules loaded at the time, as the sandbox's own network namespace (made
+//!   by unshare(NEWNET) too, with no device added) holds;
+//! * after the last step, `/proc/thread-self/cgroup`: after NEWCGROUP the caller's cgroup is the
+//!   root of its new cgroup namespace ("/" on every line), and without it the file reads as
+//!   before the steps.
+//!
+//! `check::inside` judges the readings against the model (`life-inside-namespaces`).
+//! [`observe`], [`before`] and [`fill`] run in the case child and do not allocate.
+
+use crate::abi::errno::Errno;
+use crate::sys;
+use crate::sys::inside::MQ_NAME_MAX;
+
+use super::record::{Msg, MsgKind, NONE, inside_probe};
+
+/// What a case child needs to find the executor's message queue (copied into its plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsideMarkers {
+    /// The queue's name (its first `mq_len` bytes), or `mq_len` 0 for none.
+    mq_name: [u8; MQ_NAME_MAX],
+    mq_len: usize,
+}
+
+impl Default for InsideMarkers {
+    fn default() -> InsideMarkers {
+        InsideMarkers { mq_name: [0; MQ_NAME_MAX], mq_len: 0 }
+    }
+}
+
+impl InsideMarkers {
+    /// Makes the executor's message queue in its (verified) sandbox IPC namespace, which it
+    /// dies with. A queue that cannot be made is left out, with the reason in `missing`.
+    pub fn create(missing: &mut Vec<String>) -> InsideMarkers {
+        let mut m = InsideMarkers::default();
+        let stamp = sys::monotonic_ns();
+        for attempt in 0..4u64 {
+            let name = format!("unshare-fuzz-mq-{:016x}", stamp.wrapping_add(attempt));
+            match sys::inside::mq_create(name.as_bytes()) {
+                Ok(()) => {
+                    m.mq_name[..name.len()].copy_from_slice(name.as_bytes());
+                    m.mq_len = name.len();
+                    return m;
+                }
+                Err(Errno(libc::EEXIST)) => continue,
+                Err(e) => {
+                    missing.push(format!("no POSIX message queue marker (mq_open: {e})"));
+                    return m;
+                }
+            }
+        }
+        missing.push("no POSIX message queue marker (every name tried exists)".into());
+        m
+    }
+}
+
+/// One reading before the first step (the parts that are compared with the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Before {
+    mq: i32,
+    devs: Result<sys::inside::NetDevs, Errno>,
+    cgroups: Result<sys::inside::Cgroups, Errno>,
+}
+
+impl Default for Before {
+    fn default() -> Before {
+        Before { mq: NONE, devs: Err(Errno(libc::ENODATA)), cgroups: Err(Errno(libc::ENODATA)) }
+    }
+}
+
+fn mq_reading(m: &InsideMarkers) -> i32 {
+    if m.mq_len == 0 {
+        return NONE;
+    }
+    match sys::inside::mq_exists(&m.mq_name[..m.mq_len]) {
+        // EACCES: it exists, but our credentials (a new user namespace) may not open it.
+        Ok(()) | Err(Errno(libc::EACCES)) => 1,
+        // No queue of that name here: another IPC namespace.
+        Err(Errno(libc::ENOENT)) => 0,
+        Err(e) => -e.0,
+    }
+}
+
+/// The readings before the first step.
+pub fn before(m: &InsideMarkers) -> Before {
+    Before { mq: mq_reading(m), devs: sys::inside::netdevs(), cgroups: sys::inside::own_cgroups() }
+}
+
+/// The [`MsgKind::Inside`] message after the last step, against `was` (read before the first).
+pub fn fill(m: &InsideMarkers, was: &Before) -> Msg {
+    let mut msg = Msg::new(MsgKind::Inside);
+    let p = &mut msg.probe;
+    p[inside_probe::MQ_BEFORE] = was.mq;
+    p[inside_probe::MQ_AFTER] = mq_reading(m);
+    let count = |d: &Result<sys::inside::NetDevs, Errno>, up: bool| match d {
+        Ok(d) => (if up { d.up } else { d.count }) as i32,
+        Err(e) => -e.0,
+    };
+    let now = sys::inside::netdevs();
+    p[inside_probe::DEVS_BEFORE] = count(&was.devs, false);
+    p[inside_probe::UP_BEFORE] = count(&was.devs, true);
+    p[inside_probe::DEVS_AFTER] = count(&now, false);
+    p[inside_probe::UP_AFTER] = count(&now, true);
+    p[inside_probe::LO_AFTER] = match now {
+        Ok(d) if !d.loopback => 2,
+        Ok(d) => i32::from(d.loopback_down),
+        Err(e) => -e.0,
+    };
+    let cg = sys::inside::own_cgroups();
+    p[inside_probe::CG_ROOT_AFTER] = match cg {
+        Ok(c) => i32::from(c.at_root),
+        Err(e) => -e.0,
+    };
+    p[inside_probe::CG_SAME] = match (was.cgroups, cg) {
+        (Ok(a), Ok(b)) => i32::from(a.hash == b.hash),
+        (Err(e), _) | (_, Err(e)) => -e.0,
+    };
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_that_changed_nothing_reads_as_before() {
+        // No queue is made here: the test process is in the host's IPC namespace.
+        let m = InsideMarkers::default();
+        let was = before(&m);
+        let msg = fill(&m, &was);
+        assert_eq!(msg.probe[inside_probe::MQ_BEFORE], NONE);
+        assert_eq!(msg.probe[inside_probe::DEVS_BEFORE], msg.probe[inside_probe::DEVS_AFTER]);
+        assert_eq!(msg.probe[inside_probe::UP_BEFORE], msg.probe[inside_probe::UP_AFTER]);
+        assert_eq!(msg.probe[inside_probe::CG_SAME], 1);
+    }
+}
