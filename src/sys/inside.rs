@@ -108,6 +108,26 @@ pub fn netdevs() -> Result<NetDevs, Errno> {
     Ok(out)
 }
 
+/// Brings the loopback device `lo` of the caller's network namespace up (SIOCSIFFLAGS): the
+/// executor does it once in its verified sandbox, so that a case child that keeps that network
+/// namespace (one device up) and one in a new namespace (none up) look different.
+///
+/// # Safety
+/// Changes the caller's network namespace: only in the executor's verified sandbox, or in a
+/// disposable process.
+pub unsafe fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: integer arguments; the new descriptor is owned by the OwnedFd at once.
+    let fd = ret_int(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd was just created and nobody else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = IfReq { name: [0; 16], data: [0; 24] };
+    req.name[..2].copy_from_slice(b"lo");
+    if_ioctl(&fd, libc::SIOCGIFFLAGS, &mut req)?;
+    let flags = i16::from_ne_bytes([req.data[0], req.data[1]]) | libc::IFF_UP as i16;
+    req.data[..2].copy_from_slice(&flags.to_ne_bytes());
+    if_ioctl(&fd, libc::SIOCSIFFLAGS, &mut req)
+}
+
 /// The caller's cgroup membership as `/proc/thread-self/cgroup` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cgroups {

@@ -12,6 +12,9 @@
 //!   root of its new cgroup namespace ("/" on every line), and without it the file reads as
 //!   before the steps.
 //!
+//! The executor brings its sandbox's loopback up, so that a kept network namespace (one device
+//! up) and a new one (none up) differ by their devices too.
+//!
 //! `check::inside` judges the readings against the model (`life-inside-namespaces`).
 //! [`observe`], [`before`] and [`fill`] run in the case child and do not allocate.
 

@@ -19,7 +19,8 @@
 //! # Safety
 //! The `unsafe` here sets the hostname: the case child's marker write (a disposable process,
 //! after its last step) and the executor putting its own name back (the sandbox's verified UTS
-//! namespace, between cases).
+//! namespace, between cases); and it brings the sandbox's loopback up (its verified network
+//! namespace, once, before any case).
 
 #![allow(unsafe_code)]
 
@@ -112,6 +113,24 @@ impl Held {
             Err(e) => held.missing.push(format!("no UTS-namespace marker (gethostname: {e})")),
         }
         held
+    }
+
+    /// In the executor's sandbox, after [`Held::create`]: the message queue marker of
+    /// `inside`, and, when the sandbox was verified new (`verified`), its loopback brought up,
+    /// so that a case child that keeps that network namespace (one device up) and one in a new
+    /// namespace (none up) differ by their devices. What fails is said in `missing`.
+    pub fn make_inside(&mut self, verified: bool) {
+        self.inside = super::inside::InsideMarkers::create(&mut self.missing);
+        if !verified {
+            return;
+        }
+        // SAFETY: the executor, in its sandbox's network namespace, checked new before
+        // anything was written.
+        if let Err(e) = unsafe { sys::inside::loopback_up() } {
+            self.missing.push(format!(
+                "the sandbox's loopback stays down (SIOCSIFFLAGS: {e}): kept and new network namespaces differ only by the loopback's state"
+            ));
+        }
     }
 
     /// After a case: whether the UTS marker is now the executor's own hostname (1) or not (0),

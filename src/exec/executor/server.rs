@@ -179,7 +179,7 @@ fn start(mutant: Option<&str>, lease: Option<super::placement::Lease>) -> Result
     let held = if roomy { hold_namespaces(env.ns_observer) } else { Vec::new() };
     // In the verified sandbox: what the case children read to tell their namespaces by behaviour.
     let mut markers = Held::create();
-    markers.inside = crate::exec::child::inside::InsideMarkers::create(&mut markers.missing);
+    markers.make_inside(info.violations.is_empty());
     env.restrictions.extend(markers.missing.iter().cloned());
     // Descriptors held from the start to the end, not counted as a case's leak.
     let constant_fds = u64::from(lease.is_some()) + held.len() as u64 + markers.descriptors();
