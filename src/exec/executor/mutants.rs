@@ -200,7 +200,14 @@ pub const MUTANTS: &[Mutant] = &[
         "all seven non-user namespace flags together give ENOMEM",
         "a failure only when every namespace is asked for at once (spec §5.1 tests the full mask)",
         [all(NON_USER_NAMESPACES, fail(Errno::ENOMEM))]),
+    mutant!("newipc-newnet-newcgroup-noop",
+        "NEWIPC, NEWNET or NEWCGROUP (with only sharing flags besides) returns 0 without making a namespace",
+        "issue 16 class 3: the caller goes on living in the old IPC, network and cgroup namespaces (its message queues, devices and cgroup path)",
+        [Rule { all: 0, any: LIVED_IN, none: NOT_SHARING_ONLY & !LIVED_IN, action: OK }]),
 ];
+
+/// The namespaces whose inside `life-inside-namespaces` reads (message queues, devices, cgroup).
+const LIVED_IN: u64 = bits::NEWIPC | bits::NEWNET | bits::NEWCGROUP;
 
 /// Looks a mutant up by name.
 pub fn by_name(name: &str) -> Option<&'static Mutant> {
