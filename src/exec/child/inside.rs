@@ -16,7 +16,7 @@
 //! up) and a new one (none up) differ by their devices too.
 //!
 //! `check::inside` judges the readings against the model (`life-inside-namespaces`).
-//! [`observe`], [`before`] and [`fill`] run in the case child and do not allocate.
+//! Everything here runs in the case child and does not allocate (`tests/style.rs`).
 
 use crate::abi::errno::Errno;
 use crate::sys;
@@ -39,27 +39,13 @@ impl Default for InsideMarkers {
 }
 
 impl InsideMarkers {
-    /// Makes the executor's message queue in its (verified) sandbox IPC namespace, which it
-    /// dies with. A queue that cannot be made is left out, with the reason in `missing`.
-    pub fn create(missing: &mut Vec<String>) -> InsideMarkers {
+    /// The marker for the queue `name` (at most [`MQ_NAME_MAX`] bytes; a longer name is cut).
+    /// The executor makes the queue (`markers::Held::make_inside`).
+    pub fn named(name: &[u8]) -> InsideMarkers {
         let mut m = InsideMarkers::default();
-        let stamp = sys::monotonic_ns();
-        for attempt in 0..4u64 {
-            let name = format!("unshare-fuzz-mq-{:016x}", stamp.wrapping_add(attempt));
-            match sys::inside::mq_create(name.as_bytes()) {
-                Ok(()) => {
-                    m.mq_name[..name.len()].copy_from_slice(name.as_bytes());
-                    m.mq_len = name.len();
-                    return m;
-                }
-                Err(Errno(libc::EEXIST)) => continue,
-                Err(e) => {
-                    missing.push(format!("no POSIX message queue marker (mq_open: {e})"));
-                    return m;
-                }
-            }
-        }
-        missing.push("no POSIX message queue marker (every name tried exists)".into());
+        let n = name.len().min(MQ_NAME_MAX);
+        m.mq_name[..n].copy_from_slice(&name[..n]);
+        m.mq_len = n;
         m
     }
 }

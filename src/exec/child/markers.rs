@@ -120,7 +120,28 @@ impl Held {
     /// so that a case child that keeps that network namespace (one device up) and one in a new
     /// namespace (none up) differ by their devices. What fails is said in `missing`.
     pub fn make_inside(&mut self, verified: bool) {
-        self.inside = super::inside::InsideMarkers::create(&mut self.missing);
+        // A name no other process in this IPC namespace holds (as for the socket above).
+        let stamp = sys::monotonic_ns();
+        let mut made = false;
+        for attempt in 0..4u64 {
+            let name = format!("unshare-fuzz-mq-{:016x}", stamp.wrapping_add(attempt));
+            match sys::inside::mq_create(name.as_bytes()) {
+                Ok(()) => {
+                    self.inside = super::inside::InsideMarkers::named(name.as_bytes());
+                    made = true;
+                    break;
+                }
+                Err(Errno(libc::EEXIST)) => continue,
+                Err(e) => {
+                    self.missing.push(format!("no POSIX message queue marker (mq_open: {e})"));
+                    made = true;
+                    break;
+                }
+            }
+        }
+        if !made {
+            self.missing.push("no POSIX message queue marker (every name tried exists)".into());
+        }
         if !verified {
             return;
         }
