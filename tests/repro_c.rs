@@ -311,7 +311,7 @@ fn each_kind_of_tampered_expectation_is_caught() {
     assert_eq!(code, 0, "the untampered expectations must hold:\n{stdout}");
 
     type Tamper = fn(&mut Vec<unshare_fuzz::model::Expected>, &mut unshare_fuzz::model::FinalExpect);
-    let tampers: [(&str, Tamper, &str); 6] = [
+    let tampers: [(&str, Tamper, &str); 8] = [
         (
             "result",
             |s, _| s[2].result = unshare_fuzz::abi::errno::CallResult::Failure(unshare_fuzz::abi::errno::Errno::EPERM),
@@ -333,6 +333,16 @@ fn each_kind_of_tampered_expectation_is_caught() {
         ),
         ("probe", |_, f| f.files_shared = Some(true), "MISMATCH (final probe): the sibling's new fd is visible to us"),
         ("behaviour", |_, f| f.kept.net = Some(false), "the abstract unix socket is still reachable after the steps"),
+        (
+            "inside, IPC",
+            |_, f| f.inside.mq_kept = Some(false),
+            "the POSIX message queue is still visible after the steps",
+        ),
+        (
+            "inside, network",
+            |_, f| f.inside.devices = Some(unshare_fuzz::model::DevicesExpect::Fresh),
+            "a new network namespace should hold as many devices as the sandbox's",
+        ),
     ];
     let mut sources = Vec::new();
     for (_, tamper, _) in &tampers {
