@@ -33,30 +33,25 @@ pub(super) fn judge_probe(want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict
 
 /// `namespaces-by-behaviour`: one record per namespace type read, or the reason none was.
 fn judge_markers(want: &FinalExpect, got: &ProbeObservation, v: &mut CaseVerdict) {
-    match behaviour::judge(want, got) {
-        Ok(findings) => {
-            for (what, r) in findings {
-                let r = r.map_err(|e| format!("final probe, {what}: {e}"));
-                record(v, behaviour::NAMESPACES_BY_BEHAVIOUR, None, r, None, None);
-            }
-        }
-        Err(reason) => {
-            v.skipped.insert(behaviour::NAMESPACES_BY_BEHAVIOUR, reason);
-        }
-    }
+    record_case_level(behaviour::NAMESPACES_BY_BEHAVIOUR, behaviour::judge(want, got), v);
 }
 
 /// `life-inside-namespaces`: one record per reading judged, or the reason none was.
 fn judge_inside(want: &FinalExpect, got: &ProbeObservation, v: &mut CaseVerdict) {
-    match inside::judge(want, got) {
+    record_case_level(inside::LIFE_INSIDE_NAMESPACES, inside::judge(want, got), v);
+}
+
+/// A case-level invariant's findings (what was read, and whether it held), or the reason
+/// nothing could be judged.
+fn record_case_level(id: &'static str, judged: Result<Vec<behaviour::Finding>, String>, v: &mut CaseVerdict) {
+    match judged {
         Ok(findings) => {
             for (what, r) in findings {
-                let r = r.map_err(|e| format!("final probe, {what}: {e}"));
-                record(v, inside::LIFE_INSIDE_NAMESPACES, None, r, None, None);
+                record(v, id, None, r.map_err(|e| format!("final probe, {what}: {e}")), None, None);
             }
         }
         Err(reason) => {
-            v.skipped.insert(inside::LIFE_INSIDE_NAMESPACES, reason);
+            v.skipped.insert(id, reason);
         }
     }
 }
