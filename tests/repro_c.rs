@@ -290,28 +290,11 @@ fn a_wrong_expectation_makes_the_reproducer_exit_1_and_say_what_differs() {
     assert!(stdout.contains("RESULT: MISMATCH, 2 difference(s)"), "{stdout}");
 }
 
-#[test]
-fn each_kind_of_tampered_expectation_is_caught() {
-    let env = probed_environment();
-    let dir = common::temp_dir("repro-tampered");
-    // FILES and FS siblings, fds, a semaphore: unshare(FILES|FS), then fork into a new pid ns.
-    let case = Case {
-        setup: Setup { fds: 1, sem_undo: true, siblings: vec![Sibling::Files, Sibling::Fs], ..Setup::default() },
-        steps: vec![
-            Step::Unshare(unshare_fuzz::abi::flags::RawFlags(0x600 | 0x2000_0000)),
-            Step::Fork,
-            Step::Chroot(Chroot::Subdir),
-        ],
-    };
-    let Prediction::Steps { steps, final_probe } = predict(&LINUX_6_18, &env, &case) else {
-        panic!("the model skips {case} here")
-    };
-    let honest = c_source_with(&case, &steps, &final_probe, "honest", &env).unwrap();
-    let (code, stdout) = build_and_run(&dir, "honest", &honest);
-    assert_eq!(code, 0, "the untampered expectations must hold:\n{stdout}");
+type Tamper = fn(&mut Vec<unshare_fuzz::model::Expected>, &mut unshare_fuzz::model::FinalExpect);
 
-    type Tamper = fn(&mut Vec<unshare_fuzz::model::Expected>, &mut unshare_fuzz::model::FinalExpect);
-    let tampers: [(&str, Tamper, &str); 6] = [
+/// One tampered expectation of each kind: what it is, how it is made, what the program must say.
+fn tampers() -> [(&'static str, Tamper, &'static str); 8] {
+    [
         (
             "result",
             |s, _| s[2].result = unshare_fuzz::abi::errno::CallResult::Failure(unshare_fuzz::abi::errno::Errno::EPERM),
@@ -333,7 +316,40 @@ fn each_kind_of_tampered_expectation_is_caught() {
         ),
         ("probe", |_, f| f.files_shared = Some(true), "MISMATCH (final probe): the sibling's new fd is visible to us"),
         ("behaviour", |_, f| f.kept.net = Some(false), "the abstract unix socket is still reachable after the steps"),
-    ];
+        (
+            "inside, IPC",
+            |_, f| f.inside.mq_kept = Some(false),
+            "the POSIX message queue is still visible after the steps",
+        ),
+        (
+            "inside, network",
+            |_, f| f.inside.devices = Some(unshare_fuzz::model::DevicesExpect::Fresh),
+            "a new network namespace should hold as many devices as the sandbox's",
+        ),
+    ]
+}
+
+#[test]
+fn each_kind_of_tampered_expectation_is_caught() {
+    let env = probed_environment();
+    let dir = common::temp_dir("repro-tampered");
+    // FILES and FS siblings, fds, a semaphore: unshare(FILES|FS), then fork into a new pid ns.
+    let case = Case {
+        setup: Setup { fds: 1, sem_undo: true, siblings: vec![Sibling::Files, Sibling::Fs], ..Setup::default() },
+        steps: vec![
+            Step::Unshare(unshare_fuzz::abi::flags::RawFlags(0x600 | 0x2000_0000)),
+            Step::Fork,
+            Step::Chroot(Chroot::Subdir),
+        ],
+    };
+    let Prediction::Steps { steps, final_probe } = predict(&LINUX_6_18, &env, &case) else {
+        panic!("the model skips {case} here")
+    };
+    let honest = c_source_with(&case, &steps, &final_probe, "honest", &env).unwrap();
+    let (code, stdout) = build_and_run(&dir, "honest", &honest);
+    assert_eq!(code, 0, "the untampered expectations must hold:\n{stdout}");
+
+    let tampers = tampers();
     let mut sources = Vec::new();
     for (_, tamper, _) in &tampers {
         let (mut s, mut f) = (steps.clone(), final_probe);

@@ -112,6 +112,7 @@ const POST_FORK: &[&str] = &[
     "src/exec/child/sibling.rs",
     "src/exec/child/clone3.rs",
     "src/exec/child/limits_child.rs",
+    "src/exec/child/inside.rs",
 ];
 
 /// The executor's per-case path: a whole file, or the named functions of a file (each must

@@ -7,6 +7,7 @@
 pub mod behaviour;
 pub mod clone3;
 pub mod expected;
+pub mod inside;
 pub mod invariants;
 pub mod known;
 mod probe;
@@ -381,7 +382,12 @@ impl Tally {
     /// A tally with every known invariant present (so zero counts show).
     pub fn new() -> Tally {
         let mut t = Tally::default();
-        let case_level = [CASE_COMPLETES, clone3::AGREE_ON_NAMESPACES, behaviour::NAMESPACES_BY_BEHAVIOUR];
+        let case_level = [
+            CASE_COMPLETES,
+            clone3::AGREE_ON_NAMESPACES,
+            behaviour::NAMESPACES_BY_BEHAVIOUR,
+            inside::LIFE_INSIDE_NAMESPACES,
+        ];
         for id in INVARIANTS.iter().map(|i| i.id).chain(case_level) {
             t.invariants.insert(id.to_string(), InvariantTally::default());
         }

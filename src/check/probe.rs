@@ -5,7 +5,7 @@
 use crate::exec::observe::{IntOrErrno, ProbeObservation, Trace};
 use crate::model::FinalExpect;
 
-use super::{CaseVerdict, behaviour, probe_is, record};
+use super::{CaseVerdict, behaviour, inside, probe_is, record};
 
 /// One sharing probe: the invariant it belongs to, what it asks, what was seen, the verdict.
 type Finding = (&'static str, &'static str, Option<IntOrErrno>, Result<(), String>);
@@ -14,6 +14,7 @@ type Finding = (&'static str, &'static str, Option<IntOrErrno>, Result<(), Strin
 pub(super) fn judge_probe(want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict) {
     let Some(got) = trace.probe else { return };
     judge_markers(want, &got, v);
+    judge_inside(want, &got, v);
     if !want.proc_visible {
         return;
     }
@@ -32,15 +33,25 @@ pub(super) fn judge_probe(want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict
 
 /// `namespaces-by-behaviour`: one record per namespace type read, or the reason none was.
 fn judge_markers(want: &FinalExpect, got: &ProbeObservation, v: &mut CaseVerdict) {
-    match behaviour::judge(want, got) {
+    record_case_level(behaviour::NAMESPACES_BY_BEHAVIOUR, behaviour::judge(want, got), v);
+}
+
+/// `life-inside-namespaces`: one record per reading judged, or the reason none was.
+fn judge_inside(want: &FinalExpect, got: &ProbeObservation, v: &mut CaseVerdict) {
+    record_case_level(inside::LIFE_INSIDE_NAMESPACES, inside::judge(want, got), v);
+}
+
+/// A case-level invariant's findings (what was read, and whether it held), or the reason
+/// nothing could be judged.
+fn record_case_level(id: &'static str, judged: Result<Vec<behaviour::Finding>, String>, v: &mut CaseVerdict) {
+    match judged {
         Ok(findings) => {
             for (what, r) in findings {
-                let r = r.map_err(|e| format!("final probe, {what}: {e}"));
-                record(v, behaviour::NAMESPACES_BY_BEHAVIOUR, None, r, None, None);
+                record(v, id, None, r.map_err(|e| format!("final probe, {what}: {e}")), None, None);
             }
         }
         Err(reason) => {
-            v.skipped.insert(behaviour::NAMESPACES_BY_BEHAVIOUR, reason);
+            v.skipped.insert(id, reason);
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::case::{Case, Step};
 use crate::sys;
 
 pub mod clone3;
+pub mod inside;
 pub mod limits_child;
 pub mod markers;
 pub mod ops;
@@ -265,6 +266,7 @@ fn probe(ctx: &Ctx) -> Msg {
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
     ctx.marks = self::markers::observe(&ctx.plan.markers);
+    ctx.inside = self::inside::before(&ctx.plan.inside);
     let mut msg = Msg::new(MsgKind::Before);
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
@@ -286,6 +288,7 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
     }
     let p = probe(ctx);
     send(ctx.out, &p);
+    send(ctx.out, &self::inside::fill(&ctx.plan.inside, &ctx.inside));
     let mut done = Msg::new(MsgKind::Done);
     ctx.clock[clock::END] = sys::monotonic_ns();
     done.clock = ctx.clock;
@@ -320,6 +323,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         outer_ids: (0, 0),
         clock: [start, 0, 0, 0],
         marks: self::markers::Reading::default(),
+        inside: self::inside::Before::default(),
     };
     setup::build(&mut ctx);
     ctx.clock[clock::SETUP] = sys::monotonic_ns();

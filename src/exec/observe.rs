@@ -88,6 +88,28 @@ pub struct ProbeObservation {
     /// and the executor then found the marker as its own hostname (1) or not (0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uts_marker: Option<[IntOrErrno; 2]>,
+    /// Life inside the namespaces (`exec::child::inside`), when the child reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside: Option<InsideObservation>,
+}
+
+/// What the caller saw of life inside its namespaces, before its first step and after its last
+/// (`exec::child::inside`); each reading 1 yes, 0 no, a count, an errno, or `None` when there
+/// was nothing to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InsideObservation {
+    /// The executor's POSIX message queue existed (1) or not (0), before and after.
+    pub mq_marker: Option<[IntOrErrno; 2]>,
+    /// Network devices of the caller's network namespace, before and after.
+    pub devices: Option<[IntOrErrno; 2]>,
+    /// Of those, devices up, before and after.
+    pub devices_up: Option<[IntOrErrno; 2]>,
+    /// After the last step: the loopback is down (1), up (0), missing (2).
+    pub loopback_down: Option<IntOrErrno>,
+    /// After the last step, every line of `/proc/thread-self/cgroup` names "/" (1) or not (0).
+    pub cgroup_at_root: Option<IntOrErrno>,
+    /// After the last step, `/proc/thread-self/cgroup` reads as before the first (1) or not (0).
+    pub cgroup_same: Option<IntOrErrno>,
 }
 
 /// The part of a case that ran: the state after setup and each step executed.

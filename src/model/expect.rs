@@ -192,6 +192,42 @@ pub struct FinalExpect {
     /// The probes can run (the caller still reaches /proc); set by the checker.
     #[serde(skip)]
     pub proc_visible: bool,
+    /// Life inside the namespaces after the last step (`life-inside-namespaces`).
+    #[serde(skip_serializing_if = "InsideExpect::is_empty")]
+    pub inside: InsideExpect,
+}
+
+/// What the caller should see of life inside its namespaces after the last step
+/// (`exec::child::inside`, judged by `check::inside`); `None` where nothing is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct InsideExpect {
+    /// The caller keeps the IPC namespace that holds the executor's POSIX message queue (it
+    /// stays visible exactly then).
+    pub mq_kept: Option<bool>,
+    /// The network devices the caller sees.
+    pub devices: Option<DevicesExpect>,
+    /// The caller keeps its cgroup namespace (its cgroup file reads as before), or has a new
+    /// one rooted at its own cgroup (every line "/"). `None` when it cannot reach /proc.
+    pub cgroup_kept: Option<bool>,
+}
+
+impl InsideExpect {
+    /// Nothing predicted.
+    pub fn is_empty(&self) -> bool {
+        *self == InsideExpect::default()
+    }
+}
+
+/// The network devices after the last step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevicesExpect {
+    /// The caller's network namespace is the one it started in: the same devices, as many up.
+    Kept,
+    /// A new network namespace: as many devices as the sandbox's network namespace (itself made
+    /// by unshare(NEWNET), nothing added: a loopback and the fallback tunnels of the loaded
+    /// modules), none of them up, the loopback among them and down.
+    Fresh,
 }
 
 /// How one of the child's namespace links relates to what the parent shows.

@@ -15,6 +15,7 @@ pub mod clone3;
 pub mod effects;
 pub mod expect;
 pub mod facts;
+pub mod inside;
 pub mod limits;
 pub mod profile;
 pub mod resources;
@@ -31,8 +32,8 @@ use crate::case::{Case, Sibling, Step};
 use crate::env::Environment;
 
 pub use expect::{
-    Creds, Expected, FinalExpect, KcmpExpect, KeptNamespaces, LinkExpect, PidExpect, SemExpect, SharingBefore,
-    SiblingExpect,
+    Creds, DevicesExpect, Expected, FinalExpect, InsideExpect, KcmpExpect, KeptNamespaces, LinkExpect, PidExpect,
+    SemExpect, SharingBefore, SiblingExpect,
 };
 pub use profile::KernelProfile;
 pub use state::CallerState;
@@ -298,7 +299,7 @@ fn kept_namespaces(steps: &[Expected], case: &Case) -> KeptNamespaces {
     }
 }
 
-fn final_expect(state: &CallerState, case: &Case, steps: &[Expected]) -> FinalExpect {
+fn final_expect(env: &Environment, state: &CallerState, case: &Case, steps: &[Expected]) -> FinalExpect {
     let files = state.siblings.iter().find(|s| s.kind == Sibling::Files);
     let fs = state.siblings.iter().find(|s| s.kind == Sibling::Fs);
     FinalExpect {
@@ -308,6 +309,7 @@ fn final_expect(state: &CallerState, case: &Case, steps: &[Expected]) -> FinalEx
         sem_value_outside: state.sem.filter(|_| !case.setup.siblings.is_empty()).map(|s| s.value),
         kept: kept_namespaces(steps, case),
         proc_visible: state.proc_visible,
+        inside: inside::expect(env, state, case, steps),
     }
 }
 
@@ -341,7 +343,7 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
             return Prediction::Skip { reason: format!("step {}: {reason}", i + 1) };
         }
     }
-    let final_probe = final_expect(&state, case, &steps);
+    let final_probe = final_expect(env, &state, case, &steps);
     Prediction::Steps { steps, final_probe }
 }
 

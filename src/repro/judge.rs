@@ -190,7 +190,14 @@ fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bo
 
 /// The final behavioural probes.
 fn final_checks(out: &mut String, nsteps: usize, fin: &FinalExpect) {
-    if *fin == (FinalExpect { proc_visible: fin.proc_visible, kept: fin.kept, ..FinalExpect::default() }) {
+    if *fin
+        == (FinalExpect {
+            proc_visible: fin.proc_visible,
+            kept: fin.kept,
+            inside: fin.inside,
+            ..FinalExpect::default()
+        })
+    {
         let _ = writeln!(out, "\t(void)finished(r, {nsteps});");
         return;
     }
@@ -234,6 +241,26 @@ fn behaviour_checks(out: &mut String, fin: &FinalExpect) {
     out.push_str("\t}\n");
 }
 
+/// life-inside-namespaces: the message queue, the network devices and the cgroup after the
+/// last step (kept 1: the namespace the caller started in).
+fn inside_checks(out: &mut String, fin: &FinalExpect) {
+    let w = fin.inside;
+    if w.is_empty() {
+        return;
+    }
+    out.push_str("\tif (r->done) {\n");
+    if let Some(k) = w.mq_kept {
+        let _ = writeln!(out, "\t\tmq_kept(r, {});", i32::from(k));
+    }
+    if let Some(d) = w.devices {
+        let _ = writeln!(out, "\t\tdevices_are(r, {});", i32::from(d == crate::model::DevicesExpect::Fresh));
+    }
+    if let Some(k) = w.cgroup_kept.filter(|_| fin.proc_visible) {
+        let _ = writeln!(out, "\t\tcgroup_kept(r, {});", i32::from(k));
+    }
+    out.push_str("\t}\n");
+}
+
 /// `case_judge()`: every expectation of `steps` and `fin` as one check each. `kcmp`: kcmp
 /// worked where the expectations were computed (else the model predicts no kcmp values).
 pub(super) fn judge_c(case: &Case, steps: &[Expected], fin: &FinalExpect, kcmp: bool) -> String {
@@ -244,6 +271,7 @@ pub(super) fn judge_c(case: &Case, steps: &[Expected], fin: &FinalExpect, kcmp: 
     }
     final_checks(&mut out, case.steps.len(), fin);
     behaviour_checks(&mut out, fin);
+    inside_checks(&mut out, fin);
     out.push_str("}\n\n");
     out
 }

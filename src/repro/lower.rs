@@ -156,7 +156,8 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
 /// the setup allows; in a vfork child when the case asks for one.
 pub(super) fn steps_c(case: &Case, exps: &[Expected]) -> Result<String, ReproError> {
     let s = &case.setup;
-    let mut body = String::from("\tsnapshot(x, &x->r->before);\n\tread_marks(&x->r->mark[0]);\n");
+    let mut body =
+        String::from("\tsnapshot(x, &x->r->before);\n\tread_marks(&x->r->mark[0]);\n\tread_inside(&x->r->mark[0]);\n");
     for (k, (step, exp)) in case.steps.iter().zip(exps).enumerate() {
         let _ =
             writeln!(body, "\tstep_done(x, {k}, {}); /* {} */", step_call(k, step, exp)?, c_comment(&step.to_string()));
@@ -171,7 +172,9 @@ pub(super) fn steps_c(case: &Case, exps: &[Expected]) -> Result<String, ReproErr
     if s.sem_undo && !s.siblings.is_empty() {
         body.push_str("\tprobe_sem(x);\n");
     }
-    body.push_str("\tread_marks(&x->r->mark[1]);\n\tx->r->done = 1;\n\twrite_uts(x->r);\n");
+    body.push_str(
+        "\tread_marks(&x->r->mark[1]);\n\tread_inside(&x->r->mark[1]);\n\tx->r->done = 1;\n\twrite_uts(x->r);\n",
+    );
     let mut out = String::from("/* The steps, then the behavioural probes (exec/child.rs). */\n");
     if s.vfork {
         out.push_str("static int steps_in_vfork_child(void *arg)\n{\n\tstruct ctx *x = arg;\n");

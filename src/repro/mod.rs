@@ -9,7 +9,8 @@
 //! * the primitives, pulled in with `include_str!`: `prelude.c` (raw calls, snapshots, the
 //!   sibling server), `setup.c` (setup operations, simple steps, behavioural probes),
 //!   `clone3.c`, `checks.c` (one comparison per kind of expectation), `markers.c` (namespace
-//!   identity by behaviour, as `exec/child/markers.rs`) and `sandbox.c` (the
+//!   identity by behaviour, as `exec/child/markers.rs`), `inside.c` (life inside the namespaces, as
+//!   `exec/child/inside.rs`) and `sandbox.c` (the
 //!   probe of this kernel, the outer sandbox, the watchdog, the verdict);
 //! * `lower`: `case_setup()` (the setup operations this case needs, in the executor's
 //!   order) and `case_steps()` (its steps and probes);
@@ -33,12 +34,13 @@ mod lower;
 mod tables;
 
 /// The C primitives shared by every reproducer, in the order they are pasted.
-pub const PRIMITIVES: [(&str, &str); 6] = [
+pub const PRIMITIVES: [(&str, &str); 7] = [
     ("prelude.c", include_str!("prelude.c")),
     ("setup.c", include_str!("setup.c")),
     ("clone3.c", include_str!("clone3.c")),
     ("checks.c", include_str!("checks.c")),
     ("markers.c", include_str!("markers.c")),
+    ("inside.c", include_str!("inside.c")),
     ("sandbox.c", include_str!("sandbox.c")),
 ];
 

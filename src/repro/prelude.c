@@ -128,6 +128,11 @@ struct marks {
 	int net, ipc;
 	unsigned long long mnt; /* the mount id of /, unless mnt_err */
 	int mnt_err;
+	/* Life inside the namespaces (inside.c): the message queue (1, 0, -errno, NONE); network
+	 * devices, devices up (or -errno); the loopback down 1, up 0, missing 2; cgroup file. */
+	int mq, devs, up, lo;
+	int cg_root, cg_err;
+	unsigned long long cg_hash;
 };
 
 /* Written by the case's processes into shared memory, read by pid 1. */

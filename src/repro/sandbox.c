@@ -328,6 +328,7 @@ static int enter_sandbox_and_run(int pidns_level, int userns_depth)
 			printf("note: no chroot tree (%s: %s): chroot setups will fail\n", failed, strerror(errno));
 		probe_kernel();
 		make_markers();
+		make_inside_markers();
 		int code = sandbox_pid1(pidns_level, userns_depth);
 		fflush(stdout);
 		_exit(code);

@@ -15,6 +15,7 @@
 //! | `proc.rs` | non-allocating readers of `/proc` files |
 //! | `clone3.rs` | clone3 with the full flag word |
 //! | `seccomp.rs` | classic BPF and installing a seccomp filter |
+//! | `inside.rs` | life inside namespaces: a POSIX message queue, network devices, own cgroups |
 //!
 //! # Safety
 //! `unsafe` of the crate lives in this folder and in the process-changing callers CONVENTIONS.md
@@ -35,6 +36,7 @@
 pub mod cap;
 pub mod clone3;
 pub mod fs;
+pub mod inside;
 pub mod io;
 pub mod ipc;
 pub mod kcov;

@@ -105,6 +105,22 @@ fn honest_probe(final_probe: &crate::model::FinalExpect) -> crate::exec::observe
         ipc_marker: final_probe.kept.ipc.map(marker),
         mnt_root_kept: final_probe.kept.mnt.and_then(flag),
         uts_marker: final_probe.kept.uts.map(marker),
+        inside: Some(honest_inside(&final_probe.inside)),
+    }
+}
+
+/// Life inside the namespaces exactly as the model says (3 devices in the sandbox, none up).
+fn honest_inside(want: &crate::model::InsideExpect) -> crate::exec::observe::InsideObservation {
+    use crate::exec::observe::IntOrErrno;
+    let v = IntOrErrno::Value;
+    let fresh = want.devices == Some(crate::model::DevicesExpect::Fresh);
+    crate::exec::observe::InsideObservation {
+        mq_marker: want.mq_kept.map(|k| [v(1), v(i32::from(k))]),
+        devices: want.devices.map(|_| [v(3), v(3)]),
+        devices_up: want.devices.map(|_| [v(0), v(0)]),
+        loopback_down: want.devices.map(|_| v(i32::from(fresh))),
+        cgroup_at_root: want.cgroup_kept.map(|k| v(i32::from(!k))),
+        cgroup_same: want.cgroup_kept.map(|k| v(i32::from(k))),
     }
 }
 

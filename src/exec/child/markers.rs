@@ -19,7 +19,8 @@
 //! # Safety
 //! The `unsafe` here sets the hostname: the case child's marker write (a disposable process,
 //! after its last step) and the executor putting its own name back (the sandbox's verified UTS
-//! namespace, between cases).
+//! namespace, between cases); and it brings the sandbox's loopback up (its verified network
+//! namespace, once, before any case).
 
 #![allow(unsafe_code)]
 
@@ -65,6 +66,10 @@ pub struct Held {
     /// The executor's own hostname (its first `hostname_len` bytes), put back after each case.
     hostname: [u8; 65],
     hostname_len: usize,
+    /// The message queue marker of `inside` (life inside the IPC namespace), made by the
+    /// executor in its sandbox ([`super::inside::InsideMarkers::create`]), not by [`Held::create`],
+    /// which also runs in unit tests, in the host's IPC namespace.
+    pub inside: super::inside::InsideMarkers,
 }
 
 impl Held {
@@ -77,6 +82,7 @@ impl Held {
             missing: Vec::new(),
             hostname: [0; 65],
             hostname_len: 0,
+            inside: super::inside::InsideMarkers::default(),
         };
         // A name no other process in this network namespace holds: the sandbox's pid 1 has
         // pid 1 in every sandbox, so the clock makes it unique among executors that share one.
@@ -107,6 +113,45 @@ impl Held {
             Err(e) => held.missing.push(format!("no UTS-namespace marker (gethostname: {e})")),
         }
         held
+    }
+
+    /// In the executor's sandbox, after [`Held::create`]: the message queue marker of
+    /// `inside`, and, when the sandbox was verified new (`verified`), its loopback brought up,
+    /// so that a case child that keeps that network namespace (one device up) and one in a new
+    /// namespace (none up) differ by their devices. What fails is said in `missing`.
+    pub fn make_inside(&mut self, verified: bool) {
+        // A name no other process in this IPC namespace holds (as for the socket above).
+        let stamp = sys::monotonic_ns();
+        let mut made = false;
+        for attempt in 0..4u64 {
+            let name = format!("unshare-fuzz-mq-{:016x}", stamp.wrapping_add(attempt));
+            match sys::inside::mq_create(name.as_bytes()) {
+                Ok(()) => {
+                    self.inside = super::inside::InsideMarkers::named(name.as_bytes());
+                    made = true;
+                    break;
+                }
+                Err(Errno(libc::EEXIST)) => continue,
+                Err(e) => {
+                    self.missing.push(format!("no POSIX message queue marker (mq_open: {e})"));
+                    made = true;
+                    break;
+                }
+            }
+        }
+        if !made {
+            self.missing.push("no POSIX message queue marker (every name tried exists)".into());
+        }
+        if !verified {
+            return;
+        }
+        // SAFETY: the executor, in its sandbox's network namespace, checked new before
+        // anything was written.
+        if let Err(e) = unsafe { sys::inside::loopback_up() } {
+            self.missing.push(format!(
+                "the sandbox's loopback stays down (SIOCSIFFLAGS: {e}): kept and new network namespaces differ only by the loopback's state"
+            ));
+        }
     }
 
     /// After a case: whether the UTS marker is now the executor's own hostname (1) or not (0),

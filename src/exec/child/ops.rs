@@ -49,6 +49,8 @@ pub struct Ctx<'a> {
     pub clock: [u64; CLOCKS],
     /// The namespace markers as read before the first step.
     pub marks: super::markers::Reading,
+    /// Life inside the namespaces as read before the first step (`inside`).
+    pub inside: super::inside::Before,
 }
 
 /// Writes one message (a failed write means the executor is gone: nobody is left to tell).

@@ -19,6 +19,8 @@ pub struct Plan {
     pub reap_all: bool,
     /// The executor's namespace markers (set by the executor, not by [`Plan::new`]).
     pub markers: super::markers::Markers,
+    /// The executor's message queue marker (set by the executor, not by [`Plan::new`]).
+    pub inside: super::inside::InsideMarkers,
 }
 
 impl Plan {

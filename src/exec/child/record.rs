@@ -62,6 +62,9 @@ pub enum MsgKind {
     /// Written by the executor after the case ended, not by the case: what it saw from outside
     /// (the [`outside_probe`] slots).
     Outside = 7,
+    /// Life inside the caller's namespaces after the last step (`exec::child::inside`): the
+    /// [`inside_probe`] slots.
+    Inside = 8,
 }
 
 /// Slots of `probe` in a [`MsgKind::Probe`] message, beyond the six sharing probes (0 to 5,
@@ -86,6 +89,30 @@ pub mod marker_probe {
 pub mod outside_probe {
     /// The executor, after the case, found the UTS marker as its own hostname (1) or not (0).
     pub const UTS_SEEN: usize = 0;
+}
+
+/// Slots of `probe` in a [`MsgKind::Inside`] message (`exec::child::inside`): each 1 yes,
+/// 0 no, a count, -errno when unread, or [`NONE`] without the marker.
+pub mod inside_probe {
+    /// The executor's POSIX message queue exists here, before the first step.
+    pub const MQ_BEFORE: usize = 0;
+    /// The same after the last step.
+    pub const MQ_AFTER: usize = 1;
+    /// Network devices before the first step.
+    pub const DEVS_BEFORE: usize = 2;
+    /// Network devices after the last step.
+    pub const DEVS_AFTER: usize = 3;
+    /// Devices up, before the first step.
+    pub const UP_BEFORE: usize = 4;
+    /// Devices up, after the last step.
+    pub const UP_AFTER: usize = 5;
+    /// After the last step: the loopback device exists and is down (1), exists and is up (0),
+    /// is missing (2).
+    pub const LO_AFTER: usize = 6;
+    /// After the last step, the caller sits at the root of its cgroup namespace.
+    pub const CG_ROOT_AFTER: usize = 7;
+    /// After the last step, `/proc/thread-self/cgroup` reads as before the first step.
+    pub const CG_SAME: usize = 8;
 }
 
 /// Slots of `probe` in a [`MsgKind::Child`] message.
@@ -378,6 +405,7 @@ impl Msg {
             5 => MsgKind::Probe,
             6 => MsgKind::Child,
             7 => MsgKind::Outside,
+            8 => MsgKind::Inside,
             _ => return None,
         };
         let op = r.u32();

@@ -218,7 +218,14 @@ pub const MUTANTS: &[Mutant] = &[
         "through int $0x80, any word with NEWUTS returns 0 without making a UTS namespace (the 64-bit call is honest)",
         "a compat entry that answers for the call without running it (issue 16 class 7: the same contract through the i386 entry)",
         [all(bits::NEWUTS, OK)]),
+    mutant!("newipc-newnet-newcgroup-noop",
+        "NEWIPC, NEWNET or NEWCGROUP (with only sharing flags besides) returns 0 without making a namespace",
+        "issue 16 class 3: the caller goes on living in the old IPC, network and cgroup namespaces (its message queues, devices and cgroup path)",
+        [Rule { all: 0, any: LIVED_IN, none: NOT_SHARING_ONLY & !LIVED_IN, action: OK }]),
 ];
+
+/// The namespaces whose inside `life-inside-namespaces` reads (message queues, devices, cgroup).
+const LIVED_IN: u64 = bits::NEWIPC | bits::NEWNET | bits::NEWCGROUP;
 
 /// Looks a mutant up by name.
 pub fn by_name(name: &str) -> Option<&'static Mutant> {

@@ -44,6 +44,7 @@ fn own_snapshot(ns_observer: NsObserver) -> Snapshot {
         outer_ids: (0, 0),
         clock: [0; crate::exec::child::record::CLOCKS],
         marks: crate::exec::child::markers::Reading::default(),
+        inside: crate::exec::child::inside::Before::default(),
     };
     let mut raw = RawSnapshot::default();
     child::snapshot(&ctx, &mut raw);

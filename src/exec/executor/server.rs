@@ -178,7 +178,8 @@ fn start(mutant: Option<&str>, lease: Option<super::placement::Lease>) -> Result
     let roomy = sys::getrlimit(libc::RLIMIT_NOFILE).is_ok_and(|(soft, _)| soft.is_none_or(|s| s >= 64));
     let held = if roomy { hold_namespaces(env.ns_observer) } else { Vec::new() };
     // In the verified sandbox: what the case children read to tell their namespaces by behaviour.
-    let markers = Held::create();
+    let mut markers = Held::create();
+    markers.make_inside(info.violations.is_empty());
     env.restrictions.extend(markers.missing.iter().cloned());
     // Descriptors held from the start to the end, not counted as a case's leak.
     let constant_fds = u64::from(lease.is_some()) + held.len() as u64 + markers.descriptors();
@@ -273,6 +274,7 @@ fn serve_case(
     case.validate().map_err(|e| format!("bad case: {e}"))?;
     let mut plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
     plan.markers = markers.markers;
+    plan.inside = markers.inside;
     begin_report(out, id);
     let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
     // What only the executor can see, after the case: appended as one more message.

@@ -21,6 +21,20 @@ fn pair(
     Some([before?, after?])
 }
 
+/// The [`MsgKind::Inside`] slots as an observation.
+fn inside_observation(msg: &Msg) -> crate::exec::observe::InsideObservation {
+    use crate::exec::child::record::inside_probe as at;
+    let p = &msg.probe;
+    crate::exec::observe::InsideObservation {
+        mq_marker: pair(slot(p[at::MQ_BEFORE]), slot(p[at::MQ_AFTER])),
+        devices: pair(slot(p[at::DEVS_BEFORE]), slot(p[at::DEVS_AFTER])),
+        devices_up: pair(slot(p[at::UP_BEFORE]), slot(p[at::UP_AFTER])),
+        loopback_down: slot(p[at::LO_AFTER]),
+        cgroup_at_root: slot(p[at::CG_ROOT_AFTER]),
+        cgroup_same: slot(p[at::CG_SAME]),
+    }
+}
+
 /// What the parent collected from the pipe.
 #[derive(Default)]
 struct Collected {
@@ -60,6 +74,7 @@ impl Collected {
                         ipc_marker: pair(slot(msg.probe[IPC_BEFORE]), slot(msg.probe[IPC_AFTER])),
                         mnt_root_kept: slot(msg.probe[MNT_KEPT]),
                         uts_marker: None,
+                        inside: None,
                     });
                 }
                 None => self.garbage = true,
@@ -81,6 +96,10 @@ impl Collected {
                     p.uts_marker = Some([written, seen]);
                 }
             }
+            MsgKind::Inside => match self.trace.as_mut().and_then(|t| t.probe.as_mut()) {
+                Some(p) => p.inside = Some(inside_observation(&msg)),
+                None => self.garbage = true,
+            },
             MsgKind::Done => self.done = true,
         }
     }
