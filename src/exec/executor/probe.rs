@@ -148,7 +148,7 @@ fn untrusted_links(ns_observer: NsObserver, present: &[NsLink]) -> Vec<NsLink> {
     for _ in 0..2 {
         let plan = crate::exec::child::plan::Plan { ns_observer, ..Default::default() };
         let ran = crate::sys::ParentOnlyBuf::new(watch::MAX_REPORT).and_then(|mut raw| {
-            watch::run_one(&probe, plan, timeout, &mut raw, || {})
+            watch::run_one(&probe, plan, timeout, &mut raw)
                 .map(|run| crate::exec::wire::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
         });
         let Ok(Outcome::Completed { trace }) = ran else { continue };
@@ -256,7 +256,7 @@ fn restrictions(env: &Environment, info: &SandboxInfo) -> Vec<String> {
     let probe = Case::unshare(&[0]);
     let timeout = Duration::from_secs(5);
     let ran = crate::sys::ParentOnlyBuf::new(watch::MAX_REPORT).and_then(|mut raw| {
-        watch::run_one(&probe, crate::exec::child::plan::Plan::default(), timeout, &mut raw, || {})
+        watch::run_one(&probe, crate::exec::child::plan::Plan::default(), timeout, &mut raw)
             .map(|run| crate::exec::wire::collect::outcome(raw.as_slice(), run.status, run.timed_out, timeout))
     });
     match ran {

@@ -5,9 +5,7 @@
 //! a thread. Per case it allocates nothing and formats nothing: the request
 //! is decoded into a reused `Case`, and the child's raw messages are forwarded
 //! as they are, so that the executor writes as few pages as possible between
-//! two forks (each written page is a copy-on-write fault). A case's report is
-//! written after the next case's fork when that case is already waiting (see
-//! `serve`).
+//! two forks (each written page is a copy-on-write fault).
 
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -66,17 +64,6 @@ impl Frames {
     fn new(fd: RawFd) -> Result<Frames, String> {
         let buf = ParentOnlyBuf::new(4 + MAX_FRAME).map_err(|e| format!("cannot map the request buffer: {e}"))?;
         Ok(Frames { fd, buf, start: 0 })
-    }
-
-    /// Whether a whole frame is already buffered (the next [`Frames::next`] will not read).
-    fn has_frame(&self) -> bool {
-        let have = self.buf.len() - self.start;
-        if have < 4 {
-            return false;
-        }
-        let mut le = [0u8; 4];
-        le.copy_from_slice(&self.buf.as_slice()[self.start..self.start + 4]);
-        have >= 4 + u32::from_le_bytes(le) as usize
     }
 
     /// The byte range of the next frame's body in `buf`; `Ok(None)` at a clean end of input.
@@ -208,25 +195,15 @@ fn start(mutant: Option<&str>, lease: Option<super::placement::Lease>) -> Result
     Ok(Started { env, constant_fds, markers, _lease: lease, _held: held })
 }
 
-/// The report buffer's size.
-fn report_capacity() -> usize {
-    let trailer = if sys::kcov::active() { super::kcov::MAX_TRAILER } else { 0 };
-    REPORT_HEADER + 4 + watch::MAX_REPORT + MSG_LEN + trailer
-}
-
 /// Serves requests until the harness closes stdin; returns the exit status.
-///
-/// A case's report is written once the next case's child is forked, when the harness has
-/// already sent that case (it keeps two in flight): the harness then wakes up to judge while
-/// the executor waits for a child, not between two of its cases. Without a next request
-/// waiting (the last case, or one case at a time), the report goes out at once.
 fn serve(env: &crate::env::Environment, constant_fds: u64, markers: &Held) -> i32 {
     let buffers = Frames::new(STDIN).and_then(|f| {
-        let out = ParentOnlyBuf::new(report_capacity()).map_err(|e| format!("cannot map the report buffer: {e}"))?;
-        let held = ParentOnlyBuf::new(report_capacity()).map_err(|e| format!("cannot map the report buffer: {e}"))?;
-        Ok((f, out, held))
+        let trailer = if sys::kcov::active() { super::kcov::MAX_TRAILER } else { 0 };
+        let out = ParentOnlyBuf::new(REPORT_HEADER + 4 + watch::MAX_REPORT + MSG_LEN + trailer)
+            .map_err(|e| format!("cannot map the report buffer: {e}"))?;
+        Ok((f, out))
     });
-    let (mut frames, mut out, mut held) = match buffers {
+    let (mut frames, mut out) = match buffers {
         Ok(b) => b,
         Err(message) => {
             send_error(0, &message);
@@ -236,12 +213,10 @@ fn serve(env: &crate::env::Environment, constant_fds: u64, markers: &Held) -> i3
     let mut case = Case::unshare(&[0]);
     let coverage = sys::kcov::active();
     let mut pcs = Vec::new();
-    // A finished case's report in `held`, not written yet.
-    let mut pending = false;
     loop {
         let (a, b) = match frames.next() {
             Ok(Some(range)) => range,
-            Ok(None) => return if !pending || write_all(STDOUT, held.as_slice()) { 0 } else { 2 },
+            Ok(None) => return 0,
             Err(message) => {
                 send_error(0, &message);
                 return 2;
@@ -249,41 +224,16 @@ fn serve(env: &crate::env::Environment, constant_fds: u64, markers: &Held) -> i3
         };
         let body = &frames.buf.as_slice()[a..b];
         let id = read_u64(body, 1).unwrap_or(0);
-        if pending && !(body[0] == REQ_CASE && body.len() >= 17) {
-            pending = false;
-            if !write_all(STDOUT, held.as_slice()) {
-                return 2;
-            }
-        }
         let served = match body[0] {
             REQ_CASE if body.len() >= 17 => {
                 let timeout = Duration::from_millis(read_u64(body, 9).unwrap_or(0));
-                // Some(written) once the held report went out, right after this case's fork.
-                let mut wrote = None;
-                let served = serve_case(&body[17..], timeout, &mut case, env, markers, id, &mut out, || {
-                    if pending {
-                        wrote = Some(write_all(STDOUT, held.as_slice()));
-                    }
-                });
-                if pending {
-                    // Not forked (a refused case): the held report goes out now.
-                    let ok = wrote.unwrap_or_else(|| write_all(STDOUT, held.as_slice()));
-                    pending = false;
-                    if !ok {
-                        return 2;
-                    }
-                }
+                let served = serve_case(&body[17..], timeout, &mut case, env, markers, id, &mut out);
                 markers.drain();
                 match served {
                     Ok(()) if coverage => {
                         // The coverage mode only (it allocates): the case's PCs after its messages.
                         super::kcov::append_trailer(&mut out, &mut pcs);
                         write_all(STDOUT, out.as_slice())
-                    }
-                    Ok(()) if frames.has_frame() => {
-                        std::mem::swap(&mut out, &mut held);
-                        pending = true;
-                        true
                     }
                     Ok(()) => write_all(STDOUT, out.as_slice()),
                     Err(message) => send_error(id, &message),
@@ -318,14 +268,13 @@ fn serve_case(
     markers: &Held,
     id: u64,
     out: &mut ParentOnlyBuf,
-    after_fork: impl FnOnce(),
 ) -> Result<(), String> {
     case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
     case.validate().map_err(|e| format!("bad case: {e}"))?;
     let mut plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
     plan.markers = markers.markers;
     begin_report(out, id);
-    let run = watch::run_one(case, plan, timeout, out, after_fork).map_err(|e| format!("executor failure: {e}"))?;
+    let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
     // What only the executor can see, after the case: appended as one more message.
     let mut outside = Msg::new(MsgKind::Outside);
     outside.probe[outside_probe::UTS_SEEN] = markers.read_uts();

@@ -161,15 +161,7 @@ fn wait_exit(
 ///
 /// # Errors
 /// Only when the executor itself cannot work (pipe, fork or pidfd failed).
-/// `after_fork` runs in the executor once the child is forked and set up to be watched, before
-/// the executor waits for it (the server writes the last case's report there).
-pub fn run_one(
-    case: &Case,
-    plan: Plan,
-    timeout: Duration,
-    out: &mut ParentOnlyBuf,
-    after_fork: impl FnOnce(),
-) -> Result<RawRun, Errno> {
+pub fn run_one(case: &Case, plan: Plan, timeout: Duration, out: &mut ParentOnlyBuf) -> Result<RawRun, Errno> {
     let forked = sys::monotonic_ns();
     let (rd, wr) = sys::pipe()?;
     sys::kcov::reset();
@@ -189,7 +181,6 @@ pub fn run_one(
     };
     sys::set_nonblocking_fresh(rd.as_raw_fd())?;
     let deadline = Instant::now() + timeout;
-    after_fork();
     let (timed_out, reaped) = wait_exit(pid, pidfd.as_ref(), deadline)?;
     let woke = sys::monotonic_ns();
     if timed_out {
