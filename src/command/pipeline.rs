@@ -162,7 +162,7 @@ pub fn execute(
 ) -> Result<Executed, ExecError> {
     let prediction = match prepare(model, executor, case) {
         Ok(prediction) => prediction,
-        Err(skipped) => return Ok(skipped),
+        Err(skipped) => return Ok(*skipped),
     };
     let result = executor.run(case, timeout);
     conclude(model, executor, fault, case, prediction, result)
@@ -203,10 +203,10 @@ pub fn conclude(
 
 /// Step one for the pool: the prediction, or the finished [`Executed`] of a case the model
 /// skips.
-pub fn prepare(model: &Model<'_>, executor: &Executor, case: &Case) -> Result<Prediction, Executed> {
+pub fn prepare(model: &Model<'_>, executor: &Executor, case: &Case) -> Result<Prediction, Box<Executed>> {
     let prediction = model.predict(executor.environment(), case);
     match Executed::skipped(&prediction) {
-        Some(skipped) => Err(skipped),
+        Some(skipped) => Err(Box::new(skipped)),
         None => Ok(prediction),
     }
 }

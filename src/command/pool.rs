@@ -111,7 +111,7 @@ impl<T: Item, F: FnMut(usize, ItemResult)> Job<'_, T, F> {
         let prediction = match prepare(&self.config.model(), &self.executor, case) {
             Ok(p) => p,
             Err(skipped) => {
-                (self.emit)(i, Ok(skipped));
+                (self.emit)(i, Ok(*skipped));
                 return Ok(());
             }
         };
