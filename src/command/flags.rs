@@ -108,7 +108,7 @@ fn run_one(
 ) -> Result<(Result<CallResult, String>, bool), ExecError> {
     let case = Case { setup: Setup::default(), steps: vec![step] };
     let config = RunConfig::one_at_a_time(profile, Duration::from_secs(10), Vec::new());
-    let Executed { prediction, outcome, verdict } = execute_case(ex, &config, &case)?;
+    let Executed { prediction, outcome, verdict, .. } = execute_case(ex, &config, &case)?;
     let Prediction::Steps { steps, .. } = &prediction else {
         return Ok((Err("skipped by the model".into()), false));
     };

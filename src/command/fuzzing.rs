@@ -26,9 +26,9 @@ use crate::abi::errno::{CallResult, Errno};
 use crate::abi::flags::apply_implications;
 use crate::abi::ns::NsLink;
 use crate::case::Case;
-use crate::check::judge;
+use crate::command::pipeline::{Model, execute};
 use crate::env::Environment;
-use crate::exec::{EXECUTOR_SUBCOMMAND, ExecError, Executor};
+use crate::exec::{EXECUTOR_SUBCOMMAND, Executor};
 use crate::model::{LinkExpect, PidExpect, Prediction, predict, profile::LINUX_6_18};
 
 /// Environment variable naming an `unshare-fuzz` binary to use as the executor
@@ -227,28 +227,28 @@ pub fn exec_case(data: &[u8]) {
     let Runner::Ready(executor) = runner else {
         return;
     };
-    let env = executor.environment().clone();
-    let mut model_env = env.clone();
-    if std::env::var_os(WRONG_MODEL_VAR).is_some() {
-        model_env.baseline.cap_eff &= !(1 << crate::model::state::CAP_SYS_ADMIN);
-    }
-    let prediction = predict(&LINUX_6_18, &model_env, &case);
-    if let Prediction::Skip { .. } = prediction {
-        return;
-    }
-    let outcome = match executor.run(&case, CASE_TIMEOUT) {
-        Ok(o) => o,
-        Err(ExecError::Died(why)) => {
-            eprintln!("unshare-fuzz exec target: the executor died ({why}); restarting it");
-            *guard = None;
-            return;
-        }
+    // The wrong-model self-test predicts in an environment without CAP_SYS_ADMIN; the judge
+    // still sees the executor's own.
+    let wrong = std::env::var_os(WRONG_MODEL_VAR).is_some().then(|| {
+        let mut env = executor.environment().clone();
+        env.baseline.cap_eff &= !(1 << crate::model::state::CAP_SYS_ADMIN);
+        env
+    });
+    let model = Model { profile: &LINUX_6_18, environment: wrong.as_ref() };
+    let executed = match execute(executor, &model, CASE_TIMEOUT, None, &case) {
+        Ok(executed) => executed,
         Err(e) => {
             eprintln!("unshare-fuzz exec target: case not judged: {e}");
             return;
         }
     };
-    let verdict = judge(&env, &case, &prediction, &outcome);
+    if executed.executor_lost {
+        let why = executed.verdict.broken.unwrap_or_default();
+        eprintln!("unshare-fuzz exec target: case not judged: {why}");
+        *guard = None;
+        return;
+    }
+    let verdict = executed.verdict;
     if !verdict.violations.is_empty() {
         let json = serde_json::to_string(&case).unwrap_or_default();
         let lines: Vec<String> =

@@ -1,14 +1,17 @@
-//! The pipeline of one case: predict with the model, execute on the kernel (unless the model
-//! skips it), judge the outcome against the prediction ([`execute_case`]), with what a run asks
-//! of it ([`RunConfig`]). Every command that runs a case goes through here or through the
-//! pipelined executor pool (`command::pool`), which uses the same judgement
-//! ([`judge_labelled`]) and the same account of a lost executor.
+//! The pipeline of one case: predict with the model ([`Model`]), execute on the kernel (unless
+//! the model skips it), judge the outcome against the prediction ([`execute`]), with what a run
+//! asks of it ([`RunConfig`]). Every command that runs a case goes through here: one case at a
+//! time ([`execute_case`]: `flags`, `selftest`, `minimize`, the `exec` fuzz target), or many
+//! through the executor pool (`command::pool`: `run`, `replay`, `bench`), which keeps two cases
+//! in flight per executor and so calls the pipeline's two halves ([`prepare`], [`conclude`])
+//! with other cases in between.
 
 use std::time::{Duration, Instant};
 
 use crate::case::Case;
 use crate::check::{CaseVerdict, judge, known};
 use crate::command::fault::Fault;
+use crate::env::Environment;
 use crate::exec::executor::placement::{self, Pinning};
 use crate::exec::observe::Outcome;
 use crate::exec::{ExecError, Executor};
@@ -42,6 +45,11 @@ impl RunConfig {
         RunConfig { cases: 0, seed: 0, timeout, profile, executor_args, jobs: 1, pinning: Pinning::Off, fault: None }
     }
 
+    /// The model this run predicts with: its profile, in the executor's environment.
+    pub fn model(&self) -> Model<'static> {
+        Model::of(self.profile)
+    }
+
     /// Starts executor `slot` of `jobs`, with this run's executor arguments and CPU.
     ///
     /// # Errors
@@ -71,6 +79,30 @@ impl RunConfig {
 /// kernel behaviour; a trivial case is also timed at the start of each run ([`probe_timeout`]).
 pub const MIN_TIMEOUT_MS: u64 = 100;
 
+/// The model a case is predicted with: a kernel profile, in the executor's environment unless
+/// the caller names another one.
+#[derive(Debug, Clone, Copy)]
+pub struct Model<'a> {
+    /// The kernel profile.
+    pub profile: &'static KernelProfile,
+    /// Predict as if the executor's environment were this one (the `exec` fuzz target's
+    /// wrong-model self-test, `command::fuzzing::WRONG_MODEL_VAR`); `None`: the executor's own.
+    /// Judging always uses the executor's environment.
+    pub environment: Option<&'a Environment>,
+}
+
+impl Model<'_> {
+    /// The model of `profile` in the executor's own environment.
+    pub fn of(profile: &'static KernelProfile) -> Model<'static> {
+        Model { profile, environment: None }
+    }
+
+    /// Step one of the pipeline: the prediction of `case` by an executor in `executor_env`.
+    pub fn predict(&self, executor_env: &Environment, case: &Case) -> Prediction {
+        predict(self.profile, self.environment.unwrap_or(executor_env), case)
+    }
+}
+
 /// Predicts, runs (unless the prediction is a skip) and judges one case. If the executor
 /// dies, it is restarted and the case is reported as broken.
 ///
@@ -89,6 +121,17 @@ pub struct Executed {
     pub outcome: Option<Outcome>,
     /// The judgement.
     pub verdict: CaseVerdict,
+    /// The executor died or hung on this case (it was killed): the caller replaces it.
+    pub executor_lost: bool,
+}
+
+impl Executed {
+    /// A case the model skips: not run.
+    fn skipped(prediction: &Prediction) -> Option<Executed> {
+        let Prediction::Skip { reason } = prediction else { return None };
+        let verdict = CaseVerdict::skipped(reason.clone());
+        Some(Executed { prediction: prediction.clone(), outcome: None, verdict, executor_lost: false })
+    }
 }
 
 /// As [`check_case`], also returning the prediction and the outcome.
@@ -96,35 +139,82 @@ pub struct Executed {
 /// # Errors
 /// As [`check_case`].
 pub fn execute_case(executor: &mut Executor, config: &RunConfig, case: &Case) -> Result<Executed, ExecError> {
-    let prediction = predict(config.profile, executor.environment(), case);
-    let done = |outcome, verdict| Executed { prediction: prediction.clone(), outcome, verdict };
-    if let Prediction::Skip { reason } = &prediction {
-        return Ok(done(None, CaseVerdict::skipped(reason.clone())));
+    let executed = execute(executor, &config.model(), config.timeout, config.fault, case)?;
+    if executed.executor_lost {
+        *executor = config.spawn_executor(1, 0)?;
     }
-    match executor.run(case, config.timeout) {
+    Ok(executed)
+}
+
+/// The one pipeline of a case: predict with `model` ([`Model::predict`]), execute on the
+/// kernel unless the prediction is a skip, judge ([`conclude`]). A lost executor is killed and
+/// the case broken; replacing the executor is the caller's ([`Executed::executor_lost`]). The
+/// executor pool (`command::pool`) runs the same two halves with other cases in between.
+///
+/// # Errors
+/// [`ExecError`] when the executor fails in a way that says nothing about the case.
+pub fn execute(
+    executor: &mut Executor,
+    model: &Model<'_>,
+    timeout: Duration,
+    fault: Option<Fault>,
+    case: &Case,
+) -> Result<Executed, ExecError> {
+    let prediction = match prepare(model, executor, case) {
+        Ok(prediction) => prediction,
+        Err(skipped) => return Ok(*skipped),
+    };
+    let result = executor.run(case, timeout);
+    conclude(model, executor, fault, case, prediction, result)
+}
+
+/// The second half of [`execute`] for a case the model does not skip: `fault` (test only)
+/// applied to the executor's answer, then the judgement ([`judge_labelled`]); a lost executor
+/// or a refused case is a broken case.
+///
+/// # Errors
+/// [`ExecError`] when the executor failed in a way that says nothing about the case.
+pub fn conclude(
+    model: &Model<'_>,
+    executor: &mut Executor,
+    fault: Option<Fault>,
+    case: &Case,
+    prediction: Prediction,
+    result: Result<Outcome, ExecError>,
+) -> Result<Executed, ExecError> {
+    let (outcome, verdict, executor_lost) = match result {
         Ok(mut outcome) => {
-            if let Some(fault) = config.fault {
+            if let Some(fault) = fault {
                 fault.apply(case, &mut outcome);
             }
-            let verdict = judge_labelled(config.profile, executor.environment(), case, &prediction, &outcome);
-            Ok(done(Some(outcome), verdict))
+            let verdict = judge_labelled(model.profile, executor.environment(), case, &prediction, &outcome);
+            (Some(outcome), verdict, false)
         }
         Err(e @ (ExecError::Died(_) | ExecError::Hung { .. })) => {
-            let why = lost_executor(executor, &e);
-            *executor = config.spawn_executor(1, 0)?;
-            Ok(done(None, CaseVerdict::broken(why)))
+            (None, CaseVerdict::broken(lost_executor(executor, &e)), true)
         }
         Err(ExecError::Protocol(why)) => {
-            Ok(done(None, CaseVerdict::broken(format!("executor refused the case: {why}"))))
+            (None, CaseVerdict::broken(format!("executor refused the case: {why}")), false)
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
+    };
+    Ok(Executed { prediction, outcome, verdict, executor_lost })
+}
+
+/// Step one for the pool: the prediction, or the finished [`Executed`] of a case the model
+/// skips.
+pub fn prepare(model: &Model<'_>, executor: &Executor, case: &Case) -> Result<Prediction, Box<Executed>> {
+    let prediction = model.predict(executor.environment(), case);
+    match Executed::skipped(&prediction) {
+        Some(skipped) => Err(Box::new(skipped)),
+        None => Ok(prediction),
     }
 }
 
 /// [`judge`], then the known bug that explains the violations, if any ([`known::label`]).
 pub fn judge_labelled(
     profile: &KernelProfile,
-    env: &crate::env::Environment,
+    env: &Environment,
     case: &Case,
     prediction: &Prediction,
     outcome: &Outcome,

@@ -1,18 +1,22 @@
-//! The executor pool: a run's cases spread over `jobs` executors (case `i` on executor
-//! `i % jobs`), each kept two cases deep so that it forks the next case while the harness
-//! judges the last, and the verdicts merged back in case order into a [`RunReport`].
+//! The executor pool, the one that `run`, `replay` and `bench` use: items (cases, or corpus
+//! files) spread over `jobs` executors (item `i` on executor `i % jobs`), each executor kept
+//! two cases deep so that it forks the next case while the harness judges the last, every case
+//! through the pipeline's two halves (`command::pipeline`: [`prepare`], [`conclude`]), and the
+//! results handed back in item order as they complete ([`run_pool`]), whatever the executors'
+//! order. [`run_cases`] makes a run's [`RunReport`] of them.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::case::Case;
 use crate::check::{CaseVerdict, Tally};
-use crate::command::pipeline::{RunConfig, judge_labelled, lost_executor, nproc_limit, probe_timeout};
+use crate::command::pipeline::{Executed, RunConfig, conclude, nproc_limit, prepare, probe_timeout};
+use crate::env::Environment;
 use crate::exec::executor::phases::PhaseSummary;
 use crate::exec::wire::protocol::ExecutorStats;
 use crate::exec::{ExecError, Executor};
-use crate::model::{Prediction, predict};
+use crate::model::Prediction;
 use crate::report::run_report::{FailedCase, Interruption, RunReport};
 
 /// Progress callback payload.
@@ -56,23 +60,40 @@ pub fn thread_note(what: &str, e: &std::io::Error) -> String {
 /// executor forks the next case while the harness judges the last report.
 pub const PIPELINE_DEPTH: usize = 2;
 
+/// What the pool runs: an item with a case, or with the reason it has none (a corpus file that
+/// did not load: a broken result, not run).
+pub trait Item: Sync {
+    /// The case to run, or why there is none.
+    fn case(&self) -> Result<&Case, &str>;
+}
+
+impl Item for Case {
+    fn case(&self) -> Result<&Case, &str> {
+        Ok(self)
+    }
+}
+
+/// One item's result: the case predicted, run and judged, or the broken verdict of an item
+/// without a case.
+pub type ItemResult = Result<Executed, CaseVerdict>;
+
 /// One executor's share of a run, pipelined: predictions and judgements overlap the
 /// executor's work. A dead executor is restarted; the case it was running is reported as
 /// broken and the cases queued behind it are submitted again (they never started).
-struct Job<'a, F: FnMut(usize, CaseVerdict)> {
+struct Job<'a, T: Item, F: FnMut(usize, ItemResult)> {
     executor: Executor,
     config: &'a RunConfig,
-    cases: &'a [Case],
+    items: &'a [T],
     /// This executor's place among the run's executors (its CPU; see `exec::executor::placement`).
     slot: usize,
     jobs: usize,
-    queued: std::collections::VecDeque<(usize, Prediction)>,
+    queued: VecDeque<(usize, Prediction)>,
     restarts: u64,
     phases: PhaseSummary,
     emit: F,
 }
 
-impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
+impl<T: Item, F: FnMut(usize, ItemResult)> Job<'_, T, F> {
     fn restart(&mut self) -> Result<(), ExecError> {
         self.executor = self.config.spawn_executor(self.jobs, self.slot)?;
         self.restarts += 1;
@@ -80,12 +101,21 @@ impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
     }
 
     fn push(&mut self, i: usize) -> Result<(), ExecError> {
-        let prediction = predict(self.config.profile, self.executor.environment(), &self.cases[i]);
-        if let Prediction::Skip { reason } = &prediction {
-            (self.emit)(i, CaseVerdict::skipped(reason.clone()));
-            return Ok(());
-        }
-        match self.executor.submit(&self.cases[i], self.config.timeout) {
+        let case = match self.items[i].case() {
+            Ok(case) => case,
+            Err(why) => {
+                (self.emit)(i, Err(CaseVerdict::broken(why.to_string())));
+                return Ok(());
+            }
+        };
+        let prediction = match prepare(&self.config.model(), &self.executor, case) {
+            Ok(p) => p,
+            Err(skipped) => {
+                (self.emit)(i, Ok(*skipped));
+                return Ok(());
+            }
+        };
+        match self.executor.submit(case, self.config.timeout) {
             Ok(()) => self.queued.push_back((i, prediction)),
             Err(ExecError::Died(_)) => {
                 // Gone between two cases: take what it answered before, then use a fresh one.
@@ -96,7 +126,7 @@ impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
                 if self.restarts == before {
                     self.restart()?;
                 }
-                self.executor.submit(&self.cases[i], self.config.timeout)?;
+                self.executor.submit(queued_case(self.items, i), self.config.timeout)?;
                 self.queued.push_back((i, prediction));
             }
             Err(e) => return Err(e),
@@ -109,41 +139,33 @@ impl<F: FnMut(usize, CaseVerdict)> Job<'_, F> {
 
     fn finish_one(&mut self) -> Result<(), ExecError> {
         let Some((i, prediction)) = self.queued.pop_front() else { return Ok(()) };
-        let case = &self.cases[i];
-        match self.executor.receive() {
-            Ok(mut outcome) => {
-                if let Some(p) = self.executor.last_phases() {
-                    self.phases.add(&p);
-                }
-                if let Some(fault) = self.config.fault {
-                    fault.apply(case, &mut outcome);
-                }
-                let env = self.executor.environment();
-                (self.emit)(i, judge_labelled(self.config.profile, env, case, &prediction, &outcome));
+        let result = self.executor.receive();
+        if let (Ok(_), Some(p)) = (&result, self.executor.last_phases()) {
+            self.phases.add(&p);
+        }
+        let case = queued_case(self.items, i);
+        let executed = conclude(&self.config.model(), &mut self.executor, self.config.fault, case, prediction, result)?;
+        let lost = executed.executor_lost;
+        (self.emit)(i, Ok(executed));
+        if lost {
+            self.restart()?;
+            let rest: Vec<(usize, Prediction)> = self.queued.drain(..).collect();
+            for (j, p) in rest {
+                self.executor.submit(queued_case(self.items, j), self.config.timeout)?;
+                self.queued.push_back((j, p));
             }
-            Err(ExecError::Protocol(why)) => {
-                (self.emit)(i, CaseVerdict::broken(format!("executor refused the case: {why}")))
-            }
-            Err(e @ (ExecError::Died(_) | ExecError::Hung { .. })) => {
-                let why = lost_executor(&mut self.executor, &e);
-                (self.emit)(i, CaseVerdict::broken(why));
-                self.restart()?;
-                let rest: Vec<(usize, Prediction)> = self.queued.drain(..).collect();
-                for (j, p) in rest {
-                    self.executor.submit(&self.cases[j], self.config.timeout)?;
-                    self.queued.push_back((j, p));
-                }
-            }
-            Err(e) => return Err(e),
         }
         Ok(())
     }
 }
 
+/// The case of queued item `i` (only items with a case are queued).
+fn queued_case<T: Item>(items: &[T], i: usize) -> &Case {
+    items[i].case().unwrap_or_else(|_| unreachable!("only items with a case are queued"))
+}
+
 /// What one executor's share of a run gives back.
 struct ShareEnd {
-    /// Its verdicts by case index.
-    verdicts: Vec<(usize, CaseVerdict)>,
     /// Its executor's resources at the end (`None` if it ended in an error).
     stats: Option<ExecutorStats>,
     phases: PhaseSummary,
@@ -154,33 +176,33 @@ struct ShareEnd {
 impl ShareEnd {
     /// A share that ended before its first case.
     fn failed(error: ExecError) -> ShareEnd {
-        ShareEnd { verdicts: Vec::new(), stats: None, phases: PhaseSummary::default(), error: Some(error) }
+        ShareEnd { stats: None, phases: PhaseSummary::default(), error: Some(error) }
     }
 }
 
-/// Runs executor `slot`'s share of `cases` (`slot, slot + jobs, ...`), stopping early when
+/// Runs executor `slot`'s share of `items` (`slot, slot + jobs, ...`), stopping early when
 /// [`crate::command::interrupt::requested`] says so; the cases in flight are always taken back.
-fn run_share<F: FnMut(usize, CaseVerdict)>(
+fn run_share<T: Item>(
     config: &RunConfig,
-    cases: &[Case],
+    items: &[T],
     jobs: usize,
     slot: usize,
     executor: Executor,
-    emit: F,
-) -> (PhaseSummary, Option<ExecutorStats>, Option<ExecError>) {
+    emit: impl FnMut(usize, ItemResult),
+) -> ShareEnd {
     let mut job = Job {
         executor,
         config,
-        cases,
+        items,
         slot,
         jobs,
-        queued: std::collections::VecDeque::new(),
+        queued: VecDeque::new(),
         restarts: 0,
         phases: PhaseSummary::default(),
         emit,
     };
     let mut error = None;
-    for i in (slot..cases.len()).step_by(jobs) {
+    for i in (slot..items.len()).step_by(jobs) {
         if crate::command::interrupt::requested().is_some() {
             break;
         }
@@ -194,20 +216,125 @@ fn run_share<F: FnMut(usize, CaseVerdict)>(
             error = Some(e);
         }
     }
+    // The executor's resources at the end, for the leak check.
     let stats = match error {
         None => job.executor.bare_loop(&[]).map_err(|e| error = Some(e)).ok().map(|(_, stats)| stats),
         Some(_) => None,
     };
-    (job.phases, stats, error)
+    ShareEnd { stats, phases: job.phases, error }
 }
 
-/// Runs `cases` on `config.jobs` executors in parallel (case `i` goes to executor `i % jobs`,
-/// so the assignment depends only on the seed), and merges the verdicts in case order.
-/// Executor 0's share runs on the calling thread; a worker thread that cannot be started
-/// (EAGAIN under a low RLIMIT_NPROC) is named in the report's notes and its share runs on
-/// the calling thread too. A stop request ([`crate::command::interrupt`]) or an executor that cannot
-/// be replaced ends the run early: the report then covers the cases done and says why in
-/// [`RunReport::interrupted`].
+/// Results that come in any order, handed on in item order: each as soon as every item before
+/// it has been handed on.
+struct InOrder<F: FnMut(usize, ItemResult)> {
+    waiting: BTreeMap<usize, ItemResult>,
+    next: usize,
+    delivered: u64,
+    deliver: F,
+}
+
+impl<F: FnMut(usize, ItemResult)> InOrder<F> {
+    fn take(&mut self, i: usize, result: ItemResult) {
+        self.waiting.insert(i, result);
+        while let Some(r) = self.waiting.remove(&self.next) {
+            self.hand_on(self.next, r);
+            self.next += 1;
+        }
+    }
+
+    /// After an early stop: the items done behind a gap, still in item order.
+    fn flush(&mut self) {
+        while let Some((i, r)) = self.waiting.pop_first() {
+            self.hand_on(i, r);
+        }
+    }
+
+    fn hand_on(&mut self, i: usize, r: ItemResult) {
+        self.delivered += 1;
+        (self.deliver)(i, r);
+    }
+}
+
+/// What a pool run did besides its items' results.
+#[derive(Debug)]
+pub struct PoolRun {
+    /// Executor 0's environment.
+    pub environment: Environment,
+    /// Each executor's CPU, if pinned.
+    pub pinned_cpus: Vec<Option<u32>>,
+    /// Wall time from the executors' start to the last result, in seconds.
+    pub elapsed_seconds: f64,
+    /// Items whose result was handed on.
+    pub delivered: u64,
+    /// Each executor's resources at the end.
+    pub executor_stats: Vec<ExecutorStats>,
+    /// The case phases of all executors.
+    pub phases: PhaseSummary,
+    /// Executors that ended early, and why.
+    pub errors: Vec<String>,
+    /// Worker threads that could not start.
+    pub notes: Vec<String>,
+}
+
+impl PoolRun {
+    /// The report's interruption for a run of `planned` items, if it handed on fewer; the
+    /// executors' errors go to the notes otherwise.
+    pub fn interruption(&mut self, planned: u64) -> Option<Interruption> {
+        let interrupted = interruption(self.delivered, planned, &self.errors);
+        if interrupted.is_none() {
+            self.notes.append(&mut self.errors);
+        }
+        interrupted
+    }
+}
+
+/// Runs `items` on `config.jobs` executors in parallel (item `i` goes to executor `i % jobs`,
+/// so the assignment depends only on the items), calling `deliver` with each item's result in
+/// item order, as soon as the items before it are done (from whichever thread finished it;
+/// after an early stop, the items done behind the gap follow, in order). Executor 0's share
+/// runs on the calling thread; a worker thread that cannot be started (EAGAIN under a low
+/// RLIMIT_NPROC) is named in the notes and its share runs on the calling thread too. A stop
+/// request ([`crate::command::interrupt`]) or an executor that cannot be replaced ends the
+/// run early ([`PoolRun::interruption`]).
+///
+/// # Errors
+/// [`ExecError`] when an executor cannot be started at all, or the timeout is too short.
+pub fn run_pool<T: Item>(
+    config: &RunConfig,
+    items: &[T],
+    deliver: impl FnMut(usize, ItemResult) + Send,
+) -> Result<PoolRun, ExecError> {
+    let executors = start_executors(config)?;
+    let environment = executors[0].environment().clone();
+    let pinned_cpus = executors.iter().map(|e| e.environment().pinned_cpu).collect();
+    let start = Instant::now();
+    let order = Mutex::new(InOrder { waiting: BTreeMap::new(), next: 0, delivered: 0, deliver });
+    let (ends, notes) = run_shares(config, items, executors, &order);
+    let mut order = order.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    order.flush();
+    let elapsed_seconds = start.elapsed().as_secs_f64();
+    let mut run = PoolRun {
+        environment,
+        pinned_cpus,
+        elapsed_seconds,
+        delivered: order.delivered,
+        executor_stats: Vec::new(),
+        phases: PhaseSummary::default(),
+        errors: Vec::new(),
+        notes,
+    };
+    for (k, end) in ends {
+        run.executor_stats.extend(end.stats);
+        run.phases.merge(&end.phases);
+        if let Some(e) = end.error {
+            run.errors.push(format!("executor {k} failed: {e}"));
+        }
+    }
+    Ok(run)
+}
+
+/// Runs `cases` on `config.jobs` executors ([`run_pool`]) into a [`RunReport`], calling
+/// `progress` after each verdict.
 ///
 /// # Errors
 /// [`ExecError`] when an executor cannot be started at all, or the timeout is too short.
@@ -227,53 +354,58 @@ pub(crate) fn run_planned(
     planned: u64,
     progress: impl Fn(Progress) + Sync,
 ) -> Result<RunReport, ExecError> {
-    let executors = start_executors(config)?;
-    let environment = executors[0].environment().clone();
-    let pinned_cpus = executors.iter().map(|e| e.environment().pinned_cpu).collect();
-    let start = Instant::now();
-    let (ends, mut notes) = run_shares(config, cases, planned, executors, &progress);
-    let elapsed = start.elapsed().as_secs_f64();
-    let merged = Merged::of(ends);
     let mut tally = Tally::new();
-    tally.add_environment(&environment);
-    let failures = tally_verdicts(&mut tally, cases, merged.verdicts);
-    let interrupted = interruption(tally.cases, planned, &merged.errors);
-    if interrupted.is_none() {
-        notes.extend(merged.errors);
-    }
+    let mut failures = Vec::new();
+    let mut violations = 0;
+    let mut pool = run_pool(config, cases, |i, result| {
+        let verdict = result.map_or_else(|broken| broken, |e| e.verdict);
+        tally.add(&verdict);
+        violations += verdict.violations.len() as u64;
+        progress(Progress { done: tally.cases, total: planned, violations });
+        if verdict.failed() {
+            failures.push(FailedCase {
+                index: i as u64,
+                case: cases[i].clone(),
+                violations: verdict.violations,
+                file: None,
+                known_bug: verdict.known_bug,
+                baselined: false,
+            });
+        }
+    })?;
+    tally.add_environment(&pool.environment);
+    let interrupted = pool.interruption(planned);
     Ok(RunReport {
         seed: config.seed,
         profile: config.profile.name,
         jobs: config.jobs.clamp(1, 64),
-        environment,
-        cases_per_second: if elapsed > 0.0 { tally.cases as f64 / elapsed } else { 0.0 },
+        cases_per_second: if pool.elapsed_seconds > 0.0 { tally.cases as f64 / pool.elapsed_seconds } else { 0.0 },
+        environment: pool.environment,
         tally,
         failures,
-        elapsed_seconds: elapsed,
-        executor_stats: merged.executor_stats,
-        pinned_cpus,
-        phases: merged.phases,
+        elapsed_seconds: pool.elapsed_seconds,
+        executor_stats: pool.executor_stats,
+        pinned_cpus: pool.pinned_cpus,
+        phases: pool.phases,
         corpus_files: None,
         interrupted,
-        notes,
+        notes: pool.notes,
         baseline: None,
     })
 }
 
 /// Runs every executor's share, executor 0's on the calling thread and the others on worker
-/// threads (or here too, after the others, when a thread cannot start: a note says so).
-/// Returns the shares by executor and the notes.
-fn run_shares(
+/// threads (or here too, after the others, when a thread cannot start: a note says so), each
+/// result going to `order`. Returns the shares' ends by executor and the notes.
+fn run_shares<T: Item, F: FnMut(usize, ItemResult) + Send>(
     config: &RunConfig,
-    cases: &[Case],
-    planned: u64,
+    items: &[T],
     executors: Vec<Executor>,
-    progress: &(impl Fn(Progress) + Sync),
+    order: &Mutex<InOrder<F>>,
 ) -> (Vec<(usize, ShareEnd)>, Vec<String>) {
     let jobs = executors.len();
-    let counts = Counts { done: AtomicU64::new(0), violations: AtomicU64::new(0), planned };
     let cells: Vec<Mutex<Option<Executor>>> = executors.into_iter().map(|e| Mutex::new(Some(e))).collect();
-    let share = |k: usize| share_of(config, cases, jobs, k, &cells, &counts, progress);
+    let share = |k: usize| share_of(config, items, jobs, k, &cells, order);
     let mut notes = Vec::new();
     let mut ends: Vec<(usize, ShareEnd)> = std::thread::scope(|scope| {
         let share = &share;
@@ -299,85 +431,23 @@ fn run_shares(
     (ends, notes)
 }
 
-/// The run's progress counters, shared by the executors' threads.
-struct Counts {
-    done: AtomicU64,
-    violations: AtomicU64,
-    planned: u64,
-}
-
-/// Executor `k`'s share of the run, its verdicts counted into `counts` as they come.
-fn share_of(
+/// Executor `k`'s share of the run, its results handed to `order` as they come.
+fn share_of<T: Item, F: FnMut(usize, ItemResult)>(
     config: &RunConfig,
-    cases: &[Case],
+    items: &[T],
     jobs: usize,
     k: usize,
     cells: &[Mutex<Option<Executor>>],
-    counts: &Counts,
-    progress: &(impl Fn(Progress) + Sync),
+    order: &Mutex<InOrder<F>>,
 ) -> ShareEnd {
     let executor = cells.get(k).and_then(|c| c.lock().ok().and_then(|mut c| c.take()));
     let Some(executor) = executor else {
         return ShareEnd::failed(ExecError::Died(format!("executor {k} was lost before its first case")));
     };
-    let mut verdicts = Vec::with_capacity(cases.len() / jobs + 1);
-    let emit = |i: usize, verdict: CaseVerdict| {
-        let found = verdict.violations.len() as u64;
-        let v = counts.violations.fetch_add(found, Ordering::Relaxed) + found;
-        verdicts.push((i, verdict));
-        let d = counts.done.fetch_add(1, Ordering::Relaxed) + 1;
-        progress(Progress { done: d, total: counts.planned, violations: v });
+    let emit = |i: usize, result: ItemResult| {
+        order.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(i, result);
     };
-    let (phases, stats, error) = run_share(config, cases, jobs, k, executor, emit);
-    ShareEnd { verdicts, stats, phases, error }
-}
-
-/// The executors' shares put together: verdicts in case order, and the errors by executor.
-struct Merged {
-    verdicts: Vec<(usize, CaseVerdict)>,
-    executor_stats: Vec<ExecutorStats>,
-    phases: PhaseSummary,
-    errors: Vec<String>,
-}
-
-impl Merged {
-    fn of(ends: Vec<(usize, ShareEnd)>) -> Merged {
-        let mut m = Merged {
-            verdicts: Vec::new(),
-            executor_stats: Vec::new(),
-            phases: PhaseSummary::default(),
-            errors: Vec::new(),
-        };
-        for (k, end) in ends {
-            m.verdicts.extend(end.verdicts);
-            m.executor_stats.extend(end.stats);
-            m.phases.merge(&end.phases);
-            if let Some(e) = end.error {
-                m.errors.push(format!("executor {k} failed: {e}"));
-            }
-        }
-        m.verdicts.sort_by_key(|(i, _)| *i);
-        m
-    }
-}
-
-/// Adds the verdicts (in case order) to `tally`; returns the failed cases in full.
-fn tally_verdicts(tally: &mut Tally, cases: &[Case], verdicts: Vec<(usize, CaseVerdict)>) -> Vec<FailedCase> {
-    let mut failures = Vec::new();
-    for (i, verdict) in verdicts {
-        tally.add(&verdict);
-        if verdict.failed() {
-            failures.push(FailedCase {
-                index: i as u64,
-                case: cases[i].clone(),
-                violations: verdict.violations,
-                file: None,
-                known_bug: verdict.known_bug,
-                baselined: false,
-            });
-        }
-    }
-    failures
+    run_share(config, items, jobs, k, executor, emit)
 }
 
 /// The interruption of a run that judged `judged` of `planned` cases (`None` if it judged
