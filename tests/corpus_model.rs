@@ -39,7 +39,8 @@ fn mismatches(file: &CorpusFile) -> Vec<String> {
         Some(name) => unshare_fuzz::model::profile::resolve(name, "").expect("validated at load").0,
         None => &LINUX_6_18,
     };
-    let steps = match predict(profile, &Environment::reference(), &file.case) {
+    // A guest-only file (corpus/guest-only) is checked on the reference machine as a guest.
+    let steps = match predict(profile, &unshare_fuzz::model::guest::reference_for(&file.case), &file.case) {
         Prediction::Steps { steps, .. } => steps,
         Prediction::Skip { reason } => return vec![format!("the model skips it: {reason}")],
     };

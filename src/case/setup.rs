@@ -209,6 +209,19 @@ pub struct Setup {
     /// Run the steps in a `clone(CLONE_VM|CLONE_VFORK)` child whose parent stays blocked.
     #[serde(default, skip_serializing_if = "is_default")]
     pub vfork: bool,
+    /// An fd (on `/`) moved to this number before `nr_open` is lowered (issue 16 class 1);
+    /// 3..=4095. See `case::guest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_fd: Option<u32>,
+    /// Guest-only: write this to the global `fs.nr_open` after `high_fd` is open (a multiple
+    /// of 64, at least 64). Runs only in a throwaway qemu guest (`case::guest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nr_open: Option<u32>,
+    /// Guest-only: write this to `/proc/thread-self/fail-nth` right before the last step (an
+    /// unshare), so that the N-th fault-injection site on its path fails (issue 16 class 2).
+    /// Runs only in a throwaway qemu guest whose kernel has fault injection (`case::guest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_nth: Option<u32>,
 }
 
 impl Setup {
@@ -258,6 +271,7 @@ impl fmt::Display for Setup {
         if self.vfork {
             f.write_str(", as a vfork child")?;
         }
+        super::guest::fmt_guest_fields(self, f)?;
         Ok(())
     }
 }

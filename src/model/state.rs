@@ -142,6 +142,9 @@ pub struct CallerState {
     /// staying a zombie. The executor and the setup's processes keep the default; after a fork
     /// step the parent is the previous caller, with its [`Self::sigchld_ignored`].
     pub parent_ignores_sigchld: bool,
+    /// The fd table holds an fd whose table (rounded up to 64 slots) is larger than the lowered
+    /// `fs.nr_open` of a guest-only setup (`case::guest`): every copy of it fails with EMFILE.
+    pub fd_table_over_nr_open: bool,
 }
 
 impl CallerState {
@@ -187,6 +190,7 @@ impl CallerState {
             s.chrooted = true;
         }
         s.fds = setup.fds;
+        s.fd_table_over_nr_open = crate::case::guest::table_exceeds_nr_open(setup.high_fd, setup.nr_open);
         if setup.sem_undo {
             s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
             s.undo_list = true;
@@ -238,6 +242,7 @@ impl CallerState {
             sigchld_ignored: false,
             unknowable: None,
             sighand_held_by_zombie: false,
+            fd_table_over_nr_open: false,
             parent_ignores_sigchld: false,
         }
     }
