@@ -42,6 +42,28 @@ pub enum Step {
     /// reports and exits, and the caller (the parent) continues the case. exit_signal is
     /// SIGCHLD, or 0 with THREAD or PARENT (as clone3 requires); see docs/clone3.md.
     Clone3(RawFlags),
+    /// `unshare` through the i386 compat entry, `int $0x80` from this 64-bit process (x86-64
+    /// only). Its flag word is 32 bits wide: the kernel sees only the low 32 bits of these flags
+    /// ([`Step::unshare_word`]).
+    UnshareInt80(RawFlags),
+}
+
+impl Step {
+    /// The flag word the kernel receives from an unshare step: the whole word through the
+    /// 64-bit entry, its low 32 bits (zero-extended) through `int $0x80`. `None` for every
+    /// other kind of step.
+    pub fn unshare_word(&self) -> Option<RawFlags> {
+        match self {
+            Step::Unshare(f) => Some(*f),
+            Step::UnshareInt80(f) => Some(RawFlags(f.0 & u64::from(u32::MAX))),
+            _ => None,
+        }
+    }
+
+    /// An unshare call, through either entry.
+    pub fn is_unshare(&self) -> bool {
+        self.unshare_word().is_some()
+    }
 }
 
 /// A setup and 1..=4 steps.
@@ -136,6 +158,7 @@ impl fmt::Display for Step {
             Step::Chroot(Chroot::Root) => f.write_str("chroot(\"/\")"),
             Step::SpawnThread => f.write_str("pthread_create"),
             Step::Clone3(flags) => write!(f, "clone3({flags})"),
+            Step::UnshareInt80(flags) => write!(f, "unshare({flags}) via int 0x80"),
         }
     }
 }
@@ -173,6 +196,17 @@ mod tests {
         assert_eq!(case.to_string(), "[root] clone3(FILES|NEWNS); unshare(NEWNS);");
         let back = serde_json::to_string(&case).unwrap();
         assert!(back.contains(r#"{"clone3":"FILES|NEWNS"}"#), "{back}");
+    }
+
+    #[test]
+    fn the_i386_entry_passes_the_low_32_bits() {
+        let json = r#"{"steps":[{"unshare_int80":"NEWUTS|0x100000000"}]}"#;
+        let case: Case = serde_json::from_str(json).unwrap();
+        assert_eq!(case.steps[0], Step::UnshareInt80(RawFlags(0x1_0400_0000)));
+        assert_eq!(case.steps[0].unshare_word(), Some(RawFlags(0x400_0000)));
+        assert_eq!(Step::Unshare(RawFlags(0x1_0400_0000)).unshare_word(), Some(RawFlags(0x1_0400_0000)));
+        assert_eq!(Step::Fork.unshare_word(), None);
+        assert_eq!(case.to_string(), "[root] unshare(NEWUTS|0x100000000) via int 0x80;");
     }
 
     #[test]

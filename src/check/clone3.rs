@@ -251,7 +251,8 @@ fn made(case: &Case, trace: &Trace, clone3: bool) -> Vec<Made> {
     for (index, (step, obs)) in case.steps.iter().zip(&trace.steps).enumerate() {
         let StepObservation { result, after, child } = obs;
         match (step, clone3, child) {
-            (Step::Unshare(f), false, _) if result.is_success() => {
+            (Step::Unshare(_) | Step::UnshareInt80(_), false, _) if result.is_success() => {
+                let f = step.unshare_word().expect("an unshare step");
                 out.push(Made { index, asked: f.bits() & ALL_NAMESPACES, created: created_by_unshare(before, after) });
             }
             (Step::Clone3(f), true, Some(c)) if result.is_success() && c.reported => {

@@ -40,6 +40,14 @@ pub fn unchanged_state(ctx: &StepCtx) -> Result<(), String> {
     unchanged(ctx)
 }
 
+fn int80_passes_low_32_bits(ctx: &StepCtx) -> Option<Result<(), String>> {
+    if ctx.dropped_bits == 0 {
+        return None;
+    }
+    let low = format!("through int $0x80 the kernel should see only the low 32 bits {}", ctx.flags);
+    errno_matches_model(ctx).map(|r| r.map_err(|e| format!("{low} (dropping {:#x}): {e}", ctx.dropped_bits)))
+}
+
 fn unchanged(ctx: &StepCtx) -> Result<(), String> {
     // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
     // nothing; they are compared only where every link is trusted.
@@ -268,6 +276,12 @@ pub const INVARIANTS: &[Invariant] = &[
         doc: "a flag word with a bit unshare does not know fails with EINVAL and changes nothing",
         needs: nothing_needed,
         check: unknown_bits_einval,
+    },
+    Invariant {
+        id: "int80-passes-low-32-bits",
+        doc: "unshare through the i386 entry (int $0x80) sees only the low 32 bits of the word: bits above them change nothing, the result is that of the low word",
+        needs: nothing_needed,
+        check: int80_passes_low_32_bits,
     },
     Invariant {
         id: "errno-matches-model",

@@ -198,11 +198,25 @@ fn judge_trace(
             v.broken = Some(format!("the executor reported step {index}, which the case does not have"));
             return stopped;
         };
-        let (flags, is_unshare) = match step {
-            Step::Unshare(f) => (*f, true),
-            _ => (crate::abi::flags::RawFlags(0), false),
+        let (flags, is_unshare) = match step.unshare_word() {
+            Some(f) => (f, true),
+            None => (crate::abi::flags::RawFlags(0), false),
         };
-        let ctx = StepCtx { env, index, flags, is_unshare, expected: exp, before, initial: &trace.before, observed };
+        let dropped_bits = match step {
+            Step::UnshareInt80(f) => f.0 & !flags.0,
+            _ => 0,
+        };
+        let ctx = StepCtx {
+            env,
+            index,
+            flags,
+            is_unshare,
+            dropped_bits,
+            expected: exp,
+            before,
+            initial: &trace.before,
+            observed,
+        };
         if stopped.is_none()
             && let CallResult::Failure(e) = observed.result
             && observed.result != exp.result

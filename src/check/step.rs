@@ -18,6 +18,9 @@ pub struct StepCtx<'a> {
     pub flags: RawFlags,
     /// True for unshare steps.
     pub is_unshare: bool,
+    /// Bits of the step's word that its call method cannot pass: the high 32 bits of an
+    /// unshare through `int $0x80`; 0 otherwise. `flags` is the word the kernel receives.
+    pub dropped_bits: u64,
     /// The model's expectation.
     pub expected: &'a Expected,
     /// State before the step.

@@ -412,3 +412,38 @@ fn an_unreliable_links_reading_does_not_make_a_new_namespace_old() {
     let v = judge(&env, &case, &p, &o);
     assert!(ids(&v).is_empty(), "{:?}", v.violations);
 }
+
+#[test]
+fn an_i386_entry_that_reads_the_high_half_is_caught() {
+    let env = env();
+    let case = Case {
+        setup: Default::default(),
+        steps: vec![crate::case::Step::UnshareInt80(RawFlags((1 << 32) | 0x0400_0000))],
+    };
+    let (p, o) = honest(&env, &case);
+    let v = judge(&env, &case, &p, &o);
+    assert!(v.violations.is_empty(), "{:?}", v.violations);
+    assert!(v.held.contains_key("int80-passes-low-32-bits"), "{:?}", v.held);
+    // A kernel that passed the whole word would refuse bit 32 and keep the UTS namespace.
+    let (_, mut o) = honest(&env, &case);
+    let Outcome::Completed { trace } = &mut o else { unreachable!() };
+    trace.steps[0].result = CallResult::Failure(Errno::EINVAL);
+    trace.steps[0].after = trace.before.clone();
+    let v = judge(&env, &case, &p, &o);
+    assert!(ids(&v).contains(&"int80-passes-low-32-bits"), "{:?}", ids(&v));
+    assert!(ids(&v).contains(&"errno-matches-model"), "{:?}", ids(&v));
+}
+
+#[test]
+fn int80_steps_are_skipped_where_the_entry_is_missing_or_filtered() {
+    let case = Case { setup: Default::default(), steps: vec![crate::case::Step::UnshareInt80(RawFlags(0))] };
+    let mut env = env();
+    assert!(matches!(predict(&LINUX_6_18, &env, &case), crate::model::Prediction::Steps { .. }));
+    env.call_probes.int80 = Some(-libc::SIGSEGV);
+    let crate::model::Prediction::Skip { reason } = predict(&LINUX_6_18, &env, &case) else { panic!("not skipped") };
+    assert!(reason.contains("signal 11"), "{reason}");
+    env.call_probes.int80 = Some(0);
+    env.seccomp_mode = 2;
+    let crate::model::Prediction::Skip { reason } = predict(&LINUX_6_18, &env, &case) else { panic!("not skipped") };
+    assert!(reason.contains("seccomp"), "{reason}");
+}

@@ -44,7 +44,7 @@ pub struct RunArgs {
     #[arg(long)]
     corpus: Vec<PathBuf>,
     /// Sweep fail-nth 1, 2, ... up to this over every corpus case with a guest-only `fail_nth`,
-    /// each until its unshare succeeds (0: no sweep; docs/guest-only.md).
+    /// each until its unshare succeeded 10 times in a row (0: no sweep; docs/guest-only.md).
     #[arg(long, default_value_t = 0)]
     fail_nth_sweep: u32,
     /// Cases of the coverage-guided search, seeded from the corpus.

@@ -12,7 +12,7 @@ use std::fmt;
 
 use crate::abi::errno::{CallResult, Errno};
 use crate::abi::ns::NsLink;
-use crate::case::{Case, Step};
+use crate::case::Case;
 use crate::exec::observe::{NsValue, Outcome, Trace};
 
 /// A lie told to the checker.
@@ -64,7 +64,7 @@ impl Fault {
         match self {
             Fault::UnknownBitsSucceed => {
                 for (step, obs) in case.steps.iter().zip(trace.steps.iter_mut()) {
-                    if let Step::Unshare(flags) = step
+                    if let Some(flags) = step.unshare_word()
                         && flags.unknown_to_unshare() != 0
                         && obs.result == CallResult::Failure(Errno::EINVAL)
                     {

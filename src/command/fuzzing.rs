@@ -332,7 +332,7 @@ pub fn laws(
     let mut previous_creds = None;
     for (step, exp) in case.steps.iter().zip(steps) {
         let creds_before = previous_creds.replace(exp.creds);
-        let crate::case::Step::Unshare(raw) = step else {
+        let Some(raw) = step.unshare_word() else {
             if !exp.result.is_success() && exp.links.iter().any(|l| *l != LinkExpect::Unchanged) {
                 return Err(format!("{step} is predicted to fail ({}) but lists changes", exp.result));
             }

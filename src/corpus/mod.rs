@@ -187,7 +187,7 @@ fn validate(text: &str, file: &CorpusFile) -> Result<(), Invalid> {
     }
     for (step, e) in expected.iter().enumerate() {
         let Some(rule) = &e.rule else { continue };
-        let is_unshare = file.case.steps.get(step).is_some_and(|s| matches!(s, crate::case::Step::Unshare(_)));
+        let is_unshare = file.case.steps.get(step).is_some_and(crate::case::Step::is_unshare);
         let gives = match rule_result(rule) {
             Some(g) => g,
             // Other step kinds (fork, write-maps, ...) have their own rule ids, which are not

@@ -38,9 +38,20 @@ fn privilege_rank(p: Privilege) -> usize {
     Privilege::ALL.iter().position(|q| *q == p).unwrap_or(Privilege::ALL.len())
 }
 
-/// The flag word of an unshare step; `None` for other step kinds.
+/// The flag word written in an unshare step (either entry); `None` for other step kinds.
 pub fn unshare_word(step: &Step) -> Option<u64> {
-    if let Step::Unshare(RawFlags(word)) = step { Some(*word) } else { None }
+    match step {
+        Step::Unshare(RawFlags(word)) | Step::UnshareInt80(RawFlags(word)) => Some(*word),
+        _ => None,
+    }
+}
+
+/// The same unshare step, through the same entry, with another word.
+fn with_word(step: &Step, word: u64) -> Step {
+    match step {
+        Step::UnshareInt80(_) => Step::UnshareInt80(RawFlags(word)),
+        _ => Step::Unshare(RawFlags(word)),
+    }
 }
 
 fn single_bits(word: u64) -> impl Iterator<Item = u64> {
@@ -129,7 +140,7 @@ pub fn candidates(case: &Case) -> Vec<Case> {
         }
         for w in words {
             let mut c = case.clone();
-            c.steps[i] = Step::Unshare(RawFlags(w));
+            c.steps[i] = with_word(step, w);
             out.push(c);
         }
     }

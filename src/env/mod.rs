@@ -184,9 +184,29 @@ pub struct CallProbes {
     /// Contract facts that changed between Linux versions, tested once (`crate::env::facts`).
     #[serde(default)]
     pub facts: crate::env::facts::ProbedFacts,
+    /// `unshare(0)` through the i386 entry (`int $0x80`) in a child: 0 where the entry works, an
+    /// errno, or the negated signal that killed the child (SIGSEGV without IA32 emulation);
+    /// `None` if not probed (older reports) or the child could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int80: Option<i32>,
 }
 
 impl CallProbes {
+    /// Why unshare through `int $0x80` cannot be run here, if it cannot: the probe did not show
+    /// a working entry.
+    pub fn int80_missing(&self) -> Option<String> {
+        match self.int80 {
+            Some(0) => None,
+            None => Some("the i386 entry (int $0x80) was not probed here".into()),
+            Some(sig) if sig < 0 => Some(format!(
+                "the i386 entry (int $0x80) is missing here: unshare(0) through it killed the probe with signal {} \
+                 (no IA32 emulation, or ia32_emulation=0)",
+                -sig
+            )),
+            Some(e) => Some(format!("unshare(0) through the i386 entry (int $0x80) failed here with errno {e}")),
+        }
+    }
+
     /// clone3 answered ENOSYS: this kernel (or its filter) has no clone3.
     pub fn clone3_missing(&self) -> bool {
         self.clone3 == Some(libc::ENOSYS)
@@ -241,7 +261,12 @@ impl Environment {
             ns_observer: crate::abi::ns::NsObserver::ProcLinks,
             pinned_cpu: None,
             headroom: reference_headroom(),
-            call_probes: CallProbes { unshare_bits: Vec::new(), clone3: Some(libc::EINVAL), facts: Default::default() },
+            call_probes: CallProbes {
+                unshare_bits: Vec::new(),
+                clone3: Some(libc::EINVAL),
+                facts: Default::default(),
+                int80: Some(0),
+            },
             sandbox_violations: vec![],
             resources: crate::env::resources::Resources::default(),
             no_chroot_tree: None,

@@ -160,11 +160,17 @@ fn write_maps(ctx: &Ctx) -> Result<(), Errno> {
 
 fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
     match step {
-        Step::Unshare(flags) => {
+        Step::Unshare(_) | Step::UnshareInt80(_) => {
             let (_, _, euid, egid) = sys::ids();
-            // SAFETY: see the module's Safety section.
-            let r = unsafe { sys::unshare(*flags) };
-            if r.is_ok() && flags.intersects(bits::NEWUSER) {
+            let r = match *step {
+                // SAFETY: see the module's Safety section.
+                Step::Unshare(flags) => unsafe { sys::unshare(flags) },
+                // SAFETY: as above; the model skips int 0x80 steps unless the executor's probe
+                // showed the i386 entry works here. The whole word is in rbx; the kernel must read ebx.
+                Step::UnshareInt80(flags) => unsafe { sys::unshare_int80(flags.0) },
+                _ => unreachable!("matched above"),
+            };
+            if r.is_ok() && step.unshare_word().is_some_and(|f| f.intersects(bits::NEWUSER)) {
                 ctx.outer_ids = (euid, egid);
             }
             r

@@ -149,8 +149,9 @@ impl<'a> Arbitrary<'a> for Step {
             wst::DROP_SYS_ADMIN,
             wst::CHROOT,
             wst::SPAWN_THREAD,
+            wst::UNSHARE_INT80,
         ];
-        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7])? {
+        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7, 8])? {
             0 => Step::Unshare(RawFlags::arbitrary(u)?),
             1 => Step::Clone3(clone3_flags(u)?),
             2 => Step::Fork,
@@ -158,7 +159,8 @@ impl<'a> Arbitrary<'a> for Step {
             4 => Step::WriteMaps,
             5 => Step::DropSysAdmin,
             6 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
-            _ => Step::SpawnThread,
+            7 => Step::SpawnThread,
+            _ => Step::UnshareInt80(RawFlags::arbitrary(u)?),
         })
     }
 }

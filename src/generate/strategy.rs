@@ -139,6 +139,7 @@ pub fn step() -> impl Strategy<Value = Step> {
         wst::DROP_SYS_ADMIN => Just(Step::DropSysAdmin),
         wst::CHROOT => prop_oneof![2 => Just(Step::Chroot(Chroot::Subdir)), 1 => Just(Step::Chroot(Chroot::Root))],
         wst::SPAWN_THREAD => Just(Step::SpawnThread),
+        wst::UNSHARE_INT80 => flags().prop_map(Step::UnshareInt80),
     ]
 }
 
@@ -187,13 +188,14 @@ mod tests {
             TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]));
         let s = case();
         let n = 4000;
-        let (mut clone3, mut unshare, mut pairs, mut threads) = (0, 0, 0, 0);
+        let (mut clone3, mut unshare, mut pairs, mut threads, mut int80) = (0, 0, 0, 0, 0);
         for _ in 0..n {
             let c = s.new_tree(&mut runner).unwrap().current();
             let kinds = |f: fn(&Step) -> bool| c.steps.iter().filter(|s| f(s)).count();
             clone3 += kinds(|s| matches!(s, Step::Clone3(_)));
             unshare += kinds(|s| matches!(s, Step::Unshare(_)));
             threads += kinds(|s| matches!(s, Step::Clone3(f) if f.contains(0x1_0900)));
+            int80 += kinds(|s| matches!(s, Step::UnshareInt80(_)));
             if let [a, b] = c.steps.as_slice() {
                 let ns = crate::abi::flags::ALL_NAMESPACES;
                 match (a, b) {
@@ -210,6 +212,7 @@ mod tests {
         assert!(clone3 > n * 40 / 100, "clone3 steps {clone3}");
         assert!(unshare > clone3, "unshare steps {unshare}, clone3 steps {clone3}");
         assert!(threads > n / 100, "successful-thread shapes {threads}");
+        assert!(int80 > n / 100 && int80 < unshare / 10, "int $0x80 steps {int80}, unshare steps {unshare}");
     }
 
     #[test]

@@ -182,6 +182,21 @@ pub fn setup_reason(profile: &KernelProfile, env: &Environment, setup: &Setup) -
     None
 }
 
+/// Why unshare through the i386 entry (`int $0x80`) cannot be predicted here, if so: the
+/// entry is missing, or a seccomp filter is in force. A filter sees such a call with the i386
+/// audit architecture and the i386 call number (310, not 272), so what the 64-bit probes found
+/// about the filter says nothing about this entry.
+pub fn int80_reason(env: &Environment) -> Option<String> {
+    if let Some(missing) = env.call_probes.int80_missing() {
+        return Some(missing);
+    }
+    (env.seccomp_mode == 2).then(|| {
+        "a seccomp filter is in force here; it sees unshare through int $0x80 as another architecture's call, \
+         which the 64-bit probes say nothing about"
+            .to_string()
+    })
+}
+
 /// clone3 answers ENOSYS here: every clone3 step fails with it, before the kernel reads its
 /// arguments.
 pub fn clone3_missing(env: &Environment) -> bool {

@@ -210,7 +210,10 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
     let profile = &adjusted;
     let before = sharing_before(state);
     let d = match step {
-        Step::Unshare(flags) => decide_unshare(profile, env, state, *flags),
+        // Through int $0x80 the kernel gets the low 32 bits: the same contract for that word.
+        Step::Unshare(_) | Step::UnshareInt80(_) => {
+            decide_unshare(profile, env, state, step.unshare_word().expect("an unshare step"))
+        }
         Step::Clone3(flags) => clone3::decide(profile, env, state, *flags),
         other => {
             let e = match other {
@@ -220,7 +223,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                 Step::DropSysAdmin => steps::drop_sys_admin(state),
                 Step::Chroot(kind) => steps::chroot(state, *kind),
                 Step::SpawnThread => steps::spawn_thread(profile, state),
-                Step::Unshare(_) | Step::Clone3(_) => unreachable!("handled above"),
+                Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) => unreachable!("handled above"),
             };
             Decided {
                 effective: RawFlags(0),
@@ -302,7 +305,7 @@ fn kept_namespace(case: &Case, steps: &[Expected], bit: u64) -> bool {
         .steps
         .iter()
         .zip(steps)
-        .any(|(s, e)| matches!(s, Step::Unshare(_)) && e.result.is_success() && e.effective_flags.intersects(bit))
+        .any(|(s, e)| s.is_unshare() && e.result.is_success() && e.effective_flags.intersects(bit))
 }
 
 fn kept_namespaces(steps: &[Expected], case: &Case) -> KeptNamespaces {
@@ -346,6 +349,11 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
         }
     }
     if let Some(reason) = limits::setup_reason(profile, env, &case.setup) {
+        return Prediction::Skip { reason };
+    }
+    if case.steps.iter().any(|s| matches!(s, Step::UnshareInt80(_)))
+        && let Some(reason) = limits::int80_reason(env)
+    {
         return Prediction::Skip { reason };
     }
     if let Some(reason) = guest::skip_reason(env, case) {

@@ -142,7 +142,7 @@ fn clone3_checks(out: &mut String, k: usize, c3: &Clone3Expect) {
 fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bool) {
     let want = result_c(exp.result);
     let mut rule = exp.rule.to_string();
-    if let Step::Unshare(_) = step {
+    if step.is_unshare() {
         let _ = write!(rule, ", effective flags {:#x}", exp.effective_flags.0);
     }
     let _ = writeln!(out, "\tif (r->steps_done > {k}) {{ /* {} */", super::lower::c_comment(&step.to_string()));
@@ -171,7 +171,7 @@ fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bo
         kcmp_checks(out, k, exp);
     }
     let before = exp.before;
-    let check_sem = matches!(step, Step::Unshare(_))
+    let check_sem = step.is_unshare()
         && exp.effective_flags.intersects(bits::SYSVSEM | bits::NEWIPC)
         && (before.undo_private || before.undo_shared);
     if check_sem {

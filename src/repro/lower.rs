@@ -115,6 +115,7 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
     )]
     Ok(match step {
         Step::Unshare(f) => format!("step_unshare(x, {:#x}ULL)", f.0),
+        Step::UnshareInt80(f) => format!("step_unshare_int80(x, {:#x}ULL)", f.0),
         Step::Fork => "step_fork()".into(),
         Step::ForkExit => "step_fork_exit()".into(),
         Step::WriteMaps => "step_write_maps(x)".into(),

@@ -200,7 +200,12 @@ pub fn c_source_with(
     let level = |v: Option<u8>| v.map_or(-1, i32::from);
     let _ = writeln!(
         out,
-        "int main(void)\n{{\n\treturn repro_main({},\n\t\t\t  {},\n\t\t\t  {}, {},\n\t\t\t  {},\n\t\t\t  {}, {});\n}}",
+        "int main(void)\n{{\n{}\treturn repro_main({},\n\t\t\t  {},\n\t\t\t  {}, {},\n\t\t\t  {},\n\t\t\t  {}, {});\n}}",
+        if case.steps.iter().any(|s| matches!(s, crate::case::Step::UnshareInt80(_))) {
+            "\tcase_uses_int80 = 1;\n"
+        } else {
+            ""
+        },
         c_str(&case.to_string()),
         c_str(&json),
         c_str(model),

@@ -39,7 +39,8 @@
 #include <grp.h>
 #include <unistd.h>
 
-/* Only raw_unshare() below may reach the kernel's unshare. */
+/* Only raw_unshare() below (and raw_unshare_int80() in setup.c, the i386 entry) may reach the
+ * kernel's unshare. */
 #pragma GCC poison unshare
 /* A case calls only the primitives it needs. */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -171,7 +172,11 @@ static struct {
 	int pidfd_open;      /* pidfd_open(2) works */
 	int pid_level;       /* the sandbox's pid-namespace level from the measured room, -1 unknown */
 	int userns_depth;    /* its user-namespace depth from the measured room, -1 unknown */
+	int int80;           /* unshare(0) through int $0x80 works (the i386 entry) */
 } K = { .kcmp = 1, .clone3 = 1, .pidfd_open = 1, .pid_level = -1, .userns_depth = -1 };
+
+/* Set by main() when a step calls unshare through int $0x80. */
+static int case_uses_int80;
 
 static const char *errno_name(int e, char *buf, size_t len)
 {

@@ -106,6 +106,13 @@ static void probe_kernel(void)
 	int pid_made = nested_room(0), user_made = nested_room(1);
 	K.pid_level = pid_made >= 0 && pid_made <= PIDNS_MAX_LEVEL ? PIDNS_MAX_LEVEL - pid_made : -1;
 	K.userns_depth = user_made >= 0 && user_made <= USERNS_MAX_DEPTH ? USERNS_MAX_DEPTH - user_made : -1;
+	pid_t p80 = fork();
+	if (p80 == 0)
+		_exit(raw_unshare_int80(0) == 0 ? 0 : 1);
+	int s80 = 0;
+	K.int80 = p80 > 0 && waitpid(p80, &s80, 0) == p80 && WIFEXITED(s80) && WEXITSTATUS(s80) == 0;
+	if (!K.int80)
+		printf("off: the i386 entry (int $0x80 did not answer unshare(0) in a probe child)\n");
 	printf("probe: room for %d nested pid and %d nested user namespaces: pid-namespace level %d, "
 	       "user-namespace depth %d (-1: unknown)\n", pid_made, user_made, K.pid_level, K.userns_depth);
 	probe_links();
@@ -231,6 +238,10 @@ static int sandbox_pid1(int pidns_level, int userns_depth)
 	}
 	if (plan(pidns_level, userns_depth, &pid_nesting, &user_nesting) != 0)
 		return 2;
+	if (case_uses_int80 && !K.int80) {
+		printf("BROKEN: this case calls unshare through int $0x80, and the i386 entry is missing here\n");
+		return 2;
+	}
 	snapshot(NULL, &sandbox);
 	fflush(stdout);
 	case_pid = fork();

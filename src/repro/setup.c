@@ -189,16 +189,51 @@ static void add_thread(struct ctx *x)
 }
 
 /* ---- steps: each returns 0 or the errno ---- */
-static int step_unshare(struct ctx *x, unsigned long long flags)
+/* unshare through the i386 entry: int $0x80 with the call number 310 in eax and the whole
+ * 64-bit word in rbx; the entry's argument is ebx, so the kernel must see the low 32 bits only.
+ * 0 or -1 with errno. Where the entry is missing the process dies of SIGSEGV. */
+static long raw_unshare_int80(unsigned long long word)
+{
+#if defined(__x86_64__)
+	long rc = 310;
+	unsigned long long w = word;
+	__asm__ volatile("xchg %%rbx, %1\n\tint $0x80\n\txchg %%rbx, %1"
+			 : "+a"(rc), "+r"(w) : : "r8", "r9", "r10", "r11", "memory");
+	rc = (int)rc;
+	if (rc < 0) {
+		errno = (int)-rc;
+		return -1;
+	}
+	return 0;
+#else
+	(void)word;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/* unshare(word) through the 64-bit entry, or through int $0x80 (the kernel then sees the low
+ * 32 bits); after a NEWUSER, WriteMaps maps the ids from before it. */
+static int unshare_through(struct ctx *x, unsigned long long word, int int80)
 {
 	unsigned euid = geteuid(), egid = getegid();
-	if (raw_unshare(flags) != 0)
+	if ((int80 ? raw_unshare_int80(word) : raw_unshare(word)) != 0)
 		return errno;
-	if (flags & U_CLONE_NEWUSER) {
+	if ((unsigned)word & U_CLONE_NEWUSER) {
 		x->outer_uid = euid;
 		x->outer_gid = egid;
 	}
 	return 0;
+}
+
+static int step_unshare(struct ctx *x, unsigned long long flags)
+{
+	return unshare_through(x, flags, 0);
+}
+
+static int step_unshare_int80(struct ctx *x, unsigned long long word)
+{
+	return unshare_through(x, word, 1);
 }
 
 /* fork; the parent waits and mirrors the child's exit, the child goes on. */

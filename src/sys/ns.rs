@@ -33,6 +33,57 @@ pub unsafe fn unshare(flags: RawFlags) -> Result<(), Errno> {
     ret(rc).map(|_| ())
 }
 
+/// The i386 number of unshare (arch/x86/entry/syscalls/syscall_32.tbl).
+#[cfg(target_arch = "x86_64")]
+const I386_NR_UNSHARE: u32 = 310;
+
+/// `unshare(word)` through the i386 compat entry: `int $0x80` from this 64-bit process. The
+/// whole 64-bit word goes into `rbx`; the entry's argument is `ebx`, so a kernel that keeps the
+/// contract sees only the low 32 bits, and one that read all of `rbx` would show it.
+///
+/// # Safety
+/// As [`unshare`]. Besides, on a kernel without IA32 emulation (or with it turned off by
+/// `ia32_emulation=0`) the instruction raises a fault and the process dies of SIGSEGV: call it
+/// only where a disposable child's probe showed that the entry works
+/// (`exec::executor::call_probe`). x86-64 only; elsewhere it fails with ENOSYS.
+///
+/// # References
+/// Documentation/arch/x86/entry_64.rst; arch/x86/entry/entry_64_compat.S (`int80_emulation`
+/// since Linux 6.7).
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn unshare_int80(word: u64) -> Result<(), Errno> {
+    let mut rax = I386_NR_UNSHARE as u64;
+    // SAFETY: int $0x80 reads the call number from eax and the one argument from ebx; unshare
+    // touches no user memory. rbx is reserved by the compiler, so the word is swapped into it
+    // and back around the instruction. The compat entry saves and restores every other
+    // register; r8-r11 are declared clobbered all the same (older kernels zeroed them). The
+    // caller upholds the process-state contract above.
+    unsafe {
+        core::arch::asm!(
+            "xchg {w}, rbx",
+            "int 0x80",
+            "xchg {w}, rbx",
+            w = inout(reg) word => _,
+            inout("rax") rax,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+        );
+    }
+    // The result is eax, a 32-bit int: 0 or a negated errno (a raw call sets no errno).
+    match rax as u32 as i32 {
+        rc if rc < 0 => Err(Errno(-rc)),
+        _ => Ok(()),
+    }
+}
+
+/// Not x86-64: there is no i386 entry.
+///
+/// # Safety
+/// None needed; it makes no call.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn unshare_int80(_word: u64) -> Result<(), Errno> {
+    Err(Errno(libc::ENOSYS))
+}
+
 /// `sethostname(name)`.
 ///
 /// # Safety

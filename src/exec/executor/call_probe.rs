@@ -1,6 +1,7 @@
 //! Single calls made once from the executor's own state, in throwaway
 //! children: `unshare(1 << bit)` for every bit (only where a seccomp filter or
-//! an LSM rule may restrict unshare), whether clone3 exists, and the contract
+//! an LSM rule may restrict unshare), whether clone3 exists, whether the i386 entry
+//! (`int $0x80`) answers unshare(0), and the contract
 //! facts that changed between Linux versions ([`facts`], `crate::env::facts`). The model
 //! compares them with its own prediction to read what a restriction refuses
 //! (`model::limits`); this module only records what the kernel answered.
@@ -48,7 +49,8 @@ pub fn probe(restricted: bool) -> CallProbes {
     };
     let clone3 = sys::clone3::clone3_probe().map(|e| e.0);
     let facts = facts(clone3 == Some(libc::EINVAL));
-    CallProbes { unshare_bits, clone3, facts }
+    let int80 = in_child(int80_child);
+    CallProbes { unshare_bits, clone3, facts, int80 }
 }
 
 /// Exit codes of the fact probes' children (0 is never used: a child that returns early
@@ -74,6 +76,16 @@ fn in_child(body: fn() -> i32) -> Option<i32> {
             _ => None,
         },
         Err(_) => None,
+    }
+}
+
+/// `unshare(0)` through `int $0x80`: 0, or the errno. Where the i386 entry is missing the
+/// child dies of SIGSEGV, which `in_child` reports as the negated signal.
+fn int80_child() -> i32 {
+    // SAFETY: a disposable child; unshare(0) changes nothing.
+    match unsafe { sys::unshare_int80(0) } {
+        Ok(()) => 0,
+        Err(e) => e.0.clamp(1, 255),
     }
 }
 

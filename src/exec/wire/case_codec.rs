@@ -23,6 +23,7 @@ const STEP_DROP_SYS_ADMIN: u8 = 5;
 const STEP_CHROOT: u8 = 6;
 const STEP_SPAWN_THREAD: u8 = 7;
 const STEP_CLONE3: u8 = 8;
+const STEP_UNSHARE_INT80: u8 = 16;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
@@ -90,6 +91,10 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
         match step {
             Step::Unshare(f) => {
                 out.push(STEP_UNSHARE);
+                out.extend_from_slice(&f.0.to_le_bytes());
+            }
+            Step::UnshareInt80(f) => {
+                out.push(STEP_UNSHARE_INT80);
                 out.extend_from_slice(&f.0.to_le_bytes());
             }
             Step::Fork => out.push(STEP_FORK),
@@ -226,6 +231,7 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
             STEP_CHROOT => Step::Chroot(c.pick(&CHROOTS, "unknown chroot kind")?),
             STEP_SPAWN_THREAD => Step::SpawnThread,
             STEP_CLONE3 => Step::Clone3(RawFlags(c.u64()?)),
+            STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
             _ => {
                 c.at -= 1;
                 return c.fail("unknown step tag");
