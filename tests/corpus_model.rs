@@ -10,7 +10,6 @@ use unshare_fuzz::abi::errno::{CallResult, Errno};
 use unshare_fuzz::case::Setup;
 use unshare_fuzz::corpus::shrink::unshare_word;
 use unshare_fuzz::corpus::{CorpusFile, DirStore, Store};
-use unshare_fuzz::env::Environment;
 use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
 
 const CORPUS: &str = "corpus";
