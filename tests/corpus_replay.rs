@@ -62,14 +62,16 @@ fn the_whole_corpus_replays_clean() {
         "every passing file has `expected`, checked or skipped with a reason: {expected}"
     );
     // Guest-only files (docs/guest-only.md) are skipped on a host with their reason, never passed.
-    let guest_only: Vec<String> = names_with(&report, "SKIP").into_iter().filter(|n| n.contains("guest-only/")).collect();
+    let guest_only: Vec<String> =
+        names_with(&report, "SKIP").into_iter().filter(|n| n.contains("guest-only/")).collect();
     let on_disk = walk_json(Path::new("corpus/guest-only"));
     assert_eq!(guest_only.len(), on_disk, "every guest-only file is a SKIP on a host:\n{text}");
     for line in files_with(&report, "SKIP").iter().filter(|l| l.contains("guest-only/")) {
         assert!(line.contains("skipped: guest-only: "), "the skip names its reason: {line}");
     }
     if common::is_root() {
-        let other: Vec<String> = names_with(&report, "SKIP").into_iter().filter(|n| !n.contains("guest-only/")).collect();
+        let other: Vec<String> =
+            names_with(&report, "SKIP").into_iter().filter(|n| !n.contains("guest-only/")).collect();
         assert_eq!(other, Vec::<String>::new(), "as root every setup can be built but the guest-only ones");
         // Files that pin another kernel's behaviour (`"profile"`, corpus/pre-fix) are the only skips.
         let elsewhere: u64 = expected["skipped"].as_object().map_or(0, |m| {

@@ -156,10 +156,26 @@ fn armed_result(executed: &pipeline::Executed) -> Option<crate::abi::errno::Call
     }
 }
 
+/// Adds the last case's PCs to `g` (when it ran), as `run_case` does.
+fn add_pcs(g: &mut Group, s: &Settings, executor: &Executor, ran: bool) {
+    match executor.last_pcs().filter(|_| ran) {
+        Some(pcs) => {
+            g.stats.run += 1;
+            g.all.extend(pcs.pcs.iter().copied());
+            g.union.extend(pcs.pcs.iter().copied().filter(|p| s.filter.as_ref().is_none_or(|f| f.contains(p))));
+        }
+        None => g.stats.skipped += 1,
+    }
+}
+
 /// Sweeps fail-nth over every corpus case that has one (see [`Settings::fail_nth_sweep`]):
 /// one `kcov-sweep` line per case with the N at which the call first succeeded, how many N
 /// ended in ENOMEM, any other result, and the violations.
-fn fail_nth_sweep(executor: &mut Executor, s: &Settings, emit: &mut dyn FnMut(String)) -> Result<BTreeSet<u64>, ExecError> {
+fn fail_nth_sweep(
+    executor: &mut Executor,
+    s: &Settings,
+    emit: &mut dyn FnMut(String),
+) -> Result<BTreeSet<u64>, ExecError> {
     use crate::abi::errno::{CallResult, Errno};
     let mut g = Group::new("fault-sweep");
     for loaded in crate::corpus::store::load_paths(&s.corpus) {
@@ -183,14 +199,7 @@ fn fail_nth_sweep(executor: &mut Executor, s: &Settings, emit: &mut dyn FnMut(St
                     emit(format!("kcov-note fault-sweep {} N={n} VIOLATED {}: {}", loaded.name, v.invariant, v.detail));
                 }
             }
-            if let Some(pcs) = executor.last_pcs().filter(|_| executed.outcome.is_some()) {
-                g.stats.run += 1;
-                g.all.extend(pcs.pcs.iter().copied());
-                let kept = pcs.pcs.iter().copied().filter(|p| s.filter.as_ref().is_none_or(|f| f.contains(p)));
-                g.union.extend(kept);
-            } else {
-                g.stats.skipped += 1;
-            }
+            add_pcs(&mut g, s, executor, executed.outcome.is_some());
             match armed_result(&executed) {
                 Some(CallResult::Failure(Errno::ENOMEM)) => {
                     enomem += 1;

@@ -73,7 +73,9 @@ mod tests {
         let case = emfile(Privilege::Root, bits::FILES, 200, 64, true);
         let host = Environment::reference();
         match predict(&LINUX_6_18, &host, &case) {
-            Prediction::Skip { reason } => assert!(reason.starts_with("guest-only: lowers the global fs.nr_open"), "{reason}"),
+            Prediction::Skip { reason } => {
+                assert!(reason.starts_with("guest-only: lowers the global fs.nr_open"), "{reason}")
+            }
             p => panic!("a guest-only case must skip on a host: {p:?}"),
         }
         let mut nth = Case::unshare(&[bits::NEWUTS]);
@@ -141,7 +143,9 @@ mod tests {
         for kind in ["uts", "ipc", "time"] {
             env.headroom.flat.remove(kind);
         }
-        for (flag, rule) in [(bits::NEWUTS, "uts-missing"), (bits::NEWIPC, "ipc-missing"), (bits::NEWTIME, "time-missing")] {
+        for (flag, rule) in
+            [(bits::NEWUTS, "uts-missing"), (bits::NEWIPC, "ipc-missing"), (bits::NEWTIME, "time-missing")]
+        {
             let c = Case::unshare(&[flag]);
             let s = steps(&env, &c);
             assert_eq!((s[0].result, s[0].rule), (CallResult::Failure(Errno::EINVAL), rule));

@@ -32,8 +32,8 @@ use crate::case::{Case, Sibling, Step};
 use crate::env::Environment;
 
 pub use expect::{
-    Creds, Expected, FAULT_RULE, FaultAlternative, FinalExpect, KcmpExpect, KeptNamespaces, LinkExpect, PidExpect, SemExpect, SharingBefore,
-    SiblingExpect,
+    Creds, Expected, FAULT_RULE, FaultAlternative, FinalExpect, KcmpExpect, KeptNamespaces, LinkExpect, PidExpect,
+    SemExpect, SharingBefore, SiblingExpect,
 };
 pub use profile::KernelProfile;
 pub use state::CallerState;

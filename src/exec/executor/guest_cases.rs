@@ -34,3 +34,18 @@ pub fn restore(case: &Case, env: &Environment) -> Result<(), String> {
     std::fs::write("/proc/sys/fs/nr_open", g.nr_open.to_string())
         .map_err(|e| format!("executor failure: cannot restore fs.nr_open to {}: {e}", g.nr_open))
 }
+
+/// Whether this executor runs in a throwaway qemu guest (`env::guest::decide` over the guest
+/// init's variables, the kernel command line and `fs.nr_open`).
+pub fn detect() -> Option<crate::env::guest::GuestKernel> {
+    use crate::env::guest;
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse::<u32>().ok());
+    let faults = std::env::var(guest::FAULTS_VAR).is_ok_and(|v| v == "1")
+        && std::path::Path::new("/proc/thread-self/fail-nth").exists();
+    guest::decide(
+        std::env::var(guest::GUEST_VAR).ok().as_deref(),
+        &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+        nr_open,
+        faults,
+    )
+}

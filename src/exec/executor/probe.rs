@@ -121,13 +121,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         sandbox_violations: Vec::new(),
         resources: Default::default(),
         no_chroot_tree: info.no_chroot_tree.clone(),
-        guest: crate::env::guest::decide(
-            std::env::var(crate::env::guest::GUEST_VAR).ok().as_deref(),
-            &read_text("/proc/cmdline").unwrap_or_default(),
-            read_u64("/proc/sys/fs/nr_open").and_then(|v| u32::try_from(v).ok()),
-            std::env::var(crate::env::guest::FAULTS_VAR).is_ok_and(|v| v == "1")
-                && std::path::Path::new("/proc/thread-self/fail-nth").exists(),
-        ),
+        guest: super::guest_cases::detect(),
     };
     (env.pidns_level, env.userns_depth) = env.headroom.levels();
     let restricted = info.seccomp.0 != 0 || userns_lsm_rule().is_some();
