@@ -59,20 +59,29 @@ pub const AUDIT_ARCH: Option<u32> = None;
 /// The number of unshare on this architecture.
 pub const NR_UNSHARE: u32 = libc::SYS_unshare as u32;
 
+/// The i386 entry of x86-64 builds (`int $0x80`): `AUDIT_ARCH_I386` and the i386 number of
+/// unshare, which a filter sees for such calls. `None` elsewhere.
+#[cfg(all(target_arch = "x86_64", target_endian = "little"))]
+pub const I386_ENTRY: Option<(u32, u32)> = Some((0x4000_0003, 310));
+/// No i386 entry on this build.
+#[cfg(not(all(target_arch = "x86_64", target_endian = "little")))]
+pub const I386_ENTRY: Option<(u32, u32)> = None;
+
 /// One instruction.
 pub const fn insn(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }
 
-/// The fixed start of every filter: allow any call that is not this architecture's unshare.
-pub const fn prelude(arch: u32) -> [sock_filter; 6] {
+/// The fixed start of every filter: allow any call that is not unshare (number `nr`) of the
+/// architecture `arch` (this build's, or the i386 entry's: [`I386_ENTRY`]).
+pub const fn prelude(arch: u32, nr: u32) -> [sock_filter; 6] {
     let allow = libc::SECCOMP_RET_ALLOW;
     [
         insn(LD_W_ABS, 0, 0, OFF_ARCH),
         insn(JMP_JEQ_K, 1, 0, arch),
         insn(RET_K, 0, 0, allow),
         insn(LD_W_ABS, 0, 0, OFF_NR),
-        insn(JMP_JEQ_K, 1, 0, NR_UNSHARE),
+        insn(JMP_JEQ_K, 1, 0, nr),
         insn(RET_K, 0, 0, allow),
     ]
 }
@@ -98,7 +107,7 @@ fn set_mode_filter(prog: &libc::sock_fprog) -> Result<(), Errno> {
     super::ret(rc).map(|_| ())
 }
 
-/// Installs `prelude(AUDIT_ARCH) ++ body` as a seccomp filter of the calling thread and of
+/// Installs `prelude(arch, nr) ++ body` as a seccomp filter of the calling thread and of
 /// every process it creates later: `body` decides unshare's result, every other call runs.
 /// Without CAP_SYS_ADMIN the kernel requires `PR_SET_NO_NEW_PRIVS`; it is set only then, so
 /// a privileged executor keeps exactly the state of an unfiltered one. Filters cannot be
@@ -110,18 +119,17 @@ fn set_mode_filter(prog: &libc::sock_fprog) -> Result<(), Errno> {
 /// it probes or serves a case.
 ///
 /// # Errors
-/// EINVAL if no `AUDIT_ARCH` is known for this build, `body` is empty or too long, or the
+/// EINVAL if `body` is empty or too long, or the
 /// kernel rejects the program (e.g. it does not end with a return); otherwise the errno of
 /// `seccomp` or `prctl`.
 ///
 /// # References
 /// seccomp(2), <https://man7.org/linux/man-pages/man2/seccomp.2.html>
-pub unsafe fn install_unshare_filter(body: &[sock_filter]) -> Result<Installed, Errno> {
-    let arch = AUDIT_ARCH.ok_or(Errno::EINVAL)?;
+pub unsafe fn install_unshare_filter(arch: u32, nr: u32, body: &[sock_filter]) -> Result<Installed, Errno> {
     if body.is_empty() {
         return Err(Errno::EINVAL);
     }
-    let program: Vec<sock_filter> = prelude(arch).into_iter().chain(body.iter().copied()).collect();
+    let program: Vec<sock_filter> = prelude(arch, nr).into_iter().chain(body.iter().copied()).collect();
     let len = u16::try_from(program.len()).map_err(|_| Errno::EINVAL)?;
     let prog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
     match set_mode_filter(&prog) {

@@ -12,11 +12,11 @@
 use libc::sock_filter;
 
 use crate::sys::seccomp::{
-    ALU_AND_K, AUDIT_ARCH, JMP_JEQ_K, JMP_JSET_K, LD_W_ABS, NR_UNSHARE, OFF_ARCH, OFF_ARG0_HI, OFF_ARG0_LO, OFF_NR,
-    RET_K, insn, prelude,
+    ALU_AND_K, AUDIT_ARCH, I386_ENTRY, JMP_JEQ_K, JMP_JSET_K, LD_W_ABS, NR_UNSHARE, OFF_ARCH, OFF_ARG0_HI, OFF_ARG0_LO,
+    OFF_NR, RET_K, insn, prelude,
 };
 
-use super::mutants::{Action, Mutant, Rule};
+use super::mutants::{Action, Entry, Mutant, Rule};
 
 /// The seccomp return value of an action.
 pub fn ret_value(action: Action) -> u32 {
@@ -132,8 +132,19 @@ pub fn body(mutant: &Mutant) -> Result<Vec<sock_filter>, CompileError> {
 /// # Errors
 /// [`CompileError`] when the architecture is unknown or a rule is too long.
 pub fn program(mutant: &Mutant) -> Result<Vec<sock_filter>, CompileError> {
-    let arch = AUDIT_ARCH.ok_or(CompileError::UnsupportedArch)?;
-    Ok(prelude(arch).into_iter().chain(body(mutant)?).collect())
+    let (arch, nr) = target(mutant)?;
+    Ok(prelude(arch, nr).into_iter().chain(body(mutant)?).collect())
+}
+
+/// The architecture and call number the filter of `mutant` lies about.
+///
+/// # Errors
+/// [`CompileError::UnsupportedArch`] when this build has no such entry.
+pub fn target(mutant: &Mutant) -> Result<(u32, u32), CompileError> {
+    match mutant.entry {
+        Entry::Native => AUDIT_ARCH.map(|a| (a, NR_UNSHARE)).ok_or(CompileError::UnsupportedArch),
+        Entry::I386 => I386_ENTRY.ok_or(CompileError::UnsupportedArch),
+    }
 }
 
 /// The input of a filter: the fields of `struct seccomp_data` the programs read.
@@ -222,8 +233,9 @@ mod tests {
         for m in MUTANTS {
             let prog = program(m).unwrap();
             for w in words_for(m) {
-                let got = interpret(&prog, &Call::unshare(w)).unwrap();
-                assert_eq!(got, ret_value(m.decide(w)), "{}: word {w:#x}", m.name);
+                let call = call_for(m, w);
+                let got = interpret(&prog, &call).unwrap();
+                assert_eq!(got, ret_value(m.decide(call.arg0)), "{}: word {w:#x}", m.name);
             }
         }
     }
@@ -232,13 +244,26 @@ mod tests {
     fn other_calls_and_architectures_always_run() {
         for m in MUTANTS {
             let prog = program(m).unwrap();
-            for nr in [0, NR_UNSHARE + 1, libc::SYS_clone as u32, libc::SYS_munmap as u32] {
-                let call = Call { nr, arch: AUDIT_ARCH.unwrap(), arg0: u64::MAX };
+            let (arch, unshare) = target(m).unwrap();
+            for nr in [0, unshare + 1, libc::SYS_clone as u32, libc::SYS_munmap as u32] {
+                let call = Call { nr, arch, arg0: u64::MAX };
                 assert_eq!(interpret(&prog, &call), Ok(libc::SECCOMP_RET_ALLOW), "{} nr {nr}", m.name);
             }
-            let foreign = Call { nr: NR_UNSHARE, arch: 0x4000_0003, arg0: u64::MAX };
-            assert_eq!(interpret(&prog, &foreign), Ok(libc::SECCOMP_RET_ALLOW), "{}", m.name);
+            // The other entry runs honestly.
+            let other = match m.entry {
+                Entry::Native => Call { nr: 310, arch: 0x4000_0003, arg0: u64::MAX },
+                Entry::I386 => Call::unshare(u64::MAX),
+            };
+            assert_eq!(interpret(&prog, &other), Ok(libc::SECCOMP_RET_ALLOW), "{}", m.name);
         }
+    }
+
+    /// `unshare(w)` as the filter of `m` sees it: through the i386 entry only the low half
+    /// arrives.
+    fn call_for(m: &Mutant, w: u64) -> Call {
+        let (arch, nr) = target(m).unwrap();
+        let arg0 = if m.entry == Entry::I386 { w & u64::from(u32::MAX) } else { w };
+        Call { nr, arch, arg0 }
     }
 
     #[test]
@@ -260,7 +285,7 @@ mod tests {
     fn a_rule_with_every_kind_of_mask_in_both_halves_compiles() {
         const RULES: &[Rule] =
             &[Rule { all: 0x1_0000_0001, any: 0x2_0000_0002, none: 0x4_0000_0004, action: Action::FakeSuccess }];
-        let m = Mutant { name: "t", lie: "", origin: "", rules: RULES };
+        let m = Mutant { name: "t", lie: "", origin: "", rules: RULES, entry: super::super::mutants::Entry::Native };
         let prog = program(&m).unwrap();
         for w in [0x1_0000_0001u64, 0x1_0000_0003, 0x3_0000_0001, 0x5_0000_0003, 0x1_0000_0007, 0x1, 0x3_0000_0003] {
             assert_eq!(interpret(&prog, &Call::unshare(w)), Ok(ret_value(m.decide(w))), "{w:#x}");
@@ -272,7 +297,8 @@ mod tests {
         fn compiled_filters_agree_with_the_reference_on_random_words(w in any::<u64>(), idx in 0..MUTANTS.len()) {
             let m = &MUTANTS[idx];
             let prog = program(m).unwrap();
-            prop_assert_eq!(interpret(&prog, &Call::unshare(w)).unwrap(), ret_value(m.decide(w)));
+            let call = call_for(m, w);
+            prop_assert_eq!(interpret(&prog, &call).unwrap(), ret_value(m.decide(call.arg0)));
         }
     }
 }

@@ -54,6 +54,15 @@ impl Rule {
     }
 }
 
+/// Which entry of unshare a mutant's filter lies on; calls through the other run honestly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// The 64-bit call, `syscall(SYS_unshare, ..)`.
+    Native,
+    /// The i386 entry, `int $0x80` (x86-64 builds): the filter sees the 32-bit word.
+    I386,
+}
+
 /// A lying kernel.
 #[derive(Debug, Clone, Copy)]
 pub struct Mutant {
@@ -65,6 +74,8 @@ pub struct Mutant {
     pub origin: &'static str,
     /// Ordered rules; the first that matches decides; no match runs the call.
     pub rules: &'static [Rule],
+    /// The entry the filter lies on.
+    pub entry: Entry,
 }
 
 impl Mutant {
@@ -105,7 +116,10 @@ const fn fail(e: Errno) -> Action {
 
 macro_rules! mutant {
     ($name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
-        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+] }
+        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::Native }
+    };
+    (i386 $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
+        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::I386 }
     };
 }
 
@@ -200,6 +214,10 @@ pub const MUTANTS: &[Mutant] = &[
         "all seven non-user namespace flags together give ENOMEM",
         "a failure only when every namespace is asked for at once (spec §5.1 tests the full mask)",
         [all(NON_USER_NAMESPACES, fail(Errno::ENOMEM))]),
+    mutant!(i386 "i386-newuts-noop",
+        "through int $0x80, any word with NEWUTS returns 0 without making a UTS namespace (the 64-bit call is honest)",
+        "a compat entry that answers for the call without running it (issue 16 class 7: the same contract through the i386 entry)",
+        [all(bits::NEWUTS, OK)]),
 ];
 
 /// Looks a mutant up by name.

@@ -449,9 +449,10 @@ pub fn install_mutant(name: &str) -> Result<String, String> {
     // program() also checks that this architecture is supported; the sys layer adds the prelude itself.
     super::bpf::program(mutant).map_err(compile_error)?;
     let body = super::bpf::body(mutant).map_err(compile_error)?;
+    let (arch, nr) = super::bpf::target(mutant).map_err(compile_error)?;
     // SAFETY: the executor's server calls this once, in its verified sandbox, before the
     // probe and any case; the executor is disposable.
-    let installed = unsafe { sys::seccomp::install_unshare_filter(&body) }
+    let installed = unsafe { sys::seccomp::install_unshare_filter(arch, nr, &body) }
         .map_err(|e| format!("cannot install the seccomp filter of mutant {name}: seccomp failed with {e}"))?;
     Ok(super::mutants::restriction_note(mutant, installed.no_new_privs))
 }
