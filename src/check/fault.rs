@@ -35,7 +35,7 @@ pub fn chosen(steps: &[Expected], outcome: &Outcome) -> Option<(Vec<Expected>, F
 pub fn enomem_or_predicted(ctx: &StepCtx) -> Option<Result<(), String>> {
     let e = ctx.expected;
     if e.rule == FAULT_RULE {
-        return Some(super::invariants::unchanged_state(ctx).map_err(|d| format!("an injected ENOMEM {d}")));
+        return Some(super::step::unchanged_state(ctx).map_err(|d| format!("an injected ENOMEM {d}")));
     }
     e.fault_enomem.as_ref()?;
     let got = ctx.observed.result;

@@ -13,7 +13,7 @@ const MISSING_RULES: &[&str] =
 
 fn errno_and_unchanged(ctx: &StepCtx, want: Errno, what: &str) -> Result<(), String> {
     match ctx.observed.result {
-        CallResult::Failure(e) if e == want => super::invariants::unchanged_state(ctx),
+        CallResult::Failure(e) if e == want => super::step::unchanged_state(ctx),
         other => Err(format!("{what}: expected {want}, got {other}")),
     }
 }

@@ -32,14 +32,6 @@ fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     })
 }
 
-/// Nothing observable changed across the step (the check of `failure-changes-nothing`).
-///
-/// # Errors
-/// What changed.
-pub fn unchanged_state(ctx: &StepCtx) -> Result<(), String> {
-    unchanged(ctx)
-}
-
 fn int80_passes_low_32_bits(ctx: &StepCtx) -> Option<Result<(), String>> {
     if ctx.dropped_bits == 0 {
         return None;
@@ -49,18 +41,7 @@ fn int80_passes_low_32_bits(ctx: &StepCtx) -> Option<Result<(), String>> {
 }
 
 fn unchanged(ctx: &StepCtx) -> Result<(), String> {
-    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
-    // nothing; they are compared only where every link is trusted.
-    let diff = if NsLink::ALL.iter().all(|l| ctx.env.has_link(*l)) {
-        state_diff(ctx.before, &ctx.observed.after)
-    } else {
-        let mut after = ctx.observed.after.clone();
-        for l in NsLink::ALL.into_iter().filter(|l| !ctx.env.has_link(*l)) {
-            after.ns[l.index()] = ctx.before.ns[l.index()];
-        }
-        state_diff(ctx.before, &after)
-    };
-    if diff.is_empty() { Ok(()) } else { Err(format!("state changed: {}", diff.join(", "))) }
+    super::step::unchanged_state(ctx)
 }
 
 fn errno_matches_model(ctx: &StepCtx) -> Option<Result<(), String>> {

@@ -131,7 +131,8 @@ pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Resu
     let needs = crate::case::guest::needs(case);
     if !needs.is_empty() || case.setup.high_fd.is_some() {
         let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
-        return Err(ReproError::Unsupported(format!(
+        // Skipped like a case the model skips here: such a case runs only in a qemu guest.
+        return Err(ReproError::Skipped(format!(
             "guest-only setup ({}; high_fd {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
              replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
             what.join(", "),
@@ -164,7 +165,8 @@ pub fn c_source_with(
     let needs = crate::case::guest::needs(case);
     if !needs.is_empty() || case.setup.high_fd.is_some() {
         let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
-        return Err(ReproError::Unsupported(format!(
+        // Skipped like a case the model skips here: such a case runs only in a qemu guest.
+        return Err(ReproError::Skipped(format!(
             "guest-only setup ({}; high_fd {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
              replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
             what.join(", "),
