@@ -9,7 +9,7 @@ use std::fmt;
 use super::{Case, CaseError, Step};
 
 /// Highest fd a setup may move its fd to (a 32 KiB table: small enough for any guest).
-pub const MAX_HIGH_FD: u32 = 4095;
+pub const MAX_FD_AT: u32 = 4095;
 /// `sysctl_nr_open_min` (fs/file.c): BITS_PER_LONG on 64-bit.
 pub const NR_OPEN_MIN: u32 = 64;
 /// Largest fail-nth a setup may ask for (a sweep stops far below: the longest unshare path
@@ -43,16 +43,16 @@ pub fn needs(case: &Case) -> Vec<GuestNeed> {
     s.nr_open.map(GuestNeed::NrOpen).into_iter().chain(s.fail_nth.map(GuestNeed::FailNth)).collect()
 }
 
-/// The number of fd slots `dup_fd` copies for a table whose highest open fd is `high_fd`:
+/// The number of fd slots `dup_fd` copies for a table whose highest open fd is `fd_at`:
 /// `count_open_files` rounded up to BITS_PER_LONG (fs/file.c `sane_fdtable_size`).
-pub fn table_slots(high_fd: u32) -> u32 {
-    (high_fd / 64 + 1) * 64
+pub fn table_slots(fd_at: u32) -> u32 {
+    (fd_at / 64 + 1) * 64
 }
 
 /// `dup_fd` fails with EMFILE: the table it must copy is larger than the 64 embedded slots and
 /// than `nr_open` (spec §3 step 6; both are multiples of 64 here, see [`validate`]).
-pub fn table_exceeds_nr_open(high_fd: Option<u32>, nr_open: Option<u32>) -> bool {
-    match (high_fd, nr_open) {
+pub fn table_exceeds_nr_open(fd_at: Option<u32>, nr_open: Option<u32>) -> bool {
+    match (fd_at, nr_open) {
         (Some(fd), Some(nr)) => table_slots(fd) > 64 && table_slots(fd) > nr,
         _ => false,
     }
@@ -74,10 +74,10 @@ fn bad(field: &'static str, value: impl ToString, expected: &'static str) -> Res
 /// [`CaseError::Setup`] naming the field.
 pub fn validate(case: &Case) -> Result<(), CaseError> {
     let s = &case.setup;
-    if let Some(fd) = s.high_fd
-        && !(3..=MAX_HIGH_FD).contains(&fd)
+    if let Some(fd) = s.fd_at
+        && !(3..=MAX_FD_AT).contains(&fd)
     {
-        return bad("high_fd", fd, "3 to 4095");
+        return bad("fd_at", fd, "3 to 4095");
     }
     if let Some(nr) = s.nr_open {
         if nr < NR_OPEN_MIN || !nr.is_multiple_of(64) {
@@ -111,7 +111,7 @@ pub fn validate(case: &Case) -> Result<(), CaseError> {
 
 /// The setup's guest-only fields, for `Setup`'s one-line form.
 pub(super) fn fmt_guest_fields(s: &super::Setup, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    if let Some(fd) = s.high_fd {
+    if let Some(fd) = s.fd_at {
         write!(f, ", fd {fd} open")?;
     }
     if let Some(nr) = s.nr_open {
@@ -128,11 +128,11 @@ mod tests {
     use super::*;
     use crate::case::Setup;
 
-    fn emfile_case(high_fd: u32, nr_open: u32) -> Case {
+    fn emfile_case(fd_at: u32, nr_open: u32) -> Case {
         let mut c = Case::unshare(&[crate::abi::flags::bits::FILES]);
         c.setup = Setup {
             siblings: vec![crate::case::Sibling::Files],
-            high_fd: Some(high_fd),
+            fd_at: Some(fd_at),
             nr_open: Some(nr_open),
             ..Setup::default()
         };

@@ -212,8 +212,8 @@ pub struct Setup {
     /// An fd (on `/`) moved to this number before `nr_open` is lowered (issue 16 class 1);
     /// 3..=4095. See `case::guest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high_fd: Option<u32>,
-    /// Guest-only: write this to the global `fs.nr_open` after `high_fd` is open (a multiple
+    pub fd_at: Option<u32>,
+    /// Guest-only: write this to the global `fs.nr_open` after `fd_at` is open (a multiple
     /// of 64, at least 64). Runs only in a throwaway qemu guest (`case::guest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nr_open: Option<u32>,

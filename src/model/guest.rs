@@ -56,12 +56,12 @@ mod tests {
         }
     }
 
-    fn emfile(privilege: Privilege, flags: u64, high_fd: u32, nr_open: u32, sibling: bool) -> Case {
+    fn emfile(privilege: Privilege, flags: u64, fd_at: u32, nr_open: u32, sibling: bool) -> Case {
         let mut c = Case::unshare(&[flags]);
         c.setup = Setup {
             privilege,
             siblings: if sibling { vec![Sibling::Files] } else { vec![] },
-            high_fd: Some(high_fd),
+            fd_at: Some(fd_at),
             nr_open: Some(nr_open),
             ..Setup::default()
         };

@@ -190,7 +190,7 @@ impl CallerState {
             s.chrooted = true;
         }
         s.fds = setup.fds;
-        s.fd_table_over_nr_open = crate::case::guest::table_exceeds_nr_open(setup.high_fd, setup.nr_open);
+        s.fd_table_over_nr_open = crate::case::guest::table_exceeds_nr_open(setup.fd_at, setup.nr_open);
         if setup.sem_undo {
             s.sem = Some(Sem { caller_in_ns: true, value: 1, undo: Undo::Private });
             s.undo_list = true;

@@ -129,14 +129,14 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
 pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Result<String, ReproError> {
     case.validate()?;
     let needs = crate::case::guest::needs(case);
-    if !needs.is_empty() || case.setup.high_fd.is_some() {
+    if !needs.is_empty() || case.setup.fd_at.is_some() {
         let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
         // Skipped like a case the model skips here: such a case runs only in a qemu guest.
         return Err(ReproError::Skipped(format!(
-            "guest-only setup ({}; high_fd {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
+            "guest-only setup ({}; fd_at {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
              replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
             what.join(", "),
-            case.setup.high_fd
+            case.setup.fd_at
         )));
     }
     check_supported(&case.setup)?;
@@ -163,14 +163,14 @@ pub fn c_source_with(
 ) -> Result<String, ReproError> {
     case.validate()?;
     let needs = crate::case::guest::needs(case);
-    if !needs.is_empty() || case.setup.high_fd.is_some() {
+    if !needs.is_empty() || case.setup.fd_at.is_some() {
         let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
         // Skipped like a case the model skips here: such a case runs only in a qemu guest.
         return Err(ReproError::Skipped(format!(
-            "guest-only setup ({}; high_fd {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
+            "guest-only setup ({}; fd_at {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
              replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
             what.join(", "),
-            case.setup.high_fd
+            case.setup.fd_at
         )));
     }
     check_supported(&case.setup)?;
@@ -273,7 +273,7 @@ mod tests {
     fn guest_only_cases_are_refused() {
         let mut case = Case::unshare(&[crate::abi::flags::bits::FILES]);
         case.setup.siblings = vec![Sibling::Files];
-        case.setup.high_fd = Some(200);
+        case.setup.fd_at = Some(200);
         case.setup.nr_open = Some(64);
         let e = c_source(&case, &LINUX_6_18, &Environment::reference()).unwrap_err().to_string();
         assert!(e.contains("guest-only") && e.contains("fs.nr_open = 64"), "{e}");
@@ -297,7 +297,7 @@ mod tests {
                 siblings: vec![Sibling::Fs, Sibling::Files, Sibling::VmSighand],
                 vfork: true,
                 // Guest-only fields: the reproducer refuses them (guest_only_cases_are_refused).
-                high_fd: None,
+                fd_at: None,
                 nr_open: None,
                 fail_nth: None,
             },

@@ -28,7 +28,7 @@ fn decimal(n: u32, buf: &mut [u8; 10]) -> &[u8] {
 /// larger than the new limit). Called while the caller is still privileged.
 pub fn setup(ctx: &Ctx) {
     let s = &ctx.case.setup;
-    if let Some(high) = s.high_fd {
+    if let Some(high) = s.fd_at {
         let r = sys::open_raw(c"/", libc::O_RDONLY | libc::O_DIRECTORY).and_then(|fd| {
             let moved = sys::dup_at_least(fd, high as i32);
             let _ = sys::close_raw(fd);

@@ -158,7 +158,7 @@ pub enum SetupOp {
     Plan = 24,
     /// pipes and stack for a clone3 step
     Clone3Prep = 25,
-    /// moving an fd to the setup's high_fd (guest-only cases)
+    /// moving an fd to the setup's fd_at (guest-only cases)
     HighFd = 26,
     /// writing /proc/sys/fs/nr_open (guest-only cases)
     NrOpen = 27,
@@ -195,7 +195,7 @@ impl SetupOp {
             23 => "clone(CLONE_VM|CLONE_VFORK)",
             24 => "plan the nesting from the executor's position",
             25 => "pipes and stack for a clone3 step",
-            26 => "move an fd to the setup's high_fd",
+            26 => "move an fd to the setup's fd_at",
             27 => "write /proc/sys/fs/nr_open",
             28 => "open or write /proc/thread-self/fail-nth",
             _ => "unknown setup operation",

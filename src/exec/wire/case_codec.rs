@@ -7,7 +7,7 @@
 //! foreign_pidns, chroot, fds, sem_undo, cwd_umask, vfork (one byte each,
 //! [`ABSENT`] for `None`), the sibling count and one byte per sibling, the step
 //! count and per step a tag byte and its argument (`u64` flags, or a chroot
-//! byte), then the guest-only fields high_fd, nr_open, fail_nth (`u32` each). Limits are checked by [`Case::validate`], not here.
+//! byte), then the guest-only fields fd_at, nr_open, fail_nth (`u32` each). Limits are checked by [`Case::validate`], not here.
 
 use crate::abi::flags::RawFlags;
 use crate::case::{Case, Chroot, NsType, Privilege, Sibling, Step};
@@ -110,7 +110,7 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
         }
     }
     // The guest-only fields (case::guest), after the steps: u32 each, u32::MAX when absent.
-    for v in [s.high_fd, s.nr_open, s.fail_nth] {
+    for v in [s.fd_at, s.nr_open, s.fail_nth] {
         out.extend_from_slice(&v.unwrap_or(u32::MAX).to_le_bytes());
     }
 }
@@ -240,7 +240,7 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
         case.steps.push(step);
     }
     let s = &mut case.setup;
-    for field in [&mut s.high_fd, &mut s.nr_open, &mut s.fail_nth] {
+    for field in [&mut s.fd_at, &mut s.nr_open, &mut s.fail_nth] {
         let mut w = [0u8; 4];
         for b in &mut w {
             *b = c.u8()?;
