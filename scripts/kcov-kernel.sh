@@ -11,7 +11,9 @@ usage: scripts/kcov-kernel.sh [options]
 
   --variant NAME     default (every namespace type), or no-uts, no-ipc, no-user,
                      no-pid, no-net, no-cgroup, no-time: the same kernel built
-                     without that namespace type (unshare of its flag: EINVAL)
+                     without that namespace type (unshare of its flag: EINVAL),
+                     or no-uts-ipc-time: UTS_NS, IPC_NS and TIME_NS off at once (one
+                     build for issue 16 class 6; CGROUPS stays on, see docs/guest-only.md)
   --cache DIR        cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kcov)
   --version V        linux-source-6.12 package version (default: 6.12.118-1~deb12u1, the
                      one docs/coverage.md was measured on, else the newest of bookworm and
@@ -50,8 +52,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$VARIANT" in
-    default|no-uts|no-ipc|no-user|no-pid|no-net|no-cgroup|no-time) ;;
-    *) die "unknown variant '$VARIANT' (default, no-uts, no-ipc, no-user, no-pid, no-net, no-cgroup, no-time)" ;;
+    default|no-uts|no-ipc|no-user|no-pid|no-net|no-cgroup|no-time|no-uts-ipc-time) ;;
+    *) die "unknown variant '$VARIANT' (default, no-uts, no-ipc, no-user, no-pid, no-net, no-cgroup, no-time, no-uts-ipc-time)" ;;
 esac
 case "$JOBS" in ''|*[!0-9]*|0) die "--jobs must be a positive number" ;; esac
 
@@ -170,6 +172,7 @@ configure() {
         no-net) args+=(--disable NET_NS) ;;
         no-cgroup) args+=(--disable CGROUPS) ;;
         no-time) args+=(--disable TIME_NS) ;;
+        no-uts-ipc-time) args+=(--disable UTS_NS --disable IPC_NS --disable TIME_NS) ;;
     esac
     "$SRC/scripts/config" --file "$b/.config" "${args[@]}" --set-str LOCALVERSION "-uf-kcov-$VARIANT"
     # Twice: an option whose dependency was enabled by the first pass.
@@ -181,23 +184,25 @@ configure() {
     want=(PRINTK SERIAL_8250_CONSOLE BLK_DEV_INITRD PROC_FS SYSFS DEVTMPFS TMPFS DEBUG_FS
           NAMESPACES SYSVIPC POSIX_MQUEUE SECCOMP_FILTER CHECKPOINT_RESTORE KCMP KCOV
           FAULT_INJECTION FAILSLAB FAULT_INJECTION_DEBUG_FS PVH)
-    case "$VARIANT" in no-uts) ;; *) want+=(UTS_NS) ;; esac
-    case "$VARIANT" in no-ipc) ;; *) want+=(IPC_NS) ;; esac
+    case "$VARIANT" in no-uts|no-uts-ipc-time) ;; *) want+=(UTS_NS) ;; esac
+    case "$VARIANT" in no-ipc|no-uts-ipc-time) ;; *) want+=(IPC_NS) ;; esac
     case "$VARIANT" in no-user) ;; *) want+=(USER_NS) ;; esac
     case "$VARIANT" in no-pid) ;; *) want+=(PID_NS) ;; esac
     case "$VARIANT" in no-net) ;; *) want+=(NET_NS) ;; esac
     case "$VARIANT" in no-cgroup) ;; *) want+=(CGROUPS) ;; esac
-    case "$VARIANT" in no-time) ;; *) want+=(TIME_NS) ;; esac
+    case "$VARIANT" in no-time|no-uts-ipc-time) ;; *) want+=(TIME_NS) ;; esac
     for o in "${want[@]}"; do
         grep -qx "CONFIG_$o=y" "$b/.config" || missing+=("$o")
     done
     grep -q '^CONFIG_DEBUG_INFO=y' "$b/.config" || missing+=(DEBUG_INFO)
     [ ${#missing[@]} = 0 ] || die "olddefconfig dropped: ${missing[*]} (see $b/.config)"
     if [ "$VARIANT" != default ]; then
-        local off=${VARIANT#no-}
-        off=$(echo "$off" | tr a-z A-Z)
-        [ "$off" = CGROUP ] && off=CGROUPS || off=${off}_NS
-        ! grep -qx "CONFIG_$off=y" "$b/.config" || die "variant $VARIANT: CONFIG_$off is still on"
+        local offs off
+        offs=$(echo "${VARIANT#no-}" | tr a-z- A-Z' ')
+        for off in $offs; do
+            [ "$off" = CGROUP ] && off=CGROUPS || off=${off}_NS
+            ! grep -qx "CONFIG_$off=y" "$b/.config" || die "variant $VARIANT: CONFIG_$off is still on"
+        done
     fi
 }
 

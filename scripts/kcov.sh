@@ -13,6 +13,8 @@ usage: scripts/kcov.sh [options]
   --seed N         generator seed (default 1)
   --guided N       cases of the coverage-guided search after the corpus (default 0)
   --no-corpus      do not run the corpus
+  --fail-nth-sweep M  after the corpus, sweep fail-nth 1..M over the corpus's guest-only
+                   fail-nth cases, each until its unshare succeeds (docs/guest-only.md)
   --timeout S      qemu wall-clock limit in seconds (default 3600)
   --out DIR        output directory (default target/kcov/<timestamp>)
   --binary PATH    static harness binary (default: built with cargo, crt-static)
@@ -32,7 +34,7 @@ die() { echo "kcov.sh: error: $*" >&2; exit 2; }
 log() { echo "kcov.sh: $*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CASES=3000 SEED=1 GUIDED=0 CORPUS=1 TIMEOUT=3600 OUT="" BINARY="" VARIANT=default MIN_LINES=0
+CASES=3000 SEED=1 GUIDED=0 CORPUS=1 SWEEP=0 TIMEOUT=3600 OUT="" BINARY="" VARIANT=default MIN_LINES=0
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kcov"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
         --seed) SEED=${2?}; shift 2 ;;
         --guided) GUIDED=${2?}; shift 2 ;;
         --no-corpus) CORPUS=0; shift ;;
+        --fail-nth-sweep) SWEEP=${2?}; shift 2 ;;
         --timeout) TIMEOUT=${2?}; shift 2 ;;
         --out) OUT=${2?}; shift 2 ;;
         --binary) BINARY=${2?}; shift 2 ;;
@@ -50,7 +53,7 @@ while [ $# -gt 0 ]; do
         *) usage >&2; die "unknown option: $1" ;;
     esac
 done
-for v in "$CASES" "$SEED" "$GUIDED" "$TIMEOUT" "$MIN_LINES"; do
+for v in "$CASES" "$SEED" "$GUIDED" "$TIMEOUT" "$MIN_LINES" "$SWEEP"; do
     case "$v" in ''|*[!0-9]*) die "numbers only: '$v'" ;; esac
 done
 
@@ -95,6 +98,7 @@ cp "$OUT/filter.txt" "$stage/kcov-filter"
 
 ARGS="--throwaway-kernel,kcov,run,--cases,$CASES,--seed,$SEED,--filter,/kcov-filter,--guided,$GUIDED"
 [ "$CORPUS" = 1 ] && ARGS+=",--corpus,/corpus"
+[ "$SWEEP" -gt 0 ] && ARGS+=",--fail-nth-sweep,$SWEEP"
 if [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
     ACCEL=(-accel kvm -cpu host)
 else

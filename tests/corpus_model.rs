@@ -10,7 +10,6 @@ use unshare_fuzz::abi::errno::{CallResult, Errno};
 use unshare_fuzz::case::Setup;
 use unshare_fuzz::corpus::shrink::unshare_word;
 use unshare_fuzz::corpus::{CorpusFile, DirStore, Store};
-use unshare_fuzz::env::Environment;
 use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
 
 const CORPUS: &str = "corpus";
@@ -39,7 +38,8 @@ fn mismatches(file: &CorpusFile) -> Vec<String> {
         Some(name) => unshare_fuzz::model::profile::resolve(name, "").expect("validated at load").0,
         None => &LINUX_6_18,
     };
-    let steps = match predict(profile, &Environment::reference(), &file.case) {
+    // A guest-only file (corpus/guest-only) is checked on the reference machine as a guest.
+    let steps = match predict(profile, &unshare_fuzz::model::guest::reference_for(&file.case), &file.case) {
         Prediction::Steps { steps, .. } => steps,
         Prediction::Skip { reason } => return vec![format!("the model skips it: {reason}")],
     };

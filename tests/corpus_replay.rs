@@ -61,8 +61,18 @@ fn the_whole_corpus_replays_clean() {
         pass,
         "every passing file has `expected`, checked or skipped with a reason: {expected}"
     );
+    // Guest-only files (docs/guest-only.md) are skipped on a host with their reason, never passed.
+    let guest_only: Vec<String> =
+        names_with(&report, "SKIP").into_iter().filter(|n| n.contains("guest-only/")).collect();
+    let on_disk = walk_json(Path::new("corpus/guest-only"));
+    assert_eq!(guest_only.len(), on_disk, "every guest-only file is a SKIP on a host:\n{text}");
+    for line in files_with(&report, "SKIP").iter().filter(|l| l.contains("guest-only/")) {
+        assert!(line.contains("skipped: guest-only: "), "the skip names its reason: {line}");
+    }
     if common::is_root() {
-        assert_eq!(names_with(&report, "SKIP"), Vec::<String>::new(), "as root every setup can be built");
+        let other: Vec<String> =
+            names_with(&report, "SKIP").into_iter().filter(|n| !n.contains("guest-only/")).collect();
+        assert_eq!(other, Vec::<String>::new(), "as root every setup can be built but the guest-only ones");
         // Files that pin another kernel's behaviour (`"profile"`, corpus/pre-fix) are the only skips.
         let elsewhere: u64 = expected["skipped"].as_object().map_or(0, |m| {
             m.iter()
@@ -121,6 +131,13 @@ fn an_unprivileged_replay_skips_root_only_cases_and_fails_nothing() {
     let nobody = "SKIP    corpus/privilege/nobody-step-by-step.json";
     assert!(text.contains(nobody), "nobody cases are skipped, not passed:\n{text}");
     assert!(text.contains("65534 are not mapped"), "the skip names its reason:\n{text}");
+}
+
+/// JSON files under `dir`, recursively.
+fn walk_json(dir: &Path) -> usize {
+    std::fs::read_dir(dir).expect("read_dir").filter_map(Result::ok).map(|e| e.path()).fold(0, |n, p| {
+        if p.is_dir() { n + walk_json(&p) } else { n + usize::from(p.extension().is_some_and(|x| x == "json")) }
+    })
 }
 
 fn copy_dir(from: &Path, to: &Path) {

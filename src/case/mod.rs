@@ -2,6 +2,7 @@
 //! turned into reproducers: a setup of the calling process and a short
 //! sequence of steps.
 
+pub mod guest;
 pub mod setup;
 
 use std::fmt;
@@ -128,7 +129,7 @@ impl Case {
         if let Some(l) = s.pidns_level.filter(|l| *l > setup::MAX_PIDNS_LEVEL) {
             return bad("pidns_level", l.to_string(), "at most 32 (the kernel's limit)");
         }
-        Ok(())
+        guest::validate(self)
     }
 }
 

@@ -256,6 +256,19 @@ pub struct Setup {
     /// on `/tmp/uf-nsfs` (a file of the sandbox's /tmp): a copy of it skips that mount (copy_tree, copy_mnt_ns).
     #[serde(default, skip_serializing_if = "is_default")]
     pub nsfs_bind: bool,
+    /// An fd (on `/`) moved to this number before `nr_open` is lowered (issue 16 class 1);
+    /// 3..=4095. See `case::guest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_at: Option<u32>,
+    /// Guest-only: write this to the global `fs.nr_open` after `fd_at` is open (a multiple
+    /// of 64, at least 64). Runs only in a throwaway qemu guest (`case::guest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nr_open: Option<u32>,
+    /// Guest-only: write this to `/proc/thread-self/fail-nth` right before the last step (an
+    /// unshare), so that the N-th fault-injection site on its path fails (issue 16 class 2).
+    /// Runs only in a throwaway qemu guest whose kernel has fault injection (`case::guest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_nth: Option<u32>,
 }
 
 impl Setup {
@@ -317,6 +330,7 @@ impl fmt::Display for Setup {
         if self.nsfs_bind {
             f.write_str(", nsfs bind mount")?;
         }
+        super::guest::fmt_guest_fields(self, f)?;
         Ok(())
     }
 }

@@ -41,18 +41,7 @@ fn int80_passes_low_32_bits(ctx: &StepCtx) -> Option<Result<(), String>> {
 }
 
 fn unchanged(ctx: &StepCtx) -> Result<(), String> {
-    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
-    // nothing; they are compared only where every link is trusted.
-    let diff = if NsLink::ALL.iter().all(|l| ctx.env.has_link(*l)) {
-        state_diff(ctx.before, &ctx.observed.after)
-    } else {
-        let mut after = ctx.observed.after.clone();
-        for l in NsLink::ALL.into_iter().filter(|l| !ctx.env.has_link(*l)) {
-            after.ns[l.index()] = ctx.before.ns[l.index()];
-        }
-        state_diff(ctx.before, &after)
-    };
-    if diff.is_empty() { Ok(()) } else { Err(format!("state changed: {}", diff.join(", "))) }
+    super::step::unchanged_state(ctx)
 }
 
 fn errno_matches_model(ctx: &StepCtx) -> Option<Result<(), String>> {
@@ -389,6 +378,24 @@ pub const INVARIANTS: &[Invariant] = &[
         needs: needs_kcmp,
         check: super::clone3::files_fs_opposite_meanings,
     },
+    Invariant {
+        id: "files-emfile-over-nr-open",
+        doc: "FILES with a shared fd table whose highest fd needs a table (rounded up to 64) larger than the lowered fs.nr_open fails with EMFILE and changes nothing, the table still shared (guest-only; spec §3 step 6)",
+        needs: nothing_needed,
+        check: super::guest_rows::files_emfile_over_nr_open,
+    },
+    Invariant {
+        id: "fault-injection-enomem-or-predicted",
+        doc: "under fail-nth the armed unshare returns the model's prediction, or ENOMEM with nothing changed (guest-only; every allocation of ksys_unshare precedes its commit point)",
+        needs: nothing_needed,
+        check: super::fault::enomem_or_predicted,
+    },
+    Invariant {
+        id: "missing-namespace-type-einval",
+        doc: "a namespace flag whose type the kernel was built without (CONFIG_UTS_NS=n and friends) fails with EINVAL and changes nothing",
+        needs: nothing_needed,
+        check: super::guest_rows::missing_namespace_type_einval,
+    },
 ];
 
 /// Invariants that read /proc (namespace links, thread count, umask), skipped after the
@@ -437,4 +444,6 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("time-ucount", "ENOSPC", "§3 ENOSPC (c) time"),
     ("thread-after-newpid", "EINVAL", "§3 not unshare's own: pthread_create after NEWPID"),
     ("fork-after-init-exit", "ENOMEM", "§3 not unshare's own: fork after the new init exited"),
+    ("files-over-nr-open", "EMFILE", "§3 EMFILE (guest-only: lowered fs.nr_open)"),
+    ("fault-injected-enomem", "ENOMEM", "§3 ENOMEM (guest-only: fail-nth)"),
 ];

@@ -8,6 +8,8 @@ pub mod behaviour;
 pub mod clone3;
 pub mod expected;
 pub mod inside;
+pub mod fault;
+pub mod guest_rows;
 pub mod invariants;
 pub mod known;
 mod probe;
@@ -299,6 +301,12 @@ pub fn judge(env: &Environment, case: &Case, prediction: &Prediction, outcome: &
     let (expected, final_probe) = match prediction {
         Prediction::Skip { reason } => return CaseVerdict::skipped(reason.clone()),
         Prediction::Steps { steps, final_probe } => (steps, final_probe),
+    };
+    // A guest-only fail-nth case: the kernel's answer picks which admissible outcome is judged.
+    let faulted = fault::chosen(expected, outcome);
+    let (expected, final_probe) = match &faulted {
+        Some((steps, fin)) => (steps.as_slice(), fin),
+        None => (expected.as_slice(), final_probe),
     };
     let mut v = CaseVerdict::empty();
     v.reached_syscall = outcome.reached_syscall();

@@ -163,3 +163,23 @@ pub(crate) fn alive_inodes(env: &Environment, snapshots: &[&Snapshot]) -> Vec<u6
     let trusted: Vec<NsLink> = trusted.collect();
     snapshots.iter().flat_map(|s| trusted.iter().filter_map(|l| s.link(*l).inode())).collect()
 }
+
+/// Nothing observable changed across the step (the check of `failure-changes-nothing`; also used
+/// by the guest-only invariants, `check::fault` and `check::guest_rows`).
+///
+/// # Errors
+/// What changed.
+pub fn unchanged_state(ctx: &StepCtx) -> Result<(), String> {
+    // Links left out of ns_links (missing, or not naming namespaces reliably: exec::executor::probe) say
+    // nothing; they are compared only where every link is trusted.
+    let diff = if NsLink::ALL.iter().all(|l| ctx.env.has_link(*l)) {
+        state_diff(ctx.before, &ctx.observed.after)
+    } else {
+        let mut after = ctx.observed.after.clone();
+        for l in NsLink::ALL.into_iter().filter(|l| !ctx.env.has_link(*l)) {
+            after.ns[l.index()] = ctx.before.ns[l.index()];
+        }
+        state_diff(ctx.before, &after)
+    };
+    if diff.is_empty() { Ok(()) } else { Err(format!("state changed: {}", diff.join(", "))) }
+}

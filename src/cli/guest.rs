@@ -217,6 +217,11 @@ fn mount_filesystems() {
     }
 }
 
+/// Mounts one pseudo file system (for `cli::guest_faults`).
+pub(super) fn mount_one(src: &str, target: &str, fstype: &str) -> io::Result<()> {
+    mount(src, target, fstype, "")
+}
+
 /// Thin wrapper over `mount(2)` with no flags.
 fn mount(src: &str, target: &str, fstype: &str, data: &str) -> io::Result<()> {
     let c = |s: &str| CString::new(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
@@ -342,6 +347,10 @@ fn run_child(cfg: &GuestConfig, report: Option<&File>) -> GuestExit {
         .stderr(Stdio::inherit())
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", "/")
+        // Only this pid 1 says so (docs/guest-only.md): with the kernel command line's uf.args=,
+        // the executor then runs guest-only cases (crate::env::guest).
+        .env(unshare_fuzz::env::guest::GUEST_VAR, unshare_fuzz::env::guest::GUEST_TOKEN)
+        .env(unshare_fuzz::env::guest::FAULTS_VAR, if super::guest_faults::configure() { "1" } else { "0" })
         .current_dir("/")
         .spawn();
     let child = match child {

@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Corpus files or directories to run (each file's PCs are printed for distillation).
     #[arg(long)]
     corpus: Vec<PathBuf>,
+    /// Sweep fail-nth 1, 2, ... up to this over every corpus case with a guest-only `fail_nth`,
+    /// each until its unshare succeeded 10 times in a row (0: no sweep; docs/guest-only.md).
+    #[arg(long, default_value_t = 0)]
+    fail_nth_sweep: u32,
     /// Cases of the coverage-guided search, seeded from the corpus.
     #[arg(long, default_value_t = 0)]
     guided: u64,
@@ -135,6 +139,7 @@ fn run_command(a: RunArgs, throwaway: bool) -> anyhow::Result<i32> {
         filter,
         corpus: a.corpus,
         guided: a.guided,
+        fail_nth_sweep: a.fail_nth_sweep,
     };
     let mut out = std::io::stdout().lock();
     run::run(&settings, &mut |line| {
@@ -184,7 +189,7 @@ fn report_command(a: ReportArgs) -> anyhow::Result<i32> {
     let empty = BTreeSet::new();
     let pcs = |name: &str| d.pcs.get(name).unwrap_or(&empty);
     let mut sets: Vec<(String, BTreeSet<Line>)> = Vec::new();
-    for name in ["random", "corpus"] {
+    for name in ["random", "corpus", "fault-sweep"] {
         if d.pcs.contains_key(name) {
             sets.push((name.into(), table.reached(pcs(name))));
         }

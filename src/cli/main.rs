@@ -1,6 +1,7 @@
 //! The `unshare-fuzz` command line: a thin layer over the library.
 
 mod guest;
+mod guest_faults;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

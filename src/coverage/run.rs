@@ -26,6 +26,10 @@ pub struct Settings {
     pub corpus: Vec<PathBuf>,
     /// Cases of the guided search (0: none).
     pub guided: u64,
+    /// For every corpus case with a guest-only `fail_nth`: run it again with fail-nth 1, 2, ...
+    /// until the armed unshare succeeds, at most this many times (0: no sweep). Group
+    /// `fault-sweep` (docs/guest-only.md).
+    pub fail_nth_sweep: u32,
 }
 
 /// One group's running totals.
@@ -136,10 +140,102 @@ pub fn run(s: &Settings, emit: &mut dyn FnMut(String)) -> Result<(), ExecError> 
         }
         seen.extend(g.finish(emit));
     }
+    if s.fail_nth_sweep > 0 && !s.corpus.is_empty() {
+        seen.extend(fail_nth_sweep(&mut executor, s, emit)?);
+    }
     if s.guided > 0 {
         guided(&mut executor, s, seeds, seen, emit)?;
     }
     Ok(())
+}
+
+/// Successes in a row after which a fail-nth sweep stops (the N-th site is past the path's end).
+const SWEEP_STOP: u32 = 10;
+
+/// The result of the armed (last) step, if the case ran that far.
+fn armed_result(executed: &pipeline::Executed) -> Option<crate::abi::errno::CallResult> {
+    match executed.outcome.as_ref()? {
+        crate::exec::observe::Outcome::Completed { trace } => trace.steps.last().map(|o| o.result),
+        _ => None,
+    }
+}
+
+/// Adds the last case's PCs to `g` (when it ran), as `run_case` does.
+fn add_pcs(g: &mut Group, s: &Settings, executor: &Executor, ran: bool) {
+    match executor.last_pcs().filter(|_| ran) {
+        Some(pcs) => {
+            g.stats.run += 1;
+            g.all.extend(pcs.pcs.iter().copied());
+            g.union.extend(pcs.pcs.iter().copied().filter(|p| s.filter.as_ref().is_none_or(|f| f.contains(p))));
+        }
+        None => g.stats.skipped += 1,
+    }
+}
+
+/// Sweeps fail-nth over every corpus case that has one (see [`Settings::fail_nth_sweep`]):
+/// one `kcov-sweep` line per case with the N at which the call first succeeded, how many N
+/// ended in ENOMEM, any other result, and the violations.
+fn fail_nth_sweep(
+    executor: &mut Executor,
+    s: &Settings,
+    emit: &mut dyn FnMut(String),
+) -> Result<BTreeSet<u64>, ExecError> {
+    use crate::abi::errno::{CallResult, Errno};
+    let mut g = Group::new("fault-sweep");
+    for loaded in crate::corpus::store::load_paths(&s.corpus) {
+        let Ok(file) = loaded.file else { continue };
+        let template = crate::generate::neutralize(file.case.clone());
+        if template.setup.fail_nth.is_none() {
+            continue;
+        }
+        let (mut enomem, mut other, mut violations, mut first_success) = (0u32, Vec::new(), 0u64, None);
+        let (mut last_enomem, mut successes_in_a_row, mut last_n) = (None, 0u32, 0u32);
+        for n in 1..=s.fail_nth_sweep {
+            last_n = n;
+            let mut case = template.clone();
+            case.setup.fail_nth = Some(n);
+            g.stats.cases += 1;
+            let executed = pipeline::execute_case(executor, &s.config, &case)?;
+            violations += executed.verdict.violations.len() as u64;
+            if !executed.verdict.violations.is_empty() {
+                g.stats.violations += 1;
+                for v in &executed.verdict.violations {
+                    emit(format!("kcov-note fault-sweep {} N={n} VIOLATED {}: {}", loaded.name, v.invariant, v.detail));
+                }
+            }
+            add_pcs(&mut g, s, executor, executed.outcome.is_some());
+            match armed_result(&executed) {
+                Some(CallResult::Failure(Errno::ENOMEM)) => {
+                    enomem += 1;
+                    last_enomem = Some(n);
+                    successes_in_a_row = 0;
+                }
+                Some(CallResult::Success) => {
+                    first_success.get_or_insert(n);
+                    successes_in_a_row += 1;
+                    // A success may be an absorbed failure (xarray's xas_nomem retry, kvmalloc's
+                    // vmalloc fallback): the path ends only after SWEEP_STOP successes in a row.
+                    if successes_in_a_row >= SWEEP_STOP {
+                        break;
+                    }
+                }
+                Some(r) => other.push(format!("N={n}:{r}")),
+                None => other.push(format!(
+                    "N={n}:not-run({})",
+                    executed.verdict.broken.as_deref().or(executed.verdict.case_skipped.as_deref()).unwrap_or("?")
+                )),
+            }
+        }
+        emit(format!(
+            "kcov-sweep {} first-success={} last-enomem={} enomem={enomem} swept=1..{last_n}{} other=[{}] violations={violations}",
+            loaded.name,
+            first_success.map_or_else(|| "none".to_string(), |n| n.to_string()),
+            last_enomem.map_or_else(|| "none".to_string(), |n| n.to_string()),
+            if successes_in_a_row >= SWEEP_STOP { "" } else { " (limit reached)" },
+            other.join(" ")
+        ));
+    }
+    Ok(g.finish(emit))
 }
 
 /// The coverage-guided search: mutate a kept case, run it, keep it if it reaches a point not

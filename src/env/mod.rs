@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod facts;
+pub mod guest;
 pub mod resources;
 pub mod snapshot;
 
@@ -82,6 +83,10 @@ pub struct Environment {
     /// has none (gVisor 2022 cannot bind-mount /proc): cases that chroot into it are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_chroot_tree: Option<String>,
+    /// A throwaway qemu guest started by the harness's own `/init`, where guest-only cases
+    /// run (`env::guest`, docs/guest-only.md); `None` everywhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<guest::GuestKernel>,
 }
 
 /// Room for more namespaces of one kind, measured by creating them.
@@ -265,6 +270,7 @@ impl Environment {
             sandbox_violations: vec![],
             resources: crate::env::resources::Resources::default(),
             no_chroot_tree: None,
+            guest: None,
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::sys;
 
 pub mod clone3;
 pub mod inside;
+pub mod guest;
 pub mod limits_child;
 pub mod markers;
 pub mod ops;
@@ -277,7 +278,10 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
         let mut m = Msg::new(MsgKind::Step);
         m.op = index as u32;
         sys::kcov::step_on();
+        // Guest-only fail-nth (case::guest): armed last, so that only the step itself counts.
+        let armed = self::guest::arm(ctx, index);
         let r = run_step(ctx, step);
+        self::guest::disarm(armed);
         sys::kcov::step_off();
         match r {
             Ok(()) => m.rc = 0,

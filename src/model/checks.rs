@@ -30,6 +30,8 @@ pub const CHECKS_6_18: &[Check] = &[
         |c| c.has(bits::SIGHAND | bits::VM) && (c.state.sighand_shared_with_process() || c.state.threads > 1)),
     row!("vm-shared", "4", EINVAL, "VM while another process uses the mm",
         |c| c.has(bits::VM) && c.state.mm_shared()),
+    row!("files-over-nr-open", "6", EMFILE, "FILES while the fd table is shared and the table for its highest open fd (rounded up to 64) exceeds fs.nr_open (guest-only: case::guest)",
+        |c| c.has(bits::FILES) && c.state.files_shared() && c.state.fd_table_over_nr_open),
     row!("user-missing", "7", EINVAL, "NEWUSER on a kernel without user namespaces",
         |c| c.missing(bits::NEWUSER, NsLink::User)),
     row!("user-depth", "7b", ENOSPC, "NEWUSER when the caller is already 33 levels deep",

@@ -159,7 +159,25 @@ pub struct Expected {
     /// For clone3 steps: the flags passed and what the child should show.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clone3: Option<Clone3Expect>,
+    /// For the step a guest-only fail-nth setup arms (`case::guest`): what the model expects
+    /// instead when the injected allocation failure makes the call fail (ENOMEM, nothing
+    /// changed). The observation picks which of the two is judged (`check::fault`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_enomem: Option<Box<FaultAlternative>>,
 }
+
+/// The other admissible outcome of a step under fail-nth: a failure by ENOMEM that leaves
+/// everything as before, and the final probes that then follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FaultAlternative {
+    /// The step, refused with ENOMEM (rule [`FAULT_RULE`]).
+    pub step: Expected,
+    /// The final probes after it.
+    pub final_probe: FinalExpect,
+}
+
+/// The rule id of a call failed by an injected allocation failure.
+pub const FAULT_RULE: &str = "fault-injected-enomem";
 
 /// For the namespace types whose identity is also read by behaviour (`exec::child::markers`):
 /// whether the caller's namespace after the last step is the one it had before the first

@@ -16,6 +16,7 @@ pub mod effects;
 pub mod expect;
 pub mod facts;
 pub mod inside;
+pub mod guest;
 pub mod limits;
 pub mod profile;
 pub mod resources;
@@ -32,7 +33,8 @@ use crate::case::{Case, Sibling, Step};
 use crate::env::Environment;
 
 pub use expect::{
-    Creds, DevicesExpect, Expected, FinalExpect, InsideExpect, KcmpExpect, KeptNamespaces, LinkExpect, PidExpect,
+    Creds, DevicesExpect, Expected, FAULT_RULE, FaultAlternative, FinalExpect, InsideExpect, KcmpExpect,
+    KeptNamespaces, LinkExpect, PidExpect,
     SemExpect, SharingBefore, SiblingExpect,
 };
 pub use profile::KernelProfile;
@@ -240,6 +242,11 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
             }
         }
     };
+    finish(profile, state, before, d)
+}
+
+/// The expectation of a step decided as `d`, from the state after it.
+fn finish(profile: &KernelProfile, state: &CallerState, before: SharingBefore, d: Decided) -> Expected {
     let semval = match state.sem {
         None => SemExpect::NoSemaphore,
         Some(s) if s.caller_in_ns => SemExpect::Value(s.value),
@@ -263,7 +270,23 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
         proc_visible: state.proc_visible,
         root_detached: d.root_detached,
         clone3: d.clone3,
+        fault_enomem: None,
     }
+}
+
+/// An unshare of `flags` from `state` that an injected allocation failure (fail-nth) made
+/// fail: ENOMEM, nothing changed (every allocation of ksys_unshare comes before its commit
+/// point, and each error path frees what it made; spec §3, §5.6).
+pub fn predict_fault_enomem(
+    profile: &KernelProfile,
+    env: &Environment,
+    state: &mut CallerState,
+    flags: RawFlags,
+) -> Expected {
+    let profile = &env.call_probes.facts.adjust(profile);
+    let before = sharing_before(state);
+    let effective = profile.unknown_bits.apply(apply_implications(flags, profile.implications), profile.valid_mask);
+    finish(profile, state, before, refused(effective, Errno::ENOMEM, expect::FAULT_RULE))
 }
 
 /// Predicts one unshare call (a convenience for tests and tools).
@@ -336,14 +359,31 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
     {
         return Prediction::Skip { reason };
     }
+    if let Some(reason) = guest::skip_reason(env, case) {
+        return Prediction::Skip { reason };
+    }
     let mut steps = Vec::with_capacity(case.steps.len());
+    let mut before_last = None;
     for (i, step) in case.steps.iter().enumerate() {
+        if i + 1 == case.steps.len() && case.setup.fail_nth.is_some() {
+            before_last = Some(state.clone());
+        }
         steps.push(predict_step(profile, env, &mut state, step));
         if let Some(reason) = state.unknowable.take() {
             return Prediction::Skip { reason: format!("step {}: {reason}", i + 1) };
         }
     }
     let final_probe = final_expect(env, &state, case, &steps);
+    if let (Some(mut st), Some(Step::Unshare(flags))) = (before_last, case.steps.last()) {
+        let alt = predict_fault_enomem(profile, env, &mut st, *flags);
+        let mut alt_steps = steps.clone();
+        alt_steps.pop();
+        alt_steps.push(alt.clone());
+        let alt_final = final_expect(env, &st, case, &alt_steps);
+        if let Some(last) = steps.last_mut() {
+            last.fault_enomem = Some(Box::new(expect::FaultAlternative { step: alt, final_probe: alt_final }));
+        }
+    }
     Prediction::Steps { steps, final_probe }
 }
 

@@ -142,6 +142,9 @@ pub struct CallerState {
     /// staying a zombie. The executor and the setup's processes keep the default; after a fork
     /// step the parent is the previous caller, with its [`Self::sigchld_ignored`].
     pub parent_ignores_sigchld: bool,
+    /// The fd table holds an fd whose table (rounded up to 64 slots) is larger than the lowered
+    /// `fs.nr_open` of a guest-only setup (`case::guest`): every copy of it fails with EMFILE.
+    pub fd_table_over_nr_open: bool,
 }
 
 impl CallerState {
@@ -204,6 +207,7 @@ impl CallerState {
         if setup.sem_clamp && !setup.sem_undo {
             return Err("`sem_clamp` decrements the setup's semaphore, which only `sem_undo` makes".into());
         }
+        s.fd_table_over_nr_open = crate::case::guest::table_exceeds_nr_open(setup.fd_at, setup.nr_open);
         if setup.sem_undo {
             // With `sem_clamp` the value is 0 and the pending adjustment -1.
             let value = if setup.sem_clamp { 0 } else { 1 };
@@ -281,6 +285,7 @@ impl CallerState {
             sigchld_ignored: false,
             unknowable: None,
             sighand_held_by_zombie: false,
+            fd_table_over_nr_open: false,
             parent_ignores_sigchld: false,
         }
     }

@@ -45,6 +45,10 @@ const UNCHANGED: [LinkExpect; NsLink::COUNT] = [LinkExpect::Unchanged; NsLink::C
 
 /// `fork()` and continue in the child.
 pub fn fork(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
+    // copy_files (dup_fd) comes before alloc_pid in copy_process.
+    if state.fd_table_over_nr_open {
+        return fail(Errno::EMFILE, "fork-fd-table-over-nr-open");
+    }
     if state.pid_children == PidChildren::Dead {
         return fail(Errno::ENOMEM, "fork-after-init-exit");
     }
@@ -90,6 +94,9 @@ pub fn fork(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
 
 /// `fork()` a child that exits at once; the caller continues.
 pub fn fork_exit(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
+    if state.fd_table_over_nr_open {
+        return fail(Errno::EMFILE, "fork-fd-table-over-nr-open");
+    }
     if state.pid_children == PidChildren::Dead {
         return fail(Errno::ENOMEM, "fork-after-init-exit");
     }

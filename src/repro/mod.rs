@@ -134,6 +134,17 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
 /// setup or step the reproducer cannot build.
 pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Result<String, ReproError> {
     case.validate()?;
+    let needs = crate::case::guest::needs(case);
+    if !needs.is_empty() || case.setup.fd_at.is_some() {
+        let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
+        // Skipped like a case the model skips here: such a case runs only in a qemu guest.
+        return Err(ReproError::Skipped(format!(
+            "guest-only setup ({}; fd_at {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
+             replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
+            what.join(", "),
+            case.setup.fd_at
+        )));
+    }
     check_supported(&case.setup)?;
     let env = &Environment { ns_observer: NsObserver::ProcLinks, ..env.clone() };
     match predict(profile, env, case) {
@@ -157,6 +168,17 @@ pub fn c_source_with(
     env: &Environment,
 ) -> Result<String, ReproError> {
     case.validate()?;
+    let needs = crate::case::guest::needs(case);
+    if !needs.is_empty() || case.setup.fd_at.is_some() {
+        let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
+        // Skipped like a case the model skips here: such a case runs only in a qemu guest.
+        return Err(ReproError::Skipped(format!(
+            "guest-only setup ({}; fd_at {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
+             replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
+            what.join(", "),
+            case.setup.fd_at
+        )));
+    }
     check_supported(&case.setup)?;
     if steps.len() != case.steps.len() {
         return Err(ReproError::Unsupported(format!("{} expectations for {} steps", steps.len(), case.steps.len())));
@@ -254,6 +276,16 @@ mod tests {
     }
 
     #[test]
+    fn guest_only_cases_are_refused() {
+        let mut case = Case::unshare(&[crate::abi::flags::bits::FILES]);
+        case.setup.siblings = vec![Sibling::Files];
+        case.setup.fd_at = Some(200);
+        case.setup.nr_open = Some(64);
+        let e = c_source(&case, &LINUX_6_18, &Environment::reference()).unwrap_err().to_string();
+        assert!(e.contains("guest-only") && e.contains("fs.nr_open = 64"), "{e}");
+    }
+
+    #[test]
     fn every_setup_field_and_step_kind_is_rendered() {
         use crate::case::NsType;
         let case = Case {
@@ -274,6 +306,10 @@ mod tests {
                 shm: Some(crate::case::Shm::Attached),
                 sem_clamp: true,
                 nsfs_bind: true,
+                // Guest-only fields: the reproducer refuses them (guest_only_cases_are_refused).
+                fd_at: None,
+                nr_open: None,
+                fail_nth: None,
             },
             steps: vec![Step::Fork, Step::ForkExit, Step::WriteMaps, Step::SpawnThread],
         };

@@ -242,3 +242,9 @@ pub fn mount_dev_ino(path: &CStr) -> Result<(u64, u64, u64), Errno> {
     let dev = (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor);
     Ok((st.stx_mnt_id, dev, st.stx_ino))
 }
+
+/// `fcntl(fd, F_DUPFD, min)`: a duplicate of `fd` at the lowest free number `>= min`.
+pub fn dup_at_least(fd: RawFd, min: RawFd) -> Result<RawFd, Errno> {
+    // SAFETY: integer arguments only; the new descriptor is owned by the caller.
+    ret_int(unsafe { libc::fcntl(fd, libc::F_DUPFD, min) })
+}

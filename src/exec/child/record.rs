@@ -191,6 +191,12 @@ pub enum SetupOp {
     Shm = 27,
     /// the private mount namespace with an nsfs bind mount
     NsfsBind = 28,
+    /// moving an fd to the setup's fd_at (guest-only cases)
+    FdAt = 29,
+    /// writing /proc/sys/fs/nr_open (guest-only cases)
+    NrOpen = 30,
+    /// opening or writing /proc/thread-self/fail-nth (guest-only cases)
+    FailNth = 31,
 }
 
 impl SetupOp {
@@ -225,6 +231,9 @@ impl SetupOp {
             26 => "dup3 of a setup fd to fd 100",
             27 => "SysV shm segments (shmget, shmat, IPC_RMID; unshare(NEWIPC) + shm_rmid_forced=1)",
             28 => "private mount namespace with an nsfs bind mount (unshare(NEWNS), setns, mount MS_BIND)",
+            29 => "move an fd to the setup's fd_at",
+            30 => "write /proc/sys/fs/nr_open",
+            31 => "open or write /proc/thread-self/fail-nth",
             _ => "unknown setup operation",
         }
     }

@@ -247,6 +247,7 @@ pub fn build(ctx: &mut Ctx) {
     if let Some(kind) = setup.chroot {
         check(ctx, SetupOp::Chroot, do_chroot(kind));
     }
+    super::guest::setup(ctx);
     for i in 0..usize::from(setup.fds).min(ctx.fds.len()) {
         let cloexec = if i % 2 == 1 { libc::O_CLOEXEC } else { 0 };
         match sys::open_raw(c"/", libc::O_RDONLY | libc::O_DIRECTORY | cloexec) {

@@ -5,6 +5,7 @@
 
 pub mod bpf;
 pub mod call_probe;
+pub mod guest_cases;
 pub mod headroom;
 pub mod kcov;
 pub mod limits;
@@ -13,5 +14,6 @@ pub mod phases;
 pub mod placement;
 pub mod probe;
 pub mod sandbox;
+pub mod sandbox_absent;
 pub mod server;
 pub mod watch;

@@ -122,6 +122,7 @@ pub fn environment(info: &SandboxInfo) -> Environment {
         sandbox_violations: Vec::new(),
         resources: Default::default(),
         no_chroot_tree: info.no_chroot_tree.clone(),
+        guest: super::guest_cases::detect(),
     };
     (env.pidns_level, env.userns_depth) = env.headroom.levels();
     let restricted = info.seccomp.0 != 0 || userns_lsm_rule().is_some();

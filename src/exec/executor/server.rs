@@ -272,11 +272,14 @@ fn serve_case(
 ) -> Result<(), String> {
     case_codec::decode_into(bytes, case).map_err(|e| format!("bad case: {e}"))?;
     case.validate().map_err(|e| format!("bad case: {e}"))?;
+    super::guest_cases::admit(case, env)?;
     let mut plan = Plan::new(&case.setup, env).map_err(|e| format!("bad case: {e}"))?;
     plan.markers = markers.markers;
     plan.inside = markers.inside;
     begin_report(out, id);
-    let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"))?;
+    let run = watch::run_one(case, plan, timeout, out).map_err(|e| format!("executor failure: {e}"));
+    super::guest_cases::restore(case, env)?;
+    let run = run?;
     // What only the executor can see, after the case: appended as one more message.
     let mut outside = Msg::new(MsgKind::Outside);
     outside.probe[outside_probe::UTS_SEEN] = markers.read_uts();

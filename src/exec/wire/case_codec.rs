@@ -7,7 +7,7 @@
 //! foreign_pidns, chroot, fds, sem_undo, cwd_umask, vfork, high_fd, shm, sem_clamp, nsfs_bind (one byte each,
 //! [`ABSENT`] for `None`), the sibling count and one byte per sibling, the step
 //! count and per step a tag byte and its argument (`u64` flags, or a chroot
-//! byte). Limits are checked by [`Case::validate`], not here.
+//! byte), then the guest-only fields fd_at, nr_open, fail_nth (`u32` each). Limits are checked by [`Case::validate`], not here.
 
 use crate::abi::flags::RawFlags;
 use crate::case::{Case, Chroot, NsType, Privilege, Shm, Sibling, Step};
@@ -119,6 +119,10 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
                 out.extend_from_slice(&f.0.to_le_bytes());
             }
         }
+    }
+    // The guest-only fields (case::guest), after the steps: u32 each, u32::MAX when absent.
+    for v in [s.fd_at, s.nr_open, s.fail_nth] {
+        out.extend_from_slice(&v.unwrap_or(u32::MAX).to_le_bytes());
     }
 }
 
@@ -251,6 +255,14 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
         };
         case.steps.push(step);
     }
+    let s = &mut case.setup;
+    for field in [&mut s.fd_at, &mut s.nr_open, &mut s.fail_nth] {
+        let mut w = [0u8; 4];
+        for b in &mut w {
+            *b = c.u8()?;
+        }
+        *field = Some(u32::from_le_bytes(w)).filter(|v| *v != u32::MAX);
+    }
     if c.at != bytes.len() {
         return c.fail("trailing bytes after the last step");
     }
@@ -291,7 +303,8 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&Case::unshare(&[1 << 63]), &mut bytes);
         let mut case = empty();
-        assert_eq!(decode_into(&bytes[..bytes.len() - 1], &mut case).unwrap_err().what, "truncated flags");
+        assert_eq!(decode_into(&bytes[..bytes.len() - 13], &mut case).unwrap_err().what, "truncated flags");
+        assert_eq!(decode_into(&bytes[..bytes.len() - 1], &mut case).unwrap_err().what, "truncated");
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode_into(&longer, &mut case).unwrap_err().what, "trailing bytes after the last step");
