@@ -67,7 +67,7 @@ pub struct Held {
     hostname: [u8; 65],
     hostname_len: usize,
     /// The message queue marker of `inside` (life inside the IPC namespace), made by the
-    /// executor in its sandbox ([`super::inside::InsideMarkers::create`]), not by [`Held::create`],
+    /// executor in its sandbox ([`Held::make_inside`]), not by [`Held::create`],
     /// which also runs in unit tests, in the host's IPC namespace.
     pub inside: super::inside::InsideMarkers,
 }
