@@ -7,9 +7,9 @@
 pub mod behaviour;
 pub mod clone3;
 pub mod expected;
-pub mod inside;
 pub mod fault;
 pub mod guest_rows;
+pub mod inside;
 pub mod invariants;
 pub mod known;
 mod probe;

@@ -25,8 +25,8 @@ use crate::case::{Case, Step};
 use crate::sys;
 
 pub mod clone3;
-pub mod inside;
 pub mod guest;
+pub mod inside;
 pub mod limits_child;
 pub mod markers;
 pub mod ops;

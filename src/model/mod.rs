@@ -15,8 +15,8 @@ pub mod clone3;
 pub mod effects;
 pub mod expect;
 pub mod facts;
-pub mod inside;
 pub mod guest;
+pub mod inside;
 pub mod limits;
 pub mod profile;
 pub mod resources;
@@ -34,8 +34,7 @@ use crate::env::Environment;
 
 pub use expect::{
     Creds, DevicesExpect, Expected, FAULT_RULE, FaultAlternative, FinalExpect, InsideExpect, KcmpExpect,
-    KeptNamespaces, LinkExpect, PidExpect,
-    SemExpect, SharingBefore, SiblingExpect,
+    KeptNamespaces, LinkExpect, PidExpect, SemExpect, SharingBefore, SiblingExpect,
 };
 pub use profile::KernelProfile;
 pub use state::CallerState;
