@@ -125,14 +125,9 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
     if known == *setup { Ok(()) } else { Err(ReproError::Unsupported(format!("{setup:?}"))) }
 }
 
-/// Renders `case` as a standalone C program that checks the kernel against the
-/// expectations `profile` gives in `env`. The program reads the `/proc/self/ns` links, so the
-/// expectations are computed for that observer whatever `env` says.
-///
-/// # Errors
-/// [`ReproError`] if the case is invalid, skipped by the model here, or uses a
-/// setup or step the reproducer cannot build.
-pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Result<String, ReproError> {
+/// Refuses an invalid case, a guest-only one (it runs only in a qemu guest) and a setup the
+/// reproducer cannot build.
+fn buildable(case: &Case) -> Result<(), ReproError> {
     case.validate()?;
     let needs = crate::case::guest::needs(case);
     if !needs.is_empty() || case.setup.fd_at.is_some() {
@@ -146,6 +141,18 @@ pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Resu
         )));
     }
     check_supported(&case.setup)?;
+    Ok(())
+}
+
+/// Renders `case` as a standalone C program that checks the kernel against the
+/// expectations `profile` gives in `env`. The program reads the `/proc/self/ns` links, so the
+/// expectations are computed for that observer whatever `env` says.
+///
+/// # Errors
+/// [`ReproError`] if the case is invalid, skipped by the model here, or uses a
+/// setup or step the reproducer cannot build.
+pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Result<String, ReproError> {
+    buildable(case)?;
     let env = &Environment { ns_observer: NsObserver::ProcLinks, ..env.clone() };
     match predict(profile, env, case) {
         Prediction::Skip { reason } => Err(ReproError::Skipped(reason)),
@@ -167,19 +174,7 @@ pub fn c_source_with(
     model: &str,
     env: &Environment,
 ) -> Result<String, ReproError> {
-    case.validate()?;
-    let needs = crate::case::guest::needs(case);
-    if !needs.is_empty() || case.setup.fd_at.is_some() {
-        let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
-        // Skipped like a case the model skips here: such a case runs only in a qemu guest.
-        return Err(ReproError::Skipped(format!(
-            "guest-only setup ({}; fd_at {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
-             replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
-            what.join(", "),
-            case.setup.fd_at
-        )));
-    }
-    check_supported(&case.setup)?;
+    buildable(case)?;
     if steps.len() != case.steps.len() {
         return Err(ReproError::Unsupported(format!("{} expectations for {} steps", steps.len(), case.steps.len())));
     }
