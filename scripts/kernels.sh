@@ -28,6 +28,9 @@ usage: scripts/kernels.sh [options]
   --jobs N           kernels booted in parallel (default: number of cores)
   --cache DIR        kernel cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kernels)
   --append "STR"     extra kernel command line
+  --extra FILE       put FILE into the initramfs root too (repeatable); with
+                     --append uf.exec=/NAME the guest runs it instead of the harness
+                     (e.g. a static C reproducer; docs/guest-only.md)
   --gzip             gzip the initramfs (default: uncompressed, which boots faster)
   --vmlinuz          boot the compressed vmlinuz (default: the uncompressed ELF
                      vmlinux extracted from it, booted via PVH; falls back to
@@ -59,6 +62,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 KERNELS="" ARGS="" TIMEOUT="" OUT="" QUICK=0 BINARY="" JOBS="" APPEND="" GZIP=0
 REFRESH=0 INSTALL=1 LIST_ONLY=0 USE_VMLINUZ=0 STRIP=1 ALL=0
+EXTRA=()
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kernels"
 
 while [ $# -gt 0 ]; do
@@ -72,6 +76,7 @@ while [ $# -gt 0 ]; do
         --jobs) JOBS=${2?--jobs needs a value}; shift 2 ;;
         --cache) CACHE=${2?--cache needs a value}; shift 2 ;;
         --append) APPEND=${2?--append needs a value}; shift 2 ;;
+        --extra) EXTRA+=("${2?--extra needs a file}"); shift 2 ;;
         --gzip) GZIP=1; shift ;;
         --vmlinuz) USE_VMLINUZ=1; shift ;;
         --no-strip) STRIP=0; shift ;;
@@ -351,6 +356,8 @@ build_initramfs() {
     fi
     chmod 0755 "$stage/init"
     if [ -d "$ROOT/corpus" ]; then cp -r "$ROOT/corpus" "$stage/corpus"; else mkdir "$stage/corpus"; fi
+    local f
+    for f in "${EXTRA[@]}"; do cp "$f" "$stage/" || die "--extra $f: cannot copy"; done
     (cd "$stage" && find . -mindepth 1 -print0 | LC_ALL=C sort -z \
         | cpio --null -o -H newc --owner 0:0 --quiet) > "$out.tmp"
     if [ "$GZIP" = 1 ]; then gzip -1 -c "$out.tmp" > "$out"; rm -f "$out.tmp"; else mv "$out.tmp" "$out"; fi
