@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(guest_row_not_here("uts-missing", &env), Some("this kernel has that namespace type"));
         env.guest = Some(GuestKernel { nr_open: 1_048_576, fault_injection: false });
         assert!(guest_row_not_here("files-over-nr-open", &env).is_none());
-        assert_eq!(guest_row_not_here("fault-injected-enomem", &env), Some("this guest's kernel has no fault injection set up"));
+        assert_eq!(
+            guest_row_not_here("fault-injected-enomem", &env),
+            Some("this guest's kernel has no fault injection set up")
+        );
         env.guest = Some(GuestKernel { nr_open: 1_048_576, fault_injection: true });
         assert!(guest_row_not_here("fault-injected-enomem", &env).is_none());
         env.ns_links.retain(|l| l.file_name() != "uts");

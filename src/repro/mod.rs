@@ -293,7 +293,9 @@ mod tests {
         assert!(src.contains("EMFILE, \"files-over-nr-open"), "{src}");
         assert!(src.contains("#define GUEST_TOKEN \"pid1-of-a-throwaway-qemu-guest\""), "{src}");
         assert!(src.contains("#define GUEST_CMDLINE_MARK \"uf.args=\""));
-        assert!(!c_source(&Case::unshare(&[0]), &LINUX_6_18, &Environment::reference()).unwrap().contains("guest_begin"));
+        assert!(
+            !c_source(&Case::unshare(&[0]), &LINUX_6_18, &Environment::reference()).unwrap().contains("guest_begin")
+        );
         case.setup.nr_open = None;
         case.setup.fd_at = None;
         case.setup.fail_nth = Some(2);
