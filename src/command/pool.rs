@@ -304,20 +304,7 @@ pub fn run_pool<T: Item>(
     items: &[T],
     deliver: impl FnMut(usize, ItemResult) + Send,
 ) -> Result<PoolRun, ExecError> {
-    run_pool_on(config, start_executors(config)?, items, deliver)
-}
-
-/// As [`run_pool`], on executors already started ([`start_executors`]): a run whose cases
-/// depend on what executor 0 found (guest-only setups in a guest, `command::run::run`).
-///
-/// # Errors
-/// As [`run_pool`].
-pub fn run_pool_on<T: Item>(
-    config: &RunConfig,
-    executors: Vec<Executor>,
-    items: &[T],
-    deliver: impl FnMut(usize, ItemResult) + Send,
-) -> Result<PoolRun, ExecError> {
+    let executors = start_executors(config)?;
     let environment = executors[0].environment().clone();
     let pinned_cpus = executors.iter().map(|e| e.environment().pinned_cpu).collect();
     let start = Instant::now();
@@ -367,21 +354,10 @@ pub(crate) fn run_planned(
     planned: u64,
     progress: impl Fn(Progress) + Sync,
 ) -> Result<RunReport, ExecError> {
-    run_planned_on(config, start_executors(config)?, cases, planned, progress)
-}
-
-/// As [`run_planned`], on executors already started ([`run_pool_on`]).
-pub(crate) fn run_planned_on(
-    config: &RunConfig,
-    executors: Vec<Executor>,
-    cases: &[Case],
-    planned: u64,
-    progress: impl Fn(Progress) + Sync,
-) -> Result<RunReport, ExecError> {
     let mut tally = Tally::new();
     let mut failures = Vec::new();
     let mut violations = 0;
-    let mut pool = run_pool_on(config, executors, cases, |i, result| {
+    let mut pool = run_pool(config, cases, |i, result| {
         let verdict = result.map_or_else(|broken| broken, |e| e.verdict);
         tally.add(&verdict);
         violations += verdict.violations.len() as u64;

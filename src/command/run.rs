@@ -6,7 +6,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::case::Case;
-use crate::command::pool::run_planned_on;
+use crate::command::pool::run_planned;
 use crate::exec::ExecError;
 
 // What a run is made of, re-exported so that a run's callers find it in one place: the
@@ -47,9 +47,11 @@ pub fn cases_for_seed_in(seed: u64, guest: Option<&crate::env::guest::GuestKerne
 /// # Errors
 /// As [`run_cases`].
 pub fn run(config: &RunConfig, progress: impl Fn(Progress) + Sync) -> Result<RunReport, ExecError> {
-    // The executors first: what executor 0 found decides whether guest-only setups are drawn.
-    let executors = start_executors(config)?;
-    let guest = executors[0].environment().guest.clone();
+    // Whether guest-only setups are drawn: the executors' own decision (`env::guest::decide`),
+    // made here with the same inputs before they start (they inherit this process's environment
+    // and kernel). Each executor decides again and refuses a guest-only case where it is not in
+    // a guest, and the model skips such a case there.
+    let guest = crate::exec::executor::guest_cases::detect();
     let mut cases = Vec::with_capacity(config.cases.min(1 << 20) as usize);
     for case in cases_for_seed_in(config.seed, guest.as_ref()).take(config.cases as usize) {
         // Generating many cases takes seconds: a stop request is honoured here too.
@@ -58,7 +60,7 @@ pub fn run(config: &RunConfig, progress: impl Fn(Progress) + Sync) -> Result<Run
         }
         cases.push(case);
     }
-    run_planned_on(config, executors, &cases, config.cases, progress)
+    run_planned(config, &cases, config.cases, progress)
 }
 
 #[cfg(test)]
