@@ -267,7 +267,7 @@ fn probe(ctx: &Ctx) -> Msg {
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
     ctx.marks = self::markers::observe(&ctx.plan.markers);
-    ctx.inside = self::inside::before(&ctx.plan.inside);
+    ctx.inside = self::inside::before(&ctx.plan.inside, self::inside::Reads::of(ctx.case));
     let mut msg = Msg::new(MsgKind::Before);
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
@@ -292,7 +292,7 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
     }
     let p = probe(ctx);
     send(ctx.out, &p);
-    send(ctx.out, &self::inside::fill(&ctx.plan.inside, &ctx.inside));
+    send(ctx.out, &self::inside::fill(&ctx.plan.inside, self::inside::Reads::of(ctx.case), &ctx.inside));
     let mut done = Msg::new(MsgKind::Done);
     ctx.clock[clock::END] = sys::monotonic_ns();
     done.clock = ctx.clock;
