@@ -454,7 +454,6 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("files-over-nr-open", "EMFILE", "§3 EMFILE (guest-only: lowered fs.nr_open)"),
     ("fault-injected-enomem", "ENOMEM", "§3 ENOMEM (guest-only: fail-nth)"),
     // setns steps (issue 16 class 4, model::setns): not unshare's own, the spec's setns notes.
-    ("setns-link-without-proc", "ENOENT", "setns: own ns link without /proc"),
     ("setns-pid-for-children-pending", "ENOENT", "setns: pid_for_children before its init"),
     ("setns-nstype-mismatch", "EINVAL", "setns: nstype not the file's type"),
     ("setns-pidfd-flags-invalid", "EINVAL", "setns: pidfd with nstype 0 or no ns type"),

@@ -297,7 +297,10 @@ pub mod setns {
             (SetnsTarget::PidForChildren | SetnsTarget::StartPid, 0) => vec![u(bits::NEWPID)],
             (SetnsTarget::PidForChildren | SetnsTarget::StartPid, 1) => vec![u(bits::NEWPID), Step::Fork],
             (SetnsTarget::PidForChildren | SetnsTarget::StartPid, 2) => vec![u(bits::NEWPID), Step::ForkExit],
-            (SetnsTarget::PidForChildren | SetnsTarget::StartPid, _) => vec![u(bits::NEWUSER | bits::NEWPID)],
+            (SetnsTarget::PidForChildren, _) => vec![u(bits::NEWUSER | bits::NEWPID), Step::ForkExit],
+            // The start pid namespace from inside the new one (pidns_install's ancestor walk):
+            // twice, as many setups refuse it earlier (EPERM without capabilities over it).
+            (SetnsTarget::StartPid, _) => vec![u(bits::NEWPID), Step::Fork],
             (SetnsTarget::TimeForChildren | SetnsTarget::StartTime, 0) => vec![u(bits::NEWTIME)],
             (SetnsTarget::TimeForChildren | SetnsTarget::StartTime, 1) => vec![u(bits::NEWTIME), Step::Fork],
             (SetnsTarget::TimeForChildren | SetnsTarget::StartTime, 2) => vec![Step::SpawnThread],
