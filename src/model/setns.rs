@@ -304,3 +304,111 @@ pub fn need(case: &Case) -> (u32, u32) {
     let tasks = u32::from(setns.iter().any(|s| s.target == SetnsTarget::ExitedPidfd));
     (setns.len() as u32, tasks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{Privilege, Sibling};
+    use crate::model::{Prediction, predict, profile::LINUX_6_18};
+
+    fn run(setup: Setup, steps: &[Step]) -> Vec<crate::model::Expected> {
+        let env = Environment::reference();
+        match predict(&LINUX_6_18, &env, &Case { setup, steps: steps.to_vec() }) {
+            Prediction::Steps { steps, .. } => steps,
+            Prediction::Skip { reason } => panic!("unexpected skip: {reason}"),
+        }
+    }
+
+    fn last(setup: Setup, steps: &[Step]) -> (CallResult, &'static str) {
+        let e = run(setup, steps);
+        let l = e.last().unwrap();
+        (l.result, l.rule)
+    }
+
+    fn s(target: SetnsTarget, nstype: u64) -> Step {
+        Step::Setns(SetnsStep { target, nstype: RawFlags(nstype) })
+    }
+
+    fn u(f: u64) -> Step {
+        Step::Unshare(RawFlags(f))
+    }
+
+    const OK: CallResult = CallResult::Success;
+    fn err(e: i32) -> CallResult {
+        CallResult::Failure(Errno(e))
+    }
+
+    #[test]
+    fn setns_back_into_the_start_pid_namespace_undoes_a_pending_newpid() {
+        let steps = [u(bits::NEWPID), s(SetnsTarget::StartPid, bits::NEWPID), u(bits::NEWPID), Step::Fork];
+        let e = run(Setup::default(), &steps);
+        assert!(e.iter().all(|x| x.result == OK), "{:?}", e.iter().map(|x| x.rule).collect::<Vec<_>>());
+        assert_eq!(e[1].links[NsLink::PidForChildren.index()], LinkExpect::AfterOf(NsLink::Pid));
+        // Without the setns, the second NEWPID is spec §3 EINVAL (e).
+        assert_eq!(last(Setup::default(), &[u(bits::NEWPID), u(bits::NEWPID)]).1, "pid-already-unshared");
+    }
+
+    #[test]
+    fn every_errno_condition_has_a_case() {
+        let d = Setup::default;
+        let cases: Vec<(Setup, Vec<Step>, CallResult, &str)> = vec![
+            (d(), vec![u(bits::NEWPID), s(SetnsTarget::PidForChildren, 0)], err(libc::ENOENT), PID_FOR_CHILDREN_PENDING),
+            (d(), vec![s(SetnsTarget::StartUts, bits::NEWPID)], err(libc::EINVAL), NSTYPE_MISMATCH),
+            (d(), vec![s(SetnsTarget::ExitedPidfd, 0)], err(libc::EINVAL), PIDFD_FLAGS_INVALID),
+            (d(), vec![s(SetnsTarget::ExitedPidfd, 1)], err(libc::EINVAL), PIDFD_FLAGS_INVALID),
+            (d(), vec![s(SetnsTarget::ExitedPidfd, bits::NEWNET)], err(libc::ESRCH), PIDFD_EXITED),
+            (d(), vec![Step::SpawnThread, s(SetnsTarget::StartTime, 0)], err(libc::EUSERS), TIME_NOT_SINGLE_THREADED),
+            (d(), vec![s(SetnsTarget::StartUser, 0)], err(libc::EINVAL), USERNS_SAME),
+            (d(), vec![u(bits::NEWUSER), Step::SpawnThread, s(SetnsTarget::StartUser, 0)], err(libc::EINVAL), USERNS_MULTITHREADED),
+            (d(), vec![u(bits::NEWUSER), s(SetnsTarget::StartUser, 0)], err(libc::EPERM), USERNS_NO_CAP_IN_TARGET),
+            (d(), vec![Step::DropSysAdmin, s(SetnsTarget::StartUts, 0)], err(libc::EPERM), NEEDS_CAP_SYS_ADMIN),
+            (d(), vec![u(bits::NEWUSER), s(SetnsTarget::StartUts, 0)], err(libc::EPERM), OWNER_USERNS_NO_CAP),
+            (d(), vec![u(bits::NEWPID), Step::Fork, s(SetnsTarget::StartPid, 0)], err(libc::EINVAL), PIDNS_NOT_DESCENDANT),
+        ];
+        for (setup, steps, want, rule) in cases {
+            assert_eq!(last(setup, &steps), (want, rule), "{steps:?}");
+            assert!(RULES.iter().any(|(r, e)| *r == rule && want == CallResult::Failure(*e)), "{rule}");
+        }
+    }
+
+    #[test]
+    fn a_vm_sibling_shares_the_mm_so_no_time_namespace_is_joined() {
+        let setup = Setup { siblings: vec![Sibling::Vm], ..Setup::default() };
+        assert_eq!(last(setup, &[s(SetnsTarget::TimeForChildren, 0)]), (err(libc::EUSERS), TIME_NOT_SINGLE_THREADED));
+    }
+
+    #[test]
+    fn joining_time_for_children_moves_the_caller_and_ends_the_pending_state() {
+        let e = run(Setup::default(), &[u(bits::NEWTIME), s(SetnsTarget::TimeForChildren, bits::NEWTIME), Step::Fork]);
+        assert_eq!(e[1].links[NsLink::Time.index()], LinkExpect::BeforeOf(NsLink::TimeForChildren));
+        // Nothing pending any more: the fork does not move time.
+        assert_eq!(e[2].links[NsLink::Time.index()], LinkExpect::Unchanged);
+    }
+
+    #[test]
+    fn namespaces_made_before_newuser_are_owned_above_it() {
+        // NEWTIME, then NEWUSER: time_for_children belongs to the parent user namespace.
+        let steps = [u(bits::NEWTIME), u(bits::NEWUSER), s(SetnsTarget::TimeForChildren, 0)];
+        assert_eq!(last(Setup::default(), &steps), (err(libc::EPERM), OWNER_USERNS_NO_CAP));
+        // Together, the new user namespace owns it.
+        let steps = [u(bits::NEWUSER | bits::NEWTIME), s(SetnsTarget::TimeForChildren, 0)];
+        assert_eq!(last(Setup::default(), &steps), (OK, "success"));
+    }
+
+    #[test]
+    fn a_setup_user_namespace_owns_none_of_the_start_namespaces() {
+        let setup = Setup { privilege: Privilege::UserNs, ..Setup::default() };
+        assert_eq!(last(setup, &[s(SetnsTarget::StartUts, 0)]), (err(libc::EPERM), OWNER_USERNS_NO_CAP));
+    }
+
+    #[test]
+    fn setns_back_keeps_the_uts_namespace_for_the_final_probes() {
+        let env = Environment::reference();
+        let case = Case { setup: Setup::default(), steps: vec![u(bits::NEWUTS), s(SetnsTarget::StartUts, 0)] };
+        let Prediction::Steps { final_probe, .. } = predict(&LINUX_6_18, &env, &case) else { panic!("skip") };
+        assert_eq!(final_probe.kept.uts, Some(true));
+        let case = Case { steps: vec![u(bits::NEWUTS)], ..case };
+        let Prediction::Steps { final_probe, .. } = predict(&LINUX_6_18, &env, &case) else { panic!("skip") };
+        assert_eq!(final_probe.kept.uts, Some(false));
+    }
+}
