@@ -80,7 +80,13 @@ pub const PIDFD_NS_BITS: u64 = bits::NEWNS
 const UNCHANGED: [LinkExpect; NsLink::COUNT] = [LinkExpect::Unchanged; NsLink::COUNT];
 
 fn fail(errno: Errno, rule: &'static str) -> StepEffect {
-    StepEffect { result: CallResult::Failure(errno), rule, links: UNCHANGED, pid: PidExpect::Unchanged, cwd_changes: false }
+    StepEffect {
+        result: CallResult::Failure(errno),
+        rule,
+        links: UNCHANGED,
+        pid: PidExpect::Unchanged,
+        cwd_changes: false,
+    }
 }
 
 fn ok(links: [LinkExpect; NsLink::COUNT]) -> StepEffect {
@@ -129,78 +135,80 @@ pub fn decide(state: &mut CallerState, step: &SetnsStep) -> StepEffect {
     if word != 0 && word != ns_flag {
         return fail(Errno::EINVAL, NSTYPE_MISMATCH);
     }
-    let ns = state.setns;
     match step.target {
-        SetnsTarget::PidForChildren => {
-            if let Some(e) = caps(state, state.setns.pid_children_owner) {
-                return e;
-            }
-            // Its own pid_for_children is the active namespace or its (dead) child: nothing changes.
-            ok(UNCHANGED)
-        }
-        SetnsTarget::StartPid => {
-            if let Some(e) = caps(state, ns.start_owner) {
-                return e;
-            }
-            if state.setns.pid_depth > 0 {
-                return fail(Errno::EINVAL, PIDNS_NOT_DESCENDANT);
-            }
-            let mut links = UNCHANGED;
-            if state.pid_children != PidChildren::Active {
-                links[NsLink::PidForChildren.index()] = LinkExpect::AfterOf(NsLink::Pid);
-            }
-            state.pid_children = PidChildren::Active;
-            state.setns.pid_children_owner = state.setns.pid_owner;
-            ok(links)
-        }
-        SetnsTarget::TimeForChildren => {
-            if let Some(e) = time_checks(state, ns.time_children_owner) {
-                return e;
-            }
-            let mut links = UNCHANGED;
-            if state.time_pending {
-                links[NsLink::Time.index()] = LinkExpect::BeforeOf(NsLink::TimeForChildren);
-            }
-            state.time_pending = false;
-            state.setns.time_owner = state.setns.time_children_owner;
-            ok(links)
-        }
-        SetnsTarget::StartTime => {
-            if let Some(e) = time_checks(state, ns.start_time_owner) {
-                return e;
-            }
-            let mut links = UNCHANGED;
-            links[NsLink::Time.index()] = LinkExpect::AtCaseStart(NsLink::Time);
-            links[NsLink::TimeForChildren.index()] = LinkExpect::AtCaseStart(NsLink::Time);
-            state.time_pending = false;
-            state.setns.time_owner = state.setns.start_time_owner;
-            state.setns.time_children_owner = state.setns.start_time_owner;
-            ok(links)
-        }
+        SetnsTarget::PidForChildren | SetnsTarget::StartPid => pidns_install(state, step.target),
+        SetnsTarget::TimeForChildren | SetnsTarget::StartTime => timens_install(state, step.target),
         SetnsTarget::StartUts => {
-            if let Some(e) = caps(state, ns.start_owner) {
+            if let Some(e) = caps(state, state.setns.start_owner) {
                 return e;
             }
             let mut links = UNCHANGED;
             links[NsLink::Uts.index()] = LinkExpect::AtCaseStart(NsLink::Uts);
             ok(links)
         }
-        SetnsTarget::StartUser => {
-            // `userns_install`, in its order. The start namespace is the caller's own or an
-            // ancestor of it, where no process below has capabilities: never a success.
-            if ns.userns_gen == 0 {
-                return fail(Errno::EINVAL, USERNS_SAME);
-            }
-            if state.threads > 1 {
-                return fail(Errno::EINVAL, USERNS_MULTITHREADED);
-            }
-            if state.fs_shared() {
-                return fail(Errno::EINVAL, USERNS_FS_SHARED);
-            }
-            fail(Errno::EPERM, USERNS_NO_CAP_IN_TARGET)
-        }
+        SetnsTarget::StartUser => userns_install(state),
         SetnsTarget::ExitedPidfd => unreachable!("handled above"),
     }
+}
+
+/// `pidns_install` for one's own pid_for_children or the start pid namespace.
+fn pidns_install(state: &mut CallerState, target: SetnsTarget) -> StepEffect {
+    if target == SetnsTarget::PidForChildren {
+        if let Some(e) = caps(state, state.setns.pid_children_owner) {
+            return e;
+        }
+        // Its own pid_for_children is the active namespace or its (dead) child: nothing changes.
+        return ok(UNCHANGED);
+    }
+    if let Some(e) = caps(state, state.setns.start_owner) {
+        return e;
+    }
+    if state.setns.pid_depth > 0 {
+        return fail(Errno::EINVAL, PIDNS_NOT_DESCENDANT);
+    }
+    let mut links = UNCHANGED;
+    if state.pid_children != PidChildren::Active {
+        links[NsLink::PidForChildren.index()] = LinkExpect::AfterOf(NsLink::Pid);
+    }
+    state.pid_children = PidChildren::Active;
+    state.setns.pid_children_owner = state.setns.pid_owner;
+    ok(links)
+}
+
+/// `timens_install` for one's own time_for_children or the start time namespace: the caller
+/// and its children both move.
+fn timens_install(state: &mut CallerState, target: SetnsTarget) -> StepEffect {
+    let own = target == SetnsTarget::TimeForChildren;
+    let owner = if own { state.setns.time_children_owner } else { state.setns.start_time_owner };
+    if let Some(e) = time_checks(state, owner) {
+        return e;
+    }
+    let mut links = UNCHANGED;
+    if !own {
+        links[NsLink::Time.index()] = LinkExpect::AtCaseStart(NsLink::Time);
+        links[NsLink::TimeForChildren.index()] = LinkExpect::AtCaseStart(NsLink::Time);
+    } else if state.time_pending {
+        links[NsLink::Time.index()] = LinkExpect::BeforeOf(NsLink::TimeForChildren);
+    }
+    state.time_pending = false;
+    state.setns.time_owner = owner;
+    state.setns.time_children_owner = owner;
+    ok(links)
+}
+
+/// `userns_install`, in its order. The start namespace is the caller's own or an ancestor of
+/// it, where no process below has capabilities: never a success.
+fn userns_install(state: &CallerState) -> StepEffect {
+    if state.setns.userns_gen == 0 {
+        return fail(Errno::EINVAL, USERNS_SAME);
+    }
+    if state.threads > 1 {
+        return fail(Errno::EINVAL, USERNS_MULTITHREADED);
+    }
+    if state.fs_shared() {
+        return fail(Errno::EINVAL, USERNS_FS_SHARED);
+    }
+    fail(Errno::EPERM, USERNS_NO_CAP_IN_TARGET)
 }
 
 /// Before the steps: who owns the namespaces the case starts in.
@@ -300,7 +308,8 @@ pub fn restores(step: &Step, result: CallResult, bit: u64) -> bool {
 /// The descriptors and processes a case's setns steps need beyond the others' (`resources`):
 /// one descriptor per step, one short-lived child for an exited pidfd.
 pub fn need(case: &Case) -> (u32, u32) {
-    let setns: Vec<&SetnsStep> = case.steps.iter().filter_map(|s| if let Step::Setns(x) = s { Some(x) } else { None }).collect();
+    let setns: Vec<&SetnsStep> =
+        case.steps.iter().filter_map(|s| if let Step::Setns(x) = s { Some(x) } else { None }).collect();
     let tasks = u32::from(setns.iter().any(|s| s.target == SetnsTarget::ExitedPidfd));
     (setns.len() as u32, tasks)
 }
@@ -352,18 +361,33 @@ mod tests {
     fn every_errno_condition_has_a_case() {
         let d = Setup::default;
         let cases: Vec<(Setup, Vec<Step>, CallResult, &str)> = vec![
-            (d(), vec![u(bits::NEWPID), s(SetnsTarget::PidForChildren, 0)], err(libc::ENOENT), PID_FOR_CHILDREN_PENDING),
+            (
+                d(),
+                vec![u(bits::NEWPID), s(SetnsTarget::PidForChildren, 0)],
+                err(libc::ENOENT),
+                PID_FOR_CHILDREN_PENDING,
+            ),
             (d(), vec![s(SetnsTarget::StartUts, bits::NEWPID)], err(libc::EINVAL), NSTYPE_MISMATCH),
             (d(), vec![s(SetnsTarget::ExitedPidfd, 0)], err(libc::EINVAL), PIDFD_FLAGS_INVALID),
             (d(), vec![s(SetnsTarget::ExitedPidfd, 1)], err(libc::EINVAL), PIDFD_FLAGS_INVALID),
             (d(), vec![s(SetnsTarget::ExitedPidfd, bits::NEWNET)], err(libc::ESRCH), PIDFD_EXITED),
             (d(), vec![Step::SpawnThread, s(SetnsTarget::StartTime, 0)], err(libc::EUSERS), TIME_NOT_SINGLE_THREADED),
             (d(), vec![s(SetnsTarget::StartUser, 0)], err(libc::EINVAL), USERNS_SAME),
-            (d(), vec![u(bits::NEWUSER), Step::SpawnThread, s(SetnsTarget::StartUser, 0)], err(libc::EINVAL), USERNS_MULTITHREADED),
+            (
+                d(),
+                vec![u(bits::NEWUSER), Step::SpawnThread, s(SetnsTarget::StartUser, 0)],
+                err(libc::EINVAL),
+                USERNS_MULTITHREADED,
+            ),
             (d(), vec![u(bits::NEWUSER), s(SetnsTarget::StartUser, 0)], err(libc::EPERM), USERNS_NO_CAP_IN_TARGET),
             (d(), vec![Step::DropSysAdmin, s(SetnsTarget::StartUts, 0)], err(libc::EPERM), NEEDS_CAP_SYS_ADMIN),
             (d(), vec![u(bits::NEWUSER), s(SetnsTarget::StartUts, 0)], err(libc::EPERM), OWNER_USERNS_NO_CAP),
-            (d(), vec![u(bits::NEWPID), Step::Fork, s(SetnsTarget::StartPid, 0)], err(libc::EINVAL), PIDNS_NOT_DESCENDANT),
+            (
+                d(),
+                vec![u(bits::NEWPID), Step::Fork, s(SetnsTarget::StartPid, 0)],
+                err(libc::EINVAL),
+                PIDNS_NOT_DESCENDANT,
+            ),
         ];
         for (setup, steps, want, rule) in cases {
             assert_eq!(last(setup, &steps), (want, rule), "{steps:?}");
