@@ -108,12 +108,22 @@ fn caps(state: &CallerState, owner: SetnsOwner) -> Option<StepEffect> {
 }
 
 /// `timens_install`: single-threaded (no other user of the mm), then the capabilities.
-fn time_checks(state: &CallerState, owner: SetnsOwner) -> Option<StepEffect> {
+fn time_checks(state: &mut CallerState, owner: SetnsOwner) -> Option<StepEffect> {
     if state.threads > 1 || state.mm_shared() {
         return Some(fail(Errno(libc::EUSERS), TIME_NOT_SINGLE_THREADED));
     }
+    // The host's time namespace, whose owner is not known here (`start`): only the check of
+    // the caller's own capability can be decided.
+    if state.cap_sys_admin && owner.is_none() && !state.setns.time_owner_known {
+        state.unknowable.get_or_insert_with(|| TIME_OWNER_UNKNOWN.into());
+    }
     caps(state, owner)
 }
+
+/// Why a setns into the host's time namespace cannot be predicted with capabilities.
+const TIME_OWNER_UNKNOWN: &str = "setns into the host's time namespace: the executor runs in a user namespace, so \
+                                  which user namespace owns it (and whether the caller has CAP_SYS_ADMIN over it) \
+                                  is not known";
 
 /// Predicts a setns step and updates `state` as the kernel would.
 pub fn decide(state: &mut CallerState, step: &SetnsStep) -> StepEffect {
@@ -239,14 +249,6 @@ pub fn skip_reason(env: &Environment, state: &CallerState, case: &Case) -> Optio
             && !env.has_link(link)
         {
             return Some(format!("setns on ns/{link}: that link does not name namespaces reliably here"));
-        }
-        let time = matches!(s.target, SetnsTarget::StartTime | SetnsTarget::TimeForChildren);
-        if time && !state.setns.time_owner_known {
-            return Some(
-                "setns into a time namespace: the executor runs in a user namespace, so the owner of the host's \
-                 time namespace is not known"
-                    .into(),
-            );
         }
         if state.setns.pid_unmodelled && matches!(s.target, SetnsTarget::StartPid | SetnsTarget::PidForChildren) {
             return Some("setns into a pid namespace after the foreign pid namespace setup is not modelled".into());
@@ -393,6 +395,24 @@ mod tests {
             assert_eq!(last(setup, &steps), (want, rule), "{steps:?}");
             assert!(RULES.iter().any(|(r, e)| *r == rule && want == CallResult::Failure(*e)), "{rule}");
         }
+    }
+
+    #[test]
+    fn in_a_user_namespace_the_host_time_namespace_is_judged_only_where_its_owner_does_not_matter() {
+        let mut env = Environment::reference();
+        env.userns_depth = Some(1);
+        let predict_on =
+            |steps: &[Step]| predict(&LINUX_6_18, &env, &Case { setup: Setup::default(), steps: steps.to_vec() });
+        assert!(matches!(predict_on(&[s(SetnsTarget::StartTime, 0)]), Prediction::Skip { .. }));
+        let Prediction::Steps { steps, .. } = predict_on(&[Step::SpawnThread, s(SetnsTarget::StartTime, 0)]) else {
+            panic!("EUSERS comes before the owner's capability check")
+        };
+        assert_eq!(steps[1].rule, TIME_NOT_SINGLE_THREADED);
+        let Prediction::Steps { steps, .. } = predict_on(&[u(bits::NEWTIME), s(SetnsTarget::TimeForChildren, 0)])
+        else {
+            panic!("a time namespace of the case's own has a known owner")
+        };
+        assert_eq!(steps[1].result, OK);
     }
 
     #[test]
