@@ -245,6 +245,13 @@ pub fn start(env: &Environment, setup: &Setup, state: &mut CallerState) {
 pub fn skip_reason(env: &Environment, state: &CallerState, case: &Case) -> Option<String> {
     for step in &case.steps {
         let Step::Setns(s) = step else { continue };
+        if env.seccomp_mode == 2 {
+            return Some(
+                "a seccomp filter is in force here; it may answer setns, which the probes (of unshare) say nothing \
+                 about"
+                    .into(),
+            );
+        }
         if let Some(link) = s.target.link()
             && !env.has_link(link)
         {
@@ -413,6 +420,15 @@ mod tests {
             panic!("a time namespace of the case's own has a known owner")
         };
         assert_eq!(steps[1].result, OK);
+    }
+
+    #[test]
+    fn under_a_seccomp_filter_setns_cases_are_skipped() {
+        let mut env = Environment::reference();
+        env.seccomp_mode = 2;
+        let case = Case { setup: Setup::default(), steps: vec![s(SetnsTarget::StartUser, bits::NEWUSER)] };
+        let Prediction::Skip { reason } = predict(&LINUX_6_18, &env, &case) else { panic!("judged under seccomp") };
+        assert!(reason.contains("seccomp filter"), "{reason}");
     }
 
     #[test]
