@@ -3,12 +3,14 @@
 //! sequence of steps.
 
 pub mod guest;
+pub mod setns;
 pub mod setup;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use setns::{SetnsStep, SetnsTarget};
 pub use setup::{Chroot, HIGH_FD, NsType, Privilege, Setup, Shm, Sibling};
 
 use crate::abi::flags::RawFlags;
@@ -46,6 +48,8 @@ pub enum Step {
     /// only). Its flag word is 32 bits wide: the kernel sees only the low 32 bits of these flags
     /// ([`Step::unshare_word`]).
     UnshareInt80(RawFlags),
+    /// `setns(fd, nstype)` on a namespace file or pidfd ([`SetnsStep`], issue 16 class 4).
+    Setns(SetnsStep),
 }
 
 impl Step {
@@ -177,6 +181,7 @@ impl fmt::Display for Step {
             Step::SpawnThread => f.write_str("pthread_create"),
             Step::Clone3(flags) => write!(f, "clone3({flags})"),
             Step::UnshareInt80(flags) => write!(f, "unshare({flags}) via int 0x80"),
+            Step::Setns(s) => write!(f, "{s}"),
         }
     }
 }
