@@ -103,6 +103,26 @@ pub enum CaseError {
 }
 
 impl Case {
+    /// Whether a step asks the caller to leave a namespace of a type in `ns_bits`: an unshare
+    /// (through either entry) whose flag word has one of these bits, or any setns step. No other
+    /// step moves the caller itself (a clone3 step's child is another process). The case child reads life
+    /// inside a namespace type only for such a case (`exec::child::inside`), and the model
+    /// predicts those readings only then, so both take it from here.
+    pub fn asks_to_leave(&self, ns_bits: u64) -> bool {
+        self.steps.iter().any(|step| match step {
+            Step::Unshare(_) | Step::UnshareInt80(_) => step.unshare_word().is_some_and(|w| w.0 & ns_bits != 0),
+            Step::Fork
+            | Step::ForkExit
+            | Step::WriteMaps
+            | Step::DropSysAdmin
+            | Step::Chroot(_)
+            | Step::SpawnThread
+            | Step::Clone3(_) => false,
+            // A setns may join another namespace of several types (through a pidfd): read all.
+            Step::Setns(_) => true,
+        })
+    }
+
     /// A case of plain unshare steps with the default setup.
     pub fn unshare(flags: &[u64]) -> Case {
         Case { setup: Setup::default(), steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect() }

@@ -279,7 +279,7 @@ fn probe(ctx: &Ctx) -> Msg {
 pub fn run_steps(ctx: &mut Ctx) -> ! {
     self::setns::open_at_start(ctx.case, &mut ctx.setns_fds);
     ctx.marks = self::markers::observe(&ctx.plan.markers);
-    ctx.inside = self::inside::before(&ctx.plan.inside);
+    ctx.inside = self::inside::before(&ctx.plan.inside, self::inside::Reads::of(ctx.case));
     let mut msg = Msg::new(MsgKind::Before);
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
@@ -304,7 +304,7 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
     }
     let p = probe(ctx);
     send(ctx.out, &p);
-    send(ctx.out, &self::inside::fill(&ctx.plan.inside, &ctx.inside));
+    send(ctx.out, &self::inside::fill(&ctx.plan.inside, self::inside::Reads::of(ctx.case), &ctx.inside));
     let mut done = Msg::new(MsgKind::Done);
     ctx.clock[clock::END] = sys::monotonic_ns();
     done.clock = ctx.clock;
