@@ -2,6 +2,7 @@
 //! turned into reproducers: a setup of the calling process and a short
 //! sequence of steps.
 
+pub mod caps;
 pub mod guest;
 pub mod setup;
 
@@ -9,6 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use caps::CapsOp;
 pub use setup::{Chroot, HIGH_FD, NsType, Privilege, Setup, Shm, Sibling};
 
 use crate::abi::flags::RawFlags;
@@ -46,6 +48,14 @@ pub enum Step {
     /// only). Its flag word is 32 bits wide: the kernel sees only the low 32 bits of these flags
     /// ([`Step::unshare_word`]).
     UnshareInt80(RawFlags),
+    /// A capability or credential change short of CAP_SYS_ADMIN (issue 16 class 5; see
+    /// [`CapsOp`]).
+    Caps(CapsOp),
+    /// A new thread (`pthread_create`) calls `syscall(SYS_unshare, flags)` while the main
+    /// thread and any others are alive, reports its result and what it sees of itself
+    /// (`/proc/thread-self`), and then stays parked until the case ends; the main thread waits
+    /// for its report and continues the case (issue 16 class 5).
+    ThreadCall(RawFlags),
 }
 
 impl Step {
@@ -159,6 +169,8 @@ impl fmt::Display for Step {
             Step::SpawnThread => f.write_str("pthread_create"),
             Step::Clone3(flags) => write!(f, "clone3({flags})"),
             Step::UnshareInt80(flags) => write!(f, "unshare({flags}) via int 0x80"),
+            Step::Caps(op) => write!(f, "caps {op}"),
+            Step::ThreadCall(flags) => write!(f, "unshare({flags}) in a new thread"),
         }
     }
 }

@@ -145,6 +145,10 @@ pub struct CallerState {
     /// The fd table holds an fd whose table (rounded up to 64 slots) is larger than the lowered
     /// `fs.nr_open` of a guest-only setup (`case::guest`): every copy of it fails with EMFILE.
     pub fd_table_over_nr_open: bool,
+    /// Permitted capabilities missing from the effective set (`model::caps`): what a
+    /// `keepcaps-nobody` step kept in the permitted set while clearing the effective one, and
+    /// a `raise` step brings back. 0 wherever the two sets are equal.
+    pub caps_prm_only: u64,
 }
 
 impl CallerState {
@@ -287,6 +291,7 @@ impl CallerState {
             sighand_held_by_zombie: false,
             fd_table_over_nr_open: false,
             parent_ignores_sigchld: false,
+            caps_prm_only: 0,
         }
     }
 

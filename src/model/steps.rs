@@ -27,11 +27,11 @@ pub struct StepEffect {
     pub cwd_changes: bool,
 }
 
-fn ok(links: [LinkExpect; NsLink::COUNT], pid: PidExpect) -> StepEffect {
+pub(super) fn ok(links: [LinkExpect; NsLink::COUNT], pid: PidExpect) -> StepEffect {
     StepEffect { result: CallResult::Success, rule: "success", links, pid, cwd_changes: false }
 }
 
-fn fail(errno: Errno, rule: &'static str) -> StepEffect {
+pub(super) fn fail(errno: Errno, rule: &'static str) -> StepEffect {
     StepEffect {
         result: CallResult::Failure(errno),
         rule,
@@ -41,7 +41,7 @@ fn fail(errno: Errno, rule: &'static str) -> StepEffect {
     }
 }
 
-const UNCHANGED: [LinkExpect; NsLink::COUNT] = [LinkExpect::Unchanged; NsLink::COUNT];
+pub(super) const UNCHANGED: [LinkExpect; NsLink::COUNT] = [LinkExpect::Unchanged; NsLink::COUNT];
 
 /// `fork()` and continue in the child.
 pub fn fork(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
@@ -138,6 +138,7 @@ pub fn write_maps(state: &mut CallerState) -> StepEffect {
 pub fn drop_sys_admin(state: &mut CallerState) -> StepEffect {
     state.cap_sys_admin = false;
     state.cap_eff &= !(1u64 << CAP_SYS_ADMIN);
+    state.caps_prm_only &= !(1u64 << CAP_SYS_ADMIN);
     ok(UNCHANGED, PidExpect::Unchanged)
 }
 
