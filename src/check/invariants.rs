@@ -75,6 +75,11 @@ fn failure_changes_nothing(ctx: &StepCtx) -> Option<Result<(), String>> {
     if ctx.observed.result.is_success() || ctx.expected.clone3.as_ref().is_some_and(|c| c.undo_list_made) {
         return None;
     }
+    // A thread_call step whose thread's unshare failed leaves that thread behind (one thread
+    // more): thread-call-changes-only-the-thread judges it.
+    if ctx.expected.thread_call.is_some() {
+        return None;
+    }
     if ctx.expected.root_detached {
         return Some(only_root_detached(ctx));
     }
@@ -115,7 +120,7 @@ fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
     }
 }
 
-fn link_problems(ctx: &StepCtx) -> Vec<String> {
+pub(super) fn link_problems(ctx: &StepCtx) -> Vec<String> {
     let after = &ctx.observed.after;
     let alive = alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before]);
     let mut problems = Vec::new();
@@ -396,6 +401,18 @@ pub const INVARIANTS: &[Invariant] = &[
         needs: nothing_needed,
         check: super::guest_rows::missing_namespace_type_einval,
     },
+    Invariant {
+        id: "caps-only-sys-admin-decides",
+        doc: "an unshare made while capabilities other than CAP_SYS_ADMIN are missing from the effective set (dropped, or cleared by a uid change under PR_SET_KEEPCAPS) gets the result the model computes from CAP_SYS_ADMIN alone",
+        needs: nothing_needed,
+        check: super::caps::only_sys_admin_decides,
+    },
+    Invariant {
+        id: "thread-call-changes-only-the-thread",
+        doc: "an unshare from a thread other than the main one, while the main thread is alive, gives the model's result (THREAD, SIGHAND, VM and NEWUSER fail with EINVAL), changes that thread's own namespaces as predicted and nothing of the main thread but its thread count",
+        needs: nothing_needed,
+        check: super::caps::changes_only_the_thread,
+    },
 ];
 
 /// Invariants that read /proc (namespace links, thread count, umask), skipped after the
@@ -410,6 +427,7 @@ pub const NEEDS_PROC: &[&str] = &[
     "unknown-bits-einval",
     "clone3-matches-model",
     "clone3-and-unshare-agree-on-namespaces",
+    "thread-call-changes-only-the-thread",
 ];
 
 /// Case-level invariant: the case's process ends by itself, within the timeout, without a signal.

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod behaviour;
+pub mod caps;
 pub mod clone3;
 pub mod expected;
 pub mod fault;
