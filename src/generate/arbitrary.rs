@@ -163,8 +163,10 @@ impl<'a> Arbitrary<'a> for Step {
             wst::CHROOT,
             wst::SPAWN_THREAD,
             wst::UNSHARE_INT80,
+            wst::CAPS,
+            wst::THREAD_CALL,
         ];
-        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7, 8])? {
+        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])? {
             0 => Step::Unshare(RawFlags::arbitrary(u)?),
             1 => Step::Clone3(clone3_flags(u)?),
             2 => Step::Fork,
@@ -173,6 +175,8 @@ impl<'a> Arbitrary<'a> for Step {
             5 => Step::DropSysAdmin,
             6 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
             7 => Step::SpawnThread,
+            9 => Step::Caps(*u.choose(&crate::case::CapsOp::ALL)?),
+            10 => Step::ThreadCall(RawFlags::arbitrary(u)?),
             _ => Step::UnshareInt80(RawFlags::arbitrary(u)?),
         })
     }

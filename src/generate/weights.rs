@@ -184,7 +184,17 @@ mod tests {
         }
         use steps::*;
         assert_eq!(
-            UNSHARE + CLONE3 + FORK + FORK_EXIT + WRITE_MAPS + DROP_SYS_ADMIN + CHROOT + SPAWN_THREAD + UNSHARE_INT80,
+            UNSHARE
+                + CLONE3
+                + FORK
+                + FORK_EXIT
+                + WRITE_MAPS
+                + DROP_SYS_ADMIN
+                + CHROOT
+                + SPAWN_THREAD
+                + UNSHARE_INT80
+                + CAPS
+                + THREAD_CALL,
             100
         );
         use clone3::*;
@@ -243,7 +253,7 @@ pub mod setup {
 /// Step weights (out of 100).
 pub mod steps {
     /// unshare (through the 64-bit entry).
-    pub const UNSHARE: u32 = 55;
+    pub const UNSHARE: u32 = 49;
     /// unshare through the i386 entry (`int $0x80`), with the same flag words: the high half
     /// of a word is then dropped by the entry, not refused by unshare.
     pub const UNSHARE_INT80: u32 = 3;
@@ -261,4 +271,9 @@ pub mod steps {
     pub const CHROOT: u32 = 3;
     /// pthread_create.
     pub const SPAWN_THREAD: u32 = 3;
+    /// A capability or credential change short of CAP_SYS_ADMIN (`case::caps`), each operation
+    /// equally often.
+    pub const CAPS: u32 = 3;
+    /// unshare from a new thread, with the flag words of unshare.
+    pub const THREAD_CALL: u32 = 3;
 }
