@@ -464,4 +464,7 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("fork-after-init-exit", "ENOMEM", "§3 not unshare's own: fork after the new init exited"),
     ("files-over-nr-open", "EMFILE", "§3 EMFILE (guest-only: lowered fs.nr_open)"),
     ("fault-injected-enomem", "ENOMEM", "§3 ENOMEM (guest-only: fail-nth)"),
+    ("caps-bound-needs-cap-setpcap", "EPERM", "not unshare's own: PR_CAPBSET_DROP without CAP_SETPCAP (caps step)"),
+    ("caps-setresuid-needs-cap-setuid", "EPERM", "not unshare's own: setresuid(65534) without CAP_SETUID (caps step)"),
+    ("caps-nobody-unmapped", "EINVAL", "not unshare's own: setresuid to an unmapped uid 65534 (caps step)"),
 ];
