@@ -90,7 +90,9 @@ pub fn caps_step(env: &Environment, state: &mut CallerState, op: CapsOp) -> Step
         }
         CapsOp::Raise => {
             if state.caps_prm_only != 0 && state.siblings.iter().any(|s| !s.kcmp_allowed && s.pid_visible) {
-                state.unknowable.get_or_insert("kcmp against a sibling after capabilities came back is not modelled".into());
+                state
+                    .unknowable
+                    .get_or_insert("kcmp against a sibling after capabilities came back is not modelled".into());
             }
             state.cap_eff = permitted(state);
             state.caps_prm_only = 0;

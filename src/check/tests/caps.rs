@@ -24,7 +24,12 @@ use crate::abi::flags::RawFlags;
 #[test]
 fn honest_caps_and_thread_calls_pass() {
     let env = super::env();
-    let c = case(vec![Step::Caps(CapsOp::KeepcapsNobody), Step::Unshare(newuts()), Step::Caps(CapsOp::Raise), Step::ThreadCall(newuts())]);
+    let c = case(vec![
+        Step::Caps(CapsOp::KeepcapsNobody),
+        Step::Unshare(newuts()),
+        Step::Caps(CapsOp::Raise),
+        Step::ThreadCall(newuts()),
+    ]);
     let (p, o) = honest(&env, &c);
     let v = judge(&env, &c, &p, &o);
     assert!(v.violations.is_empty(), "{:?}", v.violations);

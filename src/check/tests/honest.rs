@@ -30,7 +30,12 @@ fn links_after(e: &Expected, cur: &Snapshot, after: &mut Snapshot, next_ino: &mu
 }
 
 /// The links after a change described by `links`, from `cur`.
-fn links_as(links: &[crate::model::LinkExpect; NsLink::COUNT], cur: &Snapshot, after: &mut Snapshot, next_ino: &mut u64) {
+fn links_as(
+    links: &[crate::model::LinkExpect; NsLink::COUNT],
+    cur: &Snapshot,
+    after: &mut Snapshot,
+    next_ino: &mut u64,
+) {
     use crate::model::LinkExpect;
     for link in NsLink::ALL {
         let old = cur.link(link);
