@@ -175,7 +175,7 @@ impl<'a> Arbitrary<'a> for Step {
             5 => Step::DropSysAdmin,
             6 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
             7 => Step::SpawnThread,
-            9 => Step::Caps(*u.choose(&crate::case::CapsOp::ALL)?),
+            9 => Step::Caps(wst::caps_op(u.int_in_range(0..=wst::CAPS_OP_TOTAL - 1)?)),
             10 => Step::ThreadCall(RawFlags::arbitrary(u)?),
             _ => Step::UnshareInt80(RawFlags::arbitrary(u)?),
         })

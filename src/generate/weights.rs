@@ -197,6 +197,11 @@ mod tests {
                 + THREAD_CALL,
             100
         );
+        assert_eq!(CAPS_OP_WEIGHTS.iter().sum::<u32>(), CAPS_OP_TOTAL);
+        let ops: Vec<crate::case::CapsOp> = (0..CAPS_OP_TOTAL).map(caps_op).collect();
+        for (op, w) in crate::case::CapsOp::ALL.iter().zip(CAPS_OP_WEIGHTS) {
+            assert_eq!(ops.iter().filter(|o| *o == op).count(), w as usize, "{op}");
+        }
         use clone3::*;
         assert_eq!(SUBSET + SHAPED + ZERO + NEIGHBOUR + RANDOM, 100);
         for b in clone3::INVALID_BITS {
@@ -276,4 +281,23 @@ pub mod steps {
     pub const CAPS: u32 = 3;
     /// unshare from a new thread, with the flag words of unshare.
     pub const THREAD_CALL: u32 = 3;
+    /// Weights of the caps operations, in the order of `CapsOp::ALL`, out of
+    /// [`CAPS_OP_TOTAL`]: keepcaps-nobody, the drops that take CAP_SETUID, and raise more
+    /// often than the rest, so that "no CAP_SETUID, then keepcaps-nobody" (EPERM) and
+    /// "keepcaps, then raise" come up in a run of 20,000 cases.
+    pub const CAPS_OP_WEIGHTS: [u32; 11] = [2, 1, 1, 1, 1, 1, 1, 2, 1, 3, 2];
+    /// Sum of [`CAPS_OP_WEIGHTS`].
+    pub const CAPS_OP_TOTAL: u32 = 16;
+
+    /// The caps operation for a roll in `0..CAPS_OP_TOTAL`.
+    pub fn caps_op(roll: u32) -> crate::case::CapsOp {
+        let mut r = roll % CAPS_OP_TOTAL;
+        for (w, op) in CAPS_OP_WEIGHTS.iter().zip(crate::case::CapsOp::ALL) {
+            if r < *w {
+                return op;
+            }
+            r -= w;
+        }
+        crate::case::CapsOp::Raise
+    }
 }
