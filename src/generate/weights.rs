@@ -258,7 +258,7 @@ pub mod setup {
 /// Step weights (out of 100).
 pub mod steps {
     /// unshare (through the 64-bit entry).
-    pub const UNSHARE: u32 = 49;
+    pub const UNSHARE: u32 = 47;
     /// unshare through the i386 entry (`int $0x80`), with the same flag words: the high half
     /// of a word is then dropped by the entry, not refused by unshare.
     pub const UNSHARE_INT80: u32 = 3;
@@ -278,16 +278,16 @@ pub mod steps {
     pub const SPAWN_THREAD: u32 = 3;
     /// A capability or credential change short of CAP_SYS_ADMIN (`case::caps`), each operation
     /// equally often.
-    pub const CAPS: u32 = 3;
+    pub const CAPS: u32 = 5;
     /// unshare from a new thread, with the flag words of unshare.
     pub const THREAD_CALL: u32 = 3;
     /// Weights of the caps operations, in the order of `CapsOp::ALL`, out of
     /// [`CAPS_OP_TOTAL`]: keepcaps-nobody, the drops that take CAP_SETUID, and raise more
     /// often than the rest, so that "no CAP_SETUID, then keepcaps-nobody" (EPERM) and
     /// "keepcaps, then raise" come up in a run of 20,000 cases.
-    pub const CAPS_OP_WEIGHTS: [u32; 11] = [2, 1, 1, 1, 1, 1, 1, 2, 1, 3, 2];
+    pub const CAPS_OP_WEIGHTS: [u32; 11] = [3, 1, 1, 1, 1, 1, 1, 3, 1, 4, 2];
     /// Sum of [`CAPS_OP_WEIGHTS`].
-    pub const CAPS_OP_TOTAL: u32 = 16;
+    pub const CAPS_OP_TOTAL: u32 = 19;
 
     /// The caps operation for a roll in `0..CAPS_OP_TOTAL`.
     pub fn caps_op(roll: u32) -> crate::case::CapsOp {
