@@ -100,7 +100,8 @@ impl CaseVerdict {
 /// opens under RLIMIT_NOFILE), for steps that create processes or open descriptors.
 fn limit_hit(env: &Environment, step: &Step, e: Errno) -> Option<String> {
     let r = &env.resources;
-    let makes_tasks = matches!(step, Step::Fork | Step::ForkExit | Step::SpawnThread | Step::Clone3(_));
+    let makes_tasks =
+        matches!(step, Step::Fork | Step::ForkExit | Step::SpawnThread | Step::Clone3(_) | Step::ThreadCall(_));
     let opens_fds = matches!(step, Step::Clone3(_) | Step::WriteMaps);
     if e == Errno::EAGAIN && makes_tasks && r.task_limit().is_some() {
         return Some(format!(

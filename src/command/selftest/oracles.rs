@@ -447,8 +447,11 @@ pub const CAPS_ALL_NEEDED: &str = "caps-all-needed";
 /// CAP_SYS_ADMIN, is missing from the effective set.
 fn caps_all_needed(env: &Environment, judged: &[Judged]) -> OracleResult {
     let base = LINUX_6_18;
-    let mut checks: Vec<Check> =
-        base.checks.iter().map(|r| Check { id: r.id, step: r.step, errno: r.errno, cond: r.cond, doc: r.doc }).collect();
+    let mut checks: Vec<Check> = base
+        .checks
+        .iter()
+        .map(|r| Check { id: r.id, step: r.step, errno: r.errno, cond: r.cond, doc: r.doc })
+        .collect();
     let at = checks.iter().position(|r| r.id == "ns-needs-cap-sys-admin").unwrap_or(checks.len());
     let doc = "EPERM for a non-user namespace when any other capability the executor has is missing";
     let cond = |c: &Ctx| {
