@@ -22,6 +22,9 @@ pub const CAP_SYS_CHROOT: u32 = 18;
 pub const CAP_SYS_PTRACE: u32 = 19;
 /// CAP_SYS_ADMIN, which no `drop-*` operation touches.
 pub const CAP_SYS_ADMIN: u32 = 21;
+/// CAP_SETFCAP: the creator of a user namespace needs it (in its effective set when it
+/// unshares) for that namespace's uid_map to map the parent's uid 0 (`verify_root_map`).
+pub const CAP_SETFCAP: u32 = 31;
 /// CAP_CHECKPOINT_RESTORE (5.9).
 pub const CAP_CHECKPOINT_RESTORE: u32 = 40;
 

@@ -467,4 +467,9 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("caps-bound-needs-cap-setpcap", "EPERM", "not unshare's own: PR_CAPBSET_DROP without CAP_SETPCAP (caps step)"),
     ("caps-setresuid-needs-cap-setuid", "EPERM", "not unshare's own: setresuid(65534) without CAP_SETUID (caps step)"),
     ("caps-nobody-unmapped", "EINVAL", "not unshare's own: setresuid to an unmapped uid 65534 (caps step)"),
+    (
+        "caps-root-map-needs-setfcap",
+        "EPERM",
+        "not unshare's own: uid_map \"0 0 1\" after a NEWUSER made without CAP_SETFCAP",
+    ),
 ];

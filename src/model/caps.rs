@@ -14,6 +14,8 @@
 //!   unless 65534 is already the uid (`__sys_setresuid`); leaving uid 0 clears the effective
 //!   set and, with keepcaps, keeps the permitted one (`cap_emulate_setxuid`).
 //! * `raise` copies the permitted set into the effective one (always allowed).
+//! * Dropping CAP_SETFCAP matters later: a user namespace made without it cannot map the
+//!   parent's uid 0 ([`root_map_refused`]).
 //! * thread_call: `pthread_create` (its own rules, `steps::spawn_thread`), then the thread's
 //!   unshare judged from the caller's state with the new thread counted: THREAD, SIGHAND, VM
 //!   and NEWUSER (which implies THREAD) fail with EINVAL (`check_unshare_flags`); anything
@@ -44,6 +46,18 @@ pub const BOUND_NEEDS_SETPCAP: &str = "caps-bound-needs-cap-setpcap";
 pub const NOBODY_UNMAPPED: &str = "caps-nobody-unmapped";
 /// Rule: `keepcaps-nobody` without CAP_SETUID.
 pub const SETUID_NEEDS_CAP: &str = "caps-setresuid-needs-cap-setuid";
+
+/// Rule: WriteMaps maps the parent's uid 0, but the namespace's creator had no CAP_SETFCAP.
+pub const ROOT_MAP_NEEDS_SETFCAP: &str = "caps-root-map-needs-setfcap";
+
+/// At a successful NEWUSER, from the caller's state before it: the new namespace's uid_map
+/// will refuse the map `0 0 1` that WriteMaps writes. `create_user_ns` records
+/// `parent_could_setfcap` from the creator's effective set; `verify_root_map` refuses an
+/// extent whose lower id is 0 when the writer is in that namespace and the flag is false
+/// (EPERM from `map_write`, after the "already written" check).
+pub fn root_map_refused(state: &CallerState) -> bool {
+    state.uid == 0 && !state.has_cap(crate::case::caps::CAP_SETFCAP)
+}
 
 /// The permitted set as the model knows it.
 fn permitted(state: &CallerState) -> u64 {
@@ -170,6 +184,21 @@ mod tests {
         assert!(s.cap_sys_admin && s.cap_eff == 1 << CAP_SYS_ADMIN);
         let e = caps_step(&env, &mut s, CapsOp::BoundAllButSysAdmin);
         assert_eq!((e.result, e.rule), (CallResult::Failure(Errno::EPERM), BOUND_NEEDS_SETPCAP));
+    }
+
+    #[test]
+    fn a_user_namespace_made_without_setfcap_refuses_the_root_map() {
+        let (env, mut s) = root();
+        let p = crate::model::profile::by_name("linux-6.18").unwrap();
+        caps_step(&env, &mut s, CapsOp::DropAllButSysAdmin);
+        crate::model::predict_unshare(p, &env, &mut s, RawFlags(bits::NEWUSER));
+        let e = crate::model::steps::write_maps(&mut s);
+        assert_eq!((e.result, e.rule), (CallResult::Failure(Errno::EPERM), ROOT_MAP_NEEDS_SETFCAP));
+        // With CAP_SETFCAP the same maps are written.
+        let (env, mut s) = root();
+        caps_step(&env, &mut s, CapsOp::DropSetuid);
+        crate::model::predict_unshare(p, &env, &mut s, RawFlags(bits::NEWUSER));
+        assert!(crate::model::steps::write_maps(&mut s).result.is_success());
     }
 
     #[test]

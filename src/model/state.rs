@@ -149,6 +149,10 @@ pub struct CallerState {
     /// `keepcaps-nobody` step kept in the permitted set while clearing the effective one, and
     /// a `raise` step brings back. 0 wherever the two sets are equal.
     pub caps_prm_only: u64,
+    /// The current user namespace was made by a NEWUSER step of a caller with euid 0 and
+    /// without CAP_SETFCAP in its effective set (`parent_could_setfcap` false): its uid_map
+    /// cannot map the parent's uid 0 (`verify_root_map`, 5.12+; `model::caps`).
+    pub caps_root_map_refused: bool,
 }
 
 impl CallerState {
@@ -292,6 +296,7 @@ impl CallerState {
             fd_table_over_nr_open: false,
             parent_ignores_sigchld: false,
             caps_prm_only: 0,
+            caps_root_map_refused: false,
         }
     }
 

@@ -127,6 +127,9 @@ pub fn write_maps(state: &mut CallerState) -> StepEffect {
     if !state.maps_writable {
         return fail(Errno::EPERM, "maps-already-written");
     }
+    if state.caps_root_map_refused {
+        return fail(Errno::EPERM, super::caps::ROOT_MAP_NEEDS_SETFCAP);
+    }
     state.maps_writable = false;
     state.ids_mapped = true;
     state.uid = 0;
