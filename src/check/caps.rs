@@ -51,7 +51,7 @@ pub fn changes_only_the_thread(ctx: &StepCtx) -> Option<Result<(), String>> {
     thread_view.links = want.links;
     let observed = StepObservation { result: got, after: child.state.clone(), child: None };
     let thread_ctx = StepCtx { expected: &thread_view, observed: &observed, ..*ctx };
-    problems.extend(super::invariants::link_problems(&thread_ctx).into_iter().map(|p| format!("thread: {p}")));
+    problems.extend(super::step::link_problems(&thread_ctx).into_iter().map(|p| format!("thread: {p}")));
     let (b, t) = (ctx.before, &child.state);
     if (t.uid, t.euid, t.gid, t.egid, t.cap_eff) != (b.uid, b.euid, b.gid, b.egid, b.cap_eff) {
         problems.push(format!(

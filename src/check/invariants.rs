@@ -18,7 +18,7 @@ use super::sharing::{
     thread_einval_when_multithreaded, vm_unshare_einval_when_shared,
 };
 pub use super::step::{Invariant, StepCheck, StepCtx};
-use super::step::{alive_inodes, needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
+use super::step::{link_problems, needs_kcmp, needs_link, nothing_needed, state_diff, verdict};
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     if !ctx.is_unshare || ctx.expected.unknown_bits == 0 {
@@ -118,54 +118,6 @@ fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
     } else {
         Err(format!("a failed NEWNS should only detach root and cwd (spec §6 M12): {}", problems.join(", ")))
     }
-}
-
-pub(super) fn link_problems(ctx: &StepCtx) -> Vec<String> {
-    let after = &ctx.observed.after;
-    let alive = alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before]);
-    let mut problems = Vec::new();
-    let mut fresh_seen: Vec<u64> = Vec::new();
-    // A link left out of ns_links is missing or does not name namespaces reliably here
-    // (exec::executor::probe); its readings say nothing.
-    for link in NsLink::ALL.into_iter().filter(|l| ctx.env.has_link(*l)) {
-        let (was, now) = (ctx.before.link(link), after.link(link));
-        match ctx.expected.links[link.index()] {
-            LinkExpect::Unchanged if was != now => {
-                problems.push(format!("ns/{link} should not change: {} -> {}", show(was), show(now)));
-            }
-            LinkExpect::Fresh => match now {
-                NsValue::Inode(i) if alive.contains(&i) => {
-                    problems.push(format!("ns/{link} should be a new namespace, but inode {i} was alive before"));
-                }
-                NsValue::Inode(i) if fresh_seen.contains(&i) => {
-                    problems.push(format!("ns/{link} got inode {i}, shared with another new namespace"));
-                }
-                NsValue::Inode(i) => fresh_seen.push(i),
-                NsValue::Error(e) => {
-                    problems.push(format!("ns/{link} should be a new namespace, but reading it gave {e}"))
-                }
-            },
-            LinkExpect::Unreadable(e) if now != NsValue::Error(e) => {
-                problems.push(format!("ns/{link} should be unreadable with {e}, got {}", show(now)));
-            }
-            LinkExpect::BeforeOf(other) if now != ctx.before.link(other) => {
-                problems.push(format!(
-                    "ns/{link} should equal the earlier ns/{other} {}, got {}",
-                    show(ctx.before.link(other)),
-                    show(now)
-                ));
-            }
-            LinkExpect::AfterOf(other) if now != after.link(other) => {
-                problems.push(format!(
-                    "ns/{link} should equal ns/{other} {}, got {}",
-                    show(after.link(other)),
-                    show(now)
-                ));
-            }
-            _ => {}
-        }
-    }
-    problems
 }
 
 fn success_changes_exactly_predicted(ctx: &StepCtx) -> Option<Result<(), String>> {

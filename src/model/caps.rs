@@ -47,8 +47,9 @@ pub const NOBODY_UNMAPPED: &str = "caps-nobody-unmapped";
 /// Rule: `keepcaps-nobody` without CAP_SETUID.
 pub const SETUID_NEEDS_CAP: &str = "caps-setresuid-needs-cap-setuid";
 
-/// Rule: WriteMaps maps the parent's uid 0, but the namespace's creator had no CAP_SETFCAP.
-pub const ROOT_MAP_NEEDS_SETFCAP: &str = "caps-root-map-needs-setfcap";
+/// Rule: WriteMaps maps the parent's uid 0, but the namespace's creator had no CAP_SETFCAP
+/// (decided in `steps::write_maps`).
+pub use super::steps::CAPS_ROOT_MAP_NEEDS_SETFCAP as ROOT_MAP_NEEDS_SETFCAP;
 
 /// At a successful NEWUSER, from the caller's state before it: the new namespace's uid_map
 /// will refuse the map `0 0 1` that WriteMaps writes. `create_user_ns` records

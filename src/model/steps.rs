@@ -112,6 +112,10 @@ pub fn fork_exit(profile: &KernelProfile, state: &mut CallerState) -> StepEffect
     ok(links, PidExpect::Unchanged)
 }
 
+/// Rule: WriteMaps maps the parent's uid 0 in a user namespace whose creator had no
+/// CAP_SETFCAP (`model::caps::root_map_refused`).
+pub const CAPS_ROOT_MAP_NEEDS_SETFCAP: &str = "caps-root-map-needs-setfcap";
+
 /// Write `deny` to setgroups and the maps `0 <outer ids> 1`.
 ///
 /// Opening /proc/self/setgroups for writing needs CAP_SYS_ADMIN in the user namespace
@@ -128,7 +132,7 @@ pub fn write_maps(state: &mut CallerState) -> StepEffect {
         return fail(Errno::EPERM, "maps-already-written");
     }
     if state.caps_root_map_refused {
-        return fail(Errno::EPERM, super::caps::ROOT_MAP_NEEDS_SETFCAP);
+        return fail(Errno::EPERM, CAPS_ROOT_MAP_NEEDS_SETFCAP);
     }
     state.maps_writable = false;
     state.ids_mapped = true;
