@@ -438,7 +438,7 @@ pub fn ablations(env: &Environment, judged: &[Judged]) -> Vec<OracleResult> {
     out
 }
 
-/// Id of the row [`caps_all_needed`] adds.
+/// Id of the row the `caps-all-needed` model mutant adds (issue 16 class 5).
 pub const CAPS_ALL_NEEDED: &str = "caps-all-needed";
 
 /// Issue 16 class 5, a state-dependent lie no seccomp filter can tell (it depends on the
