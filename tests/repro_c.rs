@@ -61,6 +61,7 @@ fn all_features() -> Vec<String> {
             "step clone3",
             "step caps",
             "step thread_call",
+            "step setns",
         ]
         .map(String::from),
     );
@@ -83,6 +84,7 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::Clone3(_) => "step clone3",
         Step::Caps(_) => "step caps",
         Step::ThreadCall(_) => "step thread_call",
+        Step::Setns(_) => "step setns",
         _ => return None,
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod guest;
+pub mod setns;
 pub mod setup;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use caps::CapsOp;
+pub use setns::{SetnsStep, SetnsTarget};
 pub use setup::{Chroot, HIGH_FD, NsType, Privilege, Setup, Shm, Sibling};
 
 use crate::abi::flags::RawFlags;
@@ -56,6 +58,8 @@ pub enum Step {
     /// (`/proc/thread-self`), and then stays parked until the case ends; the main thread waits
     /// for its report and continues the case (issue 16 class 5).
     ThreadCall(RawFlags),
+    /// `setns(fd, nstype)` on a namespace file or pidfd ([`SetnsStep`], issue 16 class 4).
+    Setns(SetnsStep),
 }
 
 impl Step {
@@ -109,6 +113,29 @@ pub enum CaseError {
 }
 
 impl Case {
+    /// Whether a step asks the caller to leave a namespace of a type in `ns_bits`: an unshare
+    /// (through either entry) whose flag word has one of these bits, or any setns step. No other
+    /// step moves the caller itself (a clone3 step's child is another process). The case child reads life
+    /// inside a namespace type only for such a case (`exec::child::inside`), and the model
+    /// predicts those readings only then, so both take it from here.
+    pub fn asks_to_leave(&self, ns_bits: u64) -> bool {
+        self.steps.iter().any(|step| match step {
+            Step::Unshare(_) | Step::UnshareInt80(_) => step.unshare_word().is_some_and(|w| w.0 & ns_bits != 0),
+            Step::Fork
+            | Step::ForkExit
+            | Step::WriteMaps
+            | Step::DropSysAdmin
+            | Step::Chroot(_)
+            | Step::SpawnThread
+            | Step::Clone3(_)
+            | Step::Caps(_) => false,
+            // A thread_call's unshare moves its own thread, never the main thread that reads.
+            Step::ThreadCall(_) => false,
+            // A setns may join another namespace of several types (through a pidfd): read all.
+            Step::Setns(_) => true,
+        })
+    }
+
     /// A case of plain unshare steps with the default setup.
     pub fn unshare(flags: &[u64]) -> Case {
         Case { setup: Setup::default(), steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect() }
@@ -171,6 +198,7 @@ impl fmt::Display for Step {
             Step::UnshareInt80(flags) => write!(f, "unshare({flags}) via int 0x80"),
             Step::Caps(op) => write!(f, "caps {op}"),
             Step::ThreadCall(flags) => write!(f, "unshare({flags}) in a new thread"),
+            Step::Setns(s) => write!(f, "{s}"),
         }
     }
 }

@@ -424,4 +424,16 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
         "EPERM",
         "not unshare's own: uid_map \"0 0 1\" after a NEWUSER made without CAP_SETFCAP",
     ),
+    // setns steps (issue 16 class 4, model::setns): not unshare's own, the spec's setns notes.
+    ("setns-pid-for-children-pending", "ENOENT", "setns: pid_for_children before its init"),
+    ("setns-nstype-mismatch", "EINVAL", "setns: nstype not the file's type"),
+    ("setns-pidfd-flags-invalid", "EINVAL", "setns: pidfd with nstype 0 or no ns type"),
+    ("setns-pidfd-exited", "ESRCH", "setns: pidfd of a reaped process"),
+    ("setns-time-not-single-threaded", "EUSERS", "setns: time ns with the mm shared"),
+    ("setns-userns-same", "EINVAL", "setns: own user ns"),
+    ("setns-userns-multithreaded", "EINVAL", "setns: user ns, multithreaded"),
+    ("setns-userns-no-cap-in-target", "EPERM", "setns: user ns without CAP_SYS_ADMIN in it"),
+    ("setns-needs-cap-sys-admin", "EPERM", "setns: no CAP_SYS_ADMIN"),
+    ("setns-owner-userns-no-cap", "EPERM", "setns: no CAP_SYS_ADMIN over the owner"),
+    ("setns-pidns-not-descendant", "EINVAL", "setns: pid ns not a descendant"),
 ];

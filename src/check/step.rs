@@ -228,6 +228,13 @@ pub(super) fn link_problems(ctx: &StepCtx) -> Vec<String> {
                     show(now)
                 ));
             }
+            LinkExpect::AtCaseStart(other) if now != ctx.initial.link(other) => {
+                problems.push(format!(
+                    "ns/{link} should equal ns/{other} as it was before the first step {}, got {}",
+                    show(ctx.initial.link(other)),
+                    show(now)
+                ));
+            }
             _ => {}
         }
     }

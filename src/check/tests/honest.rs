@@ -25,13 +25,14 @@ fn kcmp_value(k: crate::model::KcmpExpect) -> crate::exec::observe::IntOrErrno {
 }
 
 /// The links after step `e`, from `cur`: a fresh namespace takes the next number of `next_ino`.
-fn links_after(e: &Expected, cur: &Snapshot, after: &mut Snapshot, next_ino: &mut u64) {
-    links_as(&e.links, cur, after, next_ino);
+fn links_after(e: &Expected, initial: &Snapshot, cur: &Snapshot, after: &mut Snapshot, next_ino: &mut u64) {
+    links_as(&e.links, initial, cur, after, next_ino);
 }
 
-/// The links after a change described by `links`, from `cur`.
+/// The links after a change described by `links`, from `cur` (`initial`: before the first step).
 fn links_as(
     links: &[crate::model::LinkExpect; NsLink::COUNT],
+    initial: &Snapshot,
     cur: &Snapshot,
     after: &mut Snapshot,
     next_ino: &mut u64,
@@ -47,6 +48,7 @@ fn links_as(
             }
             LinkExpect::Unreadable(err) => NsValue::Error(err),
             LinkExpect::BeforeOf(other) => cur.link(other),
+            LinkExpect::AtCaseStart(other) => initial.link(other),
         };
     }
     for link in NsLink::ALL {
@@ -57,11 +59,11 @@ fn links_as(
 }
 
 /// The state after step `e` exactly as the model says, from `cur`.
-fn state_after(e: &Expected, cur: &Snapshot, next_ino: &mut u64) -> Snapshot {
+fn state_after(e: &Expected, initial: &Snapshot, cur: &Snapshot, next_ino: &mut u64) -> Snapshot {
     use crate::exec::observe::{IntOrErrno, SiblingView};
     use crate::model::{KcmpExpect, PidExpect, SemExpect};
     let mut after = cur.clone();
-    links_after(e, cur, &mut after, next_ino);
+    links_after(e, initial, cur, &mut after, next_ino);
     (after.uid, after.euid, after.gid, after.egid, after.cap_eff) =
         (e.creds.uid, e.creds.uid, e.creds.gid, e.creds.gid, e.creds.cap_eff);
     after.pid = match e.pid {
@@ -150,8 +152,8 @@ pub(super) fn honest_on(
     let mut next_ino = 5_000_000_000u64;
     let mut obs = Vec::new();
     for e in steps {
-        let after = state_after(e, &cur, &mut next_ino);
-        let child = e.thread_call.as_ref().map(|t| thread_call_child(t, &cur, &mut next_ino));
+        let after = state_after(e, &env.baseline, &cur, &mut next_ino);
+        let child = e.thread_call.as_ref().map(|t| thread_call_child(t, &env.baseline, &cur, &mut next_ino));
         obs.push(StepObservation { result: e.result, after: after.clone(), child });
         cur = after;
     }
@@ -167,12 +169,13 @@ pub(super) fn honest_on(
 /// What a thread_call step's thread reports when it does exactly what the model says.
 fn thread_call_child(
     t: &crate::model::expect::ThreadCallExpect,
+    initial: &Snapshot,
     cur: &Snapshot,
     next_ino: &mut u64,
 ) -> crate::exec::observe::ChildObservation {
     use crate::exec::observe::{ChildObservation, IntOrErrno, KcmpSide};
     let mut state = cur.clone();
-    links_as(&t.links, cur, &mut state, next_ino);
+    links_as(&t.links, initial, cur, &mut state, next_ino);
     ChildObservation {
         returned: if t.result.is_success() { 0 } else { -1 },
         reported: true,

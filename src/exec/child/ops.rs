@@ -51,6 +51,8 @@ pub struct Ctx<'a> {
     pub marks: super::markers::Reading,
     /// Life inside the namespaces as read before the first step (`inside`).
     pub inside: super::inside::Before,
+    /// The setns steps' descriptors opened before the first step (`setns`).
+    pub setns_fds: super::setns::Fds,
 }
 
 /// Writes one message (a failed write means the executor is gone: nobody is left to tell).

@@ -28,6 +28,7 @@ const STEP_UNSHARE_INT80: u8 = 16;
 const STEP_CAPS: u8 = 40;
 /// A thread_call step: `u64` flags follow.
 const STEP_THREAD_CALL: u8 = 41;
+const STEP_SETNS: u8 = 17;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
@@ -129,6 +130,10 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
             Step::ThreadCall(f) => {
                 out.push(STEP_THREAD_CALL);
                 out.extend_from_slice(&f.0.to_le_bytes());
+            }
+            Step::Setns(st) => {
+                out.extend_from_slice(&[STEP_SETNS, st.target.index() as u8]);
+                out.extend_from_slice(&st.nstype.0.to_le_bytes());
             }
         }
     }
@@ -262,6 +267,10 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
             STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
             STEP_CAPS => Step::Caps(c.pick(&CapsOp::ALL, "unknown caps operation")?),
             STEP_THREAD_CALL => Step::ThreadCall(RawFlags(c.u64()?)),
+            STEP_SETNS => {
+                let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
+                Step::Setns(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
+            }
             _ => {
                 c.at -= 1;
                 return c.fail("unknown step tag");
