@@ -40,6 +40,19 @@ use super::profile::KernelProfile;
 use super::state::CallerState;
 use super::steps::{StepEffect, UNCHANGED, fail, ok, spawn_thread};
 
+/// What the caps steps and NEWUSER leave for later steps (a field of [`CallerState`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CapsState {
+    /// Permitted capabilities missing from the effective set: what a `keepcaps-nobody` step
+    /// kept in the permitted set while clearing the effective one, and a `raise` step brings
+    /// back. 0 wherever the two sets are equal.
+    pub prm_only: u64,
+    /// The current user namespace was made by a NEWUSER step of a caller with euid 0 and
+    /// without CAP_SETFCAP in its effective set (`parent_could_setfcap` false): its uid_map
+    /// cannot map the parent's uid 0 (`verify_root_map`, 5.12+).
+    pub root_map_refused: bool,
+}
+
 /// Rule: `bound-all-but-sys-admin` without CAP_SETPCAP.
 pub const BOUND_NEEDS_SETPCAP: &str = "caps-bound-needs-cap-setpcap";
 /// Rule: `keepcaps-nobody` where uid 65534 has no mapping.
@@ -62,7 +75,7 @@ pub fn root_map_refused(state: &CallerState) -> bool {
 
 /// The permitted set as the model knows it.
 fn permitted(state: &CallerState) -> u64 {
-    state.cap_eff | state.caps_prm_only
+    state.cap_eff | state.caps.prm_only
 }
 
 /// kcmp against the siblings after the caller's permitted set lost `lost` bits or its uid
@@ -96,7 +109,7 @@ pub fn caps_step(env: &Environment, state: &mut CallerState, op: CapsOp) -> Step
                 return fail(Errno::EPERM, SETUID_NEEDS_CAP);
             }
             if state.uid == 0 {
-                state.caps_prm_only = permitted(state);
+                state.caps.prm_only = permitted(state);
                 state.cap_eff = 0;
                 state.cap_sys_admin = false;
                 kcmp_after(state, true);
@@ -104,20 +117,20 @@ pub fn caps_step(env: &Environment, state: &mut CallerState, op: CapsOp) -> Step
             state.uid = CAPS_NOBODY;
         }
         CapsOp::Raise => {
-            if state.caps_prm_only != 0 && state.siblings.iter().any(|s| !s.kcmp_allowed && s.pid_visible) {
+            if state.caps.prm_only != 0 && state.siblings.iter().any(|s| !s.kcmp_allowed && s.pid_visible) {
                 state
                     .unknowable
                     .get_or_insert("kcmp against a sibling after capabilities came back is not modelled".into());
             }
             state.cap_eff = permitted(state);
-            state.caps_prm_only = 0;
+            state.caps.prm_only = 0;
             state.cap_sys_admin = state.has_cap(CAP_SYS_ADMIN);
         }
         drop => {
             let mask = drop.drop_mask();
             let lost = permitted(state) & mask != 0;
             state.cap_eff &= !mask;
-            state.caps_prm_only &= !mask;
+            state.caps.prm_only &= !mask;
             kcmp_after(state, lost);
         }
     }

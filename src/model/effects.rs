@@ -153,7 +153,7 @@ pub fn apply_unshare_success(
     }
     if f.intersects(bits::NEWUSER) {
         // Read before the new credentials replace the old ones (model::caps).
-        state.caps_root_map_refused = super::caps::root_map_refused(state);
+        state.caps.root_map_refused = super::caps::root_map_refused(state);
         state.cap_sys_admin = true;
         state.ids_mapped = false;
         state.maps_writable = true;

@@ -146,14 +146,8 @@ pub struct CallerState {
     /// The fd table holds an fd whose table (rounded up to 64 slots) is larger than the lowered
     /// `fs.nr_open` of a guest-only setup (`case::guest`): every copy of it fails with EMFILE.
     pub fd_table_over_nr_open: bool,
-    /// Permitted capabilities missing from the effective set (`model::caps`): what a
-    /// `keepcaps-nobody` step kept in the permitted set while clearing the effective one, and
-    /// a `raise` step brings back. 0 wherever the two sets are equal.
-    pub caps_prm_only: u64,
-    /// The current user namespace was made by a NEWUSER step of a caller with euid 0 and
-    /// without CAP_SETFCAP in its effective set (`parent_could_setfcap` false): its uid_map
-    /// cannot map the parent's uid 0 (`verify_root_map`, 5.12+; `model::caps`).
-    pub caps_root_map_refused: bool,
+    /// What the caps steps and NEWUSER record for later steps (`model::caps`).
+    pub caps: super::caps::CapsState,
     /// What setns steps read: namespace owners and the pid-namespace depth (`model::setns`).
     pub setns: SetnsState,
 }
@@ -298,8 +292,7 @@ impl CallerState {
             sighand_held_by_zombie: false,
             fd_table_over_nr_open: false,
             parent_ignores_sigchld: false,
-            caps_prm_only: 0,
-            caps_root_map_refused: false,
+            caps: Default::default(),
             setns: SetnsState::default(),
         }
     }

@@ -131,7 +131,7 @@ pub fn write_maps(state: &mut CallerState) -> StepEffect {
     if !state.maps_writable {
         return fail(Errno::EPERM, "maps-already-written");
     }
-    if state.caps_root_map_refused {
+    if state.caps.root_map_refused {
         return fail(Errno::EPERM, CAPS_ROOT_MAP_NEEDS_SETFCAP);
     }
     state.maps_writable = false;
@@ -145,7 +145,7 @@ pub fn write_maps(state: &mut CallerState) -> StepEffect {
 pub fn drop_sys_admin(state: &mut CallerState) -> StepEffect {
     state.cap_sys_admin = false;
     state.cap_eff &= !(1u64 << CAP_SYS_ADMIN);
-    state.caps_prm_only &= !(1u64 << CAP_SYS_ADMIN);
+    state.caps.prm_only &= !(1u64 << CAP_SYS_ADMIN);
     ok(UNCHANGED, PidExpect::Unchanged)
 }
 
