@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod caps;
+pub mod caps_state;
 pub mod checks;
 pub mod clone3;
 pub mod effects;

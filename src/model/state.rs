@@ -147,7 +147,7 @@ pub struct CallerState {
     /// `fs.nr_open` of a guest-only setup (`case::guest`): every copy of it fails with EMFILE.
     pub fd_table_over_nr_open: bool,
     /// What the caps steps and NEWUSER record for later steps (`model::caps`).
-    pub caps: super::caps::CapsState,
+    pub caps: super::caps_state::CapsState,
     /// What setns steps read: namespace owners and the pid-namespace depth (`model::setns`).
     pub setns: SetnsState,
 }
