@@ -59,6 +59,8 @@ fn all_features() -> Vec<String> {
             "step chroot /",
             "step spawn_thread",
             "step clone3",
+            "step caps",
+            "step thread_call",
             "step setns",
         ]
         .map(String::from),
@@ -80,6 +82,8 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::Chroot(Chroot::Root) => "step chroot /",
         Step::SpawnThread => "step spawn_thread",
         Step::Clone3(_) => "step clone3",
+        Step::Caps(_) => "step caps",
+        Step::ThreadCall(_) => "step thread_call",
         Step::Setns(_) => "step setns",
         _ => return None,
     })

@@ -113,6 +113,7 @@ const POST_FORK: &[&str] = &[
     "src/exec/child/sibling.rs",
     "src/exec/child/clone3.rs",
     "src/exec/child/limits_child.rs",
+    "src/exec/child/caps.rs",
     "src/exec/child/inside.rs",
     "src/exec/child/setns.rs",
 ];

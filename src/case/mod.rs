@@ -2,6 +2,7 @@
 //! turned into reproducers: a setup of the calling process and a short
 //! sequence of steps.
 
+pub mod caps;
 pub mod guest;
 pub mod setns;
 pub mod setup;
@@ -10,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use caps::CapsOp;
 pub use setns::{SetnsStep, SetnsTarget};
 pub use setup::{Chroot, HIGH_FD, NsType, Privilege, Setup, Shm, Sibling};
 
@@ -48,6 +50,14 @@ pub enum Step {
     /// only). Its flag word is 32 bits wide: the kernel sees only the low 32 bits of these flags
     /// ([`Step::unshare_word`]).
     UnshareInt80(RawFlags),
+    /// A capability or credential change short of CAP_SYS_ADMIN (issue 16 class 5; see
+    /// [`CapsOp`]).
+    Caps(CapsOp),
+    /// A new thread (`pthread_create`) calls `syscall(SYS_unshare, flags)` while the main
+    /// thread and any others are alive, reports its result and what it sees of itself
+    /// (`/proc/thread-self`), and then stays parked until the case ends; the main thread waits
+    /// for its report and continues the case (issue 16 class 5).
+    ThreadCall(RawFlags),
     /// `setns(fd, nstype)` on a namespace file or pidfd ([`SetnsStep`], issue 16 class 4).
     Setns(SetnsStep),
 }
@@ -117,7 +127,10 @@ impl Case {
             | Step::DropSysAdmin
             | Step::Chroot(_)
             | Step::SpawnThread
-            | Step::Clone3(_) => false,
+            | Step::Clone3(_)
+            | Step::Caps(_) => false,
+            // A thread_call's unshare moves its own thread, never the main thread that reads.
+            Step::ThreadCall(_) => false,
             // A setns may join another namespace of several types (through a pidfd): read all.
             Step::Setns(_) => true,
         })
@@ -183,6 +196,8 @@ impl fmt::Display for Step {
             Step::SpawnThread => f.write_str("pthread_create"),
             Step::Clone3(flags) => write!(f, "clone3({flags})"),
             Step::UnshareInt80(flags) => write!(f, "unshare({flags}) via int 0x80"),
+            Step::Caps(op) => write!(f, "caps {op}"),
+            Step::ThreadCall(flags) => write!(f, "unshare({flags}) in a new thread"),
             Step::Setns(s) => write!(f, "{s}"),
         }
     }

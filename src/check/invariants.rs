@@ -18,7 +18,7 @@ use super::sharing::{
     thread_einval_when_multithreaded, vm_unshare_einval_when_shared,
 };
 pub use super::step::{Invariant, StepCheck, StepCtx};
-use super::step::{alive_inodes, needs_kcmp, needs_link, nothing_needed, show, state_diff, verdict};
+use super::step::{link_problems, needs_kcmp, needs_link, nothing_needed, state_diff, verdict};
 
 fn unknown_bits_einval(ctx: &StepCtx) -> Option<Result<(), String>> {
     if !ctx.is_unshare || ctx.expected.unknown_bits == 0 {
@@ -75,6 +75,11 @@ fn failure_changes_nothing(ctx: &StepCtx) -> Option<Result<(), String>> {
     if ctx.observed.result.is_success() || ctx.expected.clone3.as_ref().is_some_and(|c| c.undo_list_made) {
         return None;
     }
+    // A thread_call step whose thread's unshare failed leaves that thread behind (one thread
+    // more): thread-call-changes-only-the-thread judges it.
+    if ctx.expected.thread_call.is_some() {
+        return None;
+    }
     if ctx.expected.root_detached {
         return Some(only_root_detached(ctx));
     }
@@ -113,61 +118,6 @@ fn only_root_detached(ctx: &StepCtx) -> Result<(), String> {
     } else {
         Err(format!("a failed NEWNS should only detach root and cwd (spec §6 M12): {}", problems.join(", ")))
     }
-}
-
-fn link_problems(ctx: &StepCtx) -> Vec<String> {
-    let after = &ctx.observed.after;
-    let alive = alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before]);
-    let mut problems = Vec::new();
-    let mut fresh_seen: Vec<u64> = Vec::new();
-    // A link left out of ns_links is missing or does not name namespaces reliably here
-    // (exec::executor::probe); its readings say nothing.
-    for link in NsLink::ALL.into_iter().filter(|l| ctx.env.has_link(*l)) {
-        let (was, now) = (ctx.before.link(link), after.link(link));
-        match ctx.expected.links[link.index()] {
-            LinkExpect::Unchanged if was != now => {
-                problems.push(format!("ns/{link} should not change: {} -> {}", show(was), show(now)));
-            }
-            LinkExpect::Fresh => match now {
-                NsValue::Inode(i) if alive.contains(&i) => {
-                    problems.push(format!("ns/{link} should be a new namespace, but inode {i} was alive before"));
-                }
-                NsValue::Inode(i) if fresh_seen.contains(&i) => {
-                    problems.push(format!("ns/{link} got inode {i}, shared with another new namespace"));
-                }
-                NsValue::Inode(i) => fresh_seen.push(i),
-                NsValue::Error(e) => {
-                    problems.push(format!("ns/{link} should be a new namespace, but reading it gave {e}"))
-                }
-            },
-            LinkExpect::Unreadable(e) if now != NsValue::Error(e) => {
-                problems.push(format!("ns/{link} should be unreadable with {e}, got {}", show(now)));
-            }
-            LinkExpect::BeforeOf(other) if now != ctx.before.link(other) => {
-                problems.push(format!(
-                    "ns/{link} should equal the earlier ns/{other} {}, got {}",
-                    show(ctx.before.link(other)),
-                    show(now)
-                ));
-            }
-            LinkExpect::AfterOf(other) if now != after.link(other) => {
-                problems.push(format!(
-                    "ns/{link} should equal ns/{other} {}, got {}",
-                    show(after.link(other)),
-                    show(now)
-                ));
-            }
-            LinkExpect::AtCaseStart(other) if now != ctx.initial.link(other) => {
-                problems.push(format!(
-                    "ns/{link} should equal ns/{other} as it was before the first step {}, got {}",
-                    show(ctx.initial.link(other)),
-                    show(now)
-                ));
-            }
-            _ => {}
-        }
-    }
-    problems
 }
 
 fn success_changes_exactly_predicted(ctx: &StepCtx) -> Option<Result<(), String>> {
@@ -403,6 +353,18 @@ pub const INVARIANTS: &[Invariant] = &[
         needs: nothing_needed,
         check: super::guest_rows::missing_namespace_type_einval,
     },
+    Invariant {
+        id: "caps-only-sys-admin-decides",
+        doc: "an unshare made while capabilities other than CAP_SYS_ADMIN are missing from the effective set (dropped, or cleared by a uid change under PR_SET_KEEPCAPS) gets the result the model computes from CAP_SYS_ADMIN alone",
+        needs: nothing_needed,
+        check: super::caps::only_sys_admin_decides,
+    },
+    Invariant {
+        id: "thread-call-changes-only-the-thread",
+        doc: "an unshare from a thread other than the main one, while the main thread is alive, gives the model's result (THREAD, SIGHAND, VM and NEWUSER fail with EINVAL), changes that thread's own namespaces as predicted and nothing of the main thread but its thread count",
+        needs: nothing_needed,
+        check: super::caps::changes_only_the_thread,
+    },
 ];
 
 /// Invariants that read /proc (namespace links, thread count, umask), skipped after the
@@ -417,6 +379,7 @@ pub const NEEDS_PROC: &[&str] = &[
     "unknown-bits-einval",
     "clone3-matches-model",
     "clone3-and-unshare-agree-on-namespaces",
+    "thread-call-changes-only-the-thread",
 ];
 
 /// Case-level invariant: the case's process ends by itself, within the timeout, without a signal.
@@ -456,6 +419,14 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("uts-missing", "EINVAL", "§3 EINVAL (g) uts (kernel without it)"),
     ("ipc-missing", "EINVAL", "§3 EINVAL (g) ipc (kernel without it)"),
     ("time-missing", "EINVAL", "§3 EINVAL (g) time (kernel without it)"),
+    ("caps-bound-needs-cap-setpcap", "EPERM", "not unshare's own: PR_CAPBSET_DROP without CAP_SETPCAP (caps step)"),
+    ("caps-setresuid-needs-cap-setuid", "EPERM", "not unshare's own: setresuid(65534) without CAP_SETUID (caps step)"),
+    ("caps-nobody-unmapped", "EINVAL", "not unshare's own: setresuid to an unmapped uid 65534 (caps step)"),
+    (
+        "caps-root-map-needs-setfcap",
+        "EPERM",
+        "not unshare's own: uid_map \"0 0 1\" after a NEWUSER made without CAP_SETFCAP",
+    ),
     // setns steps (issue 16 class 4, model::setns): not unshare's own, the spec's setns notes.
     ("setns-pid-for-children-pending", "ENOENT", "setns: pid_for_children before its init"),
     ("setns-nstype-mismatch", "EINVAL", "setns: nstype not the file's type"),

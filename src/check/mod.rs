@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod behaviour;
+pub mod caps;
 pub mod clone3;
 pub mod expected;
 pub mod fault;
@@ -100,7 +101,8 @@ impl CaseVerdict {
 fn limit_hit(env: &Environment, step: &Step, e: Errno) -> Option<String> {
     let r = &env.resources;
     let makes_tasks = matches!(step, Step::Fork | Step::ForkExit | Step::SpawnThread | Step::Clone3(_))
-        || matches!(step, Step::Setns(s) if s.target == crate::case::SetnsTarget::ExitedPidfd);
+        || matches!(step, Step::Setns(s) if s.target == crate::case::SetnsTarget::ExitedPidfd)
+        || matches!(step, Step::ThreadCall(_));
     let opens_fds = matches!(step, Step::Clone3(_) | Step::WriteMaps | Step::Setns(_));
     if e == Errno::EAGAIN && makes_tasks && r.task_limit().is_some() {
         return Some(format!(

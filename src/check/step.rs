@@ -6,7 +6,7 @@ use crate::abi::flags::RawFlags;
 use crate::abi::ns::NsLink;
 use crate::env::Environment;
 use crate::exec::observe::{IntOrErrno, NsValue, Snapshot, StepObservation};
-use crate::model::{Expected, KcmpExpect};
+use crate::model::{Expected, KcmpExpect, LinkExpect};
 
 /// Everything a step-level check may look at.
 pub struct StepCtx<'a> {
@@ -182,4 +182,61 @@ pub fn unchanged_state(ctx: &StepCtx) -> Result<(), String> {
         state_diff(ctx.before, &after)
     };
     if diff.is_empty() { Ok(()) } else { Err(format!("state changed: {}", diff.join(", "))) }
+}
+
+/// The namespace links across a step against the model's link expectations (also a
+/// thread_call step's thread, `check::caps`).
+pub(super) fn link_problems(ctx: &StepCtx) -> Vec<String> {
+    let after = &ctx.observed.after;
+    let alive = alive_inodes(ctx.env, &[&ctx.env.baseline, ctx.initial, ctx.before]);
+    let mut problems = Vec::new();
+    let mut fresh_seen: Vec<u64> = Vec::new();
+    // A link left out of ns_links is missing or does not name namespaces reliably here
+    // (exec::executor::probe); its readings say nothing.
+    for link in NsLink::ALL.into_iter().filter(|l| ctx.env.has_link(*l)) {
+        let (was, now) = (ctx.before.link(link), after.link(link));
+        match ctx.expected.links[link.index()] {
+            LinkExpect::Unchanged if was != now => {
+                problems.push(format!("ns/{link} should not change: {} -> {}", show(was), show(now)));
+            }
+            LinkExpect::Fresh => match now {
+                NsValue::Inode(i) if alive.contains(&i) => {
+                    problems.push(format!("ns/{link} should be a new namespace, but inode {i} was alive before"));
+                }
+                NsValue::Inode(i) if fresh_seen.contains(&i) => {
+                    problems.push(format!("ns/{link} got inode {i}, shared with another new namespace"));
+                }
+                NsValue::Inode(i) => fresh_seen.push(i),
+                NsValue::Error(e) => {
+                    problems.push(format!("ns/{link} should be a new namespace, but reading it gave {e}"))
+                }
+            },
+            LinkExpect::Unreadable(e) if now != NsValue::Error(e) => {
+                problems.push(format!("ns/{link} should be unreadable with {e}, got {}", show(now)));
+            }
+            LinkExpect::BeforeOf(other) if now != ctx.before.link(other) => {
+                problems.push(format!(
+                    "ns/{link} should equal the earlier ns/{other} {}, got {}",
+                    show(ctx.before.link(other)),
+                    show(now)
+                ));
+            }
+            LinkExpect::AfterOf(other) if now != after.link(other) => {
+                problems.push(format!(
+                    "ns/{link} should equal ns/{other} {}, got {}",
+                    show(after.link(other)),
+                    show(now)
+                ));
+            }
+            LinkExpect::AtCaseStart(other) if now != ctx.initial.link(other) => {
+                problems.push(format!(
+                    "ns/{link} should equal ns/{other} as it was before the first step {}, got {}",
+                    show(ctx.initial.link(other)),
+                    show(now)
+                ));
+            }
+            _ => {}
+        }
+    }
+    problems
 }

@@ -13,6 +13,7 @@ fn env() -> Environment {
     Environment::reference()
 }
 
+mod caps;
 mod honest;
 use honest::{honest, honest_on};
 

@@ -24,6 +24,7 @@ use crate::abi::ns::{NsLink, NsObserver};
 use crate::case::{Case, Step};
 use crate::sys;
 
+pub mod caps;
 pub mod clone3;
 pub mod guest;
 pub mod inside;
@@ -205,6 +206,8 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::Chroot(kind) => do_chroot(*kind),
         Step::SpawnThread => sys::spawn_parked_thread(),
         Step::Clone3(flags) => self::clone3::run(ctx.out, *flags),
+        Step::Caps(op) => self::caps::run(*op),
+        Step::ThreadCall(flags) => self::caps::thread_call(ctx.out, *flags),
         Step::Setns(st) => {
             let (fd, close) = self::setns::fd_for(&ctx.setns_fds, st.target)?;
             // SAFETY: see the module's Safety section. setns takes an int: the kernel sees the

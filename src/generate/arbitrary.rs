@@ -164,8 +164,10 @@ impl<'a> Arbitrary<'a> for Step {
             wst::SPAWN_THREAD,
             wst::UNSHARE_INT80,
             weights::setns::STEP,
+            wst::CAPS,
+            wst::THREAD_CALL,
         ];
-        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9])? {
+        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])? {
             0 => Step::Unshare(RawFlags::arbitrary(u)?),
             1 => Step::Clone3(clone3_flags(u)?),
             2 => Step::Fork,
@@ -175,6 +177,8 @@ impl<'a> Arbitrary<'a> for Step {
             6 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
             7 => Step::SpawnThread,
             9 => Step::Setns(setns_step(u)?),
+            10 => Step::Caps(wst::caps_op(u.int_in_range(0..=wst::CAPS_OP_TOTAL - 1)?)),
+            11 => Step::ThreadCall(RawFlags::arbitrary(u)?),
             _ => Step::UnshareInt80(RawFlags::arbitrary(u)?),
         })
     }

@@ -151,6 +151,8 @@ pub fn step() -> impl Strategy<Value = Step> {
         wst::CHROOT => prop_oneof![2 => Just(Step::Chroot(Chroot::Subdir)), 1 => Just(Step::Chroot(Chroot::Root))],
         wst::SPAWN_THREAD => Just(Step::SpawnThread),
         wst::UNSHARE_INT80 => flags().prop_map(Step::UnshareInt80),
+        wst::CAPS => (0..wst::CAPS_OP_TOTAL).prop_map(|r| Step::Caps(wst::caps_op(r))),
+        wst::THREAD_CALL => flags().prop_map(Step::ThreadCall),
         weights::setns::STEP => setns_step().prop_map(Step::Setns),
     ]
 }

@@ -184,9 +184,24 @@ mod tests {
         }
         use steps::*;
         assert_eq!(
-            UNSHARE + CLONE3 + FORK + FORK_EXIT + WRITE_MAPS + DROP_SYS_ADMIN + CHROOT + SPAWN_THREAD + UNSHARE_INT80,
+            UNSHARE
+                + CLONE3
+                + FORK
+                + FORK_EXIT
+                + WRITE_MAPS
+                + DROP_SYS_ADMIN
+                + CHROOT
+                + SPAWN_THREAD
+                + UNSHARE_INT80
+                + CAPS
+                + THREAD_CALL,
             100
         );
+        assert_eq!(CAPS_OP_WEIGHTS.iter().sum::<u32>(), CAPS_OP_TOTAL);
+        let ops: Vec<crate::case::CapsOp> = (0..CAPS_OP_TOTAL).map(caps_op).collect();
+        for (op, w) in crate::case::CapsOp::ALL.iter().zip(CAPS_OP_WEIGHTS) {
+            assert_eq!(ops.iter().filter(|o| *o == op).count(), w as usize, "{op}");
+        }
         use clone3::*;
         assert_eq!(SUBSET + SHAPED + ZERO + NEIGHBOUR + RANDOM, 100);
         for b in clone3::INVALID_BITS {
@@ -243,7 +258,7 @@ pub mod setup {
 /// Step weights (out of 100).
 pub mod steps {
     /// unshare (through the 64-bit entry).
-    pub const UNSHARE: u32 = 55;
+    pub const UNSHARE: u32 = 47;
     /// unshare through the i386 entry (`int $0x80`), with the same flag words: the high half
     /// of a word is then dropped by the entry, not refused by unshare.
     pub const UNSHARE_INT80: u32 = 3;
@@ -261,6 +276,30 @@ pub mod steps {
     pub const CHROOT: u32 = 3;
     /// pthread_create.
     pub const SPAWN_THREAD: u32 = 3;
+    /// A capability or credential change short of CAP_SYS_ADMIN (`case::caps`), each operation
+    /// equally often.
+    pub const CAPS: u32 = 5;
+    /// unshare from a new thread, with the flag words of unshare.
+    pub const THREAD_CALL: u32 = 3;
+    /// Weights of the caps operations, in the order of `CapsOp::ALL`, out of
+    /// [`CAPS_OP_TOTAL`]: keepcaps-nobody, the drops that take CAP_SETUID, and raise more
+    /// often than the rest, so that "no CAP_SETUID, then keepcaps-nobody" (EPERM) and
+    /// "keepcaps, then raise" come up in a run of 20,000 cases.
+    pub const CAPS_OP_WEIGHTS: [u32; 11] = [3, 1, 1, 1, 1, 1, 1, 3, 1, 4, 2];
+    /// Sum of [`CAPS_OP_WEIGHTS`].
+    pub const CAPS_OP_TOTAL: u32 = 19;
+
+    /// The caps operation for a roll in `0..CAPS_OP_TOTAL`.
+    pub fn caps_op(roll: u32) -> crate::case::CapsOp {
+        let mut r = roll % CAPS_OP_TOTAL;
+        for (w, op) in CAPS_OP_WEIGHTS.iter().zip(crate::case::CapsOp::ALL) {
+            if r < *w {
+                return op;
+            }
+            r -= w;
+        }
+        crate::case::CapsOp::Raise
+    }
 }
 
 /// Guest-only setups (`case::guest`, docs/guest-only.md), generated only when the run's

@@ -152,6 +152,8 @@ pub fn apply_unshare_success(
         state.mnt_owned_by_userns = f.intersects(bits::NEWNS);
     }
     if f.intersects(bits::NEWUSER) {
+        // Read before the new credentials replace the old ones (model::caps).
+        state.caps.root_map_refused = super::caps::root_map_refused(state);
         state.cap_sys_admin = true;
         state.ids_mapped = false;
         state.maps_writable = true;

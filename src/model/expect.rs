@@ -167,6 +167,10 @@ pub struct Expected {
     /// changed). The observation picks which of the two is judged (`check::fault`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_enomem: Option<Box<FaultAlternative>>,
+    /// For thread_call steps whose thread started: what its own unshare should do
+    /// (`model::caps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_call: Option<ThreadCallExpect>,
 }
 
 /// The other admissible outcome of a step under fail-nth: a failure by ENOMEM that leaves
@@ -311,4 +315,18 @@ pub struct Clone3Expect {
     /// caller had no undo list: the caller now has one, so kcmp SYSVSEM against a sibling
     /// without one changes even if the call failed.
     pub undo_list_made: bool,
+}
+
+/// What the thread of a thread_call step should see of its own unshare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadCallExpect {
+    /// The flags after the implications.
+    pub effective_flags: RawFlags,
+    /// Its result.
+    pub result: CallResult,
+    /// The deciding rule.
+    pub rule: &'static str,
+    /// The thread's own `/proc/thread-self/ns` links across the call, against the main
+    /// thread's before the step.
+    pub links: [LinkExpect; NsLink::COUNT],
 }

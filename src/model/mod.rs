@@ -10,6 +10,8 @@
 
 #![deny(missing_docs)]
 
+pub mod caps;
+pub mod caps_state;
 pub mod checks;
 pub mod clone3;
 pub mod effects;
@@ -204,6 +206,7 @@ fn decide_kernel(profile: &KernelProfile, env: &Environment, state: &mut CallerS
 /// Predicts one step from `state`, and updates `state` as the kernel would.
 pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut CallerState, step: &Step) -> Expected {
     // The contract facts probed at start (crate::env::facts) override the starting profile.
+    let thread_links = env.call_probes.facts.adjust(profile);
     let mut adjusted = env.call_probes.facts.adjust(profile);
     // Read through a pidfd ioctl, pid_for_children names a pending pid namespace at once (the
     // link hides it until its first process exists): the observation of kernels that show it.
@@ -212,6 +215,9 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
     }
     let profile = &adjusted;
     let before = sharing_before(state);
+    // A thread_call step's thread reads its own links from /proc/thread-self, never through a
+    // pidfd: it sees pid_for_children as the links show it (`thread_links`, without the override).
+    let mut thread_call = None;
     let setns_before = setns::before(state);
     let d = match step {
         // Through int $0x80 the kernel gets the low 32 bits: the same contract for that word.
@@ -227,6 +233,12 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                 Step::DropSysAdmin => steps::drop_sys_admin(state),
                 Step::Chroot(kind) => steps::chroot(state, *kind),
                 Step::SpawnThread => steps::spawn_thread(profile, state),
+                Step::Caps(op) => caps::caps_step(env, state, *op),
+                Step::ThreadCall(flags) => {
+                    let (e, t) = caps::thread_call(profile, &thread_links, env, state, *flags);
+                    thread_call = t;
+                    e
+                }
                 Step::Setns(s) => setns::decide(state, s),
                 Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) => unreachable!("handled above"),
             };
@@ -246,7 +258,9 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
         }
     };
     setns::follow(state, step, setns_before, d.result, d.effective);
-    finish(profile, state, before, d)
+    let mut e = finish(profile, state, before, d);
+    e.thread_call = thread_call;
+    e
 }
 
 /// The expectation of a step decided as `d`, from the state after it.
@@ -275,6 +289,7 @@ fn finish(profile: &KernelProfile, state: &CallerState, before: SharingBefore, d
         root_detached: d.root_detached,
         clone3: d.clone3,
         fault_enomem: None,
+        thread_call: None,
     }
 }
 

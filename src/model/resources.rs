@@ -57,7 +57,7 @@ pub fn need(case: &Case, executor_pid_level: Option<u32>) -> Need {
     let mut step_fds = 2;
     for step in &case.steps {
         match step {
-            Step::Fork | Step::SpawnThread => tasks += 1,
+            Step::Fork | Step::SpawnThread | Step::ThreadCall(_) => tasks += 1,
             Step::ForkExit => transient = 1,
             // A child with exit_signal 0 (THREAD or PARENT) or a CLONE_PARENT one is nobody's
             // to reap in the case: it stays a zombie, counted, until the case ends.

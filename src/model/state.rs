@@ -146,6 +146,8 @@ pub struct CallerState {
     /// The fd table holds an fd whose table (rounded up to 64 slots) is larger than the lowered
     /// `fs.nr_open` of a guest-only setup (`case::guest`): every copy of it fails with EMFILE.
     pub fd_table_over_nr_open: bool,
+    /// What the caps steps and NEWUSER record for later steps (`model::caps`).
+    pub caps: super::caps_state::CapsState,
     /// What setns steps read: namespace owners and the pid-namespace depth (`model::setns`).
     pub setns: SetnsState,
 }
@@ -290,6 +292,7 @@ impl CallerState {
             sighand_held_by_zombie: false,
             fd_table_over_nr_open: false,
             parent_ignores_sigchld: false,
+            caps: Default::default(),
             setns: SetnsState::default(),
         }
     }

@@ -27,11 +27,11 @@ pub struct StepEffect {
     pub cwd_changes: bool,
 }
 
-fn ok(links: [LinkExpect; NsLink::COUNT], pid: PidExpect) -> StepEffect {
+pub(super) fn ok(links: [LinkExpect; NsLink::COUNT], pid: PidExpect) -> StepEffect {
     StepEffect { result: CallResult::Success, rule: "success", links, pid, cwd_changes: false }
 }
 
-fn fail(errno: Errno, rule: &'static str) -> StepEffect {
+pub(super) fn fail(errno: Errno, rule: &'static str) -> StepEffect {
     StepEffect {
         result: CallResult::Failure(errno),
         rule,
@@ -41,7 +41,7 @@ fn fail(errno: Errno, rule: &'static str) -> StepEffect {
     }
 }
 
-const UNCHANGED: [LinkExpect; NsLink::COUNT] = [LinkExpect::Unchanged; NsLink::COUNT];
+pub(super) const UNCHANGED: [LinkExpect; NsLink::COUNT] = [LinkExpect::Unchanged; NsLink::COUNT];
 
 /// `fork()` and continue in the child.
 pub fn fork(profile: &KernelProfile, state: &mut CallerState) -> StepEffect {
@@ -112,6 +112,10 @@ pub fn fork_exit(profile: &KernelProfile, state: &mut CallerState) -> StepEffect
     ok(links, PidExpect::Unchanged)
 }
 
+/// Rule: WriteMaps maps the parent's uid 0 in a user namespace whose creator had no
+/// CAP_SETFCAP (`model::caps::root_map_refused`).
+pub const CAPS_ROOT_MAP_NEEDS_SETFCAP: &str = "caps-root-map-needs-setfcap";
+
 /// Write `deny` to setgroups and the maps `0 <outer ids> 1`.
 ///
 /// Opening /proc/self/setgroups for writing needs CAP_SYS_ADMIN in the user namespace
@@ -127,6 +131,9 @@ pub fn write_maps(state: &mut CallerState) -> StepEffect {
     if !state.maps_writable {
         return fail(Errno::EPERM, "maps-already-written");
     }
+    if state.caps.root_map_refused {
+        return fail(Errno::EPERM, CAPS_ROOT_MAP_NEEDS_SETFCAP);
+    }
     state.maps_writable = false;
     state.ids_mapped = true;
     state.uid = 0;
@@ -138,6 +145,7 @@ pub fn write_maps(state: &mut CallerState) -> StepEffect {
 pub fn drop_sys_admin(state: &mut CallerState) -> StepEffect {
     state.cap_sys_admin = false;
     state.cap_eff &= !(1u64 << CAP_SYS_ADMIN);
+    state.caps.prm_only &= !(1u64 << CAP_SYS_ADMIN);
     ok(UNCHANGED, PidExpect::Unchanged)
 }
 

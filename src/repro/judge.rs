@@ -162,7 +162,15 @@ fn step_checks(out: &mut String, k: usize, step: &Step, exp: &Expected, kcmp: bo
         let _ = writeln!(out, "\t\tconst struct child_obs *o = &r->step[{k}].child;");
     }
     let _ = writeln!(out, "\t\tint got = step_result(r, {k}, {what}, {want_c}, {rule_c});");
-    let _ = writeln!(out, "\t\tif (got != 0)\n\t\t\tunchanged({k}, b, a, \"the call failed\", {skip_sysvsem});");
+    if exp.thread_call.is_some() {
+        // The thread stays (one thread more) and gave the caller an undo list (CLONE_SYSVSEM).
+        let _ = writeln!(
+            out,
+            "\t\tif (got != 0) {{\n\t\t\tstruct snap a1 = *a;\n\t\t\tif (a1.threads == b->threads + 1)\n\t\t\t\ta1.threads = b->threads;\n\t\t\tunchanged({k}, b, &a1, \"the thread's call failed\", 1);\n\t\t}}"
+        );
+    } else {
+        let _ = writeln!(out, "\t\tif (got != 0)\n\t\t\tunchanged({k}, b, a, \"the call failed\", {skip_sysvsem});");
+    }
     if exp.result == CallResult::Success {
         out.push_str("\t\telse {\n");
         success_checks(out, k, exp);

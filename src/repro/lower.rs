@@ -149,6 +149,11 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
             let signal = exp.clone3.as_ref().map_or(libc::SIGCHLD as u64, |c| c.exit_signal);
             format!("step_clone3(x, {:#x}ULL, {signal}, &x->r->step[{k}].child)", f.0)
         }
+        Step::Caps(op) => {
+            let i = crate::case::CapsOp::ALL.iter().position(|o| o == op).unwrap_or(0);
+            format!("step_caps({i}, {:#x}ULL)", op.drop_mask())
+        }
+        Step::ThreadCall(f) => format!("step_thread_call({:#x}ULL)", f.0),
         Step::Setns(st) => format!(
             "step_setns({}, {}, {:#x}ULL)",
             st.target.index(),

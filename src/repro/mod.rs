@@ -35,10 +35,11 @@ mod lower;
 mod tables;
 
 /// The C primitives shared by every reproducer, in the order they are pasted.
-pub const PRIMITIVES: [(&str, &str); 7] = [
+pub const PRIMITIVES: [(&str, &str); 8] = [
     ("prelude.c", include_str!("prelude.c")),
     ("setup.c", include_str!("setup.c")),
     ("clone3.c", include_str!("clone3.c")),
+    ("caps.c", include_str!("caps.c")),
     ("checks.c", include_str!("checks.c")),
     ("markers.c", include_str!("markers.c")),
     ("inside.c", include_str!("inside.c")),

@@ -104,6 +104,42 @@ extern "C" fn parked_thread(_arg: *mut libc::c_void) -> *mut libc::c_void {
     }
 }
 
+/// Sleeps until the process exits (the end of a thread_call step's thread).
+pub fn park_forever() -> ! {
+    loop {
+        // SAFETY: pause has no arguments; the thread sleeps until the process exits.
+        unsafe { libc::pause() };
+    }
+}
+
+/// `sched_yield()`.
+pub fn yield_cpu() {
+    // SAFETY: no arguments; it cannot fail on Linux.
+    unsafe { libc::sched_yield() };
+}
+
+/// Starts a detached thread running `entry(arg)` (a thread_call step's thread).
+///
+/// # Safety
+/// `entry` runs concurrently with the caller, with `arg`: `arg` must stay valid as long as the
+/// thread uses it, and `entry` must neither return nor unwind into a runtime that was never
+/// set up for it (end with [`park_forever`]); in a case child it must not allocate.
+pub unsafe fn spawn_thread_with(
+    entry: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void,
+    arg: *mut libc::c_void,
+) -> Result<(), Errno> {
+    let mut tid = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
+    // SAFETY: tid is a valid out-pointer and attributes are default (null); the caller
+    // upholds the contract on entry and arg.
+    let rc = unsafe { libc::pthread_create(tid.as_mut_ptr(), std::ptr::null(), entry, arg) };
+    if rc != 0 {
+        return Err(Errno(rc));
+    }
+    // SAFETY: pthread_create succeeded and set tid.
+    let rc = unsafe { libc::pthread_detach(tid.assume_init()) };
+    if rc != 0 { Err(Errno(rc)) } else { Ok(()) }
+}
+
 /// Starts a detached thread that sleeps until the process exits.
 pub fn spawn_parked_thread() -> Result<(), Errno> {
     let mut tid = std::mem::MaybeUninit::<libc::pthread_t>::uninit();

@@ -26,10 +26,21 @@ fn kcmp_value(k: crate::model::KcmpExpect) -> crate::exec::observe::IntOrErrno {
 
 /// The links after step `e`, from `cur`: a fresh namespace takes the next number of `next_ino`.
 fn links_after(e: &Expected, initial: &Snapshot, cur: &Snapshot, after: &mut Snapshot, next_ino: &mut u64) {
+    links_as(&e.links, initial, cur, after, next_ino);
+}
+
+/// The links after a change described by `links`, from `cur` (`initial`: before the first step).
+fn links_as(
+    links: &[crate::model::LinkExpect; NsLink::COUNT],
+    initial: &Snapshot,
+    cur: &Snapshot,
+    after: &mut Snapshot,
+    next_ino: &mut u64,
+) {
     use crate::model::LinkExpect;
     for link in NsLink::ALL {
         let old = cur.link(link);
-        after.ns[link.index()] = match e.links[link.index()] {
+        after.ns[link.index()] = match links[link.index()] {
             LinkExpect::Unchanged | LinkExpect::AfterOf(_) => old,
             LinkExpect::Fresh => {
                 *next_ino += 1;
@@ -41,7 +52,7 @@ fn links_after(e: &Expected, initial: &Snapshot, cur: &Snapshot, after: &mut Sna
         };
     }
     for link in NsLink::ALL {
-        if let LinkExpect::AfterOf(other) = e.links[link.index()] {
+        if let LinkExpect::AfterOf(other) = links[link.index()] {
             after.ns[link.index()] = after.link(other);
         }
     }
@@ -142,7 +153,8 @@ pub(super) fn honest_on(
     let mut obs = Vec::new();
     for e in steps {
         let after = state_after(e, &env.baseline, &cur, &mut next_ino);
-        obs.push(StepObservation { result: e.result, after: after.clone(), child: None });
+        let child = e.thread_call.as_ref().map(|t| thread_call_child(t, &env.baseline, &cur, &mut next_ino));
+        obs.push(StepObservation { result: e.result, after: after.clone(), child });
         cur = after;
     }
     // The "before" of the first step must carry the same sibling shape as the expectations.
@@ -152,4 +164,27 @@ pub(super) fn honest_on(
     }
     let probe = honest_probe(final_probe);
     (prediction.clone(), Outcome::Completed { trace: Trace { before, steps: obs, probe: Some(probe) } })
+}
+
+/// What a thread_call step's thread reports when it does exactly what the model says.
+fn thread_call_child(
+    t: &crate::model::expect::ThreadCallExpect,
+    initial: &Snapshot,
+    cur: &Snapshot,
+    next_ino: &mut u64,
+) -> crate::exec::observe::ChildObservation {
+    use crate::exec::observe::{ChildObservation, IntOrErrno, KcmpSide};
+    let mut state = cur.clone();
+    links_as(&t.links, initial, cur, &mut state, next_ino);
+    ChildObservation {
+        returned: if t.result.is_success() { 0 } else { -1 },
+        reported: true,
+        state,
+        kcmp: None,
+        kcmp_side: KcmpSide::Nobody,
+        wait: IntOrErrno::Value(0),
+        sigchld: false,
+        pidfd: false,
+        parent_tid: false,
+    }
 }

@@ -71,8 +71,9 @@ fn thread_self_path(link: NsLink) -> &'static std::ffi::CStr {
     }
 }
 
-/// The calling thread's namespaces, TID, ids and CapEff.
-fn own_state(snap: &mut RawSnapshot) {
+/// The calling thread's namespaces, TID, ids and CapEff (also the report of a thread_call
+/// step's thread, `caps.rs`).
+pub fn own_state(snap: &mut RawSnapshot) {
     for link in NsLink::ALL {
         let i = link.index();
         match sys::stat_dev_ino(thread_self_path(link)) {

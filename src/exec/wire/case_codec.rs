@@ -10,7 +10,7 @@
 //! byte), then the guest-only fields fd_at, nr_open, fail_nth (`u32` each). Limits are checked by [`Case::validate`], not here.
 
 use crate::abi::flags::RawFlags;
-use crate::case::{Case, Chroot, NsType, Privilege, Shm, Sibling, Step};
+use crate::case::{CapsOp, Case, Chroot, NsType, Privilege, Shm, Sibling, Step};
 
 /// The byte of an absent optional field.
 pub const ABSENT: u8 = 0xff;
@@ -24,6 +24,10 @@ const STEP_CHROOT: u8 = 6;
 const STEP_SPAWN_THREAD: u8 = 7;
 const STEP_CLONE3: u8 = 8;
 const STEP_UNSHARE_INT80: u8 = 16;
+/// A caps step: the operation's index in [`CapsOp::ALL`] follows.
+const STEP_CAPS: u8 = 40;
+/// A thread_call step: `u64` flags follow.
+const STEP_THREAD_CALL: u8 = 41;
 const STEP_SETNS: u8 = 17;
 
 fn privilege_byte(p: Privilege) -> u8 {
@@ -117,6 +121,14 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
             Step::SpawnThread => out.push(STEP_SPAWN_THREAD),
             Step::Clone3(f) => {
                 out.push(STEP_CLONE3);
+                out.extend_from_slice(&f.0.to_le_bytes());
+            }
+            Step::Caps(op) => {
+                let i = CapsOp::ALL.iter().position(|o| o == op).unwrap_or(0);
+                out.extend_from_slice(&[STEP_CAPS, i as u8]);
+            }
+            Step::ThreadCall(f) => {
+                out.push(STEP_THREAD_CALL);
                 out.extend_from_slice(&f.0.to_le_bytes());
             }
             Step::Setns(st) => {
@@ -253,6 +265,8 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
             STEP_SPAWN_THREAD => Step::SpawnThread,
             STEP_CLONE3 => Step::Clone3(RawFlags(c.u64()?)),
             STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
+            STEP_CAPS => Step::Caps(c.pick(&CapsOp::ALL, "unknown caps operation")?),
+            STEP_THREAD_CALL => Step::ThreadCall(RawFlags(c.u64()?)),
             STEP_SETNS => {
                 let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
                 Step::Setns(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
