@@ -113,6 +113,7 @@ const POST_FORK: &[&str] = &[
     "src/exec/child/clone3.rs",
     "src/exec/child/limits_child.rs",
     "src/exec/child/inside.rs",
+    "src/exec/child/inside_witness.rs",
 ];
 
 /// The executor's per-case path: a whole file, or the named functions of a file (each must

@@ -3,6 +3,7 @@
 //! sequence of steps.
 
 pub mod guest;
+pub mod inside;
 pub mod setup;
 
 use std::fmt;

@@ -27,6 +27,7 @@ use crate::sys;
 pub mod clone3;
 pub mod guest;
 pub mod inside;
+pub mod inside_witness;
 pub mod limits_child;
 pub mod markers;
 pub mod ops;
@@ -266,6 +267,7 @@ fn probe(ctx: &Ctx) -> Msg {
 
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
+    ctx.inside_witness = self::inside_witness::start(ctx.case.setup.inside_witness);
     ctx.marks = self::markers::observe(&ctx.plan.markers);
     ctx.inside = self::inside::before(&ctx.plan.inside);
     let mut msg = Msg::new(MsgKind::Before);
@@ -289,6 +291,11 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
         }
         snapshot(ctx, &mut m.snap);
         send(ctx.out, &m);
+    }
+    if ctx.case.setup.inside_witness {
+        // Before the probes: the UTS marker they write must stay the caller's last hostname.
+        send(ctx.out, &self::inside_witness::seen(&ctx.inside_witness));
+        send(ctx.out, &self::inside_witness::time(&ctx.inside_witness));
     }
     let p = probe(ctx);
     send(ctx.out, &p);
@@ -328,6 +335,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         clock: [start, 0, 0, 0],
         marks: self::markers::Reading::default(),
         inside: self::inside::Before::default(),
+        inside_witness: self::inside_witness::Witness::default(),
     };
     setup::build(&mut ctx);
     ctx.clock[clock::SETUP] = sys::monotonic_ns();

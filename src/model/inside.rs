@@ -25,6 +25,7 @@ pub(super) fn expect(env: &Environment, state: &CallerState, case: &Case, steps:
         mq_kept: Some(super::kept_namespace(case, steps, bits::NEWIPC)),
         devices,
         cgroup_kept: state.proc_visible.then(|| super::kept_namespace(case, steps, bits::NEWCGROUP)),
+        witness: super::inside_witness::expect(env, state, case, steps),
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Ctx<'a> {
     pub marks: super::markers::Reading,
     /// Life inside the namespaces as read before the first step (`inside`).
     pub inside: super::inside::Before,
+    /// The witness of `inside_witness`, forked before the first step (or why there is none).
+    pub inside_witness: super::inside_witness::Witness,
 }
 
 /// Writes one message (a failed write means the executor is gone: nobody is left to tell).
