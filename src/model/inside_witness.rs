@@ -124,7 +124,11 @@ impl Owners {
                 self.time_fresh |= f.intersects(bits::NEWTIME);
             }
             Step::Fork | Step::ForkExit if ok => self.time_fresh = false,
-            // A clone3 child enters time_for_children, or with NEWTIME a copy of it.
+            // A CLONE_VM child shares the caller's vDSO page and so stays in its active time
+            // namespace: copy_namespaces skips timens_on_fork, and time_for_children stays
+            // unentered (measured: the write after such a clone3 step succeeds).
+            Step::Clone3(f) if ok && f.intersects(bits::VM) => {}
+            // Any other clone3 child enters time_for_children, or with NEWTIME a copy of it.
             Step::Clone3(f) if ok && f.intersects(bits::NEWTIME) => self.time_unknown = true,
             Step::Clone3(_) if ok => self.time_fresh = false,
             Step::WriteMaps => self.setgroups = ok.then_some(SetgroupsExpect::Deny),
@@ -237,6 +241,9 @@ mod tests {
         assert_eq!(t(vec![unshare(NEWTIME), unshare(NEWUSER)]), Some(TimeWrite::Eperm));
         assert_eq!(t(vec![unshare(NEWUSER | NEWTIME)]), Some(TimeWrite::Written));
         assert_eq!(t(vec![unshare(NEWUSER)]), Some(TimeWrite::Eperm));
+        // A clone3 child enters it, unless it shares the caller's mm (CLONE_VM).
+        assert_eq!(t(vec![unshare(NEWTIME), Step::Clone3(RawFlags(0))]), Some(TimeWrite::Eacces));
+        assert_eq!(t(vec![unshare(NEWTIME), Step::Clone3(RawFlags(bits::VM))]), Some(TimeWrite::Written));
     }
 
     #[test]

@@ -222,7 +222,15 @@ pub const MUTANTS: &[Mutant] = &[
         "NEWIPC, NEWNET or NEWCGROUP (with only sharing flags besides) returns 0 without making a namespace",
         "issue 16 class 3: the caller goes on living in the old IPC, network and cgroup namespaces (its message queues, devices and cgroup path)",
         [Rule { all: 0, any: LIVED_IN, none: NOT_SHARING_ONLY & !LIVED_IN, action: OK }]),
+    mutant!("inside-newuts-newns-newtime-noop",
+        "NEWUTS, NEWNS or NEWTIME (with only sharing flags besides) returns 0 without making a namespace",
+        "issue 16 class 3: the caller's hostname, mounts and time offsets stay shared with the namespaces it was in (what the inside witness looks at)",
+        [Rule { all: 0, any: INSIDE_WITNESSED, none: NOT_SHARING_ONLY & !INSIDE_WITNESSED, action: OK }]),
 ];
+
+/// The namespaces whose inside `inside-changes-stay-inside` reads from outside (hostname,
+/// mounts, time offsets).
+const INSIDE_WITNESSED: u64 = bits::NEWUTS | bits::NEWNS | bits::NEWTIME;
 
 /// The namespaces whose inside `life-inside-namespaces` reads (message queues, devices, cgroup).
 const LIVED_IN: u64 = bits::NEWIPC | bits::NEWNET | bits::NEWCGROUP;
