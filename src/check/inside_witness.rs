@@ -258,7 +258,7 @@ mod tests {
             time_write: e(Errno::EACCES),
             time_child_monotonic: v(0),
             time_child_boottime: v(0),
-            mnt_witness_sees: e(Errno::EBUSY),
+            mnt_witness_sees: e(Errno(libc::EBUSY)),
             ..honest()
         };
         let all = judge(&want(w), &got(o)).unwrap();

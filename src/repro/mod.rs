@@ -305,6 +305,7 @@ mod tests {
                 fd_at: None,
                 nr_open: None,
                 fail_nth: None,
+                inside_witness: false,
             },
             steps: vec![Step::Fork, Step::ForkExit, Step::WriteMaps, Step::SpawnThread],
         };
