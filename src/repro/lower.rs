@@ -76,6 +76,11 @@ pub(super) fn setup_c(s: &Setup) -> String {
     out.push_str("static void case_setup(struct ctx *x)\n{\n");
     op(&mut out, SetupOp::Setpgid, "setpgid(0, 0)");
     op(&mut out, SetupOp::Pdeathsig, "prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)");
+    if s.inside_witness {
+        out.push_str(
+            "\t/* inside_witness: NOT reproduced. The harness forks a witness before the steps and compares\n\t * hostnames, a tmpfs, setgroups and timens_offsets with it after them (exec/child/inside_witness.rs,\n\t * invariant inside-changes-stay-inside); this program checks everything else of the case. */\n",
+        );
+    }
     if s.nsfs_bind {
         out.push_str("\tnsfs_bind(x);\n");
     }

@@ -120,6 +120,8 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
         shm: setup.shm,
         sem_clamp: setup.sem_clamp,
         nsfs_bind: setup.nsfs_bind,
+        // Rendered as a comment only (`lower::setup_c`): the witness's readings are not reproduced.
+        inside_witness: setup.inside_witness,
         ..Setup::default()
     };
     if known == *setup { Ok(()) } else { Err(ReproError::Unsupported(format!("{setup:?}"))) }
