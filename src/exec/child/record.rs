@@ -115,47 +115,6 @@ pub mod inside_probe {
     pub const CG_SAME: usize = 8;
 }
 
-/// Slots of `probe` in the two [`MsgKind::Inside`] messages of `exec::child::inside_witness`,
-/// told apart by `op` ([`inside_witness_probe::OP_SEEN`], [`inside_witness_probe::OP_TIME`];
-/// the message of `exec::child::inside` has op 0): each 1 yes, 0 no, a number of seconds,
-/// -errno when unread, or [`NONE`] when there was nothing to read.
-pub mod inside_witness_probe {
-    /// The message with the hostname, mount and setgroups readings.
-    pub const OP_SEEN: u32 = 1;
-    /// The message with the time namespace readings.
-    pub const OP_TIME: u32 = 2;
-    /// OP_SEEN: the caller's sethostname (1, or -errno).
-    pub const UTS_CALLER_SET: usize = 0;
-    /// OP_SEEN: the witness then reads the caller's hostname as its own.
-    pub const UTS_WITNESS_SEES: usize = 1;
-    /// OP_SEEN: the witness's sethostname (1, or -errno).
-    pub const UTS_WITNESS_SET: usize = 2;
-    /// OP_SEEN: the caller then reads the witness's hostname as its own.
-    pub const UTS_CALLER_SEES: usize = 3;
-    /// OP_SEEN: the caller's tmpfs mount: 1 mounted and seen by the caller, 0 reported done
-    /// but not there, -errno.
-    pub const MNT_CALLER: usize = 4;
-    /// OP_SEEN: the witness then sees a mount on the directory (-EBUSY: one was there before).
-    pub const MNT_WITNESS_SEES: usize = 5;
-    /// OP_SEEN: the witness's user namespace has setgroups "deny" (1) or "allow" (0).
-    pub const SETGROUPS_WITNESS: usize = 6;
-    /// OP_SEEN: the same for the caller's user namespace.
-    pub const SETGROUPS_CALLER: usize = 7;
-    /// OP_SEEN: the witness was forked before the first step (1, or -errno).
-    pub const FORKED: usize = 8;
-    /// OP_TIME: opening `/proc/self/timens_offsets` for writing (1, or -errno).
-    pub const TIME_OPEN: usize = 0;
-    /// OP_TIME: writing the offsets (1, or -errno).
-    pub const TIME_WRITE: usize = 1;
-    /// OP_TIME: the witness's CLOCK_MONOTONIC lies between two readings of the caller's.
-    pub const TIME_CALLER_SAME: usize = 2;
-    /// OP_TIME: a child forked after the write reads CLOCK_MONOTONIC this many whole seconds
-    /// ahead of the caller's reading before the fork.
-    pub const TIME_CHILD_MONO: usize = 3;
-    /// OP_TIME: the same for CLOCK_BOOTTIME.
-    pub const TIME_CHILD_BOOT: usize = 4;
-}
-
 /// Slots of `probe` in a [`MsgKind::Child`] message.
 pub mod child_probe {
     /// `waitpid(pid, 0)`: exit code (>= 0) or -errno.

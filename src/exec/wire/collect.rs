@@ -37,7 +37,7 @@ fn inside_observation(msg: &Msg) -> crate::exec::observe::InsideObservation {
 
 /// The inside witness's [`MsgKind::Inside`] message `msg` (op 1 or 2) added to `w`.
 fn inside_witness_observation(w: &mut crate::exec::observe::WitnessObservation, msg: &Msg) {
-    use crate::exec::child::record::inside_witness_probe as at;
+    use crate::exec::child::inside_witness::slots as at;
     let p = &msg.probe;
     if msg.op == at::OP_SEEN {
         w.forked = slot(p[at::FORKED]);
