@@ -37,13 +37,26 @@ const BASE: &[&str] = &[
     "max_user_namespaces is 0 here, so the setup's user namespaces cannot be made",
     // Without the sandbox's private /tmp (no chroot tree): the nsfs bind setup is not built.
     "so the nsfs bind setup cannot be built",
+    // Drawn together with a zero max_ipc_namespaces (a bare root run shows it too).
+    "the shm setup `rmid-forced` makes an IPC namespace of its own",
+    // setns steps (docs/setns.md): pid targets after the foreign pid namespace setup.
+    "setns into a pid namespace after the foreign pid namespace setup is not modelled",
 ];
 /// Skips any seccomp filter implies (the int $0x80 step is judged only without one).
-const SECCOMP_ANY: &[&str] = &["a seccomp filter is in force here; it sees unshare through int $0x80"];
+const SECCOMP_ANY: &[&str] = &[
+    "a seccomp filter is in force here; it sees unshare through int $0x80",
+    // setns steps (docs/setns.md): the probes measure unshare only.
+    "a seccomp filter is in force here; it may answer setns",
+];
 /// Skips a pid namespace below the initial one implies.
 const PIDNS: &[&str] = &["the executor is already at pid-namespace level"];
 /// Skips a user namespace below the initial one implies.
-const USERNS: &[&str] = &["the executor is already at user-namespace depth", "max_user_namespaces"];
+const USERNS: &[&str] = &[
+    "the executor is already at user-namespace depth",
+    "max_user_namespaces",
+    // setns steps: the host's time namespace has an unknown owner from a user namespace.
+    "setns into the host's time namespace: the executor runs in a user namespace",
+];
 /// Skips a descriptor limit implies.
 const NOFILE: &[&str] = &["file descriptors, RLIMIT_NOFILE", "ran out of file descriptors", "(high_fd), RLIMIT_NOFILE"];
 /// Skips a process limit implies.
@@ -518,9 +531,10 @@ fn seccomp_clone3_enosys() {
 fn seccomp_refuses_newuser_with_eperm() {
     let rules = ["--unshare", "NEWUSER=EPERM", "--clone", "NEWUSER=EPERM", "--setns", "NEWUSER=EPERM"];
     let Some(run) = under_confine("seccomp-newuser", &rules) else { return };
-    // Every user-ns setup and every int $0x80 step is skipped here: under half of seed
-    // 20261203's cases reach the syscall (184 of 400 when measured).
-    judge_reach(&run, &[&["NEWUSER", "user namespace", "user-namespace"], SECCOMP_ANY], 45);
+    // Every user-ns setup, every int $0x80 step and every setns step is skipped here: under
+    // half of seed 20261203's cases reach the syscall (184 of 400 when measured; 172 with the
+    // setns steps of docs/setns.md).
+    judge_reach(&run, &[&["NEWUSER", "user namespace", "user-namespace"], SECCOMP_ANY], 40);
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn all_features() -> Vec<String> {
             "step chroot /",
             "step spawn_thread",
             "step clone3",
+            "step setns",
         ]
         .map(String::from),
     );
@@ -79,6 +80,7 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::Chroot(Chroot::Root) => "step chroot /",
         Step::SpawnThread => "step spawn_thread",
         Step::Clone3(_) => "step clone3",
+        Step::Setns(_) => "step setns",
         _ => return None,
     })
 }

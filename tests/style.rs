@@ -8,13 +8,14 @@
 //!   with an error (a line that builds an `Err`), and never panics;
 //! * every function of `src/sys/` that either of them calls, directly or through other `sys`
 //!   functions, follows the post-fork rules (the call graph is found by name, below);
-//! * CONVENTIONS.md names exactly the files that allow `unsafe`;
-//! * no path to the kernel truncates unshare's flag word.
+//!
+//! The rules on whole files (the `unsafe` list, file sizes, no truncating unshare path) are in
+//! `tests/source_files.rs`.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is the failure report")]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -114,6 +115,7 @@ const POST_FORK: &[&str] = &[
     "src/exec/child/limits_child.rs",
     "src/exec/child/inside.rs",
     "src/exec/child/inside_witness.rs",
+    "src/exec/child/setns.rs",
 ];
 
 /// The executor's per-case path: a whole file, or the named functions of a file (each must
@@ -137,11 +139,6 @@ fn read(rel: &str) -> String {
 /// The text before the first `#[cfg(test)]` (unit tests run in the test harness, not after fork).
 fn without_tests(src: &str) -> &str {
     src.find("#[cfg(test)]").map_or(src, |i| &src[..i])
-}
-
-/// Numbered lines of code: no tests, no line comments.
-fn code_lines(src: &str) -> impl Iterator<Item = (usize, &str)> {
-    without_tests(src).lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//")).map(|(i, l)| (i + 1, l))
 }
 
 /// A function found in a source file.
@@ -454,76 +451,4 @@ fn sys_functions_called_after_fork_or_per_case_follow_the_rules() {
         seen.len(),
         problems.join("\n")
     );
-}
-
-/// Rust files under `dir`, recursively.
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            if !p.ends_with("target") {
-                rust_files(&p, out);
-            }
-        } else if p.extension().is_some_and(|e| e == "rs") {
-            out.push(p);
-        }
-    }
-}
-
-/// The `unsafe` entries of CONVENTIONS.md: backticked paths ending in `.rs` or `/` in its
-/// `**unsafe**` item, up to its first `;`.
-fn conventions_unsafe_list(text: &str) -> Vec<String> {
-    let start = text.find("* **unsafe**").expect("CONVENTIONS.md has a `* **unsafe**` item");
-    let item = &text[start + 2..];
-    // The list ends at the first `;` (what follows is about the blocks, not the files).
-    let item = &item[..item.find(';').unwrap_or(item.len())];
-    item.split('`').skip(1).step_by(2).filter(|s| s.ends_with(".rs") || s.ends_with('/')).map(str::to_string).collect()
-}
-
-#[test]
-fn conventions_name_exactly_the_files_that_allow_unsafe() {
-    let listed = conventions_unsafe_list(&read("CONVENTIONS.md"));
-    assert!(listed.len() >= 3, "the list was not found: {listed:?}");
-    let mut files = Vec::new();
-    for dir in ["src", "tests", "benches", "fuzz"] {
-        rust_files(&root().join(dir), &mut files);
-    }
-    let mut allowing = BTreeSet::new();
-    for p in &files {
-        let src = std::fs::read_to_string(p).unwrap();
-        if code_lines(&src).any(|(_, l)| l.contains("allow(unsafe_code)")) {
-            allowing.insert(p.strip_prefix(root()).unwrap().to_str().unwrap().to_string());
-        }
-    }
-    let covered = |f: &str| listed.iter().any(|l| l == f || (l.ends_with('/') && f.starts_with(l.as_str())));
-    let unlisted: Vec<&String> = allowing.iter().filter(|f| !covered(f)).collect();
-    assert!(unlisted.is_empty(), "files that allow unsafe_code but CONVENTIONS.md does not name: {unlisted:?}");
-    let stale: Vec<&String> = listed
-        .iter()
-        .filter(|l| !allowing.iter().any(|f| f == *l || (l.ends_with('/') && f.starts_with(l.as_str()))))
-        .collect();
-    assert!(stale.is_empty(), "CONVENTIONS.md names files that do not allow unsafe_code (or do not exist): {stale:?}");
-}
-
-#[test]
-fn conventions_list_is_read_as_written() {
-    let sample =
-        "* **unsafe** only in `src/sys/`, `src/a.rs` and `src/b.rs`; `unsafe fn` too.\n* **Next** `src/c.rs`\n";
-    assert_eq!(conventions_unsafe_list(sample), ["src/sys/", "src/a.rs", "src/b.rs"]);
-}
-
-#[test]
-fn no_truncating_unshare_path_in_the_crate() {
-    let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
-    assert!(files.len() > 20, "{files:?}");
-    for p in files {
-        let src = std::fs::read_to_string(&p).unwrap();
-        for (n, line) in code_lines(&src) {
-            for banned in ["libc::unshare(", "nix::sched::unshare", "from_bits_truncate"] {
-                assert!(!line.contains(banned), "{}:{n} uses {banned}: pass the raw u64 to SYS_unshare", p.display());
-            }
-        }
-    }
 }

@@ -21,6 +21,10 @@
  * executor, reads its hostname, puts its own back when it changed, and accepts and closes the
  * pending connections. The UTS marker is written only with --sandbox (a UTS namespace of the
  * floor's own; never the host's hostname).
+ * And life inside the namespaces (src/exec/child/inside.rs), read before and after only for
+ * a word with that namespace's bit, as the case child does: for NEWIPC, mq_open of the
+ * parent's POSIX message queue; for NEWNET, interface indexes 1 to 32 by SIOCGIFNAME and
+ * SIOCGIFFLAGS on an AF_UNIX socket; for NEWCGROUP, a read of /proc/thread-self/cgroup.
  *
  * Usage: checker-floor [--cpu N] [--ns pidfd|links] [--sandbox] < words
  * Reads hex flag words from stdin, one per line, runs each once in order, prints
@@ -37,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/shm.h>
@@ -80,6 +85,63 @@ struct marks {
 	int net, ipc;
 	unsigned long long mnt;
 };
+
+/* The POSIX message queue marker (life inside the IPC namespace). */
+static char mq_name[64];
+static int have_mq;
+
+/* One reading of life inside the namespaces the word asks to leave. */
+struct inside {
+	int mq, devs, up;
+	unsigned long cgroup_hash;
+};
+
+static void make_inside(void)
+{
+	snprintf(mq_name, sizeof(mq_name), "unshare-fuzz-floor-%d", (int)getpid());
+	int q = syscall(SYS_mq_open, mq_name, O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC, 0600, NULL);
+	have_mq = q >= 0;
+	if (q >= 0)
+		close(q);
+}
+
+static void read_inside(unsigned long long word, struct inside *in)
+{
+	if ((word & CLONE_NEWIPC) && have_mq) {
+		int q = syscall(SYS_mq_open, mq_name, O_RDONLY | O_CLOEXEC, 0, NULL);
+		in->mq = q >= 0;
+		if (q >= 0)
+			close(q);
+	}
+	if (word & CLONE_NEWNET) {
+		int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		in->devs = in->up = 0;
+		for (int i = 1; fd >= 0 && i <= 32; i++) {
+			struct ifreq r;
+			memset(&r, 0, sizeof(r));
+			r.ifr_ifindex = i;
+			if (ioctl(fd, SIOCGIFNAME, &r) != 0)
+				continue;
+			if (ioctl(fd, SIOCGIFFLAGS, &r) == 0) {
+				in->devs++;
+				in->up += (r.ifr_flags & IFF_UP) != 0;
+			}
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (word & CLONE_NEWCGROUP) {
+		char buf[2048];
+		int fd = open("/proc/thread-self/cgroup", O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+		unsigned long h = 0xcbf29ce484222325ul;
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ (unsigned char)buf[i]) * 0x100000001b3ul;
+		in->cgroup_hash = h;
+		if (fd >= 0)
+			close(fd);
+	}
+}
 
 static void make_markers(int sandboxed)
 {
@@ -236,6 +298,8 @@ static unsigned long long words[MAX_WORDS];
 static int run_loop(int n, int sandboxed)
 {
 	make_markers(sandboxed);
+	if (sandboxed)
+		make_inside(); /* never a queue in the host's IPC namespace */
 	/* As the executor: hold our own namespaces open, so nsfs keeps their dentries. */
 	if (use_pidfd)
 		for (int i = 0; i < NS; i++) {
@@ -253,15 +317,19 @@ static int run_loop(int n, int sandboxed)
 		if (pid == 0) {
 			static struct snap before, after;
 			static struct marks marks_before, marks_after;
+			static struct inside inside_before, inside_after;
 			read_markers(&marks_before);
+			read_inside(words[i], &inside_before);
 			snapshot(&before);
 			syscall(SYS_unshare, (unsigned long)words[i]);
 			snapshot(&after);
 			read_markers(&marks_after);
+			read_inside(words[i], &inside_after);
 			if (marker_uts)
 				sethostname(uts_marker, sizeof(uts_marker) - 1);
 			/* Keep the observations alive (the case child sends them). */
-			__asm__ volatile("" : : "r"(&before), "r"(&after), "r"(&marks_before), "r"(&marks_after)
+			__asm__ volatile("" : : "r"(&before), "r"(&after), "r"(&marks_before), "r"(&marks_after),
+					 "r"(&inside_before), "r"(&inside_after)
 					 : "memory");
 			_exit(0);
 		}
@@ -272,7 +340,10 @@ static int run_loop(int n, int sandboxed)
 		}
 		after_case();
 	}
-	printf("floor: %d cases in %llu ns\n", n, now_ns() - start);
+	unsigned long long took = now_ns() - start;
+	if (have_mq)
+		syscall(SYS_mq_unlink, mq_name);
+	printf("floor: %d cases in %llu ns\n", n, took);
 	fflush(stdout);
 	return 0;
 }

@@ -4,12 +4,14 @@
 
 pub mod guest;
 pub mod inside;
+pub mod setns;
 pub mod setup;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use setns::{SetnsStep, SetnsTarget};
 pub use setup::{Chroot, HIGH_FD, NsType, Privilege, Setup, Shm, Sibling};
 
 use crate::abi::flags::RawFlags;
@@ -47,6 +49,8 @@ pub enum Step {
     /// only). Its flag word is 32 bits wide: the kernel sees only the low 32 bits of these flags
     /// ([`Step::unshare_word`]).
     UnshareInt80(RawFlags),
+    /// `setns(fd, nstype)` on a namespace file or pidfd ([`SetnsStep`], issue 16 class 4).
+    Setns(SetnsStep),
 }
 
 impl Step {
@@ -100,6 +104,26 @@ pub enum CaseError {
 }
 
 impl Case {
+    /// Whether a step asks the caller to leave a namespace of a type in `ns_bits`: an unshare
+    /// (through either entry) whose flag word has one of these bits, or any setns step. No other
+    /// step moves the caller itself (a clone3 step's child is another process). The case child reads life
+    /// inside a namespace type only for such a case (`exec::child::inside`), and the model
+    /// predicts those readings only then, so both take it from here.
+    pub fn asks_to_leave(&self, ns_bits: u64) -> bool {
+        self.steps.iter().any(|step| match step {
+            Step::Unshare(_) | Step::UnshareInt80(_) => step.unshare_word().is_some_and(|w| w.0 & ns_bits != 0),
+            Step::Fork
+            | Step::ForkExit
+            | Step::WriteMaps
+            | Step::DropSysAdmin
+            | Step::Chroot(_)
+            | Step::SpawnThread
+            | Step::Clone3(_) => false,
+            // A setns may join another namespace of several types (through a pidfd): read all.
+            Step::Setns(_) => true,
+        })
+    }
+
     /// A case of plain unshare steps with the default setup.
     pub fn unshare(flags: &[u64]) -> Case {
         Case { setup: Setup::default(), steps: flags.iter().map(|f| Step::Unshare(RawFlags(*f))).collect() }
@@ -160,6 +184,7 @@ impl fmt::Display for Step {
             Step::SpawnThread => f.write_str("pthread_create"),
             Step::Clone3(flags) => write!(f, "clone3({flags})"),
             Step::UnshareInt80(flags) => write!(f, "unshare({flags}) via int 0x80"),
+            Step::Setns(s) => write!(f, "{s}"),
         }
     }
 }

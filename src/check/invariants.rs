@@ -157,6 +157,13 @@ fn link_problems(ctx: &StepCtx) -> Vec<String> {
                     show(now)
                 ));
             }
+            LinkExpect::AtCaseStart(other) if now != ctx.initial.link(other) => {
+                problems.push(format!(
+                    "ns/{link} should equal ns/{other} as it was before the first step {}, got {}",
+                    show(ctx.initial.link(other)),
+                    show(now)
+                ));
+            }
             _ => {}
         }
     }
@@ -446,4 +453,16 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("fork-after-init-exit", "ENOMEM", "§3 not unshare's own: fork after the new init exited"),
     ("files-over-nr-open", "EMFILE", "§3 EMFILE (guest-only: lowered fs.nr_open)"),
     ("fault-injected-enomem", "ENOMEM", "§3 ENOMEM (guest-only: fail-nth)"),
+    // setns steps (issue 16 class 4, model::setns): not unshare's own, the spec's setns notes.
+    ("setns-pid-for-children-pending", "ENOENT", "setns: pid_for_children before its init"),
+    ("setns-nstype-mismatch", "EINVAL", "setns: nstype not the file's type"),
+    ("setns-pidfd-flags-invalid", "EINVAL", "setns: pidfd with nstype 0 or no ns type"),
+    ("setns-pidfd-exited", "ESRCH", "setns: pidfd of a reaped process"),
+    ("setns-time-not-single-threaded", "EUSERS", "setns: time ns with the mm shared"),
+    ("setns-userns-same", "EINVAL", "setns: own user ns"),
+    ("setns-userns-multithreaded", "EINVAL", "setns: user ns, multithreaded"),
+    ("setns-userns-no-cap-in-target", "EPERM", "setns: user ns without CAP_SYS_ADMIN in it"),
+    ("setns-needs-cap-sys-admin", "EPERM", "setns: no CAP_SYS_ADMIN"),
+    ("setns-owner-userns-no-cap", "EPERM", "setns: no CAP_SYS_ADMIN over the owner"),
+    ("setns-pidns-not-descendant", "EINVAL", "setns: pid ns not a descendant"),
 ];

@@ -9,7 +9,7 @@
 //! CLONE_VM sibling, so allocating could corrupt the allocator.
 //!
 //! # Safety
-//! The `unsafe` here calls `sys::unshare`, `sys::fork` and `sys::clone`. This
+//! The `unsafe` here calls `sys::unshare`, `sys::setns`, `sys::fork` and `sys::clone`. This
 //! code runs only in a child forked from the single-threaded executor; extra
 //! threads and siblings exist only when the setup made them, and they never
 //! allocate or touch the caller's data.
@@ -33,6 +33,7 @@ pub mod markers;
 pub mod ops;
 pub mod plan;
 pub mod record;
+pub mod setns;
 pub mod setup;
 pub mod sibling;
 
@@ -205,6 +206,16 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::Chroot(kind) => do_chroot(*kind),
         Step::SpawnThread => sys::spawn_parked_thread(),
         Step::Clone3(flags) => self::clone3::run(ctx.out, *flags),
+        Step::Setns(st) => {
+            let (fd, close) = self::setns::fd_for(&ctx.setns_fds, st.target)?;
+            // SAFETY: see the module's Safety section. setns takes an int: the kernel sees the
+            // low 32 bits of the word (model::setns reads the same bits).
+            let r = unsafe { sys::setns(fd, st.nstype.0 as u32 as i32) };
+            if close {
+                let _ = sys::close_raw(fd);
+            }
+            r
+        }
     }
 }
 
@@ -267,9 +278,10 @@ fn probe(ctx: &Ctx) -> Msg {
 
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
+    self::setns::open_at_start(ctx.case, &mut ctx.setns_fds);
     ctx.inside_witness = self::inside_witness::start(ctx.case.setup.inside_witness);
     ctx.marks = self::markers::observe(&ctx.plan.markers);
-    ctx.inside = self::inside::before(&ctx.plan.inside);
+    ctx.inside = self::inside::before(&ctx.plan.inside, self::inside::Reads::of(ctx.case));
     let mut msg = Msg::new(MsgKind::Before);
     msg.op = if ctx.sem_id >= 0 { ctx.sem_id as u32 } else { u32::MAX };
     snapshot(ctx, &mut msg.snap);
@@ -299,7 +311,7 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
     }
     let p = probe(ctx);
     send(ctx.out, &p);
-    send(ctx.out, &self::inside::fill(&ctx.plan.inside, &ctx.inside));
+    send(ctx.out, &self::inside::fill(&ctx.plan.inside, self::inside::Reads::of(ctx.case), &ctx.inside));
     let mut done = Msg::new(MsgKind::Done);
     ctx.clock[clock::END] = sys::monotonic_ns();
     done.clock = ctx.clock;
@@ -335,6 +347,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         clock: [start, 0, 0, 0],
         marks: self::markers::Reading::default(),
         inside: self::inside::Before::default(),
+        setns_fds: self::setns::NONE,
         inside_witness: self::inside_witness::Witness::default(),
     };
     setup::build(&mut ctx);

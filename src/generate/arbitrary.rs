@@ -165,8 +165,9 @@ impl<'a> Arbitrary<'a> for Step {
             wst::CHROOT,
             wst::SPAWN_THREAD,
             wst::UNSHARE_INT80,
+            weights::setns::STEP,
         ];
-        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7, 8])? {
+        Ok(match pick(u, &kinds, &[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9])? {
             0 => Step::Unshare(RawFlags::arbitrary(u)?),
             1 => Step::Clone3(clone3_flags(u)?),
             2 => Step::Fork,
@@ -175,9 +176,19 @@ impl<'a> Arbitrary<'a> for Step {
             5 => Step::DropSysAdmin,
             6 => Step::Chroot(if chance(u, 67)? { Chroot::Subdir } else { Chroot::Root }),
             7 => Step::SpawnThread,
+            9 => Step::Setns(setns_step(u)?),
             _ => Step::UnshareInt80(RawFlags::arbitrary(u)?),
         })
     }
+}
+
+/// A setns step: any target, its nstype as [`weights::setns::nstype`] draws it.
+fn setns_step(u: &mut Unstructured) -> Result<crate::case::SetnsStep> {
+    let target = *u.choose(&crate::case::SetnsTarget::ALL)?;
+    let roll = u.int_in_range(0..=99)?;
+    let ns = *u.choose(&weights::namespace_bits())?;
+    let random = u32::arbitrary(u)?;
+    Ok(crate::case::SetnsStep { target, nstype: weights::setns::nstype(target, roll, ns, random) })
 }
 
 impl<'a> Arbitrary<'a> for Case {
@@ -185,6 +196,11 @@ impl<'a> Arbitrary<'a> for Case {
         let setup = Setup::arbitrary(u)?;
         if chance(u, weights::DIFFERENTIAL_PAIR)? {
             return Ok(super::neutralize(Case { setup, steps: differential_pair(u)? }));
+        }
+        if chance(u, weights::setns::SCENARIO)? {
+            let target = *u.choose(&crate::case::SetnsTarget::ALL)?;
+            let choice = u.int_in_range(0..=weights::setns::PREFIXES - 1)?;
+            return Ok(super::neutralize(Case { setup, steps: weights::setns::scenario(target, choice) }));
         }
         let n = u.int_in_range(1..=MAX_STEPS)?;
         let mut steps = Vec::with_capacity(n);

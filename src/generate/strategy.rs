@@ -152,15 +152,34 @@ pub fn step() -> impl Strategy<Value = Step> {
         wst::CHROOT => prop_oneof![2 => Just(Step::Chroot(Chroot::Subdir)), 1 => Just(Step::Chroot(Chroot::Root))],
         wst::SPAWN_THREAD => Just(Step::SpawnThread),
         wst::UNSHARE_INT80 => flags().prop_map(Step::UnshareInt80),
+        weights::setns::STEP => setns_step().prop_map(Step::Setns),
     ]
+}
+
+/// A setns step: any target, its nstype as [`weights::setns::nstype`] draws it.
+pub fn setns_step() -> impl Strategy<Value = crate::case::SetnsStep> {
+    let targets = prop::sample::select(crate::case::SetnsTarget::ALL.to_vec());
+    (targets, 0..100u32, prop::sample::select(weights::namespace_bits()), any::<u32>()).prop_map(
+        |(target, roll, ns, random)| crate::case::SetnsStep {
+            target,
+            nstype: weights::setns::nstype(target, roll, ns, random),
+        },
+    )
+}
+
+/// A setns scenario: a prefix for a target, then the setns step ([`weights::setns::scenario`]).
+pub fn setns_scenario() -> impl Strategy<Value = Vec<Step>> {
+    let targets = prop::sample::select(crate::case::SetnsTarget::ALL.to_vec());
+    (targets, 0..weights::setns::PREFIXES).prop_map(|(t, c)| weights::setns::scenario(t, c))
 }
 
 /// A whole case: a setup and 1..=4 steps, or (in [`weights::DIFFERENTIAL_PAIR`] percent) a
 /// setup and a differential pair.
 pub fn case() -> impl Strategy<Value = Case> {
     let steps = prop_oneof![
-        100 - weights::DIFFERENTIAL_PAIR => prop::collection::vec(step(), 1..=MAX_STEPS),
+        100 - weights::DIFFERENTIAL_PAIR - weights::setns::SCENARIO => prop::collection::vec(step(), 1..=MAX_STEPS),
         weights::DIFFERENTIAL_PAIR => differential_pair(),
+        weights::setns::SCENARIO => setns_scenario(),
     ];
     (setup(), steps).prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
 }

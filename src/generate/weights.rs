@@ -265,3 +265,60 @@ pub mod steps {
     /// pthread_create.
     pub const SPAWN_THREAD: u32 = 3;
 }
+
+/// setns steps (issue 16 class 4): their nstype words and the short scenarios that make a
+/// setns step meet the state it is about (a pending pid or time namespace, a new user
+/// namespace, a fork into the new pid namespace).
+pub mod setns {
+    use crate::abi::flags::{RawFlags, bits};
+    use crate::case::{SetnsStep, SetnsTarget, Step};
+
+    /// Out of 100 steps of the plain step mix: a setns step (low, so the other rows stay provoked).
+    pub const STEP: u32 = 3;
+    /// Out of 100 cases: a setns scenario ([`scenario`]).
+    pub const SCENARIO: u32 = 6;
+    /// How many prefixes [`scenario`] knows per target.
+    pub const PREFIXES: u32 = 4;
+
+    /// The nstype for `target` from a roll in 0..100: the file's own type (45), 0 (30), the
+    /// namespace bit `ns` (17: mostly another type), any 32-bit word `random` (8). With a pidfd,
+    /// `ns` stands for the own type.
+    pub fn nstype(target: SetnsTarget, roll: u32, ns: u64, random: u32) -> RawFlags {
+        RawFlags(match roll {
+            0..45 => target.ns_flag().unwrap_or(ns),
+            45..75 => 0,
+            75..92 => ns,
+            _ => u64::from(random),
+        })
+    }
+
+    /// A scenario for `target`: a prefix chosen by `choice` (0..[`PREFIXES`]), then the setns
+    /// step with its own type.
+    pub fn scenario(target: SetnsTarget, choice: u32) -> Vec<Step> {
+        let u = |f: u64| Step::Unshare(RawFlags(f));
+        let mut steps = match (target, choice % PREFIXES) {
+            (SetnsTarget::PidForChildren | SetnsTarget::StartPid, 0) => vec![u(bits::NEWPID)],
+            (SetnsTarget::PidForChildren | SetnsTarget::StartPid, 1) => vec![u(bits::NEWPID), Step::Fork],
+            (SetnsTarget::PidForChildren | SetnsTarget::StartPid, 2) => vec![u(bits::NEWPID), Step::ForkExit],
+            (SetnsTarget::PidForChildren, _) => vec![u(bits::NEWUSER | bits::NEWPID), Step::ForkExit],
+            // The start pid namespace from inside the new one (pidns_install's ancestor walk):
+            // twice, as many setups refuse it earlier (EPERM without capabilities over it).
+            (SetnsTarget::StartPid, _) => vec![u(bits::NEWPID), Step::Fork],
+            (SetnsTarget::TimeForChildren | SetnsTarget::StartTime, 0) => vec![u(bits::NEWTIME)],
+            (SetnsTarget::TimeForChildren | SetnsTarget::StartTime, 1) => vec![u(bits::NEWTIME), Step::Fork],
+            (SetnsTarget::TimeForChildren | SetnsTarget::StartTime, 2) => vec![Step::SpawnThread],
+            (SetnsTarget::TimeForChildren | SetnsTarget::StartTime, _) => vec![u(bits::NEWTIME), u(bits::NEWUSER)],
+            (SetnsTarget::StartUts, 0) => vec![u(bits::NEWUTS)],
+            (SetnsTarget::StartUts, 1) => vec![u(bits::NEWUSER | bits::NEWUTS)],
+            (SetnsTarget::StartUts, 2) => vec![u(bits::NEWUTS), Step::DropSysAdmin],
+            (SetnsTarget::StartUts, _) => vec![],
+            (SetnsTarget::StartUser, 0) => vec![u(bits::NEWUSER)],
+            (SetnsTarget::StartUser, 1) => vec![u(bits::NEWUSER), Step::SpawnThread],
+            (SetnsTarget::StartUser, _) => vec![],
+            (SetnsTarget::ExitedPidfd, _) => vec![],
+        };
+        let nstype = RawFlags(target.ns_flag().unwrap_or(bits::NEWUTS));
+        steps.push(Step::Setns(SetnsStep { target, nstype }));
+        steps
+    }
+}

@@ -29,6 +29,9 @@ pub enum LinkExpect {
     BeforeOf(NsLink),
     /// Equal to the value another link has after the step (pid_for_children of a new init is its pid ns).
     AfterOf(NsLink),
+    /// Equal to the value another link had before the case's first step (a setns back into a
+    /// namespace the case started in).
+    AtCaseStart(NsLink),
 }
 
 fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {

@@ -2,7 +2,7 @@
 //! see of the executor's POSIX message queue, of its network devices and of its own cgroup
 //! (`exec::child::inside` reads them, `check::inside` judges). Derived from the same rule as
 //! the namespace markers: only a successful unshare with a namespace's bit gives the caller a
-//! new namespace of that type.
+//! new namespace of that type. Predicted only for the types a step asks to leave.
 
 use crate::abi::flags::bits;
 use crate::case::Case;
@@ -13,18 +13,24 @@ use super::state::CallerState;
 
 /// The expectation for `case`, whose steps the model predicted as `steps`.
 pub(super) fn expect(env: &Environment, state: &CallerState, case: &Case, steps: &[Expected]) -> InsideExpect {
-    let net_kept = super::kept_namespace(case, steps, bits::NEWNET);
+    // Read (and so predicted) only where a step asks to leave that namespace type
+    // (`Case::asks_to_leave`): the namespace ids judge every other case, and each reading costs
+    // the case child system calls.
+    let asked = |bit| case.asks_to_leave(bit);
     // A fresh network namespace is compared with the sandbox's, which is one only when the
     // sandbox was verified new (not on a throwaway kernel that faked it).
-    let devices = if net_kept {
+    let devices = if !asked(bits::NEWNET) {
+        None
+    } else if super::kept_namespace(case, steps, bits::NEWNET) {
         Some(DevicesExpect::Kept)
     } else {
         env.sandbox_violations.is_empty().then_some(DevicesExpect::Fresh)
     };
     InsideExpect {
-        mq_kept: Some(super::kept_namespace(case, steps, bits::NEWIPC)),
+        mq_kept: asked(bits::NEWIPC).then(|| super::kept_namespace(case, steps, bits::NEWIPC)),
         devices,
-        cgroup_kept: state.proc_visible.then(|| super::kept_namespace(case, steps, bits::NEWCGROUP)),
+        cgroup_kept: (state.proc_visible && asked(bits::NEWCGROUP))
+            .then(|| super::kept_namespace(case, steps, bits::NEWCGROUP)),
         witness: super::inside_witness::expect(env, state, case, steps),
     }
 }
@@ -53,7 +59,9 @@ mod tests {
         let all = inside(vec![unshare(NEWIPC | NEWNET | NEWCGROUP)]);
         assert_eq!((all.mq_kept, all.devices, all.cgroup_kept), (Some(false), Some(DevicesExpect::Fresh), Some(false)));
         let none = inside(vec![unshare(0)]);
-        assert_eq!((none.mq_kept, none.devices, none.cgroup_kept), (Some(true), Some(DevicesExpect::Kept), Some(true)));
+        assert_eq!((none.mq_kept, none.devices, none.cgroup_kept), (None, None, None));
+        let other = inside(vec![unshare(NEWIPC), unshare(crate::abi::flags::bits::NEWUTS)]);
+        assert_eq!((other.mq_kept, other.devices, other.cgroup_kept), (Some(false), None, None));
         // An unknown bit fails the whole call: nothing new.
         let failed = inside(vec![unshare(NEWNET | 1 << 40)]);
         assert_eq!(failed.devices, Some(DevicesExpect::Kept));

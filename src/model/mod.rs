@@ -22,6 +22,7 @@ pub mod limits;
 pub mod profile;
 pub mod resources;
 pub mod rules;
+pub mod setns;
 pub mod state;
 pub mod steps;
 
@@ -211,6 +212,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
     }
     let profile = &adjusted;
     let before = sharing_before(state);
+    let setns_before = setns::before(state);
     let d = match step {
         // Through int $0x80 the kernel gets the low 32 bits: the same contract for that word.
         Step::Unshare(_) | Step::UnshareInt80(_) => {
@@ -225,6 +227,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                 Step::DropSysAdmin => steps::drop_sys_admin(state),
                 Step::Chroot(kind) => steps::chroot(state, *kind),
                 Step::SpawnThread => steps::spawn_thread(profile, state),
+                Step::Setns(s) => setns::decide(state, s),
                 Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) => unreachable!("handled above"),
             };
             Decided {
@@ -242,6 +245,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
             }
         }
     };
+    setns::follow(state, step, setns_before, d.result, d.effective);
     finish(profile, state, before, d)
 }
 
@@ -303,11 +307,14 @@ pub fn predict_unshare(
 /// them: only a successful unshare with that bit (after implications) replaces it. This does
 /// not depend on which `/proc/self/ns` links can be read here.
 fn kept_namespace(case: &Case, steps: &[Expected], bit: u64) -> bool {
-    !case
-        .steps
-        .iter()
-        .zip(steps)
-        .any(|(s, e)| s.is_unshare() && e.result.is_success() && e.effective_flags.intersects(bit))
+    // A setns step back into the namespace the case started in (setns::restores) undoes them.
+    case.steps.iter().zip(steps).fold(true, |kept, (s, e)| {
+        if s.is_unshare() && e.result.is_success() && e.effective_flags.intersects(bit) {
+            false
+        } else {
+            kept || setns::restores(s, e.result, bit)
+        }
+    })
 }
 
 fn kept_namespaces(steps: &[Expected], case: &Case) -> KeptNamespaces {
@@ -360,6 +367,10 @@ pub fn predict(profile: &KernelProfile, env: &Environment, case: &Case) -> Predi
         return Prediction::Skip { reason };
     }
     if let Some(reason) = guest::skip_reason(env, case) {
+        return Prediction::Skip { reason };
+    }
+    setns::start(env, &case.setup, &mut state);
+    if let Some(reason) = setns::skip_reason(env, &state, case) {
         return Prediction::Skip { reason };
     }
     let mut steps = Vec::with_capacity(case.steps.len());

@@ -68,6 +68,9 @@ pub fn need(case: &Case, executor_pid_level: Option<u32>) -> Need {
             _ => {}
         }
     }
+    let (setns_fds, setns_tasks) = super::setns::need(case);
+    step_fds += setns_fds;
+    transient = transient.max(setns_tasks);
     // high_fd's descriptor, and the namespace descriptors nsfs_bind and shm rmid-forced keep.
     let held = u32::from(s.high_fd) + u32::from(s.nsfs_bind) + u32::from(s.shm == Some(crate::case::Shm::RmidForced));
     // The inside witness (case::inside) stays, with two pipe ends; its exchange forks a clock

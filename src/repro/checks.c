@@ -169,8 +169,8 @@ static int is_fresh(struct fresh *f, unsigned long long ino, int err)
 	return 1;
 }
 
-/* Link k after the step: `want` is LINK_UNCHANGED, LINK_FRESH, LINK_BEFORE_OF(j), LINK_AFTER_OF(j)
- * or -errno (unreadable). */
+/* Link k after the step: `want` is LINK_UNCHANGED, LINK_FRESH, LINK_BEFORE_OF(j), LINK_AFTER_OF(j),
+ * LINK_AT_START(j) (f->seen[1] is the case's first snapshot) or -errno (unreadable). */
 static void link_is(int step, struct fresh *f, const struct snap *b, const struct snap *a, int k, int want)
 {
 	char eb[16], got[32], other[32];
@@ -186,6 +186,11 @@ static void link_is(int step, struct fresh *f, const struct snap *b, const struc
 		else if (!is_fresh(f, a->ino[k], 0))
 			differ(step, "ns/%s should be a new namespace, but inode %s was alive before or is shared",
 			       LINK_NAMES[k], got);
+	} else if (want >= 300) {
+		show_ns(other, sizeof(other), f->seen[1]->ino[want - 300], f->seen[1]->err[want - 300]);
+		if (!same_link(a, k, f->seen[1], want - 300))
+			differ(step, "ns/%s should equal ns/%s as it was before the first step %s, got %s", LINK_NAMES[k],
+			       LINK_NAMES[want - 300], other, got);
 	} else if (want >= 200) {
 		show_ns(other, sizeof(other), a->ino[want - 200], a->err[want - 200]);
 		if (!same_link(a, k, a, want - 200))

@@ -34,6 +34,7 @@ fn link_expect(e: LinkExpect) -> String {
         LinkExpect::Unreadable(e) => format!("-{}", errno_c(e)),
         LinkExpect::BeforeOf(l) => format!("LINK_BEFORE_OF({}) /* {l} */", l.index()),
         LinkExpect::AfterOf(l) => format!("LINK_AFTER_OF({}) /* {l} */", l.index()),
+        LinkExpect::AtCaseStart(l) => format!("LINK_AT_START({}) /* {l} */", l.index()),
     }
 }
 

@@ -153,6 +153,12 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
             let signal = exp.clone3.as_ref().map_or(libc::SIGCHLD as u64, |c| c.exit_signal);
             format!("step_clone3(x, {:#x}ULL, {signal}, &x->r->step[{k}].child)", f.0)
         }
+        Step::Setns(st) => format!(
+            "step_setns({}, {}, {:#x}ULL)",
+            st.target.index(),
+            i32::from(st.target.opened_at_start()),
+            st.nstype.0
+        ),
         other => return Err(ReproError::Unsupported(format!("step {other}"))),
     })
 }
@@ -161,8 +167,15 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
 /// the setup allows; in a vfork child when the case asks for one.
 pub(super) fn steps_c(case: &Case, exps: &[Expected]) -> Result<String, ReproError> {
     let s = &case.setup;
-    let mut body =
-        String::from("\tsnapshot(x, &x->r->before);\n\tread_marks(&x->r->mark[0]);\n\tread_inside(&x->r->mark[0]);\n");
+    let mut body = String::new();
+    for step in &case.steps {
+        if let Step::Setns(st) = step
+            && st.target.opened_at_start()
+        {
+            let _ = writeln!(body, "\tsetns_open_at_start({}); /* {} */", st.target.index(), st.target.name());
+        }
+    }
+    body.push_str("\tsnapshot(x, &x->r->before);\n\tread_marks(&x->r->mark[0]);\n\tread_inside(&x->r->mark[0]);\n");
     for (k, (step, exp)) in case.steps.iter().zip(exps).enumerate() {
         let _ =
             writeln!(body, "\tstep_done(x, {k}, {}); /* {} */", step_call(k, step, exp)?, c_comment(&step.to_string()));

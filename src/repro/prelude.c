@@ -64,6 +64,7 @@
 #define LINK_FRESH 1
 #define LINK_BEFORE_OF(k) (100 + (k)) /* equals link k's value before the step */
 #define LINK_AFTER_OF(k) (200 + (k))  /* equals link k's value after the step */
+#define LINK_AT_START(k) (300 + (k))  /* equals link k's value before the first step (setns back) */
 /* What kcmp against a sibling gives; a negative value: it fails with -errno. */
 #define KC_ANY 1000 /* not modelled: anything goes */
 #define KC_SAME 1001

@@ -426,3 +426,52 @@ static void in_vfork_child(struct ctx *x, int (*body)(void *))
 	wait_and_exit(pid);
 }
 /* ---- end of setup.c ---- */
+
+/* setns steps (issue 16 class 4, exec/child/setns.rs): the descriptors opened before the first
+ * step, by target in case::SetnsTarget order (NULL: a pidfd of a reaped child), or -errno. */
+static const char *const SETNS_LINKS[] = { "pid_for_children", "time_for_children", "pid", "time", "uts", "user", NULL };
+static int setns_fds[7] = { NONE, NONE, NONE, NONE, NONE, NONE, NONE };
+
+/* A pidfd of a child that is surely alive when it is opened, then killed and reaped. */
+static int setns_exited_pidfd(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		for (;;)
+			pause();
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int e = fd < 0 ? errno : 0;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return fd < 0 ? -e : fd;
+}
+
+static int setns_open(int target)
+{
+	char path[64];
+	if (!SETNS_LINKS[target])
+		return setns_exited_pidfd();
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", SETNS_LINKS[target]);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static void setns_open_at_start(int target)
+{
+	if (setns_fds[target] == NONE)
+		setns_fds[target] = setns_open(target);
+}
+
+/* setns on the target's descriptor; the kernel reads an int. 0 or the errno. */
+static int step_setns(int target, int at_start, unsigned long long nstype)
+{
+	int fd = at_start ? setns_fds[target] : setns_open(target);
+	if (fd < 0)
+		return fd == NONE ? EBADF : -fd;
+	int rc = setns(fd, (int)(unsigned)nstype) ? errno : 0;
+	if (!at_start)
+		close(fd);
+	return rc;
+}

@@ -189,3 +189,23 @@ pub fn pause_forever() -> ! {
         unsafe { libc::pause() };
     }
 }
+
+/// A pidfd of a process that no longer exists (setns on it gives ESRCH; issue 16 class 4):
+/// forks a child that waits in `pause`, opens a pidfd on it while it is surely alive, kills it
+/// with SIGKILL and reaps it. The descriptor stays open (close-on-exec, as pidfds are).
+pub fn exited_child_pidfd() -> Result<RawFd, Errno> {
+    // SAFETY: the child only pauses until SIGKILL ends it: it takes no lock and touches no
+    // memory, so another thread of the caller (a setup's parked thread) cannot matter.
+    let pid = ret_int(unsafe { libc::fork() })?;
+    if pid == 0 {
+        pause_forever();
+    }
+    // SAFETY: integer arguments; the result is a new descriptor, owned by the caller.
+    let fd = ret(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) });
+    let killed = kill(pid, libc::SIGKILL);
+    let reaped = waitpid(pid, 0);
+    let fd = fd? as RawFd;
+    killed?;
+    reaped?;
+    Ok(fd)
+}

@@ -25,7 +25,7 @@ fn kcmp_value(k: crate::model::KcmpExpect) -> crate::exec::observe::IntOrErrno {
 }
 
 /// The links after step `e`, from `cur`: a fresh namespace takes the next number of `next_ino`.
-fn links_after(e: &Expected, cur: &Snapshot, after: &mut Snapshot, next_ino: &mut u64) {
+fn links_after(e: &Expected, initial: &Snapshot, cur: &Snapshot, after: &mut Snapshot, next_ino: &mut u64) {
     use crate::model::LinkExpect;
     for link in NsLink::ALL {
         let old = cur.link(link);
@@ -37,6 +37,7 @@ fn links_after(e: &Expected, cur: &Snapshot, after: &mut Snapshot, next_ino: &mu
             }
             LinkExpect::Unreadable(err) => NsValue::Error(err),
             LinkExpect::BeforeOf(other) => cur.link(other),
+            LinkExpect::AtCaseStart(other) => initial.link(other),
         };
     }
     for link in NsLink::ALL {
@@ -47,11 +48,11 @@ fn links_after(e: &Expected, cur: &Snapshot, after: &mut Snapshot, next_ino: &mu
 }
 
 /// The state after step `e` exactly as the model says, from `cur`.
-fn state_after(e: &Expected, cur: &Snapshot, next_ino: &mut u64) -> Snapshot {
+fn state_after(e: &Expected, initial: &Snapshot, cur: &Snapshot, next_ino: &mut u64) -> Snapshot {
     use crate::exec::observe::{IntOrErrno, SiblingView};
     use crate::model::{KcmpExpect, PidExpect, SemExpect};
     let mut after = cur.clone();
-    links_after(e, cur, &mut after, next_ino);
+    links_after(e, initial, cur, &mut after, next_ino);
     (after.uid, after.euid, after.gid, after.egid, after.cap_eff) =
         (e.creds.uid, e.creds.uid, e.creds.gid, e.creds.gid, e.creds.cap_eff);
     after.pid = match e.pid {
@@ -175,7 +176,7 @@ pub(super) fn honest_on(
     let mut next_ino = 5_000_000_000u64;
     let mut obs = Vec::new();
     for e in steps {
-        let after = state_after(e, &cur, &mut next_ino);
+        let after = state_after(e, &env.baseline, &cur, &mut next_ino);
         obs.push(StepObservation { result: e.result, after: after.clone(), child: None });
         cur = after;
     }

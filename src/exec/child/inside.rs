@@ -15,10 +15,15 @@
 //! The executor brings its sandbox's loopback up, so that a kept network namespace (one device
 //! up) and a new one (none up) differ by their devices too.
 //!
+//! Each reading is made only for a case with a step that asks to leave its namespace type
+//! ([`Reads`]); the namespace ids judge the others.
+//!
 //! `check::inside` judges the readings against the model (`life-inside-namespaces`).
 //! Everything here runs in the case child and does not allocate (`tests/style.rs`).
 
 use crate::abi::errno::Errno;
+use crate::abi::flags::bits;
+use crate::case::Case;
 use crate::sys;
 use crate::sys::inside::MQ_NAME_MAX;
 
@@ -78,21 +83,49 @@ fn mq_reading(m: &InsideMarkers) -> i32 {
 }
 
 /// The readings before the first step.
-pub fn before(m: &InsideMarkers) -> Before {
-    Before { mq: mq_reading(m), devs: sys::inside::netdevs(), cgroups: sys::inside::own_cgroups() }
+/// Which readings a case asks for: only those of the namespace types one of its steps asks to
+/// leave (`Case::asks_to_leave`, as the model predicts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    mq: bool,
+    devs: bool,
+    cgroups: bool,
+}
+
+impl Reads {
+    /// The readings `case` needs.
+    pub fn of(case: &Case) -> Reads {
+        Reads {
+            mq: case.asks_to_leave(bits::NEWIPC),
+            devs: case.asks_to_leave(bits::NEWNET),
+            cgroups: case.asks_to_leave(bits::NEWCGROUP),
+        }
+    }
+}
+
+/// A reading the case did not ask for.
+const UNREAD: Errno = Errno(libc::ENODATA);
+
+/// The readings before the first step (those `reads` asks for; the others are [`UNREAD`]).
+pub fn before(m: &InsideMarkers, reads: Reads) -> Before {
+    Before {
+        mq: if reads.mq { mq_reading(m) } else { NONE },
+        devs: if reads.devs { sys::inside::netdevs() } else { Err(UNREAD) },
+        cgroups: if reads.cgroups { sys::inside::own_cgroups() } else { Err(UNREAD) },
+    }
 }
 
 /// The [`MsgKind::Inside`] message after the last step, against `was` (read before the first).
-pub fn fill(m: &InsideMarkers, was: &Before) -> Msg {
+pub fn fill(m: &InsideMarkers, reads: Reads, was: &Before) -> Msg {
     let mut msg = Msg::new(MsgKind::Inside);
     let p = &mut msg.probe;
     p[inside_probe::MQ_BEFORE] = was.mq;
-    p[inside_probe::MQ_AFTER] = mq_reading(m);
+    p[inside_probe::MQ_AFTER] = if reads.mq { mq_reading(m) } else { NONE };
     let count = |d: &Result<sys::inside::NetDevs, Errno>, up: bool| match d {
         Ok(d) => (if up { d.up } else { d.count }) as i32,
         Err(e) => -e.0,
     };
-    let now = sys::inside::netdevs();
+    let now = if reads.devs { sys::inside::netdevs() } else { Err(UNREAD) };
     p[inside_probe::DEVS_BEFORE] = count(&was.devs, false);
     p[inside_probe::UP_BEFORE] = count(&was.devs, true);
     p[inside_probe::DEVS_AFTER] = count(&now, false);
@@ -102,7 +135,7 @@ pub fn fill(m: &InsideMarkers, was: &Before) -> Msg {
         Ok(d) => i32::from(d.loopback_down),
         Err(e) => -e.0,
     };
-    let cg = sys::inside::own_cgroups();
+    let cg = if reads.cgroups { sys::inside::own_cgroups() } else { Err(UNREAD) };
     p[inside_probe::CG_ROOT_AFTER] = match cg {
         Ok(c) => i32::from(c.at_root),
         Err(e) => -e.0,
@@ -122,11 +155,25 @@ mod tests {
     fn a_process_that_changed_nothing_reads_as_before() {
         // No queue is made here: the test process is in the host's IPC namespace.
         let m = InsideMarkers::default();
-        let was = before(&m);
-        let msg = fill(&m, &was);
+        let reads = Reads::of(&Case::unshare(&[bits::NEWIPC | bits::NEWNET | bits::NEWCGROUP]));
+        let was = before(&m, reads);
+        let msg = fill(&m, reads, &was);
         assert_eq!(msg.probe[inside_probe::MQ_BEFORE], NONE);
+        assert!(msg.probe[inside_probe::DEVS_BEFORE] >= 0);
         assert_eq!(msg.probe[inside_probe::DEVS_BEFORE], msg.probe[inside_probe::DEVS_AFTER]);
         assert_eq!(msg.probe[inside_probe::UP_BEFORE], msg.probe[inside_probe::UP_AFTER]);
         assert_eq!(msg.probe[inside_probe::CG_SAME], 1);
+    }
+
+    #[test]
+    fn only_the_types_a_step_asks_to_leave_are_read() {
+        let m = InsideMarkers::default();
+        let reads = Reads::of(&Case::unshare(&[bits::NEWUTS, 1 << 40]));
+        let msg = fill(&m, reads, &before(&m, reads));
+        let unread = -UNREAD.0;
+        assert_eq!(msg.probe[inside_probe::DEVS_BEFORE], unread);
+        assert_eq!(msg.probe[inside_probe::DEVS_AFTER], unread);
+        assert_eq!(msg.probe[inside_probe::CG_SAME], unread);
+        assert_eq!(msg.probe[inside_probe::MQ_AFTER], NONE);
     }
 }

@@ -51,6 +51,8 @@ pub struct Ctx<'a> {
     pub marks: super::markers::Reading,
     /// Life inside the namespaces as read before the first step (`inside`).
     pub inside: super::inside::Before,
+    /// The setns steps' descriptors opened before the first step (`setns`).
+    pub setns_fds: super::setns::Fds,
     /// The witness of `inside_witness`, forked before the first step (or why there is none).
     pub inside_witness: super::inside_witness::Witness,
 }

@@ -61,6 +61,9 @@ pub enum Entry {
     Native,
     /// The i386 entry, `int $0x80` (x86-64 builds): the filter sees the 32-bit word.
     I386,
+    /// Not unshare but `setns(2)` (issue 16 class 4): its rules match every call (a filter of
+    /// this kind reads no argument), unshare runs honestly.
+    Setns,
 }
 
 /// A lying kernel.
@@ -120,6 +123,9 @@ macro_rules! mutant {
     };
     (i386 $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
         Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::I386 }
+    };
+    (setns $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
+        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::Setns }
     };
 }
 
@@ -226,6 +232,10 @@ pub const MUTANTS: &[Mutant] = &[
         "NEWUTS, NEWNS or NEWTIME (with only sharing flags besides) returns 0 without making a namespace",
         "issue 16 class 3: the caller's hostname, mounts and time offsets stay shared with the namespaces it was in (what the inside witness looks at)",
         [Rule { all: 0, any: INSIDE_WITNESSED, none: NOT_SHARING_ONLY & !INSIDE_WITNESSED, action: OK }]),
+    mutant!(setns "setns-noop",
+        "every setns(2) returns 0 and does nothing (unshare is honest)",
+        "issue 16 class 4: a setns that answers for the call without joining anything (nor checking anything)",
+        [Rule { all: 0, any: 0, none: 0, action: OK }]),
 ];
 
 /// The namespaces whose inside `inside-changes-stay-inside` reads from outside (hostname,
@@ -303,7 +313,9 @@ mod tests {
     #[test]
     fn rules_are_satisfiable_and_leave_unshare_0_alone() {
         for m in MUTANTS {
-            assert_eq!(m.decide(0), Action::Allow, "{} lies about unshare(0), which the probe checks", m.name);
+            if m.entry != Entry::Setns {
+                assert_eq!(m.decide(0), Action::Allow, "{} lies about unshare(0), which the probe checks", m.name);
+            }
             for r in m.rules {
                 assert_eq!(r.all & r.none, 0, "{}: a bit both required and forbidden", m.name);
                 assert!(r.any == 0 || r.any & !r.none != 0, "{}: `any` only names forbidden bits", m.name);

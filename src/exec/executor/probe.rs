@@ -45,6 +45,7 @@ fn own_snapshot(ns_observer: NsObserver) -> Snapshot {
         clock: [0; crate::exec::child::record::CLOCKS],
         marks: crate::exec::child::markers::Reading::default(),
         inside: crate::exec::child::inside::Before::default(),
+        setns_fds: crate::exec::child::setns::NONE,
         inside_witness: crate::exec::child::inside_witness::Witness::default(),
     };
     let mut raw = RawSnapshot::default();

@@ -24,6 +24,7 @@ const STEP_CHROOT: u8 = 6;
 const STEP_SPAWN_THREAD: u8 = 7;
 const STEP_CLONE3: u8 = 8;
 const STEP_UNSHARE_INT80: u8 = 16;
+const STEP_SETNS: u8 = 17;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
@@ -117,6 +118,10 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
             Step::Clone3(f) => {
                 out.push(STEP_CLONE3);
                 out.extend_from_slice(&f.0.to_le_bytes());
+            }
+            Step::Setns(st) => {
+                out.extend_from_slice(&[STEP_SETNS, st.target.index() as u8]);
+                out.extend_from_slice(&st.nstype.0.to_le_bytes());
             }
         }
     }
@@ -250,6 +255,10 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
             STEP_SPAWN_THREAD => Step::SpawnThread,
             STEP_CLONE3 => Step::Clone3(RawFlags(c.u64()?)),
             STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
+            STEP_SETNS => {
+                let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
+                Step::Setns(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
+            }
             _ => {
                 c.at -= 1;
                 return c.fail("unknown step tag");
