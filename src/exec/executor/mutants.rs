@@ -64,6 +64,9 @@ pub enum Entry {
     /// Not unshare but `setns(2)` (issue 16 class 4): its rules match every call (a filter of
     /// this kind reads no argument), unshare runs honestly.
     Setns,
+    /// Not unshare but `mount(2)` (issue 16 class 3, the inside witness): its rules match every
+    /// call (no argument read), unshare runs honestly.
+    InsideMount,
 }
 
 /// A lying kernel.
@@ -126,6 +129,9 @@ macro_rules! mutant {
     };
     (setns $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
         Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::Setns }
+    };
+    (inside_mount $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
+        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::InsideMount }
     };
 }
 
@@ -236,6 +242,10 @@ pub const MUTANTS: &[Mutant] = &[
         "every setns(2) returns 0 and does nothing (unshare is honest)",
         "issue 16 class 4: a setns that answers for the call without joining anything (nor checking anything)",
         [Rule { all: 0, any: 0, none: 0, action: OK }]),
+    mutant!(inside_mount "inside-mount-noop",
+        "every mount(2) returns 0 and mounts nothing (unshare is honest)",
+        "issue 16 class 3: a mount that reports success and changes nothing (the inside witness's tmpfs; installed after the sandbox's own mounts)",
+        [Rule { all: 0, any: 0, none: 0, action: OK }]),
 ];
 
 /// The namespaces whose inside `inside-changes-stay-inside` reads from outside (hostname,
@@ -313,7 +323,7 @@ mod tests {
     #[test]
     fn rules_are_satisfiable_and_leave_unshare_0_alone() {
         for m in MUTANTS {
-            if m.entry != Entry::Setns {
+            if !matches!(m.entry, Entry::Setns | Entry::InsideMount) {
                 assert_eq!(m.decide(0), Action::Allow, "{} lies about unshare(0), which the probe checks", m.name);
             }
             for r in m.rules {
