@@ -10,8 +10,11 @@ usage: scripts/kernels.sh [options]
   --kernels "LIST"   kernels to boot, space separated (default: "5.10 6.1 6.12 latest")
                      each item is MAJOR.MINOR (newest Debian cloud kernel of that
                      series), "latest" (newest released Debian cloud kernel, sid),
-                     "next" (newest including -rc kernels from experimental), or an
-                     exact package name linux-image-...-cloud-amd64
+                     "next" (newest including -rc kernels from experimental), an
+                     exact package name linux-image-...-cloud-amd64, or the path of a
+                     kernel image built here (a "/" in it; e.g. the KCOV kernel with
+                     fault injection, ~/.cache/unshare-fuzz/kcov/default/vmlinux, named
+                     after the "release" file next to it)
   --args "A,B,..."   harness arguments, comma separated, passed as uf.args=
                      (default: run,--cases,300,--format,ktap); --throwaway-kernel
                      is always put first: the guest kernel is a throwaway, so a
@@ -25,6 +28,9 @@ usage: scripts/kernels.sh [options]
   --jobs N           kernels booted in parallel (default: number of cores)
   --cache DIR        kernel cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kernels)
   --append "STR"     extra kernel command line
+  --extra FILE       put FILE into the initramfs root too (repeatable); with
+                     --append uf.exec=/NAME the guest runs it instead of the harness
+                     (e.g. a static C reproducer; docs/guest-only.md)
   --gzip             gzip the initramfs (default: uncompressed, which boots faster)
   --vmlinuz          boot the compressed vmlinuz (default: the uncompressed ELF
                      vmlinux extracted from it, booted via PVH; falls back to
@@ -56,6 +62,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 KERNELS="" ARGS="" TIMEOUT="" OUT="" QUICK=0 BINARY="" JOBS="" APPEND="" GZIP=0
 REFRESH=0 INSTALL=1 LIST_ONLY=0 USE_VMLINUZ=0 STRIP=1 ALL=0
+EXTRA=()
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/kernels"
 
 while [ $# -gt 0 ]; do
@@ -69,6 +76,7 @@ while [ $# -gt 0 ]; do
         --jobs) JOBS=${2?--jobs needs a value}; shift 2 ;;
         --cache) CACHE=${2?--cache needs a value}; shift 2 ;;
         --append) APPEND=${2?--append needs a value}; shift 2 ;;
+        --extra) EXTRA+=("${2?--extra needs a file}"); shift 2 ;;
         --gzip) GZIP=1; shift ;;
         --vmlinuz) USE_VMLINUZ=1; shift ;;
         --no-strip) STRIP=0; shift ;;
@@ -348,6 +356,8 @@ build_initramfs() {
     fi
     chmod 0755 "$stage/init"
     if [ -d "$ROOT/corpus" ]; then cp -r "$ROOT/corpus" "$stage/corpus"; else mkdir "$stage/corpus"; fi
+    local f
+    for f in "${EXTRA[@]}"; do cp "$f" "$stage/" || die "--extra $f: cannot copy"; done
     (cd "$stage" && find . -mindepth 1 -print0 | LC_ALL=C sort -z \
         | cpio --null -o -H newc --owner 0:0 --quiet) > "$out.tmp"
     if [ "$GZIP" = 1 ]; then gzip -1 -c "$out.tmp" > "$out"; rm -f "$out.tmp"; else mv "$out.tmp" "$out"; fi
@@ -378,11 +388,24 @@ boot_one() {
     [ -n "$APPEND" ] && append+=" $APPEND"
     local start end rc=0
     start=$(date +%s.%N)
+    : > "$dir/report.ktap"
     timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 -M q35 "${ACCEL[@]}" -m 1G -smp 1 \
         -nographic -monitor none -nic none -no-reboot \
         -kernel "$kernel" -initrd "$INITRD" -append "$append" \
         -serial "file:$dir/console.log" -serial "file:$dir/report.ktap" \
-        </dev/null >"$dir/qemu.log" 2>&1 || rc=$?
+        </dev/null >"$dir/qemu.log" 2>&1 &
+    local qemu=$!
+    # A kernel without ACPI (the KCOV kernels) only halts at power-off: qemu is stopped here
+    # once the guest has written its exit line.
+    while kill -0 "$qemu" 2>/dev/null; do
+        if grep -q '# guest-exit:' "$dir/report.ktap" 2>/dev/null; then
+            sleep 2
+            kill "$qemu" 2>/dev/null || true
+            break
+        fi
+        sleep 1
+    done
+    wait "$qemu" || rc=$?
     end=$(date +%s.%N)
     echo "$rc" > "$dir/qemu.rc"
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f\n", e - s }' > "$dir/seconds"
@@ -417,6 +440,15 @@ main() {
     fi
     for label in $KERNELS; do
         [ "$ALL" = 1 ] && break
+        if [[ "$label" == */* ]]; then
+            # guest: a kernel image built here (scripts/kcov-kernel.sh), booted as it is.
+            [ -s "$label" ] || { log "no kernel image at '$label'"; FAILED+=("$label (no such image)"); continue; }
+            name=$(cat "$(dirname "$label")/release" 2>/dev/null || basename "$(dirname "$label")")
+            [ -n "${KPATH[$name]:-}" ] && continue
+            NAMES+=("$name"); KPATH[$name]=$label; KPKG[$name]="local:$label"; KLABEL[$name]=local
+            log "kernel local -> $label"
+            continue
+        fi
         local resolved
         if ! resolved=$(resolve_kernel "$label"); then
             log "cannot resolve kernel '$label'"; FAILED+=("$label (not found)"); continue

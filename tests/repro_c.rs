@@ -492,6 +492,11 @@ fn corpus_reproducers_compile_cleanly_and_agree_with_linux() {
             continue;
         }
         let case = unshare_fuzz::repro::case_from_json(&text).expect("a valid corpus case");
+        if case.setup.nr_open.is_some() {
+            // guest: runs only in a throwaway qemu guest (guest_only_reproducers_refuse_on_a_host).
+            skipped += 1;
+            continue;
+        }
         match c_source(&case, &LINUX_6_18, &env) {
             Ok(src) => sample.push((file.clone(), src)),
             Err(ReproError::Skipped(_)) => skipped += 1,
@@ -512,4 +517,33 @@ fn corpus_reproducers_compile_cleanly_and_agree_with_linux() {
     }
     let n = sample.len();
     eprintln!("{n} corpus reproducers agree with this kernel ({skipped} skipped here, {pinned} pin a profile)");
+}
+
+/// guest: the reproducer of a guest-only EMFILE case (it lowers the global fs.nr_open) refuses to
+/// run on this host, even with the guest init's variable set by hand (the host's kernel command
+/// line has no `uf.args=`), says so and exits 2, and fs.nr_open is unchanged. In a guest it
+/// reproduces the EMFILE (docs/guest-only.md, measured with scripts/kernels.sh `uf.exec=`).
+#[test]
+fn guest_only_reproducers_refuse_on_a_host() {
+    let dir = common::temp_dir("repro-guest");
+    let text = std::fs::read_to_string("corpus/guest-only/emfile-shared-table-over-nr-open.json").expect("corpus file");
+    let case = unshare_fuzz::repro::case_from_json(&text).expect("a valid corpus case");
+    let src = c_source(&case, &LINUX_6_18, &unshare_fuzz::env::Environment::reference()).expect("a reproducer");
+    assert!(src.contains("guest_nr_open(x, 64);"), "{src}");
+    let bins = compile_all(&dir, &[src]);
+    let before = std::fs::read_to_string("/proc/sys/fs/nr_open").expect("read fs.nr_open");
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    assert!(!cmdline.contains("uf.args="), "this test must run on a host, not in a guest: {cmdline}");
+    for with_var in [false, true] {
+        let mut cmd = std::process::Command::new(&bins[0]);
+        if with_var {
+            cmd.env(unshare_fuzz::env::guest::GUEST_VAR, unshare_fuzz::env::guest::GUEST_TOKEN);
+        }
+        let out = cmd.output().expect("run the reproducer");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{stdout}");
+        assert!(stdout.starts_with("SKIP: this case lowers the global fs.nr_open"), "{stdout}");
+        assert!(!stdout.contains("step 0"), "nothing may run: {stdout}");
+    }
+    assert_eq!(std::fs::read_to_string("/proc/sys/fs/nr_open").expect("read fs.nr_open"), before);
 }

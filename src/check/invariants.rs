@@ -453,6 +453,9 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("fork-after-init-exit", "ENOMEM", "§3 not unshare's own: fork after the new init exited"),
     ("files-over-nr-open", "EMFILE", "§3 EMFILE (guest-only: lowered fs.nr_open)"),
     ("fault-injected-enomem", "ENOMEM", "§3 ENOMEM (guest-only: fail-nth)"),
+    ("uts-missing", "EINVAL", "§3 EINVAL (g) uts (kernel without it)"),
+    ("ipc-missing", "EINVAL", "§3 EINVAL (g) ipc (kernel without it)"),
+    ("time-missing", "EINVAL", "§3 EINVAL (g) time (kernel without it)"),
     // setns steps (issue 16 class 4, model::setns): not unshare's own, the spec's setns notes.
     ("setns-pid-for-children-pending", "ENOENT", "setns: pid_for_children before its init"),
     ("setns-nstype-mismatch", "EINVAL", "setns: nstype not the file's type"),

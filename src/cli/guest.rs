@@ -98,7 +98,14 @@ pub struct GuestConfig {
     pub args: Vec<String>,
     /// Guest-side time limit for the child (from `uf.timeout=`).
     pub timeout: Option<Duration>,
+    /// A program of the initramfs to run instead of the harness, without arguments (from
+    /// `uf.exec=`; e.g. a C reproducer of a guest-only case, which reads the same guest marks).
+    pub guest_exec: Option<String>,
 }
+
+/// Optional kernel command-line parameter: run this program of the initramfs instead of the
+/// harness (`scripts/kernels.sh --extra FILE --append uf.exec=/FILE`).
+pub const GUEST_EXEC_PARAM: &str = "uf.exec=";
 
 /// Parses a kernel command line (the contents of `/proc/cmdline`).
 ///
@@ -115,6 +122,8 @@ pub fn parse_cmdline(cmdline: &str) -> GuestConfig {
         }
         if let Some(v) = token.strip_prefix(ARGS_PARAM) {
             cfg.args = v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        } else if let Some(v) = token.strip_prefix(GUEST_EXEC_PARAM) {
+            cfg.guest_exec = Some(v.to_owned()).filter(|p| p.starts_with('/'));
         } else if let Some(v) = token.strip_prefix(TIMEOUT_PARAM) {
             cfg.timeout = v.parse::<u64>().ok().filter(|&s| s > 0).map(Duration::from_secs);
         }
@@ -339,9 +348,11 @@ fn run_child(cfg: &GuestConfig, report: Option<&File>) -> GuestExit {
         None => Stdio::inherit(),
     };
     let exe = if std::path::Path::new("/proc/self/exe").exists() { "/proc/self/exe" } else { "/init" };
+    let exe = cfg.guest_exec.as_deref().unwrap_or(exe);
+    let args: &[String] = if cfg.guest_exec.is_some() { &[] } else { &cfg.args };
     let child = Command::new(exe)
         .arg0(CHILD_ARGV0)
-        .args(&cfg.args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::inherit())
@@ -413,6 +424,10 @@ mod tests {
         assert_eq!(parse_cmdline("quiet").args, Vec::<String>::new());
         assert_eq!(parse_cmdline("uf.args=a,,b uf.args=c").args, ["c"]);
         assert_eq!(parse_cmdline("uf.timeout=x").timeout, None);
+        // guest: uf.exec= names an initramfs program (absolute path only).
+        assert_eq!(parse_cmdline("uf.args=run uf.exec=/repro").guest_exec.as_deref(), Some("/repro"));
+        assert_eq!(parse_cmdline("uf.exec=repro").guest_exec, None);
+        assert_eq!(parse_cmdline("uf.args=run").guest_exec, None);
     }
 
     #[test]

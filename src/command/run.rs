@@ -18,8 +18,15 @@ pub use crate::command::pipeline::{
 pub use crate::command::pool::{PIPELINE_DEPTH, Progress, interruption, run_cases, start_executors, thread_note};
 pub use crate::report::run_report::{FailedCase, Interruption, RunReport};
 
-/// The deterministic stream of cases for `seed`.
+/// The deterministic stream of cases for `seed`, as generated outside a throwaway guest.
 pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
+    cases_for_seed_in(seed, None)
+}
+
+/// The deterministic stream of cases for `seed` where the environment's guest facts are
+/// `guest` (`Environment::guest`): guest-only setups only in a throwaway guest
+/// (`generate::guest`); with `None` the same stream as [`cases_for_seed`].
+pub fn cases_for_seed_in(seed: u64, guest: Option<&crate::env::guest::GuestKernel>) -> impl Iterator<Item = Case> {
     let mut bytes = [0u8; 32];
     let mut x = seed;
     for chunk in bytes.chunks_mut(8) {
@@ -31,7 +38,7 @@ pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
         chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
     }
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
-    let strategy = crate::generate::strategy::case();
+    let strategy = crate::generate::strategy::case_in(crate::generate::guest::GuestGen::from_guest(guest));
     std::iter::from_fn(move || strategy.new_tree(&mut runner).ok().map(|t| t.current()))
 }
 
@@ -40,8 +47,13 @@ pub fn cases_for_seed(seed: u64) -> impl Iterator<Item = Case> {
 /// # Errors
 /// As [`run_cases`].
 pub fn run(config: &RunConfig, progress: impl Fn(Progress) + Sync) -> Result<RunReport, ExecError> {
+    // Whether guest-only setups are drawn: the executors' own decision (`env::guest::decide`),
+    // made here with the same inputs before they start (they inherit this process's environment
+    // and kernel). Each executor decides again and refuses a guest-only case where it is not in
+    // a guest, and the model skips such a case there.
+    let guest = crate::exec::executor::guest_cases::detect();
     let mut cases = Vec::with_capacity(config.cases.min(1 << 20) as usize);
-    for case in cases_for_seed(config.seed).take(config.cases as usize) {
+    for case in cases_for_seed_in(config.seed, guest.as_ref()).take(config.cases as usize) {
         // Generating many cases takes seconds: a stop request is honoured here too.
         if cases.len() % 256 == 0 && crate::command::interrupt::requested().is_some() {
             break;

@@ -211,6 +211,37 @@ impl<'a> Arbitrary<'a> for Case {
     }
 }
 
+/// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of
+/// [`weights::guest`] (as [`super::strategy::guest_shape`]).
+pub fn guest_shape(u: &mut Unstructured, g: super::guest::GuestGen) -> Result<super::guest::GuestShape> {
+    use super::guest::GuestShape;
+    use weights::guest as wg;
+    Ok(match pick(u, &g.weights(), &[0u8, 1, 2])? {
+        0 => GuestShape::Ordinary,
+        1 => GuestShape::NrOpen {
+            fd_at: *u.choose(wg::FD_ATS)?,
+            nr_open: *u.choose(wg::NR_OPENS)?,
+            shared: chance(u, wg::NR_OPEN_SHARED)?,
+            files_flag: chance(u, wg::NR_OPEN_FILES_FLAG)?,
+        },
+        _ => GuestShape::FailNth { n: u.int_in_range(1..=wg::FAIL_NTH_MAX)?, last: RawFlags::arbitrary(u)? },
+    })
+}
+
+/// A whole case for a run whose environment gave `guest` ([`super::guest::GuestGen::from_guest`]):
+/// `Case::arbitrary` itself outside a throwaway guest, and in one a case fitted to a drawn
+/// [`guest_shape`] (as [`super::strategy::case_in`]).
+///
+/// # Errors
+/// When `u` runs out of data.
+pub fn case_in(u: &mut Unstructured, guest: Option<super::guest::GuestGen>) -> Result<Case> {
+    let case = Case::arbitrary(u)?;
+    match guest {
+        None => Ok(case),
+        Some(g) => Ok(super::guest::apply(case, &guest_shape(u, g)?)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +261,31 @@ mod tests {
                 assert!(case.validate().is_ok(), "{case}");
             }
         }
+    }
+
+    #[test]
+    fn guest_cases_are_valid_and_guest_only_only_in_a_guest() {
+        use crate::generate::guest::GuestGen;
+        let mut seed = 0x9e37_79b9_u64;
+        let (mut nr_open, mut fail_nth) = (0, 0);
+        for len in 0..3000 {
+            let bytes: Vec<u8> = (0..(len % 400))
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 33) as u8
+                })
+                .collect();
+            let host = case_in(&mut Unstructured::new(&bytes), None);
+            if let Ok(c) = &host {
+                assert!(crate::case::guest::needs(c).is_empty(), "{c}");
+                assert_eq!(Some(c), Case::arbitrary(&mut Unstructured::new(&bytes)).ok().as_ref());
+            }
+            if let Ok(c) = case_in(&mut Unstructured::new(&bytes), Some(GuestGen { fail_nth: true })) {
+                assert!(c.validate().is_ok(), "{c}");
+                nr_open += usize::from(c.setup.nr_open.is_some());
+                fail_nth += usize::from(c.setup.fail_nth.is_some());
+            }
+        }
+        assert!(nr_open > 100 && fail_nth > 100, "nr_open {nr_open}, fail_nth {fail_nth} of 3000");
     }
 }

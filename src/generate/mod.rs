@@ -4,6 +4,7 @@
 //! case loaded from a file, passes through [`neutralize`].
 
 pub mod arbitrary;
+pub mod guest;
 pub mod strategy;
 pub mod weights;
 

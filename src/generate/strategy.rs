@@ -184,6 +184,37 @@ pub fn case() -> impl Strategy<Value = Case> {
     (setup(), steps).prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
 }
 
+/// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of
+/// [`weights::guest`].
+pub fn guest_shape(g: super::guest::GuestGen) -> BoxedStrategy<super::guest::GuestShape> {
+    use super::guest::GuestShape;
+    use weights::guest as wg;
+    let [ordinary, nr_open, fail_nth] = g.weights();
+    let nr = (
+        prop::sample::select(wg::FD_ATS),
+        prop::sample::select(wg::NR_OPENS),
+        chance(wg::NR_OPEN_SHARED),
+        chance(wg::NR_OPEN_FILES_FLAG),
+    )
+        .prop_map(|(fd_at, nr_open, shared, files_flag)| GuestShape::NrOpen { fd_at, nr_open, shared, files_flag });
+    let nth = (1..=wg::FAIL_NTH_MAX, flags()).prop_map(|(n, last)| GuestShape::FailNth { n, last });
+    let mut arms = vec![(ordinary, Just(GuestShape::Ordinary).boxed()), (nr_open, nr.boxed())];
+    if fail_nth > 0 {
+        arms.push((fail_nth, nth.boxed()));
+    }
+    proptest::strategy::Union::new_weighted(arms).boxed()
+}
+
+/// A whole case for a run whose environment gave `guest` ([`super::guest::GuestGen::from_guest`]):
+/// [`case`] itself outside a throwaway guest (the same stream as before guest-only setups
+/// existed), and in one a case fitted to a drawn [`guest_shape`].
+pub fn case_in(guest: Option<super::guest::GuestGen>) -> BoxedStrategy<Case> {
+    match guest {
+        None => case().boxed(),
+        Some(g) => (case(), guest_shape(g)).prop_map(|(c, shape)| super::guest::apply(c, &shape)).boxed(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +275,35 @@ mod tests {
         assert!(unshare > clone3, "unshare steps {unshare}, clone3 steps {clone3}");
         assert!(threads > n / 100, "successful-thread shapes {threads}");
         assert!(int80 > n / 100 && int80 < unshare / 10, "int $0x80 steps {int80}, unshare steps {unshare}");
+    }
+
+    #[test]
+    fn guest_only_setups_only_in_a_guest_with_their_weights() {
+        use crate::generate::guest::GuestGen;
+        let rng = || TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[5; 32]));
+        let (mut a, mut b) = (rng(), rng());
+        let (plain, host) = (case(), case_in(None));
+        for _ in 0..500 {
+            let c = host.new_tree(&mut b).unwrap().current();
+            assert_eq!(c, plain.new_tree(&mut a).unwrap().current(), "a host's stream must not change");
+            assert!(crate::case::guest::needs(&c).is_empty());
+        }
+        let n = 4000;
+        for (facts, want_nth) in [(GuestGen { fail_nth: true }, true), (GuestGen { fail_nth: false }, false)] {
+            let s = case_in(Some(facts));
+            let mut r = rng();
+            let (mut nr_open, mut fail_nth) = (0, 0);
+            for _ in 0..n {
+                let c = s.new_tree(&mut r).unwrap().current();
+                assert!(c.validate().is_ok(), "{c}");
+                nr_open += u32::from(c.setup.nr_open.is_some());
+                fail_nth += u32::from(c.setup.fail_nth.is_some());
+            }
+            let near = |got: u32, w: u32| got > n * w / 100 * 7 / 10 && got < n * w / 100 * 13 / 10;
+            assert!(near(nr_open, weights::guest::NR_OPEN), "nr_open {nr_open} of {n}");
+            assert_eq!(fail_nth > 0, want_nth, "fail_nth {fail_nth} of {n}");
+            assert!(!want_nth || near(fail_nth, weights::guest::FAIL_NTH), "fail_nth {fail_nth} of {n}");
+        }
     }
 
     #[test]

@@ -266,6 +266,32 @@ pub mod steps {
     pub const SPAWN_THREAD: u32 = 3;
 }
 
+/// Guest-only setups (`case::guest`, docs/guest-only.md), generated only when the run's
+/// environment is a throwaway qemu guest (`generate::guest`). Each is out of 100 cases; the
+/// rest of the case is drawn as on a host and then fitted to the setup.
+pub mod guest {
+    /// A lowered `fs.nr_open` with an fd at [`FD_ATS`] (EMFILE, `files-over-nr-open`).
+    pub const NR_OPEN: u32 = 10;
+    /// fail-nth on the last unshare (ENOMEM, `fault-injected-enomem`); only where the guest's
+    /// kernel has fault injection set up.
+    pub const FAIL_NTH: u32 = 10;
+    /// The fd numbers: both sides of the 64 embedded slots and of 128, tables of 256, 512 and
+    /// 1024 slots. Below 1024, the default RLIMIT_NOFILE of a guest's init (a number at or
+    /// above the limit is skipped by the model: `model::guest::skip_reason`).
+    pub const FD_ATS: &[u32] = &[63, 64, 100, 127, 128, 200, 511, 1023];
+    /// The lowered limits (multiples of 64, as `case::guest::validate` requires).
+    pub const NR_OPENS: &[u32] = &[64, 128, 256, 1024];
+    /// Out of 100 nr_open setups: a `files` sibling shares the table (EMFILE needs it shared).
+    pub const NR_OPEN_SHARED: u32 = 80;
+    /// Out of 100 nr_open setups: FILES is added to the first unshare step.
+    pub const NR_OPEN_FILES_FLAG: u32 = 70;
+    /// The fail-nth values, 1..=this. The first allocations of every unshare path fail with
+    /// ENOMEM or are absorbed; larger N reach the sites that answer ENOSPC, EAGAIN, EEXIST,
+    /// ENODEV or EINVAL instead (docs/kernel-vs-spec.md item 15, at N >= 6 in the sweep), which
+    /// the model reports as findings: `kcov.sh --fail-nth-sweep` visits those on purpose.
+    pub const FAIL_NTH_MAX: u32 = 3;
+}
+
 /// setns steps (issue 16 class 4): their nstype words and the short scenarios that make a
 /// setns step meet the state it is about (a pending pid or time namespace, a new user
 /// namespace, a fork into the new pid namespace).

@@ -11,6 +11,9 @@ use crate::env::Environment;
 /// that can run it. The reasons name the kind of need, not its number, so that a report
 /// counts them under one line each.
 pub fn skip_reason(env: &Environment, case: &Case) -> Option<String> {
+    if let Some(reason) = guest_fd_at_over_nofile(env, case) {
+        return Some(reason);
+    }
     let needs = crate::case::guest::needs(case);
     let first = needs.first()?;
     let what = match first {
@@ -26,6 +29,19 @@ pub fn skip_reason(env: &Environment, case: &Case) -> Option<String> {
         )),
         Some(_) => None,
     }
+}
+
+/// `fd_at` at or above the RLIMIT_NOFILE soft limit measured here: `F_DUPFD` would fail with
+/// EINVAL (a guest's init starts with 1024), so the case is skipped, not run as broken.
+fn guest_fd_at_over_nofile(env: &Environment, case: &Case) -> Option<String> {
+    let fd = case.setup.fd_at?;
+    let limit = env.resources.nofile_soft?;
+    (u64::from(fd) >= limit).then(|| {
+        format!(
+            "needs descriptor number {fd} (fd_at), {} allows numbers below {limit} only",
+            env.resources.fd_limit_name()
+        )
+    })
 }
 
 /// The reference machine for `case` ([`Environment::reference`]): for a guest-only case, the
@@ -105,6 +121,25 @@ mod tests {
         let mut threaded = emfile(Privilege::Root, bits::FILES | bits::SIGHAND, 200, 64, true);
         threaded.setup.threads = 1;
         assert_eq!(steps(&reference_for(&threaded), &threaded)[0].rule, "thread-multithreaded");
+        // A thread shares the table as a CLONE_FILES sibling does (seen in the 6.12 guest:
+        // EMFILE with one extra thread and no sibling).
+        let mut thread_only = emfile(Privilege::Root, bits::FILES | bits::NEWUTS, 127, 64, false);
+        thread_only.setup.threads = 1;
+        assert_eq!(steps(&reference_for(&thread_only), &thread_only)[0].rule, "files-over-nr-open");
+    }
+
+    #[test]
+    fn guest_an_fd_at_over_the_descriptor_limit_is_skipped() {
+        let c = emfile(Privilege::Root, bits::FILES, 1023, 64, true);
+        let mut env = reference_for(&c);
+        env.resources.nofile_soft = Some(1024);
+        assert!(matches!(predict(&LINUX_6_18, &env, &c), Prediction::Steps { .. }));
+        let mut over = c.clone();
+        over.setup.fd_at = Some(1024);
+        match predict(&LINUX_6_18, &env, &over) {
+            Prediction::Skip { reason } => assert!(reason.contains("descriptor number 1024 (fd_at)"), "{reason}"),
+            p => panic!("fd_at at RLIMIT_NOFILE must be skipped: {p:?}"),
+        }
     }
 
     #[test]

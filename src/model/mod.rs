@@ -23,6 +23,7 @@ pub mod profile;
 pub mod resources;
 pub mod rules;
 pub mod setns;
+pub mod setns_state;
 pub mod state;
 pub mod steps;
 

@@ -75,6 +75,7 @@ pub fn environment(env: &Environment) -> String {
         env.seccomp_mode,
         if env.lsms.is_empty() { "unknown".into() } else { env.lsms.join(",") }
     );
+    let _ = writeln!(s, "guest:         {}", crate::check::guest_rows::guest_line(env.guest.as_ref()));
     for (i, line) in env.resources.describe().iter().enumerate() {
         let _ = writeln!(s, "{}{line}", if i == 0 { "resources:     " } else { "               " });
     }
@@ -94,7 +95,7 @@ pub fn summary(report: &RunReport) -> String {
     let mut s = String::new();
     violation_lines(&mut s, report);
     invariant_table(&mut s, &report.tally);
-    provokable_table(&mut s, &report.tally);
+    provokable_table(&mut s, &report.tally, &report.environment);
     case_counts(&mut s, report);
     run_lines(&mut s, report);
     let _ = writeln!(s, "result: {}", verdict(report));
@@ -144,12 +145,16 @@ fn invariant_table(s: &mut String, t: &Tally) {
 }
 
 /// The errno conditions of spec §3 the run provoked.
-fn provokable_table(s: &mut String, t: &Tally) {
+fn provokable_table(s: &mut String, t: &Tally, env: &Environment) {
     let _ = writeln!(s, "\nerrno conditions of spec §3 that can be provoked safely (observed as predicted):");
     let _ = writeln!(s, "{:<26} {:<7} {:>8}  spec", "condition (rule)", "errno", "observed");
     for (rule, errno, spec) in crate::check::invariants::PROVOKABLE {
         let n = t.conditions.get(&format!("{rule} {errno}")).copied().unwrap_or(0);
-        let mark = if n == 0 { "  <- not provoked in this run" } else { "" };
+        let mark = match crate::check::guest_rows::guest_row_not_here(rule, env) {
+            Some(why) if n == 0 => format!("  (not here: {why})"),
+            _ if n == 0 => "  <- not provoked in this run".to_string(),
+            _ => String::new(),
+        };
         let _ = writeln!(s, "{rule:<26} {errno:<7} {n:>8}  {spec}{mark}");
     }
 }

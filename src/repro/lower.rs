@@ -103,6 +103,7 @@ pub(super) fn setup_c(s: &Setup) -> String {
     if let Some(kind) = s.chroot {
         op(&mut out, SetupOp::Chroot, &format!("do_chroot({})", chroot_dir(kind)));
     }
+    super::guest::guest_setup_c(&mut out, s);
     for i in 0..usize::from(s.fds).min(FDS) {
         out.push_str(if i % 2 == 1 { "\topen_fd(x, O_CLOEXEC);\n" } else { "\topen_fd(x, 0);\n" });
     }

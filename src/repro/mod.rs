@@ -29,6 +29,7 @@ use crate::case::{Case, CaseError, Setup};
 use crate::env::Environment;
 use crate::model::{Expected, FinalExpect, KernelProfile, Prediction, predict};
 
+mod guest;
 mod judge;
 mod lower;
 mod tables;
@@ -120,6 +121,8 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
         shm: setup.shm,
         sem_clamp: setup.sem_clamp,
         nsfs_bind: setup.nsfs_bind,
+        fd_at: setup.fd_at,
+        nr_open: setup.nr_open,
         // Rendered as a comment only (`lower::setup_c`): the witness's readings are not reproduced.
         inside_witness: setup.inside_witness,
         ..Setup::default()
@@ -131,15 +134,11 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
 /// reproducer cannot build.
 fn buildable(case: &Case) -> Result<(), ReproError> {
     case.validate()?;
-    let needs = crate::case::guest::needs(case);
-    if !needs.is_empty() || case.setup.fd_at.is_some() {
-        let what: Vec<String> = needs.iter().map(ToString::to_string).collect();
+    if let Some(n) = case.setup.fail_nth {
         // Skipped like a case the model skips here: such a case runs only in a qemu guest.
         return Err(ReproError::Skipped(format!(
-            "guest-only setup ({}; fd_at {:?}): the C reproducer does not lower fs.nr_open or write fail-nth; \
-             replay the case in a scripts/kernels.sh guest (docs/guest-only.md)",
-            what.join(", "),
-            case.setup.fd_at
+            "guest-only setup (fail-nth {n}): the C reproducer does not write fail-nth; \
+             replay the case in a scripts/kcov.sh guest (docs/guest-only.md)"
         )));
     }
     check_supported(&case.setup)?;
@@ -155,7 +154,12 @@ fn buildable(case: &Case) -> Result<(), ReproError> {
 /// setup or step the reproducer cannot build.
 pub fn c_source(case: &Case, profile: &KernelProfile, env: &Environment) -> Result<String, ReproError> {
     buildable(case)?;
-    let env = &Environment { ns_observer: NsObserver::ProcLinks, ..env.clone() };
+    let mut env = Environment { ns_observer: NsObserver::ProcLinks, ..env.clone() };
+    if case.setup.nr_open.is_some() && env.guest.is_none() {
+        // Predicted for the throwaway guest it must run in; the program refuses to run elsewhere.
+        env.guest = crate::model::guest::reference_for(case).guest;
+    }
+    let env = &env;
     match predict(profile, env, case) {
         Prediction::Skip { reason } => Err(ReproError::Skipped(reason)),
         Prediction::Steps { steps, final_probe } => c_source_with(case, &steps, &final_probe, profile.name, env),
@@ -197,6 +201,9 @@ pub fn c_source_with(
     for (_, text) in PRIMITIVES {
         out.push_str(text);
     }
+    if guest::uses_guest_c(&case.setup) {
+        out.push_str(&guest::guest_c());
+    }
     out.push_str("\n/* ---- the case, generated from the harness's plan and model ---- */\n");
     out.push_str(&lower::setup_c(&case.setup));
     out.push_str(&case_steps);
@@ -205,12 +212,14 @@ pub fn c_source_with(
     let level = |v: Option<u8>| v.map_or(-1, i32::from);
     let _ = writeln!(
         out,
-        "int main(void)\n{{\n{}\treturn repro_main({},\n\t\t\t  {},\n\t\t\t  {}, {},\n\t\t\t  {},\n\t\t\t  {}, {});\n}}",
+        "int main(void)\n{{\n{}{}\treturn repro_main({},\n\t\t\t  {},\n\t\t\t  {}, {},\n\t\t\t  {},\n\t\t\t  {}, {});\n}}",
         if case.steps.iter().any(|s| matches!(s, crate::case::Step::UnshareInt80(_))) {
             "\tcase_uses_int80 = 1;\n"
         } else {
             ""
         },
+        // A lowered fs.nr_open: refused outside a throwaway guest, written back at exit.
+        if case.setup.nr_open.is_some() { "\tguest_begin();\n\tatexit(guest_end);\n" } else { "" },
         c_str(&case.to_string()),
         c_str(&json),
         c_str(model),
@@ -278,8 +287,22 @@ mod tests {
         case.setup.siblings = vec![Sibling::Files];
         case.setup.fd_at = Some(200);
         case.setup.nr_open = Some(64);
+        // The EMFILE case is built: predicted for a throwaway guest, refused by the program
+        // itself anywhere else, fs.nr_open written back at exit.
+        let src = c_source(&case, &LINUX_6_18, &Environment::reference()).unwrap();
+        assert!(src.contains("\tguest_begin();\n\tatexit(guest_end);\n"), "{src}");
+        assert!(src.contains("\tguest_fd_at(x, 200);\n\tguest_nr_open(x, 64);\n"), "{src}");
+        assert!(src.contains("EMFILE, \"files-over-nr-open"), "{src}");
+        assert!(src.contains("#define GUEST_TOKEN \"pid1-of-a-throwaway-qemu-guest\""), "{src}");
+        assert!(src.contains("#define GUEST_CMDLINE_MARK \"uf.args=\""));
+        assert!(
+            !c_source(&Case::unshare(&[0]), &LINUX_6_18, &Environment::reference()).unwrap().contains("guest_begin")
+        );
+        case.setup.nr_open = None;
+        case.setup.fd_at = None;
+        case.setup.fail_nth = Some(2);
         let e = c_source(&case, &LINUX_6_18, &Environment::reference()).unwrap_err().to_string();
-        assert!(e.contains("guest-only") && e.contains("fs.nr_open = 64"), "{e}");
+        assert!(e.contains("guest-only") && e.contains("fail-nth 2"), "{e}");
     }
 
     #[test]
@@ -303,7 +326,7 @@ mod tests {
                 shm: Some(crate::case::Shm::Attached),
                 sem_clamp: true,
                 nsfs_bind: true,
-                // Guest-only fields: the reproducer refuses them (guest_only_cases_are_refused).
+                // Guest-only fields: guest_only_cases_are_refused.
                 fd_at: None,
                 nr_open: None,
                 fail_nth: None,
