@@ -115,6 +115,7 @@ const POST_FORK: &[&str] = &[
     "src/exec/child/limits_child.rs",
     "src/exec/child/caps.rs",
     "src/exec/child/inside.rs",
+    "src/exec/child/inside_witness.rs",
     "src/exec/child/setns.rs",
 ];
 

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod guest;
+pub mod inside;
 pub mod setns;
 pub mod setup;
 

@@ -269,6 +269,12 @@ pub struct Setup {
     /// Runs only in a throwaway qemu guest whose kernel has fault injection (`case::guest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_nth: Option<u32>,
+    /// Life inside the new namespaces, seen from outside (issue 16 class 3, `case::inside`):
+    /// fork a witness before the first step, which stays where the setup left the caller; after
+    /// the last step the caller sets a hostname, the witness another, the caller mounts a tmpfs
+    /// and writes time namespace offsets, and each side reads what it sees of the other.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub inside_witness: bool,
 }
 
 impl Setup {
@@ -331,6 +337,9 @@ impl fmt::Display for Setup {
             f.write_str(", nsfs bind mount")?;
         }
         super::guest::fmt_guest_fields(self, f)?;
+        if self.inside_witness {
+            f.write_str(", inside witness")?;
+        }
         Ok(())
     }
 }

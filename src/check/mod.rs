@@ -11,6 +11,7 @@ pub mod expected;
 pub mod fault;
 pub mod guest_rows;
 pub mod inside;
+pub mod inside_witness;
 pub mod invariants;
 pub mod known;
 mod probe;
@@ -407,6 +408,7 @@ impl Tally {
             clone3::AGREE_ON_NAMESPACES,
             behaviour::NAMESPACES_BY_BEHAVIOUR,
             inside::LIFE_INSIDE_NAMESPACES,
+            inside_witness::INSIDE_CHANGES_STAY_INSIDE,
         ];
         for id in INVARIANTS.iter().map(|i| i.id).chain(case_level) {
             t.invariants.insert(id.to_string(), InvariantTally::default());

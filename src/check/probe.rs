@@ -5,7 +5,7 @@
 use crate::exec::observe::{IntOrErrno, ProbeObservation, Trace};
 use crate::model::FinalExpect;
 
-use super::{CaseVerdict, behaviour, inside, probe_is, record};
+use super::{CaseVerdict, behaviour, inside, inside_witness, probe_is, record};
 
 /// One sharing probe: the invariant it belongs to, what it asks, what was seen, the verdict.
 type Finding = (&'static str, &'static str, Option<IntOrErrno>, Result<(), String>);
@@ -15,6 +15,7 @@ pub(super) fn judge_probe(want: &FinalExpect, trace: &Trace, v: &mut CaseVerdict
     let Some(got) = trace.probe else { return };
     judge_markers(want, &got, v);
     judge_inside(want, &got, v);
+    judge_inside_witness(want, &got, v);
     if !want.proc_visible {
         return;
     }
@@ -52,6 +53,21 @@ fn record_case_level(id: &'static str, judged: Result<Vec<behaviour::Finding>, S
         }
         Err(reason) => {
             v.skipped.insert(id, reason);
+        }
+    }
+}
+
+/// `inside-changes-stay-inside`: one record per reading judged, or the reason none was.
+fn judge_inside_witness(want: &FinalExpect, got: &ProbeObservation, v: &mut CaseVerdict) {
+    match inside_witness::judge(want, got) {
+        Ok(findings) => {
+            for (what, r) in findings {
+                let r = r.map_err(|e| format!("inside witness, {what}: {e}"));
+                record(v, inside_witness::INSIDE_CHANGES_STAY_INSIDE, None, r, None, None);
+            }
+        }
+        Err(reason) => {
+            v.skipped.insert(inside_witness::INSIDE_CHANGES_STAY_INSIDE, reason);
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod caps;
 pub mod clone3;
 pub mod guest;
 pub mod inside;
+pub mod inside_witness;
 pub mod limits_child;
 pub mod markers;
 pub mod ops;
@@ -281,6 +282,7 @@ fn probe(ctx: &Ctx) -> Msg {
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
     self::setns::open_at_start(ctx.case, &mut ctx.setns_fds);
+    ctx.inside_witness = self::inside_witness::start(ctx.case.setup.inside_witness);
     ctx.marks = self::markers::observe(&ctx.plan.markers);
     ctx.inside = self::inside::before(&ctx.plan.inside, self::inside::Reads::of(ctx.case));
     let mut msg = Msg::new(MsgKind::Before);
@@ -304,6 +306,11 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
         }
         snapshot(ctx, &mut m.snap);
         send(ctx.out, &m);
+    }
+    if ctx.case.setup.inside_witness {
+        // Before the probes: the UTS marker they write must stay the caller's last hostname.
+        send(ctx.out, &self::inside_witness::seen(&ctx.inside_witness));
+        send(ctx.out, &self::inside_witness::time(&ctx.inside_witness));
     }
     let p = probe(ctx);
     send(ctx.out, &p);
@@ -344,6 +351,7 @@ pub fn run_case(case: &Case, plan: Plan, out: RawFd) -> ! {
         marks: self::markers::Reading::default(),
         inside: self::inside::Before::default(),
         setns_fds: self::setns::NONE,
+        inside_witness: self::inside_witness::Witness::default(),
     };
     setup::build(&mut ctx);
     ctx.clock[clock::SETUP] = sys::monotonic_ns();

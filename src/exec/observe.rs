@@ -91,6 +91,45 @@ pub struct ProbeObservation {
     /// Life inside the namespaces (`exec::child::inside`), when the child reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inside: Option<InsideObservation>,
+    /// The inside witness's exchange (`exec::child::inside_witness`), when the setup asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside_witness: Option<WitnessObservation>,
+}
+
+/// What the caller and the inside witness saw of each other after the last step
+/// (`exec::child::inside_witness`; slots of `record::inside_witness_probe`): 1 yes, 0 no, a
+/// number of seconds, an errno, or `None` when there was nothing to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WitnessObservation {
+    /// The witness was forked before the first step.
+    pub forked: Option<IntOrErrno>,
+    /// The caller's sethostname.
+    pub uts_caller_set: Option<IntOrErrno>,
+    /// The witness then read the caller's hostname as its own.
+    pub uts_witness_sees: Option<IntOrErrno>,
+    /// The witness's sethostname.
+    pub uts_witness_set: Option<IntOrErrno>,
+    /// The caller then read the witness's hostname as its own.
+    pub uts_caller_sees: Option<IntOrErrno>,
+    /// The caller's tmpfs mount (1 there, 0 reported done but not there).
+    pub mnt_caller: Option<IntOrErrno>,
+    /// The witness then saw a mount on the directory.
+    pub mnt_witness_sees: Option<IntOrErrno>,
+    /// The witness's user namespace has setgroups "deny".
+    pub setgroups_witness: Option<IntOrErrno>,
+    /// The caller's user namespace has setgroups "deny".
+    pub setgroups_caller: Option<IntOrErrno>,
+    /// Opening `/proc/self/timens_offsets` for writing.
+    pub time_open: Option<IntOrErrno>,
+    /// Writing the offsets.
+    pub time_write: Option<IntOrErrno>,
+    /// The witness's CLOCK_MONOTONIC lies between two readings of the caller's.
+    pub time_caller_same: Option<IntOrErrno>,
+    /// Whole seconds a child forked after the write reads CLOCK_MONOTONIC ahead of the caller.
+    pub time_child_monotonic: Option<IntOrErrno>,
+    /// The same for CLOCK_BOOTTIME.
+    pub time_child_boottime: Option<IntOrErrno>,
 }
 
 /// What the caller saw of life inside its namespaces, before its first step and after its last

@@ -128,6 +128,7 @@ impl<'a> Arbitrary<'a> for Setup {
         // Only with the semaphore it decrements.
         let sem_clamp = sem_undo && chance(u, ws::SEM_CLAMP)?;
         let nsfs_bind = chance(u, ws::NSFS_BIND)?;
+        let inside_witness = chance(u, ws::INSIDE_WITNESS)?;
         Ok(Setup {
             privilege,
             threads,
@@ -145,6 +146,7 @@ impl<'a> Arbitrary<'a> for Setup {
             shm,
             sem_clamp,
             nsfs_bind,
+            inside_witness,
             // Guest-only fields (case::guest) are never generated: they change the whole kernel.
             ..Setup::default()
         })

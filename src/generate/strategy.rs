@@ -75,7 +75,7 @@ pub fn setup() -> impl Strategy<Value = Setup> {
         ws::SHM_ATTACHED => Just(Some(Shm::Attached)),
         ws::SHM_RMID_FORCED => Just(Some(Shm::RmidForced)),
     ];
-    let coverage = (chance(ws::HIGH_FD), shm, chance(ws::SEM_CLAMP), chance(ws::NSFS_BIND));
+    let coverage = (chance(ws::HIGH_FD), shm, chance(ws::SEM_CLAMP), chance(ws::NSFS_BIND), chance(ws::INSIDE_WITNESS));
     (prop::sample::select(Privilege::ALL.to_vec()), threads, placement, resources, coverage).prop_map(
         |(privilege, threads, (pidns_level, userns_depth, limit_zero, foreign_pidns, chroot), r, c)| Setup {
             privilege,
@@ -95,6 +95,7 @@ pub fn setup() -> impl Strategy<Value = Setup> {
             // Only with the semaphore it decrements.
             sem_clamp: r.1 && c.2,
             nsfs_bind: c.3,
+            inside_witness: c.4,
             // Guest-only fields (case::guest) are never generated: they change the whole kernel.
             ..Setup::default()
         },

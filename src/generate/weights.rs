@@ -253,6 +253,9 @@ pub mod setup {
     pub const SEM_CLAMP: u32 = 40;
     /// A private mount namespace with an nsfs bind mount.
     pub const NSFS_BIND: u32 = 6;
+    /// An inside witness (`case::inside`: hostnames, a tmpfs, time offsets, setgroups seen
+    /// from outside the new namespaces).
+    pub const INSIDE_WITNESS: u32 = 4;
 }
 
 /// Step weights (out of 100).

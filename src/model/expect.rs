@@ -234,6 +234,9 @@ pub struct InsideExpect {
     /// The caller keeps its cgroup namespace (its cgroup file reads as before), or has a new
     /// one rooted at its own cgroup (every line "/"). `None` when it cannot reach /proc.
     pub cgroup_kept: Option<bool>,
+    /// The inside witness's exchange (`inside_witness` setups; `model::inside_witness`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<super::inside_witness::WitnessExpect>,
 }
 
 impl InsideExpect {

@@ -31,6 +31,7 @@ pub(super) fn expect(env: &Environment, state: &CallerState, case: &Case, steps:
         devices,
         cgroup_kept: (state.proc_visible && asked(bits::NEWCGROUP))
             .then(|| super::kept_namespace(case, steps, bits::NEWCGROUP)),
+        witness: super::inside_witness::expect(env, state, case, steps),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod expect;
 pub mod facts;
 pub mod guest;
 pub mod inside;
+pub mod inside_witness;
 pub mod limits;
 pub mod profile;
 pub mod resources;

@@ -73,6 +73,10 @@ pub fn need(case: &Case, executor_pid_level: Option<u32>) -> Need {
     transient = transient.max(setns_tasks);
     // high_fd's descriptor, and the namespace descriptors nsfs_bind and shm rmid-forced keep.
     let held = u32::from(s.high_fd) + u32::from(s.nsfs_bind) + u32::from(s.shm == Some(crate::case::Shm::RmidForced));
+    // The inside witness (case::inside) stays, with two pipe ends; its exchange forks a clock
+    // child with a pipe of its own.
+    tasks += 2 * u32::from(s.inside_witness);
+    let step_fds = step_fds + 4 * u32::from(s.inside_witness);
     let fds = (u32::from(s.fds) + held + 4 * sibs + step_fds).max(if s.foreign_pidns { 3 } else { 0 });
     Need { tasks: tasks + transient, fds }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::check::Tally;
 use crate::check::invariants::INVARIANTS;
-use crate::check::{behaviour, inside};
+use crate::check::{behaviour, inside, inside_witness};
 use crate::env::Environment;
 use crate::report::run_report::RunReport;
 use crate::report::run_report::{FileResult, FileStatus};
@@ -316,8 +316,11 @@ pub fn corpus_counts(files: &[FileResult]) -> String {
 
 /// One line per invariant with its meaning (for `--help`-like listings).
 pub fn invariant_list() -> String {
-    let case_level =
-        [(behaviour::NAMESPACES_BY_BEHAVIOUR, behaviour::DOC), (inside::LIFE_INSIDE_NAMESPACES, inside::DOC)];
+    let case_level = [
+        (behaviour::NAMESPACES_BY_BEHAVIOUR, behaviour::DOC),
+        (inside::LIFE_INSIDE_NAMESPACES, inside::DOC),
+        (inside_witness::INSIDE_CHANGES_STAY_INSIDE, inside_witness::DOC),
+    ];
     INVARIANTS.iter().map(|i| (i.id, i.doc)).chain(case_level).map(|(id, doc)| format!("{id:<36} {doc}\n")).collect()
 }
 

@@ -70,12 +70,22 @@ fn high_fd_and_shm(out: &mut String, s: &Setup) {
     }
 }
 
+/// The inside witness is not reproduced: say so where the setup would build it.
+fn inside_witness_note(out: &mut String, s: &Setup) {
+    if s.inside_witness {
+        out.push_str(
+            "\t/* inside_witness: NOT reproduced. The harness forks a witness before the steps and compares\n\t * hostnames, a tmpfs, setgroups and timens_offsets with it after them (exec/child/inside_witness.rs,\n\t * invariant inside-changes-stay-inside); this program checks everything else of the case. */\n",
+        );
+    }
+}
+
 /// `case_setup()`: the setup operations of `s`, in the executor's order.
 pub(super) fn setup_c(s: &Setup) -> String {
     let mut out = String::from("/* The setup, in the executor's order (exec/child/setup.rs). */\n");
     out.push_str("static void case_setup(struct ctx *x)\n{\n");
     op(&mut out, SetupOp::Setpgid, "setpgid(0, 0)");
     op(&mut out, SetupOp::Pdeathsig, "prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)");
+    inside_witness_note(&mut out, s);
     if s.nsfs_bind {
         out.push_str("\tnsfs_bind(x);\n");
     }

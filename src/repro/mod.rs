@@ -124,6 +124,8 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
         nsfs_bind: setup.nsfs_bind,
         fd_at: setup.fd_at,
         nr_open: setup.nr_open,
+        // Rendered as a comment only (`lower::setup_c`): the witness's readings are not reproduced.
+        inside_witness: setup.inside_witness,
         ..Setup::default()
     };
     if known == *setup { Ok(()) } else { Err(ReproError::Unsupported(format!("{setup:?}"))) }
@@ -329,6 +331,7 @@ mod tests {
                 fd_at: None,
                 nr_open: None,
                 fail_nth: None,
+                inside_witness: false,
             },
             steps: vec![Step::Fork, Step::ForkExit, Step::WriteMaps, Step::SpawnThread],
         };

@@ -168,6 +168,30 @@ pub fn own_cgroups() -> Result<Cgroups, Errno> {
     cgroups_at(c"/proc/thread-self/cgroup")
 }
 
+/// `umount2(path, MNT_DETACH)`.
+///
+/// # Safety
+/// Detaches a mount from the calling process's mount namespace, which every process in that
+/// namespace sees. Call it only on a mount the caller itself made (the case child's tmpfs of
+/// `case::inside`, in the sandbox's private /tmp or a namespace of its own).
+pub unsafe fn umount_detach(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated; the caller guarantees the mount is its own.
+    ret_int(unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) }).map(|_| ())
+}
+
+/// `clock_gettime(clock)` in nanoseconds.
+pub fn clock_ns(clock: libc::clockid_t) -> Result<i64, Errno> {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: t is a valid out-pointer.
+    ret_int(unsafe { libc::clock_gettime(clock, &mut t) })?;
+    Ok(t.tv_sec.wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec))
+}
+
+/// Whether something is mounted on `dir`: its device differs from its parent's.
+pub fn mounted_on(dir: &CStr, parent: &CStr) -> Result<bool, Errno> {
+    Ok(super::stat_dev_ino(dir)?.0 != super::stat_dev_ino(parent)?.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

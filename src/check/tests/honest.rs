@@ -118,6 +118,41 @@ fn honest_probe(final_probe: &crate::model::FinalExpect) -> crate::exec::observe
         mnt_root_kept: final_probe.kept.mnt.and_then(flag),
         uts_marker: final_probe.kept.uts.map(marker),
         inside: Some(honest_inside(&final_probe.inside)),
+        inside_witness: final_probe.inside.witness.map(|w| honest_witness(&w)),
+    }
+}
+
+/// The inside witness's exchange exactly as the model says (setgroups "allow" outside).
+fn honest_witness(w: &crate::model::inside_witness::WitnessExpect) -> crate::exec::observe::WitnessObservation {
+    use crate::abi::errno::Errno;
+    use crate::case::inside::{INSIDE_BOOTTIME_OFFSET_S, INSIDE_MONOTONIC_OFFSET_S};
+    use crate::exec::observe::IntOrErrno;
+    use crate::model::inside_witness::{SetgroupsExpect, TimeWrite};
+    let v = |x: i32| Some(IntOrErrno::Value(x));
+    let write = |ok: bool, refused: Errno| if ok { v(1) } else { Some(IntOrErrno::Error(refused)) };
+    let kept = v(i32::from(w.uts_kept));
+    let time = w.time;
+    let written = time.is_some_and(|t| t.write == TimeWrite::Written);
+    let ahead = |offset: i32| time.filter(|t| t.child_forks).and_then(|_| v(if written { offset } else { 0 }));
+    crate::exec::observe::WitnessObservation {
+        forked: v(1),
+        uts_caller_set: write(w.caller_sets_hostname, Errno::EPERM),
+        uts_witness_sees: if w.caller_sets_hostname { kept } else { None },
+        uts_witness_set: write(w.witness_sets_hostname, Errno::EPERM),
+        uts_caller_sees: if w.witness_sets_hostname { kept } else { None },
+        mnt_caller: w.mount.and_then(|m| write(m.allowed, Errno::EPERM)),
+        mnt_witness_sees: w.mount.filter(|m| m.allowed).and_then(|m| v(i32::from(m.kept))),
+        setgroups_witness: v(0),
+        setgroups_caller: w.setgroups.and_then(|s| v(i32::from(s == SetgroupsExpect::Deny))),
+        time_open: time.and(v(1)),
+        time_write: time.and_then(|t| match t.write {
+            TimeWrite::Written => v(1),
+            TimeWrite::Eperm => Some(IntOrErrno::Error(Errno::EPERM)),
+            TimeWrite::Eacces => Some(IntOrErrno::Error(Errno::EACCES)),
+        }),
+        time_caller_same: time.and(v(1)),
+        time_child_monotonic: ahead(INSIDE_MONOTONIC_OFFSET_S),
+        time_child_boottime: ahead(INSIDE_BOOTTIME_OFFSET_S),
     }
 }
 

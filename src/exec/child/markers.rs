@@ -142,6 +142,11 @@ impl Held {
         if !made {
             self.missing.push("no POSIX message queue marker (every name tried exists)".into());
         }
+        // The directory the inside witness's caller mounts a tmpfs on (case::inside), in the
+        // sandbox's private /tmp.
+        if let Err(e) = sys::mkdir(crate::case::inside::INSIDE_MOUNT_DIR, 0o755) {
+            self.missing.push(format!("no directory for the inside witness's mount (mkdir /tmp/uf-inside-mnt: {e})"));
+        }
         if !verified {
             return;
         }

@@ -53,6 +53,8 @@ pub struct Ctx<'a> {
     pub inside: super::inside::Before,
     /// The setns steps' descriptors opened before the first step (`setns`).
     pub setns_fds: super::setns::Fds,
+    /// The witness of `inside_witness`, forked before the first step (or why there is none).
+    pub inside_witness: super::inside_witness::Witness,
 }
 
 /// Writes one message (a failed write means the executor is gone: nobody is left to tell).

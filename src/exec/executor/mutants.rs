@@ -64,6 +64,9 @@ pub enum Entry {
     /// Not unshare but `setns(2)` (issue 16 class 4): its rules match every call (a filter of
     /// this kind reads no argument), unshare runs honestly.
     Setns,
+    /// Not unshare but `mount(2)` (issue 16 class 3, the inside witness): its rules match every
+    /// call (no argument read), unshare runs honestly.
+    InsideMount,
 }
 
 /// A lying kernel.
@@ -126,6 +129,9 @@ macro_rules! mutant {
     };
     (setns $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
         Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::Setns }
+    };
+    (inside_mount $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
+        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::InsideMount }
     };
 }
 
@@ -228,11 +234,23 @@ pub const MUTANTS: &[Mutant] = &[
         "NEWIPC, NEWNET or NEWCGROUP (with only sharing flags besides) returns 0 without making a namespace",
         "issue 16 class 3: the caller goes on living in the old IPC, network and cgroup namespaces (its message queues, devices and cgroup path)",
         [Rule { all: 0, any: LIVED_IN, none: NOT_SHARING_ONLY & !LIVED_IN, action: OK }]),
+    mutant!("inside-newuts-newns-newtime-noop",
+        "NEWUTS, NEWNS or NEWTIME (with only sharing flags besides) returns 0 without making a namespace",
+        "issue 16 class 3: the caller's hostname, mounts and time offsets stay shared with the namespaces it was in (what the inside witness looks at)",
+        [Rule { all: 0, any: INSIDE_WITNESSED, none: NOT_SHARING_ONLY & !INSIDE_WITNESSED, action: OK }]),
     mutant!(setns "setns-noop",
         "every setns(2) returns 0 and does nothing (unshare is honest)",
         "issue 16 class 4: a setns that answers for the call without joining anything (nor checking anything)",
         [Rule { all: 0, any: 0, none: 0, action: OK }]),
+    mutant!(inside_mount "inside-mount-noop",
+        "every mount(2) returns 0 and mounts nothing (unshare is honest)",
+        "issue 16 class 3: a mount that reports success and changes nothing (the inside witness's tmpfs; installed after the sandbox's own mounts)",
+        [Rule { all: 0, any: 0, none: 0, action: OK }]),
 ];
+
+/// The namespaces whose inside `inside-changes-stay-inside` reads from outside (hostname,
+/// mounts, time offsets).
+const INSIDE_WITNESSED: u64 = bits::NEWUTS | bits::NEWNS | bits::NEWTIME;
 
 /// The namespaces whose inside `life-inside-namespaces` reads (message queues, devices, cgroup).
 const LIVED_IN: u64 = bits::NEWIPC | bits::NEWNET | bits::NEWCGROUP;
@@ -305,7 +323,7 @@ mod tests {
     #[test]
     fn rules_are_satisfiable_and_leave_unshare_0_alone() {
         for m in MUTANTS {
-            if m.entry != Entry::Setns {
+            if !matches!(m.entry, Entry::Setns | Entry::InsideMount) {
                 assert_eq!(m.decide(0), Action::Allow, "{} lies about unshare(0), which the probe checks", m.name);
             }
             for r in m.rules {

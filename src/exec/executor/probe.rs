@@ -46,6 +46,7 @@ fn own_snapshot(ns_observer: NsObserver) -> Snapshot {
         marks: crate::exec::child::markers::Reading::default(),
         inside: crate::exec::child::inside::Before::default(),
         setns_fds: crate::exec::child::setns::NONE,
+        inside_witness: crate::exec::child::inside_witness::Witness::default(),
     };
     let mut raw = RawSnapshot::default();
     child::snapshot(&ctx, &mut raw);

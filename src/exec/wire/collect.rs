@@ -35,6 +35,29 @@ fn inside_observation(msg: &Msg) -> crate::exec::observe::InsideObservation {
     }
 }
 
+/// The inside witness's [`MsgKind::Inside`] message `msg` (op 1 or 2) added to `w`.
+fn inside_witness_observation(w: &mut crate::exec::observe::WitnessObservation, msg: &Msg) {
+    use crate::exec::child::inside_witness::slots as at;
+    let p = &msg.probe;
+    if msg.op == at::OP_SEEN {
+        w.forked = slot(p[at::FORKED]);
+        w.uts_caller_set = slot(p[at::UTS_CALLER_SET]);
+        w.uts_witness_sees = slot(p[at::UTS_WITNESS_SEES]);
+        w.uts_witness_set = slot(p[at::UTS_WITNESS_SET]);
+        w.uts_caller_sees = slot(p[at::UTS_CALLER_SEES]);
+        w.mnt_caller = slot(p[at::MNT_CALLER]);
+        w.mnt_witness_sees = slot(p[at::MNT_WITNESS_SEES]);
+        w.setgroups_witness = slot(p[at::SETGROUPS_WITNESS]);
+        w.setgroups_caller = slot(p[at::SETGROUPS_CALLER]);
+    } else {
+        w.time_open = slot(p[at::TIME_OPEN]);
+        w.time_write = slot(p[at::TIME_WRITE]);
+        w.time_caller_same = slot(p[at::TIME_CALLER_SAME]);
+        w.time_child_monotonic = slot(p[at::TIME_CHILD_MONO]);
+        w.time_child_boottime = slot(p[at::TIME_CHILD_BOOT]);
+    }
+}
+
 /// What the parent collected from the pipe.
 #[derive(Default)]
 struct Collected {
@@ -46,6 +69,8 @@ struct Collected {
     child: Option<crate::exec::observe::ChildObservation>,
     /// The case child's UTS marker write, waiting for the executor's reading.
     uts_written: Option<crate::exec::observe::IntOrErrno>,
+    /// The inside witness's readings (sent before the probe), waiting for the probe.
+    inside_witness: Option<crate::exec::observe::WitnessObservation>,
 }
 
 /// A probe slot: [`NONE`] is not applicable, a negative value an errno.
@@ -75,6 +100,7 @@ impl Collected {
                         mnt_root_kept: slot(msg.probe[MNT_KEPT]),
                         uts_marker: None,
                         inside: None,
+                        inside_witness: self.inside_witness,
                     });
                 }
                 None => self.garbage = true,
@@ -96,6 +122,13 @@ impl Collected {
                     p.uts_marker = Some([written, seen]);
                 }
             }
+            MsgKind::Inside if msg.op != 0 => match self.trace.as_mut() {
+                // Sent after the steps, before the probe.
+                Some(t) if t.probe.is_none() => {
+                    inside_witness_observation(self.inside_witness.get_or_insert_default(), &msg);
+                }
+                _ => self.garbage = true,
+            },
             MsgKind::Inside => match self.trace.as_mut().and_then(|t| t.probe.as_mut()) {
                 Some(p) => p.inside = Some(inside_observation(&msg)),
                 None => self.garbage = true,
