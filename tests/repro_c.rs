@@ -8,25 +8,21 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use unshare_fuzz::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
-use unshare_fuzz::check::judge;
 use unshare_fuzz::command::run::cases_for_seed;
 use unshare_fuzz::env::Environment;
 use unshare_fuzz::exec::Executor;
-use unshare_fuzz::exec::observe::Outcome;
 use unshare_fuzz::model::{KcmpExpect, PidExpect, Prediction, predict, profile::LINUX_6_18};
 use unshare_fuzz::repro::{ReproError, c_source, c_source_with};
 
+#[path = "support/repro_build.rs"]
+mod repro_build;
+use repro_build::{agree_with_harness, build_and_run, compile_all, observed, probed_environment, run};
+
 /// Sampled cases per feature (at least).
 const PER_FEATURE: usize = 2;
-/// gcc processes at once.
-const PARALLEL_GCC: usize = 4;
-
-const GCC_FLAGS: &[&str] = &["-O1", "-Wall", "-Wextra", "-Werror", "-Werror=implicit-function-declaration", "-o"];
 
 /// Every setup kind and step kind the sample must cover.
 fn all_features() -> Vec<String> {
@@ -142,101 +138,6 @@ fn sample(env: &Environment) -> Vec<(Case, String)> {
     let missing: Vec<&String> = seen.iter().filter(|(_, n)| **n < PER_FEATURE).map(|(f, _)| f).collect();
     assert!(missing.is_empty(), "the sample does not cover {missing:?} {PER_FEATURE} times");
     out
-}
-
-/// Compiles every source (PARALLEL_GCC gcc processes at once); returns the binaries.
-fn compile_all(dir: &Path, sources: &[String]) -> Vec<PathBuf> {
-    let mut bins = Vec::new();
-    let mut running: Vec<(Child, PathBuf)> = Vec::new();
-    let finish = |(child, c): (Child, PathBuf)| {
-        let out = child.wait_with_output().expect("wait for gcc");
-        assert!(out.status.success(), "{} does not compile:\n{}", c.display(), common::text(&out));
-    };
-    for (i, src) in sources.iter().enumerate() {
-        let c = dir.join(format!("case{i}.c"));
-        let bin = dir.join(format!("case{i}"));
-        std::fs::write(&c, src).expect("write the C file");
-        let child = Command::new("gcc")
-            .args(GCC_FLAGS)
-            .arg(&bin)
-            .arg(&c)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gcc must be installed to test the C reproducers (apt-get install gcc)");
-        running.push((child, c));
-        if running.len() >= PARALLEL_GCC {
-            finish(running.remove(0));
-        }
-        bins.push(bin);
-    }
-    running.into_iter().for_each(finish);
-    bins
-}
-
-fn build_and_run(dir: &Path, name: &str, src: &str) -> (i32, String) {
-    let bin = compile_all(dir, &[src.to_string()]).remove(0);
-    let renamed = dir.join(name);
-    std::fs::rename(&bin, &renamed).expect("rename the binary");
-    run(&renamed)
-}
-
-fn run(bin: &Path) -> (i32, String) {
-    let out = Command::new(bin).output().expect("run the reproducer");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The `step N: observed X` lines of a reproducer's output.
-fn observed(stdout: &str) -> Vec<String> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("step ").and_then(|r| r.split_once(": observed ")))
-        .map(|(_, r)| r.to_string())
-        .collect()
-}
-
-/// This machine's environment, for expectations a C program checks: it reads the
-/// `/proc/self/ns` links, whatever the executor's own observer.
-fn probed_environment() -> Environment {
-    let out = common::run(&["env", "--json"]);
-    assert!(out.status.success(), "{}", common::text(&out));
-    let env: Environment = serde_json::from_slice(&out.stdout).expect("env --json is an Environment");
-    Environment { ns_observer: unshare_fuzz::abi::ns::NsObserver::ProcLinks, ..env }
-}
-
-/// Runs each reproducer and the harness's executor on the same case: the reproducer must exit
-/// 0, the harness must judge the case clean, and both must see the same result per step.
-/// Returns (unshare successes, other successful steps, failed steps).
-fn agree_with_harness(
-    executor: &mut Executor,
-    env: &Environment,
-    sample: &[(Case, String)],
-    bins: &[PathBuf],
-) -> (usize, usize, usize) {
-    let (mut successes, mut other_steps_ok, mut failures) = (0, 0, 0);
-    for ((case, _), bin) in sample.iter().zip(bins) {
-        let (code, stdout) = run(bin);
-        let json = serde_json::to_string(case).unwrap_or_default();
-        assert_eq!(code, 0, "reproducer {} of {json} disagrees with the model:\n{stdout}", bin.display());
-        assert!(stdout.contains("RESULT: the kernel agrees with the model"), "{stdout}");
-        let from_c = observed(&stdout);
-
-        let outcome = executor.run(case, Duration::from_secs(5)).expect("harness runs the case");
-        let prediction = predict(&LINUX_6_18, env, case);
-        let verdict = judge(env, case, &prediction, &outcome);
-        assert!(verdict.violations.is_empty() && verdict.broken.is_none(), "{json}: {verdict:?}");
-        let Outcome::Completed { trace } = outcome else { panic!("{json}: {outcome:?}") };
-        let from_harness: Vec<String> = trace.steps.iter().map(|s| s.result.to_string()).collect();
-        assert_eq!(from_c, from_harness, "C and harness differ on {json}:\n{stdout}");
-        for (step, r) in case.steps.iter().zip(&from_c) {
-            match (step, r.as_str()) {
-                (Step::Unshare(_), "success") => successes += 1,
-                (_, "success") => other_steps_ok += 1,
-                _ => failures += 1,
-            }
-        }
-    }
-    (successes, other_steps_ok, failures)
 }
 
 #[test]

@@ -27,6 +27,7 @@ pub mod rules;
 pub mod setns;
 pub mod setns_state;
 pub mod state;
+pub mod state_setup;
 pub mod steps;
 
 use serde::Serialize;

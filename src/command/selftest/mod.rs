@@ -16,6 +16,7 @@
 //! Pure orchestration over [`crate::exec`], [`crate::model`] and [`crate::check`];
 //! printing is in [`report`].
 
+pub mod ablations;
 pub mod oracles;
 pub mod report;
 
@@ -394,7 +395,7 @@ pub fn run(config: &SelftestConfig, mut progress: impl FnMut(String)) -> Result<
         mutants.push(r);
     }
     let model_mutants = oracles::historical(&environment, &judged);
-    let ablations = oracles::ablations(&environment, &judged);
+    let ablations = ablations::ablations(&environment, &judged);
     let mut report = SelftestReport {
         format: FORMAT_VERSION,
         seed: config.seed,
