@@ -274,7 +274,7 @@ fn each_kind_of_tampered_expectation_is_caught() {
 
 /// Clone3 steps get their own, larger sample: the first generated cases with a clone3 step
 /// that the model predicts here, until CLONE3_CASES are taken.
-const CLONE3_CASES: usize = 30;
+const CLONE3_CASES: usize = 45;
 
 #[test]
 fn clone3_reproducers_agree_with_the_harness() {
