@@ -5,6 +5,7 @@
 //! ([`fault`]). The layer above all library layers but the binary's CLI (docs/design.md).
 
 pub mod bench;
+pub mod beside;
 pub mod fault;
 pub mod flags;
 pub mod fuzzing;

@@ -447,6 +447,7 @@ fn share_of<T: Item, F: FnMut(usize, ItemResult)>(
     let emit = |i: usize, result: ItemResult| {
         order.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(i, result);
     };
+    let _beside = super::beside::BesideExecutor::pin(executor.environment().pinned_cpu);
     run_share(config, items, jobs, k, executor, emit)
 }
 

@@ -208,6 +208,22 @@ pub fn pin_to_cpu(cpu: usize) -> Result<(), Errno> {
     ret_int(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }).map(|_| ())
 }
 
+/// Lets the calling thread run on exactly `cpus` again (as [`allowed_cpus`] read them).
+pub fn set_allowed_cpus(cpus: &[usize]) -> Result<(), Errno> {
+    let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &cpu in cpus {
+        if cpu >= max {
+            return Err(Errno(libc::EINVAL));
+        }
+        // SAFETY: cpu is below the set's capacity (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: set is a valid cpu_set_t of the size passed.
+    ret_int(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }).map(|_| ())
+}
+
 /// `getrlimit(resource)`: (soft, hard), `None` for RLIM_INFINITY.
 pub fn getrlimit(resource: libc::__rlimit_resource_t) -> Result<(Option<u64>, Option<u64>), Errno> {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
