@@ -106,7 +106,7 @@ impl Reads {
 /// A reading the case did not ask for.
 const UNREAD: Errno = Errno(libc::ENODATA);
 
-/// The readings before the first step (those `reads` asks for; the others are [`UNREAD`]).
+/// The readings before the first step (those `reads` asks for; the others read as ENODATA).
 pub fn before(m: &InsideMarkers, reads: Reads) -> Before {
     Before {
         mq: if reads.mq { mq_reading(m) } else { NONE },
