@@ -18,7 +18,7 @@ static int step_caps(int op, unsigned long long drop_mask)
 		}
 		return 0;
 	case 9:
-		if (prctl(PR_SET_KEEPCAPS, 1UL, 0UL, 0UL, 0UL) != 0 || setresuid(65534, 65534, 65534) != 0 ||
+		if (prctl(PR_SET_KEEPCAPS, 1UL, 0UL, 0UL, 0UL) != 0 || syscall(SYS_setresuid, 65534, 65534, 65534) != 0 ||
 		    prctl(PR_SET_DUMPABLE, 1UL, 0UL, 0UL, 0UL) != 0)
 			return errno;
 		return 0;

@@ -44,8 +44,10 @@ pub fn run(op: CapsOp) -> Result<(), Errno> {
         CapsOp::KeepcapsNobody => {
             // SAFETY: the case child is disposable; integer options of its own.
             unsafe { sys::prctl(libc::PR_SET_KEEPCAPS, 1) }?;
-            // SAFETY: as above (glibc applies it to every thread of the child).
-            unsafe { sys::set_all_uids(CAPS_NOBODY) }?;
+            // The calling thread only, like the capset of the drops before it: glibc's wrapper
+            // would abort the child when another thread, still holding CAP_SETUID, succeeds.
+            // SAFETY: as above.
+            unsafe { sys::set_thread_uids(CAPS_NOBODY) }?;
             // Without this the /proc/self files turn root-owned (spec §5.4 pitfall), as in the
             // nobody setup.
             // SAFETY: as above.
