@@ -208,6 +208,13 @@ pub fn pin_to_cpu(cpu: usize) -> Result<(), Errno> {
     ret_int(unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }).map(|_| ())
 }
 
+/// Pins the calling thread (and what it forks later) to the CPU it runs on now.
+pub fn pin_to_current_cpu() -> Result<(), Errno> {
+    // SAFETY: no arguments; returns the CPU number or -1 with errno.
+    let cpu = ret_int(unsafe { libc::sched_getcpu() })?;
+    pin_to_cpu(cpu as usize)
+}
+
 /// Lets the calling thread run on exactly `cpus` again (as [`allowed_cpus`] read them).
 pub fn set_allowed_cpus(cpus: &[usize]) -> Result<(), Errno> {
     let max = 8 * std::mem::size_of::<libc::cpu_set_t>();

@@ -134,6 +134,10 @@ fn fd_path(fd: i32, buf: &mut [u8; 32]) -> &std::ffi::CStr {
 fn nsfs_bind(ctx: &Ctx) {
     let op = SetupOp::NsfsBind;
     check(ctx, op, sys::touch(NSFS_TARGET));
+    // One CPU for both namespaces: the bind below needs the second to carry the larger id, and
+    // 6.18's ids may come from per-CPU batches (docs/kernel-vs-spec.md item 25). The case child
+    // is disposable and usually pinned already (beside its executor).
+    let _ = sys::pin_to_current_cpu();
     check(ctx, op, unshare(bits::NEWNS));
     let own = match sys::open_raw(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC) {
         Ok(fd) => fd,
