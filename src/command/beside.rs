@@ -34,8 +34,9 @@ pub fn spare_cpus(executor_cpus: &[Option<u32>]) -> Vec<usize> {
 #[derive(Debug)]
 pub struct HarnessPlace {
     restore: Option<Vec<usize>>,
-    /// The thread runs apart from its executor (on `spare` CPUs).
+    /// The thread runs apart from its executor (on the spare CPUs, `spare`).
     pub apart: bool,
+    spare: Vec<usize>,
 }
 
 impl HarnessPlace {
@@ -48,12 +49,23 @@ impl HarnessPlace {
             if let Some(before) = before
                 && sys::set_allowed_cpus(spare).is_ok()
             {
-                return HarnessPlace { restore: Some(before), apart: true };
+                return HarnessPlace { restore: Some(before), apart: true, spare: spare.to_vec() };
             }
-            return HarnessPlace { restore: None, apart: false };
+            return HarnessPlace { restore: None, apart: false, spare: Vec::new() };
         }
         let mut beside = BesideExecutor::pin(executor_cpu);
-        HarnessPlace { restore: beside.restore.take(), apart: false }
+        HarnessPlace { restore: beside.restore.take(), apart: false, spare: Vec::new() }
+    }
+
+    /// Runs `start` (which starts an executor) with the CPUs the thread had before it was
+    /// placed, so that a replacement executor inherits those and leases its CPU as the first
+    /// one did, not one of the spare CPUs.
+    pub fn as_before<T>(&self, start: impl FnOnce() -> T) -> T {
+        let (Some(before), true) = (&self.restore, self.apart) else { return start() };
+        let _ = sys::set_allowed_cpus(before);
+        let out = start();
+        let _ = sys::set_allowed_cpus(&self.spare);
+        out
     }
 }
 
@@ -108,5 +120,24 @@ mod tests {
         assert_eq!(sys::allowed_cpus().unwrap(), before);
         let _unpinned = BesideExecutor::pin(None);
         assert_eq!(sys::allowed_cpus().unwrap(), before);
+    }
+
+    #[test]
+    fn a_harness_apart_runs_on_the_spare_cpus_and_starts_executors_where_it_was() {
+        let before = sys::allowed_cpus().unwrap();
+        let executor_cpu = before[0] as u32;
+        let spare: Vec<usize> = before[1..].to_vec();
+        {
+            let place = HarnessPlace::take(Some(executor_cpu), &spare);
+            assert_eq!(place.apart, !spare.is_empty());
+            let expected_now = if spare.is_empty() { vec![before[0]] } else { spare.clone() };
+            assert_eq!(sys::allowed_cpus().unwrap(), expected_now);
+            let during = place.as_before(|| sys::allowed_cpus().unwrap());
+            assert_eq!(during, if place.apart { before.clone() } else { expected_now.clone() });
+            assert_eq!(sys::allowed_cpus().unwrap(), expected_now);
+        }
+        assert_eq!(sys::allowed_cpus().unwrap(), before);
+        assert!(spare_cpus(&[Some(executor_cpu), None]).is_empty(), "an unpinned executor leaves no spare CPU");
+        assert!(!spare_cpus(&[Some(executor_cpu)]).contains(&before[0]));
     }
 }

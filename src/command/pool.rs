@@ -91,6 +91,7 @@ struct Job<'a, T: Item, F: FnMut(usize, ItemResult)> {
     queued: VecDeque<(usize, Prediction)>,
     /// Cases kept in flight: [`PIPELINE_DEPTH`], or [`super::beside::DEPTH_APART`].
     depth: usize,
+    place: &'a super::beside::HarnessPlace,
     restarts: u64,
     phases: PhaseSummary,
     emit: F,
@@ -98,9 +99,8 @@ struct Job<'a, T: Item, F: FnMut(usize, ItemResult)> {
 
 impl<T: Item, F: FnMut(usize, ItemResult)> Job<'_, T, F> {
     fn restart(&mut self) -> Result<(), ExecError> {
-        let patient = self.depth > PIPELINE_DEPTH;
-        self.executor = self.config.spawn_executor(self.jobs, self.slot)?;
-        self.executor.set_patient(patient);
+        self.executor = self.place.as_before(|| self.config.spawn_executor(self.jobs, self.slot))?;
+        self.executor.set_patient(self.place.apart);
         self.restarts += 1;
         Ok(())
     }
@@ -193,9 +193,10 @@ fn run_share<T: Item>(
     jobs: usize,
     slot: usize,
     mut executor: Executor,
-    apart: bool,
+    place: &super::beside::HarnessPlace,
     emit: impl FnMut(usize, ItemResult),
 ) -> ShareEnd {
+    let apart = place.apart;
     executor.set_patient(apart);
     let mut job = Job {
         executor,
@@ -205,6 +206,7 @@ fn run_share<T: Item>(
         jobs,
         queued: VecDeque::new(),
         depth: if apart { super::beside::DEPTH_APART } else { PIPELINE_DEPTH },
+        place,
         restarts: 0,
         phases: PhaseSummary::default(),
         emit,
@@ -459,7 +461,7 @@ fn share_of<T: Item, F: FnMut(usize, ItemResult)>(
         order.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(i, result);
     };
     let place = super::beside::HarnessPlace::take(executor.environment().pinned_cpu, spare);
-    run_share(config, items, jobs, k, executor, place.apart, emit)
+    run_share(config, items, jobs, k, executor, &place, emit)
 }
 
 /// The interruption of a run that judged `judged` of `planned` cases (`None` if it judged
