@@ -1,11 +1,12 @@
 //! Where the harness thread that feeds a pinned executor runs while it does.
 //!
-//! * **Apart**, when the run leaves a CPU without an executor: the thread runs on the spare
-//!   CPUs, keeps [`DEPTH_APART`] cases in flight and waits for reports by napping
-//!   ([`crate::exec::Executor::set_patient`]), so that predicting and judging overlap the
-//!   executor's cases and no report wakes a halted CPU. `UNSHARE_FUZZ_HARNESS_APART=0` turns
-//!   this off.
-//! * **Beside** otherwise: on the executor's own CPU, two cases in flight. On a virtual machine
+//! * **Apart**, only when `UNSHARE_FUZZ_HARNESS_APART=1` and the run leaves a CPU without an
+//!   executor: the thread runs on the spare CPUs, keeps [`DEPTH_APART`] cases in flight and
+//!   waits for reports by napping ([`crate::exec::Executor::set_patient`]), so that predicting
+//!   and judging overlap the executor's cases and no report wakes a halted CPU. Experimental:
+//!   under the full test suite's load it left some cases without a report for 10 s, which is
+//!   not explained yet (docs/throughput.md, "The harness apart").
+//! * **Beside** otherwise (the default): on the executor's own CPU, two cases in flight. On a virtual machine
 //!   a CPU with nothing to run halts, and waking it for every report costs more than the
 //!   judging it would overlap: with the harness woken on the other CPU, `bench` measured 500 to
 //!   800 µs per case outside every phase on a quiet machine, about 95 µs with both on one CPU
@@ -17,13 +18,21 @@ use crate::sys;
 /// single-flag cases) that the executor never waits for a napping harness.
 pub const DEPTH_APART: usize = 8;
 
-/// The variable that, set to `0`, keeps every harness thread beside its executor.
+/// The variable that, set to `1`, lets harness threads run apart from their executors.
 pub const APART_VAR: &str = "UNSHARE_FUZZ_HARNESS_APART";
 
-/// The allowed CPUs that none of `executor_cpus` runs on: empty when one of them is unpinned,
-/// or when [`APART_VAR`] is `0`.
+/// With [`APART_VAR`] set to `1`, the allowed CPUs that none of `executor_cpus` runs on (none
+/// when one of them is unpinned); without it, none.
 pub fn spare_cpus(executor_cpus: &[Option<u32>]) -> Vec<usize> {
-    if std::env::var(APART_VAR).is_ok_and(|v| v == "0") || executor_cpus.iter().any(Option::is_none) {
+    if !std::env::var(APART_VAR).is_ok_and(|v| v == "1") {
+        return Vec::new();
+    }
+    spare_of(executor_cpus)
+}
+
+/// The allowed CPUs that none of `executor_cpus` runs on: none when one of them is unpinned.
+fn spare_of(executor_cpus: &[Option<u32>]) -> Vec<usize> {
+    if executor_cpus.iter().any(Option::is_none) {
         return Vec::new();
     }
     let taken: Vec<usize> = executor_cpus.iter().flatten().map(|&c| c as usize).collect();
@@ -137,7 +146,7 @@ mod tests {
             assert_eq!(sys::allowed_cpus().unwrap(), expected_now);
         }
         assert_eq!(sys::allowed_cpus().unwrap(), before);
-        assert!(spare_cpus(&[Some(executor_cpu), None]).is_empty(), "an unpinned executor leaves no spare CPU");
-        assert!(!spare_cpus(&[Some(executor_cpu)]).contains(&before[0]));
+        assert!(spare_of(&[Some(executor_cpu), None]).is_empty(), "an unpinned executor leaves no spare CPU");
+        assert_eq!(spare_of(&[Some(executor_cpu)]), spare);
     }
 }
