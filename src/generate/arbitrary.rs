@@ -211,8 +211,24 @@ impl<'a> Arbitrary<'a> for Case {
         for _ in 0..n {
             steps.push(Step::arbitrary(u)?);
         }
+        // Drawn last, so that the bytes before it mean what they meant.
+        if chance(u, weights::set_tid::SCENARIO)? {
+            steps = weights::set_tid::scenario(set_tid_draw(u)?);
+        }
         Ok(super::neutralize(Case { setup, steps }))
     }
+}
+
+/// The draws of a set_tid scenario ([`weights::set_tid::scenario`]).
+fn set_tid_draw(u: &mut Unstructured) -> Result<weights::set_tid::Draw> {
+    Ok(weights::set_tid::Draw {
+        prefix: u.int_in_range(0..=weights::set_tid::PREFIXES - 1)?,
+        flags_roll: u.int_in_range(0..=99)?,
+        ns: *u.choose(&weights::namespace_bits())?,
+        tids: [u32::arbitrary(u)?, u32::arbitrary(u)?],
+        two: bool::arbitrary(u)?,
+        size_roll: u.int_in_range(0..=99)?,
+    })
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of

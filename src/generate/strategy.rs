@@ -183,7 +183,24 @@ pub fn case() -> impl Strategy<Value = Case> {
         weights::DIFFERENTIAL_PAIR => differential_pair(),
         weights::setns::SCENARIO => setns_scenario(),
     ];
-    (setup(), steps).prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
+    // The set_tid scenario is drawn last: the draws before it are those of the case as it was.
+    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario())
+        .prop_map(|(setup, steps, st, sc)| super::neutralize(Case { setup, steps: if st { sc } else { steps } }))
+}
+
+/// A clone3 set_tid scenario ([`weights::set_tid::scenario`]).
+pub fn set_tid_scenario() -> impl Strategy<Value = Vec<Step>> {
+    (
+        0..weights::set_tid::PREFIXES,
+        0..100u32,
+        prop::sample::select(weights::namespace_bits()),
+        (any::<u32>(), any::<u32>()),
+        any::<bool>(),
+        0..100u32,
+    )
+        .prop_map(|(prefix, flags_roll, ns, (a, b), two, size_roll)| {
+            weights::set_tid::scenario(weights::set_tid::Draw { prefix, flags_roll, ns, tids: [a, b], two, size_roll })
+        })
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of
