@@ -335,4 +335,26 @@ mod tests {
             assert!(c.validate().is_ok(), "{c}");
         }
     }
+
+    #[test]
+    fn set_tid_scenarios_reach_every_rule_and_success() {
+        use crate::model::set_tid::SET_TID_RULES;
+        use crate::model::{Prediction, predict, profile::LINUX_6_18};
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]));
+        let (s, env) = (case(), crate::env::Environment::reference());
+        let mut rules = std::collections::BTreeMap::new();
+        for _ in 0..4000 {
+            let c = s.new_tree(&mut runner).unwrap().current();
+            let Some(k) = c.steps.iter().position(|s| matches!(s, Step::Clone3SetTid(_))) else { continue };
+            if let Prediction::Steps { steps, .. } = predict(&LINUX_6_18, &env, &c)
+                && let Some(e) = steps.get(k)
+            {
+                *rules.entry(e.rule).or_insert(0) += 1;
+            }
+        }
+        for r in SET_TID_RULES.iter().map(|r| r.id).chain(["success"]) {
+            assert!(rules.get(r).is_some_and(|n| *n > 0), "{r} never decides a set_tid step: {rules:?}");
+        }
+    }
 }
