@@ -12,11 +12,11 @@
 //!   as EEXIST). A failure frees the inner levels' numbers and leaves a pending namespace
 //!   pending.
 //!
-//! What is known about each level ([`Level`]): a new (NEWPID) or pending namespace has no init,
+//! What is known about each level (`Level`): a new (NEWPID) or pending namespace has no init,
 //! uses no pid, and (measured on 6.18) a `pid_max` of `PID_MAX_LIMIT`; a namespace the case
 //! forked into uses only a few small pids (the case makes far fewer than
 //! [`FREE_FROM`] processes); for any other level only pid 1 is known to be in use. Where the
-//! answer depends on what is not known, the case is skipped with the reason ([`decide`]).
+//! answer depends on what is not known, the case is skipped with the reason ([`splice`]).
 //!
 //! # References
 //! kernel/fork.c `copy_clone_args_from_user`, `copy_process`; kernel/pid.c `alloc_pid`;
@@ -44,7 +44,7 @@ pub const FREE_FROM: i32 = 100;
 /// `CAP_CHECKPOINT_RESTORE`.
 pub const CAP_CHECKPOINT_RESTORE: u32 = 40;
 
-/// Never true: the set_tid rows are decided by [`decide`], which reads the step's list (the
+/// Never true: the set_tid rows are decided by [`splice`], which reads the step's list (the
 /// table's [`Ctx`] carries only the flag word).
 fn by_set_tid(_: &Ctx) -> bool {
     false
@@ -56,7 +56,7 @@ macro_rules! row {
     };
 }
 
-/// The set_tid rules, in the kernel's order (ids as reported; `cond` unused, see [`decide`]).
+/// The set_tid rules, in the kernel's order (ids as reported; `cond` unused, see [`splice`]).
 #[rustfmt::skip]
 pub const SET_TID_RULES: &[Check] = &[
     row!("set-tid-size-over-max", "copy_clone_args_from_user", EINVAL, "set_tid_size above MAX_PID_NS_LEVEL (32)"),

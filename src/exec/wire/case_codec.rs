@@ -159,6 +159,11 @@ fn encode_set_tid(out: &mut Vec<u8>, st: &crate::case::SetTidStep) {
     out.extend_from_slice(&st.size.to_le_bytes());
 }
 
+fn decode_setns(c: &mut Cursor) -> Result<crate::case::SetnsStep, DecodeError> {
+    let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
+    Ok(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
+}
+
 fn decode_set_tid(c: &mut Cursor) -> Result<crate::case::SetTidStep, DecodeError> {
     let flags = RawFlags(c.u64()?);
     let null = c.bool()?;
@@ -296,10 +301,7 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
             STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
             STEP_CAPS => Step::Caps(c.pick(&CapsOp::ALL, "unknown caps operation")?),
             STEP_THREAD_CALL => Step::ThreadCall(RawFlags(c.u64()?)),
-            STEP_SETNS => {
-                let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
-                Step::Setns(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
-            }
+            STEP_SETNS => Step::Setns(decode_setns(&mut c)?),
             STEP_CLONE3_SET_TID => Step::Clone3SetTid(decode_set_tid(&mut c)?),
             _ => {
                 c.at -= 1;
