@@ -31,7 +31,7 @@ const STEP_THREAD_CALL: u8 = 41;
 const STEP_SETNS: u8 = 17;
 /// A clone3_set_tid step: `u64` flags, the null byte, the list length, the listed pids (`i32`
 /// each, [`crate::case::set_tid::SET_TID_LISTED`] of them) and `u32` set_tid_size.
-const STEP_CLONE3_SET_TID: u8 = 42;
+const STEP_CLONE3_SET_TID: u8 = 94;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
