@@ -353,6 +353,14 @@ mod tests {
                 *rules.entry(e.rule).or_insert(0) += 1;
             }
         }
+        // Every generated step survives its JSON form unchanged (a null list lists nothing).
+        let json = |c: &Case| serde_json::to_string(c).unwrap();
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]));
+        for _ in 0..4000 {
+            let c = s.new_tree(&mut runner).unwrap().current();
+            assert_eq!(serde_json::from_str::<Case>(&json(&c)).unwrap(), c);
+        }
         for r in SET_TID_RULES.iter().map(|r| r.id).chain(["success"]) {
             assert!(rules.get(r).is_some_and(|n| *n > 0), "{r} never decides a set_tid step: {rules:?}");
         }

@@ -444,7 +444,8 @@ pub mod set_tid {
         let mut st = SetTidStep::new(flags, &list[..1 + usize::from(d.two)]);
         match d.size_roll {
             80..85 => st.size = 0,
-            85..90 => st.null = true,
+            // A null list lists nothing (as its JSON form says), with the size it would have had.
+            85..90 => st = SetTidStep { null: true, len: 0, tids: [0; 4], ..st },
             90..95 => st.size = 33,
             95..100 => st.size = 8,
             _ => {}
