@@ -85,10 +85,11 @@ enum Level {
 }
 
 /// The caller may use set_tid over a namespace owned by `owner` (`None` inside: not known).
+/// Without CAP_CHECKPOINT_RESTORE and CAP_SYS_ADMIN it may not: outside the foreign pid
+/// namespace setup, no level of the chain is owned by a user namespace below the caller's.
 fn capable(state: &CallerState, owner: Option<SetnsOwner>) -> Option<bool> {
     let caps = state.has_cap(super::state::CAP_SYS_ADMIN) || state.has_cap(CAP_CHECKPOINT_RESTORE);
     if !caps {
-        // No level of the chain is owned by a user namespace below the caller's own.
         return Some(false);
     }
     owner.map(|o| o == Some(state.setns.userns_gen))
@@ -115,8 +116,14 @@ fn levels(state: &CallerState, flags: RawFlags, size: usize) -> Result<(u32, Vec
     }
     let child_level = active + chain.len() as u32;
     let live = |owner: Option<SetnsOwner>, pids_known| Level::Live { capable: capable(state, owner), pids_known };
+    // The setup's foreign pid namespace belongs to a user namespace a helper made below the
+    // caller's: one the caller may own without any capability of its own (cap_capable).
     let unmodelled = ns.pid_unmodelled;
-    chain.push(live((!unmodelled).then_some(ns.pid_owner), ns.pid_depth > 0 && !unmodelled));
+    if unmodelled {
+        chain.push(Level::Live { capable: None, pids_known: false });
+    } else {
+        chain.push(live(Some(ns.pid_owner), ns.pid_depth > 0));
+    }
     if ns.pid_depth == 1 && !unmodelled {
         chain.push(live(Some(ns.start_owner), false));
     }
