@@ -284,6 +284,27 @@ mod tests {
     }
 
     #[test]
+    fn set_tid_scenarios_come_from_bytes_too() {
+        let mut seed = 0x5e7_71d_u64;
+        let mut set_tid = 0;
+        for len in 0..3000 {
+            let bytes: Vec<u8> = (0..(len % 400))
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 33) as u8
+                })
+                .collect();
+            let Ok(c) = Case::arbitrary(&mut Unstructured::new(&bytes)) else { continue };
+            if c.steps.iter().any(|s| matches!(s, Step::Clone3SetTid(_))) {
+                set_tid += 1;
+                let json = serde_json::to_string(&c).unwrap();
+                assert_eq!(serde_json::from_str::<Case>(&json).unwrap(), c, "{json}");
+            }
+        }
+        assert!((30..300).contains(&set_tid), "{set_tid} set_tid scenarios in 3000 inputs");
+    }
+
+    #[test]
     fn guest_cases_are_valid_and_guest_only_only_in_a_guest() {
         use crate::generate::guest::GuestGen;
         let mut seed = 0x9e37_79b9_u64;
