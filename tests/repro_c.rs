@@ -58,6 +58,7 @@ fn all_features() -> Vec<String> {
             "step caps",
             "step thread_call",
             "step setns",
+            "step clone3_set_tid",
         ]
         .map(String::from),
     );
@@ -81,6 +82,7 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::Caps(_) => "step caps",
         Step::ThreadCall(_) => "step thread_call",
         Step::Setns(_) => "step setns",
+        Step::Clone3SetTid(_) => "step clone3_set_tid",
         _ => return None,
     })
 }

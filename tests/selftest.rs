@@ -72,6 +72,13 @@ fn every_mutant_is_detected_and_the_honest_kernel_is_clean() {
     ] {
         assert!(rules_of(label).iter().any(|r| r == rule), "{label}: {rule} never named: {:?}", rules_of(label));
     }
+
+    // The lie no seccomp filter can tell (issue 16 class 4, docs/clone3.md "set_tid"): a
+    // clone3 that ignores set_tid, as a model mutant the generated set_tid steps must expose.
+    let ablations = r["ablations"].as_array().unwrap();
+    let set_tid = ablations.iter().find(|o| o["label"] == "row set-tid-ignored").expect("row set-tid-ignored");
+    assert_eq!(set_tid["disagrees"], true, "{set_tid}");
+    assert!(set_tid["example"]["invariants"].as_array().is_some_and(|v| !v.is_empty()), "{set_tid}");
 }
 
 #[test]

@@ -48,6 +48,7 @@ impl Errno {
     pub const EBADF: Errno = Errno(libc::EBADF);
     pub const ECHILD: Errno = Errno(libc::ECHILD);
     pub const EUSERS: Errno = Errno(libc::EUSERS);
+    pub const EEXIST: Errno = Errno(libc::EEXIST);
 
     /// The symbolic name, if known.
     pub fn name(self) -> Option<&'static str> {

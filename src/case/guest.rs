@@ -89,7 +89,7 @@ pub fn validate(case: &Case) -> Result<(), CaseError> {
             || s.vfork
             || s.chroot.is_some()
             || s.siblings.iter().any(|k| *k != super::Sibling::Files)
-            || case.steps.iter().any(|st| matches!(st, Step::Clone3(_)));
+            || case.steps.iter().any(|st| st.clone3_flags().is_some());
         if copies {
             return bad(
                 "nr_open",

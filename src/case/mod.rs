@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod guest;
 pub mod inside;
+pub mod set_tid;
 pub mod setns;
 pub mod setup;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use caps::CapsOp;
+pub use set_tid::SetTidStep;
 pub use setns::{SetnsStep, SetnsTarget};
 pub use setup::{Chroot, HIGH_FD, NsType, Privilege, Setup, Shm, Sibling};
 
@@ -61,6 +63,9 @@ pub enum Step {
     ThreadCall(RawFlags),
     /// `setns(fd, nstype)` on a namespace file or pidfd ([`SetnsStep`], issue 16 class 4).
     Setns(SetnsStep),
+    /// A clone3 step that asks for chosen pids through `clone_args.set_tid` ([`SetTidStep`],
+    /// issue 16 class 4); otherwise as [`Step::Clone3`].
+    Clone3SetTid(SetTidStep),
 }
 
 impl Step {
@@ -78,6 +83,15 @@ impl Step {
     /// An unshare call, through either entry.
     pub fn is_unshare(&self) -> bool {
         self.unshare_word().is_some()
+    }
+
+    /// The flag word of a clone3 call, with or without `set_tid`; `None` for every other step.
+    pub fn clone3_flags(&self) -> Option<RawFlags> {
+        match self {
+            Step::Clone3(f) => Some(*f),
+            Step::Clone3SetTid(s) => Some(s.flags),
+            _ => None,
+        }
     }
 }
 
@@ -129,6 +143,7 @@ impl Case {
             | Step::Chroot(_)
             | Step::SpawnThread
             | Step::Clone3(_)
+            | Step::Clone3SetTid(_)
             | Step::Caps(_) => false,
             // A thread_call's unshare moves its own thread, never the main thread that reads.
             Step::ThreadCall(_) => false,
@@ -200,6 +215,7 @@ impl fmt::Display for Step {
             Step::Caps(op) => write!(f, "caps {op}"),
             Step::ThreadCall(flags) => write!(f, "unshare({flags}) in a new thread"),
             Step::Setns(s) => write!(f, "{s}"),
+            Step::Clone3SetTid(s) => write!(f, "{s}"),
         }
     }
 }

@@ -79,6 +79,14 @@ fn child_problems(ctx: &StepCtx, want: &ChildExpect, got: &ChildObservation) -> 
     if !tid_ok {
         p.push(format!("child TID {} (clone3 returned {}), expected {:?}", s.pid, got.returned, want.tid));
     }
+    if let Some(t) = want.set_tid {
+        if s.pid != t.own {
+            p.push(format!("child TID {}, set_tid asked for {}", s.pid, t.own));
+        }
+        if let Some(r) = t.returned.filter(|r| i64::from(*r) != i64::from(got.returned)) {
+            p.push(format!("clone3 returned {}, set_tid asked for {r} in the caller's pid namespace", got.returned));
+        }
+    }
     let c = want.creds;
     if (s.uid, s.euid, s.gid, s.egid, s.cap_eff) != (c.uid, c.uid, c.gid, c.gid, c.cap_eff) {
         p.push(format!(
@@ -255,7 +263,9 @@ fn made(case: &Case, trace: &Trace, clone3: bool) -> Vec<Made> {
                 let f = step.unshare_word().expect("an unshare step");
                 out.push(Made { index, asked: f.bits() & ALL_NAMESPACES, created: created_by_unshare(before, after) });
             }
-            (Step::Clone3(f), true, Some(c)) if result.is_success() && c.reported => {
+            (Step::Clone3(f) | Step::Clone3SetTid(crate::case::SetTidStep { flags: f, .. }), true, Some(c))
+                if result.is_success() && c.reported =>
+            {
                 out.push(Made {
                     index,
                     asked: f.bits() & ALL_NAMESPACES,

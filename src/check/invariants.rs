@@ -439,4 +439,13 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("setns-needs-cap-sys-admin", "EPERM", "setns: no CAP_SYS_ADMIN"),
     ("setns-owner-userns-no-cap", "EPERM", "setns: no CAP_SYS_ADMIN over the owner"),
     ("setns-pidns-not-descendant", "EINVAL", "setns: pid ns not a descendant"),
+    // clone3 set_tid (issue 16 class 4, model::set_tid): not unshare's own.
+    ("set-tid-size-over-max", "EINVAL", "clone3 set_tid: set_tid_size above 32"),
+    ("set-tid-size-without-array", "EINVAL", "clone3 set_tid: a size without an array"),
+    ("set-tid-array-without-size", "EINVAL", "clone3 set_tid: an array with size 0"),
+    ("set-tid-size-above-levels", "EINVAL", "clone3 set_tid: size above the pid-ns level + 1"),
+    ("set-tid-out-of-range", "EINVAL", "clone3 set_tid: a pid below 1 or not below pid_max"),
+    ("set-tid-no-init-yet", "EINVAL", "clone3 set_tid: a pid other than 1 in a pid ns without init"),
+    ("set-tid-no-cap-over-owner", "EPERM", "clone3 set_tid: no CAP_CHECKPOINT_RESTORE over the owner"),
+    ("set-tid-in-use", "EEXIST", "clone3 set_tid: the pid is in use"),
 ];

@@ -102,9 +102,10 @@ impl CaseVerdict {
 fn limit_hit(env: &Environment, step: &Step, e: Errno) -> Option<String> {
     let r = &env.resources;
     let makes_tasks = matches!(step, Step::Fork | Step::ForkExit | Step::SpawnThread | Step::Clone3(_))
+        || matches!(step, Step::Clone3SetTid(_))
         || matches!(step, Step::Setns(s) if s.target == crate::case::SetnsTarget::ExitedPidfd)
         || matches!(step, Step::ThreadCall(_));
-    let opens_fds = matches!(step, Step::Clone3(_) | Step::WriteMaps | Step::Setns(_));
+    let opens_fds = matches!(step, Step::Clone3(_) | Step::Clone3SetTid(_) | Step::WriteMaps | Step::Setns(_));
     if e == Errno::EAGAIN && makes_tasks && r.task_limit().is_some() {
         return Some(format!(
             "a step failed with EAGAIN under {} (another job or a dying process took the headroom):              the case is not judged from there on",
@@ -258,13 +259,13 @@ fn judge_pairs(env: &Environment, case: &Case, expected: &[Expected], trace: &Tr
     // Links read after the caller lost /proc (UNSHARE_EMPTY_MNTNS) name no namespace.
     let unobserved = trace.steps.iter().find_map(|s| s.after.unobserved()).or_else(|| trace.before.unobserved());
     if let Some(why) = unobserved {
-        if case.steps.iter().any(|s| matches!(s, Step::Clone3(_))) {
+        if case.steps.iter().any(|s| s.clone3_flags().is_some()) {
             v.skipped.insert(clone3::AGREE_ON_NAMESPACES, format!("not observed: {why}"));
         }
         return;
     }
     if expected.iter().take(trace.steps.len()).any(|e| !e.proc_visible) {
-        if case.steps.iter().any(|s| matches!(s, Step::Clone3(_))) {
+        if case.steps.iter().any(|s| s.clone3_flags().is_some()) {
             v.skipped.insert(
                 clone3::AGREE_ON_NAMESPACES,
                 "the caller no longer reaches /proc (new empty mount namespace)".into(),

@@ -206,7 +206,8 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::DropSysAdmin => drop_sys_admin(),
         Step::Chroot(kind) => do_chroot(*kind),
         Step::SpawnThread => sys::spawn_parked_thread(),
-        Step::Clone3(flags) => self::clone3::run(ctx.out, *flags),
+        Step::Clone3(flags) => self::clone3::run(ctx.out, *flags, None),
+        Step::Clone3SetTid(st) => self::clone3::run(ctx.out, st.flags, Some(st)),
         Step::Caps(op) => self::caps::run(*op),
         Step::ThreadCall(flags) => self::caps::thread_call(ctx.out, *flags),
         Step::Setns(st) => {

@@ -211,8 +211,24 @@ impl<'a> Arbitrary<'a> for Case {
         for _ in 0..n {
             steps.push(Step::arbitrary(u)?);
         }
+        // Drawn last, so that the bytes before it mean what they meant.
+        if chance(u, weights::set_tid::SCENARIO)? {
+            steps = weights::set_tid::scenario(set_tid_draw(u)?);
+        }
         Ok(super::neutralize(Case { setup, steps }))
     }
+}
+
+/// The draws of a set_tid scenario ([`weights::set_tid::scenario`]).
+fn set_tid_draw(u: &mut Unstructured) -> Result<weights::set_tid::Draw> {
+    Ok(weights::set_tid::Draw {
+        prefix: u.int_in_range(0..=weights::set_tid::PREFIXES - 1)?,
+        flags_roll: u.int_in_range(0..=99)?,
+        ns: *u.choose(&weights::namespace_bits())?,
+        tids: [u32::arbitrary(u)?, u32::arbitrary(u)?],
+        two: bool::arbitrary(u)?,
+        size_roll: u.int_in_range(0..=99)?,
+    })
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of
@@ -265,6 +281,27 @@ mod tests {
                 assert!(case.validate().is_ok(), "{case}");
             }
         }
+    }
+
+    #[test]
+    fn set_tid_scenarios_come_from_bytes_too() {
+        let mut seed = 0x5e7_71d_u64;
+        let mut set_tid = 0;
+        for len in 0..3000 {
+            let bytes: Vec<u8> = (0..(len % 400))
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 33) as u8
+                })
+                .collect();
+            let Ok(c) = Case::arbitrary(&mut Unstructured::new(&bytes)) else { continue };
+            if c.steps.iter().any(|s| matches!(s, Step::Clone3SetTid(_))) {
+                set_tid += 1;
+                let json = serde_json::to_string(&c).unwrap();
+                assert_eq!(serde_json::from_str::<Case>(&json).unwrap(), c, "{json}");
+            }
+        }
+        assert!((30..300).contains(&set_tid), "{set_tid} set_tid scenarios in 3000 inputs");
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn fit_for_nr_open(case: &mut Case) {
     s.chroot = None;
     s.high_fd = false;
     s.siblings.retain(|k| *k == Sibling::Files);
-    case.steps.retain(|st| !matches!(st, Step::Clone3(_)));
+    case.steps.retain(|st| st.clone3_flags().is_none());
 }
 
 /// `case` fitted to `shape`; the result passes `Case::validate` whenever `case` did.

@@ -183,7 +183,24 @@ pub fn case() -> impl Strategy<Value = Case> {
         weights::DIFFERENTIAL_PAIR => differential_pair(),
         weights::setns::SCENARIO => setns_scenario(),
     ];
-    (setup(), steps).prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
+    // The set_tid scenario is drawn last: the draws before it are those of the case as it was.
+    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario())
+        .prop_map(|(setup, steps, st, sc)| super::neutralize(Case { setup, steps: if st { sc } else { steps } }))
+}
+
+/// A clone3 set_tid scenario ([`weights::set_tid::scenario`]).
+pub fn set_tid_scenario() -> impl Strategy<Value = Vec<Step>> {
+    (
+        0..weights::set_tid::PREFIXES,
+        0..100u32,
+        prop::sample::select(weights::namespace_bits()),
+        (any::<u32>(), any::<u32>()),
+        any::<bool>(),
+        0..100u32,
+    )
+        .prop_map(|(prefix, flags_roll, ns, (a, b), two, size_roll)| {
+            weights::set_tid::scenario(weights::set_tid::Draw { prefix, flags_roll, ns, tids: [a, b], two, size_roll })
+        })
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of
@@ -316,6 +333,36 @@ mod tests {
         for _ in 0..2000 {
             let c = s.new_tree(&mut runner).unwrap().current();
             assert!(c.validate().is_ok(), "{c}");
+        }
+    }
+
+    #[test]
+    fn set_tid_scenarios_reach_every_rule_and_success() {
+        use crate::model::set_tid::SET_TID_RULES;
+        use crate::model::{Prediction, predict, profile::LINUX_6_18};
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]));
+        let (s, env) = (case(), crate::env::Environment::reference());
+        let mut rules = std::collections::BTreeMap::new();
+        for _ in 0..4000 {
+            let c = s.new_tree(&mut runner).unwrap().current();
+            let Some(k) = c.steps.iter().position(|s| matches!(s, Step::Clone3SetTid(_))) else { continue };
+            if let Prediction::Steps { steps, .. } = predict(&LINUX_6_18, &env, &c)
+                && let Some(e) = steps.get(k)
+            {
+                *rules.entry(e.rule).or_insert(0) += 1;
+            }
+        }
+        // Every generated step survives its JSON form unchanged (a null list lists nothing).
+        let json = |c: &Case| serde_json::to_string(c).unwrap();
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[3; 32]));
+        for _ in 0..4000 {
+            let c = s.new_tree(&mut runner).unwrap().current();
+            assert_eq!(serde_json::from_str::<Case>(&json(&c)).unwrap(), c);
+        }
+        for r in SET_TID_RULES.iter().map(|r| r.id).chain(["success"]) {
+            assert!(rules.get(r).is_some_and(|n| *n > 0), "{r} never decides a set_tid step: {rules:?}");
         }
     }
 }

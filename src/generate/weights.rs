@@ -387,3 +387,70 @@ pub mod setns {
         steps
     }
 }
+
+/// clone3 set_tid steps (issue 16 class 4): short scenarios that put a clone3_set_tid step
+/// after the state it is about (a pending pid namespace, a new user namespace, a fork into a
+/// new pid namespace), with the lists and sizes that reach each rule of `model::set_tid`.
+pub mod set_tid {
+    use crate::abi::flags::{RawFlags, bits};
+    use crate::case::{SetTidStep, Step};
+
+    /// Out of 100 cases: a set_tid scenario. Drawn after the rest of the case (both
+    /// generators), so the draws of every other case stay as they were.
+    pub const SCENARIO: u32 = 4;
+    /// How many prefixes [`scenario`] knows.
+    pub const PREFIXES: u32 = 6;
+    /// The pids a list draws from: 1 (free only where there is no init yet), 300 (below every
+    /// pid_max, free in a namespace the case made), 2, and three out of range.
+    pub const TIDS: [i32; 9] = [1, 1, 1, 300, 300, 2, 0, -1, 4 * 1024 * 1024];
+
+    /// The draws of one scenario.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Draw {
+        /// Which prefix (0..[`PREFIXES`]).
+        pub prefix: u32,
+        /// The flag word, a roll in 0..100: 0 (35), NEWPID (30), NEWUSER|NEWPID (20), `ns` (15).
+        pub flags_roll: u32,
+        /// A namespace bit.
+        pub ns: u64,
+        /// Indices into [`TIDS`] for the two entries.
+        pub tids: [u32; 2],
+        /// Two entries instead of one.
+        pub two: bool,
+        /// The size, a roll in 0..100: the list's length (80), 0 (5), a null list (5), 33 (5),
+        /// 8 (5: above the levels of any chain here).
+        pub size_roll: u32,
+    }
+
+    /// The scenario's steps: the prefix, then the clone3_set_tid step.
+    pub fn scenario(d: Draw) -> Vec<Step> {
+        let u = |f: u64| Step::Unshare(RawFlags(f));
+        let mut steps = match d.prefix % PREFIXES {
+            0 => vec![],
+            1 => vec![u(bits::NEWPID)],
+            2 => vec![u(bits::NEWUSER | bits::NEWPID)],
+            3 => vec![u(bits::NEWUSER | bits::NEWPID), Step::Fork],
+            4 => vec![u(bits::NEWPID), Step::Fork],
+            _ => vec![u(bits::NEWUSER)],
+        };
+        let flags = match d.flags_roll {
+            0..35 => 0,
+            35..65 => bits::NEWPID,
+            65..85 => bits::NEWUSER | bits::NEWPID,
+            _ => d.ns,
+        };
+        let pick = |i: u32| TIDS[i as usize % TIDS.len()];
+        let list = [pick(d.tids[0]), pick(d.tids[1])];
+        let mut st = SetTidStep::new(flags, &list[..1 + usize::from(d.two)]);
+        match d.size_roll {
+            80..85 => st.size = 0,
+            // A null list lists nothing (as its JSON form says), with the size it would have had.
+            85..90 => st = SetTidStep { null: true, len: 0, tids: [0; 4], ..st },
+            90..95 => st.size = 33,
+            95..100 => st.size = 8,
+            _ => {}
+        }
+        steps.push(Step::Clone3SetTid(st));
+        steps
+    }
+}

@@ -24,7 +24,7 @@ pub use super::expect::{ChildExpect, ChildLink, ChildTid, Clone3Expect};
 use super::expect::{Creds, KcmpExpect, LinkExpect, PidExpect};
 use super::profile::KernelProfile;
 use super::state::{CallerState, PIDNS_MAX_LEVEL, PidChildren, USERNS_MAX_DEPTH};
-use crate::case::NsType;
+use crate::case::{NsType, SetTidStep};
 
 /// The bits `clone3_args_valid` lets through its first test: the 32 legacy bits and the two
 /// clone3-only ones (CSIGNAL and DETACHED are refused by the second test).
@@ -131,6 +131,9 @@ pub const CLONE3_CHECKS: &[Check] = &[
         |c| c.has(bits::INTO_CGROUP)),
 ];
 
+/// The row of the clone3 table that `alloc_pid` decides: its set_tid checks come just before.
+const ALLOC_PID_ROW: &str = "clone-pid-ns-dead";
+
 /// The position of `id` in the clone3 table.
 fn position(id: &str) -> usize {
     CLONE3_CHECKS.iter().position(|r| r.id == id).unwrap_or(CLONE3_CHECKS.len())
@@ -230,6 +233,7 @@ fn child_expect(profile: &KernelProfile, f: RawFlags, env: &Environment, state: 
         sigchld: (state.threads == 1).then_some(reaped),
         pidfd: f.intersects(bits::PIDFD),
         parent_tid: f.intersects(bits::PARENT_SETTID),
+        set_tid: None,
     }
 }
 
@@ -240,6 +244,17 @@ pub(super) fn decide(
     state: &mut CallerState,
     flags: RawFlags,
 ) -> super::Decided {
+    decide_with(profile, env, state, flags, None)
+}
+
+/// [`decide`] for a clone3 call with the `set_tid` of a clone3_set_tid step (`model::set_tid`).
+pub(super) fn decide_with(
+    profile: &KernelProfile,
+    env: &Environment,
+    state: &mut CallerState,
+    flags: RawFlags,
+    set_tid: Option<&SetTidStep>,
+) -> super::Decided {
     if super::limits::clone3_missing(env) {
         let mut d = super::refused(flags, Errno::ENOSYS, super::limits::CLONE3_MISSING_RULE);
         d.clone3 =
@@ -247,9 +262,11 @@ pub(super) fn decide(
         return d;
     }
     let ctx = Ctx { f: flags.0, valid_mask: crate::abi::flags::CLONE3_VALID_MASK, state, env, profile };
-    let failing = super::checks::all_failing(CLONE3_CHECKS, &ctx);
-    let reached = failing.first().map_or(CLONE3_CHECKS.len(), |r| position(r.id));
-    if let Some(reason) = super::limits::unknowable(CLONE3_CHECKS, &ctx, reached) {
+    let mut failing = super::checks::all_failing(CLONE3_CHECKS, &ctx);
+    let mut reached = failing.first().map_or(CLONE3_CHECKS.len(), |r| position(r.id));
+    let set_tid_unknown = set_tid
+        .and_then(|st| super::set_tid::splice(ctx.state, st, &mut failing, &mut reached, position(ALLOC_PID_ROW)));
+    if let Some(reason) = super::limits::unknowable(CLONE3_CHECKS, &ctx, reached).or(set_tid_unknown) {
         state.unknowable.get_or_insert(reason);
     }
     let undo_list_made =
@@ -273,7 +290,9 @@ pub(super) fn decide(
             (CallResult::Failure(first.errno), first.id, rest.iter().map(|r| r.id).collect())
         }
         None => {
-            expect.child = Some(child_expect(profile, flags, env, state));
+            let mut child = child_expect(profile, flags, env, state);
+            child.set_tid = set_tid.and_then(|st| super::set_tid::expect(state, st));
+            expect.child = Some(child);
             state.sigchld_ignored |= ignores_sigchld_at_exit(flags, state);
             state.sighand_held_by_zombie |= leaves_sighand_zombie(flags, state);
             if state.pid_children == PidChildren::Pending {

@@ -303,6 +303,18 @@ pub struct ChildExpect {
     pub pidfd: bool,
     /// The TID is stored in the parent (PARENT_SETTID).
     pub parent_tid: bool,
+    /// The pids a clone3_set_tid step asked for (`model::set_tid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_tid: Option<SetTidExpect>,
+}
+
+/// The pids of a successful clone3 with `set_tid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SetTidExpect {
+    /// The child's own pid (TID) as it reads it: the innermost entry.
+    pub own: i32,
+    /// What clone3 returns: the entry for the caller's pid namespace, when the list reaches it.
+    pub returned: Option<i32>,
 }
 
 /// The model's view of one clone3 step.

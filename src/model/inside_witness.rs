@@ -25,7 +25,7 @@
 use serde::Serialize;
 
 use crate::abi::flags::bits;
-use crate::case::{Case, Step};
+use crate::case::{Case, SetTidStep, Step};
 use crate::env::Environment;
 
 use super::Expected;
@@ -129,14 +129,18 @@ impl Owners {
             // freezes the offsets (measured: unprivileged run, seed 21, case 328): which
             // failures come that late is not modelled here.
             Step::Fork | Step::ForkExit => self.time_unknown |= self.time_fresh,
-            Step::Clone3(f) if !ok && !f.intersects(bits::VM) => self.time_unknown |= self.time_fresh,
+            Step::Clone3(f) | Step::Clone3SetTid(SetTidStep { flags: f, .. }) if !ok && !f.intersects(bits::VM) => {
+                self.time_unknown |= self.time_fresh
+            }
             // A CLONE_VM child shares the caller's vDSO page and so stays in its active time
             // namespace: copy_namespaces skips timens_on_fork, and time_for_children stays
             // unentered (measured: the write after such a clone3 step succeeds).
-            Step::Clone3(f) if ok && f.intersects(bits::VM) => {}
+            Step::Clone3(f) | Step::Clone3SetTid(SetTidStep { flags: f, .. }) if ok && f.intersects(bits::VM) => {}
             // Any other clone3 child enters time_for_children, or with NEWTIME a copy of it.
-            Step::Clone3(f) if ok && f.intersects(bits::NEWTIME) => self.time_unknown = true,
-            Step::Clone3(_) if ok => self.time_fresh = false,
+            Step::Clone3(f) | Step::Clone3SetTid(SetTidStep { flags: f, .. }) if ok && f.intersects(bits::NEWTIME) => {
+                self.time_unknown = true
+            }
+            Step::Clone3(_) | Step::Clone3SetTid(_) if ok => self.time_fresh = false,
             Step::WriteMaps => self.setgroups = ok.then_some(SetgroupsExpect::Deny),
             _ => {}
         }

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod profile;
 pub mod resources;
 pub mod rules;
+pub mod set_tid;
 pub mod setns;
 pub mod setns_state;
 pub mod state;
@@ -227,6 +228,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
             decide_unshare(profile, env, state, step.unshare_word().expect("an unshare step"))
         }
         Step::Clone3(flags) => clone3::decide(profile, env, state, *flags),
+        Step::Clone3SetTid(st) => clone3::decide_with(profile, env, state, st.flags, Some(st)),
         other => {
             let e = match other {
                 Step::Fork => steps::fork(profile, state),
@@ -242,7 +244,9 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                     e
                 }
                 Step::Setns(s) => setns::decide(state, s),
-                Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) => unreachable!("handled above"),
+                Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) | Step::Clone3SetTid(_) => {
+                    unreachable!("handled above")
+                }
             };
             Decided {
                 effective: RawFlags(0),

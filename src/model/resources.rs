@@ -61,7 +61,7 @@ pub fn need(case: &Case, executor_pid_level: Option<u32>) -> Need {
             Step::ForkExit => transient = 1,
             // A child with exit_signal 0 (THREAD or PARENT) or a CLONE_PARENT one is nobody's
             // to reap in the case: it stays a zombie, counted, until the case ends.
-            Step::Clone3(_) => {
+            Step::Clone3(_) | Step::Clone3SetTid(_) => {
                 tasks += 1;
                 step_fds = 6;
             }

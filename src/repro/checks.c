@@ -374,6 +374,17 @@ static void child_ids_are(int step, const struct child_obs *o, int tid_one, unsi
 		       c->egid, c->cap_eff, uid, gid, cap);
 }
 
+/* The pids a clone3 set_tid step asked for: the child's own, and (unless -1) the one clone3
+ * returned in the caller's pid namespace. */
+static void child_set_tid_is(int step, const struct child_obs *o, int own, int has_returned, int returned)
+{
+	if (o->state.tid != own)
+		differ(step, "child TID %d, set_tid asked for %d", o->state.tid, own);
+	if (has_returned && o->returned != returned)
+		differ(step, "clone3 returned %d, set_tid asked for %d in the caller's pid namespace", o->returned,
+		       returned);
+}
+
 /* kcmp parent/child of type t, where someone could compare them (known) or nobody could. */
 static void child_kcmp_is(int step, const struct child_state *c, int known, int t, int want)
 {

@@ -149,8 +149,10 @@ static void ensure_gone(pid_t pid, int thread)
 	}
 }
 
-/* One clone3 step; 0 or the errno. The child and the caller's view of it go to *o. */
-static int step_clone3(struct ctx *x, unsigned long long flags, unsigned long long exit_signal, struct child_obs *o)
+/* One clone3 step with set_tid (a pointer, 0 for none) and set_tid_size; 0 or the errno. The
+ * child and the caller's view of it go to *o. */
+static int step_clone3_tid(struct ctx *x, unsigned long long flags, unsigned long long exit_signal,
+			   unsigned long long set_tid, unsigned long long set_tid_size, struct child_obs *o)
 {
 	int report[2], go[2], pidfd = -1, parent_tid = 0, child_tid = 0, err = 0;
 	sigset_t chld, old;
@@ -177,6 +179,8 @@ static int step_clone3(struct ctx *x, unsigned long long flags, unsigned long lo
 		.stack = (unsigned long long)(unsigned long)((char *)top - CLONE3_STACK),
 		.stack_size = CLONE3_STACK,
 		.tls = tls_base(),
+		.set_tid = set_tid,
+		.set_tid_size = set_tid_size,
 		.cgroup = CLONE3_CGROUP_FD,
 	};
 	sigemptyset(&chld);
@@ -219,6 +223,21 @@ static int step_clone3(struct ctx *x, unsigned long long flags, unsigned long lo
 	close(go[0]);
 	close(go[1]);
 	return err;
+}
+
+/* One clone3 step without set_tid. */
+static int step_clone3(struct ctx *x, unsigned long long flags, unsigned long long exit_signal, struct child_obs *o)
+{
+	return step_clone3_tid(x, flags, exit_signal, 0, 0, o);
+}
+
+/* One clone3 step with set_tid: the listed pids (innermost pid namespace first), zeros up to
+ * MAX_PID_NS_LEVEL entries, or a null pointer; set_tid_size as the case writes it. */
+static int step_clone3_set_tid(struct ctx *x, unsigned long long flags, unsigned long long exit_signal, int null,
+			       unsigned long long size, int t0, int t1, int t2, int t3, struct child_obs *o)
+{
+	int tids[32] = { t0, t1, t2, t3 };
+	return step_clone3_tid(x, flags, exit_signal, null ? 0 : (unsigned long long)(unsigned long)tids, size, o);
 }
 
 /* ---- end of clone3.c ---- */

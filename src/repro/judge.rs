@@ -116,6 +116,15 @@ fn clone3_checks(out: &mut String, k: usize, c3: &Clone3Expect) {
             ch.creds.gid,
             ch.creds.cap_eff
         );
+        if let Some(t) = ch.set_tid {
+            let _ = writeln!(
+                out,
+                "\t\t\tchild_set_tid_is({k}, o, {}, {}, {});",
+                t.own,
+                i32::from(t.returned.is_some()),
+                t.returned.unwrap_or(0)
+            );
+        }
         match &ch.kcmp {
             None => {
                 let _ = writeln!(out, "\t\t\tchild_kcmp_is({k}, &o->state, 0, 0, 0);");

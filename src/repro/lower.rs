@@ -159,6 +159,16 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
             let signal = exp.clone3.as_ref().map_or(libc::SIGCHLD as u64, |c| c.exit_signal);
             format!("step_clone3(x, {:#x}ULL, {signal}, &x->r->step[{k}].child)", f.0)
         }
+        Step::Clone3SetTid(st) => {
+            let signal = exp.clone3.as_ref().map_or(libc::SIGCHLD as u64, |c| c.exit_signal);
+            let [t0, t1, t2, t3] = st.tids;
+            format!(
+                "step_clone3_set_tid(x, {:#x}ULL, {signal}, {}, {}, {t0}, {t1}, {t2}, {t3}, &x->r->step[{k}].child)",
+                st.flags.0,
+                i32::from(st.null),
+                st.size
+            )
+        }
         Step::Caps(op) => {
             let i = crate::case::CapsOp::ALL.iter().position(|o| o == op).unwrap_or(0);
             format!("step_caps({i}, {:#x}ULL)", op.drop_mask())

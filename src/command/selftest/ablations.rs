@@ -41,6 +41,7 @@ pub fn ablations(env: &Environment, judged: &[Judged]) -> Vec<OracleResult> {
         out.push(evaluate(d.to_string(), &p, env, judged, &[d]));
     }
     out.push(caps_all_needed(env, judged));
+    out.push(set_tid_ignored(env, judged));
     out
 }
 
@@ -67,4 +68,79 @@ fn caps_all_needed(env: &Environment, judged: &[Judged]) -> OracleResult {
     checks.insert(at, Check { id: CAPS_ALL_NEEDED, step: "8a", errno: crate::abi::errno::Errno::EPERM, cond, doc });
     let p = KernelProfile { checks: leak(checks), describes: doc, ..base };
     evaluate(format!("row {CAPS_ALL_NEEDED}"), &p, env, judged, &[Difference::Row(CAPS_ALL_NEEDED)])
+}
+
+/// Id of the row the `set-tid-ignored` model mutant stands for (issue 16 class 4).
+pub const SET_TID_IGNORED: &str = "set-tid-ignored";
+
+/// Issue 16 class 4, a lie no seccomp filter can tell: a kernel that ignores `set_tid` and
+/// `set_tid_size` (a filter can refuse or fake a whole clone3 call, but cannot make the
+/// kernel create the child with another pid than it asked for, nor see the array behind the
+/// pointer). Measured as a model mutant: each case is predicted with its clone3_set_tid steps
+/// as plain clone3 steps and judged against what this kernel did.
+fn set_tid_ignored(env: &Environment, judged: &[Judged]) -> OracleResult {
+    use crate::case::Step;
+    let mut invariants = std::collections::BTreeMap::new();
+    let (mut disagreeing, mut differing, mut example) = (0, 0, None);
+    for j in judged.iter().filter(|j| j.case.steps.iter().any(|s| matches!(s, Step::Clone3SetTid(_)))) {
+        let mut plain = j.case.clone();
+        for step in &mut plain.steps {
+            if let Step::Clone3SetTid(st) = *step {
+                *step = Step::Clone3(st.flags);
+            }
+        }
+        let told = crate::model::predict(&LINUX_6_18, env, &plain);
+        differing += u64::from(told != crate::model::predict(&LINUX_6_18, env, &j.case));
+        let verdict = crate::check::judge(env, &j.case, &told, &j.outcome);
+        if verdict.failed() {
+            disagreeing += 1;
+            for v in &verdict.violations {
+                *invariants.entry(v.invariant).or_default() += 1;
+            }
+            if example.is_none() {
+                example = Some(set_tid_example(env, j, &told, &verdict));
+            }
+        }
+    }
+    let label = format!("row {SET_TID_IGNORED}");
+    OracleResult {
+        describes: "clone3 ignores set_tid and set_tid_size".into(),
+        sources: "",
+        disagrees: disagreeing > 0,
+        cases_judged: judged.len() as u64,
+        disagreeing_cases: disagreeing,
+        differing_predictions: differing,
+        rules: vec![(label.clone(), disagreeing)],
+        invariants,
+        unexercised: if disagreeing == 0 { vec![label.clone()] } else { Vec::new() },
+        example,
+        label,
+    }
+}
+
+/// The first case the `set-tid-ignored` model gets wrong, as the ablation table shows it.
+fn set_tid_example(
+    env: &Environment,
+    j: &Judged,
+    told: &crate::model::Prediction,
+    verdict: &crate::check::CaseVerdict,
+) -> super::oracles::Example {
+    let step = verdict.violations.iter().filter_map(|v| v.step).min().unwrap_or(0);
+    let at = |p: &crate::model::Prediction| match p {
+        crate::model::Prediction::Steps { steps, .. } => {
+            steps.get(step).map_or("-".to_string(), |e| format!("{} (rule {})", e.result, e.rule))
+        }
+        crate::model::Prediction::Skip { reason } => format!("skipped: {reason}"),
+    };
+    let mut invariants: Vec<&'static str> = verdict.violations.iter().map(|v| v.invariant).collect();
+    invariants.dedup();
+    super::oracles::Example {
+        number: j.number,
+        case: j.case.to_string(),
+        step,
+        profile_says: at(told),
+        kernel_did: at(&crate::model::predict(&LINUX_6_18, env, &j.case)),
+        rules: vec![format!("row {SET_TID_IGNORED}")],
+        invariants,
+    }
 }

@@ -26,7 +26,8 @@ use std::os::fd::RawFd;
 use crate::abi::errno::Errno;
 use crate::abi::flags::{RawFlags, bits};
 use crate::abi::ns::NsLink;
-use crate::case::{CLONE3_CGROUP_FD, clone3_exit_signal};
+use crate::case::set_tid::SET_TID_BUFFER;
+use crate::case::{CLONE3_CGROUP_FD, SetTidStep, clone3_exit_signal};
 use crate::model::expect::KCMP_TYPES;
 use crate::sys::{self, clone3 as raw};
 
@@ -189,11 +190,21 @@ fn observe(m: &mut Msg, pid: libc::pid_t, a: &ChildArgs, go_wr: RawFd, report_rd
     m.probe[child_probe::SIGCHLD] = i32::from(raw::take_sigchld());
 }
 
-/// Runs one clone3 step with `flags`, reporting the child on `out` (before the step's own message).
+/// The `set_tid` buffer of a clone3_set_tid step: the listed pids and zeros, `MAX_PID_NS_LEVEL`
+/// entries, so that any size the kernel accepts reads this frame; a null pointer when asked.
+fn set_tid_args(st: Option<&SetTidStep>, buf: &mut [i32; SET_TID_BUFFER]) -> (u64, u64) {
+    let Some(st) = st else { return (0, 0) };
+    buf[..st.tids.len()].copy_from_slice(&st.tids);
+    let ptr = if st.null { 0 } else { buf.as_mut_ptr() as u64 };
+    (ptr, u64::from(st.size))
+}
+
+/// Runs one clone3 step with `flags` (and the `set_tid` of a clone3_set_tid step), reporting
+/// the child on `out` (before the step's own message).
 ///
 /// # Errors
 /// clone3's errno; the harness's own failures (pipes, stack) end the case as a setup failure.
-pub fn run(out: RawFd, flags: RawFlags) -> Result<(), Errno> {
+pub fn run(out: RawFd, flags: RawFlags, set_tid: Option<&SetTidStep>) -> Result<(), Errno> {
     let (report_rd, report_wr) = sys::pipe_raw().unwrap_or_else(|e| fail(out, SetupOp::Clone3Prep, e));
     let (go_rd, go_wr) = sys::pipe_raw().unwrap_or_else(|e| fail(out, SetupOp::Clone3Prep, e));
     let fds = [report_rd, report_wr, go_rd, go_wr];
@@ -209,6 +220,8 @@ pub fn run(out: RawFd, flags: RawFlags) -> Result<(), Errno> {
         parent_user_ns: ino(NsLink::User),
     };
     let (mut pidfd, mut parent_tid, mut child_tid): (i32, i32, i32) = (-1, 0, 0);
+    let mut tids = [0i32; SET_TID_BUFFER];
+    let (set_tid_ptr, set_tid_size) = set_tid_args(set_tid, &mut tids);
     let mut args = raw::CloneArgs {
         flags: flags.bits(),
         pidfd: &mut pidfd as *mut i32 as u64,
@@ -218,16 +231,16 @@ pub fn run(out: RawFd, flags: RawFlags) -> Result<(), Errno> {
         stack,
         stack_size: STACK_LEN as u64,
         tls: raw::tls_base(),
-        set_tid: 0,
-        set_tid_size: 0,
+        set_tid: set_tid_ptr,
+        set_tid_size,
         cgroup: CLONE3_CGROUP_FD,
     };
     let old_mask = raw::block_sigchld().unwrap_or_else(|e| fail(out, SetupOp::Clone3Prep, e));
     while raw::take_sigchld() {}
     let arg = (&a as *const ChildArgs).cast_mut().cast();
-    // SAFETY: the stack is a fresh mapping; pidfd/child_tid/parent_tid are slots of this frame,
-    // which outlives the child (observe() waits for it); child_main only reads `a` and ends
-    // itself (module Safety section).
+    // SAFETY: the stack is a fresh mapping; pidfd/child_tid/parent_tid and the set_tid buffer
+    // are slots of this frame, which outlives the child (observe() waits for it); child_main
+    // only reads `a` and ends itself (module Safety section).
     let result = unsafe { raw::clone3(&mut args, child_main, arg) };
     // Coverage mode: only the call is traced, not the harness's observation after it.
     sys::kcov::step_off();

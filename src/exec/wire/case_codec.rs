@@ -29,6 +29,9 @@ const STEP_CAPS: u8 = 40;
 /// A thread_call step: `u64` flags follow.
 const STEP_THREAD_CALL: u8 = 41;
 const STEP_SETNS: u8 = 17;
+/// A clone3_set_tid step: `u64` flags, the null byte, the list length, the listed pids (`i32`
+/// each, [`crate::case::set_tid::SET_TID_LISTED`] of them) and `u32` set_tid_size.
+const STEP_CLONE3_SET_TID: u8 = 94;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
@@ -135,6 +138,7 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
                 out.extend_from_slice(&[STEP_SETNS, st.target.index() as u8]);
                 out.extend_from_slice(&st.nstype.0.to_le_bytes());
             }
+            Step::Clone3SetTid(st) => encode_set_tid(out, st),
         }
     }
     // The guest-only fields (case::guest), after the steps: u32 each, u32::MAX when absent.
@@ -143,6 +147,34 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
     }
     // inside_witness (case::inside), last.
     out.push(u8::from(s.inside_witness));
+}
+
+fn encode_set_tid(out: &mut Vec<u8>, st: &crate::case::SetTidStep) {
+    out.push(STEP_CLONE3_SET_TID);
+    out.extend_from_slice(&st.flags.0.to_le_bytes());
+    out.extend_from_slice(&[u8::from(st.null), st.len]);
+    for t in st.tids {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    out.extend_from_slice(&st.size.to_le_bytes());
+}
+
+fn decode_setns(c: &mut Cursor) -> Result<crate::case::SetnsStep, DecodeError> {
+    let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
+    Ok(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
+}
+
+fn decode_set_tid(c: &mut Cursor) -> Result<crate::case::SetTidStep, DecodeError> {
+    let flags = RawFlags(c.u64()?);
+    let null = c.bool()?;
+    let len = c.u8()?;
+    let mut word = || -> Result<[u8; 4], DecodeError> { Ok([c.u8()?, c.u8()?, c.u8()?, c.u8()?]) };
+    let mut tids = [0i32; crate::case::set_tid::SET_TID_LISTED];
+    for t in &mut tids {
+        *t = i32::from_le_bytes(word()?);
+    }
+    let size = u32::from_le_bytes(word()?);
+    Ok(crate::case::SetTidStep { flags, null, len, tids, size })
 }
 
 /// Why bytes are not a case (the executor answers with it as a protocol error).
@@ -269,10 +301,8 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
             STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
             STEP_CAPS => Step::Caps(c.pick(&CapsOp::ALL, "unknown caps operation")?),
             STEP_THREAD_CALL => Step::ThreadCall(RawFlags(c.u64()?)),
-            STEP_SETNS => {
-                let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
-                Step::Setns(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
-            }
+            STEP_SETNS => Step::Setns(decode_setns(&mut c)?),
+            STEP_CLONE3_SET_TID => Step::Clone3SetTid(decode_set_tid(&mut c)?),
             _ => {
                 c.at -= 1;
                 return c.fail("unknown step tag");
