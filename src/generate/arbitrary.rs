@@ -198,21 +198,32 @@ fn setns_step(u: &mut Unstructured) -> Result<crate::case::SetnsStep> {
 impl<'a> Arbitrary<'a> for Case {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let setup = Setup::arbitrary(u)?;
-        if chance(u, weights::DIFFERENTIAL_PAIR)? {
-            return Ok(super::neutralize(Case { setup, steps: differential_pair(u)? }));
-        }
-        if chance(u, weights::setns::SCENARIO)? {
-            let target = *u.choose(&crate::case::SetnsTarget::ALL)?;
-            let choice = u.int_in_range(0..=weights::setns::PREFIXES - 1)?;
-            return Ok(super::neutralize(Case { setup, steps: weights::setns::scenario(target, choice) }));
-        }
-        let n = u.int_in_range(1..=MAX_STEPS)?;
-        let mut steps = Vec::with_capacity(n);
-        for _ in 0..n {
-            steps.push(Step::arbitrary(u)?);
-        }
+        let steps = ordinary_steps(u)?;
+        // The caps scenario is drawn last, so the bytes before it keep their meaning.
+        let (roll, choice) = (roll(u)?, u.int_in_range(0..=weights::caps::CHOICES - 1)?);
+        let ns = *u.choose(&weights::namespace_bits())?;
+        let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
         Ok(super::neutralize(Case { setup, steps }))
     }
+}
+
+/// The steps of a case before the caps scenario: a differential pair, a setns scenario, or
+/// 1..=[`MAX_STEPS`] steps of the plain mix.
+fn ordinary_steps(u: &mut Unstructured) -> Result<Vec<Step>> {
+    if chance(u, weights::DIFFERENTIAL_PAIR)? {
+        return differential_pair(u);
+    }
+    if chance(u, weights::setns::SCENARIO)? {
+        let target = *u.choose(&crate::case::SetnsTarget::ALL)?;
+        let choice = u.int_in_range(0..=weights::setns::PREFIXES - 1)?;
+        return Ok(weights::setns::scenario(target, choice));
+    }
+    let n = u.int_in_range(1..=MAX_STEPS)?;
+    let mut steps = Vec::with_capacity(n);
+    for _ in 0..n {
+        steps.push(Step::arbitrary(u)?);
+    }
+    Ok(steps)
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of

@@ -176,14 +176,20 @@ pub fn setns_scenario() -> impl Strategy<Value = Vec<Step>> {
 }
 
 /// A whole case: a setup and 1..=4 steps, or (in [`weights::DIFFERENTIAL_PAIR`] percent) a
-/// setup and a differential pair.
+/// setup and a differential pair, or a setns scenario; in [`weights::caps::SCENARIO`] percent the
+/// steps drawn are replaced by a caps scenario ([`weights::caps::scenario`]).
 pub fn case() -> impl Strategy<Value = Case> {
     let steps = prop_oneof![
         100 - weights::DIFFERENTIAL_PAIR - weights::setns::SCENARIO => prop::collection::vec(step(), 1..=MAX_STEPS),
         weights::DIFFERENTIAL_PAIR => differential_pair(),
         weights::setns::SCENARIO => setns_scenario(),
     ];
-    (setup(), steps).prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
+    // The caps scenario is drawn last ([`weights::caps::from_roll`]).
+    let caps = (0..100u32, 0..weights::caps::CHOICES, prop::sample::select(weights::namespace_bits()));
+    (setup(), steps, caps).prop_map(|(setup, steps, (roll, choice, ns))| {
+        let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
+        super::neutralize(Case { setup, steps })
+    })
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of

@@ -387,3 +387,5 @@ pub mod setns {
         steps
     }
 }
+
+pub mod caps;
