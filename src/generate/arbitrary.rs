@@ -279,6 +279,24 @@ mod tests {
     }
 
     #[test]
+    fn caps_scenarios_come_with_their_weight() {
+        let (all, n) = (weights::caps::tests::all(), 4000);
+        let mut seed = 0x5eed_ca95_u64;
+        let got = (0..n)
+            .filter(|_| {
+                let bytes: Vec<u8> = (0..256)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        (seed >> 33) as u8
+                    })
+                    .collect();
+                Case::arbitrary(&mut Unstructured::new(&bytes)).is_ok_and(|c| all.contains(&c.steps))
+            })
+            .count();
+        weights::caps::tests::assert_share(got, n);
+    }
+
+    #[test]
     fn guest_cases_are_valid_and_guest_only_only_in_a_guest() {
         use crate::generate::guest::GuestGen;
         let mut seed = 0x9e37_79b9_u64;

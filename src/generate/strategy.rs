@@ -315,6 +315,15 @@ mod tests {
     }
 
     #[test]
+    fn caps_scenarios_come_with_their_weight() {
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[4; 32]));
+        let (s, all, n) = (case(), weights::caps::tests::all(), 4000);
+        let got = (0..n).filter(|_| all.contains(&s.new_tree(&mut runner).unwrap().current().steps)).count();
+        weights::caps::tests::assert_share(got, n);
+    }
+
+    #[test]
     fn generated_cases_are_valid() {
         let mut runner =
             TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[9; 32]));

@@ -50,7 +50,7 @@ pub fn from_roll(roll: u32, choice: u32, ns: u64) -> Option<Vec<Step>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
     use crate::case::{Case, Setup};
 
@@ -67,6 +67,18 @@ mod tests {
         let rolls: Vec<bool> = (0..100).map(|r| from_roll(r, 0, bits::NEWUTS).is_some()).collect();
         assert_eq!(rolls.iter().filter(|s| **s).count(), SCENARIO as usize);
         assert!(!rolls[0], "an input out of bytes keeps its case");
+    }
+
+    /// Every scenario, for counting them in a generator's output.
+    pub fn all() -> Vec<Vec<Step>> {
+        let ns = crate::generate::weights::namespace_bits();
+        (0..CHOICES).flat_map(|c| ns.iter().map(move |n| scenario(c, *n))).collect()
+    }
+
+    /// `got` of `n` cases were caps scenarios: near [`SCENARIO`] percent.
+    pub fn assert_share(got: usize, n: usize) {
+        let want = n * SCENARIO as usize / 100;
+        assert!(got > want * 7 / 10 && got < want * 13 / 10, "caps scenarios {got} of {n}, wanted about {want}");
     }
 
     #[test]
