@@ -6,6 +6,7 @@
 //! order. [`run_cases`] makes a run's [`RunReport`] of them.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -40,6 +41,9 @@ pub fn start_executors(config: &RunConfig) -> Result<Vec<Executor>, ExecError> {
     let mut executors = Vec::with_capacity(jobs);
     for slot in 0..jobs {
         executors.push(config.spawn_executor(jobs, slot)?);
+    }
+    if let Some(note) = crate::exec::start_limit::slow_start_note(&executors) {
+        let _ = writeln!(std::io::stderr(), "{note}");
     }
     probe_timeout(&mut executors[0], config.timeout)?;
     Ok(executors)

@@ -9,6 +9,7 @@
 pub mod child;
 pub mod executor;
 pub mod observe;
+pub mod start_limit;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -99,6 +100,17 @@ pub enum ExecError {
         /// How long the harness waited.
         waited_ms: u64,
     },
+    /// The executor did not say hello within the start-up limit ([`hello_limit`]).
+    #[error(
+        "the executor did not finish its start within {waited_ms} ms (outer sandbox, then the environment probe: \
+         namespaces nested 32 and 33 deep, one of each type, a probe child per flag bit); it is stopped or hung, or \
+         the machine is slow (qemu TCG, heavy load): set {START_LIMIT_VAR} to a longer limit in seconds (default \
+         60, 900 with --throwaway-kernel)"
+    )]
+    SlowStart {
+        /// How long the harness waited.
+        waited_ms: u64,
+    },
     /// A trivial case could not finish within the watchdog timeout: every case would be a
     /// watchdog timeout, not a kernel result.
     #[error(
@@ -113,8 +125,7 @@ pub enum ExecError {
     },
 }
 
-/// How long the harness waits for an executor's hello (its sandbox and environment probe).
-pub const HELLO_LIMIT: Duration = Duration::from_secs(60);
+pub use start_limit::{HELLO_LIMIT, HELLO_LIMIT_THROWAWAY, START_LIMIT_VAR, hello_limit};
 
 /// How long the harness waits for the report of a case whose watchdog timeout is `timeout`,
 /// from the moment it starts waiting (the case has started by then, or starts at once): the
@@ -144,6 +155,8 @@ pub struct Executor {
     request: Vec<u8>,
     last_phases: Option<phases::Phases>,
     last_pcs: Option<executor::kcov::CasePcs>,
+    /// How long its start took, from the spawn to the hello.
+    start_ms: u64,
 }
 
 impl Executor {
@@ -176,11 +189,17 @@ impl Executor {
         };
         let mut stdout = BufReader::with_capacity(64 << 10, stdout);
         let mut frame = Vec::new();
-        if let Err(e) = read_frame(&mut stdout, &mut frame, Some(HELLO_LIMIT), "its start (the hello frame)") {
+        let started = Instant::now();
+        let limit = hello_limit()?;
+        if let Err(e) = read_frame(&mut stdout, &mut frame, Some(limit), "its start (the hello frame)") {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(e);
+            return Err(match e {
+                ExecError::Hung { waited_ms, .. } => ExecError::SlowStart { waited_ms },
+                e => e,
+            });
         }
+        let start_ms = started.elapsed().as_millis() as u64;
         let env = match frame[0] {
             RESP_HELLO => serde_json::from_slice(&frame[1..])
                 .map_err(|e| ExecError::Protocol(format!("unreadable environment report: {e}")))?,
@@ -205,6 +224,7 @@ impl Executor {
             request: Vec::new(),
             last_phases: None,
             last_pcs: None,
+            start_ms,
         })
     }
 
@@ -220,6 +240,11 @@ impl Executor {
     /// What the executor probed at start.
     pub fn environment(&self) -> &Environment {
         &self.env
+    }
+
+    /// How long its start took (spawn to hello), in milliseconds.
+    pub fn start_ms(&self) -> u64 {
+        self.start_ms
     }
 
     /// Cases submitted and not yet received.
