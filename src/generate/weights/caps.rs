@@ -49,6 +49,7 @@ pub fn from_roll(roll: u32, choice: u32, ns: u64) -> Option<Vec<Step>> {
     (roll >= 100 - SCENARIO).then(|| scenario(choice, ns))
 }
 
+/// Tests, and the helpers the generators' tests use to count caps scenarios.
 #[cfg(test)]
 pub mod tests {
     use super::*;
