@@ -1,10 +1,12 @@
-//! The executor's start-up limit: how long the harness waits for its hello (outer sandbox,
-//! environment probe). Short on an ordinary machine, long on a kernel declared a throwaway
-//! (emulated qemu guests), settable with [`START_LIMIT_VAR`]; and the note for a slow start.
+//! How long the harness waits for its executors: the start-up limit for the hello (outer
+//! sandbox, environment probe), short on an ordinary machine, long on a kernel declared a
+//! throwaway (emulated qemu guests), settable with [`START_LIMIT_VAR`], and the note for a slow
+//! start; a case's report ([`reply_limit`]) and a bare loop ([`bare_limit`]).
 
+use std::io::Write;
 use std::time::Duration;
 
-use super::{ExecError, Executor};
+use super::ExecError;
 
 /// How long the harness waits for an executor's hello (its sandbox and environment probe) on
 /// an ordinary machine, where the start takes well under a second.
@@ -41,18 +43,30 @@ fn start_limit_from(var: Option<&str>, throwaway: bool) -> Result<Duration, Exec
     }
 }
 
-/// The line to say when the slowest of `executors` took more than 10 s to start (a qemu guest
-/// under TCG, a loaded machine), with the limit it was held to; `None` otherwise.
-pub fn slow_start_note(executors: &[Executor]) -> Option<String> {
-    let slowest = executors.iter().map(Executor::start_ms).max().unwrap_or(0);
-    (slowest > 10_000).then(|| {
-        let limit = hello_limit().map_or_else(|e| e.to_string(), |l| format!("{} s", l.as_secs()));
-        format!(
-            "note: the slowest of {} executor start(s) took {:.1} s (start-up limit {limit}; {START_LIMIT_VAR} sets it)",
-            executors.len(),
-            slowest as f64 / 1000.0,
-        )
-    })
+/// Says on stderr how long starting `count` executors took, one after the other, when that was
+/// over 10 s (a qemu guest under TCG, a loaded machine), with the limit each start is held to.
+pub fn note_slow_start(count: usize, took: Duration) {
+    if took > Duration::from_secs(10) {
+        let limit = hello_limit().map_or_else(|e| e.to_string(), |l| format!("{} s each", l.as_secs()));
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: starting {count} executor(s) took {:.1} s (start-up limit {limit}; {START_LIMIT_VAR} sets it)",
+            took.as_secs_f64()
+        );
+    }
+}
+
+/// How long the harness waits for the report of a case whose watchdog timeout is `timeout`,
+/// from the moment it starts waiting (the case has started by then, or starts at once): the
+/// timeout, then as much again (at least 3 s) for the kill, the reaping and the report.
+/// An executor that says nothing for that long is stopped or hung.
+pub fn reply_limit(timeout: Duration) -> Duration {
+    timeout + timeout.max(Duration::from_secs(3))
+}
+
+/// How long the harness waits for a bare loop of `words` iterations (and the resource count).
+pub(super) fn bare_limit(words: usize) -> Duration {
+    Duration::from_secs(30) + Duration::from_millis(50).saturating_mul(u32::try_from(words).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]
@@ -70,5 +84,13 @@ mod tests {
             let e = start_limit_from(Some(bad), true).unwrap_err().to_string();
             assert!(e.contains(START_LIMIT_VAR) && e.contains("whole number of seconds"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_case_report_is_awaited_for_its_timeout_and_as_much_again_at_least_3_s() {
+        assert_eq!(reply_limit(Duration::from_millis(1000)), Duration::from_millis(4000));
+        assert_eq!(reply_limit(Duration::from_secs(5)), Duration::from_secs(10));
+        assert_eq!(bare_limit(0), Duration::from_secs(30));
+        assert_eq!(bare_limit(100), Duration::from_secs(35));
     }
 }
