@@ -1,7 +1,7 @@
 //! How long the harness waits for its executors: the start-up limit for the hello (outer
 //! sandbox, environment probe), short on an ordinary machine, long on a kernel declared a
 //! throwaway (emulated qemu guests), settable with [`START_LIMIT_VAR`], and the note for a slow
-//! start; a case's report ([`reply_limit`]) and a bare loop ([`bare_limit`]).
+//! start; a case's report ([`reply_limit`]) and a bare loop (`bare_limit`).
 
 use std::io::Write;
 use std::time::Duration;
