@@ -71,3 +71,29 @@ pub fn changes_only_the_thread(ctx: &StepCtx) -> Option<Result<(), String>> {
     problems.extend(state_diff(b, &main_after).into_iter().map(|d| format!("main thread: {d}")));
     verdict(problems)
 }
+
+/// The caps rows of spec §3's table (`invariants::PROVOKABLE`) that cannot come up in `env`,
+/// with the reason the report gives. Where uid 65534 has no mapping in the executor's user
+/// namespace (a run as uid 65534 or any other single mapped uid), every `keepcaps-nobody`
+/// fails with EINVAL at `make_kuid`, before the CAP_SETUID check could refuse it.
+pub fn caps_row_not_here(rule: &str, env: &crate::env::Environment) -> Option<&'static str> {
+    (rule == crate::model::caps::SETUID_NEEDS_CAP && !env.nobody_mapped).then_some(
+        "uid 65534 has no mapping in the executor's user namespace, so setresuid(65534) fails with EINVAL first",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setresuid_row_is_not_here_where_nobody_is_unmapped() {
+        let mut env = crate::env::Environment::reference();
+        let rule = crate::model::caps::SETUID_NEEDS_CAP;
+        assert_eq!(caps_row_not_here(rule, &env), None);
+        env.nobody_mapped = false;
+        assert!(caps_row_not_here(rule, &env).is_some_and(|why| why.contains("EINVAL")));
+        assert_eq!(caps_row_not_here(crate::model::caps::NOBODY_UNMAPPED, &env), None);
+        assert_eq!(caps_row_not_here(crate::model::caps::BOUND_NEEDS_SETPCAP, &env), None);
+    }
+}

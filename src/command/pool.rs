@@ -39,9 +39,11 @@ pub struct Progress {
 pub fn start_executors(config: &RunConfig) -> Result<Vec<Executor>, ExecError> {
     let jobs = config.jobs.clamp(1, 64);
     let mut executors = Vec::with_capacity(jobs);
+    let started = Instant::now();
     for slot in 0..jobs {
         executors.push(config.spawn_executor(jobs, slot)?);
     }
+    crate::exec::start_limit::note_slow_start(jobs, started.elapsed());
     probe_timeout(&mut executors[0], config.timeout)?;
     Ok(executors)
 }

@@ -10,6 +10,7 @@ pub mod child;
 pub mod executor;
 pub mod observe;
 mod reading;
+pub mod start_limit;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -100,6 +101,17 @@ pub enum ExecError {
         /// How long the harness waited.
         waited_ms: u64,
     },
+    /// The executor did not say hello within the start-up limit ([`hello_limit`]).
+    #[error(
+        "the executor did not finish its start within {waited_ms} ms (outer sandbox, then the environment probe: \
+         namespaces nested 32 and 33 deep, one of each type, a probe child per flag bit); it is stopped or hung, or \
+         the machine is slow (qemu TCG, heavy load): set {START_LIMIT_VAR} to a longer limit in seconds (default \
+         60, 900 with --throwaway-kernel)"
+    )]
+    SlowStart {
+        /// How long the harness waited.
+        waited_ms: u64,
+    },
     /// A trivial case could not finish within the watchdog timeout: every case would be a
     /// watchdog timeout, not a kernel result.
     #[error(
@@ -114,21 +126,8 @@ pub enum ExecError {
     },
 }
 
-/// How long the harness waits for an executor's hello (its sandbox and environment probe).
-pub const HELLO_LIMIT: Duration = Duration::from_secs(60);
-
-/// How long the harness waits for the report of a case whose watchdog timeout is `timeout`,
-/// from the moment it starts waiting (the case has started by then, or starts at once): the
-/// timeout, then as much again (at least 3 s) for the kill, the reaping and the report.
-/// An executor that says nothing for that long is stopped or hung.
-pub fn reply_limit(timeout: Duration) -> Duration {
-    timeout + timeout.max(Duration::from_secs(3))
-}
-
-/// How long the harness waits for a bare loop of `words` iterations (and the resource count).
-fn bare_limit(words: usize) -> Duration {
-    Duration::from_secs(30) + Duration::from_millis(50).saturating_mul(u32::try_from(words).unwrap_or(u32::MAX))
-}
+use start_limit::bare_limit;
+pub use start_limit::{HELLO_LIMIT, HELLO_LIMIT_THROWAWAY, START_LIMIT_VAR, hello_limit, reply_limit};
 
 /// A running executor. Cases may be pipelined: [`Executor::submit`] queues a case (the
 /// executor reads the next request while the harness judges the previous report), and
@@ -179,12 +178,15 @@ impl Executor {
         };
         let mut stdout = BufReader::with_capacity(64 << 10, stdout);
         let mut frame = Vec::new();
-        if let Err(e) =
-            read_frame(&mut stdout, &mut frame, Some(HELLO_LIMIT), "its start (the hello frame)", Waiting::Woken)
+        let limit = hello_limit()?;
+        if let Err(e) = read_frame(&mut stdout, &mut frame, Some(limit), "its start (the hello frame)", Waiting::Woken)
         {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(e);
+            return Err(match e {
+                ExecError::Hung { waited_ms, .. } => ExecError::SlowStart { waited_ms },
+                e => e,
+            });
         }
         let env = match frame[0] {
             RESP_HELLO => serde_json::from_slice(&frame[1..])
@@ -391,18 +393,5 @@ impl Drop for Executor {
                 Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_case_report_is_awaited_for_its_timeout_and_as_much_again_at_least_3_s() {
-        assert_eq!(reply_limit(Duration::from_millis(1000)), Duration::from_millis(4000));
-        assert_eq!(reply_limit(Duration::from_secs(5)), Duration::from_secs(10));
-        assert_eq!(bare_limit(0), Duration::from_secs(30));
-        assert_eq!(bare_limit(100), Duration::from_secs(35));
     }
 }

@@ -198,23 +198,15 @@ fn setns_step(u: &mut Unstructured) -> Result<crate::case::SetnsStep> {
 impl<'a> Arbitrary<'a> for Case {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let setup = Setup::arbitrary(u)?;
-        if chance(u, weights::DIFFERENTIAL_PAIR)? {
-            return Ok(super::neutralize(Case { setup, steps: differential_pair(u)? }));
-        }
-        if chance(u, weights::setns::SCENARIO)? {
-            let target = *u.choose(&crate::case::SetnsTarget::ALL)?;
-            let choice = u.int_in_range(0..=weights::setns::PREFIXES - 1)?;
-            return Ok(super::neutralize(Case { setup, steps: weights::setns::scenario(target, choice) }));
-        }
-        let n = u.int_in_range(1..=MAX_STEPS)?;
-        let mut steps = Vec::with_capacity(n);
-        for _ in 0..n {
-            steps.push(Step::arbitrary(u)?);
-        }
-        // Drawn last, so that the bytes before it mean what they meant.
+        let mut steps = ordinary_steps(u)?;
+        // Drawn after the ordinary steps, so that the bytes before them mean what they meant.
         if chance(u, weights::set_tid::SCENARIO)? {
             steps = weights::set_tid::scenario(set_tid_draw(u)?);
         }
+        // The caps scenario is drawn last, so the bytes before it keep their meaning.
+        let (roll, choice) = (roll(u)?, u.int_in_range(0..=weights::caps::CHOICES - 1)?);
+        let ns = *u.choose(&weights::namespace_bits())?;
+        let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
         Ok(super::neutralize(Case { setup, steps }))
     }
 }
@@ -229,6 +221,25 @@ fn set_tid_draw(u: &mut Unstructured) -> Result<weights::set_tid::Draw> {
         two: bool::arbitrary(u)?,
         size_roll: u.int_in_range(0..=99)?,
     })
+}
+
+/// The steps of a case before the caps scenario: a differential pair, a setns scenario, or
+/// 1..=[`MAX_STEPS`] steps of the plain mix.
+fn ordinary_steps(u: &mut Unstructured) -> Result<Vec<Step>> {
+    if chance(u, weights::DIFFERENTIAL_PAIR)? {
+        return differential_pair(u);
+    }
+    if chance(u, weights::setns::SCENARIO)? {
+        let target = *u.choose(&crate::case::SetnsTarget::ALL)?;
+        let choice = u.int_in_range(0..=weights::setns::PREFIXES - 1)?;
+        return Ok(weights::setns::scenario(target, choice));
+    }
+    let n = u.int_in_range(1..=MAX_STEPS)?;
+    let mut steps = Vec::with_capacity(n);
+    for _ in 0..n {
+        steps.push(Step::arbitrary(u)?);
+    }
+    Ok(steps)
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of
@@ -302,6 +313,24 @@ mod tests {
             }
         }
         assert!((30..300).contains(&set_tid), "{set_tid} set_tid scenarios in 3000 inputs");
+    }
+
+    #[test]
+    fn caps_scenarios_come_with_their_weight() {
+        let (all, n) = (weights::caps::tests::all(), 4000);
+        let mut seed = 0x5eed_ca95_u64;
+        let got = (0..n)
+            .filter(|_| {
+                let bytes: Vec<u8> = (0..256)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        (seed >> 33) as u8
+                    })
+                    .collect();
+                Case::arbitrary(&mut Unstructured::new(&bytes)).is_ok_and(|c| all.contains(&c.steps))
+            })
+            .count();
+        weights::caps::tests::assert_share(got, n);
     }
 
     #[test]

@@ -176,16 +176,24 @@ pub fn setns_scenario() -> impl Strategy<Value = Vec<Step>> {
 }
 
 /// A whole case: a setup and 1..=4 steps, or (in [`weights::DIFFERENTIAL_PAIR`] percent) a
-/// setup and a differential pair.
+/// setup and a differential pair, or a setns scenario; in [`weights::caps::SCENARIO`] percent the
+/// steps drawn are replaced by a caps scenario ([`weights::caps::scenario`]).
 pub fn case() -> impl Strategy<Value = Case> {
     let steps = prop_oneof![
         100 - weights::DIFFERENTIAL_PAIR - weights::setns::SCENARIO => prop::collection::vec(step(), 1..=MAX_STEPS),
         weights::DIFFERENTIAL_PAIR => differential_pair(),
         weights::setns::SCENARIO => setns_scenario(),
     ];
-    // The set_tid scenario is drawn last: the draws before it are those of the case as it was.
-    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario())
-        .prop_map(|(setup, steps, st, sc)| super::neutralize(Case { setup, steps: if st { sc } else { steps } }))
+    // The set_tid scenario, then the caps scenario, are drawn last: the draws before them are
+    // those of the case as it was.
+    let caps = (0..100u32, 0..weights::caps::CHOICES, prop::sample::select(weights::namespace_bits()));
+    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario(), caps).prop_map(
+        |(setup, steps, st, sc, (roll, choice, ns))| {
+            let steps = if st { sc } else { steps };
+            let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
+            super::neutralize(Case { setup, steps })
+        },
+    )
 }
 
 /// A clone3 set_tid scenario ([`weights::set_tid::scenario`]).
@@ -323,6 +331,15 @@ mod tests {
             assert_eq!(fail_nth > 0, want_nth, "fail_nth {fail_nth} of {n}");
             assert!(!want_nth || near(fail_nth, weights::guest::FAIL_NTH), "fail_nth {fail_nth} of {n}");
         }
+    }
+
+    #[test]
+    fn caps_scenarios_come_with_their_weight() {
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[4; 32]));
+        let (s, all, n) = (case(), weights::caps::tests::all(), 4000);
+        let got = (0..n).filter(|_| all.contains(&s.new_tree(&mut runner).unwrap().current().steps)).count();
+        weights::caps::tests::assert_share(got, n);
     }
 
     #[test]

@@ -454,3 +454,5 @@ pub mod set_tid {
         steps
     }
 }
+
+pub mod caps;

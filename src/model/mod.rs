@@ -26,6 +26,7 @@ pub mod resources;
 pub mod rules;
 pub mod set_tid;
 pub mod setns;
+pub mod setns_missing;
 pub mod setns_state;
 pub mod state;
 pub mod state_setup;
@@ -243,7 +244,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                     thread_call = t;
                     e
                 }
-                Step::Setns(s) => setns::decide(state, s),
+                Step::Setns(s) => setns_missing::pidfd_type_missing(env, s).unwrap_or_else(|| setns::decide(state, s)),
                 Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) | Step::Clone3SetTid(_) => {
                     unreachable!("handled above")
                 }
