@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod guest;
+pub mod idmap;
 pub mod inside;
 pub mod setns;
 pub mod setup;
@@ -61,6 +62,9 @@ pub enum Step {
     ThreadCall(RawFlags),
     /// `setns(fd, nstype)` on a namespace file or pidfd ([`SetnsStep`], issue 16 class 4).
     Setns(SetnsStep),
+    /// One write of the caller's own uid_map, gid_map or setgroups ([`idmap::IdmapOp`], issue
+    /// 16 class 3).
+    Idmap(idmap::IdmapOp),
 }
 
 impl Step {
@@ -134,6 +138,7 @@ impl Case {
             Step::ThreadCall(_) => false,
             // A setns may join another namespace of several types (through a pidfd): read all.
             Step::Setns(_) => true,
+            Step::Idmap(_) => false,
         })
     }
 
@@ -200,6 +205,7 @@ impl fmt::Display for Step {
             Step::Caps(op) => write!(f, "caps {op}"),
             Step::ThreadCall(flags) => write!(f, "unshare({flags}) in a new thread"),
             Step::Setns(s) => write!(f, "{s}"),
+            Step::Idmap(op) => write!(f, "{op}"),
         }
     }
 }

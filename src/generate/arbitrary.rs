@@ -211,6 +211,12 @@ impl<'a> Arbitrary<'a> for Case {
         for _ in 0..n {
             steps.push(Step::arbitrary(u)?);
         }
+        // Drawn last (as in `strategy::case`): the id map scenario replaces the steps.
+        if chance(u, super::idmap::SCENARIO)? {
+            let prefix = u.int_in_range(0..=super::idmap::PREFIXES - 1)?;
+            let ops = <[u8; 3]>::arbitrary(u)?;
+            steps = super::idmap::scenario(prefix, ops, u.int_in_range(1..=3)?);
+        }
         Ok(super::neutralize(Case { setup, steps }))
     }
 }

@@ -183,7 +183,13 @@ pub fn case() -> impl Strategy<Value = Case> {
         weights::DIFFERENTIAL_PAIR => differential_pair(),
         weights::setns::SCENARIO => setns_scenario(),
     ];
-    (setup(), steps).prop_map(|(setup, steps)| super::neutralize(Case { setup, steps }))
+    // The id map scenario is drawn last, so that the setup and steps drawn before it are the
+    // ones drawn before it existed.
+    let idmap = (0..100u32, 0..super::idmap::PREFIXES, any::<[u8; 3]>(), 1..=3u8);
+    (setup(), steps, idmap).prop_map(|(setup, steps, (roll, prefix, ops, writes))| {
+        let steps = if roll < super::idmap::SCENARIO { super::idmap::scenario(prefix, ops, writes) } else { steps };
+        super::neutralize(Case { setup, steps })
+    })
 }
 
 /// The guest-only part of a case in a throwaway guest ([`super::guest`]), with the weights of

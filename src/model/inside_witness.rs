@@ -138,6 +138,9 @@ impl Owners {
             Step::Clone3(f) if ok && f.intersects(bits::NEWTIME) => self.time_unknown = true,
             Step::Clone3(_) if ok => self.time_fresh = false,
             Step::WriteMaps => self.setgroups = ok.then_some(SetgroupsExpect::Deny),
+            Step::Idmap(crate::case::idmap::IdmapOp::SetgroupsDeny) if ok => {
+                self.setgroups = Some(SetgroupsExpect::Deny);
+            }
             _ => {}
         }
     }

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use super::{ReproError, c_str};
+use crate::case::idmap::IdmapLines;
 use crate::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
 use crate::exec::child::record::{FDS, SIBS, SetupOp};
 use crate::model::Expected;
@@ -170,6 +171,11 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
             i32::from(st.target.opened_at_start()),
             st.nstype.0
         ),
+        Step::Idmap(op) => {
+            let (file, lines) = op.target();
+            let kind = lines.and_then(|l| IdmapLines::ALL.iter().position(|k| *k == l)).unwrap_or(0);
+            format!("step_idmap(x, {}, {kind})", file as u8)
+        }
         other => return Err(ReproError::Unsupported(format!("step {other}"))),
     })
 }

@@ -35,7 +35,7 @@ mod lower;
 mod tables;
 
 /// The C primitives shared by every reproducer, in the order they are pasted.
-pub const PRIMITIVES: [(&str, &str); 8] = [
+pub const PRIMITIVES: [(&str, &str); 9] = [
     ("prelude.c", include_str!("prelude.c")),
     ("setup.c", include_str!("setup.c")),
     ("clone3.c", include_str!("clone3.c")),
@@ -44,6 +44,7 @@ pub const PRIMITIVES: [(&str, &str); 8] = [
     ("markers.c", include_str!("markers.c")),
     ("inside.c", include_str!("inside.c")),
     ("sandbox.c", include_str!("sandbox.c")),
+    ("idmap.c", include_str!("idmap.c")),
 ];
 
 /// Why no reproducer could be made.

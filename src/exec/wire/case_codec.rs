@@ -10,6 +10,7 @@
 //! byte), then the guest-only fields fd_at, nr_open, fail_nth (`u32` each), then inside_witness (one byte). Limits are checked by [`Case::validate`], not here.
 
 use crate::abi::flags::RawFlags;
+use crate::case::idmap::IdmapOp;
 use crate::case::{CapsOp, Case, Chroot, NsType, Privilege, Shm, Sibling, Step};
 
 /// The byte of an absent optional field.
@@ -29,6 +30,7 @@ const STEP_CAPS: u8 = 40;
 /// A thread_call step: `u64` flags follow.
 const STEP_THREAD_CALL: u8 = 41;
 const STEP_SETNS: u8 = 17;
+const STEP_IDMAP: u8 = 42;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
@@ -134,6 +136,10 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
             Step::Setns(st) => {
                 out.extend_from_slice(&[STEP_SETNS, st.target.index() as u8]);
                 out.extend_from_slice(&st.nstype.0.to_le_bytes());
+            }
+            Step::Idmap(op) => {
+                let i = IdmapOp::ALL.iter().position(|o| o == op).unwrap_or(0);
+                out.extend_from_slice(&[STEP_IDMAP, i as u8]);
             }
         }
     }
@@ -273,6 +279,7 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
                 let target = c.pick(&crate::case::SetnsTarget::ALL, "unknown setns target")?;
                 Step::Setns(crate::case::SetnsStep { target, nstype: RawFlags(c.u64()?) })
             }
+            STEP_IDMAP => Step::Idmap(c.pick(&IdmapOp::ALL, "unknown idmap operation")?),
             _ => {
                 c.at -= 1;
                 return c.fail("unknown step tag");
