@@ -10,7 +10,7 @@ use crate::case::{MAX_STEPS, Step};
 /// Percent of cases whose steps become an id map scenario.
 pub const SCENARIO: u32 = 6;
 /// How many prefixes [`scenario`] knows.
-pub const PREFIXES: u32 = 5;
+pub const PREFIXES: u32 = 6;
 
 /// The steps of scenario `prefix` (0..[`PREFIXES`]) with the writes `ops` (indices into
 /// [`IdmapOp::ALL`], taken modulo its length), `writes` of them (1..=3):
@@ -18,14 +18,17 @@ pub const PREFIXES: u32 = 5;
 /// * 0 and 1: `unshare(NEWUSER)` (most writes are meant for a fresh namespace);
 /// * 2: `unshare(NEWUSER)` and drop CAP_SYS_ADMIN (the writes' capability checks);
 /// * 3: no NEWUSER (the namespace the setup left: written, or the initial one);
-/// * 4: `write_maps` after `unshare(NEWUSER)` (everything written already).
+/// * 4: `write_maps` after `unshare(NEWUSER)` (everything written already);
+/// * 5: every capability but CAP_SYS_ADMIN dropped, then `unshare(NEWUSER)` (as root, the
+///   parent's uid 0 then needs the CAP_SETFCAP the creator no longer had).
 pub fn scenario(prefix: u32, ops: [u8; 3], writes: u8) -> Vec<Step> {
     let newuser = Step::Unshare(RawFlags(bits::NEWUSER));
     let mut steps = match prefix % PREFIXES {
         0 | 1 => vec![newuser],
         2 => vec![newuser, Step::DropSysAdmin],
         3 => Vec::new(),
-        _ => vec![newuser, Step::WriteMaps],
+        4 => vec![newuser, Step::WriteMaps],
+        _ => vec![Step::Caps(crate::case::CapsOp::DropAllButSysAdmin), newuser],
     };
     let room = MAX_STEPS - steps.len();
     let n = usize::from(writes.clamp(1, 3)).min(room);

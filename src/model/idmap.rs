@@ -69,7 +69,7 @@ pub fn initial(env: &Environment, setup_made_userns: bool) -> IdmapState {
     let user_ino = env.baseline.ns[crate::abi::ns::NsLink::User.index()].inode();
     let setgroups_deny = if setup_made_userns || env.sandbox_user_ns {
         Some(true)
-    } else if user_ino == Some(PROC_USER_INIT_INO) {
+    } else if env.userns_depth == Some(0) || user_ino == Some(PROC_USER_INIT_INO) {
         Some(false)
     } else {
         None

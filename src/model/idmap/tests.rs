@@ -3,8 +3,6 @@
 
 use crate::abi::errno::{CallResult, Errno};
 use crate::abi::flags::RawFlags;
-use crate::abi::ns::NsLink;
-use crate::env::snapshot::NsValue;
 use crate::abi::flags::bits::NEWUSER;
 use crate::case::idmap::IdmapOp::{self, *};
 use crate::case::{Case, Privilege, Setup, Step};
@@ -12,9 +10,7 @@ use crate::env::Environment;
 use crate::model::{Prediction, predict};
 
 fn results(privilege: Privilege, prefix: &[Step], ops: &[IdmapOp]) -> Vec<(CallResult, &'static str)> {
-    let mut env = Environment::reference();
-    // The initial user namespace (setgroups "allow"), as on the executor of a bare root run.
-    env.baseline.ns[NsLink::User.index()] = NsValue::Inode(super::PROC_USER_INIT_INO);
+    let env = Environment::reference();
     let mut steps = prefix.to_vec();
     steps.extend(ops.iter().map(|o| Step::Idmap(*o)));
     let case = Case { setup: Setup { privilege, ..Setup::default() }, steps };
