@@ -58,6 +58,7 @@ fn all_features() -> Vec<String> {
             "step caps",
             "step thread_call",
             "step setns",
+            "step idmap",
         ]
         .map(String::from),
     );
@@ -81,6 +82,7 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::Caps(_) => "step caps",
         Step::ThreadCall(_) => "step thread_call",
         Step::Setns(_) => "step setns",
+        Step::Idmap(_) => "step idmap",
         _ => return None,
     })
 }
