@@ -49,7 +49,10 @@ fn bad_extents_are_einval_after_the_permission_checks() {
     let dropped = results(Privilege::Root, &[newuser(), Step::DropSysAdmin], &[UidZeroCount, SetgroupsDeny]);
     assert_eq!(
         dropped,
-        [eperm(super::MAP_NEEDS_CAP_SYS_ADMIN), (CallResult::Failure(Errno::EACCES), super::SETGROUPS_NEEDS_CAP_SYS_ADMIN)]
+        [
+            eperm(super::MAP_NEEDS_CAP_SYS_ADMIN),
+            (CallResult::Failure(Errno::EACCES), super::SETGROUPS_NEEDS_CAP_SYS_ADMIN)
+        ]
     );
 }
 
