@@ -15,8 +15,9 @@ use unshare_fuzz::model::{Prediction, predict, profile::LINUX_6_18};
 use unshare_fuzz::repro::c_source_with;
 
 #[path = "support/repro_build.rs"]
+#[allow(dead_code, reason = "shared with tests/repro_c.rs, which uses the rest of it")]
 mod repro_build;
-use repro_build::{build_and_run, compile_all, run};
+use repro_build::{compile_all, run};
 
 /// NEWUTS, NEWNS, NEWTIME (and NEWUSER with setgroups) with a witness, from the corpus.
 const CASES: [&str; 4] = [
@@ -61,5 +62,4 @@ fn witness_reproducers_give_the_harness_verdict_and_catch_a_wrong_expectation() 
         assert_eq!(code, 1, "{json}: a wrong uts_kept must be caught:\n{stdout}");
         assert!(stdout.contains("hostname, read by the"), "{json}: {stdout}");
     }
-    let _ = build_and_run;
 }
