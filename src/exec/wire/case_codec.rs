@@ -30,7 +30,7 @@ const STEP_CAPS: u8 = 40;
 /// A thread_call step: `u64` flags follow.
 const STEP_THREAD_CALL: u8 = 41;
 const STEP_SETNS: u8 = 17;
-const STEP_IDMAP: u8 = 42;
+const STEP_IDMAP: u8 = 50;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
