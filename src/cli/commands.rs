@@ -221,6 +221,7 @@ pub(crate) fn bench_command(
     seed: u64,
     json: Option<PathBuf>,
     pin: Pinning,
+    only: &[String],
 ) -> anyhow::Result<i32> {
     let config = RunConfig {
         cases: cases as u64,
@@ -232,14 +233,17 @@ pub(crate) fn bench_command(
         fault: None,
         pinning: pin,
     };
+    let mixes = unshare_fuzz::command::bench::select_mixes(cases, seed, only).map_err(anyhow::Error::msg)?;
     println!("{}", unshare_fuzz::command::bench::header());
-    let report = unshare_fuzz::command::bench::run(&config, cases, |r| {
+    let report = unshare_fuzz::command::bench::run(&config, &mixes, |r| {
         println!("{}", unshare_fuzz::command::bench::row_line(r))
     })?;
-    println!(
-        "--jobs {jobs} speed-up on the random mix: harness {:.2}x, bare loop {:.2}x",
-        report.jobs2_speedup, report.bare_jobs_speedup
-    );
+    if report.jobs2_speedup.is_finite() {
+        println!(
+            "--jobs {jobs} speed-up on the random mix: harness {:.2}x, bare loop {:.2}x",
+            report.jobs2_speedup, report.bare_jobs_speedup
+        );
+    }
     println!("{}", report.placement.line());
     println!();
     for line in unshare_fuzz::command::bench::phase_lines(&report) {

@@ -72,6 +72,10 @@ enum Command {
         /// at least as many CPUs as executors) or `off` (several harnesses sharing a machine).
         #[arg(long, default_value = "auto")]
         pin: Pinning,
+        /// Run only this mix (repeatable): a flag name such as NEWUTS, `all namespaces` or
+        /// `random mix with setups`. The `--jobs` row runs only with the random mix.
+        #[arg(long = "mix", value_name = "NAME")]
+        mixes: Vec<String>,
     },
     /// Print a standalone C reproducer (libc only, `gcc repro.c`) for a JSON case file.
     Repro(ReproArgs),
@@ -192,7 +196,9 @@ fn main() {
         Command::Flags { markdown } => report_errors(flags_command(markdown)),
         Command::Replay(args) => report_errors(corpus::replay_command(args)),
         Command::Minimize(args) => report_errors(corpus::minimize_command(args)),
-        Command::Bench { cases, jobs, seed, json, pin } => report_errors(bench_command(cases, jobs, seed, json, pin)),
+        Command::Bench { cases, jobs, seed, json, pin, mixes } => {
+            report_errors(bench_command(cases, jobs, seed, json, pin, &mixes))
+        }
         Command::Repro(args) => report_errors(repro_command(args)),
         Command::Decode(args) => report_errors(decode_command(args)),
         Command::Seeds(args) => report_errors(fuzz::seeds_command(args)),

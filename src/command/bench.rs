@@ -53,7 +53,7 @@ pub struct BenchRow {
 pub struct BenchReport {
     /// Rows.
     pub rows: Vec<BenchRow>,
-    /// Random mix with 2 jobs over 1 job.
+    /// Random mix with 2 jobs over 1 job (NaN, `null` in JSON, when the random mix did not run).
     pub jobs2_speedup: f64,
     /// The same for the bare loop: its executors running side by side over 1 executor. The
     /// kernel's own scaling (a net namespace's setup and teardown serialize), so the bound
@@ -84,16 +84,22 @@ impl Placement {
     pub fn line(&self) -> String {
         let cpu = |c: &Option<u32>| c.map_or("unpinned".to_string(), |c| format!("CPU {c}"));
         let list = |v: &[Option<u32>]| v.iter().map(cpu).collect::<Vec<_>>().join(", ");
+        let jobs = if self.jobs.is_empty() {
+            String::new()
+        } else {
+            format!("; --jobs {} {}", self.jobs.len(), list(&self.jobs))
+        };
         format!(
-            "placement: bare loop {}; one job {}; --jobs {} {}\nchecker floor: {}",
+            "placement: bare loop {}; one job {}{jobs}\nchecker floor: {}",
             cpu(&self.bare),
             list(&self.one_job),
-            self.jobs.len(),
-            list(&self.jobs),
             self.floor
         )
     }
 }
+
+/// Name of the random mix, the one that also runs with several jobs.
+pub const RANDOM_MIX: &str = "random mix with setups";
 
 /// The fixed mixes: each valid single flag, all namespaces, and a random mix with setups.
 pub fn mixes(per_mix: usize, seed: u64) -> Vec<(String, Vec<Case>)> {
@@ -104,7 +110,7 @@ pub fn mixes(per_mix: usize, seed: u64) -> Vec<(String, Vec<Case>)> {
         .collect();
     let all = crate::abi::flags::NON_USER_NAMESPACES | bits::NEWUSER;
     out.push(("all namespaces".into(), vec![Case::unshare(&[all]); per_mix]));
-    out.push(("random mix with setups".into(), cases_for_seed(seed).take(per_mix).collect()));
+    out.push((RANDOM_MIX.into(), cases_for_seed(seed).take(per_mix).collect()));
     out
 }
 
@@ -175,31 +181,52 @@ fn bench_mix(
     Ok(row)
 }
 
-/// Runs every mix through the harness (one job) and the bare loop, then the random mix with
-/// two jobs.
+/// The mixes named in `only` (all of them when it is empty), or the names that match none.
+///
+/// # Errors
+/// A message naming the unknown mixes and listing the known ones.
+pub fn select_mixes(per_mix: usize, seed: u64, only: &[String]) -> Result<Vec<(String, Vec<Case>)>, String> {
+    let all = mixes(per_mix, seed);
+    let unknown: Vec<&String> =
+        only.iter().filter(|name| !all.iter().any(|(m, _)| m.eq_ignore_ascii_case(name))).collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = all.iter().map(|(m, _)| m.as_str()).collect();
+        return Err(format!("unknown bench mix {unknown:?}; the mixes are: {}", known.join(", ")));
+    }
+    Ok(all.into_iter().filter(|(m, _)| only.is_empty() || only.iter().any(|n| m.eq_ignore_ascii_case(n))).collect())
+}
+
+/// Runs each of `mixes` ([`mixes`] or [`select_mixes`]) through the harness (one job) and the
+/// bare loop, then the last with `config.jobs` (at least two) jobs when it is the random mix.
 ///
 /// # Errors
 /// [`ExecError`] if an executor cannot run.
-pub fn run(config: &RunConfig, per_mix: usize, mut on_row: impl FnMut(&BenchRow)) -> Result<BenchReport, ExecError> {
+pub fn run(
+    config: &RunConfig,
+    mixes: &[(String, Vec<Case>)],
+    mut on_row: impl FnMut(&BenchRow),
+) -> Result<BenchReport, ExecError> {
     let mut rows = Vec::new();
     // On the CPU of the one-job harness executor (slot 0 of 1), so both loops run alike.
     let mut placement = Placement::default();
     let mut last_stats = Vec::new();
     let mut random_one_job = 0.0;
-    let mixes = mixes(per_mix, config.seed);
     let floor = Floor::build();
     placement.floor = match &floor {
         Ok(_) => "not run yet".into(),
         Err(why) => format!("not run ({why})"),
     };
-    for (name, cases) in &mixes {
+    for (name, cases) in mixes {
         let row = bench_mix(config, name, cases, &floor, &mut placement, &mut last_stats)?;
         random_one_job = row.harness_per_s;
         on_row(&row);
         rows.push(row);
     }
+    let Some((name, cases)) = mixes.last().filter(|(name, _)| name == RANDOM_MIX) else {
+        let (jobs2_speedup, bare_jobs_speedup) = (f64::NAN, f64::NAN);
+        return Ok(BenchReport { rows, jobs2_speedup, bare_jobs_speedup, executor_stats: last_stats, placement });
+    };
     let jobs = config.jobs.max(2);
-    let (name, cases) = &mixes[mixes.len() - 1];
     let report = run_cases(&RunConfig { jobs, ..config.clone() }, cases, |_| {})?;
     placement.jobs = report.pinned_cpus.clone();
     let flags: Vec<u64> = cases.iter().map(first_unshare).collect();

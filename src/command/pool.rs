@@ -1,6 +1,7 @@
 //! The executor pool, the one that `run`, `replay` and `bench` use: items (cases, or corpus
 //! files) spread over `jobs` executors (item `i` on executor `i % jobs`), each executor kept
-//! two cases deep so that it forks the next case while the harness judges the last, every case
+//! two cases deep (more when the harness thread runs apart from it, `command::beside`) so that
+//! it forks the next case while the harness judges the last, every case
 //! through the pipeline's two halves (`command::pipeline`: [`prepare`], [`conclude`]), and the
 //! results handed back in item order as they complete ([`run_pool`]), whatever the executors'
 //! order. [`run_cases`] makes a run's [`RunReport`] of them.
@@ -88,6 +89,8 @@ struct Job<'a, T: Item, F: FnMut(usize, ItemResult)> {
     slot: usize,
     jobs: usize,
     queued: VecDeque<(usize, Prediction)>,
+    /// Cases kept in flight: [`PIPELINE_DEPTH`], or [`super::beside::DEPTH_APART`].
+    depth: usize,
     restarts: u64,
     phases: PhaseSummary,
     emit: F,
@@ -95,7 +98,9 @@ struct Job<'a, T: Item, F: FnMut(usize, ItemResult)> {
 
 impl<T: Item, F: FnMut(usize, ItemResult)> Job<'_, T, F> {
     fn restart(&mut self) -> Result<(), ExecError> {
+        let patient = self.depth > PIPELINE_DEPTH;
         self.executor = self.config.spawn_executor(self.jobs, self.slot)?;
+        self.executor.set_patient(patient);
         self.restarts += 1;
         Ok(())
     }
@@ -131,7 +136,7 @@ impl<T: Item, F: FnMut(usize, ItemResult)> Job<'_, T, F> {
             }
             Err(e) => return Err(e),
         }
-        while self.queued.len() >= PIPELINE_DEPTH {
+        while self.queued.len() >= self.depth {
             self.finish_one()?;
         }
         Ok(())
@@ -187,9 +192,11 @@ fn run_share<T: Item>(
     items: &[T],
     jobs: usize,
     slot: usize,
-    executor: Executor,
+    mut executor: Executor,
+    apart: bool,
     emit: impl FnMut(usize, ItemResult),
 ) -> ShareEnd {
+    executor.set_patient(apart);
     let mut job = Job {
         executor,
         config,
@@ -197,6 +204,7 @@ fn run_share<T: Item>(
         slot,
         jobs,
         queued: VecDeque::new(),
+        depth: if apart { super::beside::DEPTH_APART } else { PIPELINE_DEPTH },
         restarts: 0,
         phases: PhaseSummary::default(),
         emit,
@@ -404,8 +412,10 @@ fn run_shares<T: Item, F: FnMut(usize, ItemResult) + Send>(
     order: &Mutex<InOrder<F>>,
 ) -> (Vec<(usize, ShareEnd)>, Vec<String>) {
     let jobs = executors.len();
+    let cpus: Vec<Option<u32>> = executors.iter().map(|e| e.environment().pinned_cpu).collect();
+    let spare = super::beside::spare_cpus(&cpus);
     let cells: Vec<Mutex<Option<Executor>>> = executors.into_iter().map(|e| Mutex::new(Some(e))).collect();
-    let share = |k: usize| share_of(config, items, jobs, k, &cells, order);
+    let share = |k: usize| share_of(config, items, jobs, k, &cells, &spare, order);
     let mut notes = Vec::new();
     let mut ends: Vec<(usize, ShareEnd)> = std::thread::scope(|scope| {
         let share = &share;
@@ -438,6 +448,7 @@ fn share_of<T: Item, F: FnMut(usize, ItemResult)>(
     jobs: usize,
     k: usize,
     cells: &[Mutex<Option<Executor>>],
+    spare: &[usize],
     order: &Mutex<InOrder<F>>,
 ) -> ShareEnd {
     let executor = cells.get(k).and_then(|c| c.lock().ok().and_then(|mut c| c.take()));
@@ -447,8 +458,8 @@ fn share_of<T: Item, F: FnMut(usize, ItemResult)>(
     let emit = |i: usize, result: ItemResult| {
         order.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(i, result);
     };
-    let _beside = super::beside::BesideExecutor::pin(executor.environment().pinned_cpu);
-    run_share(config, items, jobs, k, executor, emit)
+    let place = super::beside::HarnessPlace::take(executor.environment().pinned_cpu, spare);
+    run_share(config, items, jobs, k, executor, place.apart, emit)
 }
 
 /// The interruption of a run that judged `judged` of `planned` cases (`None` if it judged

@@ -144,6 +144,8 @@ pub struct Executor {
     request: Vec<u8>,
     last_phases: Option<phases::Phases>,
     last_pcs: Option<executor::kcov::CasePcs>,
+    /// Wait for reports by napping instead of asking to be woken ([`Executor::set_patient`]).
+    patient: bool,
 }
 
 impl Executor {
@@ -176,7 +178,9 @@ impl Executor {
         };
         let mut stdout = BufReader::with_capacity(64 << 10, stdout);
         let mut frame = Vec::new();
-        if let Err(e) = read_frame(&mut stdout, &mut frame, Some(HELLO_LIMIT), "its start (the hello frame)") {
+        if let Err(e) =
+            read_frame(&mut stdout, &mut frame, Some(HELLO_LIMIT), "its start (the hello frame)", Waiting::Woken)
+        {
             let _ = child.kill();
             let _ = child.wait();
             return Err(e);
@@ -205,6 +209,7 @@ impl Executor {
             request: Vec::new(),
             last_phases: None,
             last_pcs: None,
+            patient: false,
         })
     }
 
@@ -220,6 +225,15 @@ impl Executor {
     /// What the executor probed at start.
     pub fn environment(&self) -> &Environment {
         &self.env
+    }
+
+    /// While on, [`Executor::receive`] waits for a report that is not there yet by short naps
+    /// and a look at the pipe, never by a blocking poll. For a harness thread on another CPU
+    /// than its executor, with several cases in flight: a blocked reader would make every
+    /// report wake the reader's CPU, and on a virtual machine a wake-up of a halted CPU costs
+    /// the writer more than the report (docs/throughput.md, "The harness apart").
+    pub fn set_patient(&mut self, on: bool) {
+        self.patient = on;
     }
 
     /// Cases submitted and not yet received.
@@ -261,7 +275,8 @@ impl Executor {
             return Err(ExecError::Protocol("receive without a submitted case".into()));
         };
         let what = format!("case {id}");
-        if let Err(e) = read_frame(&mut self.stdout, &mut self.frame, Some(reply_limit(timeout)), &what) {
+        let waiting = if self.patient { Waiting::Napping } else { Waiting::Woken };
+        if let Err(e) = read_frame(&mut self.stdout, &mut self.frame, Some(reply_limit(timeout)), &what, waiting) {
             self.in_flight.clear();
             return Err(e);
         }
@@ -330,7 +345,7 @@ impl Executor {
             self.request.extend_from_slice(&f.to_le_bytes());
         }
         self.send_request()?;
-        read_frame(&mut self.stdout, &mut self.frame, Some(bare_limit(flags.len())), "a bare loop")?;
+        read_frame(&mut self.stdout, &mut self.frame, Some(bare_limit(flags.len())), "a bare loop", Waiting::Woken)?;
         let f = &self.frame;
         match (f[0], read_u64(f, 1)) {
             (RESP_BARE, Some(got)) if got == id => {
@@ -357,22 +372,37 @@ impl Executor {
     }
 }
 
+/// How a reader waits for bytes that are not there yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// In `poll`, woken by the writer.
+    Woken,
+    /// By naps of [`NAP`], looking at the pipe after each (see [`Executor::set_patient`]).
+    Napping,
+}
+
+/// One nap of a patient reader: short against the cases in flight (several of about 0.3 ms
+/// each), long enough that the napping costs its CPU little.
+const NAP: Duration = Duration::from_micros(200);
+
 /// Reads one frame's body into `frame`, waiting at most `limit` (`None`: for ever) for it.
 fn read_frame(
     stdout: &mut BufReader<ChildStdout>,
     frame: &mut Vec<u8>,
     limit: Option<Duration>,
     what: &str,
+    waiting: Waiting,
 ) -> Result<(), ExecError> {
     let deadline = limit.map(|l| (Instant::now() + l, l));
     let mut len = [0u8; 4];
-    read_exact_by(stdout, &mut len, deadline, what).map_err(|e| e.or_died("reading its output"))?;
+    read_exact_by(stdout, &mut len, deadline, what, waiting).map_err(|e| e.or_died("reading its output"))?;
     let len = u32::from_le_bytes(len) as usize;
     if len == 0 || len > MAX_FRAME {
         return Err(ExecError::Died(format!("it sent a frame of {len} bytes")));
     }
     frame.resize(len, 0);
-    read_exact_by(stdout, frame, deadline, what).map_err(|e| e.or_died(&format!("reading a frame of {len} bytes")))
+    read_exact_by(stdout, frame, deadline, what, waiting)
+        .map_err(|e| e.or_died(&format!("reading a frame of {len} bytes")))
 }
 
 /// Why a bounded read failed.
@@ -396,12 +426,13 @@ fn read_exact_by(
     mut buf: &mut [u8],
     deadline: Option<(Instant, Duration)>,
     what: &str,
+    waiting: Waiting,
 ) -> Result<(), ReadFailure> {
     while !buf.is_empty() {
         if stdout.buffer().is_empty()
             && let Some((at, limit)) = deadline
         {
-            wait_readable(stdout.get_ref().as_raw_fd(), at).map_err(|e| match e {
+            wait_readable(stdout.get_ref().as_raw_fd(), at, waiting).map_err(|e| match e {
                 None => {
                     ReadFailure::Hung(ExecError::Hung { what: what.to_string(), waited_ms: limit.as_millis() as u64 })
                 }
@@ -419,15 +450,19 @@ fn read_exact_by(
 }
 
 /// Waits until `fd` is readable (or closed) or `deadline` passes (`Err(None)`).
-fn wait_readable(fd: std::os::fd::RawFd, deadline: Instant) -> Result<(), Option<std::io::Error>> {
+fn wait_readable(fd: std::os::fd::RawFd, deadline: Instant, waiting: Waiting) -> Result<(), Option<std::io::Error>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(None);
         }
-        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        let ms = match waiting {
+            Waiting::Woken => i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX),
+            Waiting::Napping => 0,
+        };
         let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
         match crate::sys::poll(&mut fds, ms) {
+            Ok(0) if waiting == Waiting::Napping => std::thread::sleep(NAP.min(left)),
             Ok(0) => {}
             Ok(_) => return Ok(()),
             Err(e) if e == crate::abi::errno::Errno::EINTR => {}
