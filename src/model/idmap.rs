@@ -48,20 +48,7 @@ pub const GID_NEEDS_SETGROUPS_DENY: &str = "idmap-gid-needs-setgroups-deny";
 /// The inode number of the initial user namespace (`PROC_USER_INIT_INO`).
 const PROC_USER_INIT_INO: u64 = 0xEFFF_FFFD;
 
-/// The caller's user namespace's maps, as far as the steps made them (a field of `CallerState`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IdmapState {
-    /// The current user namespace was made by a step (its maps started unwritten).
-    pub made_by_step: bool,
-    /// Its uid map is written.
-    pub uid_written: bool,
-    /// Its gid map is written.
-    pub gid_written: bool,
-    /// Its setgroups reads "deny" (`None`: not known here).
-    pub setgroups_deny: Option<bool>,
-    /// The caller's euid and egid in the parent namespace (set at NEWUSER).
-    pub outer: (u32, u32),
-}
+pub use super::idmap_state::IdmapState;
 
 /// The start: the setup's user namespaces are made with "deny" written (`write_id_maps`), and
 /// so is the sandbox's own; the initial namespace allows; any other one is not known.

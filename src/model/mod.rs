@@ -19,6 +19,7 @@ pub mod expect;
 pub mod facts;
 pub mod guest;
 pub mod idmap;
+pub mod idmap_state;
 pub mod inside;
 pub mod inside_witness;
 pub mod limits;

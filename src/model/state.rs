@@ -151,7 +151,7 @@ pub struct CallerState {
     /// What setns steps read: namespace owners and the pid-namespace depth (`model::setns`).
     pub setns: SetnsState,
     /// The current user namespace's maps and setgroups state (`model::idmap`).
-    pub idmap: super::idmap::IdmapState,
+    pub idmap: super::idmap_state::IdmapState,
 }
 
 impl CallerState {

@@ -125,7 +125,7 @@ impl CallerState {
             parent_ignores_sigchld: false,
             caps: Default::default(),
             setns: SetnsState::default(),
-            idmap: super::idmap::IdmapState::default(),
+            idmap: super::idmap_state::IdmapState::default(),
         }
     }
 
