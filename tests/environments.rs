@@ -54,6 +54,9 @@ const USERNS: &[&str] = &[
     "max_user_namespaces",
     // setns steps: the host's time namespace has an unknown owner from a user namespace.
     "setns into the host's time namespace: the executor runs in a user namespace",
+    // idmap steps (model::idmap): a harness user namespace the sandbox did not make has a
+    // setgroups state the model does not know, so whether gid_map takes the own gid is unknown.
+    "the setgroups state of the harness's user namespace is not known",
 ];
 /// Skips a descriptor limit implies.
 const NOFILE: &[&str] = &["file descriptors, RLIMIT_NOFILE", "ran out of file descriptors", "(high_fd), RLIMIT_NOFILE"];
@@ -374,8 +377,9 @@ fn seccomp_refuses_newuser_with_eperm() {
     let Some(run) = under_confine("seccomp-newuser", &rules) else { return };
     // Every user-ns setup, every int $0x80 step and every setns step is skipped here: under
     // half of seed 20261203's cases reach the syscall (184 of 400 when measured; 172 with the
-    // setns steps of docs/setns.md).
-    judge_reach(&run, &[&["NEWUSER", "user namespace", "user-namespace"], SECCOMP_ANY], 40);
+    // setns steps of docs/setns.md; 158 with the idmap scenarios, whose NEWUSER steps cannot
+    // be predicted under a filter that refuses NEWUSER before the kernel's own limit).
+    judge_reach(&run, &[&["NEWUSER", "user namespace", "user-namespace"], SECCOMP_ANY], 35);
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn all_features() -> Vec<String> {
             "step thread_call",
             "step setns",
             "step clone3_set_tid",
+            "step idmap",
         ]
         .map(String::from),
     );
@@ -83,6 +84,7 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::ThreadCall(_) => "step thread_call",
         Step::Setns(_) => "step setns",
         Step::Clone3SetTid(_) => "step clone3_set_tid",
+        Step::Idmap(_) => "step idmap",
         _ => return None,
     })
 }

@@ -129,3 +129,31 @@ fn list_shows_every_mutant_with_its_filter_rules() {
     }
     assert!(text.contains("rule: if exactly") || text.contains("rule: if all of FILES, none of"), "{text}");
 }
+
+/// `inside-sethostname-noop` (every sethostname returns 0 and changes nothing) is caught by the
+/// inside witness's own hostname check on a NEWUTS case, where the hostnames are apart in any
+/// case and only the read-back tells the lie (the stream of `selftest` meets it first through
+/// the UTS marker of `namespaces-by-behaviour`); the honest kernel holds the same case.
+#[test]
+fn the_witness_catches_a_sethostname_that_changes_nothing() {
+    use std::time::Duration;
+    use unshare_fuzz::case::Case;
+    use unshare_fuzz::command::pipeline::{RunConfig, execute_case};
+    use unshare_fuzz::exec::Executor;
+    use unshare_fuzz::model::profile::LINUX_6_18;
+
+    let case: Case =
+        serde_json::from_str(r#"{"setup":{"inside_witness":true},"steps":[{"unshare":"NEWUTS"}]}"#).unwrap();
+    let mut violated = Vec::new();
+    for args in [vec![], vec!["--mutant".to_string(), "inside-sethostname-noop".to_string()]] {
+        let config = RunConfig::one_at_a_time(&LINUX_6_18, Duration::from_secs(5), args.clone());
+        let mut executor = Executor::spawn(common::binary(), &args).unwrap();
+        let verdict = execute_case(&mut executor, &config, &case).unwrap().verdict;
+        if let Some(why) = verdict.case_skipped.as_ref().or(verdict.broken.as_ref()) {
+            panic!("the witness case did not run ({args:?}): {why}");
+        }
+        violated.push(verdict.violations.iter().map(|v| v.invariant).collect::<Vec<_>>());
+    }
+    assert_eq!(violated[0], Vec::<&str>::new(), "the honest kernel");
+    assert!(violated[1].contains(&"inside-changes-stay-inside"), "the lying kernel: {:?}", violated[1]);
+}

@@ -117,6 +117,7 @@ const POST_FORK: &[&str] = &[
     "src/exec/child/inside.rs",
     "src/exec/child/inside_witness.rs",
     "src/exec/child/setns.rs",
+    "src/exec/child/idmap.rs",
 ];
 
 /// The executor's per-case path: a whole file, or the named functions of a file (each must

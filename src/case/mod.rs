@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod guest;
+pub mod idmap;
 pub mod inside;
 pub mod set_tid;
 pub mod setns;
@@ -66,6 +67,9 @@ pub enum Step {
     /// A clone3 step that asks for chosen pids through `clone_args.set_tid` ([`SetTidStep`],
     /// issue 16 class 4); otherwise as [`Step::Clone3`].
     Clone3SetTid(SetTidStep),
+    /// One write of the caller's own uid_map, gid_map or setgroups ([`idmap::IdmapOp`], issue
+    /// 16 class 3).
+    Idmap(idmap::IdmapOp),
 }
 
 impl Step {
@@ -149,6 +153,7 @@ impl Case {
             Step::ThreadCall(_) => false,
             // A setns may join another namespace of several types (through a pidfd): read all.
             Step::Setns(_) => true,
+            Step::Idmap(_) => false,
         })
     }
 
@@ -216,6 +221,7 @@ impl fmt::Display for Step {
             Step::ThreadCall(flags) => write!(f, "unshare({flags}) in a new thread"),
             Step::Setns(s) => write!(f, "{s}"),
             Step::Clone3SetTid(s) => write!(f, "{s}"),
+            Step::Idmap(op) => write!(f, "{op}"),
         }
     }
 }

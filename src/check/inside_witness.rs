@@ -15,7 +15,7 @@ use crate::model::inside_witness::{SetgroupsExpect, TimeWrite, WitnessExpect};
 pub const INSIDE_CHANGES_STAY_INSIDE: &str = "inside-changes-stay-inside";
 
 /// What it asserts (for `invariants` and the docs).
-pub const DOC: &str = "with an inside witness forked before the steps: after the last step a hostname set by the caller is seen by the witness, and the witness's by the caller, exactly while they share a UTS namespace; a tmpfs the caller mounts is seen by the witness exactly while they share a mount namespace (the sandbox's mounts are private); offsets written to timens_offsets apply to a child forked afterwards and never to the caller; the caller's setgroups state is the witness's (inherited by new user namespaces) until write_maps denies it; sethostname, mount and the offsets write succeed or fail (EPERM, EACCES) as the caller's capabilities over each namespace's owner say";
+pub const DOC: &str = "with an inside witness forked before the steps: after the last step a hostname set by the caller is seen by the witness, and the witness's by the caller, exactly while they share a UTS namespace; a tmpfs the caller mounts is seen by the witness exactly while they share a mount namespace (the sandbox's mounts are private); offsets written to timens_offsets apply to a child forked afterwards and never to the caller; the caller's setgroups state is the witness's (inherited by new user namespaces) until write_maps denies it; sethostname (its new name read back by its writer), mount and the offsets write succeed or fail (EPERM, EACCES) as the caller's capabilities over each namespace's owner say";
 
 /// One judged reading: what was read, and whether it held.
 pub type Finding = (&'static str, Result<(), String>);
@@ -71,7 +71,17 @@ fn seen(what: &str, kept: bool, got: Option<IntOrErrno>) -> Option<Result<(), St
     })
 }
 
+/// A write that returned 0 but whose effect the writer itself does not see.
+fn reported_but_absent(what: &str, got: Option<IntOrErrno>) -> Option<Result<(), String>> {
+    (got == Some(IntOrErrno::Value(0)))
+        .then(|| Err(format!("{what} returned 0, but the writer then read back something else")))
+}
+
 fn hostname(w: &WitnessExpect, o: &WitnessObservation, out: &mut Vec<Finding>) {
+    let absent = reported_but_absent("the caller's sethostname", o.uts_caller_set);
+    out.extend(absent.map(|r| ("caller sets its hostname", r)));
+    let absent = reported_but_absent("the witness's sethostname", o.uts_witness_set);
+    out.extend(absent.map(|r| ("witness sets its hostname", r)));
     let c = write_result("the caller's sethostname", w.caller_sets_hostname, Errno::EPERM, o.uts_caller_set);
     out.extend(c.map(|r| ("caller sets its hostname", r)));
     let ws = write_result("the witness's sethostname", w.witness_sets_hostname, Errno::EPERM, o.uts_witness_set);
@@ -233,6 +243,9 @@ mod tests {
         assert_eq!(failures(WitnessObservation { uts_witness_sees: v(1), ..honest() }), ["hostname inside to outside"]);
         assert_eq!(failures(WitnessObservation { uts_caller_sees: v(1), ..honest() }), ["hostname outside to inside"]);
         assert_eq!(failures(WitnessObservation { mnt_caller: v(0), ..honest() }), ["caller mounts a tmpfs"]);
+        // A sethostname that reports success and changes nothing (`inside-sethostname-noop`).
+        let noop = WitnessObservation { uts_caller_set: v(0), uts_witness_set: v(0), ..honest() };
+        assert_eq!(failures(noop), ["caller sets its hostname", "witness sets its hostname"]);
         assert_eq!(failures(WitnessObservation { mnt_witness_sees: v(1), ..honest() }), ["mount inside to outside"]);
         assert_eq!(failures(WitnessObservation { setgroups_caller: v(1), ..honest() }), ["setgroups"]);
         assert_eq!(

@@ -448,4 +448,12 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("set-tid-no-init-yet", "EINVAL", "clone3 set_tid: a pid other than 1 in a pid ns without init"),
     ("set-tid-no-cap-over-owner", "EPERM", "clone3 set_tid: no CAP_CHECKPOINT_RESTORE over the owner"),
     ("set-tid-in-use", "EEXIST", "clone3 set_tid: the pid is in use"),
+    // idmap steps (issue 16 class 3, model::idmap): the caller's own uid_map, gid_map, setgroups.
+    ("idmap-setgroups-needs-cap-sys-admin", "EACCES", "idmap: setgroups opened for writing without CAP_SYS_ADMIN"),
+    ("idmap-setgroups-after-gid-map", "EPERM", "idmap: setgroups deny once the gid map is written"),
+    ("idmap-map-already-written", "EPERM", "idmap: a map written twice, or not of a namespace made by a step"),
+    ("idmap-map-needs-cap-sys-admin", "EPERM", "idmap: a map written without CAP_SYS_ADMIN in its namespace"),
+    ("idmap-extent-invalid", "EINVAL", "idmap: an extent of count 0 or overlapping extents"),
+    ("idmap-unprivileged-needs-own-id", "EPERM", "idmap: not one extent of count 1 mapping the writer's own id"),
+    ("idmap-gid-needs-setgroups-deny", "EPERM", "idmap: the own gid while setgroups is allow"),
 ];

@@ -27,6 +27,7 @@ use crate::sys;
 pub mod caps;
 pub mod clone3;
 pub mod guest;
+pub mod idmap;
 pub mod inside;
 pub mod inside_witness;
 pub mod limits_child;
@@ -210,6 +211,7 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::Clone3SetTid(st) => self::clone3::run(ctx.out, st.flags, Some(st)),
         Step::Caps(op) => self::caps::run(*op),
         Step::ThreadCall(flags) => self::caps::thread_call(ctx.out, *flags),
+        Step::Idmap(op) => self::idmap::run(*op, ctx.outer_ids),
         Step::Setns(st) => {
             let (fd, close) = self::setns::fd_for(&ctx.setns_fds, st.target)?;
             // SAFETY: see the module's Safety section. setns takes an int: the kernel sees the

@@ -104,11 +104,11 @@ pub struct ProbeObservation {
 pub struct WitnessObservation {
     /// The witness was forked before the first step.
     pub forked: Option<IntOrErrno>,
-    /// The caller's sethostname.
+    /// The caller's sethostname (1 set and read back, 0 reported done but not there).
     pub uts_caller_set: Option<IntOrErrno>,
     /// The witness then read the caller's hostname as its own.
     pub uts_witness_sees: Option<IntOrErrno>,
-    /// The witness's sethostname.
+    /// The witness's sethostname (1 set and read back, 0 reported done but not there).
     pub uts_witness_set: Option<IntOrErrno>,
     /// The caller then read the witness's hostname as its own.
     pub uts_caller_sees: Option<IntOrErrno>,

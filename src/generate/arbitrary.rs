@@ -203,6 +203,12 @@ impl<'a> Arbitrary<'a> for Case {
         if chance(u, weights::set_tid::SCENARIO)? {
             steps = weights::set_tid::scenario(set_tid_draw(u)?);
         }
+        // Then the id map scenario (as in `strategy::case`), which replaces the steps.
+        if chance(u, super::idmap::SCENARIO)? {
+            let prefix = u.int_in_range(0..=super::idmap::PREFIXES - 1)?;
+            let ops = <[u8; 3]>::arbitrary(u)?;
+            steps = super::idmap::scenario(prefix, ops, u.int_in_range(1..=3)?);
+        }
         // The caps scenario is drawn last, so the bytes before it keep their meaning.
         let (roll, choice) = (roll(u)?, u.int_in_range(0..=weights::caps::CHOICES - 1)?);
         let ns = *u.choose(&weights::namespace_bits())?;

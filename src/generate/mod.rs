@@ -5,6 +5,7 @@
 
 pub mod arbitrary;
 pub mod guest;
+pub mod idmap;
 pub mod strategy;
 pub mod weights;
 

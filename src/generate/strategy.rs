@@ -184,12 +184,15 @@ pub fn case() -> impl Strategy<Value = Case> {
         weights::DIFFERENTIAL_PAIR => differential_pair(),
         weights::setns::SCENARIO => setns_scenario(),
     ];
-    // The set_tid scenario, then the caps scenario, are drawn last: the draws before them are
-    // those of the case as it was.
+    // The set_tid, id map and caps scenarios are drawn last, in that order: the draws before
+    // them are those of the case as it was.
     let caps = (0..100u32, 0..weights::caps::CHOICES, prop::sample::select(weights::namespace_bits()));
-    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario(), caps).prop_map(
-        |(setup, steps, st, sc, (roll, choice, ns))| {
+    let idmap = (0..100u32, 0..super::idmap::PREFIXES, any::<[u8; 3]>(), 1..=3u8);
+    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario(), idmap, caps).prop_map(
+        |(setup, steps, st, sc, (id_roll, prefix, ops, writes), (roll, choice, ns))| {
             let steps = if st { sc } else { steps };
+            let steps =
+                if id_roll < super::idmap::SCENARIO { super::idmap::scenario(prefix, ops, writes) } else { steps };
             let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
             super::neutralize(Case { setup, steps })
         },

@@ -154,6 +154,7 @@ pub fn apply_unshare_success(
     if f.intersects(bits::NEWUSER) {
         // Read before the new credentials replace the old ones (model::caps).
         state.caps.root_map_refused = super::caps::root_map_refused(state);
+        super::idmap::on_newuser(state);
         state.cap_sys_admin = true;
         state.ids_mapped = false;
         state.maps_writable = true;

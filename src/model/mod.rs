@@ -18,6 +18,8 @@ pub mod effects;
 pub mod expect;
 pub mod facts;
 pub mod guest;
+pub mod idmap;
+pub mod idmap_state;
 pub mod inside;
 pub mod inside_witness;
 pub mod limits;
@@ -234,7 +236,15 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
             let e = match other {
                 Step::Fork => steps::fork(profile, state),
                 Step::ForkExit => steps::fork_exit(profile, state),
-                Step::WriteMaps => steps::write_maps(state),
+                Step::WriteMaps => {
+                    let e = steps::write_maps(state);
+                    let errno = match e.result {
+                        crate::abi::errno::CallResult::Failure(errno) => Some(errno),
+                        crate::abi::errno::CallResult::Success => None,
+                    };
+                    idmap::after_write_maps(state, e.result.is_success(), errno);
+                    e
+                }
                 Step::DropSysAdmin => steps::drop_sys_admin(state),
                 Step::Chroot(kind) => steps::chroot(state, *kind),
                 Step::SpawnThread => steps::spawn_thread(profile, state),
@@ -245,6 +255,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                     e
                 }
                 Step::Setns(s) => setns_missing::pidfd_type_missing(env, s).unwrap_or_else(|| setns::decide(state, s)),
+                Step::Idmap(op) => idmap::decide(state, *op),
                 Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) | Step::Clone3SetTid(_) => {
                     unreachable!("handled above")
                 }

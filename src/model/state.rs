@@ -150,6 +150,8 @@ pub struct CallerState {
     pub caps: super::caps_state::CapsState,
     /// What setns steps read: namespace owners and the pid-namespace depth (`model::setns`).
     pub setns: SetnsState,
+    /// The current user namespace's maps and setgroups state (`model::idmap`).
+    pub idmap: super::idmap_state::IdmapState,
 }
 
 impl CallerState {

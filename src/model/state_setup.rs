@@ -54,6 +54,7 @@ impl CallerState {
         // fresh one as the privilege) is made without a mount namespace: the sandbox's stays
         // owned by the executor's user namespace.
         s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
+        s.idmap = super::idmap::initial(env, !s.mnt_owned_by_userns);
         for kind in &setup.siblings {
             s.add_sibling(*kind);
         }
@@ -124,6 +125,7 @@ impl CallerState {
             parent_ignores_sigchld: false,
             caps: Default::default(),
             setns: SetnsState::default(),
+            idmap: super::idmap_state::IdmapState::default(),
         }
     }
 

@@ -290,6 +290,7 @@ pub(super) fn judge_c(case: &Case, steps: &[Expected], fin: &FinalExpect, kcmp: 
     final_checks(&mut out, case.steps.len(), fin);
     behaviour_checks(&mut out, fin);
     inside_checks(&mut out, fin);
+    super::witness::judge(&mut out, fin);
     out.push_str("}\n\n");
     out
 }

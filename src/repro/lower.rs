@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use super::{ReproError, c_str};
+use crate::case::idmap::IdmapLines;
 use crate::case::{Case, Chroot, Privilege, Setup, Sibling, Step};
 use crate::exec::child::record::{FDS, SIBS, SetupOp};
 use crate::model::Expected;
@@ -70,22 +71,12 @@ fn high_fd_and_shm(out: &mut String, s: &Setup) {
     }
 }
 
-/// The inside witness is not reproduced: say so where the setup would build it.
-fn inside_witness_note(out: &mut String, s: &Setup) {
-    if s.inside_witness {
-        out.push_str(
-            "\t/* inside_witness: NOT reproduced. The harness forks a witness before the steps and compares\n\t * hostnames, a tmpfs, setgroups and timens_offsets with it after them (exec/child/inside_witness.rs,\n\t * invariant inside-changes-stay-inside); this program checks everything else of the case. */\n",
-        );
-    }
-}
-
 /// `case_setup()`: the setup operations of `s`, in the executor's order.
 pub(super) fn setup_c(s: &Setup) -> String {
     let mut out = String::from("/* The setup, in the executor's order (exec/child/setup.rs). */\n");
     out.push_str("static void case_setup(struct ctx *x)\n{\n");
     op(&mut out, SetupOp::Setpgid, "setpgid(0, 0)");
     op(&mut out, SetupOp::Pdeathsig, "prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)");
-    inside_witness_note(&mut out, s);
     if s.nsfs_bind {
         out.push_str("\tnsfs_bind(x);\n");
     }
@@ -180,6 +171,11 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
             i32::from(st.target.opened_at_start()),
             st.nstype.0
         ),
+        Step::Idmap(op) => {
+            let (file, lines) = op.target();
+            let kind = lines.and_then(|l| IdmapLines::ALL.iter().position(|k| *k == l)).unwrap_or(0);
+            format!("step_idmap(x, {}, {kind})", file as u8)
+        }
         other => return Err(ReproError::Unsupported(format!("step {other}"))),
     })
 }
@@ -196,11 +192,13 @@ pub(super) fn steps_c(case: &Case, exps: &[Expected]) -> Result<String, ReproErr
             let _ = writeln!(body, "\tsetns_open_at_start({}); /* {} */", st.target.index(), st.target.name());
         }
     }
+    body.push_str(super::witness::start(s));
     body.push_str("\tsnapshot(x, &x->r->before);\n\tread_marks(&x->r->mark[0]);\n\tread_inside(&x->r->mark[0]);\n");
     for (k, (step, exp)) in case.steps.iter().zip(exps).enumerate() {
         let _ =
             writeln!(body, "\tstep_done(x, {k}, {}); /* {} */", step_call(k, step, exp)?, c_comment(&step.to_string()));
     }
+    body.push_str(super::witness::readings(s));
     let first = |kind: Sibling| s.siblings.iter().take(SIBS).position(|k| *k == kind);
     if let Some(i) = first(Sibling::Files) {
         let _ = writeln!(body, "\tprobe_files(x, {i});");

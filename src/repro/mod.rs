@@ -33,9 +33,10 @@ mod guest;
 mod judge;
 mod lower;
 mod tables;
+mod witness;
 
 /// The C primitives shared by every reproducer, in the order they are pasted.
-pub const PRIMITIVES: [(&str, &str); 8] = [
+pub const PRIMITIVES: [(&str, &str); 10] = [
     ("prelude.c", include_str!("prelude.c")),
     ("setup.c", include_str!("setup.c")),
     ("clone3.c", include_str!("clone3.c")),
@@ -44,6 +45,8 @@ pub const PRIMITIVES: [(&str, &str); 8] = [
     ("markers.c", include_str!("markers.c")),
     ("inside.c", include_str!("inside.c")),
     ("sandbox.c", include_str!("sandbox.c")),
+    ("idmap.c", include_str!("idmap.c")),
+    ("witness.c", include_str!("witness.c")),
 ];
 
 /// Why no reproducer could be made.
@@ -124,7 +127,7 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
         nsfs_bind: setup.nsfs_bind,
         fd_at: setup.fd_at,
         nr_open: setup.nr_open,
-        // Rendered as a comment only (`lower::setup_c`): the witness's readings are not reproduced.
+        // The witness is reproduced (`witness.c`): started before the steps, judged after them.
         inside_witness: setup.inside_witness,
         ..Setup::default()
     };
@@ -199,6 +202,7 @@ pub fn c_source_with(
         lower::c_comment(&case.to_string())
     );
     tables::tables(&mut out);
+    witness::defines(&mut out);
     for (_, text) in PRIMITIVES {
         out.push_str(text);
     }

@@ -49,11 +49,12 @@ pub mod slots {
     pub const OP_SEEN: u32 = 1;
     /// The message with the time namespace readings.
     pub const OP_TIME: u32 = 2;
-    /// OP_SEEN: the caller's sethostname (1, or -errno).
+    /// OP_SEEN: the caller's sethostname (1 set and read back, 0 reported done but the
+    /// caller's hostname is not the one set, or -errno).
     pub const UTS_CALLER_SET: usize = 0;
     /// OP_SEEN: the witness then reads the caller's hostname as its own.
     pub const UTS_WITNESS_SEES: usize = 1;
-    /// OP_SEEN: the witness's sethostname (1, or -errno).
+    /// OP_SEEN: the witness's sethostname (as [`UTS_CALLER_SET`], read back by the witness).
     pub const UTS_WITNESS_SET: usize = 2;
     /// OP_SEEN: the caller then reads the witness's hostname as its own.
     pub const UTS_CALLER_SEES: usize = 3;
@@ -139,7 +140,9 @@ fn serve(cmd: RawFd, answer: RawFd) -> ! {
             ASK_HOSTNAME => hostname_is(INSIDE_CALLER_HOSTNAME),
             // SAFETY: the witness, in the UTS namespace the setup left: the executor's sandbox's
             // (checked new before anything was written); the executor puts its name back.
-            SET_HOSTNAME => unsafe { sys::sethostname(INSIDE_WITNESS_HOSTNAME) }.map_or_else(neg, |()| 1),
+            // Read back: a sethostname that reports success and changes nothing reads 0.
+            SET_HOSTNAME => unsafe { sys::sethostname(INSIDE_WITNESS_HOSTNAME) }
+                .map_or_else(neg, |()| hostname_is(INSIDE_WITNESS_HOSTNAME)),
             ASK_MOUNTED => mounted(),
             ASK_SETGROUPS => setgroups_deny(),
             ASK_MONOTONIC => sys::inside::clock_ns(libc::CLOCK_MONOTONIC).unwrap_or_else(neg),
@@ -225,8 +228,9 @@ pub fn seen(w: &Witness) -> Msg {
     }
     // SAFETY: the case child, after its last step: a disposable process.
     let set = unsafe { sys::sethostname(INSIDE_CALLER_HOSTNAME) };
-    p[at::UTS_CALLER_SET] = set.map_or_else(|e| -e.0, |()| 1);
-    if set.is_ok() {
+    // Read back: a sethostname that reports success and changes nothing reads 0.
+    p[at::UTS_CALLER_SET] = set.map_or_else(|e| -e.0, |()| slot(hostname_is(INSIDE_CALLER_HOSTNAME)));
+    if p[at::UTS_CALLER_SET] == 1 {
         p[at::UTS_WITNESS_SEES] = slot(ask(w, ASK_HOSTNAME));
     }
     p[at::UTS_WITNESS_SET] = slot(ask(w, SET_HOSTNAME));

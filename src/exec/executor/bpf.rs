@@ -146,6 +146,9 @@ pub fn target(mutant: &Mutant) -> Result<(u32, u32), CompileError> {
         Entry::I386 => I386_ENTRY.ok_or(CompileError::UnsupportedArch),
         Entry::Setns => AUDIT_ARCH.map(|a| (a, libc::SYS_setns as u32)).ok_or(CompileError::UnsupportedArch),
         Entry::InsideMount => AUDIT_ARCH.map(|a| (a, libc::SYS_mount as u32)).ok_or(CompileError::UnsupportedArch),
+        Entry::InsideSethostname => {
+            AUDIT_ARCH.map(|a| (a, libc::SYS_sethostname as u32)).ok_or(CompileError::UnsupportedArch)
+        }
     }
 }
 
@@ -254,7 +257,7 @@ mod tests {
             // The other entry runs honestly.
             let other = match m.entry {
                 Entry::Native => Call { nr: 310, arch: 0x4000_0003, arg0: u64::MAX },
-                Entry::I386 | Entry::Setns | Entry::InsideMount => Call::unshare(u64::MAX),
+                Entry::I386 | Entry::Setns | Entry::InsideMount | Entry::InsideSethostname => Call::unshare(u64::MAX),
             };
             assert_eq!(interpret(&prog, &other), Ok(libc::SECCOMP_RET_ALLOW), "{}", m.name);
         }

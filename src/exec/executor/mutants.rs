@@ -67,6 +67,9 @@ pub enum Entry {
     /// Not unshare but `mount(2)` (issue 16 class 3, the inside witness): its rules match every
     /// call (no argument read), unshare runs honestly.
     InsideMount,
+    /// Not unshare but `sethostname(2)` (issue 16 class 3, the inside witness): its rules match
+    /// every call (no argument read), unshare runs honestly.
+    InsideSethostname,
 }
 
 /// A lying kernel.
@@ -132,6 +135,9 @@ macro_rules! mutant {
     };
     (inside_mount $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
         Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::InsideMount }
+    };
+    (inside_sethostname $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
+        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::InsideSethostname }
     };
 }
 
@@ -246,6 +252,10 @@ pub const MUTANTS: &[Mutant] = &[
         "every mount(2) returns 0 and mounts nothing (unshare is honest)",
         "issue 16 class 3: a mount that reports success and changes nothing (the inside witness's tmpfs; installed after the sandbox's own mounts)",
         [Rule { all: 0, any: 0, none: 0, action: OK }]),
+    mutant!(inside_sethostname "inside-sethostname-noop",
+        "every sethostname(2) returns 0 and changes nothing (unshare is honest)",
+        "issue 16 class 3: a sethostname that reports success and changes nothing (the inside witness's hostnames; installed after the sandbox set its own)",
+        [Rule { all: 0, any: 0, none: 0, action: OK }]),
 ];
 
 /// The namespaces whose inside `inside-changes-stay-inside` reads from outside (hostname,
@@ -323,7 +333,7 @@ mod tests {
     #[test]
     fn rules_are_satisfiable_and_leave_unshare_0_alone() {
         for m in MUTANTS {
-            if !matches!(m.entry, Entry::Setns | Entry::InsideMount) {
+            if !matches!(m.entry, Entry::Setns | Entry::InsideMount | Entry::InsideSethostname) {
                 assert_eq!(m.decide(0), Action::Allow, "{} lies about unshare(0), which the probe checks", m.name);
             }
             for r in m.rules {

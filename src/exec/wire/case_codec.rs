@@ -10,6 +10,7 @@
 //! byte), then the guest-only fields fd_at, nr_open, fail_nth (`u32` each), then inside_witness (one byte). Limits are checked by [`Case::validate`], not here.
 
 use crate::abi::flags::RawFlags;
+use crate::case::idmap::IdmapOp;
 use crate::case::{CapsOp, Case, Chroot, NsType, Privilege, Shm, Sibling, Step};
 
 /// The byte of an absent optional field.
@@ -32,6 +33,7 @@ const STEP_SETNS: u8 = 17;
 /// A clone3_set_tid step: `u64` flags, the null byte, the list length, the listed pids (`i32`
 /// each, [`crate::case::set_tid::SET_TID_LISTED`] of them) and `u32` set_tid_size.
 const STEP_CLONE3_SET_TID: u8 = 94;
+const STEP_IDMAP: u8 = 50;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
@@ -107,39 +109,7 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
     out.extend(s.siblings.iter().map(|k| sibling_byte(*k)));
     out.push(case.steps.len() as u8);
     for step in &case.steps {
-        match step {
-            Step::Unshare(f) => {
-                out.push(STEP_UNSHARE);
-                out.extend_from_slice(&f.0.to_le_bytes());
-            }
-            Step::UnshareInt80(f) => {
-                out.push(STEP_UNSHARE_INT80);
-                out.extend_from_slice(&f.0.to_le_bytes());
-            }
-            Step::Fork => out.push(STEP_FORK),
-            Step::ForkExit => out.push(STEP_FORK_EXIT),
-            Step::WriteMaps => out.push(STEP_WRITE_MAPS),
-            Step::DropSysAdmin => out.push(STEP_DROP_SYS_ADMIN),
-            Step::Chroot(c) => out.extend_from_slice(&[STEP_CHROOT, chroot_byte(*c)]),
-            Step::SpawnThread => out.push(STEP_SPAWN_THREAD),
-            Step::Clone3(f) => {
-                out.push(STEP_CLONE3);
-                out.extend_from_slice(&f.0.to_le_bytes());
-            }
-            Step::Caps(op) => {
-                let i = CapsOp::ALL.iter().position(|o| o == op).unwrap_or(0);
-                out.extend_from_slice(&[STEP_CAPS, i as u8]);
-            }
-            Step::ThreadCall(f) => {
-                out.push(STEP_THREAD_CALL);
-                out.extend_from_slice(&f.0.to_le_bytes());
-            }
-            Step::Setns(st) => {
-                out.extend_from_slice(&[STEP_SETNS, st.target.index() as u8]);
-                out.extend_from_slice(&st.nstype.0.to_le_bytes());
-            }
-            Step::Clone3SetTid(st) => encode_set_tid(out, st),
-        }
+        encode_step(step, out);
     }
     // The guest-only fields (case::guest), after the steps: u32 each, u32::MAX when absent.
     for v in [s.fd_at, s.nr_open, s.fail_nth] {
@@ -175,6 +145,47 @@ fn decode_set_tid(c: &mut Cursor) -> Result<crate::case::SetTidStep, DecodeError
     }
     let size = u32::from_le_bytes(word()?);
     Ok(crate::case::SetTidStep { flags, null, len, tids, size })
+}
+
+/// One step of [`encode`].
+fn encode_step(step: &Step, out: &mut Vec<u8>) {
+    match step {
+        Step::Unshare(f) => {
+            out.push(STEP_UNSHARE);
+            out.extend_from_slice(&f.0.to_le_bytes());
+        }
+        Step::UnshareInt80(f) => {
+            out.push(STEP_UNSHARE_INT80);
+            out.extend_from_slice(&f.0.to_le_bytes());
+        }
+        Step::Fork => out.push(STEP_FORK),
+        Step::ForkExit => out.push(STEP_FORK_EXIT),
+        Step::WriteMaps => out.push(STEP_WRITE_MAPS),
+        Step::DropSysAdmin => out.push(STEP_DROP_SYS_ADMIN),
+        Step::Chroot(c) => out.extend_from_slice(&[STEP_CHROOT, chroot_byte(*c)]),
+        Step::SpawnThread => out.push(STEP_SPAWN_THREAD),
+        Step::Clone3(f) => {
+            out.push(STEP_CLONE3);
+            out.extend_from_slice(&f.0.to_le_bytes());
+        }
+        Step::Caps(op) => {
+            let i = CapsOp::ALL.iter().position(|o| o == op).unwrap_or(0);
+            out.extend_from_slice(&[STEP_CAPS, i as u8]);
+        }
+        Step::ThreadCall(f) => {
+            out.push(STEP_THREAD_CALL);
+            out.extend_from_slice(&f.0.to_le_bytes());
+        }
+        Step::Setns(st) => {
+            out.extend_from_slice(&[STEP_SETNS, st.target.index() as u8]);
+            out.extend_from_slice(&st.nstype.0.to_le_bytes());
+        }
+        Step::Clone3SetTid(st) => encode_set_tid(out, st),
+        Step::Idmap(op) => {
+            let i = IdmapOp::ALL.iter().position(|o| o == op).unwrap_or(0);
+            out.extend_from_slice(&[STEP_IDMAP, i as u8]);
+        }
+    }
 }
 
 /// Why bytes are not a case (the executor answers with it as a protocol error).
@@ -259,6 +270,30 @@ const CHROOTS: [Chroot; 2] = [Chroot::Subdir, Chroot::Root];
 const NS_TYPES: [NsType; 8] =
     [NsType::User, NsType::Mnt, NsType::Uts, NsType::Ipc, NsType::Pid, NsType::Cgroup, NsType::Net, NsType::Time];
 
+/// One step of [`decode_into`].
+fn decode_step(c: &mut Cursor<'_>) -> Result<Step, DecodeError> {
+    Ok(match c.u8()? {
+        STEP_UNSHARE => Step::Unshare(RawFlags(c.u64()?)),
+        STEP_FORK => Step::Fork,
+        STEP_FORK_EXIT => Step::ForkExit,
+        STEP_WRITE_MAPS => Step::WriteMaps,
+        STEP_DROP_SYS_ADMIN => Step::DropSysAdmin,
+        STEP_CHROOT => Step::Chroot(c.pick(&CHROOTS, "unknown chroot kind")?),
+        STEP_SPAWN_THREAD => Step::SpawnThread,
+        STEP_CLONE3 => Step::Clone3(RawFlags(c.u64()?)),
+        STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
+        STEP_CAPS => Step::Caps(c.pick(&CapsOp::ALL, "unknown caps operation")?),
+        STEP_THREAD_CALL => Step::ThreadCall(RawFlags(c.u64()?)),
+        STEP_SETNS => Step::Setns(decode_setns(c)?),
+        STEP_CLONE3_SET_TID => Step::Clone3SetTid(decode_set_tid(c)?),
+        STEP_IDMAP => Step::Idmap(c.pick(&IdmapOp::ALL, "unknown idmap operation")?),
+        _ => {
+            c.at -= 1;
+            return c.fail("unknown step tag");
+        }
+    })
+}
+
 /// Decodes `bytes` into `case`, reusing its vectors (no allocation once they have grown to
 /// the largest case seen). On error `case` holds a partial value.
 ///
@@ -289,25 +324,7 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
     }
     case.steps.clear();
     for _ in 0..c.u8()? {
-        let step = match c.u8()? {
-            STEP_UNSHARE => Step::Unshare(RawFlags(c.u64()?)),
-            STEP_FORK => Step::Fork,
-            STEP_FORK_EXIT => Step::ForkExit,
-            STEP_WRITE_MAPS => Step::WriteMaps,
-            STEP_DROP_SYS_ADMIN => Step::DropSysAdmin,
-            STEP_CHROOT => Step::Chroot(c.pick(&CHROOTS, "unknown chroot kind")?),
-            STEP_SPAWN_THREAD => Step::SpawnThread,
-            STEP_CLONE3 => Step::Clone3(RawFlags(c.u64()?)),
-            STEP_UNSHARE_INT80 => Step::UnshareInt80(RawFlags(c.u64()?)),
-            STEP_CAPS => Step::Caps(c.pick(&CapsOp::ALL, "unknown caps operation")?),
-            STEP_THREAD_CALL => Step::ThreadCall(RawFlags(c.u64()?)),
-            STEP_SETNS => Step::Setns(decode_setns(&mut c)?),
-            STEP_CLONE3_SET_TID => Step::Clone3SetTid(decode_set_tid(&mut c)?),
-            _ => {
-                c.at -= 1;
-                return c.fail("unknown step tag");
-            }
-        };
+        let step = decode_step(&mut c)?;
         case.steps.push(step);
     }
     let s = &mut case.setup;
