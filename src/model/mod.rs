@@ -209,6 +209,17 @@ fn decide_kernel(profile: &KernelProfile, env: &Environment, state: &mut CallerS
     }
 }
 
+/// The `write_maps` step, and what it does to later id map writes ([`idmap::after_write_maps`]).
+fn write_maps_step(state: &mut CallerState) -> steps::StepEffect {
+    let e = steps::write_maps(state);
+    let errno = match e.result {
+        crate::abi::errno::CallResult::Failure(errno) => Some(errno),
+        crate::abi::errno::CallResult::Success => None,
+    };
+    idmap::after_write_maps(state, e.result.is_success(), errno);
+    e
+}
+
 /// Predicts one step from `state`, and updates `state` as the kernel would.
 pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut CallerState, step: &Step) -> Expected {
     // The contract facts probed at start (crate::env::facts) override the starting profile.
@@ -236,15 +247,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
             let e = match other {
                 Step::Fork => steps::fork(profile, state),
                 Step::ForkExit => steps::fork_exit(profile, state),
-                Step::WriteMaps => {
-                    let e = steps::write_maps(state);
-                    let errno = match e.result {
-                        crate::abi::errno::CallResult::Failure(errno) => Some(errno),
-                        crate::abi::errno::CallResult::Success => None,
-                    };
-                    idmap::after_write_maps(state, e.result.is_success(), errno);
-                    e
-                }
+                Step::WriteMaps => write_maps_step(state),
                 Step::DropSysAdmin => steps::drop_sys_admin(state),
                 Step::Chroot(kind) => steps::chroot(state, *kind),
                 Step::SpawnThread => steps::spawn_thread(profile, state),
