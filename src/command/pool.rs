@@ -198,8 +198,7 @@ fn run_share<T: Item>(
     place: &super::beside::HarnessPlace,
     emit: impl FnMut(usize, ItemResult),
 ) -> ShareEnd {
-    let apart = place.apart;
-    executor.set_patient(apart);
+    executor.set_patient(place.apart);
     let mut job = Job {
         executor,
         config,
@@ -207,7 +206,7 @@ fn run_share<T: Item>(
         slot,
         jobs,
         queued: VecDeque::new(),
-        depth: if apart { super::beside::DEPTH_APART } else { PIPELINE_DEPTH },
+        depth: if place.apart { super::beside::DEPTH_APART } else { PIPELINE_DEPTH },
         place,
         restarts: 0,
         phases: PhaseSummary::default(),

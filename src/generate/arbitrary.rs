@@ -327,7 +327,7 @@ mod tests {
         let mut seed = 0x5eed_ca95_u64;
         let got = (0..n)
             .filter(|_| {
-                let bytes: Vec<u8> = (0..256)
+                let bytes: Vec<u8> = (0..1024)
                     .map(|_| {
                         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                         (seed >> 33) as u8
