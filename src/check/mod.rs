@@ -10,6 +10,7 @@ pub mod clone3;
 pub mod expected;
 pub mod fault;
 pub mod guest_rows;
+pub mod idmap;
 pub mod inside;
 pub mod inside_witness;
 pub mod invariants;

@@ -151,7 +151,8 @@ fn provokable_table(s: &mut String, t: &Tally, env: &Environment) {
     for (rule, errno, spec) in crate::check::invariants::PROVOKABLE {
         let n = t.conditions.get(&format!("{rule} {errno}")).copied().unwrap_or(0);
         let not_here = crate::check::guest_rows::guest_row_not_here(rule, env)
-            .or_else(|| crate::check::caps::caps_row_not_here(rule, env));
+            .or_else(|| crate::check::caps::caps_row_not_here(rule, env))
+            .or_else(|| crate::check::idmap::idmap_row_not_here(rule, env));
         let mark = match not_here {
             Some(why) if n == 0 => format!("  (not here: {why})"),
             _ if n == 0 => "  <- not provoked in this run".to_string(),
