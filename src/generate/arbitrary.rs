@@ -283,16 +283,21 @@ pub fn case_in(u: &mut Unstructured, guest: Option<super::guest::GuestGen>) -> R
 mod tests {
     use super::*;
 
+    /// `len` bytes of a 64-bit LCG that continues from `seed` (test inputs without a RNG crate).
+    fn pseudo_bytes(seed: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (*seed >> 33) as u8
+            })
+            .collect()
+    }
+
     #[test]
     fn any_bytes_give_a_valid_case() {
         let mut seed = 0x1234_5678_u64;
         for len in 0..300 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (seed >> 33) as u8
-                })
-                .collect();
+            let bytes = pseudo_bytes(&mut seed, len);
             let mut u = Unstructured::new(&bytes);
             if let Ok(case) = Case::arbitrary(&mut u) {
                 assert!(case.validate().is_ok(), "{case}");
@@ -305,12 +310,7 @@ mod tests {
         let mut seed = 0x5e7_71d_u64;
         let mut set_tid = 0;
         for len in 0..3000 {
-            let bytes: Vec<u8> = (0..(len % 400))
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (seed >> 33) as u8
-                })
-                .collect();
+            let bytes = pseudo_bytes(&mut seed, len % 400);
             let Ok(c) = Case::arbitrary(&mut Unstructured::new(&bytes)) else { continue };
             if c.steps.iter().any(|s| matches!(s, Step::Clone3SetTid(_))) {
                 set_tid += 1;
@@ -327,12 +327,7 @@ mod tests {
         let mut seed = 0x5eed_ca95_u64;
         let got = (0..n)
             .filter(|_| {
-                let bytes: Vec<u8> = (0..1024)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        (seed >> 33) as u8
-                    })
-                    .collect();
+                let bytes = pseudo_bytes(&mut seed, 1024);
                 Case::arbitrary(&mut Unstructured::new(&bytes)).is_ok_and(|c| all.contains(&c.steps))
             })
             .count();
@@ -345,12 +340,7 @@ mod tests {
         let mut seed = 0x9e37_79b9_u64;
         let (mut nr_open, mut fail_nth) = (0, 0);
         for len in 0..3000 {
-            let bytes: Vec<u8> = (0..(len % 400))
-                .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    (seed >> 33) as u8
-                })
-                .collect();
+            let bytes = pseudo_bytes(&mut seed, len % 400);
             let host = case_in(&mut Unstructured::new(&bytes), None);
             if let Ok(c) = &host {
                 assert!(crate::case::guest::needs(c).is_empty(), "{c}");
