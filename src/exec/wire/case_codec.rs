@@ -378,7 +378,7 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&Case::unshare(&[1 << 63]), &mut bytes);
         let mut case = empty();
-        assert_eq!(decode_into(&bytes[..bytes.len() - 14], &mut case).unwrap_err().what, "truncated flags");
+        assert_eq!(decode_into(&bytes[..bytes.len() - 15], &mut case).unwrap_err().what, "truncated flags");
         assert_eq!(decode_into(&bytes[..bytes.len() - 1], &mut case).unwrap_err().what, "truncated");
         let mut longer = bytes.clone();
         longer.push(0);
