@@ -213,8 +213,7 @@ fn level_failure(level: Level, tid: i32) -> Outcome {
 /// just before the row at `alloc_pid_row` when no earlier row failed (`reached` then that
 /// row). When the outcome depends on what is not known, returns why.
 pub fn splice(
-    state: &CallerState,
-    level_exact: bool,
+    ctx: &Ctx,
     st: &SetTidStep,
     failing: &mut Vec<&'static Check>,
     reached: &mut usize,
@@ -228,7 +227,7 @@ pub fn splice(
     if *reached < alloc_pid_row {
         return None;
     }
-    match alloc_pid_failure(state, st, level_exact) {
+    match alloc_pid_failure(ctx.state, st, ctx.env.headroom.pid_exact()) {
         Ok(Some(r)) => {
             failing.insert(0, r);
             *reached = alloc_pid_row;
