@@ -46,12 +46,24 @@ fn executor_of(pid: u32) -> Option<(u32, u32)> {
     children(pid).into_iter().find_map(|relay| children(relay).first().map(|&pid1| (relay, pid1)))
 }
 
+/// Whether process `pid` leads a process group of its own: the executor makes every case child
+/// do so (`setpgid(pid, pid)`), while the children of its start (the environment probe) stay
+/// in its group.
+fn leads_own_group(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // Fields after the command's closing parenthesis: state, ppid, pgrp.
+    let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok());
+    pgrp == Some(pid)
+}
+
 /// Waits until the harness `pid` has an executor that serves cases (its pid 1 has a case
-/// child, then half a second more: the first case is the start's timeout probe), so that a
-/// signal sent next lands mid-run, not in the executor's start.
+/// child, one that leads its own process group, then half a second more: the first case is
+/// the start's timeout probe), so that a signal sent next lands mid-run, not in the
+/// executor's start: the start's probe children do not count (under load the start takes
+/// seconds, and a SIGSTOP there is a stop before the hello, which the harness waits 60 s for).
 fn serving_executor(pid: u32) -> (u32, u32) {
     let found = wait_for("an executor serving cases", Duration::from_secs(180), || {
-        executor_of(pid).filter(|&(_, pid1)| !children(pid1).is_empty())
+        executor_of(pid).filter(|&(_, pid1)| children(pid1).into_iter().any(leads_own_group))
     });
     std::thread::sleep(Duration::from_millis(500));
     found
