@@ -157,3 +157,36 @@ fn the_witness_catches_a_sethostname_that_changes_nothing() {
     assert_eq!(violated[0], Vec::<&str>::new(), "the honest kernel");
     assert!(violated[1].contains(&"inside-changes-stay-inside"), "the lying kernel: {:?}", violated[1]);
 }
+
+/// `inside-propagation-noop` (a mount with MS_SHARED returns 0 and changes nothing) leaves the
+/// setup's tmpfs private: after NEWNS the witness does not see the caller's mount nor the
+/// caller the witness's, where the model has peer copies of a shared mount. The honest kernel
+/// holds the same case.
+#[test]
+fn the_witness_catches_propagation_flags_that_change_nothing() {
+    use std::time::Duration;
+    use unshare_fuzz::case::Case;
+    use unshare_fuzz::command::pipeline::{RunConfig, execute_case};
+    use unshare_fuzz::exec::Executor;
+    use unshare_fuzz::model::profile::LINUX_6_18;
+
+    let case: Case =
+        serde_json::from_str(r#"{"setup":{"inside_witness":true,"shared_mount":true},"steps":[{"unshare":"NEWNS"}]}"#)
+            .unwrap();
+    let mut found = Vec::new();
+    for args in [vec![], vec!["--mutant".to_string(), "inside-propagation-noop".to_string()]] {
+        let config = RunConfig::one_at_a_time(&LINUX_6_18, Duration::from_secs(5), args.clone());
+        let mut executor = Executor::spawn(common::binary(), &args).unwrap();
+        let verdict = execute_case(&mut executor, &config, &case).unwrap().verdict;
+        if let Some(why) = verdict.case_skipped.as_ref().or(verdict.broken.as_ref()) {
+            panic!("the shared tmpfs case did not run ({args:?}): {why}");
+        }
+        found.push(verdict.violations.iter().map(|v| format!("{}: {}", v.invariant, v.detail)).collect::<Vec<_>>());
+    }
+    assert_eq!(found[0], Vec::<String>::new(), "the honest kernel");
+    assert!(
+        found[1].iter().any(|v| v.starts_with("inside-changes-stay-inside") && v.contains("shared tmpfs")),
+        "the lying kernel: {:?}",
+        found[1]
+    );
+}

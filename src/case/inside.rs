@@ -3,7 +3,9 @@
 //! process is forked before the first step (it stays in the namespaces the setup left) and,
 //! after the last step, the caller and the witness each change something the other may or may
 //! not see: a hostname each, a tmpfs mount by the caller, time namespace offsets by the caller
-//! (read by a child it forks), and both read their user namespace's setgroups state.
+//! (read by a child it forks), and both read their user namespace's setgroups state. With
+//! `shared_mount` the setup also makes a shared tmpfs, and the caller and the witness each
+//! mount on a directory of it and look for the other's mount (mount propagation).
 
 use std::ffi::CStr;
 
@@ -16,6 +18,13 @@ pub const INSIDE_WITNESS_HOSTNAME: &[u8] = b"unshare-fuzz-inside-witness";
 pub const INSIDE_MOUNT_DIR: &CStr = c"/tmp/uf-inside-mnt";
 /// Its parent, whose device the directory shows while nothing is mounted on it.
 pub const INSIDE_MOUNT_PARENT: &CStr = c"/tmp";
+/// With `shared_mount` (propagation): the directory of the sandbox's /tmp the setup mounts a
+/// shared tmpfs on, in a private mount namespace of the case's own.
+pub const SHARED_MOUNT_DIR: &CStr = c"/tmp/uf-inside-shared";
+/// The directory of that tmpfs the caller mounts a tmpfs on after its last step.
+pub const SHARED_MOUNT_CALLER: &CStr = c"/tmp/uf-inside-shared/caller";
+/// The directory of that tmpfs the witness then mounts a tmpfs on.
+pub const SHARED_MOUNT_WITNESS: &CStr = c"/tmp/uf-inside-shared/witness";
 /// The CLOCK_MONOTONIC offset, in seconds, written to `/proc/self/timens_offsets`.
 pub const INSIDE_MONOTONIC_OFFSET_S: i32 = 86_400;
 /// The CLOCK_BOOTTIME offset, in seconds.

@@ -187,6 +187,13 @@ impl Case {
         if let Some(l) = s.pidns_level.filter(|l| *l > setup::MAX_PIDNS_LEVEL) {
             return bad("pidns_level", l.to_string(), "at most 32 (the kernel's limit)");
         }
+        if s.shared_mount && !s.inside_witness {
+            return bad(
+                "shared_mount",
+                "true".into(),
+                "shared_mount only with inside_witness: true (the witness looks for the caller's mount)",
+            );
+        }
         guest::validate(self)
     }
 }

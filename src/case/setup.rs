@@ -275,6 +275,14 @@ pub struct Setup {
     /// and writes time namespace offsets, and each side reads what it sees of the other.
     #[serde(default, skip_serializing_if = "is_default")]
     pub inside_witness: bool,
+    /// With `inside_witness` (issue 16 class 3, mount propagation): first of all, before
+    /// `nsfs_bind`, a private mount namespace of the case's own (a copy of the sandbox's, in the
+    /// executor's user namespace) with a shared tmpfs on `/tmp/uf-inside-shared`. After the
+    /// last step the caller mounts a tmpfs on its `caller` directory, the witness one on its
+    /// `witness` directory, and each looks for the other's: peers see both, a slave copy (made
+    /// by NEWNS under another user namespace) only the witness's.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub shared_mount: bool,
 }
 
 impl Setup {
@@ -339,6 +347,9 @@ impl fmt::Display for Setup {
         super::guest::fmt_guest_fields(self, f)?;
         if self.inside_witness {
             f.write_str(", inside witness")?;
+        }
+        if self.shared_mount {
+            f.write_str(", shared mount")?;
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! `inside-changes-stay-inside`: what the caller changes after its steps stays in the
 //! namespaces it lives in, and what the witness outside changes stays outside (the setup field
 //! `inside_witness`; readings of `exec::child::inside_witness`, predictions of
-//! `model::inside_witness`): hostnames both ways, a tmpfs mount, time namespace offsets (to the
+//! `model::inside_witness`): hostnames both ways, a tmpfs mount, mount propagation on a shared
+//! tmpfs, time namespace offsets (to the
 //! children, never the caller), the setgroups state a new user namespace inherits, and which of
 //! these writes the caller's capabilities allow.
 
@@ -9,13 +10,13 @@ use crate::abi::errno::Errno;
 use crate::case::inside::{INSIDE_BOOTTIME_OFFSET_S, INSIDE_CLOCK_SLACK_S, INSIDE_MONOTONIC_OFFSET_S};
 use crate::exec::observe::{IntOrErrno, ProbeObservation, WitnessObservation};
 use crate::model::FinalExpect;
-use crate::model::inside_witness::{SetgroupsExpect, TimeWrite, WitnessExpect};
+use crate::model::inside_witness::{SetgroupsExpect, SharedRelation, TimeWrite, WitnessExpect};
 
 /// The invariant's id.
 pub const INSIDE_CHANGES_STAY_INSIDE: &str = "inside-changes-stay-inside";
 
 /// What it asserts (for `invariants` and the docs).
-pub const DOC: &str = "with an inside witness forked before the steps: after the last step a hostname set by the caller is seen by the witness, and the witness's by the caller, exactly while they share a UTS namespace; a tmpfs the caller mounts is seen by the witness exactly while they share a mount namespace (the sandbox's mounts are private); offsets written to timens_offsets apply to a child forked afterwards and never to the caller; the caller's setgroups state is the witness's (inherited by new user namespaces) until write_maps denies it; sethostname (its new name read back by its writer), mount and the offsets write succeed or fail (EPERM, EACCES) as the caller's capabilities over each namespace's owner say";
+pub const DOC: &str = "with an inside witness forked before the steps: after the last step a hostname set by the caller is seen by the witness, and the witness's by the caller, exactly while they share a UTS namespace; a tmpfs the caller mounts is seen by the witness exactly while they share a mount namespace (the sandbox's mounts are private); with a shared tmpfs made by the setup, mounts on it propagate both ways between peer copies and only from the witness to a slave copy (NEWNS under another user namespace); offsets written to timens_offsets apply to a child forked afterwards and never to the caller; the caller's setgroups state is the witness's (inherited by new user namespaces) until write_maps denies it; sethostname (its new name read back by its writer), mount and the offsets write succeed or fail (EPERM, EACCES) as the caller's capabilities over each namespace's owner say";
 
 /// One judged reading: what was read, and whether it held.
 pub type Finding = (&'static str, Result<(), String>);
@@ -35,6 +36,7 @@ pub fn judge(want: &FinalExpect, got: &ProbeObservation) -> Result<Vec<Finding>,
     let mut out = Vec::new();
     hostname(&w, &o, &mut out);
     mount(&w, &o, &mut out);
+    shared(&w, &o, &mut out);
     setgroups(&w, &o, &mut out);
     time(&w, &o, &mut out);
     if out.is_empty() {
@@ -107,6 +109,51 @@ fn mount(w: &WitnessExpect, o: &WitnessObservation, out: &mut Vec<Finding>) {
     if o.mnt_caller == Some(IntOrErrno::Value(1)) {
         let r = seen("the caller's tmpfs, looked for by the witness,", m.kept, o.mnt_witness_sees);
         out.extend(r.map(|r| ("mount inside to outside", r)));
+    }
+}
+
+/// A mount on the shared tmpfs, looked for from the other side: whether it `reaches` there.
+fn propagated(
+    what: &str,
+    reaches: bool,
+    relation: SharedRelation,
+    got: Option<IntOrErrno>,
+) -> Option<Result<(), String>> {
+    let IntOrErrno::Value(v @ 0..=1) = got? else { return None };
+    let name = match relation {
+        SharedRelation::Same => "one mount namespace",
+        SharedRelation::Peer => "peer copies of a shared mount",
+        SharedRelation::Slave => "a shared mount and its slave copy",
+    };
+    Some(match (reaches, v == 1) {
+        (true, true) | (false, false) => Ok(()),
+        (true, false) => Err(format!("{what} is not seen, though the model has {name}, where it propagates")),
+        (false, true) => Err(format!("{what} is seen, though the model has {name}, where it does not propagate")),
+    })
+}
+
+fn shared(w: &WitnessExpect, o: &WitnessObservation, out: &mut Vec<Finding>) {
+    let Some(m) = w.shared else { return };
+    for (what, got) in [
+        ("the caller's mount on the shared tmpfs", o.shared_caller),
+        ("the witness's mount on the shared tmpfs", o.shared_witness),
+    ] {
+        let r = reported_but_absent(what, got);
+        out.extend(r.map(|r| ("mount on the shared tmpfs", r)));
+    }
+    let r = write_result("the caller's mount on the shared tmpfs", m.caller_allowed, Errno::EPERM, o.shared_caller);
+    out.extend(r.map(|r| ("caller mounts on the shared tmpfs", r)));
+    let r = write_result("the witness's mount on the shared tmpfs", m.witness_allowed, Errno::EPERM, o.shared_witness);
+    out.extend(r.map(|r| ("witness mounts on the shared tmpfs", r)));
+    if o.shared_caller == Some(IntOrErrno::Value(1)) {
+        let what = "the caller's mount on the shared tmpfs, looked for by the witness,";
+        let r = propagated(what, m.relation.caller_to_witness(), m.relation, o.shared_witness_sees);
+        out.extend(r.map(|r| ("propagation inside to outside", r)));
+    }
+    if o.shared_witness == Some(IntOrErrno::Value(1)) {
+        let what = "the witness's mount on the shared tmpfs, looked for by the caller,";
+        let r = propagated(what, m.relation.witness_to_caller(), m.relation, o.shared_caller_sees);
+        out.extend(r.map(|r| ("propagation outside to inside", r)));
     }
 }
 
@@ -204,6 +251,7 @@ mod tests {
         caller_sets_hostname: true,
         witness_sets_hostname: true,
         mount: Some(MountExpect { allowed: true, kept: false }),
+        shared: None,
         setgroups: Some(SetgroupsExpect::AsWitness),
         time: Some(TimeExpect { write: TimeWrite::Written, child_forks: true }),
     };
@@ -257,6 +305,43 @@ mod tests {
             failures(WitnessObservation { uts_caller_set: e(Errno::EPERM), ..honest() }),
             ["caller sets its hostname"]
         );
+    }
+
+    #[test]
+    fn propagation_is_judged_by_the_relation_of_the_two_copies() {
+        use crate::model::inside_witness::SharedExpect;
+        let relation = |relation| WitnessExpect {
+            shared: Some(SharedExpect { caller_allowed: true, witness_allowed: true, relation }),
+            ..NEW_ALL
+        };
+        let seen = |out: i32, into: i32| WitnessObservation {
+            shared_caller: v(1),
+            shared_witness_sees: v(out),
+            shared_witness: v(1),
+            shared_caller_sees: v(into),
+            ..honest()
+        };
+        let broken = |w: WitnessExpect, o| -> Vec<&'static str> {
+            let all = judge(&want(w), &got(o)).unwrap();
+            assert_eq!(all.len(), 15, "{all:?}");
+            all.into_iter().filter(|(_, r)| r.is_err()).map(|(w, _)| w).collect()
+        };
+        assert!(broken(relation(SharedRelation::Peer), seen(1, 1)).is_empty());
+        assert!(broken(relation(SharedRelation::Slave), seen(0, 1)).is_empty());
+        // A copy that stayed a peer where the model has a slave, and a private copy (a
+        // propagation flag that reported success and did nothing).
+        assert_eq!(broken(relation(SharedRelation::Slave), seen(1, 1)), ["propagation inside to outside"]);
+        assert_eq!(
+            broken(relation(SharedRelation::Peer), seen(0, 0)),
+            ["propagation inside to outside", "propagation outside to inside"]
+        );
+        let refused = WitnessObservation { shared_caller: e(Errno::EPERM), shared_caller_sees: v(1), ..seen(0, 1) };
+        let w = WitnessExpect {
+            shared: Some(SharedExpect { caller_allowed: false, witness_allowed: true, relation: SharedRelation::Peer }),
+            ..NEW_ALL
+        };
+        let all = judge(&want(w), &got(refused)).unwrap();
+        assert!(all.iter().all(|(_, r)| r.is_ok()) && all.len() == 14, "{all:?}");
     }
 
     #[test]

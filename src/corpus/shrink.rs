@@ -101,7 +101,8 @@ fn setup_reductions(s: &Setup) -> Vec<Setup> {
     with(&|t| t.shm = None);
     with(&|t| t.sem_clamp = false);
     with(&|t| t.nsfs_bind = false);
-    with(&|t| t.inside_witness = false);
+    with(&|t| t.shared_mount = false);
+    with(&|t| (t.inside_witness, t.shared_mount) = (false, false));
     for d in shallower(s.userns_depth) {
         with(&|t| t.userns_depth = d);
     }

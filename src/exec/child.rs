@@ -314,6 +314,9 @@ pub fn run_steps(ctx: &mut Ctx) -> ! {
         // Before the probes: the UTS marker they write must stay the caller's last hostname.
         send(ctx.out, &self::inside_witness::seen(&ctx.inside_witness));
         send(ctx.out, &self::inside_witness::time(&ctx.inside_witness));
+        if ctx.case.setup.shared_mount {
+            send(ctx.out, &self::inside_witness::shared(&ctx.inside_witness));
+        }
     }
     let p = probe(ctx);
     send(ctx.out, &p);

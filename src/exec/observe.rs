@@ -130,6 +130,19 @@ pub struct WitnessObservation {
     pub time_child_monotonic: Option<IntOrErrno>,
     /// The same for CLOCK_BOOTTIME.
     pub time_child_boottime: Option<IntOrErrno>,
+    /// `shared_mount`: the caller's tmpfs on its directory of the shared tmpfs (1 there, 0
+    /// reported done but not there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_caller: Option<IntOrErrno>,
+    /// `shared_mount`: the witness then saw a mount on the caller's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_witness_sees: Option<IntOrErrno>,
+    /// `shared_mount`: the witness's tmpfs on its own directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_witness: Option<IntOrErrno>,
+    /// `shared_mount`: the caller then saw a mount on the witness's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_caller_sees: Option<IntOrErrno>,
 }
 
 /// What the caller saw of life inside its namespaces, before its first step and after its last

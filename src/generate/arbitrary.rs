@@ -129,6 +129,8 @@ impl<'a> Arbitrary<'a> for Setup {
         let sem_clamp = sem_undo && chance(u, ws::SEM_CLAMP)?;
         let nsfs_bind = chance(u, ws::NSFS_BIND)?;
         let inside_witness = chance(u, ws::INSIDE_WITNESS)?;
+        // Only with the witness that looks for the caller's mount.
+        let shared_mount = inside_witness && chance(u, ws::SHARED_MOUNT)?;
         Ok(Setup {
             privilege,
             threads,
@@ -147,6 +149,7 @@ impl<'a> Arbitrary<'a> for Setup {
             sem_clamp,
             nsfs_bind,
             inside_witness,
+            shared_mount,
             // Guest-only fields (case::guest) are never generated: they change the whole kernel.
             ..Setup::default()
         })
@@ -197,7 +200,7 @@ fn setns_step(u: &mut Unstructured) -> Result<crate::case::SetnsStep> {
 
 impl<'a> Arbitrary<'a> for Case {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
-        let setup = Setup::arbitrary(u)?;
+        let mut setup = Setup::arbitrary(u)?;
         let mut steps = ordinary_steps(u)?;
         // Drawn after the ordinary steps, so that the bytes before them mean what they meant.
         if chance(u, weights::set_tid::SCENARIO)? {
@@ -213,6 +216,10 @@ impl<'a> Arbitrary<'a> for Case {
         let (roll, choice) = (roll(u)?, u.int_in_range(0..=weights::caps::CHOICES - 1)?);
         let ns = *u.choose(&weights::namespace_bits())?;
         let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
+        // The propagation scenario last of all (as in `strategy::case`).
+        let (p_roll, p_choice) = (self::roll(u)?, u.int_in_range(0..=weights::propagation::CHOICES - 1)?);
+        let p_ns = *u.choose(&weights::namespace_bits())?;
+        let steps = weights::propagation::from_roll(p_roll, p_choice, p_ns, &mut setup).unwrap_or(steps);
         Ok(super::neutralize(Case { setup, steps }))
     }
 }
@@ -332,6 +339,20 @@ mod tests {
             })
             .count();
         weights::caps::tests::assert_share(got, n);
+    }
+
+    #[test]
+    fn shared_tmpfs_cases_come_with_the_scenario_and_the_witness_weights() {
+        let mut seed = 0x5eed_5a4e_u64;
+        let n = 4000;
+        let got = (0..n)
+            .filter(|_| {
+                let bytes = pseudo_bytes(&mut seed, 1024);
+                Case::arbitrary(&mut Unstructured::new(&bytes)).is_ok_and(|c| c.setup.shared_mount)
+            })
+            .count();
+        let want = n * (weights::propagation::SCENARIO + ws::INSIDE_WITNESS / 2) as usize / 100;
+        assert!(got > want * 7 / 10 && got < want * 13 / 10, "{got} of {n} with a shared tmpfs, wanted about {want}");
     }
 
     #[test]

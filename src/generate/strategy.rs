@@ -75,7 +75,14 @@ pub fn setup() -> impl Strategy<Value = Setup> {
         ws::SHM_ATTACHED => Just(Some(Shm::Attached)),
         ws::SHM_RMID_FORCED => Just(Some(Shm::RmidForced)),
     ];
-    let coverage = (chance(ws::HIGH_FD), shm, chance(ws::SEM_CLAMP), chance(ws::NSFS_BIND), chance(ws::INSIDE_WITNESS));
+    let coverage = (
+        chance(ws::HIGH_FD),
+        shm,
+        chance(ws::SEM_CLAMP),
+        chance(ws::NSFS_BIND),
+        chance(ws::INSIDE_WITNESS),
+        chance(ws::SHARED_MOUNT),
+    );
     (prop::sample::select(Privilege::ALL.to_vec()), threads, placement, resources, coverage).prop_map(
         |(privilege, threads, (pidns_level, userns_depth, limit_zero, foreign_pidns, chroot), r, c)| Setup {
             privilege,
@@ -96,6 +103,8 @@ pub fn setup() -> impl Strategy<Value = Setup> {
             sem_clamp: r.1 && c.2,
             nsfs_bind: c.3,
             inside_witness: c.4,
+            // Only with the witness that looks for the caller's mount.
+            shared_mount: c.4 && c.5,
             // Guest-only fields (case::guest) are never generated: they change the whole kernel.
             ..Setup::default()
         },
@@ -177,7 +186,9 @@ pub fn setns_scenario() -> impl Strategy<Value = Vec<Step>> {
 
 /// A whole case: a setup and 1..=4 steps, or (in [`weights::DIFFERENTIAL_PAIR`] percent) a
 /// setup and a differential pair, or a setns scenario; in [`weights::caps::SCENARIO`] percent the
-/// steps drawn are replaced by a caps scenario ([`weights::caps::scenario`]).
+/// steps drawn are replaced by a caps scenario ([`weights::caps::scenario`]), and in
+/// [`weights::propagation::SCENARIO`] percent by a propagation scenario (with the witness's
+/// shared tmpfs, [`weights::propagation::scenario`]).
 pub fn case() -> impl Strategy<Value = Case> {
     let steps = prop_oneof![
         100 - weights::DIFFERENTIAL_PAIR - weights::setns::SCENARIO => prop::collection::vec(step(), 1..=MAX_STEPS),
@@ -188,12 +199,15 @@ pub fn case() -> impl Strategy<Value = Case> {
     // them are those of the case as it was.
     let caps = (0..100u32, 0..weights::caps::CHOICES, prop::sample::select(weights::namespace_bits()));
     let idmap = (0..100u32, 0..super::idmap::PREFIXES, any::<[u8; 3]>(), 1..=3u8);
-    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario(), idmap, caps).prop_map(
-        |(setup, steps, st, sc, (id_roll, prefix, ops, writes), (roll, choice, ns))| {
+    let propagation = (0..100u32, 0..weights::propagation::CHOICES, prop::sample::select(weights::namespace_bits()));
+    (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario(), idmap, caps, propagation).prop_map(
+        |(mut setup, steps, st, sc, (id_roll, prefix, ops, writes), (roll, choice, ns), (p_roll, p_choice, p_ns))| {
             let steps = if st { sc } else { steps };
             let steps =
                 if id_roll < super::idmap::SCENARIO { super::idmap::scenario(prefix, ops, writes) } else { steps };
             let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
+            // The propagation scenario last of all: it also turns on the witness's shared tmpfs.
+            let steps = weights::propagation::from_roll(p_roll, p_choice, p_ns, &mut setup).unwrap_or(steps);
             super::neutralize(Case { setup, steps })
         },
     )
@@ -343,6 +357,17 @@ mod tests {
         let (s, all, n) = (case(), weights::caps::tests::all(), 4000);
         let got = (0..n).filter(|_| all.contains(&s.new_tree(&mut runner).unwrap().current().steps)).count();
         weights::caps::tests::assert_share(got, n);
+    }
+
+    #[test]
+    fn shared_tmpfs_cases_come_with_the_scenario_and_the_witness_weights() {
+        let mut runner =
+            TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[5; 32]));
+        let (s, n) = (case(), 4000);
+        let got = (0..n).filter(|_| s.new_tree(&mut runner).unwrap().current().setup.shared_mount).count();
+        // The scenario, plus half of the ordinary inside witness setups of the other cases.
+        let want = n * (weights::propagation::SCENARIO + weights::setup::INSIDE_WITNESS / 2) as usize / 100;
+        assert!(got > want * 7 / 10 && got < want * 13 / 10, "{got} of {n} with a shared tmpfs, wanted about {want}");
     }
 
     #[test]

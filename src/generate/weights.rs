@@ -256,6 +256,9 @@ pub mod setup {
     /// An inside witness (`case::inside`: hostnames, a tmpfs, time offsets, setgroups seen
     /// from outside the new namespaces).
     pub const INSIDE_WITNESS: u32 = 4;
+    /// Of the inside witness setups, those with a shared tmpfs (`shared_mount`: mount
+    /// propagation between the caller's copy and the witness's).
+    pub const SHARED_MOUNT: u32 = 50;
 }
 
 /// Step weights (out of 100).
@@ -456,3 +459,4 @@ pub mod set_tid {
 }
 
 pub mod caps;
+pub mod propagation;

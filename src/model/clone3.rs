@@ -264,8 +264,10 @@ pub(super) fn decide_with(
     let ctx = Ctx { f: flags.0, valid_mask: crate::abi::flags::CLONE3_VALID_MASK, state, env, profile };
     let mut failing = super::checks::all_failing(CLONE3_CHECKS, &ctx);
     let mut reached = failing.first().map_or(CLONE3_CHECKS.len(), |r| position(r.id));
-    let set_tid_unknown = set_tid
-        .and_then(|st| super::set_tid::splice(ctx.state, st, &mut failing, &mut reached, position(ALLOC_PID_ROW)));
+    let exact = env.headroom.pid_exact();
+    let set_tid_unknown = set_tid.and_then(|st| {
+        super::set_tid::splice(ctx.state, exact, st, &mut failing, &mut reached, position(ALLOC_PID_ROW))
+    });
     if let Some(reason) = super::limits::unknowable(CLONE3_CHECKS, &ctx, reached).or(set_tid_unknown) {
         state.unknowable.get_or_insert(reason);
     }

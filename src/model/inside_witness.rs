@@ -13,6 +13,14 @@
 //!   every mount private, and a copy keeps that propagation, so nothing propagates either way:
 //!   the witness sees the mount exactly while the caller kept its mount namespace. Mounting
 //!   needs CAP_SYS_ADMIN over the owner of the caller's mount namespace (`may_mount`).
+//! * **Propagation** (`shared_mount`). The setup's tmpfs is shared, in a mount namespace owned
+//!   by the executor's user namespace. A NEWNS copy made by a caller whose user namespace owns
+//!   the namespace it copies (and without NEWUSER in the same call) puts its copy of the tmpfs
+//!   in the same peer group: mounts propagate both ways. A copy owned by another user namespace
+//!   turns shared mounts into slaves (`copy_mnt_ns`: CL_SHARED_TO_SLAVE), and a slave's copy is
+//!   a slave of the same master: the witness's mounts reach the caller, the caller's never
+//!   reach the witness. Each side's mount needs CAP_SYS_ADMIN over the owner of its own mount
+//!   namespace, as above.
 //! * **Time.** Offsets written to `/proc/self/timens_offsets` go to `time_for_children`
 //!   (`proc_timens_set_offset`): EPERM without CAP_SYS_TIME over its owner, then EACCES when a
 //!   process has already entered it (the initial time namespace always counts as entered),
@@ -45,6 +53,8 @@ pub struct WitnessExpect {
     pub witness_sets_hostname: bool,
     /// The tmpfs, where the directory is reachable (no chroot, `/` in place).
     pub mount: Option<MountExpect>,
+    /// The shared tmpfs (`shared_mount` setups), where its directories are reachable.
+    pub shared: Option<SharedExpect>,
     /// The caller's setgroups state, unless a failed `write_maps` step left it unknown.
     pub setgroups: Option<SetgroupsExpect>,
     /// The time namespace offsets, where the owner of `time_for_children` is known.
@@ -58,6 +68,41 @@ pub struct MountExpect {
     pub allowed: bool,
     /// The caller kept the witness's mount namespace (the witness then sees the mount).
     pub kept: bool,
+}
+
+/// How the caller's view of the shared tmpfs relates to the witness's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedRelation {
+    /// The caller kept the witness's mount namespace: one and the same mount.
+    Same,
+    /// A copy in the witness's peer group: mounts propagate both ways.
+    Peer,
+    /// A slave of the witness's peer group: mounts propagate from the witness only.
+    Slave,
+}
+
+impl SharedRelation {
+    /// A mount by the caller reaches the witness.
+    pub fn caller_to_witness(self) -> bool {
+        self != SharedRelation::Slave
+    }
+
+    /// A mount by the witness reaches the caller (a slave receives, too).
+    pub fn witness_to_caller(self) -> bool {
+        true
+    }
+}
+
+/// The shared tmpfs's exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SharedExpect {
+    /// The caller's mount on its directory succeeds (else EPERM).
+    pub caller_allowed: bool,
+    /// The witness's mount on its directory succeeds (else EPERM).
+    pub witness_allowed: bool,
+    /// The caller's copy of the tmpfs, seen from the witness's.
+    pub relation: SharedRelation,
 }
 
 /// The caller's user namespace's setgroups state.
@@ -102,6 +147,10 @@ struct Owners {
     /// A step made the time readings unpredictable (clone3 with NEWTIME).
     time_unknown: bool,
     setgroups: Option<SetgroupsExpect>,
+    /// The caller's mount namespace is owned by its current user namespace.
+    mnt_owned: bool,
+    /// A NEWNS step made the caller's copy of the shared tmpfs a slave.
+    slave: bool,
 }
 
 impl Owners {
@@ -110,6 +159,14 @@ impl Owners {
         match step {
             s if s.is_unshare() && ok => {
                 let f = e.effective_flags;
+                if f.intersects(bits::NEWNS) {
+                    // copy_mnt_ns: CL_SHARED_TO_SLAVE when the copy's owner (the new user
+                    // namespace, else the caller's) is not the copied namespace's.
+                    self.slave |= f.intersects(bits::NEWUSER) || !self.mnt_owned;
+                }
+                if f.intersects(bits::NEWUSER | bits::NEWNS) {
+                    self.mnt_owned = f.intersects(bits::NEWNS);
+                }
                 if f.intersects(bits::NEWUSER) {
                     // The user namespace is made first: namespaces made by the same call are
                     // its own, those kept are owned by an ancestor.
@@ -186,15 +243,30 @@ pub(super) fn expect(env: &Environment, state: &CallerState, case: &Case, steps:
         time_fresh: false,
         time_unknown: false,
         setgroups: Some(SetgroupsExpect::AsWitness),
+        mnt_owned: start.mnt_owned_by_userns,
+        slave: false,
     };
     for (step, e) in case.steps.iter().zip(steps) {
         o.step(step, e);
     }
     let chroot = case.setup.chroot.is_some() || case.steps.iter().any(|s| matches!(s, Step::Chroot(_)));
     let root_moved = steps.iter().any(|e| e.root_detached);
-    let mount = (!chroot && !root_moved && state.proc_visible).then(|| MountExpect {
-        allowed: state.has_cap(CAP_SYS_ADMIN) && state.mnt_owned_by_userns,
-        kept: super::kept_namespace(case, steps, bits::NEWNS),
+    let mnt_kept = super::kept_namespace(case, steps, bits::NEWNS);
+    let caller_mounts = state.has_cap(CAP_SYS_ADMIN) && state.mnt_owned_by_userns;
+    // The witness stays where the setup left it: over the executor's user namespace, which owns
+    // the sandbox's UTS namespace and the setup's mount namespaces, exactly while the setup made
+    // no user namespace and kept CAP_SYS_ADMIN.
+    let witness_over_sandbox = start.has_cap(CAP_SYS_ADMIN) && start.mnt_owned_by_userns;
+    let reachable = !chroot && !root_moved && state.proc_visible;
+    let mount = reachable.then_some(MountExpect { allowed: caller_mounts, kept: mnt_kept });
+    let shared = (reachable && case.setup.shared_mount).then_some(SharedExpect {
+        caller_allowed: caller_mounts,
+        witness_allowed: witness_over_sandbox,
+        relation: match (mnt_kept, o.slave) {
+            (true, _) => SharedRelation::Same,
+            (false, false) => SharedRelation::Peer,
+            (false, true) => SharedRelation::Slave,
+        },
     });
     let time = match o.time {
         Some(owned) if !o.time_unknown => Some(TimeExpect {
@@ -212,8 +284,9 @@ pub(super) fn expect(env: &Environment, state: &CallerState, case: &Case, steps:
     Some(WitnessExpect {
         uts_kept: super::kept_namespace(case, steps, bits::NEWUTS),
         caller_sets_hostname: state.has_cap(CAP_SYS_ADMIN) && o.uts,
-        witness_sets_hostname: start.has_cap(CAP_SYS_ADMIN) && start.mnt_owned_by_userns,
+        witness_sets_hostname: witness_over_sandbox,
         mount,
+        shared,
         setgroups: o.setgroups,
         time,
     })
@@ -228,8 +301,12 @@ mod tests {
     use crate::model::{Prediction, predict};
 
     fn witness(privilege: Privilege, steps: Vec<Step>) -> WitnessExpect {
+        witness_with(Setup { privilege, inside_witness: true, shared_mount: true, ..Setup::default() }, steps)
+    }
+
+    fn witness_with(setup: Setup, steps: Vec<Step>) -> WitnessExpect {
         let env = Environment::reference();
-        let case = Case { setup: Setup { privilege, inside_witness: true, ..Setup::default() }, steps };
+        let case = Case { setup, steps };
         match predict(&crate::model::profile::LINUX_6_18, &env, &case) {
             Prediction::Steps { final_probe, .. } => final_probe.inside.witness.expect("a witness is predicted"),
             Prediction::Skip { reason } => panic!("skipped: {reason}"),
@@ -263,6 +340,27 @@ mod tests {
         let parent_owned = witness(Privilege::Root, vec![unshare(NEWNS), unshare(NEWUSER)]).mount.unwrap();
         assert!(!parent_owned.allowed);
         assert_eq!(witness(Privilege::Root, vec![Step::Chroot(crate::case::Chroot::Subdir)]).mount, None);
+    }
+
+    #[test]
+    fn a_copy_under_another_user_namespace_is_a_slave_of_the_shared_tmpfs() {
+        use SharedRelation::{Peer, Same, Slave};
+        let rel = |privilege, steps| {
+            witness(privilege, steps).shared.map(|m| (m.relation, m.caller_allowed, m.witness_allowed))
+        };
+        assert_eq!(rel(Privilege::Root, vec![unshare(0)]), Some((Same, true, true)));
+        assert_eq!(rel(Privilege::Root, vec![unshare(NEWNS)]), Some((Peer, true, true)));
+        assert_eq!(rel(Privilege::Root, vec![unshare(NEWNS), unshare(NEWNS)]), Some((Peer, true, true)));
+        assert_eq!(rel(Privilege::Root, vec![unshare(NEWUSER | NEWNS)]), Some((Slave, true, true)));
+        assert_eq!(rel(Privilege::Root, vec![unshare(NEWUSER), unshare(NEWNS)]), Some((Slave, true, true)));
+        // A slave's copy stays a slave, even under the user namespace that owns it.
+        assert_eq!(rel(Privilege::Root, vec![unshare(NEWUSER | NEWNS), unshare(NEWNS)]), Some((Slave, true, true)));
+        // A NEWUSER after the copy leaves the copy a peer, but takes the right to mount on it.
+        assert_eq!(rel(Privilege::Root, vec![unshare(NEWNS), unshare(NEWUSER)]), Some((Peer, false, true)));
+        // The setup's own user namespace: the witness cannot mount, and every copy is a slave.
+        assert_eq!(rel(Privilege::UserNs, vec![unshare(NEWNS)]), Some((Slave, true, false)));
+        let plain = Setup { inside_witness: true, ..Setup::default() };
+        assert_eq!(witness_with(plain, vec![unshare(NEWNS)]).shared, None);
     }
 
     #[test]

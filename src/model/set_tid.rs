@@ -150,15 +150,27 @@ pub fn copy_args_failure(st: &SetTidStep) -> Option<&'static Check> {
     }
 }
 
-/// The set_tid checks of `alloc_pid`, for a call that got that far.
-pub fn alloc_pid_failure(state: &CallerState, st: &SetTidStep) -> Outcome {
+/// The set_tid checks of `alloc_pid`, for a call that got that far. `level_exact`: the
+/// caller's pid-namespace level is the kernel's (the nesting probe ended in ENOSPC), not only
+/// an upper bound (a probe cut short by a pids limit, for one, shows less room than there is).
+pub fn alloc_pid_failure(state: &CallerState, st: &SetTidStep, level_exact: bool) -> Outcome {
     let size = st.size as usize;
     if size == 0 {
         return Ok(None);
     }
+    let active = state.pid_level.unwrap_or(0) as usize;
     let (child_level, chain) = levels(state, st.flags, size)?;
     if size > child_level as usize + 1 {
         return Ok(Some(rule("set-tid-size-above-levels")));
+    }
+    // With a bounded level the real one may be lower (down to 0 below the child's new levels):
+    // a size that reaches past those levels may be above the real level + 1.
+    let new_levels = child_level as usize - active;
+    if !level_exact && size > new_levels + 1 {
+        return Err(format!(
+            "clone3 set_tid_size {size}: whether it is above the child's pid-namespace level + 1 is not known here (the \
+             caller's pid-namespace level is only bounded by the nesting probe, at most {active})"
+        ));
     }
     for (i, level) in chain.iter().take(size).enumerate() {
         let tid = st.tid(i);
@@ -202,6 +214,7 @@ fn level_failure(level: Level, tid: i32) -> Outcome {
 /// row). When the outcome depends on what is not known, returns why.
 pub fn splice(
     state: &CallerState,
+    level_exact: bool,
     st: &SetTidStep,
     failing: &mut Vec<&'static Check>,
     reached: &mut usize,
@@ -215,7 +228,7 @@ pub fn splice(
     if *reached < alloc_pid_row {
         return None;
     }
-    match alloc_pid_failure(state, st) {
+    match alloc_pid_failure(state, st, level_exact) {
         Ok(Some(r)) => {
             failing.insert(0, r);
             *reached = alloc_pid_row;

@@ -20,6 +20,9 @@ impl CallerState {
         if base.euid != 0 {
             return Err(format!("the executor runs as uid {} in its sandbox, not root", base.euid));
         }
+        if setup.shared_mount {
+            s.shared_mount_rules(env)?;
+        }
         if setup.nsfs_bind {
             s.nsfs_bind_rules(env)?;
         }
@@ -87,6 +90,24 @@ impl CallerState {
         }
         if self.limit_zero(env, NsType::Mnt) {
             return Err("max_mnt_namespaces is 0 here, so the nsfs bind setup's mount namespaces cannot be made".into());
+        }
+        Ok(())
+    }
+
+    /// What the setup's shared tmpfs needs (`Setup::shared_mount`): like the nsfs bind mount it
+    /// runs first, in the executor's user namespace, and its mount namespace is owned by that
+    /// user namespace like the sandbox's, so nothing the model tracks changes.
+    fn shared_mount_rules(&self, env: &Environment) -> Result<(), String> {
+        if let Some(why) = &env.no_chroot_tree {
+            return Err(format!("the sandbox has no private /tmp ({why}), so the shared tmpfs setup cannot be built"));
+        }
+        if !self.has_cap(CAP_SYS_ADMIN) {
+            return Err("the shared tmpfs setup needs CAP_SYS_ADMIN (unshare(NEWNS), mount)".into());
+        }
+        if self.limit_zero(env, NsType::Mnt) {
+            return Err(
+                "max_mnt_namespaces is 0 here, so the shared tmpfs setup's mount namespace cannot be made".into()
+            );
         }
         Ok(())
     }

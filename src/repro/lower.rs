@@ -12,7 +12,7 @@ use crate::exec::child::record::{FDS, SIBS, SetupOp};
 use crate::model::Expected;
 
 /// The setup operations the C code names (`OP_*`, defined from [`SetupOp::describe`]).
-pub(super) const SETUP_OPS: [(&str, SetupOp); 27] = [
+pub(super) const SETUP_OPS: [(&str, SetupOp); 28] = [
     ("OP_SETPGID", SetupOp::Setpgid),
     ("OP_PDEATHSIG", SetupOp::Pdeathsig),
     ("OP_CAPSET_DROP_SYS_ADMIN", SetupOp::CapsetDropSysAdmin),
@@ -40,6 +40,7 @@ pub(super) const SETUP_OPS: [(&str, SetupOp); 27] = [
     ("OP_HIGH_FD", SetupOp::HighFd),
     ("OP_SHM", SetupOp::Shm),
     ("OP_NSFS_BIND", SetupOp::NsfsBind),
+    ("OP_SHARED_MOUNT", SetupOp::SharedMount),
 ];
 
 /// The C name of a setup operation.
@@ -77,6 +78,9 @@ pub(super) fn setup_c(s: &Setup) -> String {
     out.push_str("static void case_setup(struct ctx *x)\n{\n");
     op(&mut out, SetupOp::Setpgid, "setpgid(0, 0)");
     op(&mut out, SetupOp::Pdeathsig, "prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)");
+    if s.shared_mount {
+        out.push_str("\tshared_mount(x);\n");
+    }
     if s.nsfs_bind {
         out.push_str("\tnsfs_bind(x);\n");
     }

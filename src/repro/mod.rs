@@ -129,6 +129,8 @@ fn check_supported(setup: &Setup) -> Result<(), ReproError> {
         nr_open: setup.nr_open,
         // The witness is reproduced (`witness.c`): started before the steps, judged after them.
         inside_witness: setup.inside_witness,
+        // Its setup op (`shared_mount`) and readings are in `witness.c`.
+        shared_mount: setup.shared_mount,
         ..Setup::default()
     };
     if known == *setup { Ok(()) } else { Err(ReproError::Unsupported(format!("{setup:?}"))) }
@@ -336,6 +338,7 @@ mod tests {
                 nr_open: None,
                 fail_nth: None,
                 inside_witness: false,
+                shared_mount: false,
             },
             steps: vec![Step::Fork, Step::ForkExit, Step::WriteMaps, Step::SpawnThread],
         };

@@ -5,14 +5,17 @@
  * the last step the caller sets a hostname (read back), the witness reads it; the witness sets
  * another (read back), the caller reads it; the caller mounts a tmpfs on WIT_MNT_DIR and asks
  * whether the witness sees it; both read their setgroups; the caller writes timens offsets,
- * compares its clock with the witness's and forks a child that reads both clocks. The
+ * compares its clock with the witness's and forks a child that reads both clocks; with
+ * shared_mount the caller and the witness each mount on a directory of the setup's shared
+ * tmpfs and look for the other's (propagation). The
  * readings go to a shared page mapped at start (before any fork); wit_judge() compares them
  * with the model's predictions as check/inside_witness.rs does. The WIT_* constants are
  * generated from case::inside.
  */
 #define WIT_SEEN 9
 #define WIT_TIME 5
-struct wit_record { int seen[WIT_SEEN]; int time[WIT_TIME]; };
+#define WIT_SHARED 4
+struct wit_record { int seen[WIT_SEEN]; int time[WIT_TIME]; int shared[WIT_SHARED]; };
 static struct wit_record *wit_rec;
 static struct { int cmd, ans, forked; } wit = { -1, -1, NONE };
 
@@ -27,6 +30,8 @@ __attribute__((constructor)) static void wit_map(void)
 		wit_rec->seen[i] = NONE;
 	for (int i = 0; i < WIT_TIME; i++)
 		wit_rec->time[i] = NONE;
+	for (int i = 0; i < WIT_SHARED; i++)
+		wit_rec->shared[i] = NONE;
 }
 
 static long long wit_hostname_is(const char *name)
@@ -43,6 +48,22 @@ static long long wit_mounted(void)
 	if (stat(WIT_MNT_DIR, &a) != 0 || stat(WIT_MNT_PARENT, &b) != 0)
 		return -errno;
 	return a.st_dev != b.st_dev;
+}
+
+/* A mount on dir, a directory of the setup's shared tmpfs (setup field shared_mount). */
+static long long wit_shared_mounted(const char *dir)
+{
+	struct stat a, b;
+	if (stat(dir, &a) != 0 || stat(WIT_SHARED_DIR, &b) != 0)
+		return -errno;
+	return a.st_dev != b.st_dev;
+}
+
+static long long wit_mount_shared(const char *dir)
+{
+	if (mount("uf-shared-sub", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+		return -errno;
+	return wit_shared_mounted(dir);
 }
 
 static long long wit_setgroups_deny(void)
@@ -87,6 +108,10 @@ static void wit_serve(int cmd, int ans)
 			v = wit_setgroups_deny();
 		else if (c == 't')
 			v = wit_clock(CLOCK_MONOTONIC);
+		else if (c == 'a')
+			v = wit_shared_mounted(WIT_SHARED_CALLER);
+		else if (c == 'B')
+			v = wit_mount_shared(WIT_SHARED_WITNESS);
 		if (write(ans, &v, sizeof(v)) != sizeof(v))
 			break;
 	}
@@ -218,6 +243,44 @@ static void witness_time(void)
 	p[4] = wit_seconds(boot, v[1]);
 }
 
+/* First of all (setup field shared_mount): a private mount namespace with a shared tmpfs on
+ * WIT_SHARED_DIR holding the caller's and the witness's directories. */
+static void shared_mount(struct ctx *x)
+{
+	struct marks before, after;
+	if (mkdir(WIT_SHARED_DIR, 0755) != 0 && errno != EEXIST)
+		setup_fail(x, OP_SHARED_MOUNT);
+	root_mount_id(&before);
+	setup_op(x, OP_SHARED_MOUNT, raw_unshare(U_CLONE_NEWNS));
+	/* Never trust the kernel under test: a copy has a new root mount. Without one the mounts
+	 * below would land in the sandbox's namespace (EPROTO: success reported, nothing made). */
+	root_mount_id(&after);
+	if (before.mnt_err || after.mnt_err || before.mnt == after.mnt) {
+		errno = EPROTO;
+		setup_fail(x, OP_SHARED_MOUNT);
+	}
+	setup_op(x, OP_SHARED_MOUNT, mount("uf-shared", WIT_SHARED_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+	setup_op(x, OP_SHARED_MOUNT, mkdir(WIT_SHARED_CALLER, 0755));
+	setup_op(x, OP_SHARED_MOUNT, mkdir(WIT_SHARED_WITNESS, 0755));
+	setup_op(x, OP_SHARED_MOUNT, mount("none", WIT_SHARED_DIR, NULL, MS_SHARED, NULL));
+}
+
+/* After witness_time(): the caller mounts on its directory of the shared tmpfs and asks the
+ * witness whether it sees it; the witness mounts on its own; the caller looks for it (the
+ * OP_SHARED slots of the harness). */
+static void witness_shared(void)
+{
+	if (!wit_rec || wit.forked != 1)
+		return;
+	int *p = wit_rec->shared;
+	p[0] = wit_slot(wit_mount_shared(WIT_SHARED_CALLER));
+	if (p[0] == 1)
+		p[1] = wit_slot(wit_ask('a'));
+	p[2] = wit_slot(wit_ask('B'));
+	if (p[2] == 1)
+		p[3] = wit_slot(wit_shared_mounted(WIT_SHARED_WITNESS));
+}
+
 /* ---- judging (check/inside_witness.rs) ---- */
 
 /* A write predicted allowed, or refused with `refused`: got 1 (done and read back), 0 (reported
@@ -246,6 +309,17 @@ static void wit_seen_check(const char *what, int kept, int got)
 		differ(-1, "%s is not seen, though the model keeps the namespace both are in", what);
 	if (!kept && got)
 		differ(-1, "%s is seen across namespaces the model has apart", what);
+}
+
+/* A mount on the shared tmpfs, looked for from the other side: whether it reaches there. */
+static void wit_propagated(const char *what, int reaches, const char *relation, int got)
+{
+	if (got != 0 && got != 1)
+		return;
+	if (reaches && !got)
+		differ(-1, "%s is not seen, though the model has %s, where it propagates", what, relation);
+	if (!reaches && got)
+		differ(-1, "%s is seen, though the model has %s, where it does not propagate", what, relation);
 }
 
 static void wit_clock_check(const char *what, int want, int ahead)
@@ -298,4 +372,21 @@ static void wit_judge(int uts_kept, int caller_sets, int witness_sets, int mount
 		return;
 	wit_clock_check("CLOCK_MONOTONIC", t[1] == 1 ? WIT_MONO_S : 0, t[3]);
 	wit_clock_check("CLOCK_BOOTTIME", t[1] == 1 ? WIT_BOOT_S : 0, t[4]);
+}
+
+/* relation: 0 one mount namespace, 1 peer copies, 2 a slave copy (model::inside_witness::SharedRelation). */
+static void wit_judge_shared(int relation, int caller_allowed, int witness_allowed)
+{
+	static const char *names[] = { "one mount namespace", "peer copies of a shared mount",
+				       "a shared mount and its slave copy" };
+	if (!wit_rec || wit_rec->seen[8] != 1)
+		return;
+	const int *p = wit_rec->shared;
+	wit_write("the caller's mount on the shared tmpfs", caller_allowed, EPERM, p[0]);
+	wit_write("the witness's mount on the shared tmpfs", witness_allowed, EPERM, p[2]);
+	if (p[0] == 1)
+		wit_propagated("the caller's mount on the shared tmpfs, looked for by the witness,", relation != 2,
+			       names[relation], p[1]);
+	if (p[2] == 1)
+		wit_propagated("the witness's mount on the shared tmpfs, looked for by the caller,", 1, names[relation], p[3]);
 }

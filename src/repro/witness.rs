@@ -9,10 +9,11 @@ use super::c_str;
 use crate::case::Setup;
 use crate::case::inside::{
     INSIDE_BOOTTIME_OFFSET_S, INSIDE_CALLER_HOSTNAME, INSIDE_CLOCK_SLACK_S, INSIDE_MONOTONIC_OFFSET_S,
-    INSIDE_MOUNT_DIR, INSIDE_MOUNT_PARENT, INSIDE_TIMENS_OFFSETS, INSIDE_WITNESS_HOSTNAME,
+    INSIDE_MOUNT_DIR, INSIDE_MOUNT_PARENT, INSIDE_TIMENS_OFFSETS, INSIDE_WITNESS_HOSTNAME, SHARED_MOUNT_CALLER,
+    SHARED_MOUNT_DIR, SHARED_MOUNT_WITNESS,
 };
 use crate::model::FinalExpect;
-use crate::model::inside_witness::{SetgroupsExpect, TimeWrite};
+use crate::model::inside_witness::{SetgroupsExpect, SharedRelation, TimeWrite};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -28,6 +29,9 @@ pub(super) fn defines(out: &mut String) {
     let _ = writeln!(out, "#define WIT_MONO_S {INSIDE_MONOTONIC_OFFSET_S}");
     let _ = writeln!(out, "#define WIT_BOOT_S {INSIDE_BOOTTIME_OFFSET_S}");
     let _ = writeln!(out, "#define WIT_SLACK_S {INSIDE_CLOCK_SLACK_S}");
+    let _ = writeln!(out, "#define WIT_SHARED_DIR {}", c_str(&SHARED_MOUNT_DIR.to_string_lossy()));
+    let _ = writeln!(out, "#define WIT_SHARED_CALLER {}", c_str(&SHARED_MOUNT_CALLER.to_string_lossy()));
+    let _ = writeln!(out, "#define WIT_SHARED_WITNESS {}", c_str(&SHARED_MOUNT_WITNESS.to_string_lossy()));
 }
 
 /// Before the first step (after `setns_open_at_start`, as `exec::child::run_steps`).
@@ -37,7 +41,11 @@ pub(super) fn start(s: &Setup) -> &'static str {
 
 /// After the last step, before the probes (the UTS marker stays the last hostname written).
 pub(super) fn readings(s: &Setup) -> &'static str {
-    if s.inside_witness { "\twitness_seen();\n\twitness_time();\n" } else { "" }
+    match (s.inside_witness, s.shared_mount) {
+        (true, true) => "\twitness_seen();\n\twitness_time();\n\twitness_shared();\n",
+        (true, false) => "\twitness_seen();\n\twitness_time();\n",
+        _ => "",
+    }
 }
 
 /// `wit_judge(...)` with the model's predictions, when it predicts the exchange.
@@ -65,4 +73,17 @@ pub(super) fn judge(out: &mut String, fin: &FinalExpect) {
         b(w.caller_sets_hostname),
         b(w.witness_sets_hostname),
     );
+    if let Some(m) = w.shared {
+        let relation = match m.relation {
+            SharedRelation::Same => 0,
+            SharedRelation::Peer => 1,
+            SharedRelation::Slave => 2,
+        };
+        let _ = writeln!(
+            out,
+            "\twit_judge_shared({relation}, {}, {}); /* inside-changes-stay-inside: propagation */",
+            b(m.caller_allowed),
+            b(m.witness_allowed)
+        );
+    }
 }

@@ -153,6 +153,16 @@ fn honest_witness(w: &crate::model::inside_witness::WitnessExpect) -> crate::exe
         time_caller_same: time.and(v(1)),
         time_child_monotonic: ahead(INSIDE_MONOTONIC_OFFSET_S),
         time_child_boottime: ahead(INSIDE_BOOTTIME_OFFSET_S),
+        shared_caller: w.shared.and_then(|m| write(m.caller_allowed, Errno::EPERM)),
+        shared_witness_sees: w
+            .shared
+            .filter(|m| m.caller_allowed)
+            .and_then(|m| v(i32::from(m.relation.caller_to_witness()))),
+        shared_witness: w.shared.and_then(|m| write(m.witness_allowed, Errno::EPERM)),
+        shared_caller_sees: w
+            .shared
+            .filter(|m| m.witness_allowed)
+            .and_then(|m| v(i32::from(m.relation.witness_to_caller()))),
     }
 }
 

@@ -16,6 +16,11 @@
 //!   (after NEWTIME the offsets apply to the children, not to the caller; once a process has
 //!   entered the namespace, or without NEWTIME, the write fails).
 //!
+//! * with `shared_mount`, the caller mounts a tmpfs on its directory of the setup's shared
+//!   tmpfs and asks the witness whether it sees it, then the witness mounts one on its own
+//!   directory and the caller looks for it (a peer copy sees both, a slave copy only the
+//!   witness's).
+//!
 //! The executor's hostname is put back after the case by `markers::Held::read_uts`, which
 //! already restores any name it finds. Everything here runs in the case child (or the witness
 //! and the clock child it forks) and does not allocate (`tests/style.rs`).
@@ -34,6 +39,7 @@ use std::os::fd::RawFd;
 use crate::abi::errno::Errno;
 use crate::case::inside::{
     INSIDE_CALLER_HOSTNAME, INSIDE_MOUNT_DIR, INSIDE_MOUNT_PARENT, INSIDE_TIMENS_OFFSETS, INSIDE_WITNESS_HOSTNAME,
+    SHARED_MOUNT_CALLER, SHARED_MOUNT_DIR, SHARED_MOUNT_WITNESS,
 };
 use crate::sys;
 
@@ -69,6 +75,17 @@ pub mod slots {
     pub const SETGROUPS_CALLER: usize = 7;
     /// OP_SEEN: the witness was forked before the first step (1, or -errno).
     pub const FORKED: usize = 8;
+    /// The message with the shared tmpfs readings (`shared_mount` setups only).
+    pub const OP_SHARED: u32 = 3;
+    /// OP_SHARED: the caller's tmpfs on its directory of the shared tmpfs (1 mounted and seen
+    /// by the caller, 0 reported done but not there, -errno).
+    pub const SHARED_CALLER: usize = 0;
+    /// OP_SHARED: the witness then sees a mount on the caller's directory.
+    pub const SHARED_WITNESS_SEES: usize = 1;
+    /// OP_SHARED: the witness's tmpfs on its own directory (as [`SHARED_CALLER`]).
+    pub const SHARED_WITNESS: usize = 2;
+    /// OP_SHARED: the caller then sees a mount on the witness's directory.
+    pub const SHARED_CALLER_SEES: usize = 3;
     /// OP_TIME: opening `/proc/self/timens_offsets` for writing (1, or -errno).
     pub const TIME_OPEN: usize = 0;
     /// OP_TIME: writing the offsets (1, or -errno).
@@ -104,6 +121,8 @@ const SET_HOSTNAME: u8 = b'H';
 const ASK_MOUNTED: u8 = b'm';
 const ASK_SETGROUPS: u8 = b'g';
 const ASK_MONOTONIC: u8 = b't';
+const ASK_SHARED_CALLER: u8 = b'a';
+const MOUNT_SHARED_WITNESS: u8 = b'B';
 
 fn neg(e: Errno) -> i64 {
     -i64::from(e.0)
@@ -119,6 +138,23 @@ fn hostname_is(name: &[u8]) -> i64 {
 
 fn mounted() -> i64 {
     sys::inside::mounted_on(INSIDE_MOUNT_DIR, INSIDE_MOUNT_PARENT).map_or_else(neg, i64::from)
+}
+
+/// A mount on `dir` of the shared tmpfs (`shared_mount`).
+fn shared_mounted(dir: &std::ffi::CStr) -> i64 {
+    sys::inside::mounted_on(dir, SHARED_MOUNT_DIR).map_or_else(neg, i64::from)
+}
+
+/// Mounts a tmpfs on `dir` of the shared tmpfs and looks for it: 1 there, 0 reported done but
+/// not there, or -errno.
+fn mount_shared(dir: &std::ffi::CStr) -> i64 {
+    let flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong;
+    // SAFETY: a directory of the setup's shared tmpfs, which lives in the case's own mount
+    // namespace (made by the setup, checked new) or a copy of it; both go with the case.
+    match unsafe { sys::mount(c"uf-shared-sub", dir, Some(c"tmpfs"), flags) } {
+        Ok(()) => shared_mounted(dir),
+        Err(e) => neg(e),
+    }
 }
 
 /// `/proc/self/setgroups` reads "deny" (1) or "allow" (0).
@@ -146,6 +182,8 @@ fn serve(cmd: RawFd, answer: RawFd) -> ! {
             ASK_MOUNTED => mounted(),
             ASK_SETGROUPS => setgroups_deny(),
             ASK_MONOTONIC => sys::inside::clock_ns(libc::CLOCK_MONOTONIC).unwrap_or_else(neg),
+            ASK_SHARED_CALLER => shared_mounted(SHARED_MOUNT_CALLER),
+            MOUNT_SHARED_WITNESS => mount_shared(SHARED_MOUNT_WITNESS),
             _ => neg(Errno(libc::EINVAL)),
         };
         if sys::write(answer, &v.to_ne_bytes()).is_err() {
@@ -260,6 +298,27 @@ pub fn seen(w: &Witness) -> Msg {
     msg
 }
 
+/// The shared tmpfs readings ([`at::OP_SHARED`], `shared_mount` setups), after [`seen`]: the
+/// caller mounts on its directory and asks the witness whether it sees that mount; the witness
+/// mounts on its own, and the caller looks for it.
+pub fn shared(w: &Witness) -> Msg {
+    let mut msg = Msg::new(MsgKind::Inside);
+    msg.op = at::OP_SHARED;
+    if w.forked != 1 {
+        return msg;
+    }
+    let p = &mut msg.probe;
+    p[at::SHARED_CALLER] = slot(mount_shared(SHARED_MOUNT_CALLER));
+    if p[at::SHARED_CALLER] == 1 {
+        p[at::SHARED_WITNESS_SEES] = slot(ask(w, ASK_SHARED_CALLER));
+    }
+    p[at::SHARED_WITNESS] = slot(ask(w, MOUNT_SHARED_WITNESS));
+    if p[at::SHARED_WITNESS] == 1 {
+        p[at::SHARED_CALLER_SEES] = slot(shared_mounted(SHARED_MOUNT_WITNESS));
+    }
+    msg
+}
+
 /// Whole seconds from `from` to `to` (nanoseconds), or the errno of either reading.
 fn seconds(from: Result<i64, Errno>, to: Result<i64, Errno>) -> i32 {
     match (from, to) {
@@ -357,6 +416,7 @@ mod tests {
         assert_eq!(m.probe[at::FORKED], NONE);
         assert_eq!(m.probe[at::UTS_CALLER_SET], NONE);
         assert_eq!(time(&w).probe[at::TIME_WRITE], NONE);
+        assert_eq!(shared(&w).probe[at::SHARED_CALLER], NONE);
     }
 
     #[test]

@@ -197,6 +197,8 @@ pub enum SetupOp {
     NrOpen = 30,
     /// opening or writing /proc/thread-self/fail-nth (guest-only cases)
     FailNth = 31,
+    /// the private mount namespace with a shared tmpfs (`shared_mount`)
+    SharedMount = 32,
 }
 
 impl SetupOp {
@@ -234,6 +236,7 @@ impl SetupOp {
             29 => "move an fd to the setup's fd_at",
             30 => "write /proc/sys/fs/nr_open",
             31 => "open or write /proc/thread-self/fail-nth",
+            32 => "private mount namespace with a shared tmpfs (unshare(NEWNS), mount tmpfs, mkdir, MS_SHARED)",
             _ => "unknown setup operation",
         }
     }

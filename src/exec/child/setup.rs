@@ -165,6 +165,34 @@ fn nsfs_bind(ctx: &Ctx) {
     let _ = sys::close_raw(newer);
 }
 
+/// A private mount namespace (a copy of the sandbox's, made first of all, in the executor's
+/// user namespace) with a shared tmpfs on [`SHARED_MOUNT_DIR`] holding the caller's and the
+/// witness's directories (`Setup::shared_mount`). The case's processes keep it alive; it
+/// goes with them.
+fn shared_mount(ctx: &Ctx) {
+    use crate::case::inside::{SHARED_MOUNT_CALLER, SHARED_MOUNT_DIR, SHARED_MOUNT_WITNESS};
+    let op = SetupOp::SharedMount;
+    // In the sandbox's private /tmp: a directory, not a mount, so nothing leaves the sandbox.
+    match sys::mkdir(SHARED_MOUNT_DIR, 0o755) {
+        Ok(()) | Err(crate::abi::errno::Errno(libc::EEXIST)) => {}
+        Err(e) => fail(ctx.out, op, e),
+    }
+    let before = sys::marker::root_mount_id();
+    check(ctx, op, unshare(bits::NEWNS));
+    // Never trust the kernel under test: a copy has a new root mount. Without one the mounts
+    // below would land in the sandbox's namespace (EPROTO: success reported, nothing made).
+    if before.is_err() || sys::marker::root_mount_id() == before {
+        fail(ctx.out, op, crate::abi::errno::Errno(libc::EPROTO));
+    }
+    let flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong;
+    // SAFETY: the case's own private mount namespace, a copy of the verified (private) sandbox's.
+    check(ctx, op, unsafe { sys::mount(c"uf-shared", SHARED_MOUNT_DIR, Some(c"tmpfs"), flags) });
+    check(ctx, op, sys::mkdir(SHARED_MOUNT_CALLER, 0o755));
+    check(ctx, op, sys::mkdir(SHARED_MOUNT_WITNESS, 0o755));
+    // SAFETY: as above; the tmpfs just mounted becomes shared (its own peer group).
+    check(ctx, op, unsafe { sys::mount(c"none", SHARED_MOUNT_DIR, None, libc::MS_SHARED) });
+}
+
 /// The setup's semaphore with a pending SEM_UNDO +1 (and, with `sem_clamp`, a -1 without).
 fn semaphore(ctx: &mut Ctx) {
     match sys::sem_create() {
@@ -231,6 +259,9 @@ pub fn build(ctx: &mut Ctx) {
     check(ctx, SetupOp::Setpgid, sys::setpgid(0, 0));
     // SAFETY: the case child, right after fork: a death signal for itself, integer arguments.
     check(ctx, SetupOp::Pdeathsig, unsafe { sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) });
+    if setup.shared_mount {
+        shared_mount(ctx);
+    }
     if setup.nsfs_bind {
         nsfs_bind(ctx);
     }

@@ -1,5 +1,5 @@
 //! A small classic-BPF assembler for seccomp filters over unshare's 64-bit flag
-//! word, and an interpreter for the same instruction subset, so that a compiled
+//! word (or another call's 64-bit argument, [`Entry::arg_index`]), and an interpreter for the same instruction subset, so that a compiled
 //! mutant can be checked against its reference semantics
 //! ([`super::mutants::Mutant::decide`]) without installing it (`sandbox::install_mutant` does
 //! that). Pure code.
@@ -47,11 +47,14 @@ enum Op {
     Ret(u32),
 }
 
-fn halves(mask: u64) -> [(u32, u32); 2] {
-    [(OFF_ARG0_LO, mask as u32), (OFF_ARG0_HI, (mask >> 32) as u32)]
+/// The offsets of the low and high halves of argument `arg` in `struct seccomp_data`.
+fn arg_offsets(arg: u32) -> (u32, u32) {
+    (OFF_ARG0_LO + 8 * arg, OFF_ARG0_HI + 8 * arg)
 }
 
-fn rule_ops(rule: &Rule) -> Vec<Op> {
+fn rule_ops(rule: &Rule, arg: u32) -> Vec<Op> {
+    let (lo, hi) = arg_offsets(arg);
+    let halves = |mask: u64| [(lo, mask as u32), (hi, (mask >> 32) as u32)];
     let mut ops = Vec::new();
     for (off, part) in halves(rule.all) {
         if part != 0 {
@@ -120,7 +123,8 @@ fn lower(ops: &[Op]) -> Option<Vec<sock_filter>> {
 pub fn body(mutant: &Mutant) -> Result<Vec<sock_filter>, CompileError> {
     let mut prog = Vec::new();
     for (index, rule) in mutant.rules.iter().enumerate() {
-        let block = lower(&rule_ops(rule)).ok_or(CompileError::TooLong { mutant: mutant.name, rule: index })?;
+        let block = lower(&rule_ops(rule, mutant.entry.arg_index()))
+            .ok_or(CompileError::TooLong { mutant: mutant.name, rule: index })?;
         prog.extend(block);
     }
     prog.push(insn(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW));
@@ -145,7 +149,9 @@ pub fn target(mutant: &Mutant) -> Result<(u32, u32), CompileError> {
         Entry::Native => AUDIT_ARCH.map(|a| (a, NR_UNSHARE)).ok_or(CompileError::UnsupportedArch),
         Entry::I386 => I386_ENTRY.ok_or(CompileError::UnsupportedArch),
         Entry::Setns => AUDIT_ARCH.map(|a| (a, libc::SYS_setns as u32)).ok_or(CompileError::UnsupportedArch),
-        Entry::InsideMount => AUDIT_ARCH.map(|a| (a, libc::SYS_mount as u32)).ok_or(CompileError::UnsupportedArch),
+        Entry::InsideMount | Entry::InsidePropagation => {
+            AUDIT_ARCH.map(|a| (a, libc::SYS_mount as u32)).ok_or(CompileError::UnsupportedArch)
+        }
         Entry::InsideSethostname => {
             AUDIT_ARCH.map(|a| (a, libc::SYS_sethostname as u32)).ok_or(CompileError::UnsupportedArch)
         }
@@ -159,22 +165,26 @@ pub struct Call {
     pub nr: u32,
     /// `AUDIT_ARCH_*`.
     pub arch: u32,
-    /// The first argument.
+    /// The argument the filter reads (unshare's flag word, the first; or the one its entry
+    /// names, [`Entry::arg_index`]).
     pub arg0: u64,
+    /// Which argument `arg0` is (0 for unshare).
+    pub arg_index: u32,
 }
 
 impl Call {
     /// `unshare(flags)` on this architecture (arch 0 if unknown).
     pub fn unshare(flags: u64) -> Call {
-        Call { nr: NR_UNSHARE, arch: AUDIT_ARCH.unwrap_or(0), arg0: flags }
+        Call { nr: NR_UNSHARE, arch: AUDIT_ARCH.unwrap_or(0), arg0: flags, arg_index: 0 }
     }
 
     fn word(&self, off: u32) -> Option<u32> {
+        let (lo, hi) = arg_offsets(self.arg_index);
         match off {
             o if o == OFF_NR => Some(self.nr),
             o if o == OFF_ARCH => Some(self.arch),
-            o if o == OFF_ARG0_LO => Some(self.arg0 as u32),
-            o if o == OFF_ARG0_HI => Some((self.arg0 >> 32) as u32),
+            o if o == lo => Some(self.arg0 as u32),
+            o if o == hi => Some((self.arg0 >> 32) as u32),
             _ => None,
         }
     }
@@ -251,13 +261,17 @@ mod tests {
             let prog = program(m).unwrap();
             let (arch, unshare) = target(m).unwrap();
             for nr in [0, unshare + 1, libc::SYS_clone as u32, libc::SYS_munmap as u32] {
-                let call = Call { nr, arch, arg0: u64::MAX };
+                let call = Call { nr, arch, arg0: u64::MAX, arg_index: m.entry.arg_index() };
                 assert_eq!(interpret(&prog, &call), Ok(libc::SECCOMP_RET_ALLOW), "{} nr {nr}", m.name);
             }
             // The other entry runs honestly.
             let other = match m.entry {
-                Entry::Native => Call { nr: 310, arch: 0x4000_0003, arg0: u64::MAX },
-                Entry::I386 | Entry::Setns | Entry::InsideMount | Entry::InsideSethostname => Call::unshare(u64::MAX),
+                Entry::Native => Call { nr: 310, arch: 0x4000_0003, arg0: u64::MAX, arg_index: 0 },
+                Entry::I386
+                | Entry::Setns
+                | Entry::InsideMount
+                | Entry::InsideSethostname
+                | Entry::InsidePropagation => Call::unshare(u64::MAX),
             };
             assert_eq!(interpret(&prog, &other), Ok(libc::SECCOMP_RET_ALLOW), "{}", m.name);
         }
@@ -268,7 +282,7 @@ mod tests {
     fn call_for(m: &Mutant, w: u64) -> Call {
         let (arch, nr) = target(m).unwrap();
         let arg0 = if m.entry == Entry::I386 { w & u64::from(u32::MAX) } else { w };
-        Call { nr, arch, arg0 }
+        Call { nr, arch, arg0, arg_index: m.entry.arg_index() }
     }
 
     #[test]

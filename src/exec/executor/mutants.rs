@@ -70,6 +70,20 @@ pub enum Entry {
     /// Not unshare but `sethostname(2)` (issue 16 class 3, the inside witness): its rules match
     /// every call (no argument read), unshare runs honestly.
     InsideSethostname,
+    /// Not unshare but `mount(2)`, its rules over the `mountflags` argument (the fourth; issue
+    /// 16 class 3, propagation): unshare runs honestly.
+    InsidePropagation,
+}
+
+impl Entry {
+    /// The argument (0-based) the rules' words are read from: unshare's flag word is the first,
+    /// mount's flags the fourth. Entries whose rules match every call read none; 0 for them.
+    pub fn arg_index(self) -> u32 {
+        match self {
+            Entry::InsidePropagation => 3,
+            _ => 0,
+        }
+    }
 }
 
 /// A lying kernel.
@@ -138,6 +152,9 @@ macro_rules! mutant {
     };
     (inside_sethostname $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
         Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::InsideSethostname }
+    };
+    (inside_propagation $name:literal, $lie:literal, $origin:literal, [$($rule:expr),+ $(,)?]) => {
+        Mutant { name: $name, lie: $lie, origin: $origin, rules: &[$($rule),+], entry: Entry::InsidePropagation }
     };
 }
 
@@ -256,6 +273,10 @@ pub const MUTANTS: &[Mutant] = &[
         "every sethostname(2) returns 0 and changes nothing (unshare is honest)",
         "issue 16 class 3: a sethostname that reports success and changes nothing (the inside witness's hostnames; installed after the sandbox set its own)",
         [Rule { all: 0, any: 0, none: 0, action: OK }]),
+    mutant!(inside_propagation "inside-propagation-noop",
+        "mount(2) with MS_SHARED returns 0 and changes no propagation (every other mount, and unshare, is honest)",
+        "issue 16 class 3: propagation flags that report success and do nothing (the setup's shared tmpfs stays private, so no mount propagates; installed after the sandbox's own mounts)",
+        [all(libc::MS_SHARED, OK)]),
 ];
 
 /// The namespaces whose inside `inside-changes-stay-inside` reads from outside (hostname,

@@ -7,7 +7,7 @@
 //! foreign_pidns, chroot, fds, sem_undo, cwd_umask, vfork, high_fd, shm, sem_clamp, nsfs_bind (one byte each,
 //! [`ABSENT`] for `None`), the sibling count and one byte per sibling, the step
 //! count and per step a tag byte and its argument (`u64` flags, or a chroot
-//! byte), then the guest-only fields fd_at, nr_open, fail_nth (`u32` each), then inside_witness (one byte). Limits are checked by [`Case::validate`], not here.
+//! byte), then the guest-only fields fd_at, nr_open, fail_nth (`u32` each), then inside_witness and shared_mount (one byte each). Limits are checked by [`Case::validate`], not here.
 
 use crate::abi::flags::RawFlags;
 use crate::case::idmap::IdmapOp;
@@ -115,8 +115,9 @@ pub fn encode(case: &Case, out: &mut Vec<u8>) {
     for v in [s.fd_at, s.nr_open, s.fail_nth] {
         out.extend_from_slice(&v.unwrap_or(u32::MAX).to_le_bytes());
     }
-    // inside_witness (case::inside), last.
+    // inside_witness and shared_mount (case::inside), last.
     out.push(u8::from(s.inside_witness));
+    out.push(u8::from(s.shared_mount));
 }
 
 fn encode_set_tid(out: &mut Vec<u8>, st: &crate::case::SetTidStep) {
@@ -336,6 +337,7 @@ pub fn decode_into(bytes: &[u8], case: &mut Case) -> Result<(), DecodeError> {
         *field = Some(u32::from_le_bytes(w)).filter(|v| *v != u32::MAX);
     }
     case.setup.inside_witness = c.bool()?;
+    case.setup.shared_mount = c.bool()?;
     if c.at != bytes.len() {
         return c.fail("trailing bytes after the last step");
     }
@@ -376,7 +378,7 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&Case::unshare(&[1 << 63]), &mut bytes);
         let mut case = empty();
-        assert_eq!(decode_into(&bytes[..bytes.len() - 14], &mut case).unwrap_err().what, "truncated flags");
+        assert_eq!(decode_into(&bytes[..bytes.len() - 15], &mut case).unwrap_err().what, "truncated flags");
         assert_eq!(decode_into(&bytes[..bytes.len() - 1], &mut case).unwrap_err().what, "truncated");
         let mut longer = bytes.clone();
         longer.push(0);

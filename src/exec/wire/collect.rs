@@ -35,7 +35,7 @@ fn inside_observation(msg: &Msg) -> crate::exec::observe::InsideObservation {
     }
 }
 
-/// The inside witness's [`MsgKind::Inside`] message `msg` (op 1 or 2) added to `w`.
+/// The inside witness's [`MsgKind::Inside`] message `msg` (op 1, 2 or 3) added to `w`.
 fn inside_witness_observation(w: &mut crate::exec::observe::WitnessObservation, msg: &Msg) {
     use crate::exec::child::inside_witness::slots as at;
     let p = &msg.probe;
@@ -49,6 +49,11 @@ fn inside_witness_observation(w: &mut crate::exec::observe::WitnessObservation, 
         w.mnt_witness_sees = slot(p[at::MNT_WITNESS_SEES]);
         w.setgroups_witness = slot(p[at::SETGROUPS_WITNESS]);
         w.setgroups_caller = slot(p[at::SETGROUPS_CALLER]);
+    } else if msg.op == at::OP_SHARED {
+        w.shared_caller = slot(p[at::SHARED_CALLER]);
+        w.shared_witness_sees = slot(p[at::SHARED_WITNESS_SEES]);
+        w.shared_witness = slot(p[at::SHARED_WITNESS]);
+        w.shared_caller_sees = slot(p[at::SHARED_CALLER_SEES]);
     } else {
         w.time_open = slot(p[at::TIME_OPEN]);
         w.time_write = slot(p[at::TIME_WRITE]);

@@ -69,3 +69,25 @@ fn new_and_pending_namespaces_take_pid_1_and_a_forked_one_a_free_pid() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Under a pids limit the nesting probe stops early (EAGAIN after 4 rounds, measured in a pids
+/// cgroup with pids.max 8): the level 28 it gives is only a bound. A size that could be above
+/// the real level + 1 is then not predicted (it was once predicted as EPERM, where the kernel
+/// at level 1 gave EINVAL); a size above the bound + 1 is EINVAL at any real level.
+#[test]
+fn a_bounded_pid_level_decides_the_size_only_where_every_level_agrees() {
+    let mut env = crate::env::Environment::reference();
+    env.headroom.pid_nested = Some(crate::env::Room { made: 4, stopped_by: Some(libc::EAGAIN) });
+    env.pidns_level = Some(28);
+    let run = |size: u32| {
+        let case = Case { setup: Setup::default(), steps: vec![sized(NEWUSER, &[300, 1], size, false)] };
+        match predict(&LINUX_6_18, &env, &case) {
+            Prediction::Steps { steps, .. } => Ok(steps[0].rule),
+            Prediction::Skip { reason } => Err(reason),
+        }
+    };
+    assert!(run(8).unwrap_err().contains("only bounded"), "{:?}", run(8));
+    assert_eq!(run(30), Ok("set-tid-size-above-levels"));
+    // One level (the caller's own) is there at any real level.
+    assert_ne!(run(1), Ok("set-tid-size-above-levels"));
+}
