@@ -46,12 +46,33 @@ fn executor_of(pid: u32) -> Option<(u32, u32)> {
     children(pid).into_iter().find_map(|relay| children(relay).first().map(|&pid1| (relay, pid1)))
 }
 
-/// Waits until the harness `pid` has an executor that serves cases (its pid 1 has a case
-/// child, then half a second more: the first case is the start's timeout probe), so that a
-/// signal sent next lands mid-run, not in the executor's start.
+/// Whether process `pid` leads a process group of its own: the executor makes every case child
+/// do so (`setpgid(pid, pid)`), while the children of its start (the environment probe) stay
+/// in its group.
+fn leads_own_group(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // Fields after the command's closing parenthesis: state, ppid, pgrp.
+    let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok());
+    pgrp == Some(pid)
+}
+
+/// Waits until the harness `pid` has an executor that serves the run's cases (its pid 1 has
+/// had two case children, ones that lead their own process group: the first is the start's
+/// timeout probe), then half a second more, so that a signal sent next lands mid-run with a
+/// case of the run submitted, not in the executor's start: the start's probe children do not
+/// count (under load the start takes seconds, and a SIGSTOP there is a stop before the hello,
+/// which the harness waits 60 s for), nor the timeout probe alone (a SIGTERM right after it
+/// could come before the run's first case).
 fn serving_executor(pid: u32) -> (u32, u32) {
+    let mut seen: Vec<(u32, u32)> = Vec::new();
     let found = wait_for("an executor serving cases", Duration::from_secs(180), || {
-        executor_of(pid).filter(|&(_, pid1)| !children(pid1).is_empty())
+        let (relay, pid1) = executor_of(pid)?;
+        for case_child in children(pid1).into_iter().filter(|&c| leads_own_group(c)) {
+            if !seen.contains(&(pid1, case_child)) {
+                seen.push((pid1, case_child));
+            }
+        }
+        (seen.iter().filter(|(p, _)| *p == pid1).count() >= 2).then_some((relay, pid1))
     });
     std::thread::sleep(Duration::from_millis(500));
     found

@@ -5,7 +5,8 @@
 //!   waits for reports by napping ([`crate::exec::Executor::set_patient`]), so that predicting
 //!   and judging overlap the executor's cases and no report wakes a halted CPU. Experimental:
 //!   under the full test suite's load it left some cases without a report for 10 s, which is
-//!   not explained yet (docs/throughput.md, "The harness apart").
+//!   not explained yet and did not come back under artificial load (docs/throughput.md, "The
+//!   harness apart" and "The apart mode's waits looked for").
 //! * **Beside** otherwise (the default): on the executor's own CPU, two cases in flight. On a virtual machine
 //!   a CPU with nothing to run halts, and waking it for every report costs more than the
 //!   judging it would overlap: with the harness woken on the other CPU, `bench` measured 500 to

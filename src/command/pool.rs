@@ -235,12 +235,12 @@ fn run_share<T: Item>(
     ShareEnd { stats, phases: job.phases, error }
 }
 
-/// Results that come in any order, handed on in item order: each as soon as every item before
-/// it has been handed on.
+/// Results in any order, handed on in item order (each once all before it are), and when the last was.
 struct InOrder<F: FnMut(usize, ItemResult)> {
     waiting: BTreeMap<usize, ItemResult>,
     next: usize,
     delivered: u64,
+    last_at: Option<Instant>,
     deliver: F,
 }
 
@@ -261,7 +261,7 @@ impl<F: FnMut(usize, ItemResult)> InOrder<F> {
     }
 
     fn hand_on(&mut self, i: usize, r: ItemResult) {
-        self.delivered += 1;
+        (self.delivered, self.last_at) = (self.delivered + 1, Some(Instant::now()));
         (self.deliver)(i, r);
     }
 }
@@ -319,11 +319,11 @@ pub fn run_pool<T: Item>(
     let environment = executors[0].environment().clone();
     let pinned_cpus = executors.iter().map(|e| e.environment().pinned_cpu).collect();
     let start = Instant::now();
-    let order = Mutex::new(InOrder { waiting: BTreeMap::new(), next: 0, delivered: 0, deliver });
+    let order = Mutex::new(InOrder { waiting: BTreeMap::new(), next: 0, delivered: 0, last_at: None, deliver });
     let (ends, notes) = run_shares(config, items, executors, &order);
     let mut order = order.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     order.flush();
-    let elapsed_seconds = start.elapsed().as_secs_f64();
+    let elapsed_seconds = order.last_at.unwrap_or_else(Instant::now).duration_since(start).as_secs_f64();
     let mut run = PoolRun {
         environment,
         pinned_cpus,

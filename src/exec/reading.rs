@@ -86,24 +86,46 @@ fn read_exact_by(
     Ok(())
 }
 
-/// Waits until `fd` is readable (or closed) or `deadline` passes (`Err(None)`).
+/// Waits until `fd` is readable (or closed) or `deadline` passes (`Err(None)`). Past the
+/// deadline it looks at the pipe once more before giving up: a reader that slept through
+/// the deadline (a nap, or a wait for its CPU, overshot under load) must not call an
+/// executor hung whose report came in meanwhile.
 fn wait_readable(fd: std::os::fd::RawFd, deadline: Instant, waiting: Waiting) -> Result<(), Option<std::io::Error>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(None);
-        }
         let ms = match waiting {
+            _ if left.is_zero() => 0,
             Waiting::Woken => i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX),
             Waiting::Napping => 0,
         };
         let mut fds = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
         match crate::sys::poll(&mut fds, ms) {
+            Ok(0) if left.is_zero() => return Err(None),
             Ok(0) if waiting == Waiting::Napping => std::thread::sleep(NAP.min(left)),
             Ok(0) => {}
             Ok(_) => return Ok(()),
             Err(e) if e == crate::abi::errno::Errno::EINTR => {}
             Err(e) => return Err(Some(std::io::Error::from_raw_os_error(e.0))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_report_that_came_in_is_read_even_when_the_reader_looks_after_its_deadline() {
+        let (rd, wr) = crate::sys::pipe().unwrap();
+        let past = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        for waiting in [Waiting::Woken, Waiting::Napping] {
+            assert!(matches!(wait_readable(rd.as_raw_fd(), past, waiting), Err(None)), "{waiting:?}: nothing yet");
+        }
+        crate::sys::write(wr.as_raw_fd(), b"r").unwrap();
+        for waiting in [Waiting::Woken, Waiting::Napping] {
+            assert!(wait_readable(rd.as_raw_fd(), past, waiting).is_ok(), "{waiting:?}: the byte is there");
         }
     }
 }

@@ -268,3 +268,13 @@ pub fn exited_child_pidfd() -> Result<RawFd, Errno> {
     reaped?;
     Ok(fd)
 }
+
+/// Gives the heap's free memory back to the kernel (`malloc_trim(0)`), so that every later
+/// fork copies, and every child's exit frees, fewer page-table entries. For the executor, once,
+/// after its start (the environment probe leaves freed heap pages resident) and before its
+/// first case.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only returns free memory of the allocator's own arenas; it takes the
+    // arena locks like malloc does, and touches no memory the program owns.
+    let _ = unsafe { libc::malloc_trim(0) };
+}

@@ -64,6 +64,15 @@ pub fn send(fd: RawFd, msg: &Msg) {
     let _ = sys::write(fd, &buf);
 }
 
+/// Writes two messages with one `write` (for two that are ready at the same moment: one system
+/// call less per case).
+pub fn send_two(fd: RawFd, first: &Msg, second: &Msg) {
+    let mut buf = [[0u8; MSG_LEN]; 2];
+    first.encode(&mut buf[0]);
+    second.encode(&mut buf[1]);
+    let _ = sys::write(fd, buf.as_flattened());
+}
+
 /// Reports a setup failure and ends the process.
 pub fn fail(fd: RawFd, op: SetupOp, errno: Errno) -> ! {
     let mut m = Msg::new(MsgKind::SetupFailed);

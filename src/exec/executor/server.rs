@@ -213,6 +213,7 @@ fn serve(env: &crate::env::Environment, constant_fds: u64, markers: &Held) -> i3
     };
     let mut case = Case::unshare(&[0]);
     let coverage = sys::kcov::active();
+    sys::release_free_heap();
     let mut pcs = Vec::new();
     loop {
         let (a, b) = match frames.next() {
