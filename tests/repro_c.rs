@@ -85,6 +85,7 @@ fn step_feature(step: &Step) -> Option<&'static str> {
         Step::Setns(_) => "step setns",
         Step::Clone3SetTid(_) => "step clone3_set_tid",
         Step::Idmap(_) => "step idmap",
+        Step::WitnessIdmap(_) => "step witness_idmap",
         _ => return None,
     })
 }

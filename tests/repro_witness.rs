@@ -19,12 +19,14 @@ use unshare_fuzz::repro::c_source_with;
 mod repro_build;
 use repro_build::{compile_all, run};
 
-/// NEWUTS, NEWNS, NEWTIME (and NEWUSER with setgroups) with a witness, from the corpus.
-const CASES: [&str; 4] = [
+/// NEWUTS, NEWNS, NEWTIME (and NEWUSER with setgroups) with a witness, from the corpus, and
+/// the witness writing the caller's maps (one id beside its own: the caller then cannot nest).
+const CASES: [&str; 5] = [
     r#"{"setup":{"inside_witness":true},"steps":[{"unshare":"NEWUTS"}]}"#,
     r#"{"setup":{"inside_witness":true},"steps":[{"unshare":"NEWNS|NEWTIME"}]}"#,
     r#"{"setup":{"inside_witness":true},"steps":[{"unshare":"0"}]}"#,
     r#"{"setup":{"inside_witness":true},"steps":[{"unshare":"NEWUSER"},"write_maps",{"unshare":"NEWUSER|NEWUTS"}]}"#,
+    r#"{"setup":{"inside_witness":true},"steps":[{"unshare":"NEWUSER"},{"witness_idmap":"uid-foreign"},{"witness_idmap":"gid-own"},{"unshare":"NEWUSER"}]}"#,
 ];
 
 #[test]
@@ -51,7 +53,7 @@ fn witness_reproducers_give_the_harness_verdict_and_catch_a_wrong_expectation() 
         tampered.push(c_source_with(&case, &steps, &wrong, "tampered", &env).unwrap());
     }
     for (json, src) in CASES.iter().zip(&honest) {
-        assert!(src.contains("witness_start();") && src.contains("wit_judge("), "{json}: no witness in the C");
+        assert!(src.contains("witness_start(") && src.contains("wit_judge("), "{json}: no witness in the C");
     }
     for (json, bin) in CASES.iter().zip(compile_all(&dir, &honest)) {
         let (code, stdout) = run(&bin);

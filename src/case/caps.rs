@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// CAP_DAC_OVERRIDE.
+pub const CAP_DAC_OVERRIDE: u32 = 1;
 /// CAP_SETGID.
 pub const CAP_SETGID: u32 = 6;
 /// CAP_SETUID.

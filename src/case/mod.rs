@@ -70,6 +70,13 @@ pub enum Step {
     /// One write of the caller's own uid_map, gid_map or setgroups ([`idmap::IdmapOp`], issue
     /// 16 class 3).
     Idmap(idmap::IdmapOp),
+    /// The same write done by the inside witness (setup field `inside_witness`), a process
+    /// that stays in the user namespace the setup left: the parent of the caller's namespace
+    /// after one NEWUSER step ("what writing uid_map/gid_map allows" to a parent, issue 16
+    /// class 3). The witness opens `uid_map`, `gid_map` or `setgroups` in the caller's
+    /// `/proc/self` directory (opened by the caller before the first step) and writes the lines
+    /// relative to its own effective ids.
+    WitnessIdmap(idmap::IdmapOp),
 }
 
 impl Step {
@@ -153,7 +160,7 @@ impl Case {
             Step::ThreadCall(_) => false,
             // A setns may join another namespace of several types (through a pidfd): read all.
             Step::Setns(_) => true,
-            Step::Idmap(_) => false,
+            Step::Idmap(_) | Step::WitnessIdmap(_) => false,
         })
     }
 
@@ -194,7 +201,31 @@ impl Case {
                 "shared_mount only with inside_witness: true (the witness looks for the caller's mount)",
             );
         }
+        self.validate_witness_idmap()?;
         guest::validate(self)
+    }
+
+    /// A `witness_idmap` step needs the witness, and writes into the `/proc/self` directory
+    /// the case child opened before the first step: after a `fork` step the caller is another
+    /// process.
+    fn validate_witness_idmap(&self) -> Result<(), CaseError> {
+        let Some(at) = self.steps.iter().position(|s| matches!(s, Step::WitnessIdmap(_))) else { return Ok(()) };
+        if !self.setup.inside_witness {
+            return Err(CaseError::Setup {
+                field: "inside_witness",
+                value: "false".into(),
+                expected: "inside_witness: true with a witness_idmap step (the witness writes the map)",
+            });
+        }
+        if self.steps[..at].contains(&Step::Fork) {
+            return Err(CaseError::Setup {
+                field: "steps",
+                value: "fork before witness_idmap".into(),
+                expected: "no fork step before a witness_idmap step (the witness writes the maps of the process \
+                           that forked it, not of the fork's child)",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -229,6 +260,7 @@ impl fmt::Display for Step {
             Step::Setns(s) => write!(f, "{s}"),
             Step::Clone3SetTid(s) => write!(f, "{s}"),
             Step::Idmap(op) => write!(f, "{op}"),
+            Step::WitnessIdmap(op) => write!(f, "witness: {op}"),
         }
     }
 }

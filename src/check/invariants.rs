@@ -456,4 +456,16 @@ pub const PROVOKABLE: &[(&str, &str, &str)] = &[
     ("idmap-extent-invalid", "EINVAL", "idmap: an extent of count 0 or overlapping extents"),
     ("idmap-unprivileged-needs-own-id", "EPERM", "idmap: not one extent of count 1 mapping the writer's own id"),
     ("idmap-gid-needs-setgroups-deny", "EPERM", "idmap: the own gid while setgroups is allow"),
+    // witness_idmap steps (issue 16 class 3, model::idmap_witness): the parent writes the
+    // caller's maps. Its other rules (no /proc, no CAP_DAC_OVERRIDE, no CAP_SETFCAP) need a
+    // witness the setups cannot make: model::idmap_witness's unit tests cover them.
+    (
+        "witness-idmap-setgroups-needs-cap-sys-admin",
+        "EACCES",
+        "witness_idmap: setgroups opened without CAP_SYS_ADMIN over the caller's namespace",
+    ),
+    ("witness-idmap-not-parent", "EPERM", "witness_idmap: the caller's namespace is a grandchild of the witness's"),
+    ("witness-idmap-map-needs-cap-sys-admin", "EPERM", "witness_idmap: no CAP_SYS_ADMIN over the caller's namespace"),
+    ("witness-idmap-needs-setid", "EPERM", "witness_idmap: more than the own id without CAP_SETUID/CAP_SETGID"),
+    ("witness-idmap-outer-id-unmapped", "EPERM", "witness_idmap: an outer id the witness's namespace does not map"),
 ];

@@ -106,8 +106,15 @@ fn limit_hit(env: &Environment, step: &Step, e: Errno) -> Option<String> {
         || matches!(step, Step::Clone3SetTid(_))
         || matches!(step, Step::Setns(s) if s.target == crate::case::SetnsTarget::ExitedPidfd)
         || matches!(step, Step::ThreadCall(_));
-    let opens_fds =
-        matches!(step, Step::Clone3(_) | Step::Clone3SetTid(_) | Step::WriteMaps | Step::Setns(_) | Step::Idmap(_));
+    let opens_fds = matches!(
+        step,
+        Step::Clone3(_)
+            | Step::Clone3SetTid(_)
+            | Step::WriteMaps
+            | Step::Setns(_)
+            | Step::Idmap(_)
+            | Step::WitnessIdmap(_)
+    );
     if e == Errno::EAGAIN && makes_tasks && r.task_limit().is_some() {
         return Some(format!(
             "a step failed with EAGAIN under {} (another job or a dying process took the headroom):              the case is not judged from there on",

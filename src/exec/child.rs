@@ -212,6 +212,7 @@ fn run_step(ctx: &mut Ctx, step: &Step) -> Result<(), Errno> {
         Step::Caps(op) => self::caps::run(*op),
         Step::ThreadCall(flags) => self::caps::thread_call(ctx.out, *flags),
         Step::Idmap(op) => self::idmap::run(*op, ctx.outer_ids),
+        Step::WitnessIdmap(op) => self::inside_witness::idmap(&ctx.inside_witness, *op),
         Step::Setns(st) => {
             let (fd, close) = self::setns::fd_for(&ctx.setns_fds, st.target)?;
             // SAFETY: see the module's Safety section. setns takes an int: the kernel sees the
@@ -285,7 +286,8 @@ fn probe(ctx: &Ctx) -> Msg {
 /// Runs the steps as the caller, reports, and ends the process.
 pub fn run_steps(ctx: &mut Ctx) -> ! {
     self::setns::open_at_start(ctx.case, &mut ctx.setns_fds);
-    ctx.inside_witness = self::inside_witness::start(ctx.case.setup.inside_witness);
+    let proc_dir = ctx.case.steps.iter().any(|s| matches!(s, Step::WitnessIdmap(_)));
+    ctx.inside_witness = self::inside_witness::start(ctx.case.setup.inside_witness, proc_dir);
     ctx.marks = self::markers::observe(&ctx.plan.markers);
     ctx.inside = self::inside::before(&ctx.plan.inside, self::inside::Reads::of(ctx.case));
     let mut msg = Msg::new(MsgKind::Before);

@@ -210,7 +210,7 @@ impl<'a> Arbitrary<'a> for Case {
         if chance(u, super::idmap::SCENARIO)? {
             let prefix = u.int_in_range(0..=super::idmap::PREFIXES - 1)?;
             let ops = <[u8; 3]>::arbitrary(u)?;
-            steps = super::idmap::scenario(prefix, ops, u.int_in_range(1..=3)?);
+            steps = super::idmap::scenario(prefix, ops, u.int_in_range(1..=3)?, &mut setup);
         }
         // The caps scenario is drawn last, so the bytes before it keep their meaning.
         let (roll, choice) = (roll(u)?, u.int_in_range(0..=weights::caps::CHOICES - 1)?);

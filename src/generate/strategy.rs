@@ -203,8 +203,11 @@ pub fn case() -> impl Strategy<Value = Case> {
     (setup(), steps, chance(weights::set_tid::SCENARIO), set_tid_scenario(), idmap, caps, propagation).prop_map(
         |(mut setup, steps, st, sc, (id_roll, prefix, ops, writes), (roll, choice, ns), (p_roll, p_choice, p_ns))| {
             let steps = if st { sc } else { steps };
-            let steps =
-                if id_roll < super::idmap::SCENARIO { super::idmap::scenario(prefix, ops, writes) } else { steps };
+            let steps = if id_roll < super::idmap::SCENARIO {
+                super::idmap::scenario(prefix, ops, writes, &mut setup)
+            } else {
+                steps
+            };
             let steps = weights::caps::from_roll(roll, choice, ns).unwrap_or(steps);
             // The propagation scenario last of all: it also turns on the witness's shared tmpfs.
             let steps = weights::propagation::from_roll(p_roll, p_choice, p_ns, &mut setup).unwrap_or(steps);

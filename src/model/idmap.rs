@@ -67,13 +67,17 @@ pub fn initial(env: &Environment, setup_made_userns: bool) -> IdmapState {
 /// At a successful NEWUSER, from the caller's ids before it: a new namespace with unwritten
 /// maps and the parent's setgroups state.
 pub fn on_newuser(state: &mut CallerState) {
-    let setgroups_deny = state.idmap.setgroups_deny;
+    let old = state.idmap;
     state.idmap = IdmapState {
         made_by_step: true,
         uid_written: false,
         gid_written: false,
-        setgroups_deny,
+        setgroups_deny: old.setgroups_deny,
         outer: (state.uid, state.gid),
+        caller_unmapped: false,
+        newuser_steps: old.newuser_steps.saturating_add(1),
+        first_outer: if old.newuser_steps == 0 { (state.uid, state.gid) } else { old.first_outer },
+        witness: old.witness,
     };
 }
 
@@ -130,7 +134,7 @@ pub fn decide(state: &mut CallerState, op: IdmapOp) -> StepEffect {
     } else {
         (state.idmap.gid_written, state.gid) = (true, 0);
     }
-    state.ids_mapped = state.idmap.uid_written && state.idmap.gid_written;
+    state.ids_mapped = state.idmap.uid_written && state.idmap.gid_written && !state.idmap.caller_unmapped;
     // write_maps writes both maps: it can no longer succeed.
     state.maps_writable = false;
     ok(UNCHANGED, super::expect::PidExpect::Unchanged)
@@ -148,4 +152,4 @@ fn setgroups_deny(state: &mut CallerState) -> StepEffect {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

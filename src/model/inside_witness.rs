@@ -199,7 +199,10 @@ impl Owners {
             }
             Step::Clone3(_) | Step::Clone3SetTid(_) if ok => self.time_fresh = false,
             Step::WriteMaps => self.setgroups = ok.then_some(SetgroupsExpect::Deny),
-            Step::Idmap(crate::case::idmap::IdmapOp::SetgroupsDeny) if ok => {
+            Step::Idmap(crate::case::idmap::IdmapOp::SetgroupsDeny)
+            | Step::WitnessIdmap(crate::case::idmap::IdmapOp::SetgroupsDeny)
+                if ok =>
+            {
                 self.setgroups = Some(SetgroupsExpect::Deny);
             }
             _ => {}

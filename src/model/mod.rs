@@ -20,6 +20,7 @@ pub mod facts;
 pub mod guest;
 pub mod idmap;
 pub mod idmap_state;
+pub mod idmap_witness;
 pub mod inside;
 pub mod inside_witness;
 pub mod limits;
@@ -259,6 +260,7 @@ pub fn predict_step(profile: &KernelProfile, env: &Environment, state: &mut Call
                 }
                 Step::Setns(s) => setns_missing::pidfd_type_missing(env, s).unwrap_or_else(|| setns::decide(state, s)),
                 Step::Idmap(op) => idmap::decide(state, *op),
+                Step::WitnessIdmap(op) => idmap_witness::decide(env, state, *op),
                 Step::Unshare(_) | Step::UnshareInt80(_) | Step::Clone3(_) | Step::Clone3SetTid(_) => {
                     unreachable!("handled above")
                 }

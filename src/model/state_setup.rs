@@ -58,6 +58,7 @@ impl CallerState {
         // owned by the executor's user namespace.
         s.mnt_owned_by_userns = s.userns_depth == env.userns_depth;
         s.idmap = super::idmap::initial(env, !s.mnt_owned_by_userns);
+        s.idmap.witness = super::idmap_witness::at_start(env, &s, !s.mnt_owned_by_userns);
         for kind in &setup.siblings {
             s.add_sibling(*kind);
         }

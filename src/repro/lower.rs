@@ -180,6 +180,12 @@ fn step_call(k: usize, step: &Step, exp: &Expected) -> Result<String, ReproError
             let kind = lines.and_then(|l| IdmapLines::ALL.iter().position(|k| *k == l)).unwrap_or(0);
             format!("step_idmap(x, {}, {kind})", file as u8)
         }
+        Step::WitnessIdmap(op) => {
+            format!(
+                "step_witness_idmap({})",
+                crate::case::idmap::IdmapOp::ALL.iter().position(|o| o == op).unwrap_or(0)
+            )
+        }
         other => return Err(ReproError::Unsupported(format!("step {other}"))),
     })
 }
@@ -196,7 +202,7 @@ pub(super) fn steps_c(case: &Case, exps: &[Expected]) -> Result<String, ReproErr
             let _ = writeln!(body, "\tsetns_open_at_start({}); /* {} */", st.target.index(), st.target.name());
         }
     }
-    body.push_str(super::witness::start(s));
+    body.push_str(super::witness::start(case));
     body.push_str("\tsnapshot(x, &x->r->before);\n\tread_marks(&x->r->mark[0]);\n\tread_inside(&x->r->mark[0]);\n");
     for (k, (step, exp)) in case.steps.iter().zip(exps).enumerate() {
         let _ =

@@ -18,6 +18,8 @@
 struct wit_record { int seen[WIT_SEEN]; int time[WIT_TIME]; int shared[WIT_SHARED]; };
 static struct wit_record *wit_rec;
 static struct { int cmd, ans, forked; } wit = { -1, -1, NONE };
+/* A witness_idmap command: this bit with the operation's position in IdmapOp::ALL. */
+#define WIT_WRITE_IDMAP 0x80
 
 __attribute__((constructor)) static void wit_map(void)
 {
@@ -93,12 +95,14 @@ static int wit_slot(long long v)
 }
 
 /* The witness: one eight-byte answer per command, until the pipe closes. */
-static void wit_serve(int cmd, int ans)
+static void wit_serve(int cmd, int ans, int proc_dir)
 {
 	unsigned char c;
 	while (read(cmd, &c, 1) == 1) {
 		long long v = -EINVAL;
-		if (c == 'h')
+		if (c & WIT_WRITE_IDMAP)
+			v = wit_idmap(proc_dir, c & ~WIT_WRITE_IDMAP);
+		else if (c == 'h')
 			v = wit_hostname_is(WIT_CALLER_HOST);
 		else if (c == 'H')
 			v = sethostname(WIT_WITNESS_HOST, strlen(WIT_WITNESS_HOST)) ? -errno : wit_hostname_is(WIT_WITNESS_HOST);
@@ -118,22 +122,27 @@ static void wit_serve(int cmd, int ans)
 	_exit(0);
 }
 
-/* Before the first step: the directory for the tmpfs (in the sandbox's private /tmp), then the witness. */
-static void witness_start(void)
+/* Before the first step: the directory for the tmpfs (in the sandbox's private /tmp), then the
+ * witness; with proc_dir (a witness_idmap step) the caller's /proc/self, which only the witness keeps. */
+static void witness_start(int proc_dir)
 {
-	int c[2], a[2];
+	int c[2], a[2], dir = -EBADF;
 	/* A failure leaves the directory unreadable below: the mount is then not judged, as in the harness. */
 	(void)mkdir(WIT_MNT_DIR, 0755);
 	if (pipe2(c, O_CLOEXEC) != 0 || pipe2(a, O_CLOEXEC) != 0) {
 		wit.forked = -errno;
 		return;
 	}
+	if (proc_dir && (dir = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		dir = -errno;
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(c[1]);
 		close(a[0]);
-		wit_serve(c[0], a[1]);
+		wit_serve(c[0], a[1], dir);
 	}
+	if (dir >= 0)
+		close(dir);
 	close(c[0]);
 	close(a[1]);
 	if (pid < 0) {
@@ -160,6 +169,16 @@ static long long wit_ask(char what)
 		got += (size_t)n;
 	}
 	return v;
+}
+
+/* A witness_idmap step: the witness writes the caller's map (ECHILD without a witness). Returns
+ * 0 or the errno. */
+static int step_witness_idmap(int op)
+{
+	if (wit.forked != 1)
+		return ECHILD;
+	long long v = wit_ask((char)(WIT_WRITE_IDMAP | op));
+	return v == 0 ? 0 : v < 0 && v >= -4095 ? (int)-v : ERANGE;
 }
 
 /* After the last step: hostnames, the tmpfs, setgroups (the OP_SEEN slots of the harness). */

@@ -35,8 +35,13 @@ pub(super) fn defines(out: &mut String) {
 }
 
 /// Before the first step (after `setns_open_at_start`, as `exec::child::run_steps`).
-pub(super) fn start(s: &Setup) -> &'static str {
-    if s.inside_witness { "\twitness_start();\n" } else { "" }
+pub(super) fn start(case: &crate::case::Case) -> &'static str {
+    let proc_dir = case.steps.iter().any(|s| matches!(s, crate::case::Step::WitnessIdmap(_)));
+    match (case.setup.inside_witness, proc_dir) {
+        (true, true) => "\twitness_start(1);\n",
+        (true, false) => "\twitness_start(0);\n",
+        _ => "",
+    }
 }
 
 /// After the last step, before the probes (the UTS marker stays the last hostname written).

@@ -20,8 +20,13 @@ use super::{ret, ret_int};
 
 /// Opens `path` for writing (no create), writes `data` in one call and closes it.
 pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), Errno> {
-    // SAFETY: path is NUL-terminated.
-    let fd = ret_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    write_file_at(libc::AT_FDCWD, path, data)
+}
+
+/// As [`write_file`], with a relative `path` looked up from the directory `dir` (`openat`).
+pub fn write_file_at(dir: RawFd, path: &CStr, data: &[u8]) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated; dir is AT_FDCWD or a descriptor the caller holds.
+    let fd = ret_int(unsafe { libc::openat(dir, path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
     // SAFETY: fd was just opened and is owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let n = write(fd.as_raw_fd(), data)?;

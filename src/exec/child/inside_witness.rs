@@ -37,6 +37,7 @@
 use std::os::fd::RawFd;
 
 use crate::abi::errno::Errno;
+use crate::case::idmap::IdmapOp;
 use crate::case::inside::{
     INSIDE_CALLER_HOSTNAME, INSIDE_MOUNT_DIR, INSIDE_MOUNT_PARENT, INSIDE_TIMENS_OFFSETS, INSIDE_WITNESS_HOSTNAME,
     SHARED_MOUNT_CALLER, SHARED_MOUNT_DIR, SHARED_MOUNT_WITNESS,
@@ -116,6 +117,9 @@ impl Default for Witness {
     }
 }
 
+/// A `witness_idmap` command: this bit with the operation's index in [`IdmapOp::ALL`].
+const WRITE_IDMAP: u8 = 0x80;
+
 const ASK_HOSTNAME: u8 = b'h';
 const SET_HOSTNAME: u8 = b'H';
 const ASK_MOUNTED: u8 = b'm';
@@ -168,11 +172,23 @@ fn setgroups_deny() -> i64 {
     }
 }
 
+/// The witness's write of one of the caller's id map files, through `proc_dir` (the caller's
+/// `/proc/self`, or -errno when it could not be opened): 0 or -errno.
+fn write_idmap(proc_dir: RawFd, index: u8) -> i64 {
+    let Some(op) = IdmapOp::ALL.get(usize::from(index)) else { return neg(Errno(libc::EINVAL)) };
+    if proc_dir < 0 {
+        return i64::from(proc_dir);
+    }
+    let (_, _, euid, egid) = sys::ids();
+    super::idmap::run_in(proc_dir, *op, (euid, egid)).map_or_else(neg, |()| 0)
+}
+
 /// The witness's loop: one answer (eight bytes) per command byte, until the pipe closes.
-fn serve(cmd: RawFd, answer: RawFd) -> ! {
+fn serve(cmd: RawFd, answer: RawFd, proc_dir: RawFd) -> ! {
     let mut b = [0u8; 1];
     while let Ok(1) = sys::read(cmd, &mut b) {
         let v = match b[0] {
+            c if c & WRITE_IDMAP != 0 => write_idmap(proc_dir, c & !WRITE_IDMAP),
             ASK_HOSTNAME => hostname_is(INSIDE_CALLER_HOSTNAME),
             // SAFETY: the witness, in the UTS namespace the setup left: the executor's sandbox's
             // (checked new before anything was written); the executor puts its name back.
@@ -193,11 +209,26 @@ fn serve(cmd: RawFd, answer: RawFd) -> ! {
     sys::exit_now(0)
 }
 
-/// Forks the witness (before the first step). Nothing is forked when `wanted` is false.
-pub fn start(wanted: bool) -> Witness {
+/// Forks the witness (before the first step). Nothing is forked when `wanted` is false. With
+/// `proc_dir` (the case has a `witness_idmap` step) the caller first opens its `/proc/self`
+/// directory, which only the witness keeps (the caller's descriptor table ends as it was).
+pub fn start(wanted: bool, proc_dir: bool) -> Witness {
     if !wanted {
         return Witness::default();
     }
+    let dir = if proc_dir {
+        sys::open_raw(c"/proc/self", libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).unwrap_or_else(|e| -e.0)
+    } else {
+        -libc::EBADF
+    };
+    let w = fork_witness(dir);
+    if dir >= 0 {
+        let _ = sys::close_raw(dir);
+    }
+    w
+}
+
+fn fork_witness(proc_dir: RawFd) -> Witness {
     let fail = |e: Errno| Witness { forked: -e.0, ..Witness::default() };
     let (cmd_r, cmd_w) = match sys::pipe_raw() {
         Ok(p) => p,
@@ -215,7 +246,7 @@ pub fn start(wanted: bool) -> Witness {
     match unsafe { sys::fork() } {
         Ok(0) => {
             let _ = (sys::close_raw(cmd_w), sys::close_raw(ans_r));
-            serve(cmd_r, ans_w)
+            serve(cmd_r, ans_w, proc_dir)
         }
         Ok(_) => {
             let _ = (sys::close_raw(cmd_r), sys::close_raw(ans_w));
@@ -225,6 +256,18 @@ pub fn start(wanted: bool) -> Witness {
             let _ = (sys::close_raw(cmd_r), sys::close_raw(cmd_w), sys::close_raw(ans_r), sys::close_raw(ans_w));
             fail(e)
         }
+    }
+}
+
+/// A `witness_idmap` step: the witness writes the caller's map (ECHILD without a witness).
+pub fn idmap(w: &Witness, op: IdmapOp) -> Result<(), Errno> {
+    if w.forked != 1 {
+        return Err(Errno(libc::ECHILD));
+    }
+    let index = IdmapOp::ALL.iter().position(|o| *o == op).unwrap_or(0) as u8;
+    match ask(w, WRITE_IDMAP | index) {
+        0 => Ok(()),
+        v => Err(Errno(i32::try_from(-v).unwrap_or(libc::ERANGE))),
     }
 }
 
@@ -411,7 +454,8 @@ mod tests {
 
     #[test]
     fn no_witness_reads_as_nothing() {
-        let w = start(false);
+        let w = start(false, true);
+        assert_eq!(idmap(&w, IdmapOp::UidOwn), Err(Errno(libc::ECHILD)));
         let m = seen(&w);
         assert_eq!(m.probe[at::FORKED], NONE);
         assert_eq!(m.probe[at::UTS_CALLER_SET], NONE);

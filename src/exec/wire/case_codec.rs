@@ -34,6 +34,7 @@ const STEP_SETNS: u8 = 17;
 /// each, [`crate::case::set_tid::SET_TID_LISTED`] of them) and `u32` set_tid_size.
 const STEP_CLONE3_SET_TID: u8 = 94;
 const STEP_IDMAP: u8 = 50;
+const STEP_WITNESS_IDMAP: u8 = 51;
 
 fn privilege_byte(p: Privilege) -> u8 {
     match p {
@@ -186,6 +187,10 @@ fn encode_step(step: &Step, out: &mut Vec<u8>) {
             let i = IdmapOp::ALL.iter().position(|o| o == op).unwrap_or(0);
             out.extend_from_slice(&[STEP_IDMAP, i as u8]);
         }
+        Step::WitnessIdmap(op) => {
+            let i = IdmapOp::ALL.iter().position(|o| o == op).unwrap_or(0);
+            out.extend_from_slice(&[STEP_WITNESS_IDMAP, i as u8]);
+        }
     }
 }
 
@@ -288,6 +293,7 @@ fn decode_step(c: &mut Cursor<'_>) -> Result<Step, DecodeError> {
         STEP_SETNS => Step::Setns(decode_setns(c)?),
         STEP_CLONE3_SET_TID => Step::Clone3SetTid(decode_set_tid(c)?),
         STEP_IDMAP => Step::Idmap(c.pick(&IdmapOp::ALL, "unknown idmap operation")?),
+        STEP_WITNESS_IDMAP => Step::WitnessIdmap(c.pick(&IdmapOp::ALL, "unknown idmap operation")?),
         _ => {
             c.at -= 1;
             return c.fail("unknown step tag");

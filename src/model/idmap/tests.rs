@@ -20,15 +20,18 @@ fn results(privilege: Privilege, prefix: &[Step], ops: &[IdmapOp]) -> Vec<(CallR
     }
 }
 
-fn newuser() -> Step {
+/// `unshare(NEWUSER)` (shared with `model::idmap_witness`'s tests).
+pub(crate) fn newuser() -> Step {
     Step::Unshare(RawFlags(NEWUSER))
 }
 
-fn eperm(rule: &'static str) -> (CallResult, &'static str) {
+/// An EPERM result with `rule`.
+pub(crate) fn eperm(rule: &'static str) -> (CallResult, &'static str) {
     (CallResult::Failure(Errno::EPERM), rule)
 }
 
-const OK: (CallResult, &str) = (CallResult::Success, "success");
+/// Success.
+pub(crate) const OK: (CallResult, &str) = (CallResult::Success, "success");
 
 #[test]
 fn only_the_own_id_once_and_the_gid_after_deny() {
