@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECS=${1:-60}
 case "$SECS" in ''|*[!0-9]*) echo "fuzz-bench: SECONDS must be a number" >&2; exit 2 ;; esac
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+command -v cargo-fuzz >/dev/null || (cd "$HOME" && cargo install cargo-fuzz --locked)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$ROOT"
@@ -22,7 +22,7 @@ fuzz_rate=$(grep -o 'exec/s: [0-9]*' "$WORK/fuzz.log" | tail -1 | awk '{print $2
 runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$WORK/fuzz.log" | tail -1)
 gcc -O2 -o "$WORK/bare-loop" scripts/bench/bare-loop.c
 files=("$WORK"/corpus/*)
-target/release/unshare-fuzz decode --raw-flags "${files[@]}" > "$WORK/cases.txt"
+target/x86_64-unknown-linux-gnu/release/unshare-fuzz decode --raw-flags "${files[@]}" > "$WORK/cases.txt"
 sleep 5 # let the kernel finish tearing down the fuzzer's namespaces
 bare=$("$WORK/bare-loop" "$SECS" < "$WORK/cases.txt")
 bare_rate=$(echo "$bare" | sed -n 's/.*: \([0-9]*\) cases\/s.*/\1/p')

@@ -13,7 +13,7 @@ usage: scripts/gvisor.sh [options]
   --runsc PATH       use this runsc binary (then --version only names the column)
   --version V        2022 (bookworm's runsc 0.0~20221219), 2024 (bookworm-backports'
                      0.0~20240729) or both (default: both)
-  --binary PATH      the harness binary (default: target/release/unshare-fuzz, built
+  --binary PATH      the harness binary (default: target/x86_64-unknown-linux-gnu/release/unshare-fuzz, built
                      with cargo when missing)
   --cache DIR        runsc cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/unshare-fuzz/gvisor)
   --save-limit N     failures shrunk by run --save-failures per version (default: 16)
@@ -119,7 +119,7 @@ fi
 
 # ------------------------------------------------------------------ harness
 if [ -z "$BINARY" ]; then
-    BINARY="$ROOT/target/release/unshare-fuzz"
+    BINARY="$ROOT/target/x86_64-unknown-linux-gnu/release/unshare-fuzz"
     if [ ! -x "$BINARY" ]; then
         log "building the harness (cargo build --release)"
         (cd "$ROOT" && nice -n 10 cargo build --release -q >&2) || die "cannot build the harness"

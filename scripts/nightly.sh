@@ -39,7 +39,7 @@ SEED=${NIGHTLY_SEED:-$(date -u +%Y%m%d)}
 JOBS=${NIGHTLY_JOBS:-$(nproc)}
 SANITIZER=${NIGHTLY_SANITIZER:-none}
 CORPUS_ROOT=${NIGHTLY_CORPUS_DIR:-$ROOT/fuzz/corpus}
-BIN=$ROOT/target/release/unshare-fuzz
+BIN=$ROOT/target/x86_64-unknown-linux-gnu/release/unshare-fuzz
 FUZZ_TOOLCHAIN=()
 [ "$SANITIZER" = none ] || FUZZ_TOOLCHAIN=(+nightly)
 
@@ -81,7 +81,7 @@ install_tools() {
         apt-get update -q && apt-get install -y -q gcc || return 1
     fi
     if ! cargo fuzz --version > /dev/null 2>&1; then
-        cargo install cargo-fuzz --locked || return 1
+        (cd "$HOME" && cargo install cargo-fuzz --locked) || return 1
     fi
     if [ "$SANITIZER" != none ] && ! rustup run nightly rustc --version > /dev/null 2>&1; then
         rustup toolchain install nightly --profile minimal || return 1
