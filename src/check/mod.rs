@@ -105,7 +105,9 @@ fn limit_hit(env: &Environment, step: &Step, e: Errno) -> Option<String> {
     let makes_tasks = matches!(step, Step::Fork | Step::ForkExit | Step::SpawnThread | Step::Clone3(_))
         || matches!(step, Step::Clone3SetTid(_))
         || matches!(step, Step::Setns(s) if s.target == crate::case::SetnsTarget::ExitedPidfd)
-        || matches!(step, Step::ThreadCall(_));
+        || matches!(step, Step::ThreadCall(_))
+        // The witness is forked before the first step; its step reports that fork's errno.
+        || matches!(step, Step::WitnessIdmap(_));
     let opens_fds = matches!(
         step,
         Step::Clone3(_)

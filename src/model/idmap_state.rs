@@ -38,6 +38,9 @@ pub struct WitnessView {
     pub cap_eff: u64,
     /// The caller's `/proc/self` could be opened before the first step.
     pub proc: bool,
+    /// Its fork fails with EMFILE: the fd table (rounded up to 64 slots) is larger than the
+    /// lowered `fs.nr_open` of a guest-only setup (`case::guest`).
+    pub fork_emfile: bool,
     /// Its user namespace maps the ids next to its own (`own ^ 1`): the initial namespace
     /// maps every id, the harness's own namespaces (sandbox, setup) one each; `None`: not known.
     pub maps_other: Option<bool>,

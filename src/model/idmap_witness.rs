@@ -5,6 +5,8 @@
 //! `map_write`, `verify_root_map`, `new_idmap_permitted`, `proc_setgroups_open`) and checked on
 //! 6.18, in this order:
 //!
+//! * the witness itself: its fork fails with EMFILE when the fd table is over a lowered
+//!   `fs.nr_open` (a guest-only setup), and the step reports that errno;
 //! * the caller's `/proc/self`, opened before the first step: ENOENT without /proc;
 //! * opening the file for writing (mode 0644, owned by the caller's euid): the witness's own
 //!   euid, or CAP_DAC_OVERRIDE (EACCES); setgroups also needs CAP_SYS_ADMIN over the caller's
@@ -36,6 +38,8 @@ use super::idmap_state::WitnessView;
 use super::state::CallerState;
 use super::steps::{StepEffect, UNCHANGED, fail, ok};
 
+/// Rule: the witness could not be forked: its fd table is over a lowered `fs.nr_open`.
+pub const NOT_FORKED: &str = "witness-idmap-not-forked";
 /// Rule: the caller's `/proc/self` could not be opened before the first step.
 pub const WITHOUT_PROC: &str = "witness-idmap-without-proc";
 /// Rule: the caller's file is not the witness's and it has no CAP_DAC_OVERRIDE.
@@ -67,6 +71,7 @@ pub fn at_start(env: &Environment, state: &CallerState, setup_made_userns: bool)
         ids_mapped: state.ids_mapped,
         cap_eff: state.cap_eff,
         proc: state.proc_visible,
+        fork_emfile: state.fd_table_over_nr_open,
         maps_other,
     }
 }
@@ -74,6 +79,9 @@ pub fn at_start(env: &Environment, state: &CallerState, setup_made_userns: bool)
 /// One `witness_idmap` step.
 pub fn decide(env: &Environment, state: &mut CallerState, op: IdmapOp) -> StepEffect {
     let w = state.idmap.witness;
+    if w.fork_emfile {
+        return fail(Errno::EMFILE, NOT_FORKED);
+    }
     if !w.proc {
         return fail(Errno::ENOENT, WITHOUT_PROC);
     }

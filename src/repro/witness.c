@@ -171,12 +171,12 @@ static long long wit_ask(char what)
 	return v;
 }
 
-/* A witness_idmap step: the witness writes the caller's map (ECHILD without a witness). Returns
- * 0 or the errno. */
+/* A witness_idmap step: the witness writes the caller's map. Without a witness: the errno of
+ * its fork, or ECHILD when none was asked for. Returns 0 or the errno. */
 static int step_witness_idmap(int op)
 {
 	if (wit.forked != 1)
-		return ECHILD;
+		return wit.forked < 0 && wit.forked != NONE ? -wit.forked : ECHILD;
 	long long v = wit_ask((char)(WIT_WRITE_IDMAP | op));
 	return v == 0 ? 0 : v < 0 && v >= -4095 ? (int)-v : ERANGE;
 }

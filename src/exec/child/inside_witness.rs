@@ -259,10 +259,12 @@ fn fork_witness(proc_dir: RawFd) -> Witness {
     }
 }
 
-/// A `witness_idmap` step: the witness writes the caller's map (ECHILD without a witness).
+/// A `witness_idmap` step: the witness writes the caller's map. Without a witness: the errno
+/// of its fork (EMFILE above a lowered `fs.nr_open`, EAGAIN under a task limit), or ECHILD
+/// when the setup asked for none.
 pub fn idmap(w: &Witness, op: IdmapOp) -> Result<(), Errno> {
     if w.forked != 1 {
-        return Err(Errno(libc::ECHILD));
+        return Err(Errno(if w.forked < 0 && w.forked != NONE { -w.forked } else { libc::ECHILD }));
     }
     let index = IdmapOp::ALL.iter().position(|o| *o == op).unwrap_or(0) as u8;
     match ask(w, WRITE_IDMAP | index) {

@@ -91,7 +91,9 @@ fn decide_with(witness: impl Fn(&mut super::WitnessView), op: IdmapOp) -> (CallR
 }
 
 #[test]
-fn the_rules_no_setup_reaches_yet() {
+fn the_rules_of_witnesses_no_host_setup_makes() {
+    let emfile = (CallResult::Failure(Errno::EMFILE), super::NOT_FORKED);
+    assert_eq!(decide_with(|w| (w.fork_emfile, w.proc) = (true, false), SetgroupsDeny), emfile);
     let enoent = (CallResult::Failure(Errno::ENOENT), super::WITHOUT_PROC);
     assert_eq!(decide_with(|w| w.proc = false, UidOwn), enoent);
     let eacces = (CallResult::Failure(Errno::EACCES), super::OPEN_NEEDS_DAC);
