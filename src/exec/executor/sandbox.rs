@@ -418,9 +418,6 @@ fn prepare_chroot_tree() -> Result<(), String> {
     let mut dir = String::new();
     for _ in 0..CHROOT_LEVELS {
         dir.push_str(&CHROOT_DIR.to_string_lossy());
-        for sub in ["tmp", "tmp/uf-chroot", "proc"] {
-            let _ = sub;
-        }
         let mk = |p: &str| -> Result<(), String> {
             let c = std::ffi::CString::new(p).map_err(|e| e.to_string())?;
             sys::mkdir(&c, 0o755).map_err(|e| format!("mkdir {p}: {e}"))
