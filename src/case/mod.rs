@@ -126,6 +126,16 @@ pub enum CaseError {
     /// More threads than [`MAX_THREADS`].
     #[error("setup asks for {0} extra threads; at most {MAX_THREADS} are supported")]
     Threads(u8),
+    /// A step that cannot come where it stands.
+    #[error("step {index} ({step}) cannot run here: {why}")]
+    StepOrder {
+        /// Its position in the steps, from 0.
+        index: usize,
+        /// The step.
+        step: String,
+        /// Why not, and what to do.
+        why: &'static str,
+    },
     /// A setup value out of range.
     #[error("setup field {field} is {value}; {expected}")]
     Setup {
@@ -218,11 +228,11 @@ impl Case {
             });
         }
         if self.steps[..at].contains(&Step::Fork) {
-            return Err(CaseError::Setup {
-                field: "steps",
-                value: "fork before witness_idmap".into(),
-                expected: "no fork step before a witness_idmap step (the witness writes the maps of the process \
-                           that forked it, not of the fork's child)",
+            return Err(CaseError::StepOrder {
+                index: at,
+                step: self.steps[at].to_string(),
+                why: "a fork step comes before it, and the witness writes the maps of the process that forked \
+                      the witness, not of the fork's child: put the witness_idmap step before the fork or drop it",
             });
         }
         Ok(())
@@ -278,6 +288,21 @@ impl fmt::Display for Case {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_witness_idmap_step_needs_the_witness_and_no_fork_before_it() {
+        let write = Step::WitnessIdmap(idmap::IdmapOp::UidOwn);
+        let mut case = Case { setup: Setup::default(), steps: vec![write] };
+        assert!(matches!(case.validate(), Err(CaseError::Setup { field: "inside_witness", .. })));
+        case.setup.inside_witness = true;
+        assert_eq!(case.validate(), Ok(()));
+        case.steps = vec![Step::ForkExit, write, Step::Fork];
+        assert_eq!(case.validate(), Ok(()), "a fork after it, or a fork_exit, is fine");
+        case.steps = vec![Step::Fork, write];
+        let e = case.validate().unwrap_err();
+        assert!(matches!(e, CaseError::StepOrder { index: 1, .. }), "{e:?}");
+        assert!(e.to_string().contains("step 1 (witness: write uid_map own)"), "{e}");
+    }
 
     #[test]
     fn json_form_is_readable_and_strict() {

@@ -165,7 +165,7 @@ fn validate(text: &str, file: &CorpusFile) -> Result<(), Invalid> {
     if let Err(e) = file.case.validate() {
         let key = match &e {
             crate::case::CaseError::Threads(_) => "threads",
-            crate::case::CaseError::StepCount(_) => "steps",
+            crate::case::CaseError::StepCount(_) | crate::case::CaseError::StepOrder { .. } => "steps",
             crate::case::CaseError::Setup { field, .. } => field,
         };
         return Err(at_key(text, key, Problem::Case(e)));
