@@ -73,6 +73,9 @@ pub struct Placement {
     pub bare: Option<u32>,
     /// The one-job harness executor (last round).
     pub one_job: Vec<Option<u32>>,
+    /// Where the one-job harness's own thread ran (`command::beside`): the spare CPUs it ran
+    /// apart on, empty when it ran beside its executor.
+    pub one_job_harness_apart: Vec<usize>,
     /// The executors of the `--jobs` row.
     pub jobs: Vec<Option<u32>>,
     /// How the checker floor ran (CPU, sandbox, namespace observer), or why it did not.
@@ -89,8 +92,14 @@ impl Placement {
         } else {
             format!("; --jobs {} {}", self.jobs.len(), list(&self.jobs))
         };
+        let harness = if self.one_job_harness_apart.is_empty() {
+            "beside it".to_string()
+        } else {
+            let cpus: Vec<String> = self.one_job_harness_apart.iter().map(ToString::to_string).collect();
+            format!("apart on CPU {}", cpus.join(", "))
+        };
         format!(
-            "placement: bare loop {}; one job {}{jobs}\nchecker floor: {}",
+            "placement: bare loop {}; one job {} (harness thread {harness}){jobs}\nchecker floor: {}",
             cpu(&self.bare),
             list(&self.one_job),
             self.floor
@@ -139,6 +148,7 @@ fn bench_mix(
         violations += report.tally.violations();
         phases.merge(&report.phases);
         *last_stats = report.executor_stats;
+        placement.one_job_harness_apart = crate::command::beside::spare_cpus(&report.pinned_cpus);
         placement.one_job = report.pinned_cpus;
         let flags: Vec<u64> = chunk.iter().map(first_unshare).collect();
         // A fresh executor per round, started after the harness's own has exited, so

@@ -1,17 +1,20 @@
 //! Where the harness thread that feeds a pinned executor runs while it does.
 //!
-//! * **Apart**, only when `UNSHARE_FUZZ_HARNESS_APART=1` and the run leaves a CPU without an
-//!   executor: the thread runs on the spare CPUs, keeps [`DEPTH_APART`] cases in flight and
-//!   waits for reports by napping ([`crate::exec::Executor::set_patient`]), so that predicting
-//!   and judging overlap the executor's cases and no report wakes a halted CPU. Experimental:
-//!   under the full test suite's load it left some cases without a report for 10 s, which is
-//!   not explained yet and did not come back under artificial load (docs/throughput.md, "The
-//!   harness apart" and "The apart mode's waits looked for").
-//! * **Beside** otherwise (the default): on the executor's own CPU, two cases in flight. On a virtual machine
-//!   a CPU with nothing to run halts, and waking it for every report costs more than the
-//!   judging it would overlap: with the harness woken on the other CPU, `bench` measured 500 to
-//!   800 µs per case outside every phase on a quiet machine, about 95 µs with both on one CPU
-//!   (docs/throughput.md, "Wake-ups on a quiet virtual machine").
+//! * **Apart** (the default when the run leaves a CPU without an executor, e.g. one job on two
+//!   CPUs): the thread runs on the spare CPUs, keeps [`DEPTH_APART`] cases in flight and waits
+//!   for reports by napping ([`crate::exec::Executor::set_patient`]), so that predicting and
+//!   judging overlap the executor's cases, no report wakes a halted CPU, and nothing but the
+//!   executor and its case children runs on the executor's CPU. That last point is what made
+//!   it the default: any second task woken on the executor's CPU per case (the harness beside
+//!   it) puts the kernel's expedited-RCU worker on the other CPU, and then every case whose
+//!   exit tears down a mount namespace waits for two cross-CPU wake-ups (docs/throughput.md,
+//!   "Why NEWNS was slow"). `UNSHARE_FUZZ_HARNESS_APART=0` turns it off.
+//! * **Beside** otherwise (every CPU has an executor, or the mode is off): on the executor's own
+//!   CPU, two cases in flight. On a virtual machine a CPU with nothing to run halts, and
+//!   waking it for every report costs more than the judging it would overlap: with a blocked
+//!   reader on the other CPU, `bench` measured 500 to 800 µs per case outside every phase on a
+//!   quiet machine, about 95 µs with both on one CPU (docs/throughput.md, "Wake-ups on a quiet
+//!   virtual machine").
 
 use crate::sys;
 
@@ -19,13 +22,37 @@ use crate::sys;
 /// single-flag cases) that the executor never waits for a napping harness.
 pub const DEPTH_APART: usize = 8;
 
-/// The variable that, set to `1`, lets harness threads run apart from their executors.
+/// The variable that, set to `0`, keeps harness threads beside their executors (`1`, or unset:
+/// apart when there is a spare CPU).
 pub const APART_VAR: &str = "UNSHARE_FUZZ_HARNESS_APART";
 
-/// With [`APART_VAR`] set to `1`, the allowed CPUs that none of `executor_cpus` runs on (none
-/// when one of them is unpinned); without it, none.
+/// Whether [`APART_VAR`]'s value allows the apart mode: unset, empty or `1` do, `0` does not;
+/// any other value is refused with a message naming the variable and its values.
+///
+/// # Errors
+/// The message for a value that is neither `0` nor `1`.
+pub fn apart_allowed(value: Option<&str>) -> Result<bool, String> {
+    match value {
+        None | Some("" | "1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(other) => Err(format!(
+            "{APART_VAR}={other:?} is not understood: use 0 (harness thread beside its executor) or 1 (apart on \
+             a spare CPU, the default)"
+        )),
+    }
+}
+
+/// The allowed CPUs that none of `executor_cpus` runs on (none when one of them is unpinned),
+/// unless [`APART_VAR`] is `0`. A value that is neither `0` nor `1` is said on stderr once and
+/// taken as the default.
 pub fn spare_cpus(executor_cpus: &[Option<u32>]) -> Vec<usize> {
-    if !std::env::var(APART_VAR).is_ok_and(|v| v == "1") {
+    let value = std::env::var(APART_VAR).ok();
+    let allowed = apart_allowed(value.as_deref()).unwrap_or_else(|why| {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("unshare-fuzz: {why}; using the default"));
+        true
+    });
+    if !allowed {
         return Vec::new();
     }
     spare_of(executor_cpus)
@@ -149,5 +176,15 @@ mod tests {
         assert_eq!(sys::allowed_cpus().unwrap(), before);
         assert!(spare_of(&[Some(executor_cpu), None]).is_empty(), "an unpinned executor leaves no spare CPU");
         assert_eq!(spare_of(&[Some(executor_cpu)]), spare);
+    }
+
+    #[test]
+    fn the_apart_variable_takes_0_and_1_and_names_itself_otherwise() {
+        assert_eq!(apart_allowed(None), Ok(true));
+        assert_eq!(apart_allowed(Some("1")), Ok(true));
+        assert_eq!(apart_allowed(Some("")), Ok(true));
+        assert_eq!(apart_allowed(Some("0")), Ok(false));
+        let why = apart_allowed(Some("yes")).unwrap_err();
+        assert!(why.contains(APART_VAR) && why.contains("\"yes\"") && why.contains("use 0"), "{why}");
     }
 }
