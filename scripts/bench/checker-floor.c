@@ -29,7 +29,8 @@
  * Usage: checker-floor [--cpu N] [--ns pidfd|links] [--sandbox] < words
  * Reads hex flag words from stdin, one per line, runs each once in order, prints
  * "floor: N cases in NANOS ns" on stdout. --cpu pins the process (and so its children) to CPU
- * N. --sandbox first enters fresh mount, UTS, IPC, net and pid namespaces (as root) and runs
+ * N. --sandbox first enters fresh mount, UTS, IPC, net and pid namespaces (and, when not run
+ * as root, a user namespace mapping root to the caller, as the executor's sandbox) and runs
  * the loop as their pid 1, as the executor does; it is said on stderr when that fails.
  *
  * Build: cc -O2 -o checker-floor scripts/bench/checker-floor.c
@@ -348,6 +349,31 @@ static int run_loop(int n, int sandboxed)
 	return 0;
 }
 
+/* Writes `text` to `path`; 0 on success. */
+static int put(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t len = (ssize_t)strlen(text);
+	int ok = write(fd, text, len) == len;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/* In a fresh user namespace: root inside is `uid`/`gid` outside (setgroups denied first). */
+static int map_root(uid_t uid, gid_t gid)
+{
+	char line[64];
+	if (put("/proc/self/setgroups", "deny") != 0)
+		return -1;
+	snprintf(line, sizeof(line), "0 %u 1\n", (unsigned)uid);
+	if (put("/proc/self/uid_map", line) != 0)
+		return -1;
+	snprintf(line, sizeof(line), "0 %u 1\n", (unsigned)gid);
+	return put("/proc/self/gid_map", line);
+}
+
 int main(int argc, char **argv)
 {
 	int cpu = -1, sandbox = 0;
@@ -384,8 +410,14 @@ int main(int argc, char **argv)
 	}
 	if (!sandbox)
 		return run_loop(n, 0);
-	if (syscall(SYS_unshare, (unsigned long)(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-						  CLONE_NEWPID)) != 0 ||
+	/* Not root: a user namespace of its own first, with root mapped to the caller, as the
+	 * executor's sandbox has (otherwise every NEWNS word would just fail with EPERM). */
+	uid_t uid = getuid();
+	gid_t gid = getgid();
+	unsigned long ns_flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID;
+	if (geteuid() != 0)
+		ns_flags |= CLONE_NEWUSER;
+	if (syscall(SYS_unshare, ns_flags) != 0 || ((ns_flags & CLONE_NEWUSER) && map_root(uid, gid) != 0) ||
 	    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
 		perror("checker-floor: cannot enter a sandbox (running without)");
 		return run_loop(n, 0);
